@@ -1,0 +1,44 @@
+# The two commands: `make run` and `make test`. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: run test check-sync nbtest pytest bench clean-venv help
+
+help:
+	@echo "make run   - set up .venv and run the daily job on the built-in simulator"
+	@echo "make test  - set up .venv with dev tools, check notebooks/package are in sync, run all tests"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "swingtrader needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(PIP) install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(PIP) install -q -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/swingtrader daily
+
+check-sync: $(VENV)/.installed-dev
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/check_sync.py
+
+nbtest: $(VENV)/.installed-dev
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/nbdev-test --n-workers 2
+
+pytest: $(VENV)/.installed-dev
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+test: check-sync nbtest pytest
+
+bench: $(VENV)/.installed-dev
+	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

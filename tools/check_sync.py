@@ -1,0 +1,30 @@
+"""Fail when `nbdev-clean` or `nbdev-export` would change anything.
+
+Runs both tools and compares file hashes before and after, so it works in a fresh clone and
+in a working tree with uncommitted edits alike. Files the tools rewrite are left rewritten:
+commit them."""
+import hashlib, subprocess, sys
+from pathlib import Path
+
+root = Path(__file__).resolve().parents[1]
+
+def snapshot():
+    files = sorted([*root.glob("nbs/**/*.ipynb"), *root.glob("swingtrader/**/*.py")])
+    return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files
+            if ".ipynb_checkpoints" not in f.parts}
+
+def changed(before, after): return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+failed = False
+for tool, what, fix in [
+    ("nbdev-clean", "notebooks are not clean", "run `nbdev-clean` and commit the notebooks"),
+    ("nbdev-export", "the package is out of sync with the notebooks", "edit nbs/, run `nbdev-export` and commit swingtrader/ with them"),
+]:
+    before = snapshot()
+    subprocess.run([tool], cwd=root, check=True)
+    diff = changed(before, snapshot())
+    if diff:
+        failed = True
+        print(f"check-sync: {what} ({tool} changed {', '.join(diff)}): {fix}.", file=sys.stderr)
+if failed: sys.exit(1)
+print("check-sync: notebooks clean, package in sync")
