@@ -21,10 +21,12 @@ for tool, what, fix in [
     ("nbdev-export", "the package is out of sync with the notebooks", "edit nbs/, run `nbdev-export` and commit swingtrader/ with them"),
 ]:
     before = snapshot()
-    subprocess.run([tool], cwd=root, check=True)
+    subprocess.run([str(Path(sys.executable).parent/tool)], cwd=root, check=True)
     diff = changed(before, snapshot())
     if diff:
         failed = True
         print(f"check-sync: {what} ({tool} changed {', '.join(diff)}): {fix}.", file=sys.stderr)
+r = subprocess.run([sys.executable, str(root/"tools"/"readme.py"), "--check"], cwd=root)
+if r.returncode: failed = True
 if failed: sys.exit(1)
 print("check-sync: notebooks clean, package in sync")
