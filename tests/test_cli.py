@@ -27,3 +27,27 @@ def test_unknown_command(tmp_path):
 def test_config_with_empty_environment(tmp_path):
     r = run(["config"], tmp_path)
     assert r.returncode == 0 and "* sim        ready" in r.stdout
+
+@pytest.mark.parametrize("args,needle", [
+    (["status"], "No ledger at"),
+    (["halt"], "Missing option '--reason'"),
+    (["halt", "--reason", "  "], "halt needs a reason"),
+    (["reset-halt", "--reason", "ok"], "Missing option '--who'"),
+    (["resume", "--who", " ", "--reason", "ok"], "needs who and why"),
+    (["emulator", "--port", "70000"], "70000 is not in the range"),
+    (["emulator", "--speed", "0"], "--speed"),
+    (["audit-prune", "--today", "31/12/2026"], "is not a date"),
+])
+def test_command_errors_are_one_line(tmp_path, args, needle):
+    r = run(args, tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert needle in r.stderr and "Traceback" not in r.stderr + r.stdout
+
+def test_halt_status_resume_round_trip(tmp_path):
+    env = {"SWINGTRADER_DATA_DIR": str(tmp_path/"data")}
+    assert run(["halt", "--reason", "fed day"], tmp_path, **env).returncode == 0
+    st = run(["status"], tmp_path, **env)
+    assert "trading state: halted (by cli" in st.stdout and "halt#1" in st.stdout
+    r = run(["resume", "--who", "bob", "--reason", "calm again"], tmp_path, **env)
+    assert r.returncode == 0 and "active (reset by bob: calm again)" in r.stdout
+    assert "trading state: active" in run(["status"], tmp_path, **env).stdout
