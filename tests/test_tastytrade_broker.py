@@ -1,0 +1,269 @@
+"""TastytradeBroker against the emulator: order lifecycles, token expiry, 429/5xx bursts, order POST timeouts."""
+import threading, time
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pytest, requests
+
+from swingtrader.config import Settings, ConfigError
+from swingtrader.clock import SimClock, WallClock
+from swingtrader.models import OrderRequest, OrderStatus, Side
+from swingtrader.broker import Broker, AuthError, OrderRejected, OrderNotFound, UnknownSymbol
+from swingtrader.sim.broker import SimBroker
+from swingtrader.emulator.core import Emulator, EmulatorServer
+from swingtrader.tastytrade.broker import TastytradeBroker
+from swingtrader.tastytrade.transport import TastytradeTransport
+
+START = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)   # Monday 10:00 New York
+SECRET, REFRESH = "client-secret-xyz", "refresh-token-xyz"
+
+class Env:
+    def __init__(self, tls=False, **emu_kw):
+        self.clock = SimClock(START, mode="manual")
+        self.sim = SimBroker.from_seed(seed=11, symbols=8, start=date(2026, 3, 2), end=date(2026, 3, 3), clock=self.clock)
+        self.emu = Emulator(self.sim, self.clock, **emu_kw)
+        self.srv = EmulatorServer(self.emu, tls=tls).start()
+        self.settings = Settings(broker="tastytrade", TT_CLIENT_SECRET=SECRET, TT_REFRESH_TOKEN=REFRESH,
+                                 TT_API_URL=self.srv.api_url, TT_STREAMER_URL=self.srv.streamer_url)
+        self.brokers = []
+    def broker(self, settings=None, **kw):
+        kw.setdefault("verify", self.srv.ca_file)
+        b = TastytradeBroker(settings or self.settings, clock=kw.pop("clock", WallClock()), **kw)
+        self.brokers.append(b); return b
+    def faults(self, **kw):
+        r = requests.post(f"{self.srv.api_url}/_emulator/faults", json=kw, verify=self.srv.ca_file or True, timeout=5)
+        assert r.status_code == 200, r.text
+    def sim_orders(self): return self.sim.orders()
+    def close(self):
+        for b in self.brokers: b.close()
+        self.srv.stop()
+
+@pytest.fixture
+def env():
+    e = Env(); yield e; e.close()
+
+def sym_where(env, fractionable):
+    u = env.sim.universe
+    rows = u[u["fractionable"] == fractionable]
+    if rows.empty: pytest.skip(f"no {'fractionable' if fractionable else 'whole-share'} symbol in this universe")
+    return rows.index[0]
+
+def wait_for(pred, timeout=5.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        v = pred()
+        if v: return v
+        time.sleep(0.05)
+    return pred()
+
+# -- protocol ---------------------------------------------------------------------------------------------
+
+def test_is_a_broker(env):
+    b = env.broker()
+    assert isinstance(b, Broker) and b.name == "tastytrade"
+    assert b.account_number == env.srv.account_number
+    a = b.account()
+    assert a.account_id == env.srv.account_number and a.equity == Decimal("100000") and a.buying_power > 0
+
+def test_market_order_lifecycle(env):
+    b, sym = env.broker(), env.sim.symbols[0]
+    o = b.submit(OrderRequest(sym, "buy", qty=7))
+    assert o.symbol == sym and o.qty == 7 and o.side is Side.BUY
+    filled = wait_for(lambda: (x := b.order(o.id)).status is OrderStatus.FILLED and x)
+    assert filled and filled.filled_qty == 7 and filled.avg_fill_price > 0
+    assert [(p.symbol, p.qty) for p in b.positions()] == [(sym, Decimal(7))]
+    s = b.submit(OrderRequest(sym, "sell", qty=7))
+    assert wait_for(lambda: b.order(s.id).status is OrderStatus.FILLED)
+    assert b.positions() == []
+    assert b.order_by_client_key(o.client_key).id == o.id
+    assert len(env.sim_orders()) == 2
+
+def test_limit_replace_cancel(env):
+    b, sym = env.broker(), env.sim.symbols[1]
+    o = b.submit(OrderRequest(sym, "buy", qty=4, type="limit", limit_price=Decimal("1.00")))
+    assert o.status is OrderStatus.ACCEPTED and o.limit_price == Decimal("1.00")
+    r = b.replace(o.id, qty=Decimal(6), limit_price=Decimal("1.10"))
+    assert r.id != o.id and r.replaces == o.id and r.qty == 6 and r.limit_price == Decimal("1.10")
+    assert b.order(o.id).status is OrderStatus.CANCELLED
+    c = b.cancel(r.id)
+    assert wait_for(lambda: b.order(r.id).status is OrderStatus.CANCELLED)
+    again = b.cancel(r.id)                       # terminal: returned unchanged, no error
+    assert again.status is OrderStatus.CANCELLED
+    with pytest.raises(OrderRejected): b.replace(r.id, limit_price=Decimal("1.20"))
+    with pytest.raises(OrderNotFound): b.order("987654")
+    assert b.orders(status="open") == []
+
+def test_marketable_limit_fills(env):
+    b, sym = env.broker(), env.sim.symbols[2]
+    px = Decimal(str(round(env.sim.latest_quote(sym).ask * 1.05, 2)))
+    o = b.submit(OrderRequest(sym, "buy", qty=3, type="limit", limit_price=px))
+    assert wait_for(lambda: b.order(o.id).status is OrderStatus.FILLED)
+
+def test_stop_and_stop_limit(env):
+    b, sym = env.broker(), env.sim.symbols[3]
+    buy = b.submit(OrderRequest(sym, "buy", qty=10))
+    assert wait_for(lambda: b.order(buy.id).status is OrderStatus.FILLED)
+    bid = Decimal(str(env.sim.latest_quote(sym).bid))
+    stop = (bid * Decimal("0.5")).quantize(Decimal("0.01"))
+    st = b.submit(OrderRequest(sym, "sell", qty=5, type="stop", stop_price=stop))
+    sl = b.submit(OrderRequest(sym, "sell", qty=5, type="stop_limit", stop_price=stop, limit_price=stop - Decimal("0.05")))
+    got = {o.id: o for o in b.orders(status="open")}
+    assert got[st.id].stop_price == stop and got[st.id].type.value == "stop"
+    assert got[sl.id].limit_price == stop - Decimal("0.05") and got[sl.id].type.value == "stop_limit"
+    r = b.replace(st.id, stop_price=stop - Decimal("1"))
+    assert r.stop_price == stop - Decimal("1")
+    cancelled = b.cancel_all()
+    assert {o.id for o in cancelled} == {r.id, sl.id}
+    assert wait_for(lambda: b.orders(status="open") == [])
+
+def test_notional_fractional(env):
+    b, sym = env.broker(), sym_where(env, True)
+    o = b.submit(OrderRequest(sym, "buy", notional=Decimal("250")))
+    assert o.notional == Decimal("250") and o.qty is None
+    f = wait_for(lambda: (x := b.order(o.id)).status is OrderStatus.FILLED and x)
+    assert f and f.filled_qty > 0 and f.filled_qty != f.filled_qty.to_integral_value()
+    assert o.client_key not in b.conversions
+
+def test_notional_whole_shares(env):
+    b, sym = env.broker(), sym_where(env, False)
+    q = b.latest_quote(sym)                              # through DXLink (no REST quotes on the emulator)
+    o = b.submit(OrderRequest(sym, "buy", notional=Decimal("1000")))
+    assert o.notional is None and o.qty == int(Decimal("1000") / Decimal(str(q.ask)))
+    conv = b.conversions[o.client_key]
+    assert conv["qty"] == o.qty and conv["reason"] == "instrument not fractional-eligible"
+    with pytest.raises(OrderRejected, match="less than one share"):
+        b.submit(OrderRequest(sym, "buy", notional=Decimal("0.5")))
+
+def test_dry_run_and_dry_run_first(env):
+    sym = env.sim.symbols[0]
+    b = env.broker(env.settings.model_copy(update={"dry_run_first": True}))
+    pv = b.dry_run(OrderRequest(sym, "buy", qty=1))
+    assert pv.ok and pv.buying_power_effect < 0
+    bad = b.dry_run(OrderRequest(sym, "buy", qty=10_000_000))
+    assert not bad.ok and bad.errors
+    with pytest.raises(OrderRejected): b.submit(OrderRequest(sym, "buy", qty=10_000_000))
+    assert env.sim_orders() == []                        # the dry run stopped it: nothing placed
+
+def test_history_pagination(env):
+    b, sym = env.broker(), env.sim.symbols[4]
+    b.page_size = 3
+    ids = [b.submit(OrderRequest(sym, "buy", qty=1, type="limit", limit_price=Decimal("1.00"))).id for _ in range(8)]
+    hist = b.orders(since=datetime(2026, 3, 1, tzinfo=timezone.utc))
+    assert [o.id for o in hist if o.id in ids] == ids
+    assert {o.id for o in b.orders(status="open")} == set(ids)
+    assert b.order_by_client_key("nope") is None
+
+def test_unknown_symbol_and_bars(env):
+    b, sym = env.broker(), env.sim.symbols[0]
+    with pytest.raises(UnknownSymbol): b.asset("ZZZZQ")
+    a = b.asset(sym)
+    assert a.symbol == sym and a.tick_size > 0
+    df = b.bars(sym, "5m", datetime(2026, 3, 2, 14, 30, tzinfo=timezone.utc), START)
+    assert len(df) == 6 and list(df.columns) == ["open", "high", "low", "close", "volume"]
+
+def test_account_choice(env, monkeypatch):
+    with pytest.raises(ConfigError, match="TT_ACCOUNT_NUMBER=5WZ99999"):
+        env.broker(env.settings.model_copy(update={"tt_account_number": "5WZ99999"})).account_number
+    b = env.broker()
+    many = {"data": {"items": [{"account": {"account-number": n, "is-closed": False}} for n in ("5WT00001", "5WT00002")]}}
+    monkeypatch.setattr(b.api, "get", lambda path, params=None: many)
+    with pytest.raises(ConfigError, match="5WT00001, 5WT00002"): b.account_number
+
+# -- faults -----------------------------------------------------------------------------------------------
+
+def test_tokens_expiring_every_two_seconds(env):
+    env.faults(token_lifetime_s=2)
+    b, syms = env.broker(), env.sim.symbols
+    errors, calls = [], [0]
+    def work(i):
+        t_end = time.monotonic() + 20
+        while time.monotonic() < t_end:
+            try:
+                b.account(); b.orders()
+                if calls[0] % 10 == i: b.submit(OrderRequest(syms[i], "buy", qty=1))
+                calls[0] += 1
+            except BaseException as e: errors.append(repr(e))
+            time.sleep(0.05)
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    [t.start() for t in ts]; [t.join() for t in ts]
+    assert errors == []
+    assert b.transport.refreshes > 5, b.transport.refreshes
+    assert calls[0] > 50
+
+def on_order_post(b, action):
+    "Run `action()` just before the first order POST leaves (later POSTs go through untouched)."
+    real, done = b.transport._send, []
+    def send(method, path, *a, **k):
+        if method == "POST" and path.endswith("/orders") and not done: done.append(1); action()
+        return real(method, path, *a, **k)
+    b.transport._send = send
+
+def test_rate_limit_burst(env):
+    b = env.broker(backoff=0.01)
+    b.transport.throttle.max_gap = 0.2                   # keep the test quick; the default caps at 2 s
+    b.account_number
+    env.faults(rate_limit_next=6, retry_after=0.2)
+    assert b.account().account_id == env.srv.account_number
+    on_order_post(b, lambda: env.faults(rate_limit_next=3, retry_after=0.1))
+    o = b.submit(OrderRequest(env.sim.symbols[0], "buy", qty=2))
+    assert [x.client_key for x in env.sim_orders()] == [o.client_key]
+    assert b.transport.stats["throttled"] == 9 and b.transport.throttle.gap > 0
+    for _ in range(30): b.account()
+    assert b.transport.throttle.gap == 0.0                # recovered
+
+def test_server_error_burst(env):
+    b = env.broker(backoff=0.01)
+    b.account_number
+    env.faults(server_error_next=3)
+    assert b.positions() == []
+    on_order_post(b, lambda: env.faults(server_error_next=1))
+    o = b.submit(OrderRequest(env.sim.symbols[0], "buy", qty=2))
+    assert [x.client_key for x in env.sim_orders()] == [o.client_key]
+    assert b.transport.stats["order_confirms"] == 1 and b.transport.stats["order_resends"] == 1
+
+@pytest.fixture
+def accepting_env(monkeypatch):
+    "An emulator that reads each request body before its latency fault, as a real server does: a slow order is placed."
+    from aiohttp import web
+    import swingtrader.emulator.core as core
+    orig = core.fault_middleware
+    @web.middleware
+    async def read_first(request, handler):
+        if request.method == "POST": await request.read()
+        return await orig(request, handler)
+    monkeypatch.setattr(core, "fault_middleware", read_first)
+    e = Env(); yield e; e.close()
+
+def test_order_post_timeout_places_exactly_one(accepting_env):
+    env = accepting_env
+    b = env.broker(timeout=0.5, backoff=0.01, confirm_window=3.0)
+    b.account_number; b.positions()
+    req = OrderRequest(env.sim.symbols[5], "buy", qty=3)
+    def slow_then_heal():   # this POST takes 1.5 s inside the emulator; requests after it are fast again
+        env.faults(latency_ms=1500)
+        threading.Timer(0.7, lambda: env.faults(latency_ms=0)).start()
+    on_order_post(b, slow_then_heal)
+    o = b.submit(req)
+    assert o.client_key == req.client_key
+    assert b.transport.stats["order_confirms"] == 1 and b.transport.stats["order_resends"] == 0
+    time.sleep(1.2)                                     # the slow request has long finished
+    assert [x.client_key for x in env.sim_orders()] == [req.client_key]
+
+def test_bad_credentials_are_named_not_shown():
+    e = Env(strict=True)
+    try:
+        b = e.broker(Settings(broker="tastytrade", TT_CLIENT_SECRET="wrong-secret-123", TT_REFRESH_TOKEN="wrong-refresh-456",
+                              TT_API_URL=e.srv.api_url), backoff=0.01)
+        with pytest.raises(AuthError) as ei: b.account()
+        msg = str(ei.value)
+        assert "TT_CLIENT_SECRET" in msg and "TT_REFRESH_TOKEN" in msg
+        assert "wrong-secret-123" not in msg and "wrong-refresh-456" not in msg
+        assert "wrong-secret-123" not in repr(b) + repr(b.transport)
+    finally: e.close()
+
+def test_tls(tmp_path):
+    e = Env(tls=True)
+    try:
+        b = e.broker()
+        assert b.transport.base_url.startswith("https://") and b.account().equity > 0
+    finally: e.close()
