@@ -131,6 +131,7 @@ def test_notional_whole_shares(env):
     assert o.notional is None and o.qty == int(Decimal("1000") / Decimal(str(q.ask)))
     conv = b.conversions[o.client_key]
     assert conv["qty"] == o.qty and conv["reason"] == "instrument not fractional-eligible"
+    assert o.note.startswith("notional $1000 sent as") and "whole shares" in o.note
     with pytest.raises(OrderRejected, match="less than one share"):
         b.submit(OrderRequest(sym, "buy", notional=Decimal("0.5")))
 
