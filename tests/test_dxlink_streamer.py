@@ -1,0 +1,191 @@
+"""DXLinkStreamer against the REAL emulator (Emulator + SimBroker via EmulatorServer on loopback).
+The SimBroker runs on a manual SimClock that the tests advance on the server loop (`Live.step`/`jump`); every
+expectation is compared with the simulator's own history (`SimBroker.bars`, `latest_quote`)."""
+import asyncio, math, pathlib, sys
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from dxlink_harness import live, make_broker, until
+from swingtrader.dxlink import wire
+from swingtrader.dxlink.streamer import DXLinkStreamer, DXLinkAuthError, CandleSeries, StreamClosed
+from swingtrader.models import Bar
+
+pytestmark = pytest.mark.timeout(90)
+P = 300_000  # 5 minutes in ms
+COLS = ["open", "high", "low", "close", "volume"]
+
+
+def aio(f):
+    "Run an async test on a fresh event loop with a hard limit."
+    import functools
+    @functools.wraps(f)
+    def run(*a, **kw): return asyncio.run(asyncio.wait_for(f(*a, **kw), 60))
+    return run
+
+
+def mk(L, **kw):
+    "A streamer on the emulator: its token comes from GET /api-quote-tokens (REST, OAuth), its clock is the simulator's."
+    kw.setdefault("backoff_base", 0.01); kw.setdefault("flush_interval", 0.02)
+    kw.setdefault("flush_grace", 30)  # sim seconds: a period's final minute always arrives before the clock flush
+    return DXLinkStreamer(L.quote_token_body, clock=L.clock, **kw)
+
+
+def session_open(L): return L.clock.now().replace(hour=14, minute=30, second=0, microsecond=0)
+
+
+def ref_frame(L, sym, since, period="5m"):
+    "The simulator's own closed bars for the span."
+    return L.broker.bars(sym, period, since, L.clock.now())[COLS].astype("float64")
+
+
+def tuples(df): return [(int(t.timestamp() * 1000), *map(float, r)) for t, r in zip(df.index, df[COLS].itertuples(index=False))]
+
+
+@aio
+async def test_quotes_match_the_simulator():
+    with live() as L:
+        syms = L.broker.symbols
+        async with mk(L, keepalive_timeout=5) as st:
+            qs = st.quotes(conflate=False)                                    # before subscribing: catches the first quotes
+            await st.subscribe("Quote", syms + ["NOPE"])
+            await st.wait_connected()
+            first = [await asyncio.wait_for(anext(qs), 5) for _ in syms]        # the latest quote on subscribe
+            L.step(1)
+            live_q = [await asyncio.wait_for(anext(qs), 5) for _ in syms]      # one per symbol per simulated minute
+    assert sorted(q.symbol for q in first) == sorted(syms) and sorted(q.symbol for q in live_q) == sorted(syms)
+    for q in live_q:
+        ref = L.broker.latest_quote(q.symbol)
+        assert (q.bid, q.ask, q.bid_size, q.ask_size) == (ref.bid, ref.ask, ref.bid_size, ref.ask_size) and q.bid < q.ask
+    assert st.stats.connects == 1 and st.stats.events >= 2 * len(syms)
+
+
+@aio
+async def test_backfill_frame_equals_broker_bars():
+    with live(make_broker(minutes=47)) as L:          # 9 closed 5m bars and a forming one
+        syms = L.broker.symbols[:2]; t0 = session_open(L)
+        async with mk(L) as st:
+            await st.wait_connected()
+            hist = await st.backfill(syms, t0, "5m")
+            bars = st.bars()
+            L.step(4)                                  # the forming bar closes once the next candle starts (10:20 bar)
+            nxt = [await asyncio.wait_for(anext(bars), 5) for _ in syms]
+    for sym in syms:
+        ref = L.broker.bars(sym, "5m", t0, t0 + timedelta(minutes=44))[COLS].astype("float64")
+        assert len(ref) == 9
+        pd.testing.assert_frame_equal(hist[sym], ref, check_names=False, check_freq=False)
+        assert str(hist[sym].index.tz) == "UTC" and hist[sym].index.is_monotonic_increasing
+    after = {b.symbol: b for b in nxt}
+    for sym in syms:
+        r = L.broker.bars(sym, "5m", t0 + timedelta(minutes=45), L.clock.now()).iloc[0]
+        b = after[sym]
+        assert b.start == t0 + timedelta(minutes=45) and (b.open, b.high, b.low, b.close, b.volume) == tuple(r[COLS])
+
+
+@aio
+async def test_forced_disconnects_lose_and_duplicate_no_closed_bar():
+    with live(make_broker(minutes=7)) as L:
+        syms = L.broker.symbols[:2]; t0 = session_open(L)
+        async with mk(L) as st:
+            await st.wait_connected()
+            hist = await st.backfill(syms, t0, "5m")
+            bars = st.bars(); got = []
+            async def collect():
+                async for b in bars: got.append(b)
+            task = asyncio.create_task(collect())
+            kicked = 0
+            for minute in range(8, 72):
+                L.step(1)
+                if minute % 9 == 0:
+                    kicked += L.disconnect()            # POST /_emulator/disconnect: bars close while we are away
+                    L.step(1)
+                if minute % 13 == 0: await until(lambda: st.is_connected, 10)
+                await asyncio.sleep(0.01)
+            await until(lambda: st.is_connected, 10)
+            L.step(1)
+            n_ref = {s: len(ref_frame(L, s, t0)) for s in syms}
+            await until(lambda: all(len(hist[s]) + sum(b.symbol == s for b in got) >= n_ref[s] for s in syms), 10)
+            await asyncio.sleep(0.2)
+            task.cancel()
+    assert kicked >= 5 and st.stats.disconnects >= 5 and st.stats.connects >= 6
+    for sym in syms:
+        mine = [b for b in got if b.symbol == sym]
+        seen = tuples(hist[sym]) + [(int(b.start.timestamp() * 1000), b.open, b.high, b.low, b.close, b.volume) for b in mine]
+        ref = tuples(ref_frame(L, sym, t0))
+        assert [s[0] for s in seen] == [r[0] for r in ref]   # every closed bar, in order, exactly once
+        assert seen == ref                                   # with the simulator's final values
+
+
+@aio
+async def test_keepalive_watchdog_replaces_a_silent_connection():
+    with live() as L:
+        sym = L.broker.symbols[0]
+        async with mk(L, keepalive_timeout=0.4) as st:
+            await st.subscribe("Quote", [sym])
+            await st.wait_connected()
+            L.faults.ws_drop_rate = 1.0                 # the server goes silent: no data, no keepalives
+            await until(lambda: st.stats.watchdog >= 1, 10)
+            L.faults.ws_drop_rate = 0.0
+            await until(lambda: st.stats.connects >= 2 and st.is_connected, 10)
+            qs = st.quotes()
+            await asyncio.sleep(0.1)
+            L.step(1)
+            q = await asyncio.wait_for(anext(qs), 5)
+            while q.time < L.clock.now(): q = await asyncio.wait_for(anext(qs), 5)   # skip the re-subscribe snapshot
+    ref = L.broker.latest_quote(sym)
+    assert (q.symbol, q.bid, q.ask) == (sym, ref.bid, ref.ask) and st.stats.disconnects >= 1
+
+
+@aio
+async def test_slow_consumer_conflates_quotes_never_candles():
+    with live(make_broker(symbols=20, minutes=7)) as L:
+        syms = L.broker.symbols; t0 = session_open(L)
+        async with mk(L) as st:
+            ev = st.events(); mb = st.mailboxes[-1]      # registered first: the history snapshot counts too
+            await st.subscribe("Quote", syms)
+            await st.subscribe_candles(syms[0], "5m", since=t0)
+            await st.wait_connected()
+            first = await asyncio.wait_for(anext(ev), 5)  # the consumer starts, then stalls
+            peak = 0
+            for _ in range(32):
+                L.step(1); await asyncio.sleep(0.005)
+                peak = max(peak, len(mb.latest))
+            ref = ref_frame(L, syms[0], t0); last = ref.index[-1]
+            L.step(1)                                     # the next candle starts: the last one is closed
+            items = [first]
+            while not (isinstance(items[-1], Bar) and items[-1].start == last):
+                items.append(await asyncio.wait_for(anext(ev), 5))
+            while mb.latest or mb.q: items.append(await asyncio.wait_for(anext(ev), 5))
+    assert peak <= len(syms)                          # memory bounded by the symbol count
+    assert mb.conflated > 100                         # most quotes were conflated
+    qts = [x for x in items if type(x).__name__ == "Quote"]
+    s0 = [q for q in qts if q.eventSymbol == syms[0]][-1]
+    assert s0.bidPrice == L.broker.latest_quote(syms[0]).bid  # the latest survived
+    bars = [x for x in items if isinstance(x, Bar)]
+    assert [b.start for b in bars] == list(ref.index)
+    assert len([x for x in items if type(x).__name__ == "Candle"]) >= 33  # every candle record delivered
+
+
+@aio
+async def test_refused_token_ends_consumers_with_auth_error():
+    with live() as L:
+        st = DXLinkStreamer(lambda: ("bad", L.url), clock=L.clock, backoff_base=0.01, max_auth_failures=2)
+        ev = st.events()
+        await st.start()
+        with pytest.raises(DXLinkAuthError, match="refused"):
+            await asyncio.wait_for(anext(ev), 10)
+        await st.close()
+    assert st.stats.connects == 0
+
+
+def test_candle_series_late_correction_and_remove():
+    s = CandleSeries("AAA{=5m}")
+    C = wire.record_type("Candle", wire.EVENT_FIELDS["Candle"])
+    def c(t, close, flags=0): return C("AAA{=5m}", 0, flags, 0, t, 0, 1, 10.0, 0, 0, 0, 0, 0, 1.0, 9.0, 0.5, close)
+    assert s.update(c(0, 1.0, wire.SNAPSHOT_BEGIN | wire.SNAPSHOT_END), now_ms=10) == []
+    assert s.forming.time == 0
+    s.update(c(P, 2.0)); assert s.last_closed == 0
+    assert s.update(c(P, 2.5, wire.REMOVE_EVENT)) == [] and s.forming is None
+    assert s.update(c(0, 3.0)) == [] and s.duplicates == 1
