@@ -1,0 +1,89 @@
+"Shared helpers for the emulator tests: a seeded simulator served on loopback, and a requests client."
+from __future__ import annotations
+import json, time
+from datetime import date, timedelta
+from contextlib import contextmanager
+
+import requests
+
+from swingtrader.emulator.core import Emulator, EmulatorServer, Faults
+
+UA = {"User-Agent": "swingtrader-tests/1.0"}
+
+
+def make_broker(seed=7, symbols=4, **kw):
+    from swingtrader.sim.broker import SimBroker
+    b = SimBroker.from_seed(seed=seed, symbols=symbols, start=date(2026, 3, 2), end=date(2026, 3, 3), **kw)
+    b.advance_to(b.clock.now() + timedelta(minutes=10))  # every symbol has traded this session
+    return b
+
+
+@contextmanager
+def serve(tmp_path=None, tls=False, strict=False, faults=None, host="127.0.0.1", broker=None, **kw):
+    broker = broker or make_broker()
+    emu = Emulator(broker, broker.clock, faults=faults or Faults(), strict=strict, data_dir=tmp_path, **kw)
+    with EmulatorServer(emu, host=host, tls=tls) as srv:
+        yield srv
+
+
+class Client:
+    "A minimal tastytrade REST client over requests, for tests."
+    def __init__(self, srv, secret="s3cret", refresh="r3fresh", token=True):
+        self.srv, self.base = srv, srv.api_url.replace("0.0.0.0", "127.0.0.1")
+        self.s = requests.Session()
+        self.s.headers.update(UA)
+        if srv.ca_file:  # requests lets REQUESTS_CA_BUNDLE override session.verify unless trust_env is off
+            self.s.verify, self.s.trust_env = str(srv.ca_file), False
+        self.acct = srv.account_number
+        if token: self.login(secret, refresh)
+
+    def login(self, secret="s3cret", refresh="r3fresh"):
+        r = self.s.post(self.base + "/oauth/token", json={"grant_type": "refresh_token", "client_secret": secret, "refresh_token": refresh}, timeout=10)
+        assert r.status_code == 200, r.text
+        self.token = r.json()["access_token"]
+        self.s.headers["Authorization"] = f"Bearer {self.token}"
+        return r.json()
+
+    def req(self, method, path, **kw):
+        kw.setdefault("timeout", 10)
+        return self.s.request(method, self.base + path, **kw)
+
+    def get(self, path, **kw): return self.req("GET", path, **kw)
+    def post(self, path, **kw): return self.req("POST", path, **kw)
+
+    def control(self, what, body=None):
+        r = requests.post(f"{self.base}/_emulator/{what}", json=body or {}, timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def state(self): return requests.get(f"{self.base}/_emulator/state", timeout=10).json()
+
+    def order_body(self, symbol, qty=1, action="Buy to Open", otype="Limit", price=None, tif="Day", key=None, stop=None):
+        b = {"time-in-force": tif, "order-type": otype, "legs": [{"instrument-type": "Equity", "symbol": symbol, "quantity": qty, "action": action}]}
+        if price is not None: b |= {"price": str(price), "price-effect": "Debit" if action.startswith("Buy") else "Credit"}
+        if stop is not None: b["stop-trigger"] = str(stop)
+        if key: b["external-identifier"] = key
+        return b
+
+    def symbols(self):
+        return [e["symbol"] for e in self.get("/instruments/equities").json()["data"]["items"]]
+
+    def price(self, symbol):
+        return self.srv.call(lambda: self.srv.emu.broker.latest_quote(symbol))
+
+
+def ws_connect(srv, **kw):
+    import ssl, websocket
+    opts = {}
+    if srv.ca_file: opts["sslopt"] = {"ca_certs": str(srv.ca_file), "cert_reqs": ssl.CERT_REQUIRED}
+    return websocket.create_connection(srv.streamer_url, timeout=kw.pop("timeout", 5), **opts, **kw)
+
+
+def ws_recv_until(ws, pred, limit=50):
+    "Receive JSON messages until pred(msg) is true; returns (msg, seen)."
+    seen = []
+    for _ in range(limit):
+        m = json.loads(ws.recv())
+        seen.append(m)
+        if pred(m): return m, seen
+    raise AssertionError(f"no matching message in {seen}")
