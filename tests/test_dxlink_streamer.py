@@ -148,6 +148,8 @@ async def test_slow_consumer_conflates_quotes_never_candles():
             await st.subscribe_candles(syms[0], "5m", since=t0)
             await st.wait_connected()
             first = await asyncio.wait_for(anext(ev), 5)  # the consumer starts, then stalls
+            # step only once the snapshot is in: a snapshot taken later would fold several minute-updates into one record
+            await until(lambda: all(x.snapshots >= 1 for x in st.series.values()), 10)
             peak = 0
             for _ in range(32):
                 L.step(1); await asyncio.sleep(0.005)

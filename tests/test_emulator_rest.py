@@ -268,3 +268,11 @@ def test_quote_before_the_first_bar():
     assert emu.quote("NOPE") is None
     b.advance_to(b.clock.now() + timedelta(minutes=2))
     assert emu.quote(sym) == b.latest_quote(sym)
+
+@pytest.mark.parametrize("kind", ["futures", "equity-options", "future-options", "cryptocurrencies"])
+def test_non_equity_instruments_are_empty_not_missing(c, kind):
+    "The official SDK's MarketData.subscribe looks symbols up in every instrument list; the simulator has equities only."
+    r = c.get(f"/instruments/{kind}", params={"symbol[]": "AAPL"})
+    assert r.status_code == 200 and r.json()["data"]["items"] == [] and r.json()["pagination"]["total-items"] == 0
+    r = c.get(f"/instruments/{kind}/XYZ")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "record_not_found"

@@ -37,13 +37,7 @@ def sdk_market_data(packing):
             tt = Tastytrade(api_base_url=L.http.removeprefix("https://"))
             md = tt.market_data
             # MarketData.subscribe maps symbols through /instruments/{equities,futures,equity-options,future-options,
-            # cryptocurrencies}. Until the emulator serves the last four (empty lists; requested), answer them here
-            # through the SDK's own Api object so the rest of the path (quote token, wss, DXLink) stays the SDK's.
-            if requests.get(L.http + "/instruments/futures", headers=UA | {"Authorization": f"Bearer {tok}"},
-                            verify=str(L.srv.ca_file), timeout=10).status_code == 404:
-                api = md._MarketData__api; get = api.get
-                api.get = lambda path, *a, **kw: ({"data": {"items": []}} if path.startswith("/instruments/") and
-                                                  path != "/instruments/equities" else get(path, *a, **kw))
+            # cryptocurrencies}: the emulator answers the last four with empty lists (the simulator trades equities only).
             yield md, L
         finally:
             session.headers.clear(); session.headers.update(old[0]); session.verify = old[1]

@@ -222,21 +222,8 @@ def test_server_error_burst(env):
     assert [x.client_key for x in env.sim_orders()] == [o.client_key]
     assert b.transport.stats["order_confirms"] == 1 and b.transport.stats["order_resends"] == 1
 
-@pytest.fixture
-def accepting_env(monkeypatch):
-    "An emulator that reads each request body before its latency fault, as a real server does: a slow order is placed."
-    from aiohttp import web
-    import swingtrader.emulator.core as core
-    orig = core.fault_middleware
-    @web.middleware
-    async def read_first(request, handler):
-        if request.method == "POST": await request.read()
-        return await orig(request, handler)
-    monkeypatch.setattr(core, "fault_middleware", read_first)
-    e = Env(); yield e; e.close()
-
-def test_order_post_timeout_places_exactly_one(accepting_env):
-    env = accepting_env
+def test_order_post_timeout_places_exactly_one(env):
+    "The emulator reads the body before its latency fault, as a real server does: the slow order is placed."
     b = env.broker(timeout=0.5, backoff=0.01, confirm_window=3.0)
     b.account_number; b.positions()
     req = OrderRequest(env.sim.symbols[5], "buy", qty=3)
