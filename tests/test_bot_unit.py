@@ -1,0 +1,98 @@
+"""Bot loop on an in-process SimBroker with a manual clock: commands within a second, graceful shutdown, surviving a failing
+handler and a malformed update, health transitions."""
+import asyncio, time
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from swingtrader.config import Settings
+from swingtrader.clock import SimClock, MarketCalendar
+from swingtrader.sim.broker import SimBroker
+from swingtrader.ledger import Ledger
+from swingtrader.audit import AuditLog
+from swingtrader.risk import KillState
+from swingtrader.bot import sim_bot, Bot, BotError, halt, resume, flatten
+
+S = Settings(_env_file=None, macd_fast=6, macd_slow=13, macd_signal=5, trend_ema=20, warmup_bars=30, scan_top=4)
+OPEN = datetime(2026, 3, 3, 14, 30, tzinfo=timezone.utc)
+
+@pytest.fixture
+def parts(tmp_path):
+    clock = SimClock(OPEN + timedelta(minutes=30), mode="manual")
+    sim = SimBroker.from_seed(seed=3, symbols=4, start=date(2026, 2, 24), end=date(2026, 3, 3), clock=clock)
+    sim.sync()
+    ledger = Ledger(tmp_path / "ledger.sqlite", clock=clock)
+    audit = AuditLog(tmp_path / "audit", clock, fsync=False)
+    bot = sim_bot(S, sim, ledger, audit, command_poll=0.1)
+    yield clock, sim, ledger, audit, bot
+    audit.close(); ledger.close()
+
+def health(audit, clock):
+    return [r["details"] for r in audit.read("health", clock.now().date())]
+
+def test_commands_obeyed_within_a_second(parts):
+    clock, sim, ledger, audit, bot = parts
+    async def go():
+        task = asyncio.create_task(bot.run())
+        await asyncio.sleep(0.3)
+        t0 = time.monotonic()
+        halt(ledger, "news", who="alice")
+        while ledger.commands(1)[0].status == "pending" and time.monotonic() - t0 < 5: await asyncio.sleep(0.02)
+        took = time.monotonic() - t0
+        resume(ledger, "news priced in", who="alice")
+        await asyncio.sleep(0.4)
+        bot.stop(); await asyncio.wait_for(task, 10)
+        return took
+    took = asyncio.run(go())
+    assert took < 1.0
+    kinds = [(c.kind, c.status) for c in ledger.commands()]
+    assert ("halt", "done") in kinds and ("resume", "done") in kinds
+    assert ledger.halt_state().state == "active"
+    assert any(h.who == "kill_switch:manual" for h in ledger.halt_history())
+
+def test_graceful_shutdown_flattens_and_closes(parts):
+    clock, sim, ledger, audit, bot = parts
+    async def go():
+        task = asyncio.create_task(bot.run())
+        await asyncio.sleep(0.3)
+        assert bot.started
+        # a position to flatten
+        from swingtrader.models import OrderRequest, Side
+        sim.submit(OrderRequest(sim.symbols[0], Side.BUY, qty=Decimal(3)))
+        bot.stop(flatten=True)
+        await asyncio.wait_for(task, 10)
+    asyncio.run(go())
+    assert bot._tasks == []
+    assert not any(p.qty for p in sim.positions())
+    assert any(d.get("what") == "shutdown" and d.get("flatten") for d in health(audit, clock))
+
+def test_loop_survives_failing_handler_and_malformed_update(parts):
+    clock, sim, ledger, audit, bot = parts
+    boom = {"n": 0}
+    def bad_on_bar(bar):
+        boom["n"] += 1
+        raise ValueError("strategy blew up")
+    async def go():
+        task = asyncio.create_task(bot.run())
+        await asyncio.sleep(0.3)
+        bot.trader.on_bar = bad_on_bar
+        bot.order_updates.queue.put_nowait({"not": "an update"})        # malformed broker message
+        for _ in range(12):
+            sim.advance_to(clock.now() + timedelta(minutes=5)); await asyncio.sleep(0.05)
+        alive = not task.done()
+        bot.stop(); await asyncio.wait_for(task, 10)
+        return alive
+    assert asyncio.run(go())
+    assert boom["n"] >= 4                          # the loop kept feeding bars after the first failure
+    errs = [d for d in health(audit, clock) if d.get("what") == "error"]
+    assert any("malformed" in d["message"] for d in errs)
+    assert any("strategy blew up" in d["message"] for d in errs)
+
+def test_health_error_rate_goes_reducing(parts):
+    clock, sim, ledger, audit, bot = parts
+    bot.health.max_errors = 3
+    for i in range(5): bot._fail("on_bar", RuntimeError(f"e{i}"))
+    assert bot.kill_switch.state is KillState.REDUCING
+    assert bot.health.levels["errors"] == "critical"
+    with pytest.raises(BotError, match="malformed"): bot.on_update("garbage")
