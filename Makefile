@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: run test check-sync nbtest pytest bench clean-venv help
+.PHONY: run test check-sync nbtest pytest bench clean-venv help browser
 
 help:
 	@echo "make run   - set up .venv and run the daily job on the built-in simulator"
@@ -32,7 +32,15 @@ check-sync: $(VENV)/.installed-dev
 nbtest: $(VENV)/.installed-dev
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/nbdev-test --n-workers 2
 
-pytest: $(VENV)/.installed-dev
+# The dashboard test drives a real browser: Debian's chromium and chromedriver (installed when missing and we may).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and chromium-driver (dashboard browser test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "The dashboard browser test needs chromium and chromedriver: run 'sudo apt-get install chromium chromium-driver' and retry." >&2; exit 1; fi
+
+pytest: $(VENV)/.installed-dev browser
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test: check-sync nbtest pytest

@@ -1,0 +1,184 @@
+"""The live dashboard in a real browser: `panel serve dashboards/app.py` in a subprocess, driven by headless Chromium.
+
+Needs Debian's `chromium` + `chromium-driver` and the `selenium` package (`make test` installs them)."""
+import os, shutil, socket, subprocess, sys, time, urllib.request
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from swingtrader.ledger import Ledger
+from swingtrader.models import Fill, Order, OrderRequest, OrderStatus, OrderType, Side
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "dashboards" / "app.py"
+WAIT = 90          # generous: the page waits for a server that shares 2 cores with other tests
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:   # pragma: no cover - the failure below says what to do
+    webdriver = None
+
+def _need(what:str):
+    pytest.fail(f"{what} is missing: the dashboard browser test needs Debian's chromium and chromium-driver and the selenium "
+                f"package. Run `make test` (which installs them), or `apt-get install -y chromium chromium-driver && "
+                f".venv/bin/pip install selenium`.", pytrace=False)
+
+# -- a ledger written the way the bot writes it
+
+def _fill(lg:Ledger, sym:str, qty, price, fid:str, side=Side.BUY):
+    req = OrderRequest(sym, side, qty=Decimal(qty))
+    lg.record_intent(None, req)
+    lg.record_submitted(req.client_key, Order(f"o-{fid}", req.client_key, sym, side, OrderType.MARKET, req.tif, OrderStatus.FILLED,
+                                              qty=Decimal(qty), filled_qty=Decimal(qty), avg_fill_price=Decimal(price)))
+    lg.record_fill(Fill(fid, f"o-{fid}", sym, side, Decimal(qty), Decimal(price), T0, req.client_key))
+
+def make_ledger(data_dir:Path):
+    with Ledger(data_dir / "ledger.sqlite") as lg:
+        lg.record_equity(Decimal("100000"), Decimal("100000"), at=T0)
+        _fill(lg, "AAPL", 10, "200", "fill-aapl-1")
+        _fill(lg, "MSFT", 5, "400", "fill-msft-1")
+        req = OrderRequest("NVDA", Side.BUY, qty=Decimal(3), type=OrderType.LIMIT, limit_price=Decimal("100"))
+        lg.record_intent(None, req)
+        lg.record_submitted(req.client_key, Order("o-nvda", req.client_key, "NVDA", Side.BUY, OrderType.LIMIT, req.tif,
+                                                  OrderStatus.ACCEPTED, qty=Decimal(3), limit_price=Decimal("100")))
+        lg.record_equity(Decimal("100250"), Decimal("95000"), at=T0.replace(hour=19))
+
+# -- the server and the browser
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+@pytest.fixture
+def server(tmp_path):
+    data = tmp_path / "data"; data.mkdir()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_"))}
+    env["SWINGTRADER_DATA_DIR"] = str(data)
+    log = open(tmp_path / "panel.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(APP), "--port", str(port), "--address", "127.0.0.1",
+                          f"--allow-websocket-origin=127.0.0.1:{port}"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/app"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if p.poll() is not None: pytest.fail(f"panel serve exited ({p.returncode}):\n{(tmp_path / 'panel.log').read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200: break
+            except OSError: pass
+            if time.monotonic() > deadline: pytest.fail(f"panel serve did not answer:\n{(tmp_path / 'panel.log').read_text()}")
+            time.sleep(0.3)
+        yield url, data, tmp_path / "panel.log"
+    finally:
+        p.terminate()
+        try: p.wait(15)
+        except subprocess.TimeoutExpired: p.kill(); p.wait(5)
+        log.close()
+
+@pytest.fixture
+def browser(tmp_path):
+    if webdriver is None: _need("selenium")
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver_bin = shutil.which("chromedriver")
+    if not chrome: _need("chromium")
+    if not driver_bin: _need("chromedriver (Debian package chromium-driver)")
+    o = Options()
+    o.binary_location = chrome
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--window-size=1500,1000", f"--user-data-dir={tmp_path / 'chrome-profile'}"):
+        o.add_argument(a)
+    d = webdriver.Chrome(service=Service(executable_path=driver_bin), options=o)
+    d.set_page_load_timeout(WAIT)
+    try: yield d
+    finally: d.quit()
+
+# Bokeh renders every component in its own shadow root: these helpers search through them.
+_DEEP = """
+function deepAll(root, sel, out) {
+  root.querySelectorAll(sel).forEach(e => out.push(e));
+  root.querySelectorAll('*').forEach(e => { if (e.shadowRoot) deepAll(e.shadowRoot, sel, out); });
+  return out;
+}
+function deepText(node) {
+  let t = '';
+  if (node.shadowRoot) t += deepText(node.shadowRoot);
+  for (const c of node.childNodes) {
+    if (c.nodeType === 3) t += c.textContent + ' ';
+    else if ((c.nodeType === 1 && !['SCRIPT', 'STYLE'].includes(c.tagName)) || c.nodeType === 11) t += deepText(c);
+  }
+  return t;
+}
+"""
+
+def find_all(d, sel:str): return d.execute_script(_DEEP + "return deepAll(document, arguments[0], []);", sel)
+def page_text(d) -> str: return d.execute_script(_DEEP + "return deepText(document.body);")
+def state(d) -> str|None:
+    els = find_all(d, ".st-state")
+    return els[0].get_attribute("data-state") if els else None
+def cells(d) -> list[str]:
+    return d.execute_script(_DEEP + "return deepAll(document, '.tabulator-cell', []).map(e => e.textContent.trim());")
+def button(d, label:str):
+    bs = [b for b in find_all(d, "button") if b.text.strip() == label or (b.get_attribute("textContent") or "").strip() == label]
+    return bs[0] if bs else None
+def text_input(d, placeholder:str):
+    return next(e for e in find_all(d, "input") if placeholder in (e.get_attribute("placeholder") or ""))
+def click_tab(d, label:str):
+    tab = next(t for t in find_all(d, ".bk-tab") if (t.get_attribute("textContent") or "").strip() == label)
+    d.execute_script("arguments[0].click();", tab)
+
+def ledger_state(data:Path):
+    with Ledger(data / "ledger.sqlite", readonly=True) as lg: return lg.halt_state().state, lg.commands()
+
+def test_dashboard_in_browser(server, browser, tmp_path):
+    url, data, panel_log = server
+    d, wait = browser, WebDriverWait(browser, WAIT, poll_frequency=0.3)
+    d.get(url)
+    # no ledger yet: the page says where it looked and how to start the bot; no traceback page
+    wait.until(lambda d: "SWINGTRADER_DATA_DIR" in page_text(d))
+    txt = page_text(d)
+    assert "swingtrader run" in txt and str(data) in txt and "Traceback" not in txt
+    assert not (data / "ledger.sqlite").exists()         # the dashboard never creates the ledger
+
+    # the bot starts: the page picks the ledger up at the next refresh
+    make_ledger(data)
+    wait.until(lambda d: state(d) == "active")
+    wait.until(lambda d: {"AAPL", "MSFT"} <= set(cells(d)))
+    assert "100,250.00" in page_text(d)                   # equity of the latest mark
+    assert "SWINGTRADER_DATA_DIR" not in page_text(d)
+    assert button(d, "Resume").get_attribute("disabled") is not None   # nothing to resume while active
+
+    # halt with a reason
+    text_input(d, "why trading must stop").send_keys("fed surprise")
+    button(d, "Halt").click()
+    wait.until(lambda d: ledger_state(data)[0] == "halted")
+    st, cmds = ledger_state(data)
+    assert [(c.kind, c.requested_by, c.args.get("reason")) for c in cmds] == [("halt", "dashboard", "fed surprise")]
+    with Ledger(data / "ledger.sqlite", readonly=True) as lg:
+        assert (lg.halt_state().who, lg.halt_state().reason) == ("dashboard", "fed surprise")
+    wait.until(lambda d: state(d) == "halted")
+    wait.until(lambda d: "HALTED" in page_text(d))
+    wait.until(lambda d: button(d, "Resume").get_attribute("disabled") is None)
+
+    # the bot records a new fill: positions and fills show it after a refresh
+    with Ledger(data / "ledger.sqlite") as lg: _fill(lg, "TSLA", 7, "250", "fill-tsla-new")
+    wait.until(lambda d: "TSLA" in cells(d))
+    shot = tmp_path / "dashboard.png"
+    assert d.save_screenshot(str(shot))
+    click_tab(d, "Fills")
+    wait.until(lambda d: "fill-tsla-new" in cells(d))
+    if os.environ.get("DASHBOARD_SCREENSHOT_COPY"): shutil.copy(shot, os.environ["DASHBOARD_SCREENSHOT_COPY"])
+    from PIL import Image
+    raw = shot.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 20_000
+    img = Image.open(shot).convert("RGB")
+    assert img.size[0] >= 1000 and img.size[1] >= 600
+    colors = img.resize((150, 100)).getcolors(maxcolors=15000)
+    assert colors is None or len(colors) > 50             # a rendered page, not a blank screen
+    assert "Traceback" not in panel_log.read_text()
