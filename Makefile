@@ -23,8 +23,10 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
+# The main job: one simulated trading day through the emulator and the real tastytrade client, at 1000x
+# (about half a minute); the executed scheduled/daily_run.ipynb is the report.
 run: $(VENV)/.installed
-	$(BIN)/swingtrader daily
+	$(BIN)/swingtrader daily --speed 1000
 
 check-sync: $(VENV)/.installed-dev
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/check_sync.py

@@ -3,9 +3,11 @@
 Prints bars/s for: a bare Python loop (one EMA per bar), the same loop building a Bar event per bar (what
 event-driven frameworks do), the strategy's float fast path alone, the full backtest when no order is placed
 (Trader + broker fed every bar), and the full backtest with the default strategy trading (every order through
-sizer, RiskGuard, ledger and matching engine).
-Run: .venv/bin/python bench/bench_backtest.py
+sizer, RiskGuard, ledger and matching engine), in `close` and `quote` fill modes.
+For scale: established event-driven Python frameworks run such work at about 15,000-60,000 bars/s.
+Run: .venv/bin/python bench/bench_backtest.py [months of trading to run, default 2 (Jan-Feb); 12 = the whole year]
 """
+import sys
 import time
 from datetime import date, datetime, timezone
 
@@ -54,12 +56,13 @@ def main():
     res = bt.run()
     print("backtest, no orders (Trader + broker)  ", rate(res.info["bars"], bt.elapsed))
 
-    until = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    months = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    until = datetime(2025 + months // 12, months % 12 + 1, 1, tzinfo=timezone.utc)
     for fill_at in ("close", "quote"):
         bt2 = Backtest(bars5, Settings(), universe=u, fill_at=fill_at)
         r = bt2.run(until=until)
         orders = len(bt2.ledger.orders())
-        print(f"backtest, trading ({fill_at:5}, Jan-Feb)  ", rate(r.info["bars"], bt2.elapsed),
+        print(f"backtest, trading ({fill_at:5}, {months:2d} mo)   ", rate(r.info["bars"], bt2.elapsed),
               f"{len(r.trades):,} round trips, {orders:,} orders, ~{bt2.elapsed / max(orders, 1) * 1e3:.2f} ms per order all-in")
 
 if __name__ == "__main__":

@@ -37,10 +37,15 @@ def test_deterministic(s, run6):
     pd.testing.assert_frame_equal(a.equity, b.equity)
     assert a.fills[["symbol", "side", "qty", "price", "time"]].equals(b.fills[["symbol", "side", "qty", "price", "time"]])
 
-_SESSION_CLOSE = pytest.mark.xfail(strict=True, reason="SimBroker rejects close-mode market orders at the session close "
-                                   "(16:00 decision bars); requested in /tmp/coord/requests_from_trader.md #1")
+def _at_bell(times) -> pd.Series:
+    "Decision times that are a session's close (16:00, or 13:00 on early-close days)."
+    from swingtrader.clock import MarketCalendar
+    cal = MarketCalendar()
+    return pd.Series([cal.session(t.tz_convert("America/New_York").date())[1] == t for t in times], dtype=bool)
 
-@pytest.mark.parametrize("seed", [pytest.param(1, marks=_SESSION_CLOSE), 11])   # seed 1 has signals on 16:00 bars, 11 has none
+SEEDS = [1, 2, 3, 4, 11, 12]
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_close_mode_equals_signals_frame(seed):
     "One symbol, fill at the decision bar's close, limits and stops out of the way: exactly signals_frame's trades."
     st = Settings(warmup_bars=30, **OPEN)
@@ -57,6 +62,25 @@ def test_close_mode_equals_signals_frame(seed):
     assert list(zip(tr["exit_time"], tr["exit_price"])) == want_out
     assert len(tr) == len(want_out) and len(want_in) - len(want_out) in (0, 1)          # last entry may still be open
     assert res.skipped.empty
+
+def test_close_mode_seeds_include_bell_decisions():
+    "The seeds above do exercise decisions on a session's last bar (filled at the closing bell)."
+    st = Settings(warmup_bars=30, **OPEN)
+    bell = []
+    for seed in SEEDS:
+        bt = Backtest.from_seed(st, symbols=1, start="2026-03-02", end="2026-03-27", seed=seed)
+        f = signals_frame(bt.bars[bt.names[0]], MacdParams.from_settings(st))
+        if _at_bell(f[f["action"].isin(["enter_long", "exit_long"])]["close_time"]).any(): bell.append(seed)
+    assert len(bell) >= 2, bell
+
+def test_bell_orders_rejected_outside_close_mode():
+    "The same 16:00 decisions in quote mode are market orders after the close: rejected, never filled at a later price."
+    st = Settings(warmup_bars=30, **OPEN)
+    bt = Backtest.from_seed(st, symbols=1, start="2026-03-02", end="2026-03-27", seed=1, stops=False, kill_switch=False, fill_at="quote")
+    res = bt.run()
+    rej = [o for o in bt.ledger.orders() if o.status == "rejected"]
+    assert rej and all("outside regular trading hours" in (o.error or "") for o in rej)
+    assert _at_bell(pd.to_datetime(res.fills["time"])).sum() == 0
 
 def test_position_and_sector_caps_applied():
     st = Settings(warmup_bars=30, position_cap=0.02, sector_cap=0.03, risk_per_trade=0.05)
