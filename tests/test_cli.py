@@ -51,3 +51,17 @@ def test_halt_status_resume_round_trip(tmp_path):
     r = run(["resume", "--who", "bob", "--reason", "calm again"], tmp_path, **env)
     assert r.returncode == 0 and "active (reset by bob: calm again)" in r.stdout
     assert "trading state: active" in run(["status"], tmp_path, **env).stdout
+
+@pytest.mark.parametrize("args,env,needle", [
+    (["run"], {"SWINGTRADER_BROKER": "tastytrade"}, "TT_CLIENT_SECRET is not set but SWINGTRADER_BROKER='tastytrade' needs it"),
+    (["smoke"], {"SWINGTRADER_BROKER": "tastytrade", "TT_CLIENT_SECRET": "x"}, "TT_REFRESH_TOKEN is not set"),
+    (["daily"], {"SWINGTRADER_BROKER": "tastytrade"}, "TT_CLIENT_SECRET is not set"),
+    (["run"], {"SWINGTRADER_BROKER": "alpaca", "ALPACA_API_KEY": "k", "ALPACA_SECRET_KEY": "s"}, "does not trade on alpaca yet"),
+    (["smoke", "--symbol", "SPY"], {"SWINGTRADER_BROKER": "alpaca"}, "does not support Alpaca yet"),
+    (["daily"], {"SWINGTRADER_BROKER": "alpaca", "ALPACA_API_KEY": "k", "ALPACA_SECRET_KEY": "s"}, "the daily run does not support Alpaca yet"),
+])
+def test_missing_credentials_and_unsupported_brokers(tmp_path, args, env, needle):
+    "Refused before anything connects: one line naming what is missing, exit 2, no traceback."
+    r = run(args, tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), **env)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert needle in r.stderr and "Traceback" not in r.stderr + r.stdout
