@@ -88,8 +88,8 @@ def test_real_money_needs_explicit_yes(clean_env, broker, env, confirm):
     clean_env.setenv("SWINGTRADER_LIVE_CONFIRM", "yes")
     assert Settings.load().environment == env
 
-@pytest.mark.parametrize("var,url", [("TT_API_URL", "https://api.tastyworks.com"), ("TT_STREAMER_URL", "wss://streamer.tastyworks.com"),
-                                     ("ALPACA_BASE_URL", "https://api.alpaca.markets")])
+@pytest.mark.parametrize("var,url", [("TT_API_URL", "https://api.tastyworks.com"), ("TT_STREAMER_URL", "wss://streamer.tastyworks.com"),  # production hosts: validated, never dialled
+                                     ("ALPACA_BASE_URL", "https://api.alpaca.markets")])  # production host: validated, never dialled
 def test_override_cannot_point_sandbox_at_production(clean_env, var, url):
     clean_env.setenv("SWINGTRADER_BROKER", "alpaca" if var.startswith("ALPACA") else "tastytrade")
     clean_env.setenv(var, url)
