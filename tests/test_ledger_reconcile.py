@@ -55,7 +55,7 @@ def env(tmp_path):
     ledger, book, alerts = Ledger(tmp_path / "l.db", clock), Book(), []
     audit = AuditLog(tmp_path / "audit", clock)
     ks = KillSwitch(ledger, clock, Settings(), broker=book, audit=audit, notifier=alerts.append)
-    rec = Reconciler(ledger, book, ks, clock, audit=audit, tolerance=0.001, notifier=alerts.append)
+    rec = Reconciler(ledger, book, ks, clock, audit=audit, tolerance=0.001, notifier=alerts.append, sleep=lambda s: None)
     yield clock, ledger, book, ks, rec, audit, alerts
     audit.close(); ledger.close()
 
@@ -93,7 +93,99 @@ def test_missed_fill_is_a_mismatch(env):
     book.fill(o.id, Decimal(10), 100)                           # the fill never reached the ledger
     r = rec.reconcile_once()
     assert r.refreshed_orders == (o.client_key,) and ledger.order(o.client_key).status == "filled"
+    # the broker reports a fill the ledger has not recorded: pending (it may be on its way), not yet a mismatch
+    assert (r.pending, r.tripped, r.adopted_positions) == (("AAPL",), False, ()) and ks.state is KillState.ACTIVE
+    clock.advance(31)                                           # still missing after the grace: a mismatch
+    r = rec.reconcile_once()
     assert r.tripped and r.adopted_positions == () and "position AAPL: ledger 0, broker 10" in r.mismatches[0]
+    assert "unsettled for 31 s" in r.mismatches[0]
+
+# --- the race between reading the ledger and reading the broker ---------------------------------
+class RacyBook(Book):
+    "A broker whose positions() call lets a fill land (at the broker, then in the ledger) while it is being read."
+    def __init__(self, ledger):
+        super().__init__(); self.ledger, self.on_read, self.land_first = ledger, [], False
+    def positions(self):
+        if self.land_first:                                      # the fill lands, then the broker answers (with it)
+            while self.on_read: self.on_read.pop(0)()
+        out = super().positions()
+        while self.on_read: self.on_read.pop(0)()                # the broker answered, then the fill lands
+        return out
+
+def racy_env(tmp_path, **kw):
+    clock = SimClock(T0)
+    ledger = Ledger(tmp_path / "race.db", clock); book = RacyBook(ledger)
+    ks = KillSwitch(ledger, clock, Settings(), broker=book)
+    naps = []
+    rec = Reconciler(ledger, book, ks, clock, sleep=naps.append, **kw)
+    return clock, ledger, book, ks, rec, naps
+
+def test_fill_between_the_two_reads_is_not_a_mismatch(tmp_path):
+    clock, ledger, book, ks, rec, naps = racy_env(tmp_path)
+    o = send(ledger, book, "AAPL", Side.BUY, 10)
+    # the fill happens at the broker just after its positions were read, and the ledger records it before it is read:
+    # read ledger-first this was "ledger 10, broker 0"; read broker-first it is a fill recorded during the read (pending)
+    book.on_read.append(lambda: ledger.record_fill(book.fill(o.id, Decimal(10), 100)))
+    r = rec.reconcile_once()
+    assert (r.mismatches, r.tripped, r.pending) == ((), False, ()) and ks.state is KillState.ACTIVE
+    assert naps == [rec.settle]                                 # it read both sides again after the settle pause
+    assert rec.reconcile_once().ok and naps == [rec.settle]     # in sync: no pause
+
+def test_fill_reported_but_not_yet_recorded_settles(tmp_path):
+    clock, ledger, book, ks, rec, naps = racy_env(tmp_path)
+    o = send(ledger, book, "AAPL", Side.BUY, 10)
+    f = book.fill(o.id, Decimal(10), 100)                        # at the broker; the ledger's stream is a moment behind
+    rec.sleep = lambda s: (naps.append(s), ledger.record_fill(f))   # ... and delivers it during the settle pause
+    r = rec.reconcile_once()
+    assert (r.ok, r.tripped, r.pending, naps) == (True, False, (), [rec.settle])
+    assert ledger.position("AAPL").qty == 10
+
+def test_real_mismatch_still_trips_at_once(tmp_path):
+    clock, ledger, book, ks, rec, naps = racy_env(tmp_path)
+    o = send(ledger, book, "AAPL", Side.BUY, 10)
+    ledger.record_fill(book.fill(o.id, Decimal(10), 100))
+    book.pos["AAPL"] = Position("AAPL", Decimal(7), Decimal(100))   # nothing in flight explains 3 shares gone
+    r = rec.reconcile_once()
+    assert r.tripped and ks.state is KillState.HALTED and naps == [] and "position AAPL: ledger 10, broker 7" in r.mismatches[0]
+
+def test_pending_that_never_settles_trips_after_grace(tmp_path):
+    clock, ledger, book, ks, rec, naps = racy_env(tmp_path, pending_grace=45)
+    o = send(ledger, book, "AAPL", Side.BUY, 10)
+    book.fill(o.id, Decimal(4), 100)                             # a partial fill the ledger never hears about
+    r1 = rec.reconcile_once()
+    clock.advance(30); r2 = rec.reconcile_once()
+    assert (r1.pending, r2.pending, r1.tripped, r2.tripped) == (("AAPL",), ("AAPL",), False, False)
+    clock.advance(30); r3 = rec.reconcile_once()
+    assert r3.tripped and "unsettled for 60 s" in r3.mismatches[0] and ks.state is KillState.HALTED
+
+def test_broker_first_fill_landing_before_the_broker_answers(tmp_path):
+    "The race of `test_ledger_first_read_order_would_trip`, read broker first: no trip."
+    clock, ledger, book, ks, rec, naps = racy_env(tmp_path)
+    first = send(ledger, book, "AAPL", Side.BUY, 10)
+    ledger.record_fill(book.fill(first.id, Decimal(10), 100))
+    o = send(ledger, book, "AAPL", Side.BUY, 5)
+    book.land_first = True
+    book.on_read.append(lambda: ledger.record_fill(book.fill(o.id, Decimal(5), 100)))
+    r = rec.reconcile_once()
+    assert (r.ok, r.tripped, naps) == (True, False, [])          # both reads see the fill: nothing to re-check
+    assert ledger.position("AAPL").qty == 15
+
+def test_ledger_first_read_order_would_trip(tmp_path):
+    "The race is real: reading the ledger before the broker (the old order), a fill landing in between trips the kill switch."
+    clock, ledger, book, ks, rec, naps = racy_env(tmp_path, settle=0)
+    first = send(ledger, book, "AAPL", Side.BUY, 10)
+    ledger.record_fill(book.fill(first.id, Decimal(10), 100))
+    o = send(ledger, book, "AAPL", Side.BUY, 5)
+    def ledger_first(self=rec):
+        mine = {p.symbol: p for p in self.ledger.positions()}
+        theirs = {p.symbol: p for p in self.broker.positions() if p.qty != 0}
+        return theirs, mine, set()
+    rec._read_positions = ledger_first
+    rec._in_flight = lambda: set()                               # the old code did not excuse differences by work in flight
+    book.land_first = True
+    book.on_read.append(lambda: ledger.record_fill(book.fill(o.id, Decimal(5), 100)))
+    r = rec.reconcile_once()
+    assert r.tripped and "position AAPL: ledger 10, broker 15" in r.mismatches[0]
 
 def test_unknown_broker_order_and_position_are_adopted_explicitly(env):
     clock, ledger, book, ks, rec, audit, alerts = env
@@ -149,7 +241,7 @@ def test_reconcile_against_simbroker(tmp_path):
     drop = {"on": False}
     b.add_listener(lambda e: isinstance(e, OrderUpdate) and not drop["on"] and ledger.record_update(e))
     ks = KillSwitch(ledger, clock, Settings(), broker=b, notifier=alerts.append)
-    rec = Reconciler(ledger, b, ks, clock, notifier=alerts.append)
+    rec = Reconciler(ledger, b, ks, clock, notifier=alerts.append, settle=0)
     s1, s2, s3 = b.symbols[:3]
     for sym in (s1, s2):
         req = OrderRequest(sym, Side.BUY, qty=Decimal(10)); ledger.record_intent(None, req)
@@ -164,6 +256,9 @@ def test_reconcile_against_simbroker(tmp_path):
     b.advance_to(clock.now() + timedelta(minutes=3))
     r = rec.reconcile_once()
     assert ledger.order(req.client_key).status == "filled" and ledger.fills(client_key=req.client_key) == []
-    assert r.tripped and ks.state is KillState.HALTED and r.adopted_positions == ()      # a missed fill is never adopted
+    assert r.pending == (s3,) and not r.tripped and r.adopted_positions == ()         # a missed fill is never adopted ...
+    b.advance_to(clock.now() + timedelta(seconds=31))
+    r = rec.reconcile_once()                                                          # ... and trips once the grace is over
+    assert r.tripped and ks.state is KillState.HALTED and r.adopted_positions == ()
     assert any(f"position {s3}: ledger 0, broker 5" in m for m in r.mismatches)
     ledger.close()

@@ -1,0 +1,68 @@
+"""The bot as a separate process, for tests/test_bot_restart.py: the real tastytrade bot against an emulator served by the
+test process, with a file ledger and audit log in the data directory (so a `kill -9` leaves them as a crash would).
+
+    python tests/bot_restart_child.py CONFIG.json RUN_NAME
+
+CONFIG.json: settings (plain values), the emulator's clock anchor (`sim_now`, `monotonic`, `speed`: the bot's SimClock runs
+in step with the emulator's, CLOCK_MONOTONIC being system-wide), `scan_url`, `last_day`, and optionally `kill` =
+{"run": RUN_NAME, "when": "before_submit"|"after_submit", "nth": N, "side": "buy"|None}: on the Nth broker submit (of that
+side) of that run the process
+SIGKILLs itself, before the broker got the order or after it got it but before the ledger heard the answer.
+After start-up (resume + reconcile) the run writes `<data_dir>/startup-<RUN_NAME>.json`: the stops, pending intents and
+reconcile report the restarted bot works from.
+"""
+import asyncio, json, os, signal, sys, time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+
+def main(cfg_path: str, run: str):
+    cfg = json.loads(Path(cfg_path).read_text())
+    from swingtrader.config import Settings
+    from swingtrader.clock import SimClock, MarketCalendar
+    from swingtrader.ledger import Ledger
+    from swingtrader.audit import AuditLog
+    from swingtrader.bot import tastytrade_bot, _run_with_signals
+
+    settings = Settings(_env_file=None, **cfg["settings"])
+    speed = cfg["speed"]
+    start = datetime.fromisoformat(cfg["sim_now"]) + timedelta(seconds=(time.monotonic() - cfg["monotonic"]) * speed)
+    clock = SimClock(start, mode="scaled", speed=speed)
+    data = Path(settings.data_dir)
+    ledger = Ledger(data / "ledger.sqlite", clock=clock)
+    audit = AuditLog(data / "audit", clock, settings.secret_values())
+    bot = tastytrade_bot(settings, clock, ledger, audit, scan_url=cfg["scan_url"], calendar=MarketCalendar(),
+                         last_day=date.fromisoformat(cfg["last_day"]), fast_forward_idle=False, check_every=120.0)
+
+    kill = cfg.get("kill") or {}
+    if kill.get("run") == run:
+        real, n = bot.broker.submit, [0]
+        def submit(req):
+            if kill.get("side") not in (None, req.side.value): return real(req)
+            n[0] += 1
+            if n[0] == kill["nth"]:
+                (data / f"killed-{run}.json").write_text(json.dumps({"when": kill["when"], "client_key": req.client_key, "symbol": req.symbol}))
+                if kill["when"] == "after_submit": real(req)       # the broker has it; the ledger never hears the answer
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(req)
+        bot.broker.submit = submit
+
+    startup = bot.startup
+    async def startup_and_report():
+        rep = await startup()
+        t = bot.trader
+        (data / f"startup-{run}.json").write_text(json.dumps({
+            "stops": {sym: ts.to_dict() for sym, ts in (t.stops.stops.items() if t.stops is not None else ())},
+            "pending": sorted(t.pending), "positions": {p: str(x.qty) for p, x in t.positions.items()},
+            "resolved_intents": list(rep.resolved_intents), "adopted_orders": list(rep.adopted_orders),
+            "adopted_positions": list(rep.adopted_positions), "mismatches": list(rep.mismatches), "tripped": rep.tripped,
+            "unresolved": [o.client_key for o in ledger.unresolved_intents()], "halt": ledger.halt_state().state, "at": clock.now().isoformat()}, default=str))
+        return rep
+    bot.startup = startup_and_report
+    try: asyncio.run(_run_with_signals(bot))
+    finally:
+        bot.broker.close(); ledger.close(); audit.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
