@@ -1,8 +1,10 @@
 """Signal → order submitted latency of the bot on the emulator (real tastytrade client over loopback HTTP).
 
 Runs one simulated session through the emulator at high speed and prints per-intent stage timings measured by the bot:
-decide (bar → Trader: strategy, sizer, RiskGuard, ledger intent), submit (broker call through tastytrade-sdk + ledger record),
-total (bar in → order acknowledged). Spec: total < 150 ms, risk check < 5 ms, submission < 100 ms."""
+decide (bar → Trader: strategy, sizer, RiskGuard, ledger intent), risk (RiskGuard.evaluate alone, inside decide), durable (the
+one ledger commit of intents + checkpoint before the broker call), submit (broker call through tastytrade-sdk + ledger record),
+broker (the broker call alone, thread hop included), total (bar in → order acknowledged).
+Spec: total < 150 ms, risk check < 5 ms, submission < 100 ms. The emulator runs in this process (it competes for the GIL)."""
 import asyncio, statistics, tempfile, time
 from datetime import date
 from pathlib import Path
@@ -28,8 +30,8 @@ def main():
     finally: bot.broker.close(); env.close()
     lat = bot.latencies
     print(f"{len(lat)} orders in {time.perf_counter() - t0:.1f} s real (2 simulated sessions, 8 symbols, 1500x)")
-    for stage in ("decide", "submit", "total"):
-        xs = [d[stage] * 1000 for d in lat if stage in d]
+    for stage in ("decide", "risk", "durable", "submit", "broker", "total"):
+        xs = [d[stage] * 1000 for d in lat if d.get(stage) is not None]
         if xs: print(f"{stage:>7}: p50 {pct(xs, .5):7.2f} ms   p99 {pct(xs, .99):7.2f} ms   max {max(xs):7.2f} ms   (n={len(xs)})")
     hp = bot.health.summary()
     print(f"broker API latency p95 over all calls: {hp['latency_p95'] * 1000:.1f} ms")

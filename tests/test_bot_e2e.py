@@ -106,3 +106,26 @@ def test_ledger_matches_emulator(week):
         assert (lo.status, lo.filled_qty) == (o.status.value, o.filled_qty), (lo, o)
         assert sum((f.qty for f in led.fills(client_key=o.client_key)), Decimal(0)) == o.filled_qty
     assert not led.unresolved_intents() and not led.check()
+
+def test_market_state_for_the_dashboard(week):
+    "The bot leaves each symbol's last close (the emulator's) and a sector in the ledger's state store, where the dashboard reads them."
+    from datetime import datetime, timedelta
+    from swingtrader import dashboard
+    env, led, bot = week["env"], week["ledger"], week["bot"]
+    m = led.load_state("market")
+    assert m is not None and set(m) == {"prices", "sectors"}
+    syms = sorted({s for d in week["days"] for s in d.symbols})
+    assert set(m["prices"]) >= set(syms)
+    open_t, close_t = env.calendar.session(date(2026, 3, 6))
+    for s in syms:
+        bars = env.server.call(lambda s=s: env.sim.bars(s, bot.timeframe, open_t - timedelta(hours=1), close_t))
+        at = datetime.fromisoformat(m["prices"][s]["at"])
+        # the bar closing at `at` (its close time) is the emulator's, exactly; it is one of the session's last two bars
+        # (the bar closing at the bell may reach the bot after its session ended: then it is fed at the next pre-open)
+        assert close_t - bot.period <= at <= close_t, (s, at)
+        assert m["prices"][s]["price"] == pytest.approx(float(bars.loc[at - bot.period, "close"]), abs=1e-9), (s, m["prices"][s])
+    sim_sectors = {s: env.server.call(lambda s=s: env.sim.asset(s).sector) for s in syms}
+    assert m["sectors"] == {s: sec for s, sec in sim_sectors.items() if sec} and m["sectors"]   # via the scan (tastytrade has none)
+    prices, sectors = dashboard.market_state(led)
+    pv = dashboard.positions_view(led, prices, sectors)
+    assert (pv.mark_source == "quote").all() and "unknown" not in pv.sector.tolist()

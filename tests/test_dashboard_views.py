@@ -175,3 +175,29 @@ def test_dashboard_masks_secrets(ledger, tmp_path):
     d = db.Dashboard(Settings(data_dir=tmp_path, tt_client_secret="tok-SUPERSECRET-123"))
     shown = d.orders.value.to_string() + d.commands.value.to_string() + d.kpis.object + d.badge.object
     assert "IBM" in shown and "tok-SUPERSECRET-123" not in shown
+
+def test_market_state_from_the_ledger(ledger, tmp_path):
+    "The bot's market state (ledger state store) prices and sectors every position; side files only fill in what it lacks."
+    with Ledger(tmp_path / "ledger.sqlite", SimClock(T0)) as w:
+        w.save_state("market", {"prices": {"XOM": {"price": 116.5, "at": "2026-03-04T18:55:00+00:00"},
+                                           "JPM": {"price": 195.25, "at": "2026-03-04T18:55:00+00:00"}},
+                                "sectors": {"XOM": "Energy", "JPM": "Financials", "TSLA": ""}})
+    (tmp_path / "prices.json").write_text(json.dumps({"XOM": 1.0, "TSLA": 290}))          # another writer: XOM stale, TSLA new
+    (tmp_path / "sectors.json").write_text(json.dumps({"TSLA": "Consumer Discretionary", "XOM": "Materials"}))
+    prices, sectors = db.market_state(ledger, tmp_path)
+    assert prices == {"XOM": Decimal("116.5"), "JPM": Decimal("195.25"), "TSLA": Decimal("290")}
+    assert sectors == {"XOM": "Energy", "JPM": "Financials", "TSLA": "Consumer Discretionary"}
+    pv = db.positions_view(ledger, prices, sectors).set_index("symbol")
+    assert pv.loc["XOM", ["last", "mark_source", "market_value", "unrealized_pl", "sector"]].tolist() == [116.5, "quote", 6990.0, 360.0, "Energy"]
+    assert pv.loc["JPM", ["last", "market_value", "unrealized_pl", "sector"]].tolist() == [195.25, 5857.5, -142.5, "Financials"]
+    assert pv.loc["TSLA", ["last", "market_value", "unrealized_pl", "sector"]].tolist() == [290.0, -2900.0, 100.0, "Consumer Discretionary"]
+    a = db.account_view(ledger, prices)
+    assert (a["unrealized_pl"], a["exposure"]) == (317.5, 15747.5)                    # 360 − 142.5 + 100; 6990 + 5857.5 + 2900
+    # the page itself: no sector is 'unknown' any more, positions are marked at the bot's prices
+    d = db.Dashboard(Settings(_env_file=None, data_dir=tmp_path))
+    shown = d.positions.value.set_index("symbol")
+    assert shown.loc[["JPM", "TSLA", "XOM"], "sector"].tolist() == ["Financials", "Consumer Discretionary", "Energy"]
+    assert shown.loc["XOM", "last"] == 116.5
+    # without side files the ledger alone answers; without a market state, the side files do (the old behaviour)
+    (tmp_path / "prices.json").unlink(); (tmp_path / "sectors.json").unlink()
+    assert db.market_state(ledger, tmp_path) == ({"XOM": Decimal("116.5"), "JPM": Decimal("195.25")}, {"XOM": "Energy", "JPM": "Financials"})
