@@ -173,11 +173,12 @@ def test_account_choice(env, monkeypatch):
 # -- faults -----------------------------------------------------------------------------------------------
 
 def test_tokens_expiring_every_two_seconds(env):
+    "The issue's scenario: a one-minute session, access tokens expiring every 2 s, three threads, no failed call."
     env.faults(token_lifetime_s=2)
     b, syms = env.broker(), env.sim.symbols
     errors, calls = [], [0]
     def work(i):
-        t_end = time.monotonic() + 20
+        t_end = time.monotonic() + 60
         while time.monotonic() < t_end:
             try:
                 b.account(); b.orders()
@@ -188,8 +189,8 @@ def test_tokens_expiring_every_two_seconds(env):
     ts = [threading.Thread(target=work, args=(i,)) for i in range(3)]
     [t.start() for t in ts]; [t.join() for t in ts]
     assert errors == []
-    assert b.transport.refreshes > 5, b.transport.refreshes
-    assert calls[0] > 50
+    assert b.transport.refreshes >= 20, b.transport.refreshes   # a fresh token at least every ~3 s of the minute
+    assert calls[0] > 150
 
 def on_order_post(b, action):
     "Run `action()` just before the first order POST leaves (later POSTs go through untouched)."
