@@ -3,7 +3,7 @@
 Prints bars/s for: a bare Python loop (one EMA per bar), the same loop building a Bar event per bar (what
 event-driven frameworks do), the strategy's float fast path alone, the full backtest when no order is placed
 (Trader + broker fed every bar), and the full backtest with the default strategy trading (every order through
-sizer, RiskGuard, ledger and matching engine), in `close` and `quote` fill modes.
+sizer, RiskGuard, ledger and matching engine), in `close` and `quote` fill modes; then the ledger's SQL statements per order.
 For scale: established event-driven Python frameworks run such work at about 15,000-60,000 bars/s.
 Run: .venv/bin/python bench/bench_backtest.py [months of trading to run, default 2 (Jan-Feb); 12 = the whole year]
 """
@@ -64,6 +64,13 @@ def main():
         orders = len(bt2.ledger.orders())
         print(f"backtest, trading ({fill_at:5}, {months:2d} mo)   ", rate(r.info["bars"], bt2.elapsed),
               f"{len(r.trades):,} round trips, {orders:,} orders, ~{bt2.elapsed / max(orders, 1) * 1e3:.2f} ms per order all-in")
+
+    bt3 = Backtest(bars5, Settings(), universe=u, fill_at="close")          # not timed: how much SQL an order costs
+    n_sql = [0]
+    bt3.ledger.db.set_trace_callback(lambda _: n_sql.__setitem__(0, n_sql[0] + 1))
+    bt3.run(until=datetime(2025, 2, 1, tzinfo=timezone.utc))
+    orders = len(bt3.ledger.orders())
+    print(f"ledger: {n_sql[0] / max(orders, 1):.1f} SQL statements per order (incl. one BEGIN/COMMIT per bar time), {orders:,} orders in Jan")
 
 if __name__ == "__main__":
     main()

@@ -58,8 +58,9 @@ def test_sigkill_at_random_points_leaves_ledger_consistent(tmp_path):
         finally:
             if p.poll() is None: p.kill(); p.wait()
         assert p.returncode == -signal.SIGKILL, err
-        for line in out.splitlines():
-            kind, _, ident = line.partition(" ")
+        for line in out.splitlines(keepends=True):
+            if not line.endswith("\n"): continue                              # cut by the kill (PYTHONUNBUFFERED writes print's parts one by one)
+            kind, _, ident = line.strip().partition(" ")
             if kind in seen: seen[kind].add(ident)
 
         led = Ledger(db)
