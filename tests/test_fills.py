@@ -141,3 +141,12 @@ def test_resting_order_fills_later(env):
     assert first is not None and first.event is OrderEvent.ACCEPTED and first.fill is None
     fills = [e for e in evs if e.fill]
     assert len(fills) == 1 and fills[0].event is OrderEvent.FILL and fills[0].fill.order_id == o.id
+
+def test_stop_returns_after_a_busy_session():
+    """Regression: stop() hung forever after a streamer session (a cancel lost inside wait_for(ws.receive())).
+    Reproduced by the fill-latency bench's own session, which this runs once."""
+    import importlib.util, pathlib
+    spec = importlib.util.spec_from_file_location("bench_fills", pathlib.Path(__file__).parents[1]/"bench"/"bench_fills.py")
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    lat, stats = asyncio.run(bench.run("streamer", 1, 5.0))
+    assert len(lat) == bench.N_SYMBOLS and stats["streamer_events"] >= bench.N_SYMBOLS
