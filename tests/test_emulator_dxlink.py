@@ -1,5 +1,5 @@
 "DXLink emulator: a raw websocket client against the real Emulator + SimBroker (EmulatorServer on loopback)."
-import asyncio, json, math, sys, pathlib
+import asyncio, contextlib, json, math, sys, pathlib
 import aiohttp, pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
@@ -44,11 +44,15 @@ async def wait_no_sessions(srv, timeout=3.0):
 
 def run(coro): return asyncio.run(asyncio.wait_for(coro, 50))
 
+@contextlib.asynccontextmanager
+async def served(**live_kw):
+    "A live emulator and an HTTP session to open DXLink clients with."
+    with live(**live_kw) as srv:
+        async with aiohttp.ClientSession() as s: yield srv, s
+
 def test_full_handshake_and_quotes_flat():
     async def go():
-        with live() as srv:
-          emu = srv
-          async with aiohttp.ClientSession() as s:
+        async with served() as (srv, s):
             c = await connect(srv, s)
             await c.send(W.setup("0.1-DXF-JS/0.3.0", 60, 60))
             setup = await c.recv()
@@ -63,7 +67,7 @@ def test_full_handshake_and_quotes_flat():
             await c.send(W.feed_setup(7, {"Quote": QF}, "COMPACT", 0.1))
             cfg = await c.recv()
             assert cfg["type"] == "FEED_CONFIG" and cfg["dataFormat"] == "COMPACT" and cfg["eventFields"] == {"Quote": QF}
-            syms = emu.broker.symbols
+            syms = srv.broker.symbols
             await c.send(W.feed_subscription(7, add=[{"type": "Quote", "symbol": x} for x in syms] + [{"type": "Quote", "symbol": "NOPE"}]))
             first = await c.until(lambda m: m["type"] == "FEED_DATA")
             evs = W.decode_compact(first["data"], {"Quote": QF})
@@ -72,18 +76,16 @@ def test_full_handshake_and_quotes_flat():
             lv = await c.until(lambda m: m["type"] == "FEED_DATA")
             assert lv["data"][0] == "Quote" and len(lv["data"]) == 2 and len(lv["data"][1]) == len(QF) * len(syms)  # flat
             for e in W.decode_compact(lv["data"], {"Quote": QF}):
-                q = emu.broker.latest_quote(e.eventSymbol)
+                q = srv.broker.latest_quote(e.eventSymbol)
                 assert (e.bidPrice, e.askPrice) == (q.bid, q.ask) and e.bidPrice < e.askPrice
     run(go())
 
 def test_per_event_packing_and_subscription_remove_reset():
     async def go():
-        with live() as srv:
-          emu = srv
-          async with aiohttp.ClientSession() as s:
+        async with served() as (srv, s):
             c = await connect(srv, s, packing="per_event")
             await c.handshake(srv.token())
-            a, b, d = emu.broker.symbols
+            a, b, d = srv.broker.symbols
             await c.send(W.feed_subscription(1, add=[{"type": "Quote", "symbol": a}, {"type": "Quote", "symbol": b}]))
             await c.until(lambda m: m["type"] == "FEED_DATA")
             srv.step(1)
@@ -105,13 +107,11 @@ def test_per_event_packing_and_subscription_remove_reset():
 
 def test_full_format():
     async def go():
-        with live() as srv:
-          emu = srv
-          async with aiohttp.ClientSession() as s:
+        async with served() as (srv, s):
             c = await connect(srv, s)
             cfg = await c.handshake(srv.token(), channel=3, fmt="FULL", fields={})
             assert cfg["dataFormat"] == "FULL"
-            sym = emu.broker.symbols[0]
+            sym = srv.broker.symbols[0]
             await c.send(W.feed_subscription(3, add=[{"type": "Quote", "symbol": sym}, {"type": "Trade", "symbol": sym}]))
             got = {}
             while len(got) < 2:
@@ -123,9 +123,7 @@ def test_full_format():
 
 def test_bad_token_even_channel_and_unauthorized():
     async def go():
-        with live() as srv:
-          emu = srv
-          async with aiohttp.ClientSession() as s:
+        async with served() as (srv, s):
             c = await connect(srv, s)
             await c.send(W.setup()); await c.send(W.auth("not-a-token"))
             await c.until(lambda m: m["type"] == "AUTH_STATE")          # initial UNAUTHORIZED
@@ -147,9 +145,7 @@ def test_bad_token_even_channel_and_unauthorized():
 
 def test_keepalive_timeout_enforced_and_server_keepalives():
     async def go():
-        with live(keepalive_timeout=0.6) as srv:
-          emu = srv
-          async with aiohttp.ClientSession() as s:
+        async with served(keepalive_timeout=0.6) as (srv, s):
             c = await connect(srv, s)
             await c.send(W.setup(keepalive_timeout=0.4))
             assert (await c.recv())["keepaliveTimeout"] == 0.6
@@ -167,13 +163,11 @@ def test_keepalive_timeout_enforced_and_server_keepalives():
 
 def test_candles_snapshot_then_live_forming_updates():
     async def go():
-        with live() as srv:
-          emu = srv
-          async with aiohttp.ClientSession() as s:
+        async with served() as (srv, s):
             c = await connect(srv, s)
             await c.handshake(srv.token(), contract="HISTORY")
-            sym = emu.broker.symbols[0]
-            now = emu.clock.now()
+            sym = srv.broker.symbols[0]
+            now = srv.clock.now()
             frm = int((now.timestamp() - 3 * 86400) * 1000)
             await c.send(W.feed_subscription(1, add=[{"type": "Candle", "symbol": f"{sym}{{=5m}}", "fromTime": frm}]))
             evs = []
@@ -185,7 +179,7 @@ def test_candles_snapshot_then_live_forming_updates():
             times = [e.time for e in evs]
             assert times == sorted(times, reverse=True) and len(set(times)) == len(times)
             assert all(e.index == W.candle_index(e.time) for e in evs)
-            ref = emu.broker.bars(sym, "5m", now.replace(hour=0, minute=0), now)
+            ref = srv.broker.bars(sym, "5m", now.replace(hour=0, minute=0), now)
             newest = evs[0]
             assert newest.time == int(ref.index[-1].timestamp() * 1000)
             assert (newest.open, newest.high, newest.low, newest.close, newest.volume) == tuple(ref.iloc[-1][["open", "high", "low", "close", "volume"]])
@@ -206,14 +200,12 @@ def test_candles_snapshot_then_live_forming_updates():
 
 def test_candles_daily_on_auto_and_empty_snapshot():
     async def go():
-        with live() as srv:
-          emu = srv
-          async with aiohttp.ClientSession() as s:
+        async with served() as (srv, s):
             c = await connect(srv, s)
             await c.handshake(srv.token())   # AUTO contract: history is served too
-            sym = emu.broker.symbols[1]
+            sym = srv.broker.symbols[1]
             srv.jump(days=2)                     # day 3, 10:30 New York
-            now = emu.clock.now()
+            now = srv.clock.now()
             await c.send(W.feed_subscription(1, add=[{"type": "Candle", "symbol": f"{sym}{{=1d}}", "fromTime": 0},
                                                      {"type": "Candle", "symbol": f"{sym}{{=1h}}", "fromTime": int(now.timestamp() * 1000) + 86400_000}]))
             evs = []
@@ -227,7 +219,7 @@ def test_candles_daily_on_auto_and_empty_snapshot():
             today = today[today.index + __import__("pandas").Timedelta(minutes=1) <= now]
             assert daily[0].open == today["open"].iloc[0] and daily[0].volume == today["volume"].sum()
             assert daily[0].time % 86_400_000 == 0 and daily[0].time - daily[1].time == 86_400_000
-            ref = emu.broker.bars(sym, "1d", now.replace(day=1), now)
+            ref = srv.broker.bars(sym, "1d", now.replace(day=1), now)
             ref = ref[ref.index < today.index[0]]         # complete sessions only
             assert daily[1].close == ref["close"].iloc[-1] and daily[2].close == ref["close"].iloc[-2]
             empty = [e for e in evs if e.eventSymbol.endswith("{=1h}")]
@@ -236,24 +228,22 @@ def test_candles_daily_on_auto_and_empty_snapshot():
 
 def test_faults_drop_delay_disconnect():
     async def go():
-        with live() as srv:
-          emu = srv
-          async with aiohttp.ClientSession() as s:
+        async with served() as (srv, s):
             c = await connect(srv, s)
             await c.handshake(srv.token())
-            sym = emu.broker.symbols[0]
+            sym = srv.broker.symbols[0]
             await c.send(W.feed_subscription(1, add=[{"type": "Quote", "symbol": sym}]))
             await c.until(lambda m: m["type"] == "FEED_DATA")
-            emu.faults.ws_drop_rate = 1.0
+            srv.faults.ws_drop_rate = 1.0
             srv.step(3)
             with pytest.raises(asyncio.TimeoutError):
                 await c.until(lambda m: m["type"] == "FEED_DATA", timeout=0.5)
-            emu.faults.ws_drop_rate, emu.faults.ws_delay_ms = 0.0, 300
+            srv.faults.ws_drop_rate, srv.faults.ws_delay_ms = 0.0, 300
             loop = asyncio.get_running_loop(); t0 = loop.time()
             srv.step(1)
             await c.until(lambda m: m["type"] == "FEED_DATA")
             assert loop.time() - t0 >= 0.25
-            emu.faults.ws_delay_ms = 0
+            srv.faults.ws_delay_ms = 0
             srv.disconnect()
             end = await c.ws.receive(timeout=3)
             assert end.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and c.ws.close_code == 1012
@@ -277,12 +267,10 @@ frames = st.one_of(
 
 def test_malformed_frames_never_crash_the_handler():
     async def go():
-        with live() as srv:
-          emu = srv
-          async with aiohttp.ClientSession() as s:
+        async with served() as (srv, s):
             good = await connect(srv, s)
             await good.handshake(srv.token())
-            sym = emu.broker.symbols[0]
+            sym = srv.broker.symbols[0]
             await good.send(W.feed_subscription(1, add=[{"type": "Quote", "symbol": sym}]))
             await good.until(lambda m: m["type"] == "FEED_DATA")
             bad = await connect(srv, s)
@@ -304,8 +292,7 @@ def test_malformed_frames_never_crash_the_handler():
 # ---- bounded outbound queue: slow clients get conflated quotes, never lose candles; hopeless ones are cut ----
 def test_backlog_conflates_quotes_keeps_every_candle():
     async def go():
-        with live(conflate_at=1) as srv:
-          async with aiohttp.ClientSession() as s:
+        async with served(conflate_at=1) as (srv, s):
             c = await connect(srv, s)
             await c.handshake(srv.token())
             syms = srv.broker.symbols
@@ -335,8 +322,7 @@ def test_backlog_conflates_quotes_keeps_every_candle():
 
 def test_hopeless_client_is_disconnected_not_buffered_forever():
     async def go():
-        with live(conflate_at=1, max_pending=5) as srv:
-          async with aiohttp.ClientSession() as s:
+        async with served(conflate_at=1, max_pending=5) as (srv, s):
             c = await connect(srv, s)
             await c.handshake(srv.token())
             await c.send(W.feed_subscription(1, add=[{"type": "Candle", "symbol": f"{x}{{=1m}}"} for x in srv.broker.symbols]))
