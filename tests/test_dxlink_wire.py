@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from swingtrader.dxlink import wire as W
 
-FX = pathlib.Path("/work/shared/fixtures/tastytrade")
+FX = pathlib.Path(__file__).parent / "fixtures" / "tastytrade"
 ALL = sorted(FX.glob("dxlink_*.json"))
 LEAN = {"Quote": ["eventSymbol", "bidPrice", "askPrice", "bidSize", "askSize"], "Trade": ["eventSymbol", "price", "size", "time"],
         "Summary": ["eventSymbol", "openInterest"],

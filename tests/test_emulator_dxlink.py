@@ -136,7 +136,7 @@ def test_bad_token_even_channel_and_unauthorized():
             await c.until(lambda m: m.get("state") == "AUTHORIZED")
             await c.send(W.channel_request(2))
             e = await c.until(lambda m: m["type"] == "ERROR")
-            assert e == json.loads(pathlib.Path("/work/shared/fixtures/tastytrade/dxlink_error_bad_action.json").read_text())
+            assert e == json.loads((pathlib.Path(__file__).parent/"fixtures"/"tastytrade"/"dxlink_error_bad_action.json").read_text())
             await c.send(W.feed_setup(5, {"Quote": QF}))      # channel never opened
             assert (await c.until(lambda m: m["type"] == "ERROR"))["error"] == "BAD_ACTION"
             await c.send(W.channel_request(1))                 # connection still usable

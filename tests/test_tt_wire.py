@@ -1,4 +1,4 @@
-"swingtrader.tastytrade.wire against captured tastytrade payloads (tests/fixtures/tastytrade, copied from /work/shared/fixtures)."
+"swingtrader.tastytrade.wire against captured tastytrade payloads (tests/fixtures/tastytrade, copied from the shared fixture set; see SOURCES.txt)."
 from __future__ import annotations
 import json
 from decimal import Decimal
