@@ -5,9 +5,8 @@
 # %% ../nbs/70_backtest.ipynb #eb8ce418
 from __future__ import annotations
 import json, math, time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,7 +37,7 @@ _BASES = (1, 2, 3, 5, 6, 10, 15, 30)   # minutes that divide every session (390 
 
 def _minutes(tf:str) -> int:
     try: dt = timeframe_delta(tf)
-    except SwingtraderError as e: raise BacktestError(f"timeframe {tf!r} is unknown.", "use one of 1m, 5m, 15m or 30m.") from None
+    except SwingtraderError: raise BacktestError(f"timeframe {tf!r} is unknown.", "use one of 1m, 5m, 15m or 30m.") from None
     m = int(dt.total_seconds() // 60)
     if m not in _BASES:
         raise BacktestError(f"timeframe {tf!r} does not divide the trading session into whole bars.",

@@ -5,14 +5,13 @@
 # %% ../nbs/22_fills.ipynb #9eb0f3b6
 from __future__ import annotations
 import asyncio, json, logging, math, random, ssl, time
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 import aiohttp
 from fastcore.basics import patch
 
-from .models import Order, OrderEvent, OrderStatus, OrderUpdate, Fill
+from .models import Order, OrderEvent, OrderStatus, OrderUpdate
 from .broker import BrokerError
 from .tastytrade import wire
 

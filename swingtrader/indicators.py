@@ -5,7 +5,6 @@
 # %% ../nbs/40_indicators.ipynb #8bf94bed
 from __future__ import annotations
 import math
-from collections import deque
 
 import numpy as np
 import pandas as pd

@@ -5,8 +5,8 @@
 # %% ../nbs/01_models.ipynb #49270fbc
 from __future__ import annotations
 import re, uuid
-from dataclasses import dataclass, field, replace
-from datetime import datetime, date, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, date
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 

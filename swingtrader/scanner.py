@@ -5,7 +5,6 @@
 # %% ../nbs/50_scanner.ipynb #d975993f
 from __future__ import annotations
 import json, logging
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Callable

@@ -5,9 +5,9 @@
 # %% ../nbs/41_strategy.ipynb #052ea4e6
 from __future__ import annotations
 import math, re
-from dataclasses import dataclass, asdict, fields
+from dataclasses import dataclass, asdict
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable, Iterable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, date
 from decimal import Decimal
 
-import numpy as np
 import pandas as pd
 
 from ..config import SwingtraderError

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import os, re, uuid, warnings, zlib
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..config import SwingtraderError
 from ..models import Asset, Bar
-from ..clock import MarketCalendar, NY, UTC
+from ..clock import MarketCalendar, NY
 from ..broker import BAR_COLUMNS, UnknownSymbol, empty_bars
 
 # %% auto #0
