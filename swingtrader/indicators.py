@@ -12,8 +12,8 @@ import pandas as pd
 from .config import SwingtraderError
 
 # %% auto #0
-__all__ = ['IndicatorError', 'EMA', 'ema', 'MACD', 'macd', 'ATR', 'true_range', 'atr', 'SMA', 'sma', 'Returns', 'returns',
-           'RollingCorr', 'rolling_corr']
+__all__ = ['IndicatorError', 'pandas_alpha', 'EMA', 'ema', 'MACD', 'macd', 'ATR', 'true_range', 'atr', 'SMA', 'sma', 'Returns',
+           'returns', 'RollingCorr', 'rolling_corr']
 
 # %% ../nbs/40_indicators.ipynb #71eb6871
 class IndicatorError(SwingtraderError):
@@ -24,7 +24,7 @@ def _period(n, name="n", minimum=1) -> int:
         raise IndicatorError(f"{name}={n!r} is not a usable period.", f"give a whole number of bars of at least {minimum}.")
     return int(n)
 
-def _pd_alpha(alpha:float) -> float:
+def pandas_alpha(alpha:float) -> float:
     "alpha as pandas uses it internally (through the centre of mass), so results match bit for bit."
     if not 0 < alpha <= 1: raise IndicatorError(f"alpha={alpha!r} is outside (0, 1].", "give a smoothing factor such as 2/(n+1).")
     return 1.0 / (1.0 + (1.0 - alpha) / alpha)
@@ -37,7 +37,7 @@ class EMA:
         if (n is None) == (alpha is None): raise IndicatorError("EMA needs exactly one of n or alpha.", "give EMA(n) or EMA(alpha=...).")
         self.n = _period(n) if n is not None else None
         self.alpha = float(alpha) if alpha is not None else 2.0 / (self.n + 1)
-        self._a = _pd_alpha(self.alpha); self._om = 1.0 - self._a; self._den = self._om + self._a
+        self._a = pandas_alpha(self.alpha); self._om = 1.0 - self._a; self._den = self._om + self._a
         self.value, self.count = math.nan, 0
 
     def update(self, v:float) -> float:
@@ -59,7 +59,7 @@ def ema(x, # values (Series or array)
     "Vectorised EMA with the same seeding as `EMA`."
     if (n is None) == (alpha is None): raise IndicatorError("ema needs exactly one of n or alpha.", "give ema(x, n) or ema(x, alpha=...).")
     a = 2.0 / (_period(n) + 1) if n is not None else float(alpha)
-    _pd_alpha(a)
+    pandas_alpha(a)
     return _series(x).ewm(alpha=a, adjust=False).mean()
 
 # %% ../nbs/40_indicators.ipynb #2fa7ee4a

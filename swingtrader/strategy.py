@@ -14,7 +14,7 @@ import pandas as pd
 
 from .config import SwingtraderError, Settings
 from .models import Bar, Signal, SignalAction
-from .indicators import _pd_alpha, macd as _macd, ema as _ema, atr as _atr
+from .indicators import pandas_alpha, macd as _macd, ema as _ema, atr as _atr
 
 # %% auto #0
 __all__ = ['Strategy', 'StrategyError', 'timeframe_delta', 'MacdParams', 'SymbolState', 'MacdSwing', 'synthetic_bars',
@@ -104,7 +104,7 @@ class SymbolState:
 
 # %% ../nbs/41_strategy.ipynb #a58b013b
 def _coeffs(alpha:float):
-    a = _pd_alpha(alpha); om = 1.0 - a
+    a = pandas_alpha(alpha); om = 1.0 - a
     return a, om, om + a
 
 def _entry_reason(m, s, c, t, trend) -> str:
