@@ -160,3 +160,12 @@ def test_nothing_written_into_the_checkout_or_cwd(user):
     "Runs from the installed package leave the working folder empty: everything goes to SWINGTRADER_DATA_DIR."
     assert list(user.cwd.iterdir()) == []
     _say("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in _t0.items()))
+
+def test_path_check_flags_machine_paths_only():
+    "tools/check_paths.py: absolute paths of some machine are findings; URLs and relative paths are not."
+    sys.path.insert(0, str(ROOT/"tools"))
+    try: from check_paths import ABS
+    finally: sys.path.remove(str(ROOT/"tools"))
+    bad = ['FX = Path("/work/shared/fixtures")', "open('/tmp/x.json')", "cd /home/me/swingtrader", "p=/root/.cache/x"]
+    good = ["https://example.org/tmp/x", "tests/fixtures/tmp/x.json", "a/home/b", "Path(__file__).parent/'work'", "/srv/app"]
+    assert [b for b in bad if not ABS.search(b)] == [] and [g for g in good if ABS.search(g)] == []
