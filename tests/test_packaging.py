@@ -102,6 +102,7 @@ def test_wheel_and_sdist_contents(dist):
     for f in ["pyproject.toml", "README.md", "swingtrader/py.typed", "swingtrader/scheduled/daily_run.ipynb",
               *(f"{p}/__init__.py" for p in SUBPACKAGES)]:
         assert f"{top}/{f}" in snames, f
+    assert not [n for n in snames if n.startswith(f"{top}/tests/")]
 
 def test_installed_outside_the_checkout(user):
     r = user("-c", "import swingtrader, swingtrader.sim, swingtrader.tastytrade, swingtrader.dxlink, swingtrader.emulator, "
