@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: run test check-sync nbtest pytest bench clean-venv help browser
+.PHONY: run test check-sync check-paths lint sync-scheduled nbtest pytest bench clean-venv help browser
 
 help:
 	@echo "make run   - set up .venv and run the daily job on the built-in simulator"
-	@echo "make test  - set up .venv with dev tools, check notebooks/package are in sync, run all tests"
+	@echo "make test  - set up .venv with dev tools, check notebooks/package are in sync, lint, run all tests"
+	@echo "             (tests/test_packaging.py builds the wheel and runs it from a fresh venv outside the checkout)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "swingtrader needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
@@ -31,6 +32,19 @@ run: $(VENV)/.installed
 check-sync: $(VENV)/.installed-dev
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/check_sync.py
 
+# No tracked file may name an absolute path of some machine (/work, /home, /root, /tmp, ...).
+check-paths:
+	$(PYTHON) tools/check_paths.py
+
+# Unused imports/variables, syntax errors, undefined names (config in pyproject's [tool.ruff.lint]).
+# Findings in swingtrader/ are fixed in the notebooks (nbs/), then nbdev-export.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check swingtrader tests bench tools
+
+# After editing scheduled/*.ipynb: copy them into the package (check-sync fails until you do).
+sync-scheduled:
+	$(PYTHON) tools/sync_scheduled.py
+
 nbtest: $(VENV)/.installed-dev
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/nbdev-test --n-workers 2
 
@@ -45,7 +59,7 @@ browser:
 pytest: $(VENV)/.installed-dev browser
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-test: check-sync nbtest pytest
+test: check-sync check-paths lint nbtest pytest
 
 bench: $(VENV)/.installed-dev
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -5,7 +5,7 @@ decide (bar → Trader: strategy, sizer, RiskGuard, ledger intent), risk (RiskGu
 one ledger commit of intents + checkpoint before the broker call), submit (broker call through tastytrade-sdk + ledger record),
 broker (the broker call alone, thread hop included), total (bar in → order acknowledged).
 Spec: total < 150 ms, risk check < 5 ms, submission < 100 ms. The emulator runs in this process (it competes for the GIL)."""
-import asyncio, statistics, tempfile, time
+import asyncio, tempfile, time
 from datetime import date
 from pathlib import Path
 

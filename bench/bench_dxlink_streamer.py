@@ -2,7 +2,7 @@
 
 Each client runs in its own process (peak RSS is per process). Prints events/s and peak RSS for:
 bare websockets + json.loads, bare websockets + ujson.loads, and DXLinkStreamer (lossless and conflating)."""
-import asyncio, json, math, multiprocessing as mp, resource, sys, time
+import asyncio, json, math, multiprocessing as mp, resource, time
 
 N_EVENTS, N_SYMS = 500_000, 100
 N_FRAMES = N_EVENTS // N_SYMS

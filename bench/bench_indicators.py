@@ -5,7 +5,6 @@ Run: .venv/bin/python bench/bench_indicators.py   (about 20 s)
 import time
 from datetime import timedelta
 
-import numpy as np
 
 from swingtrader.indicators import EMA, MACD, ATR, SMA, RollingCorr, ema, macd, atr, sma, rolling_corr
 from swingtrader.models import Bar

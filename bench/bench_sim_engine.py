@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/bench_sim_engine.py
 """
 import gc, time
-from datetime import date, datetime, timezone
+from datetime import date
 from decimal import Decimal
 
 from swingtrader.models import OrderRequest

@@ -182,12 +182,10 @@ def emulator(host, port, tls, speed, seed, symbols, days, persist, strict):
 
 # %% ../nbs/90_cli.ipynb #de4e4bd2
 def _scheduled(name:str):
-    "The papermill notebook `scheduled/<name>.ipynb` of this checkout, if there is one."
-    from pathlib import Path
-    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        p = root/"scheduled"/f"{name}.ipynb"
-        if p.exists(): return p
-    return None
+    "The papermill notebook `<name>.ipynb` shipped in the package (`swingtrader/scheduled/`, a copy of the checkout's `scheduled/`), or None."
+    from importlib.resources import files
+    p = files("swingtrader")/"scheduled"/f"{name}.ipynb"   # a real file: wheels install unpacked, editable installs are the checkout
+    return p if p.is_file() else None
 
 def _papermill(nb, out, params:dict):
     import papermill as pm

@@ -1,6 +1,6 @@
 "Shared helpers for the emulator tests: a seeded simulator served on loopback, and a requests client."
 from __future__ import annotations
-import json, time
+import json
 from datetime import date, timedelta
 from contextlib import contextmanager
 

@@ -2,14 +2,12 @@
 from datetime import datetime, timezone
 from decimal import Decimal
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from swingtrader.config import Settings, SwingtraderError
+from swingtrader.config import Settings
 from swingtrader.backtest import Backtest, BacktestError, run_backtest
 from swingtrader.strategy import signals_frame, MacdParams
-from swingtrader.trader import Trader, client_key_for
 
 OPEN = dict(position_cap=1.0, sector_cap=1.0, correlated_cap=1.0, risk_per_trade=0.05, daily_loss_halt=0.5,
             weekly_loss_halt=0.5, max_losing_streak=10**6)

@@ -1,16 +1,14 @@
 """The bot trades a simulated week through the emulator and the real tastytrade client (REST via tastytrade-sdk, DXLink candles,
 account streamer, TradingView scan), in scaled time; at the end the ledger matches the emulator's account exactly."""
-import asyncio, json
+import asyncio
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from swingtrader.config import Settings
 from swingtrader.audit import AuditLog
 from swingtrader.ledger import Ledger
-from swingtrader.models import OrderStatus
 from swingtrader.bot import emulated_tastytrade, tastytrade_bot
 
 SPEED = 2000.0     # simulated seconds per real second: a week (with the overnights skipped) in about a minute

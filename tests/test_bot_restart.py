@@ -9,7 +9,7 @@ After each restart: no client key is sent twice, every intent is settled, the st
 in the ledger at the kill (and only ratchet up afterwards), positions reconcile without a mismatch; at the end (the last run
 trades to the close) the ledger equals the emulator's account order by order, `ledger.check()` is clean and the audit's order
 stream has one order per signal. No timed assertions: every wait polls with a generous limit on simulated progress."""
-import json, os, signal, subprocess, sys, time
+import json, signal, subprocess, sys, time
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +18,7 @@ import pytest
 
 from swingtrader.config import Settings
 from swingtrader.clock import MarketCalendar
-from swingtrader.ledger import Ledger, LedgerError, UNRESOLVED
+from swingtrader.ledger import Ledger, LedgerError
 from swingtrader.audit import AuditLog
 from swingtrader.bot import emulated_tastytrade
 

@@ -7,12 +7,12 @@ from decimal import Decimal
 import pytest
 
 from swingtrader.config import Settings
-from swingtrader.clock import SimClock, MarketCalendar
+from swingtrader.clock import SimClock
 from swingtrader.sim.broker import SimBroker
 from swingtrader.ledger import Ledger
 from swingtrader.audit import AuditLog
 from swingtrader.risk import KillState
-from swingtrader.bot import sim_bot, Bot, BotError
+from swingtrader.bot import sim_bot, BotError
 from swingtrader.risk import halt, reset_halt as resume
 
 S = Settings(_env_file=None, macd_fast=6, macd_slow=13, macd_signal=5, trend_ema=20, warmup_bars=30, scan_top=4)

@@ -1,7 +1,7 @@
 """DXLinkStreamer against the REAL emulator (Emulator + SimBroker via EmulatorServer on loopback).
 The SimBroker runs on a manual SimClock that the tests advance on the server loop (`Live.step`/`jump`); every
 expectation is compared with the simulator's own history (`SimBroker.bars`, `latest_quote`)."""
-import asyncio, math, pathlib, sys
+import asyncio, pathlib, sys
 from datetime import timedelta
 
 import pandas as pd
@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from dxlink_harness import live, make_broker, until
 from swingtrader.dxlink import wire
-from swingtrader.dxlink.streamer import DXLinkStreamer, DXLinkAuthError, CandleSeries, StreamClosed
+from swingtrader.dxlink.streamer import DXLinkStreamer, DXLinkAuthError, CandleSeries
 from swingtrader.models import Bar
 
 pytestmark = pytest.mark.timeout(90)

@@ -4,7 +4,7 @@ import aiohttp, pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from dxlink_harness import live, make_broker
+from dxlink_harness import live
 from swingtrader.dxlink import wire as W
 
 pytestmark = pytest.mark.timeout(60)

@@ -4,8 +4,7 @@ import json, time
 
 import pytest, requests
 
-from emu_support import serve, Client, ws_connect, UA
-from swingtrader.emulator.core import Faults
+from emu_support import serve, Client, ws_connect
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 import json
 
-import pytest, requests
+import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from emu_support import serve, Client, ws_connect

@@ -1,8 +1,7 @@
 "`run_emulator` end to end, and multi-day persistence: state saved on shutdown is what the next start serves."
 from __future__ import annotations
-import json, queue, threading
+import queue, threading
 from datetime import datetime
-from decimal import Decimal
 
 import pytest
 

@@ -243,7 +243,6 @@ def test_streamer_idle_close(tmp_path):
     with serve(tmp_path, streamer_idle_s=0.5) as s:
         ws = ws_connect(s)
         try:
-            op, data = None, None
             ws.settimeout(5)
             from websocket import ABNF
             frame = ws.recv_data(control_frame=True)

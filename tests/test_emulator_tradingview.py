@@ -1,7 +1,6 @@
 "TradingView scan endpoint: tradingview-screener's real Query against the real Emulator + SimBroker on loopback."
-import asyncio, sys, pathlib, threading
+import sys, pathlib
 import pytest, requests
-from aiohttp import web
 from tradingview_screener import Query, Column, And, Or
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))

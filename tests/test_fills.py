@@ -1,6 +1,5 @@
 """Fill detection against the emulator: streamer, polling fallback, disconnects, lost messages; each fill exactly once."""
 import asyncio, socket, time
-from collections import Counter
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -12,7 +11,7 @@ from swingtrader.models import OrderRequest, OrderEvent
 from swingtrader.sim.broker import SimBroker
 from swingtrader.emulator.core import Emulator, EmulatorServer
 from swingtrader.tastytrade.broker import TastytradeBroker
-from swingtrader.fills import TastytradeOrderUpdates, OrderTracker
+from swingtrader.fills import TastytradeOrderUpdates
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 

@@ -1,7 +1,7 @@
 "The ledger's fast path (write-through caches, journal=False, long transactions) writes exactly what the plain path writes."
 from __future__ import annotations
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -79,7 +79,7 @@ class _Rollback(Exception): pass
 
 def _run(led:Ledger, ops:list[tuple], batched:bool) -> list:
     "Apply `ops`; `batched`: inside transactions of several ops, some rolled back (the plain ledger replays only the kept ones)."
-    out, i = [], 0
+    out = []
     groups, cur = [], []
     for op in ops:
         if op[0] in ("rollback", "commit"): groups.append((cur, op[0] == "rollback")); cur = []

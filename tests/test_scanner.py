@@ -1,6 +1,5 @@
 "The TradingView scanner against the emulator's scan endpoint: filters, caching per day, and outage fallback."
-from datetime import date, datetime, timedelta
-import json
+from datetime import date, datetime
 import pytest
 from aiohttp import web
 

@@ -1,5 +1,5 @@
 "SimBroker: Broker protocol conformance and behaviour, time driving, no look-ahead, listeners, streams, save/restore."
-import asyncio, threading
+import asyncio
 from datetime import date, datetime, timezone, timedelta
 from decimal import Decimal
 
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swingtrader.broker import Broker, BrokerError, OrderRejected, OrderNotFound, UnknownSymbol, BAR_COLUMNS
+from swingtrader.broker import Broker, OrderRejected, OrderNotFound, UnknownSymbol, BAR_COLUMNS
 from swingtrader.clock import SimClock
 from swingtrader.config import SwingtraderError
 from swingtrader.models import Bar, Quote, OrderRequest, OrderStatus, OrderUpdate, OrderEvent, Account, Position, OrderPreview

@@ -1,7 +1,6 @@
 "Simulator market data: generator statistics, calendar conformance, resampling, quotes, loaders, recorder replay."
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

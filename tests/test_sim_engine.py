@@ -7,7 +7,7 @@ import pytest
 
 from swingtrader.broker import BAR_COLUMNS, OrderRejected, OrderNotFound
 from swingtrader.models import Asset, OrderRequest, OrderStatus, OrderEvent, Side, InvalidOrder
-from swingtrader.sim.account import SimAccount, SessionTable, to_ns, from_ns
+from swingtrader.sim.account import SimAccount, SessionTable, to_ns
 from swingtrader.sim.engine import MatchingEngine, EngineConfig, BarTape, FillMode
 from swingtrader.config import SwingtraderError
 
@@ -313,7 +313,7 @@ def test_repeated_client_key_never_creates_a_second_order():
 # ---------------------------------------------------------------- settlement, GFV, P&L
 def test_t_plus_1_settlement_over_weekend():
     e = engine(fill_at="bar"); hold(e, 10, 90)
-    o = e.submit(sell(10), to_ns(FRI))
+    e.submit(sell(10), to_ns(FRI))
     feed(e, bars([(100, 100, 100, 100, 10_000)], start=FRI))
     assert e.account.unsettled_cash == Decimal(1000) and e.account.settled_cash == e.account.cash - 1000
     e.on_time(to_ns(datetime(2026, 3, 8, 12, tzinfo=UTC)))            # Sunday: still unsettled

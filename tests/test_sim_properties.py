@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 from swingtrader.broker import OrderRejected
 from swingtrader.clock import SimClock
-from swingtrader.models import OrderRequest, OrderStatus, OrderEvent, OrderUpdate
+from swingtrader.models import OrderRequest, OrderStatus, OrderUpdate
 from swingtrader.sim.broker import SimBroker
 from swingtrader.sim.data import make_universe, generate_bars
 

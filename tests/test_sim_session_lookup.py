@@ -1,7 +1,6 @@
 "SessionTable answers from its last-session cache exactly what a fresh search answers, in any order of queries."
 import random
 
-import numpy as np
 
 from swingtrader.sim.account import SessionTable
 

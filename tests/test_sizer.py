@@ -1,6 +1,6 @@
 "Sizer properties: never above any cap, never negative, never spends unsettled cash in a cash account."
 from datetime import datetime, timezone
-from decimal import Decimal, ROUND_FLOOR
+from decimal import Decimal
 import pytest
 from hypothesis import given, settings, strategies as st
 

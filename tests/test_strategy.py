@@ -2,7 +2,6 @@
 import json
 from datetime import timedelta
 import numpy as np
-import pandas as pd
 from hypothesis import given, settings, strategies as st
 
 from swingtrader.models import Bar, SignalAction

@@ -12,7 +12,6 @@ from swingtrader.broker import Broker, AuthError, OrderRejected, OrderNotFound, 
 from swingtrader.sim.broker import SimBroker
 from swingtrader.emulator.core import Emulator, EmulatorServer
 from swingtrader.tastytrade.broker import TastytradeBroker
-from swingtrader.tastytrade.transport import TastytradeTransport
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)   # Monday 10:00 New York
 SECRET, REFRESH = "client-secret-xyz", "refresh-token-xyz"
@@ -85,7 +84,7 @@ def test_limit_replace_cancel(env):
     r = b.replace(o.id, qty=Decimal(6), limit_price=Decimal("1.10"))
     assert r.id != o.id and r.replaces == o.id and r.qty == 6 and r.limit_price == Decimal("1.10")
     assert b.order(o.id).status is OrderStatus.CANCELLED
-    c = b.cancel(r.id)
+    b.cancel(r.id)
     assert wait_for(lambda: b.order(r.id).status is OrderStatus.CANCELLED)
     again = b.cancel(r.id)                       # terminal: returned unchanged, no error
     assert again.status is OrderStatus.CANCELLED

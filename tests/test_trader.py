@@ -1,6 +1,6 @@
 """Trader: order-update handling, committed funds, stops, audit records, replay safety (on the SimBroker)."""
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone, date
+from datetime import datetime, timezone, date
 from decimal import Decimal
 
 import pytest
@@ -9,7 +9,6 @@ from swingtrader.config import Settings
 from swingtrader.models import Account, Asset, Signal, SignalAction, OrderStatus
 from swingtrader.strategy import MacdSwing
 from swingtrader.sizer import Sizer
-from swingtrader.stops import StopBook
 from swingtrader.risk import RiskGuard
 from swingtrader.ledger import Ledger
 from swingtrader.audit import AuditLog

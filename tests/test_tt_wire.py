@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from swingtrader.models import OrderStatus, Side, OrderType, TimeInForce, OrderRequest, Order, Fill, Position, Account
+from swingtrader.models import OrderStatus, Side, OrderType, TimeInForce, OrderRequest, Order, Position, Account
 from swingtrader.broker import OrderRejected, AuthError
 from swingtrader.tastytrade.wire import *
 from swingtrader.tastytrade.wire import TT_STATUS

@@ -1,4 +1,5 @@
-"""Fail when `nbdev-clean` or `nbdev-export` would change anything.
+"""Fail when `nbdev-clean` or `nbdev-export` would change anything, when README.md is stale, or when the
+packaged scheduled notebooks (swingtrader/scheduled/) differ from the ones people edit (scheduled/).
 
 Runs both tools and compares file hashes before and after, so it works in a fresh clone and
 in a working tree with uncommitted edits alike. Files the tools rewrite are left rewritten:
@@ -26,7 +27,8 @@ for tool, what, fix in [
     if diff:
         failed = True
         print(f"check-sync: {what} ({tool} changed {', '.join(diff)}): {fix}.", file=sys.stderr)
-r = subprocess.run([sys.executable, str(root/"tools"/"readme.py"), "--check"], cwd=root)
-if r.returncode: failed = True
+for tool in ("readme.py", "sync_scheduled.py"):
+    r = subprocess.run([sys.executable, str(root/"tools"/tool), "--check"], cwd=root)
+    if r.returncode: failed = True
 if failed: sys.exit(1)
-print("check-sync: notebooks clean, package in sync")
+print("check-sync: notebooks clean, package in sync, README and scheduled notebooks up to date")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Write scheduled/*.ipynb from their jupytext percent sources, keeping only the papermill `parameters` tag.
+# Write scheduled/*.ipynb from their jupytext percent sources, keeping only the papermill `parameters` tag,
+# then copy them into the package (tools/sync_scheduled.py).
 #   tools/scheduled.sh SRC.py scheduled/NAME.ipynb        (and: tools/nb.sh-style round trip with jupytext --to py:percent)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"; bin="$here/.venv/bin"
@@ -13,3 +14,4 @@ for c in nb.cells:
     if c.cell_type == "code": c.outputs, c.execution_count = [], None
 nbformat.write(nb, p)
 PY
+"$bin/python" "$here/tools/sync_scheduled.py"   # the packaged copy (swingtrader/scheduled/) the installed command runs
