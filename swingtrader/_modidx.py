@@ -1301,6 +1301,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'swingtrader.notify.Notifier._deliver': ('notify.html#notifier._deliver', 'swingtrader/notify.py'),
                                     'swingtrader.notify.Notifier._run': ('notify.html#notifier._run', 'swingtrader/notify.py'),
                                     'swingtrader.notify.Notifier._start': ('notify.html#notifier._start', 'swingtrader/notify.py'),
+                                    'swingtrader.notify.Notifier.alerts': ('notify.html#notifier.alerts', 'swingtrader/notify.py'),
                                     'swingtrader.notify.Notifier.close': ('notify.html#notifier.close', 'swingtrader/notify.py'),
                                     'swingtrader.notify.Notifier.enabled': ('notify.html#notifier.enabled', 'swingtrader/notify.py'),
                                     'swingtrader.notify.Notifier.flush': ('notify.html#notifier.flush', 'swingtrader/notify.py'),

@@ -236,9 +236,16 @@ def close(self:Notifier, timeout:float=10.0) -> bool:
     except Exception as e:
         log.error("notifier close: %s", type(e).__name__); return False
 
+# %% ../nbs/62_notify.ipynb #a4e0e6df
+@patch
+def alerts(self:Notifier, n:int|None=None) -> list[dict]: # the last `n` (default: all kept)
+    "The kept alerts, oldest first, as dicts (safe to call from any thread)."
+    with self._cond: out = [a.to_dict() for a in self.history]
+    return out[-n:] if n else out
+
 # %% ../nbs/62_notify.ipynb #89754401
-def _money(x) -> str:
-    try: return f"{float(x):+,.2f}"
+def _money(x, sign="+") -> str:
+    try: return f"{float(x):{sign},.2f}"
     except (TypeError, ValueError): return "n/a"
 
 def daily_summary(summary:dict) -> tuple[str, str, str]:
@@ -249,7 +256,7 @@ def daily_summary(summary:dict) -> tuple[str, str, str]:
     pl, start = summary.get("pl"), summary.get("start_equity")
     pct = f" ({float(pl) / float(start):+.2%})" if pl is not None and start not in (None, "0", 0) else ""
     state = summary.get("halt_state", "active")
-    lines = [f"P&L {_money(pl)}{pct}; equity {summary.get('equity') or 'n/a'}",
+    lines = [f"P&L {_money(pl)}{pct}; equity {_money(summary.get('equity'), '')}",
              f"trades {len(trades)}" + (f", win rate {wins / len(pls):.0%} ({wins} of {len(pls)})" if pls else ", win rate n/a"),
              f"open positions {len(summary.get('positions') or {})}; state {state}"]
     if summary.get("errors"): lines.append(f"errors {summary['errors']}")
