@@ -193,13 +193,11 @@ def _start(self:Notifier):
 def _deliver(self:Notifier, a:Alert) -> bool:
     ok = True
     for i, p in enumerate(self._plugins, 1):
-        try: good = bool(p.notify(body=a.body or a.title, title=a.title, notify_type=_notify_type(a.level)))
-        except Exception as e:
-            good = False
-            log.warning("notification %d to entry %d (%s) raised %s", a.seq, i, self.schemes[i-1], type(e).__name__)
+        try: good, why = bool(p.notify(body=a.body or a.title, title=a.title, notify_type=_notify_type(a.level))), ""
+        except Exception as e: good, why = False, f": raised {type(e).__name__}"   # the type only: its text may hold the URL
         if not good:
             ok = False
-            log.warning("notification %d (%s) to entry %d (%s) failed", a.seq, a.level, i, self.schemes[i-1])
+            log.warning("notification %d (%s) to entry %d (%s) failed%s", a.seq, a.level, i, self.schemes[i-1], why)
     return ok
 
 @patch
@@ -254,7 +252,8 @@ def daily_summary(summary:dict) -> tuple[str, str, str]:
     pls = [float(t["pl"]) for t in trades if t.get("pl") is not None]
     wins = sum(1 for p in pls if p > 0)
     pl, start = summary.get("pl"), summary.get("start_equity")
-    pct = f" ({float(pl) / float(start):+.2%})" if pl is not None and start not in (None, "0", 0) else ""
+    try: pct = f" ({float(pl) / float(start):+.2%})"
+    except (TypeError, ValueError, ZeroDivisionError): pct = ""
     state = summary.get("halt_state", "active")
     lines = [f"P&L {_money(pl)}{pct}; equity {_money(summary.get('equity'), '')}",
              f"trades {len(trades)}" + (f", win rate {wins / len(pls):.0%} ({wins} of {len(pls)})" if pls else ", win rate n/a"),

@@ -96,7 +96,7 @@ def test_plugin_exception_is_caught_and_scrubbed(ep, logs):
     def boom(**kw): raise RuntimeError(f"cannot reach {TOKEN}")
     n._plugins[0].notify = boom
     a = n.send("x", "y")
-    assert n.flush(WAIT) and a.status == "failed" and "raised RuntimeError" in logs.text
+    assert n.flush(WAIT) and a.status == "failed" and "to entry 1 (json) failed: raised RuntimeError" in logs.text
     clean(logs.text)
     n.close(WAIT)
 
