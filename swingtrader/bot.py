@@ -175,7 +175,7 @@ class Bot:
         self.settings, self.broker, self.market_data, self.order_updates = settings, broker, market_data, order_updates
         self.clock, self.calendar, self.ledger, self.audit, self.scanner = clock, calendar, ledger, audit, scanner
         self.broker_name = getattr(broker, "name", "broker")
-        self.kill_switch = kill_switch or KillSwitch(ledger, clock, settings, broker=broker, audit=audit)
+        self.kill_switch = kill_switch or KillSwitch(ledger, clock, settings, broker=broker, audit=audit, notifier=Notifier.from_settings(settings))
         self.health = health or HealthMonitor(clock, settings, kill_switch=self.kill_switch, audit=audit, broker_name=self.broker_name)
         self.universe, self.max_symbols = list(universe or []), max_symbols or settings.scan_top
         self.preopen, self.fast_forward_idle, self.command_poll = preopen, fast_forward_idle, command_poll
@@ -619,9 +619,11 @@ async def session(self:Bot, open_t:datetime, close_t:datetime):
                 if asyncio.iscoroutine(r): await r
             except Exception: pass
 
+from .notify import Notifier, daily_summary   # Bot.__init__ gives its KillSwitch (and so its HealthMonitor) a Notifier
+
 @patch
 async def at_close(self:Bot, day:date):
-    "Cancel working day orders, write the daily summary (audit + ledger), checkpoint."
+    "Cancel working day orders, write the daily summary (audit + ledger + notifier), checkpoint."
     d = self.day
     try:
         for o in await self.call(self.broker.orders, "open", what="orders"):
@@ -641,6 +643,11 @@ async def at_close(self:Bot, day:date):
     summary = d.to_dict()
     self.ledger.log_event("daily_summary", summary)
     if self.audit is not None: self.audit.health("daily_summary", {"level": "ok", **summary}, broker=self.broker_name)
+    if (n := getattr(self.kill_switch, "notifier", None)) is not None:
+        try:
+            title, body, level = daily_summary(summary)
+            n.send(title, body, level) if callable(getattr(n, "send", None)) else n(f"{title}\n{body}")
+        except Exception as e: log.error("daily summary notification failed: %s", type(e).__name__)
     self.checkpoint()
     self.days.append(d)
 

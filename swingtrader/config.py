@@ -110,6 +110,17 @@ class Settings(BaseSettings):
     sim_symbols: int = _f(40, "give how many synthetic symbols to generate, between 1 and 500.", ge=1, le=500)
     sim_cash: Decimal = _f(Decimal("100000"), "give the starting cash in USD, e.g. 100000.", gt=0)
     sim_speed: float = _f(60.0, "give how many simulated seconds pass per real second, e.g. 60.", gt=0)
+    # -- notify
+    notify_urls: SecretStr|None = _f(None, "give apprise URLs separated by commas or spaces, e.g. json://host/path or discord://webhook_id/webhook_token (they hold tokens: keep them in .env).")
+    drawdown_warn: float = _f(0.02, "give a fraction of equity between 0 and 1, e.g. 0.02 warns once the equity falls 2 % below the day's high.", gt=0, lt=1)
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _notify_urls_usable(cls, v):
+        "Every notification URL must be one apprise can send to (named by position: the URLs are secrets)."
+        from swingtrader.notify import url_problems
+        if v is not None and (problem := url_problems(v)): raise ValueError(problem)
+        return v
 
     @model_validator(mode="before")
     @classmethod

@@ -39,9 +39,13 @@ class HealthMonitor:
                  latency_samples:int=200, # recent broker calls kept for the p95
                  reject_rate_critical:float=0.05, # share of rejected orders
                  min_orders:int=20, # orders needed before the rejection rate counts
-                 order_window:int=200): # recent orders kept for the rate
+                 order_window:int=200, # recent orders kept for the rate
+                 notifier=None): # a `Notifier` for criticals and the drawdown warning (default: the kill switch's)
         s = settings or Settings(_env_file=None)
         self.clock, self.kill_switch, self.audit, self.broker_name = clock, kill_switch, audit, broker_name
+        self.notifier = notifier if notifier is not None else getattr(kill_switch, "notifier", None)
+        self.drawdown_warn, self.daily_loss_halt = s.drawdown_warn, s.daily_loss_halt
+        self.hwm: tuple|None = None      # (day, the day's high-water mark of equity)
         self.connectivity_timeout = s.connectivity_timeout
         self.error_window, self.max_errors, self.stale_after = error_window, max_errors, stale_after
         self.latency_p95_warn, self.reject_rate_critical, self.min_orders = latency_p95_warn, reject_rate_critical, min_orders
@@ -59,14 +63,27 @@ class HealthMonitor:
 from fastcore.basics import patch
 
 @patch
+def _notify(self:HealthMonitor, title:str, body:str, level:str):
+    "Hand an alert to the notifier; never raises."
+    if self.notifier is None: return
+    try:
+        send = getattr(self.notifier, "send", None)
+        if callable(send): send(title, body, level)
+        else: self.notifier(f"{title}\n{body}")
+    except Exception as e: log.error("health notifier failed: %s", type(e).__name__)
+
+@patch
 def _level(self:HealthMonitor, what:str, level:str, message:str, **details) -> bool:
-    "Set `what`'s level; audit and log the transition (True) or do nothing if unchanged (False)."
-    if self.levels.get(what, "ok") == level: return False
+    "Set `what`'s level; audit and log the transition (True) or do nothing if unchanged (False). Criticals reach the notifier."
+    before = self.levels.get(what, "ok")
+    if before == level: return False
     self.levels[what] = level
     (log.info if level == "ok" else log.warning if level == "warning" else log.error)("health %s: %s: %s", what, level, message)
     if self.audit is not None:
         try: self.audit.health(what, {"level": level, "message": message, **details}, broker=self.broker_name)
         except Exception as e: log.error("health audit failed: %s", e)
+    if level == "critical": self._notify(f"Health CRITICAL: {what}", message, "critical")
+    elif before == "critical": self._notify(f"Health {what}: {level} again", message, "info")
     return True
 
 @patch
@@ -134,6 +151,39 @@ def error(self:HealthMonitor, where:str, # which handler failed
             ks = self.kill_switch
             if ks is not None and ks.state.value == "active": ks.reduce("health_monitor", f"{len(self.errors)} errors in {self.error_window:.0f} s")
 
+# %% ../nbs/61_health.ipynb #6ed55f13
+@patch
+def equity_mark(self:HealthMonitor, equity, # current equity
+                start_equity=None, # the day's start equity (the first mark of the day)
+                day=None): # the trading day the mark belongs to (a new day resets the high-water mark)
+    "Track the day's high-water mark; warn (once per crossing) when equity falls `drawdown_warn` below it. Returns the drawdown."
+    equity = float(equity)
+    start = float(start_equity) if start_equity is not None else equity
+    if self.hwm is None or self.hwm[0] != day: self.hwm = (day, max(start, equity))
+    hwm = max(self.hwm[1], equity)
+    self.hwm = (day, hwm)
+    dd = (hwm - equity) / hwm if hwm > 0 else 0.0
+    warned = self.levels.get("drawdown") == "warning"
+    if dd >= self.drawdown_warn and not warned:
+        msg = (f"equity {equity:,.2f} is {dd:.2%} below today's high-water mark {hwm:,.2f} (day start {start:,.2f}, "
+               f"day P&L {equity - start:+,.2f}); warning at {self.drawdown_warn:.2%}")
+        self._level("drawdown", "warning", msg, drawdown=round(dd, 6), high_water=hwm, equity=equity, start_equity=start)
+        self._notify("DRAWDOWN WARNING", msg + f".\nWarning only: trading continues. The kill switch halts at a "
+                     f"{self.daily_loss_halt:.2%} loss of the day's start equity.", "warning")
+    elif warned and dd < self.drawdown_warn / 2:
+        self._level("drawdown", "ok", f"drawdown {dd:.2%} from today's high-water mark {hwm:,.2f}", drawdown=round(dd, 6))
+    return dd
+
+@patch
+def _mark_from_ledger(self:HealthMonitor):
+    "Feed the ledger's latest equity mark (the bot writes one each account refresh) to `equity_mark`."
+    ledger = getattr(self.kill_switch, "ledger", None)
+    if ledger is None: return
+    try:
+        marks = ledger.marks()
+        if marks: m = marks[-1]; self.equity_mark(m["equity"], m["start_equity"], m["day"])
+    except Exception as e: log.error("health drawdown check failed: %s", type(e).__name__)
+
 # %% ../nbs/61_health.ipynb #686e7bfe
 @patch
 def stream_event(self:HealthMonitor, name:str):
@@ -143,8 +193,9 @@ def stream_event(self:HealthMonitor, name:str):
 @patch
 def check(self:HealthMonitor, market_open:bool, # is the regular session open now
           streams:tuple[str, ...]=("bars",)) -> dict: # the streams that must keep flowing while it is
-    "Periodic check of stream staleness; returns the summary."
+    "Periodic check of stream staleness and the day's drawdown; returns the summary."
     now = self.clock.now()
+    self._mark_from_ledger()
     while self.errors and (now - self.errors[0][0]).total_seconds() > self.error_window: self.errors.popleft()
     if self.levels.get("errors") == "critical" and len(self.errors) <= self.max_errors:
         self._level("errors", "ok", f"{len(self.errors)} errors in the last {self.error_window:.0f} s")

@@ -8,6 +8,7 @@ import logging, math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, ROUND_DOWN
+from pathlib import Path
 from enum import Enum
 from typing import Any, Callable, Mapping, Sequence
 
@@ -248,12 +249,13 @@ class KillSwitch:
                  clock:Clock, settings:Settings|None=None,
                  broker=None, # the Broker whose orders get cancelled (None: state only)
                  audit=None, # an AuditLog for health records
-                 notifier:Callable[[str], Any]|None=None, # alert callable (chat, e-mail, …)
+                 notifier:Callable[[str], Any]|None=None, # a `Notifier` (see 62_notify), or any callable taking the message
                  liquidate:bool|None=None): # sell everything on a trip (default Settings.liquidate_on_halt)
         s = settings or Settings()
         self.ledger, self.clock, self.broker, self.audit, self.notifier = ledger, clock, broker, audit, notifier
         self.daily_loss_halt, self.weekly_loss_halt = Decimal(str(s.daily_loss_halt)), Decimal(str(s.weekly_loss_halt))
         self.max_losing_streak, self.connectivity_timeout = s.max_losing_streak, s.connectivity_timeout
+        self.reconcile_tolerance, self.data_dir = s.reconcile_tolerance, s.data_dir
         self.liquidate = s.liquidate_on_halt if liquidate is None else liquidate
         self._lost_since: datetime|None = None
 
@@ -301,14 +303,38 @@ def broker_lost(self:KillSwitch) -> str|None:
 
 # %% ../nbs/44_risk.ipynb #0edf8326
 @patch
-def _alert(self:KillSwitch, what:str, msg:str, **details):
-    log.critical("kill switch: %s", msg)
+def _alert(self:KillSwitch, what:str, # audit health kind
+           title:str, body:str, # the headline and the details a person needs
+           level:str="critical", # notifier level: critical, warning or info
+           **details):
+    msg = f"{title}: {body}".replace("\n", " ")
+    (log.critical if level == "critical" else log.warning)("kill switch: %s", msg)
     if self.audit is not None:
         try: self.audit.health(what, {"message": msg, **details}, broker=getattr(self.broker, "name", None))
         except Exception as e: log.error("kill switch audit failed: %s", e)
     if self.notifier is not None:
-        try: self.notifier(msg)
-        except Exception as e: log.error("kill switch notifier failed: %s", e)
+        try:
+            send = getattr(self.notifier, "send", None)
+            if callable(send): send(title, body, level)
+            else: self.notifier(f"{title}\n{body}")
+        except Exception as e: log.error("kill switch notifier failed: %s", type(e).__name__)
+
+@patch
+def threshold(self:KillSwitch, trigger:str) -> str:
+    "The rule behind `trigger`, with its limit and the setting that holds it."
+    return {"daily_loss": f"halts at a {self.daily_loss_halt:.2%} loss of the day's start equity (SWINGTRADER_DAILY_LOSS_HALT)",
+            "weekly_loss": f"halts at a {self.weekly_loss_halt:.2%} loss of the week's start equity (SWINGTRADER_WEEKLY_LOSS_HALT)",
+            "losing_streak": f"halts after more than {self.max_losing_streak} losing trades in a row (SWINGTRADER_MAX_LOSING_STREAK)",
+            "connectivity": f"halts when the broker is unreachable for more than {self.connectivity_timeout:.0f} s (SWINGTRADER_CONNECTIVITY_TIMEOUT)",
+            "reconciliation_mismatch": f"halts when the ledger and the broker disagree beyond {self.reconcile_tolerance:.2%} of a position's value (SWINGTRADER_RECONCILE_TOLERANCE)",
+            "manual": "a person or a control surface asked for a halt"}.get(trigger, trigger)
+
+@patch(as_prop=True)
+def resume_command(self:KillSwitch) -> str:
+    "The exact command that resumes trading after a halt."
+    import shlex
+    env = "" if Path(self.data_dir) == Path("data") else f"SWINGTRADER_DATA_DIR={shlex.quote(str(self.data_dir))} "
+    return f"{env}swingtrader reset-halt --who <your name> --reason '<why it is safe to resume>'"
 
 @patch
 def flatten(self:KillSwitch) -> tuple[list[str], list[str]]:
@@ -341,8 +367,12 @@ def trip(self:KillSwitch, trigger:str, # one of TRIGGERS
             except Exception as e: errors.append(f"liquidate: {e}")
     else: errors.append("no broker attached: open orders were not cancelled")
     self.ledger.log_event("kill_switch", {"trigger": trigger, "detail": detail, "cancelled": cancelled, "liquidation_orders": keys, "errors": errors})
-    self._alert("kill_switch", f"HALTED ({trigger}): {detail}; cancelled {cancelled} orders"
-                + (f", liquidating {len(keys)} positions" if keys else "") + (f"; errors: {'; '.join(errors)}" if errors else ""),
+    body = "\n".join([f"Rule: {trigger}: {self.threshold(trigger)}.", f"What happened: {detail}.",
+                       f"No new entries. Exits continue (stops and exit signals still trade); cancelled {cancelled} open orders"
+                       + (f"; liquidating {len(keys)} positions." if keys else "."),
+                       *([f"Errors: {'; '.join(errors)}."] if errors else []),
+                       f"To resume after checking: {self.resume_command}"])
+    self._alert("kill_switch", f"HALTED ({trigger})", body, "critical",
                 trigger=trigger, cancelled=cancelled, liquidation_orders=keys, errors=errors)
     return TripReport(trigger, detail, cancelled, tuple(keys), tuple(errors))
 
@@ -350,7 +380,8 @@ def trip(self:KillSwitch, trigger:str, # one of TRIGGERS
 def reduce(self:KillSwitch, who:str, reason:str):
     "Allow exits only (no new entries) until reset."
     self.ledger.set_halt(KillState.REDUCING.value, who, reason)
-    self._alert("kill_switch", f"REDUCING (exits only) by {who}: {reason}", who=who)
+    self._alert("kill_switch", "REDUCING (exits only)", f"By {who}: {reason}.\nNo new entries; exits continue.\n"
+                f"To resume after checking: {self.resume_command}", "warning", who=who)
 
 @patch
 def reset(self:KillSwitch, who:str, # the person resuming trading
@@ -360,7 +391,7 @@ def reset(self:KillSwitch, who:str, # the person resuming trading
         raise SwingtraderError("resetting the kill switch needs who and why.", "give your name and the reason it is safe to resume.")
     self.ledger.set_halt(KillState.ACTIVE.value, who, reason)
     self._lost_since = None
-    self._alert("kill_switch_reset", f"ACTIVE again: reset by {who}: {reason}", who=who)
+    self._alert("kill_switch_reset", "Trading resumed (ACTIVE)", f"Manual reset by {who}: {reason}.", "warning", who=who, reason=reason)
 
 # %% ../nbs/44_risk.ipynb #6a9c0ded
 def halt(ledger, reason:str, who:str="cli"):

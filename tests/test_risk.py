@@ -242,3 +242,55 @@ def test_halt_and_reset_cli_api(ks_env):
     reset_halt(ledger, "reviewed", who="bob")
     assert ks.state is KillState.ACTIVE
     assert [(h.state, h.who) for h in ledger.halt_history()][-3:] == [("halted", "bob"), ("halted", "kill_switch:manual"), ("active", "bob")]
+
+# -- alerts to a person (the Notifier, 62_notify) -------------------------------------------------------
+
+@pytest.mark.parametrize("trigger,call,limit", [
+    ("daily_loss", lambda ks: ks.check(Decimal(97000), day_pl=Decimal(-3000)), "halts at a 3.00% loss of the day's start equity"),
+    ("weekly_loss", lambda ks: ks.check(Decimal(95000), week_pl=Decimal(-5000)), "halts at a 5.00% loss of the week's start equity"),
+    ("losing_streak", lambda ks: ks.check(EQ, losing_streak=6), "more than 5 losing trades in a row"),
+    ("connectivity", lambda ks: (ks.broker_lost(), ks.clock.advance(31), ks.broker_lost()), "unreachable for more than 30 s"),
+    ("manual", lambda ks: ks.trip("manual", "news"), "a person or a control surface asked for a halt"),
+])
+def test_trip_alert_names_rule_limit_exits_and_resume_command(trigger, call, limit):
+    from swingtrader.notify import Notifier
+    clock, n = SimClock(T0), Notifier(tag="")
+    ks = KillSwitch(Ledger(":memory:", clock), clock, S, broker=Broker([pos("AAPL", 10)], open_orders=2), notifier=n)
+    call(ks)
+    assert ks.state is KillState.HALTED and len(n.history) == 1
+    a = n.history[0]
+    assert (a.title, a.level, a.status) == (f"HALTED ({trigger})", "critical", "recorded")
+    lines = a.body.splitlines()
+    assert lines[0] == f"Rule: {trigger}: {ks.threshold(trigger)}." and limit in lines[0]
+    assert lines[2] == "No new entries. Exits continue (stops and exit signals still trade); cancelled 2 open orders."
+    assert lines[-1] == "To resume after checking: swingtrader reset-halt --who <your name> --reason '<why it is safe to resume>'"
+
+def test_resume_command_names_a_non_default_data_dir(tmp_path):
+    clock = SimClock(T0)
+    ks = KillSwitch(Ledger(":memory:", clock), clock, Settings(_env_file=None, data_dir=tmp_path / "my data"))
+    assert ks.resume_command.startswith(f"SWINGTRADER_DATA_DIR='{tmp_path / 'my data'}' swingtrader reset-halt --who")
+
+def test_reset_and_reduce_alerts_say_who_and_why():
+    from swingtrader.notify import Notifier
+    clock, n = SimClock(T0), Notifier(tag="")
+    ks = KillSwitch(Ledger(":memory:", clock), clock, S, notifier=n)
+    ks.reduce("health_monitor", "11 errors in 300 s")
+    ks.reset("alice", "errors fixed")
+    assert [(a.title, a.level) for a in n.history] == [("REDUCING (exits only)", "warning"), ("Trading resumed (ACTIVE)", "warning")]
+    assert n.history[0].body.startswith("By health_monitor: 11 errors in 300 s.\nNo new entries; exits continue.")
+    assert n.history[1].body == "Manual reset by alice: errors fixed."
+
+def test_a_failing_notifier_never_stops_a_trip(caplog):
+    def broken(msg): raise RuntimeError("chat service down")
+    clock = SimClock(T0)
+    broker = Broker([pos("AAPL", 10)], open_orders=3)
+    ks = KillSwitch(Ledger(":memory:", clock), clock, S, broker=broker, notifier=broken)
+    rep = ks.trip("manual", "test")
+    assert ks.state is KillState.HALTED and rep.cancelled == 3 and broker.open == 0
+    assert "kill switch notifier failed: RuntimeError" in caplog.text
+
+def test_plain_callables_still_get_one_message_with_everything():
+    clock, got = SimClock(T0), []
+    ks = KillSwitch(Ledger(":memory:", clock), clock, S, notifier=got.append)
+    ks.check(Decimal(97000), day_pl=Decimal(-3000))
+    assert len(got) == 1 and got[0].startswith("HALTED (daily_loss)\nRule: daily_loss") and "reset-halt" in got[0]
