@@ -6,7 +6,8 @@ from swingtrader.config import Settings, ConfigError, SECRET_FIELDS, env_name
 from swingtrader.log import setup_logging, scrub
 
 SECRETS = {"TT_CLIENT_SECRET": "cs-SeCrEt-1111", "TT_REFRESH_TOKEN": "rt-SeCrEt-2222",
-           "ALPACA_API_KEY": "ak-SeCrEt-3333", "ALPACA_SECRET_KEY": "sk-SeCrEt-4444"}
+           "ALPACA_API_KEY": "ak-SeCrEt-3333", "ALPACA_SECRET_KEY": "sk-SeCrEt-4444",
+           "SWINGTRADER_DASHBOARD_PASSWORD": "pw-SeCrEt-5555-long"}
 
 def _assert_clean(text):
     for v in SECRETS.values(): assert v not in text, f"secret {v[:3]}… leaked: {text[:200]}"
