@@ -328,3 +328,12 @@ def test_password_login(tmp_path):
         assert PASSWORD not in srv.output()
     finally:
         srv.stop()
+
+def test_port_in_use_is_one_line(clean_env, tmp_path):
+    clean_env.setenv("SWINGTRADER_DATA_DIR", str(tmp_path))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); s.listen()
+        r = CliRunner().invoke(main, ["dashboard", "--port", str(s.getsockname()[1])])
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot serve the dashboard on 127.0.0.1:") and "--port" in lines[0], r.output
