@@ -14,7 +14,7 @@ from .config import ConfigError, Settings, SwingtraderError, env_name
 
 # %% auto #0
 __all__ = ['friendly', 'load_settings', 'main', 'version', 'config', 'market', 'open_ledger', 'halt', 'reset_halt', 'flatten',
-           'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest']
+           'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest', 'dashboard']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -277,3 +277,15 @@ def backtest(start, end, symbols, seed, fill_at, out):
     path = r.save(out or s.reports_dir/f"backtest-{a}-{b}-{fill_at}")
     for k, v in r.summary().items(): click.echo(f"{k:<14} {v}")
     click.echo(f"results: {path}")
+
+# %% ../nbs/90_cli.ipynb #6e23a486
+@main.command()
+@click.option("--port", default=5006, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one).")
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Address to bind. Anything but loopback needs SWINGTRADER_DASHBOARD_PASSWORD.")
+@friendly
+def dashboard(port, address):
+    "Serve the live dashboard of the data directory; private: loopback and a per-start token (or a password)."
+    from swingtrader.dashboard import serve
+    s = load_settings()
+    serve(s, port=port, address=address, announce=lambda line: click.echo(line) or sys.stdout.flush())

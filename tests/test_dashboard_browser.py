@@ -1,7 +1,7 @@
-"""The live dashboard in a real browser: `panel serve dashboards/app.py` in a subprocess, driven by headless Chromium.
+"""The live dashboard in a real browser: `swingtrader dashboard` in a subprocess, driven by headless Chromium.
 
 Needs Debian's `chromium` + `chromium-driver` and the `selenium` package (`make test` installs them)."""
-import os, shutil, socket, subprocess, sys, time, urllib.request
+import os, queue, re, shutil, socket, subprocess, sys, threading, time, urllib.error, urllib.request
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +12,6 @@ from swingtrader.ledger import Ledger
 from swingtrader.models import Fill, Order, OrderRequest, OrderStatus, OrderType, Side
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "dashboards" / "app.py"
 WAIT = 90          # generous: the page waits for a server that shares 2 cores with other tests
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 
@@ -57,30 +56,43 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
+    "`swingtrader dashboard` on a free loopback port; yields the URL it printed (with this start's token)."
     data = tmp_path / "data"; data.mkdir()
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_", "BOKEH_"))}
     env["SWINGTRADER_DATA_DIR"] = str(data)
-    log = open(tmp_path / "panel.log", "w")
-    p = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(APP), "--port", str(port), "--address", "127.0.0.1",
-                          f"--allow-websocket-origin=127.0.0.1:{port}"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/app"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    log_path = tmp_path / "dashboard.log"
+    p = subprocess.Popen([sys.executable, "-c", "from swingtrader.cli import main; main()", "dashboard", "--port", str(port)],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue = queue.Queue()
+    def pump():
+        with open(log_path, "w") as log:
+            for line in p.stdout: log.write(line); log.flush(); lines.put(line)
+        lines.put(None)
+    threading.Thread(target=pump, daemon=True).start()
     try:
-        deadline = time.monotonic() + 120
+        deadline, url = time.monotonic() + 120, None
+        while url is None:
+            if time.monotonic() > deadline: pytest.fail(f"swingtrader dashboard printed no URL:\n{log_path.read_text()}")
+            try: line = lines.get(timeout=1)
+            except queue.Empty: continue
+            if line is None: pytest.fail(f"swingtrader dashboard exited ({p.wait()}):\n{log_path.read_text()}")
+            if (m := re.search(r"open (http://\S+)", line)): url = m.group(1)
+        assert url.startswith(f"http://127.0.0.1:{port}/app?token=")
         while True:
-            if p.poll() is not None: pytest.fail(f"panel serve exited ({p.returncode}):\n{(tmp_path / 'panel.log').read_text()}")
+            if p.poll() is not None: pytest.fail(f"swingtrader dashboard exited ({p.returncode}):\n{log_path.read_text()}")
             try:
-                with urllib.request.urlopen(url, timeout=5) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as r:
                     if r.status == 200: break
             except OSError: pass
-            if time.monotonic() > deadline: pytest.fail(f"panel serve did not answer:\n{(tmp_path / 'panel.log').read_text()}")
+            if time.monotonic() > deadline: pytest.fail(f"swingtrader dashboard did not answer:\n{log_path.read_text()}")
             time.sleep(0.3)
-        yield url, data, tmp_path / "panel.log"
+        yield url, data, log_path
     finally:
         p.terminate()
         try: p.wait(15)
         except subprocess.TimeoutExpired: p.kill(); p.wait(5)
-        log.close()
 
 @pytest.fixture
 def browser(tmp_path):
@@ -127,6 +139,18 @@ def cells(d) -> list[str]:
 def button(d, label:str):
     bs = [b for b in find_all(d, "button") if b.text.strip() == label or (b.get_attribute("textContent") or "").strip() == label]
     return bs[0] if bs else None
+_BUTTON = _DEEP + """
+const b = deepAll(document, 'button', []).find(b => b.textContent.trim() === arguments[0]);
+if (!b) return null;
+if (arguments[1] && !b.disabled) b.click();
+return b.disabled;
+"""
+def disabled(d, label:str) -> bool|None:
+    "Whether the button is disabled (None: not on the page); found and read in one script, so never stale."
+    return d.execute_script(_BUTTON, label, False)
+def press(d, label:str) -> bool|None:
+    "Click the button if it is enabled; returns whether it was disabled."
+    return d.execute_script(_BUTTON, label, True)
 def text_input(d, placeholder:str):
     return next(e for e in find_all(d, "input") if placeholder in (e.get_attribute("placeholder") or ""))
 def click_tab(d, label:str):
@@ -139,12 +163,18 @@ def ledger_state(data:Path):
 def test_dashboard_in_browser(server, browser, tmp_path):
     url, data, panel_log = server
     d, wait = browser, WebDriverWait(browser, WAIT, poll_frequency=0.3)
+    # without the token: the login form, nothing of the page
+    d.get(url.split("?")[0])
+    wait.until(lambda d: "This dashboard is private" in page_text(d))
+    assert not find_all(d, ".st-state")
     d.get(url)
     # no ledger yet: the page says where it looked and how to start the bot; no traceback page
     wait.until(lambda d: "SWINGTRADER_DATA_DIR" in page_text(d))
     txt = page_text(d)
     assert "swingtrader run" in txt and str(data) in txt and "Traceback" not in txt
     assert not (data / "ledger.sqlite").exists()         # the dashboard never creates the ledger
+    assert "no ledger at" in txt                          # the kill switch says why it is off
+    wait.until(lambda d: disabled(d, "Halt") is True)
 
     # the bot starts: the page picks the ledger up at the next refresh
     make_ledger(data)
@@ -152,19 +182,33 @@ def test_dashboard_in_browser(server, browser, tmp_path):
     wait.until(lambda d: {"AAPL", "MSFT"} <= set(cells(d)))
     assert "100,250.00" in page_text(d)                   # equity of the latest mark
     assert "SWINGTRADER_DATA_DIR" not in page_text(d)
-    assert button(d, "Resume").get_attribute("disabled") is not None   # nothing to resume while active
+    assert disabled(d, "Resume") is True   # nothing to resume while active
 
     # halt with a reason
     text_input(d, "why trading must stop").send_keys("fed surprise")
-    button(d, "Halt").click()
-    wait.until(lambda d: ledger_state(data)[0] == "halted")
+    assert press(d, "Halt") is False
+    wait.until(lambda d: ledger_state(data)[0] == "halted" and ledger_state(data)[1])   # state first, then the command
     st, cmds = ledger_state(data)
     assert [(c.kind, c.requested_by, c.args.get("reason")) for c in cmds] == [("halt", "dashboard", "fed surprise")]
     with Ledger(data / "ledger.sqlite", readonly=True) as lg:
         assert (lg.halt_state().who, lg.halt_state().reason) == ("dashboard", "fed surprise")
     wait.until(lambda d: state(d) == "halted")
     wait.until(lambda d: "HALTED" in page_text(d))
-    wait.until(lambda d: button(d, "Resume").get_attribute("disabled") is None)
+    # the halt ends only with the recorded manual reset: Resume is enabled once a name and a reason are typed
+    assert disabled(d, "Resume") is True
+    text_input(d, "who resumes").send_keys("Ann")
+    assert disabled(d, "Resume") is True
+    text_input(d, "why it is safe").send_keys("fed statement reviewed")
+    wait.until(lambda d: disabled(d, "Resume") is False)
+    def resumed(d):                                       # a press within 5 s of the halt is refused: press until it takes
+        st, cmds = ledger_state(data)
+        if st != "active": press(d, "Resume")
+        return any(c.kind == "resume" for c in cmds)         # the state changes first, then the command is queued
+    wait.until(resumed)
+    st, cmds = ledger_state(data)
+    assert [(c.kind, c.requested_by) for c in cmds][:2] == [("resume", "Ann (dashboard)"), ("halt", "dashboard")]
+    with Ledger(data / "ledger.sqlite", readonly=True) as lg: assert lg.halt_state().reason == "fed statement reviewed"
+    wait.until(lambda d: state(d) == "active")
 
     # the bot records a new fill: positions and fills show it after a refresh
     with Ledger(data / "ledger.sqlite") as lg: _fill(lg, "TSLA", 7, "250", "fill-tsla-new")
@@ -181,4 +225,7 @@ def test_dashboard_in_browser(server, browser, tmp_path):
     assert img.size[0] >= 1000 and img.size[1] >= 600
     colors = img.resize((150, 100)).getcolors(maxcolors=15000)
     assert colors is None or len(colors) > 50             # a rendered page, not a blank screen
-    assert "Traceback" not in panel_log.read_text()
+    log_text = panel_log.read_text()
+    assert "Traceback" not in log_text
+    token = url.split("token=")[1]
+    assert log_text.count(token) == 1                     # printed once, in the URL; never logged
