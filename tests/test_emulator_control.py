@@ -231,3 +231,32 @@ def test_many_slow_connections_do_not_stop_normal_requests(slow_srv):
         assert all(_closed_by_server(s) for s in socks)   # and every slow one was dropped
     finally:
         for s in socks: s.close()
+
+
+# -- logs: no traceback floods ---------------------------------------------------------------------------------
+
+def test_malformed_http_is_one_warning_line_without_traceback(slow_srv, caplog):
+    raws = [b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n",
+            b"\x16\x03\x01\x00\x05hello", b"POST /_emulator/clock HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]
+    with caplog.at_level(logging.DEBUG):
+        for raw in raws:
+            sock = _connect(slow_srv); sock.sendall(raw); sock.settimeout(30)
+            assert sock.recv(100).startswith(b"HTTP/1."), raw[:30]
+            sock.close()
+        assert Client(slow_srv).get("/customers/me/accounts").status_code == 200
+    recs = [r for r in caplog.records if r.name.startswith(("swingtrader", "aiohttp"))]
+    assert all(r.exc_info is None and r.levelno <= logging.WARNING and len(r.getMessage()) < 400 for r in recs), \
+        [(r.name, r.levelname, r.getMessage()[:100]) for r in recs if r.exc_info or r.levelno > logging.WARNING]
+
+
+def test_a_failing_handler_logs_its_traceback_once(c, caplog, monkeypatch):
+    def boom(*a, **kw): raise RuntimeError("positions exploded")
+    monkeypatch.setattr(c.srv.emu.broker, "positions", boom)
+    before = c.state()["errors_logged"]
+    with caplog.at_level(logging.WARNING, logger="swingtrader.emulator"):
+        codes = [c.get(f"/accounts/{c.acct}/positions").status_code for _ in range(3)]
+    monkeypatch.undo()
+    assert codes == [400, 400, 400] and c.state()["errors_logged"] == before + 3
+    ours = [r for r in caplog.records if r.name == "swingtrader.emulator"]
+    assert [bool(r.exc_info) for r in ours] == [True, False, False] and "positions exploded" in ours[-1].getMessage()
+    assert c.get(f"/accounts/{c.acct}/positions").status_code == 200

@@ -21,11 +21,11 @@ log = logging.getLogger("swingtrader.emulator")
 # %% auto #0
 __all__ = ['log', 'STRICT_CLIENT_SECRET', 'STRICT_REFRESH_TOKEN', 'QUOTE_TOKEN_LIFETIME_S', 'LOCAL_HOSTS', 'EMULATOR_KEY',
            'TASKS_KEY', 'STATE_FILE', 'BROKER_FILE', 'TT_PREFIXES', 'UA_RE', 'KNOWN_UAS', 'NGINX_401', 'BODY_TIMEOUT_S',
-           'CONTROL_PREFIX', 'CONTROL_HEADER', 'CLOCK_MARGIN', 'HEADER_TIMEOUT_S', 'Faults', 'TokenBook', 'Emulator',
-           'tt_id', 'sim_id', 'quote', 'notify_order', 'notify_account', 'apply_fill_mode', 'save', 'saved_time',
-           'restore_broker', 'ua_ok', 'support_id', 'error_response', 'error_middleware', 'fault_middleware',
-           'auth_middleware', 'read_body', 'oauth_token', 'control_token_ok', 'control_middleware', 'clock_limit',
-           'clock_target', 'keep_clock_in_range', 'control_json', 'update_faults', 'control_faults',
+           'CONTROL_PREFIX', 'CONTROL_HEADER', 'CLOCK_MARGIN', 'HEADER_TIMEOUT_S', 'http_log', 'Faults', 'TokenBook',
+           'Emulator', 'tt_id', 'sim_id', 'quote', 'notify_order', 'notify_account', 'apply_fill_mode', 'save',
+           'saved_time', 'restore_broker', 'ua_ok', 'support_id', 'error_response', 'error_middleware',
+           'fault_middleware', 'auth_middleware', 'read_body', 'oauth_token', 'control_token_ok', 'control_middleware',
+           'clock_limit', 'clock_target', 'keep_clock_in_range', 'control_json', 'update_faults', 'control_faults',
            'control_disconnect', 'control_clock', 'control_state', 'track_ws', 'untrack_ws', 'ws_send',
            'disconnect_all', 'disconnect_due', 'base_url', 'build_app', 'make_tls', 'EmulatorServer', 'run_emulator']
 
@@ -146,6 +146,7 @@ class Emulator:
         self.market_listeners: list[Callable] = []
         self.requests = 0
         self.errors_logged = 0
+        self.errors_seen: set = set()           # (route, exception type) whose traceback was logged
         self._app = None
         self._last_fill_mode = None
         self._remove_listener = broker.add_listener(self._on_event)
@@ -333,10 +334,15 @@ async def error_middleware(request, handler):
         return error_response(e.status, {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(e.status, "invalid_request"),
                               e.reason or "Request failed.")
     except (asyncio.CancelledError, ConnectionResetError): raise
-    except Exception:
+    except Exception as e:
         emu = request.app[EMULATOR_KEY]; emu.errors_logged += 1
         sid = support_id()
-        log.exception("emulator handler failed on %s %s (support id %s)", request.method, request.path, sid)
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+        if (route, type(e).__name__) in emu.errors_seen:  # the traceback once per route and error type, then one line each
+            log.warning("emulator handler failed again on %s %s: %s: %s (support id %s)", request.method, route, type(e).__name__, e, sid)
+        else:
+            emu.errors_seen.add((route, type(e).__name__))
+            log.exception("emulator handler failed on %s %s (support id %s)", request.method, request.path, sid)
         return error_response(400, "invalid_request", f"The request could not be processed. Unique customer support identifier: {sid}")
 
 @web.middleware
@@ -652,6 +658,20 @@ def make_tls(dir:str|Path) -> tuple[ssl.SSLContext, Path]:
 # %% ../../nbs/17_emulator.ipynb #d8cd8bc8
 HEADER_TIMEOUT_S = 10.0
 
+class _OneLineHttpErrors(logging.Filter):
+    "aiohttp's reports of malformed requests (bad request line, header, length): one warning line, no traceback."
+    def filter(self, rec):
+        from aiohttp.http_exceptions import HttpProcessingError
+        e = rec.exc_info[1] if rec.exc_info else None
+        if isinstance(e, HttpProcessingError):
+            first = (str(e.message or e).strip().splitlines() or [""])[0][:200]
+            rec.msg, rec.args, rec.exc_info, rec.exc_text = f"{rec.getMessage()}: {e.code} {first}", None, None, None
+            rec.levelno, rec.levelname = min(rec.levelno, logging.WARNING), logging.getLevelName(min(rec.levelno, logging.WARNING))
+        return True
+
+http_log = logging.getLogger("swingtrader.emulator.http")  # aiohttp's server log for the emulator
+http_log.addFilter(_OneLineHttpErrors())
+
 class EmulatorServer:
     "Run an `Emulator` in a background thread: `with EmulatorServer(emu) as srv: srv.api_url`."
     def __init__(self, emu:Emulator, host:str="127.0.0.1", port:int=0, tls:bool=False, ca_dir:str|Path|None=None,
@@ -694,7 +714,7 @@ class EmulatorServer:
         self.emu.control_token = secrets.token_urlsafe(24)  # a new control token per start
         self.emu._app = build_app(self.emu)  # a fresh app per start: an aiohttp app belongs to one loop
         self._runner = web.AppRunner(self.emu._app, handle_signals=False, access_log=None,
-                                     keepalive_timeout=self.header_timeout)
+                                     keepalive_timeout=self.header_timeout, logger=http_log)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx)
         await site.start()
