@@ -260,3 +260,20 @@ def test_a_failing_handler_logs_its_traceback_once(c, caplog, monkeypatch):
     ours = [r for r in caplog.records if r.name == "swingtrader.emulator"]
     assert [bool(r.exc_info) for r in ours] == [True, False, False] and "positions exploded" in ours[-1].getMessage()
     assert c.get(f"/accounts/{c.acct}/positions").status_code == 200
+
+
+def test_websockets_outlive_the_header_timeout(slow_srv):
+    "The header timeout bounds reading a request's headers, not an upgraded websocket (a request in progress)."
+    import json
+    from emu_support import ws_connect
+    c = Client(slow_srv)
+    ws = ws_connect(slow_srv, timeout=10)
+    try:
+        for _ in range(3):
+            ws.send(json.dumps({"action": "heartbeat", "auth-token": c.token, "value": ""}))
+            assert json.loads(ws.recv())["status"] in ("ok", "error")
+            time.sleep(1.0)   # three times the 1 s header timeout in all: the socket must still be served
+        ws.send(json.dumps({"action": "heartbeat", "auth-token": c.token}))
+        assert json.loads(ws.recv())["status"] in ("ok", "error")
+    finally:
+        ws.close()
