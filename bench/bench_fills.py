@@ -39,7 +39,7 @@ async def run(mode:str, rounds:int, poll_interval:float=5.0):
             async def advance():
                 for _ in range(N_SYMBOLS + 1):
                     await asyncio.sleep(STEP_S * (0.5 + random.random()))
-                    await asyncio.to_thread(requests.post, f"{srv.api_url}/_emulator/clock", json={"seconds": 60}, timeout=5)
+                    await asyncio.to_thread(requests.post, f"{srv.api_url}/_emulator/clock", json={"seconds": 60}, headers=srv.control_headers, timeout=5)
             adv = asyncio.create_task(advance())
             t_end = time.monotonic() + N_SYMBOLS * STEP_S * 2 + poll_interval + 10
             while want and time.monotonic() < t_end:

@@ -44,7 +44,7 @@ class Live:
     def set(self, t): self.srv.call(lambda: self.broker.advance_to(t))
     def token(self) -> str: return self.srv.call(self.emu.issue_quote_token)
     def disconnect(self) -> int:
-        r = requests.post(f"{self.http}/_emulator/disconnect", json={}, timeout=10, verify=str(self.srv.ca_file) if self.srv.ca_file else True)
+        r = requests.post(f"{self.http}/_emulator/disconnect", json={}, headers=self.srv.control_headers, timeout=10, verify=str(self.srv.ca_file) if self.srv.ca_file else True)
         assert r.status_code == 200, r.text
         return r.json()["closed"]
 

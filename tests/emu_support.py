@@ -52,11 +52,11 @@ class Client:
     def post(self, path, **kw): return self.req("POST", path, **kw)
 
     def control(self, what, body=None):
-        r = requests.post(f"{self.base}/_emulator/{what}", json=body or {}, timeout=10)
+        r = requests.post(f"{self.base}/_emulator/{what}", json=body or {}, headers=self.srv.control_headers, timeout=10, verify=self.s.verify)
         assert r.status_code == 200, r.text
         return r.json()
 
-    def state(self): return requests.get(f"{self.base}/_emulator/state", timeout=10).json()
+    def state(self): return requests.get(f"{self.base}/_emulator/state", headers=self.srv.control_headers, timeout=10, verify=self.s.verify).json()
 
     def order_body(self, symbol, qty=1, action="Buy to Open", otype="Limit", price=None, tif="Day", key=None, stop=None):
         b = {"time-in-force": tif, "order-type": otype, "legs": [{"instrument-type": "Equity", "symbol": symbol, "quantity": qty, "action": action}]}

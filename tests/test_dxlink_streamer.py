@@ -198,3 +198,65 @@ def test_candle_series_late_correction_and_remove():
     s.update(c(P, 2.0)); assert s.last_closed == 0
     assert s.update(c(P, 2.5, wire.REMOVE_EVENT)) == [] and s.forming is None
     assert s.update(c(0, 3.0)) == [] and s.duplicates == 1
+
+
+# -- reconnect backoff against a server that completes the handshake, then fails ----------------------------------
+
+def _bad_server(behaviour):
+    "A local DXLink server: full handshake, then `behaviour(n, ws)` (n = 0-based connection number); returns (start, handshakes)."
+    import websockets
+    handshakes = []
+    async def handler(ws, path=None):
+        n = len(handshakes)
+        async for raw in ws:
+            m = wire.loads(raw); t = m.get("type")
+            if t == "SETUP": await ws.send(wire.dumps(wire.setup("1.0-bad", 60, 60))); await ws.send(wire.dumps(wire.auth_state("UNAUTHORIZED")))
+            elif t == "AUTH": await ws.send(wire.dumps(wire.auth_state("AUTHORIZED", "u")))
+            elif t == "CHANNEL_REQUEST":
+                await ws.send(wire.dumps(wire.channel_opened(m["channel"])))
+                handshakes.append(asyncio.get_running_loop().time())
+                await behaviour(n, ws)
+                return
+    async def start(): return await websockets.serve(handler, "127.0.0.1", 0, compression=None)
+    return start, handshakes
+
+
+async def _garbage(n, ws):
+    await ws.send("}} this is not DXLink {{")
+    await ws.wait_closed()                          # the client gives up on the session, not the server
+
+
+@aio
+async def test_garbage_after_handshake_backs_off_and_alerts():
+    start, handshakes = _bad_server(lambda n, ws: _garbage(n, ws))
+    server = await start(); port = server.sockets[0].getsockname()[1]
+    health = []
+    st = DXLinkStreamer(lambda: ("t", f"ws://127.0.0.1:{port}/"), on_health=lambda lvl, msg: health.append((lvl, msg)))  # default backoff: 0.5 s .. 30 s
+    try:
+        await st.start()
+        await asyncio.sleep(10)                     # the window the issue measured (74 reconnects in 10 s before)
+        in_window = len(handshakes)
+        await until(lambda: health, 40)             # the alert comes after 5 failed sessions in a row
+    finally:
+        await st.close(); server.close(); await server.wait_closed()
+    assert 2 <= in_window <= 6, in_window
+    assert [lvl for lvl, _ in health] == ["critical"] and "5 sessions" in health[0][1] and st.stats.alerts == 1
+    assert st.stats.failures >= 5 and st.stats.connects == len(handshakes)
+
+
+@aio
+async def test_a_session_that_lives_long_enough_resets_the_count():
+    async def behaviour(n, ws):
+        if n < 5: await _garbage(n, ws)             # five failed sessions: alert
+        else: await asyncio.sleep(1.5)              # then sessions that live past healthy_after, closed by the server
+    start, handshakes = _bad_server(behaviour)
+    server = await start(); port = server.sockets[0].getsockname()[1]
+    health = []
+    st = DXLinkStreamer(lambda: ("t", f"ws://127.0.0.1:{port}/"), backoff_base=0.02, healthy_after=1.0,
+                        on_health=lambda lvl, msg: health.append(lvl))
+    try:
+        await st.start()
+        await until(lambda: len(health) >= 2, 40)
+    finally:
+        await st.close(); server.close(); await server.wait_closed()
+    assert health == ["critical", "ok"] and st.stats.failures == 0 and len(handshakes) >= 6

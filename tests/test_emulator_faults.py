@@ -144,14 +144,14 @@ def test_fill_mode_never_and_immediate(c):
 
 
 def test_bad_fault_values(c):
-    r = requests.post(f"{c.base}/_emulator/faults", json={"nope": 1}, timeout=5)
+    r = requests.post(f"{c.base}/_emulator/faults", json={"nope": 1}, headers=c.srv.control_headers, timeout=5)
     assert r.status_code == 422 and "does not exist" in r.json()["error"]["message"]
-    r = requests.post(f"{c.base}/_emulator/faults", json={"ws_drop_rate": 5}, timeout=5)
+    r = requests.post(f"{c.base}/_emulator/faults", json={"ws_drop_rate": 5}, headers=c.srv.control_headers, timeout=5)
     assert r.status_code == 422
 
 
 def test_control_api_only_on_loopback(tmp_path):
     with serve(tmp_path, host="0.0.0.0") as s:
         base = s.api_url.replace("0.0.0.0", "127.0.0.1")
-        assert requests.get(base + "/_emulator/state", timeout=5).status_code == 404
-        assert requests.post(base + "/_emulator/faults", json={"latency_ms": 1}, timeout=5).status_code == 404
+        assert requests.get(base + "/_emulator/state", headers=s.control_headers, timeout=5).status_code == 404
+        assert requests.post(base + "/_emulator/faults", json={"latency_ms": 1}, headers=s.control_headers, timeout=5).status_code == 404

@@ -25,8 +25,8 @@ def env():
     b = TastytradeBroker(st, clock=WallClock())
     class E: pass
     e = E(); e.sim, e.srv, e.settings, e.broker, e.clock = sim, srv, st, b, clock
-    e.faults = lambda **kw: requests.post(f"{srv.api_url}/_emulator/faults", json=kw, timeout=5).raise_for_status()
-    e.control = lambda path, **kw: requests.post(f"{srv.api_url}/_emulator/{path}", json=kw, timeout=5).json()
+    e.faults = lambda **kw: requests.post(f"{srv.api_url}/_emulator/faults", json=kw, headers=srv.control_headers, timeout=5).raise_for_status()
+    e.control = lambda path, **kw: requests.post(f"{srv.api_url}/_emulator/{path}", json=kw, headers=srv.control_headers, timeout=5).json()
     yield e
     b.close(); srv.stop()
 

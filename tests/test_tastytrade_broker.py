@@ -30,7 +30,7 @@ class Env:
         b = TastytradeBroker(settings or self.settings, clock=kw.pop("clock", WallClock()), **kw)
         self.brokers.append(b); return b
     def faults(self, **kw):
-        r = requests.post(f"{self.srv.api_url}/_emulator/faults", json=kw, verify=self.srv.ca_file or True, timeout=5)
+        r = requests.post(f"{self.srv.api_url}/_emulator/faults", json=kw, headers=self.srv.control_headers, verify=self.srv.ca_file or True, timeout=5)
         assert r.status_code == 200, r.text
     def sim_orders(self): return self.sim.orders()
     def close(self):

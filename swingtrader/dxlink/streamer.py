@@ -223,6 +223,8 @@ class StreamerStats:
     connects: int = 0      # successful handshakes
     disconnects: int = 0   # connections lost (server close, error, watchdog)
     watchdog: int = 0      # connections declared dead by the receive watchdog
+    failures: int = 0      # consecutive failed sessions (no handshake, or ended within `healthy_after` seconds)
+    alerts: int = 0        # health alerts raised through `on_health`
     errors: list = field(default_factory=list)  # last DXLink ERROR frames (max 20)
 
 class DXLinkStreamer:
@@ -231,7 +233,10 @@ class DXLinkStreamer:
                  clock:Clock|None=None, # closes forming bars when their period has passed
                  ssl:_ssl.SSLContext|None=None, # TLS context for wss:// (e.g. the emulator's CA)
                  keepalive_timeout:float=60, # seconds of silence after which the connection is dead (asked of the server)
-                 backoff_base:float=0.5, backoff_max:float=30, # reconnect delays: base*2^n, capped, with jitter
+                 backoff_base:float=0.5, backoff_max:float=30, # reconnect delays: base*2^(failures-1), capped, with jitter
+                 healthy_after:float=30, # seconds a session must live to count as a success (shorter ones are failures)
+                 alert_after:int=5, # consecutive failed sessions before `on_health("critical", ...)`
+                 on_health:Callable[[str, str], Any]|None=None, # health alerts: on_health(level, message), level critical | ok
                  fields:dict|None=None, # acceptEventFields per event type
                  data_format:str="COMPACT", aggregation_period:float=0.1,
                  channel:int=1, # odd feed channel number
@@ -243,6 +248,7 @@ class DXLinkStreamer:
         if channel % 2 == 0: raise DXLinkError(f"DXLink channel {channel} is even.", "use an odd channel number such as 1.")
         self.token_provider, self.clock, self.ssl = token, clock or WallClock(), ssl
         self.keepalive_timeout, self.backoff_base, self.backoff_max = keepalive_timeout, backoff_base, backoff_max
+        self.healthy_after, self.alert_after, self.on_health = healthy_after, max(1, int(alert_after)), on_health
         self.fields = {k: tuple(v) for k, v in (fields or DEFAULT_FIELDS).items()}
         self.data_format, self.aggregation_period, self.channel = data_format, aggregation_period, channel
         self.flush_grace, self.flush_interval, self.max_auth_failures = flush_grace, flush_interval, max_auth_failures
@@ -328,6 +334,38 @@ async def subscribe_candles(self:DXLinkStreamer, symbols:str|Iterable[str], peri
     await self.subscribe("Candle", cands, since)
     return cands
 
+# %% ../../nbs/21_dxlink.ipynb #a0935034
+@patch
+def backoff_delay(self:DXLinkStreamer) -> float:
+    "Seconds to wait before the next connect: base·2^(failures-1), capped at `backoff_max`, equal jitter."
+    n = self.stats.failures
+    d = min(self.backoff_max, self.backoff_base * 2.0 ** min(max(n - 1, 0), 60))
+    return random.uniform(d / 2, d)
+
+@patch
+async def _session_ended(self:DXLinkStreamer, lived:float|None): # seconds since the handshake; None: no handshake
+    "Count a finished session (failure or success) and raise or clear the health alert."
+    st = self.stats
+    if lived is not None and lived >= self.healthy_after:
+        if st.failures >= self.alert_after: await self._health("ok", f"DXLink feed is healthy again (a session lived {lived:.0f} s)")
+        st.failures = 0
+        return
+    st.failures += 1
+    if st.failures == self.alert_after:
+        st.alerts += 1
+        what = "connects" if lived is None else f"sessions (the last lived {lived:.1f} s)"
+        await self._health("critical", f"DXLink feed down: {st.failures} {what} failed in a row within {self.healthy_after:g} s; "
+                                       f"reconnecting with backoff up to {self.backoff_max:g} s")
+
+@patch
+async def _health(self:DXLinkStreamer, level:str, message:str):
+    (log.error if level == "critical" else log.info)("DXLink health %s: %s", level, message)
+    if self.on_health is None: return
+    try:
+        r = self.on_health(level, message)
+        if inspect.isawaitable(r): await r
+    except Exception: log.exception("DXLink on_health callback failed")
+
 # %% ../../nbs/21_dxlink.ipynb #5162384e
 class _Reconnect(Exception): pass
 
@@ -388,7 +426,7 @@ async def _session(self:DXLinkStreamer):
     try:
         self._rx = asyncio.get_running_loop().time()
         await asyncio.wait_for(self._handshake(ws, token), self.handshake_timeout)
-        self._ws = ws; self.stats.connects += 1; self._authorized = True
+        self._ws = ws; self.stats.connects += 1; self._authorized = True; self._connected_at = asyncio.get_running_loop().time()
         log.info("DXLink connected to %s", url)
         tasks = [asyncio.create_task(self._read(ws)), asyncio.create_task(self._watchdog()), asyncio.create_task(self._keepalive(ws))]
         done, _ = await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
@@ -405,9 +443,9 @@ async def _session(self:DXLinkStreamer):
 
 @patch
 async def _run(self:DXLinkStreamer):
-    attempt = auth_failures = 0
+    auth_failures, loop = 0, asyncio.get_running_loop()
     while not self._closing:
-        self._authorized = False
+        self._authorized, self._connected_at = False, None
         try: await self._session()
         except asyncio.CancelledError: raise
         except DXLinkAuthError as e:
@@ -416,13 +454,13 @@ async def _run(self:DXLinkStreamer):
         except DXLinkError as e: return self._fail(e)
         except (OSError, asyncio.TimeoutError, _Reconnect, websockets.WebSocketException, wire.DXLinkProtocolError) as e:
             log.warning("DXLink connection lost: %s", e)
-        except Exception as e:  # a token provider that failed (network): retry
-            log.warning("DXLink connect failed: %r", e)
-        if self._authorized: attempt = auth_failures = 0
+        except Exception as e:  # a token provider that failed (network), a frame that is not DXLink: retry
+            log.warning("DXLink session failed: %r", e)
+        if self._authorized: auth_failures = 0
         if self._closing: break
         self.stats.disconnects += 1
-        delay = min(self.backoff_max, self.backoff_base * 2 ** attempt); attempt += 1
-        await asyncio.sleep(random.uniform(delay / 2, delay))
+        await self._session_ended(None if self._connected_at is None else loop.time() - self._connected_at)
+        await asyncio.sleep(self.backoff_delay())
 
 @patch
 def _fail(self:DXLinkStreamer, e:BaseException):

@@ -4,10 +4,9 @@
 
 # %% ../../nbs/17_emulator.ipynb #3736f3de
 from __future__ import annotations
-import asyncio, base64, hashlib, hmac, json, logging, math, random, re, secrets, ssl, threading, time, os
-from dataclasses import dataclass, field, asdict, fields
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+import asyncio, base64, hashlib, hmac, json, logging, math, random, re, secrets, ssl, threading, time
+from dataclasses import dataclass, asdict, fields
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,12 +20,14 @@ log = logging.getLogger("swingtrader.emulator")
 
 # %% auto #0
 __all__ = ['log', 'STRICT_CLIENT_SECRET', 'STRICT_REFRESH_TOKEN', 'QUOTE_TOKEN_LIFETIME_S', 'LOCAL_HOSTS', 'EMULATOR_KEY',
-           'TASKS_KEY', 'STATE_FILE', 'BROKER_FILE', 'TT_PREFIXES', 'UA_RE', 'KNOWN_UAS', 'NGINX_401', 'Faults',
-           'TokenBook', 'Emulator', 'tt_id', 'sim_id', 'quote', 'notify_order', 'notify_account', 'apply_fill_mode',
-           'save', 'saved_time', 'restore_broker', 'ua_ok', 'support_id', 'error_response', 'error_middleware',
-           'fault_middleware', 'auth_middleware', 'read_body', 'oauth_token', 'control_faults', 'control_disconnect',
-           'control_clock', 'control_state', 'track_ws', 'untrack_ws', 'ws_send', 'disconnect_all', 'disconnect_due',
-           'base_url', 'build_app', 'make_tls', 'EmulatorServer', 'run_emulator']
+           'TASKS_KEY', 'STATE_FILE', 'BROKER_FILE', 'TT_PREFIXES', 'UA_RE', 'KNOWN_UAS', 'NGINX_401', 'BODY_TIMEOUT_S',
+           'CONTROL_PREFIX', 'CONTROL_HEADER', 'CLOCK_MARGIN', 'HEADER_TIMEOUT_S', 'http_log', 'Faults', 'TokenBook',
+           'Emulator', 'tt_id', 'sim_id', 'quote', 'notify_order', 'notify_account', 'apply_fill_mode', 'save',
+           'saved_time', 'restore_broker', 'ua_ok', 'support_id', 'error_response', 'error_middleware',
+           'fault_middleware', 'auth_middleware', 'read_body', 'oauth_token', 'control_token_ok', 'control_middleware',
+           'clock_limit', 'clock_target', 'keep_clock_in_range', 'control_json', 'update_faults', 'control_faults',
+           'control_disconnect', 'control_clock', 'control_state', 'track_ws', 'untrack_ws', 'ws_send',
+           'disconnect_all', 'disconnect_due', 'base_url', 'build_app', 'make_tls', 'EmulatorServer', 'run_emulator']
 
 # %% ../../nbs/17_emulator.ipynb #d911e781
 @dataclass
@@ -44,10 +45,12 @@ class Faults:
     fill_mode: str|None = None       # SimBroker fill mode: normal | immediate | delayed:N | partial:F | never | reject
 
     COUNTS = ("rate_limit_next", "rate_limit_every", "server_error_next")  # whole numbers; every other number knob is a float
+    LIMITS = {"latency_ms": 60_000, "ws_delay_ms": 60_000, "retry_after": 3600, "disconnect_every_s": 86_400,
+              "token_lifetime_s": 7 * 86_400, "rate_limit_next": 10**9, "rate_limit_every": 10**9, "server_error_next": 10**9}  # upper bounds
 
     def update(self, **kw) -> Faults:
-        "Set knobs by name; unknown names or bad values raise `SwingtraderError`."
-        names = {f.name: f for f in fields(self)}
+        "Set knobs by name, all or none; unknown names or bad values raise `SwingtraderError`."
+        names, new = {f.name: f for f in fields(self)}, {}
         for k, v in kw.items():
             if k not in names: raise SwingtraderError(f"Fault knob {k!r} does not exist.", f"use one of {', '.join(names)}.")
             if k == "fill_mode":
@@ -60,8 +63,10 @@ class Faults:
                     if x != int(x): raise SwingtraderError(f"Fault knob {k}={v!r} is not a whole number.", "give a count such as 3.")
                     x = int(x)
                 if x < 0 or (k == "ws_drop_rate" and x > 1): raise SwingtraderError(f"Fault knob {k}={v} is out of range.", "give a non-negative number (a rate is 0..1).")
+                if x > self.LIMITS.get(k, math.inf): raise SwingtraderError(f"Fault knob {k}={v} is out of range.", f"give at most {self.LIMITS[k]:g}.")
                 v = x
-            setattr(self, k, v)
+            new[k] = v
+        for k, v in new.items(): setattr(self, k, v)
         return self
 
 # %% ../../nbs/17_emulator.ipynb #0b6a464c
@@ -125,6 +130,7 @@ class Emulator:
         self.ws_since: dict = {}                # websocket -> monotonic time it opened (or was last force-closed)
         self._closing: set = set()              # close tasks started by disconnect_due
         self.control_enabled = True
+        self.control_token = secrets.token_urlsafe(24)  # required on every control request; EmulatorServer makes a new one per start
         self.tls = False
         self.ids: dict[str, int] = {}           # sim order id -> tastytrade id
         self.sim_ids: dict[int, str] = {}       # tastytrade id -> sim order id
@@ -140,6 +146,7 @@ class Emulator:
         self.market_listeners: list[Callable] = []
         self.requests = 0
         self.errors_logged = 0
+        self.errors_seen: set = set()           # (route, exception type) whose traceback was logged
         self._app = None
         self._last_fill_mode = None
         self._remove_listener = broker.add_listener(self._on_event)
@@ -327,10 +334,15 @@ async def error_middleware(request, handler):
         return error_response(e.status, {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(e.status, "invalid_request"),
                               e.reason or "Request failed.")
     except (asyncio.CancelledError, ConnectionResetError): raise
-    except Exception:
+    except Exception as e:
         emu = request.app[EMULATOR_KEY]; emu.errors_logged += 1
         sid = support_id()
-        log.exception("emulator handler failed on %s %s (support id %s)", request.method, request.path, sid)
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+        if (route, type(e).__name__) in emu.errors_seen:  # the traceback once per route and error type, then one line each
+            log.warning("emulator handler failed again on %s %s: %s: %s (support id %s)", request.method, route, type(e).__name__, e, sid)
+        else:
+            emu.errors_seen.add((route, type(e).__name__))
+            log.exception("emulator handler failed on %s %s (support id %s)", request.method, request.path, sid)
         return error_response(400, "invalid_request", f"The request could not be processed. Unique customer support identifier: {sid}")
 
 @web.middleware
@@ -369,9 +381,13 @@ async def auth_middleware(request, handler):
     return await handler(request)
 
 # %% ../../nbs/17_emulator.ipynb #6f13d6b9
+BODY_TIMEOUT_S = 10.0  # a body that trickles in slower than this is refused (slowloris on the body)
+
 async def read_body(request) -> dict:
-    "A JSON or form body as a dict; malformed -> 400 in tastytrade's envelope."
-    raw = await request.read()
+    "A JSON or form body as a dict; malformed or too slow -> 400 in tastytrade's envelope."
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S): raw = await request.read()
+    except TimeoutError: raise TTApiError(400, "request_timeout", f"The request body did not arrive within {BODY_TIMEOUT_S:g} s.") from None
     if not raw: return {}
     ctype = request.content_type
     if ctype == "application/x-www-form-urlencoded":
@@ -402,36 +418,115 @@ async def oauth_token(request):
                               "expires_in": int(round(life)), "scope": "read trade"})
 
 # %% ../../nbs/17_emulator.ipynb #f0af45d9
+CONTROL_PREFIX, CONTROL_HEADER = "/_emulator/", "X-Emulator-Token"
+
+def control_token_ok(emu:Emulator, headers) -> bool:
+    "Does `headers` carry the emulator's control token (`X-Emulator-Token` or `Authorization: Bearer`)?"
+    tok = headers.get(CONTROL_HEADER)
+    if tok is None:
+        auth = headers.get("Authorization", "")
+        tok = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    return bool(tok) and bool(emu.control_token) and hmac.compare_digest(tok.encode(), emu.control_token.encode())
+
+@web.middleware
+async def control_middleware(request, handler):
+    "Token and JSON-only checks on `/_emulator/*`; refusals are logged once, without a traceback."
+    emu = request.app[EMULATOR_KEY]
+    if not (emu.control_enabled and request.path.startswith(CONTROL_PREFIX)): return await handler(request)
+    try:
+        if not control_token_ok(emu, request.headers):
+            raise TTApiError(401, "unauthorized", f"The control API needs the emulator's token: send {CONTROL_HEADER}: <token> (printed at start).")
+        if request.method not in ("GET", "HEAD") and request.content_type != "application/json":
+            raise TTApiError(415, "unsupported_media_type", f"The control API takes JSON only; got {request.content_type!r}. Send Content-Type: application/json.")
+        return await handler(request)
+    except TTApiError as e:
+        log.warning("emulator control: refused %s %s: %s %s", request.method, request.path, e.status, e.message)
+        raise
+
+# %% ../../nbs/17_emulator.ipynb #b463e815
+CLOCK_MARGIN = timedelta(days=7)
+
+def clock_limit(self:Emulator) -> datetime:
+    "The latest simulated time the emulator can serve: a week before the calendar's last session close."
+    if getattr(self, "_clock_limit", None) is None:
+        s = self.calendar.sessions(datetime(1900, 1, 1).date(), datetime(2999, 12, 31).date())
+        self._clock_limit = s["close"].iloc[-1].to_pydatetime().astimezone(UTC) - CLOCK_MARGIN
+    return self._clock_limit
+Emulator.clock_limit = clock_limit
+
+def clock_target(self:Emulator, body:dict) -> datetime:
+    "Where `{\"seconds\": N}` or `{\"to\": iso}` would move the clock; `TTApiError` 400 when it is not a valid move."
+    def bad(msg): return TTApiError(400, "invalid_clock", msg)
+    extra = set(body) - {"seconds", "to"}
+    if extra or len(body) > 1: raise bad(f"Send {{\"seconds\": N}} or {{\"to\": ISO time}}; got keys {sorted(body)}.")
+    now = self.clock.now()
+    if "to" in body:
+        if not isinstance(body["to"], str): raise bad(f"to={body['to']!r} is not an ISO time string.")
+        try: t = datetime.fromisoformat(body["to"].replace("Z", "+00:00"))
+        except ValueError: raise bad(f"to={body['to']!r} is not an ISO time such as 2026-03-02T15:00:00+00:00.") from None
+        if t.tzinfo is None: t = t.replace(tzinfo=UTC)
+    else:
+        x = body.get("seconds", 0)
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x): raise bad(f"seconds={x!r} is not a finite number.")
+        if x > (self.clock_limit() - now).total_seconds(): t = None
+        else: t = now + timedelta(seconds=x)
+    if t is not None and t < now: raise bad(f"The clock cannot go back from {now.isoformat()} to {t.isoformat()}; only forward.")
+    if t is None or t > self.clock_limit():
+        raise bad(f"{body} is past the market calendar's range: the clock can move up to {self.clock_limit().isoformat()}.")
+    return t
+Emulator.clock_target = clock_target
+
+def keep_clock_in_range(self:Emulator) -> bool:
+    "Freeze a scaled clock that ran past `clock_limit` (logged once); True if it did."
+    c = self.clock
+    if getattr(c, "mode", "manual") == "manual" or not hasattr(c, "set_mode") or c.now() <= self.clock_limit(): return False
+    c.set_mode("manual")
+    log.warning("the simulated clock reached the end of the market calendar (%s): frozen there", c.now().isoformat())
+    return True
+Emulator.keep_clock_in_range = keep_clock_in_range
+
+# %% ../../nbs/17_emulator.ipynb #cc19244d
 def _state(emu:Emulator) -> dict:
     return {"now": emu.clock.now().isoformat(), "market_open": emu.market_open(), "faults": asdict(emu.faults),
             "websockets": len(emu.websockets), "streamers": len(emu.streamers), "requests": emu.requests,
-            "errors_logged": emu.errors_logged, "account_number": emu.account_number, "clock_mode": getattr(emu.clock, "mode", None)}
+            "errors_logged": emu.errors_logged, "account_number": emu.account_number, "clock_mode": getattr(emu.clock, "mode", None),
+            "clock_limit": emu.clock_limit().isoformat()}
+
+async def control_json(request) -> dict:
+    "The control request's JSON object body ({} when empty); 400 otherwise."
+    body = await read_body(request)
+    if not isinstance(body, dict): raise TTApiError(400, "invalid_request", "Send a JSON object.")
+    return body
+
+def update_faults(self:Emulator, **kw) -> Faults:
+    "Set fault knobs all or none: a fill mode the simulator refuses leaves every knob as it was."
+    trial = Faults(**asdict(self.faults)).update(**kw)
+    if trial.fill_mode != self.faults.fill_mode and trial.fill_mode not in (None, "normal"):
+        self.broker.set_fill_mode(trial.fill_mode)   # validates; raises SwingtraderError for a bad spec
+    for k, v in asdict(trial).items(): setattr(self.faults, k, v)
+    self.apply_fill_mode()
+    return self.faults
+Emulator.update_faults = update_faults
 
 async def control_faults(request):
     emu = request.app[EMULATOR_KEY]
-    body = await read_body(request)
-    if not isinstance(body, dict): raise TTApiError(400, "invalid_request", "Send a JSON object of fault knobs.")
-    try: emu.faults.update(**body); emu.apply_fill_mode()
+    body = await control_json(request)
+    try: emu.update_faults(**body)
     except SwingtraderError as e: raise TTApiError(422, "invalid_fault", str(e)) from None
     return web.json_response(_state(emu))
 
 async def control_disconnect(request):
     emu = request.app[EMULATOR_KEY]
+    await control_json(request)
     n = await emu.disconnect_all()
     return web.json_response({"closed": n})
 
 async def control_clock(request):
-    "Advance the simulated clock: `{\"seconds\": 60}` or `{\"to\": iso}`, then sync the simulator."
+    "Advance the simulated clock: `{\"seconds\": 60}` or `{\"to\": iso}`, inside the calendar, then sync the simulator."
     emu = request.app[EMULATOR_KEY]
-    body = await read_body(request)
-    if not isinstance(body, dict): raise TTApiError(400, "invalid_request", "Send {\"seconds\": N} or {\"to\": ISO time}.")
-    try:
-        if "to" in body:
-            t = datetime.fromisoformat(str(body["to"]).replace("Z", "+00:00"))
-            if t.tzinfo is None: t = t.replace(tzinfo=UTC)
-            emu.clock.set(t)
-        else: emu.clock.advance(float(body.get("seconds", 0)))
-    except (ValueError, TypeError, OverflowError, SwingtraderError) as e: raise TTApiError(422, "invalid_clock", str(e)) from None
+    t = emu.clock_target(await control_json(request))
+    try: emu.clock.set(t)
+    except SwingtraderError as e: raise TTApiError(400, "invalid_clock", str(e)) from None
     emu.broker.sync()
     return web.json_response(_state(emu))
 
@@ -486,12 +581,17 @@ Emulator.base_url = base_url
 
 # %% ../../nbs/17_emulator.ipynb #6470eefb
 async def _sync_loop(emu:Emulator):
+    failing = 0   # a failure is logged with its traceback once, then counted until the loop recovers (no log flood)
     while True:
         try:
+            emu.keep_clock_in_range()
             emu.apply_fill_mode()
             emu.broker.sync()
+            if failing: log.warning("broker.sync() works again after %d failed attempts", failing); failing = 0
         except asyncio.CancelledError: raise
-        except Exception: log.exception("broker.sync() failed")
+        except Exception:
+            if not failing: log.exception("broker.sync() failed (repeats are counted, not logged)")
+            failing += 1
         await asyncio.sleep(emu.sync_interval)
 
 async def _disconnect_loop(emu:Emulator):
@@ -517,7 +617,7 @@ async def _stop_tasks(app):
 
 def build_app(emu:Emulator) -> web.Application:
     "The aiohttp application: middlewares, OAuth, REST, account streamer, control API, DXLink/TradingView hooks."
-    app = web.Application(middlewares=[error_middleware, fault_middleware, auth_middleware], client_max_size=1024**2)
+    app = web.Application(middlewares=[error_middleware, control_middleware, fault_middleware, auth_middleware], client_max_size=1024**2)
     app[EMULATOR_KEY] = emu
     app.router.add_post("/oauth/token", oauth_token)
     from swingtrader.emulator.rest import setup_rest
@@ -556,10 +656,29 @@ def make_tls(dir:str|Path) -> tuple[ssl.SSLContext, Path]:
     return ctx, path
 
 # %% ../../nbs/17_emulator.ipynb #d8cd8bc8
+HEADER_TIMEOUT_S = 10.0
+
+class _OneLineHttpErrors(logging.Filter):
+    "aiohttp's reports of malformed requests (bad request line, header, length): one warning line, no traceback."
+    def filter(self, rec):
+        from aiohttp.http_exceptions import HttpProcessingError
+        e = rec.exc_info[1] if rec.exc_info else None
+        if isinstance(e, HttpProcessingError):
+            first = (str(e.message or e).strip().splitlines() or [""])[0][:200]
+            rec.msg, rec.args, rec.exc_info, rec.exc_text = f"{rec.getMessage()}: {e.code} {first}", None, None, None
+            rec.levelno, rec.levelname = min(rec.levelno, logging.WARNING), logging.getLevelName(min(rec.levelno, logging.WARNING))
+        return True
+
+http_log = logging.getLogger("swingtrader.emulator.http")  # aiohttp's server log for the emulator
+http_log.addFilter(_OneLineHttpErrors())
+
 class EmulatorServer:
     "Run an `Emulator` in a background thread: `with EmulatorServer(emu) as srv: srv.api_url`."
-    def __init__(self, emu:Emulator, host:str="127.0.0.1", port:int=0, tls:bool=False, ca_dir:str|Path|None=None):
-        self.emu, self.host, self.port, self.tls = emu, host, port, tls
+    def __init__(self, emu:Emulator, host:str="127.0.0.1", port:int=0, tls:bool=False, ca_dir:str|Path|None=None,
+                 header_timeout:float=HEADER_TIMEOUT_S): # seconds a client has to send a request's headers
+        if not (isinstance(header_timeout, (int, float)) and math.isfinite(header_timeout) and header_timeout > 0):
+            raise SwingtraderError(f"header_timeout={header_timeout!r} is not a positive number of seconds.", "give e.g. 10.")
+        self.emu, self.host, self.port, self.tls, self.header_timeout = emu, host, port, tls, float(header_timeout)
         self.ca_dir, self.ca_file, self.loop, self._thread, self._runner = ca_dir, None, None, None, None
         self._tmp = None
         emu.control_enabled = host in LOCAL_HOSTS
@@ -577,6 +696,12 @@ class EmulatorServer:
     def streamer_url(self): return self._url("wss" if self.tls else "ws", self.emu.streamer_path)
     @property
     def dxlink_url(self): return self._url("wss" if self.tls else "ws", self.emu.dxlink_path)
+    @property
+    def control_token(self) -> str: return self.emu.control_token
+    @property
+    def control_headers(self) -> dict:
+        "Headers for a control request (with `requests`: `json=body, headers=srv.control_headers`)."
+        return {CONTROL_HEADER: self.emu.control_token}
 
     async def _start(self):
         ctx = None
@@ -586,8 +711,10 @@ class EmulatorServer:
                 import tempfile
                 self._tmp = tempfile.TemporaryDirectory(prefix="swingtrader-ca-"); d = self._tmp.name
             ctx, self.ca_file = make_tls(d)
+        self.emu.control_token = secrets.token_urlsafe(24)  # a new control token per start
         self.emu._app = build_app(self.emu)  # a fresh app per start: an aiohttp app belongs to one loop
-        self._runner = web.AppRunner(self.emu._app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(self.emu._app, handle_signals=False, access_log=None,
+                                     keepalive_timeout=self.header_timeout, logger=http_log)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx)
         await site.start()
@@ -651,7 +778,8 @@ def run_emulator(host:str="127.0.0.1", port:int=8765, tls:bool=False, speed:floa
     srv = EmulatorServer(emu, host=host, port=port, tls=tls).start()
     lines = [f"swingtrader emulator up in {time.perf_counter() - t0:.2f} s (sim time {clock.now():%Y-%m-%d %H:%M} UTC, {speed:g}x)",
              f"TT_API_URL={srv.api_url}", f"TT_STREAMER_URL={srv.streamer_url}", f"DXLink: {srv.dxlink_url}",
-             f"account number: {emu.account_number}"]
+             f"account number: {emu.account_number}",
+             f"control API token (header {CONTROL_HEADER}): {srv.control_token}" if emu.control_enabled else "control API: off (not on loopback)"]
     if tls: lines.append(f"TLS CA file (trust it, e.g. REQUESTS_CA_BUNDLE / SSL_CERT_FILE): {srv.ca_file}")
     if strict: lines.append(f"credentials: TT_CLIENT_SECRET={STRICT_CLIENT_SECRET} TT_REFRESH_TOKEN={STRICT_REFRESH_TOKEN}")
     else: lines.append("credentials: any TT_CLIENT_SECRET and TT_REFRESH_TOKEN are accepted (sandbox-like)")
