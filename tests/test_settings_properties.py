@@ -92,3 +92,23 @@ def test_bad_numbers_in_dotenv_through_the_command(monkeypatch, tmp_path, field,
     assert len(err) == 1, r.output
     assert env_name(field) in err[0] or ".env" in err[0], err[0]
     assert "Traceback" not in r.output
+
+ALL_FIELDS = tuple(Settings.model_fields)
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(ALL_FIELDS),
+       raw=st.binary(min_size=1, max_size=8).filter(lambda b: not _utf8(b) and b"\0" not in b),
+       prefix=st.sampled_from(["", "a", "https://", "1"]))
+def test_non_utf8_is_refused_for_every_setting(monkeypatch, tmp_path, field, raw, prefix):
+    "Any setting, numeric or not, refuses a non-UTF-8 value in one line naming it (secrets stay masked)."
+    from swingtrader.config import SECRET_FIELDS
+    _clean(); monkeypatch.chdir(tmp_path)
+    var = env_name(field)
+    os.environ[var] = prefix + raw.decode("utf-8", "surrogateescape") + "zz-secret-zz"
+    try:
+        with pytest.raises(ConfigError) as e: Settings.load()
+    finally: del os.environ[var]
+    lines = e.value.lines
+    assert len(lines) == 1 and lines[0].startswith(f"{var}="), lines
+    lines[0].encode("utf-8")
+    if field in SECRET_FIELDS: assert "zz-secret-zz" not in lines[0]
