@@ -1,5 +1,5 @@
 "The NYSE calendar against known 2025-2026 holidays and early closes."
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 import pytest
 from swingtrader.clock import MarketCalendar, NY, UTC
 

@@ -1,6 +1,6 @@
 "Every settings error path: one line naming the variable, the value (masked for secrets) and the fix."
 import pytest
-from swingtrader.config import Settings, ConfigError, env_name, SECRET_FIELDS
+from swingtrader.config import Settings, ConfigError, env_name
 
 # an invalid value for each validated setting, and a fragment of the fix we expect to read
 INVALID = {
