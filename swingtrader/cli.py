@@ -14,7 +14,8 @@ from .config import ConfigError, Settings, SwingtraderError, env_name
 
 # %% auto #0
 __all__ = ['friendly', 'load_settings', 'main', 'version', 'config', 'market', 'open_ledger', 'halt', 'reset_halt', 'flatten',
-           'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest', 'dashboard']
+           'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest', 'dashboard', 'ledger',
+           'ledger_check', 'ledger_backup', 'ledger_restore']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -53,12 +54,16 @@ def version():
 
 # %% ../nbs/90_cli.ipynb #cc1d94a8
 @main.command()
+@click.option("--env-example", is_flag=True, help="Print a .env.example with every setting, its default and what it takes.")
 @friendly
-def config():
-    "Show the effective settings (secrets masked) and what each broker still needs."
+def config(env_example):
+    "Show the effective settings (secrets masked), where each came from, and what each broker still needs."
+    from swingtrader.config import render_env_example, value_sources
+    if env_example: click.echo(render_env_example(), nl=False); return
     s = load_settings()
-    width = max(map(len, s.summary()))
-    for k, v in s.summary().items(): click.echo(f"{k:<{width}}  {v}")
+    src, summ = value_sources(), s.summary()
+    width, vwidth = max(map(len, summ)), min(40, max(map(len, summ.values())))
+    for k, v in summ.items(): click.echo(f"{k:<{width}}  {v:<{vwidth}}  ({src.get(k, 'default')})")
     click.echo("")
     for b in ("sim", "tastytrade", "alpaca"):
         miss = s.missing_credentials(b)
@@ -289,3 +294,41 @@ def dashboard(port, address):
     from swingtrader.dashboard import serve
     s = load_settings()
     serve(s, port=port, address=address, announce=lambda line: click.echo(line) or sys.stdout.flush())
+
+# %% ../nbs/90_cli.ipynb #5c716c1c
+@main.group()
+def ledger():
+    "Check, back up or restore the ledger of SWINGTRADER_DATA_DIR."
+
+def _ledger_path(file):
+    from pathlib import Path
+    return Path(file) if file else load_settings().ledger_path
+
+@ledger.command("check")
+@click.argument("file", required=False)
+@friendly
+def ledger_check(file):
+    "Integrity check of the ledger (or of FILE, e.g. a backup); exit code 1 when it is not healthy."
+    from swingtrader.ledger import check_ledger
+    r = check_ledger(_ledger_path(file))
+    for l in r.lines(): click.echo(l)
+    if not r.ok: sys.exit(1)
+
+@ledger.command("backup")
+@click.option("--to", "to", default=None, help="Backup file (default: DATA_DIR/backups/ledger-<UTC time>.sqlite).")
+@friendly
+def ledger_backup(to):
+    "Copy the ledger (safe while the bot runs); a corrupt ledger is copied byte for byte."
+    from swingtrader.ledger import backup_ledger
+    dest, verified = backup_ledger(_ledger_path(None), to)
+    click.echo(f"backup written: {dest}" + ("" if verified else " (raw copy: the ledger is corrupt; restore a good backup)"))
+
+@ledger.command("restore")
+@click.argument("file")
+@friendly
+def ledger_restore(file):
+    "Replace the ledger with the verified backup FILE (refused while a bot or dashboard holds it open)."
+    from swingtrader.ledger import restore_ledger
+    target = _ledger_path(None)
+    kept = restore_ledger(file, target)
+    click.echo(f"ledger restored from {file} to {target}" + (f"; the replaced file is kept as {kept}" if kept else ""))

@@ -4,18 +4,19 @@
 
 # %% ../nbs/00_config.ipynb #7843cfd2
 from __future__ import annotations
-import difflib, os
+import difflib, os, re, unicodedata
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal, Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # %% auto #0
-__all__ = ['TT_HOSTS', 'ALPACA_HOSTS', 'PRODUCTION_HOSTS', 'SECRET_FIELDS', 'SwingtraderError', 'ConfigError', 'Settings',
-           'env_name', 'load']
+__all__ = ['TT_HOSTS', 'ALPACA_HOSTS', 'PRODUCTION_HOSTS_BY_BROKER', 'PRODUCTION_HOSTS', 'SAFE_BROKER_HOSTS', 'BROKER_DOMAINS',
+           'SECRET_FIELDS', 'NUMERIC_FIELDS', 'SwingtraderError', 'ConfigError', 'normalise_host', 'is_production_host',
+           'Settings', 'env_name', 'valid_range', 'read_dotenv', 'load', 'value_sources', 'render_env_example']
 
 # %% ../nbs/00_config.ipynb #48be5488
 class SwingtraderError(Exception):
@@ -40,7 +41,56 @@ ALPACA_HOSTS = {  # Alpaca trading and data hosts per environment
     "paper": ("https://paper-api.alpaca.markets", "https://data.alpaca.markets"),  # paper default
     "live":  ("https://api.alpaca.markets",       "https://data.alpaca.markets"),  # production
 }
-PRODUCTION_HOSTS = frozenset(urlparse(u).hostname for u in (*TT_HOSTS["production"], ALPACA_HOSTS["live"][0]))
+
+# %% ../nbs/00_config.ipynb #8b5eb00a
+PRODUCTION_HOSTS_BY_BROKER = {
+    "tastytrade": ("api.tastyworks.com", "api.tastytrade.com", "streamer.tastyworks.com", "streamer.tastytrade.com",
+                   "tasty-openapi-ws.dxfeed.com", "tasty-openapi-dxlink-md-ws.dxfeed.com"),
+    "alpaca": ("api.alpaca.markets",),
+}
+PRODUCTION_HOSTS = frozenset(h for hs in PRODUCTION_HOSTS_BY_BROKER.values() for h in hs)
+SAFE_BROKER_HOSTS = frozenset({  # sandbox, paper and market-data hosts under the brokers' domains
+    "api.cert.tastyworks.com", "streamer.cert.tastyworks.com", "tasty-demo-ws.dxfeed.com",
+    "paper-api.alpaca.markets", "data.alpaca.markets", "stream.data.alpaca.markets",
+    "data.sandbox.alpaca.markets", "stream.data.sandbox.alpaca.markets"})
+BROKER_DOMAINS = ("tastyworks.com", "tastytrade.com", "alpaca.markets")
+
+# %% ../nbs/00_config.ipynb #6cc3d35b
+def _idna_map(s:str) -> str:
+    try:
+        import idna
+        return idna.uts46_remap(s, std3_rules=False, transitional=False)
+    except Exception: return unicodedata.normalize("NFKC", s).casefold()
+
+def _label(l:str) -> str:
+    if l.startswith("xn--"):
+        try: l = _idna_map(l[4:].encode("ascii").decode("punycode"))
+        except Exception: pass
+    return l
+
+def normalise_host(url:str) -> str:
+    "The host `url` (or a bare host) reaches, lower-case ASCII where possible, without userinfo, port or trailing dot."
+    u = str(url).strip()
+    netloc = u.split("://", 1)[1] if "://" in u else u
+    netloc = re.split(r"[/?#\\]", netloc, maxsplit=1)[0].rpartition("@")[2]
+    netloc = unquote(netloc)
+    if netloc.startswith("["): host = netloc[1:].partition("]")[0]
+    else: host = netloc.rpartition(":")[0] if ":" in netloc else netloc
+    host = ".".join(_label(l) for l in _idna_map(host).split("."))
+    host = _idna_map(host).strip().rstrip(".")
+    try:
+        import idna
+        host = idna.encode(host, uts46=True).decode("ascii")
+    except Exception: pass
+    return host.lower()
+
+def _under(host:str, domain:str) -> bool: return host == domain or host.endswith("." + domain)
+
+def is_production_host(url:str) -> bool:
+    "Does `url` (or a bare host) reach a production host of any broker, however it is spelled?"
+    h = normalise_host(url)
+    if any(_under(h, p) for p in PRODUCTION_HOSTS): return True
+    return any(_under(h, d) for d in BROKER_DOMAINS) and h not in SAFE_BROKER_HOSTS
 
 # %% ../nbs/00_config.ipynb #52a86103
 _BROKER_ENVS = {"sim": ("sandbox",), "tastytrade": ("sandbox", "production"), "alpaca": ("paper", "live")}
@@ -53,7 +103,8 @@ def _f(default, fix, **kw): return Field(default, description=fix, **kw)
 class Settings(BaseSettings):
     "swingtrader's settings, from the environment and `.env`; immutable once loaded."
     model_config = SettingsConfigDict(env_prefix="SWINGTRADER_", env_file=".env", env_file_encoding="utf-8",
-                                      extra="ignore", frozen=True, populate_by_name=True, validate_default=True)
+                                      extra="ignore", frozen=True, populate_by_name=True, validate_default=True,
+                                      allow_inf_nan=False)
     # -- broker and environment
     broker: Literal["sim", "tastytrade", "alpaca"] = _f("sim", "set it to sim (built-in simulator), tastytrade or alpaca.")
     environment: Literal["sandbox", "production", "paper", "live"] = _f(None, "use sandbox or production for tastytrade, paper or live for Alpaca.")
@@ -78,38 +129,38 @@ class Settings(BaseSettings):
     sector_cap: float = _f(0.25, "give a fraction of equity between 0 and 1, e.g. 0.25.", gt=0, le=1)
     correlated_cap: float = _f(0.40, "give a fraction of equity between 0 and 1, e.g. 0.40.", gt=0, le=1)
     correlation_threshold: float = _f(0.7, "give a correlation between 0 and 1, e.g. 0.7.", gt=0, lt=1)
-    correlation_lookback: int = _f(60, "give a number of daily returns of at least 10, e.g. 60.", ge=10)
+    correlation_lookback: int = _f(60, "give a number of daily returns of at least 10 and at most 1000, e.g. 60.", ge=10, le=1000)
     daily_loss_halt: float = _f(0.03, "give a fraction of equity between 0 and 0.5, e.g. 0.03 halts at a 3 % daily loss.", gt=0, le=0.5)
     weekly_loss_halt: float = _f(0.05, "give a fraction of equity between 0 and 0.5, e.g. 0.05.", gt=0, le=0.5)
-    max_losing_streak: int = _f(5, "give a whole number of trades of at least 1.", ge=1)
-    connectivity_timeout: float = _f(30.0, "give seconds of lost broker connectivity before the kill switch trips, e.g. 30.", gt=0)
+    max_losing_streak: int = _f(5, "give a whole number of trades of at least 1 and at most 1000.", ge=1, le=1000)
+    connectivity_timeout: float = _f(30.0, "give seconds of lost broker connectivity before the kill switch trips, between 0 and 600, e.g. 30.", gt=0, le=600)
     account_type: Literal["cash", "margin", "experienced"] = _f("margin", "use cash, margin or experienced (2x leverage).")
     liquidate_on_halt: bool = _f(False, "use true or false.")
     day_trade_guard: bool = _f(False, "use true or false (the PDT rule was retired on 2026-06-04).")
-    reconcile_interval: float = _f(60.0, "give seconds between reconciliations, e.g. 60.", gt=0)
+    reconcile_interval: float = _f(60.0, "give seconds between reconciliations, between 1 and 3600, e.g. 60.", ge=1, le=3600)
     reconcile_tolerance: float = _f(0.001, "give a fraction of position value, e.g. 0.001 for 0.1 %.", ge=0, lt=1)
     # -- strategy
     timeframe: str = _f("5m", "use a bar period such as 1m, 5m, 15m, 1h or 1d.", pattern=r"^[1-9][0-9]*(m|h|d)$")
-    macd_fast: int = _f(12, "give a whole number of bars of at least 2.", ge=2)
-    macd_slow: int = _f(26, "give a whole number of bars larger than SWINGTRADER_MACD_FAST.", ge=3)
-    macd_signal: int = _f(9, "give a whole number of bars of at least 2.", ge=2)
-    trend_ema: int = _f(50, "give a whole number of bars of at least 2.", ge=2)
-    atr_period: int = _f(14, "give a whole number of bars of at least 2.", ge=2)
-    atr_stop_mult: float = _f(2.0, "give a positive multiple of ATR, e.g. 2.", gt=0)
-    warmup_bars: int = _f(100, "give a whole number of bars, at least SWINGTRADER_MACD_SLOW.", ge=0)
-    breakeven_r: float|None = _f(None, "give a multiple of the initial risk (e.g. 1 moves the stop to breakeven after +1R), or leave unset.", gt=0)
+    macd_fast: int = _f(12, "give a whole number of bars of at least 2 and at most 500.", ge=2, le=500)
+    macd_slow: int = _f(26, "give a whole number of bars larger than SWINGTRADER_MACD_FAST, at most 1000.", ge=3, le=1000)
+    macd_signal: int = _f(9, "give a whole number of bars of at least 2 and at most 500.", ge=2, le=500)
+    trend_ema: int = _f(50, "give a whole number of bars of at least 2 and at most 1000.", ge=2, le=1000)
+    atr_period: int = _f(14, "give a whole number of bars of at least 2 and at most 500.", ge=2, le=500)
+    atr_stop_mult: float = _f(2.0, "give a positive multiple of ATR up to 20, e.g. 2.", gt=0, le=20)
+    warmup_bars: int = _f(100, "give a whole number of bars, at least SWINGTRADER_MACD_SLOW and at most 10000.", ge=0, le=10_000)
+    breakeven_r: float|None = _f(None, "give a multiple of the initial risk (e.g. 1 moves the stop to breakeven after +1R), or leave unset.", gt=0, le=100)
     fractional: bool = _f(True, "use true or false: allow notional (fractional) orders where the asset is eligible.")
     dry_run_first: bool = _f(False, "use true or false: preview every order with the broker's dry run before placing it.")
     # -- scanner
-    scan_min_price: float = _f(10.0, "give a price in USD, e.g. 10.", gt=0)
-    scan_max_price: float = _f(500.0, "give a price in USD above SWINGTRADER_SCAN_MIN_PRICE, e.g. 500.", gt=0)
-    scan_min_avg_volume: float = _f(1_000_000, "give an average daily volume in shares, e.g. 1000000.", ge=0)
+    scan_min_price: float = _f(10.0, "give a price in USD up to 1000000, e.g. 10.", gt=0, le=1_000_000)
+    scan_max_price: float = _f(500.0, "give a price in USD above SWINGTRADER_SCAN_MIN_PRICE, at most 1000000, e.g. 500.", gt=0, le=1_000_000)
+    scan_min_avg_volume: float = _f(1_000_000, "give an average daily volume in shares up to 1e12, e.g. 1000000.", ge=0, le=1e12)
     scan_top: int = _f(20, "give how many symbols to watch, between 1 and 200.", ge=1, le=200)
     # -- simulator
-    sim_seed: int = _f(42, "give a whole number.")
+    sim_seed: int = _f(42, "give a whole number between 0 and 4294967295.", ge=0, le=2**32 - 1)
     sim_symbols: int = _f(40, "give how many synthetic symbols to generate, between 1 and 500.", ge=1, le=500)
-    sim_cash: Decimal = _f(Decimal("100000"), "give the starting cash in USD, e.g. 100000.", gt=0)
-    sim_speed: float = _f(60.0, "give how many simulated seconds pass per real second, e.g. 60.", gt=0)
+    sim_cash: Decimal = _f(Decimal("100000"), "give the starting cash in USD, more than 0 and at most 1000000000000, e.g. 100000.", gt=0, le=Decimal(10**12))
+    sim_speed: float = _f(60.0, "give how many simulated seconds pass per real second, between 0 and 1000000, e.g. 60.", gt=0, le=1_000_000)
     # -- notify
     notify_urls: SecretStr|None = _f(None, "give apprise URLs separated by commas or spaces, e.g. json://host/path or discord://webhook_id/webhook_token (they hold tokens: keep them in .env).")
     drawdown_warn: float = _f(0.02, "give a fraction of equity between 0 and 1, e.g. 0.02 warns once the equity falls 2 % below the day's high.", gt=0, lt=1)
@@ -147,13 +198,21 @@ SECRET_FIELDS = tuple(k for k,v in Settings.model_fields.items() if "SecretStr" 
 
 # %% ../nbs/00_config.ipynb #be499863
 def _url_problem(var, url, schemes):
-    p = urlparse(url)
-    if p.scheme not in schemes or not p.hostname:
+    try: p = urlparse(url); ok = p.scheme in schemes and bool(p.hostname) and (p.port is None or p.port >= 0)
+    except ValueError: ok = False
+    if not ok or re.search(r"[\\\s\x00-\x1f\x7f]", url):
         return f"{var}={url!r} is not a usable URL: give a full URL starting with {' or '.join(s + '://' for s in schemes)}."
 
 def _combination_problems(s:Settings) -> list[str]:
     "Problems that only show when settings are read together."
-    out = []
+    out, bad = [], set()
+    for f in Settings.model_fields:                    # a non-UTF-8 environment value arrives as lone surrogates
+        v = getattr(s, f)
+        t = v.get_secret_value() if isinstance(v, SecretStr) else str(v) if isinstance(v, (str, Path)) else ""
+        try: t.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = "'********'" if f in SECRET_FIELDS else ascii(t)
+            out.append(f"{env_name(f)}={shown} is not UTF-8 text: set it again as plain UTF-8 text."); bad.add(f)
     if s.environment not in _BROKER_ENVS[s.broker]:
         out.append(f"SWINGTRADER_ENVIRONMENT={s.environment!r} does not apply to broker {s.broker!r}: "
                    f"use {' or '.join(_BROKER_ENVS[s.broker])}.")
@@ -163,11 +222,14 @@ def _combination_problems(s:Settings) -> list[str]:
     for f, schemes in [("tt_api_url", ("http", "https")), ("tt_streamer_url", ("ws", "wss")),
                        ("alpaca_base_url", ("http", "https")), ("alpaca_data_url", ("http", "https"))]:
         url = getattr(s, f)
-        if not url: continue
+        if not url or f in bad: continue
         if (p := _url_problem(env_name(f), url, schemes)): out.append(p); continue
-        if urlparse(url).hostname in PRODUCTION_HOSTS and s.environment not in ("production", "live"):
+        if is_production_host(url) and s.environment not in ("production", "live"):
             out.append(f"{env_name(f)}={url!r} points at a production host while SWINGTRADER_ENVIRONMENT={s.environment!r}: "
                        "remove the override, or set the production environment and SWINGTRADER_LIVE_CONFIRM=yes.")
+    if "data_dir" not in bad and Path(s.data_dir).exists() and not Path(s.data_dir).is_dir():
+        out.append(f"SWINGTRADER_DATA_DIR={str(s.data_dir)!r} is a file, not a directory: "
+                   "give a writable directory for the ledger, audit log and recordings (it is created if missing).")
     if s.macd_slow <= s.macd_fast:
         out.append(f"SWINGTRADER_MACD_SLOW={s.macd_slow} must be larger than SWINGTRADER_MACD_FAST={s.macd_fast}: raise the slow period.")
     if s.warmup_bars < s.macd_slow:
@@ -177,9 +239,33 @@ def _combination_problems(s:Settings) -> list[str]:
     return out
 
 # %% ../nbs/00_config.ipynb #2467118d
+def _is_numeric(field:str) -> bool:
+    ann = Settings.model_fields[field].annotation
+    args = getattr(ann, "__args__", None) or (ann,)
+    return any(a in (int, float, Decimal) for a in args) and bool not in args
+
+NUMERIC_FIELDS = tuple(f for f in Settings.model_fields if _is_numeric(f))
+
+def _num(x) -> str:
+    t = format(x, "f") if isinstance(x, (float, Decimal)) else str(x)
+    return t.rstrip("0").rstrip(".") if "." in t else t
+
+def valid_range(field:str) -> str|None:
+    "The valid range of a numeric setting as text, e.g. `0 < value <= 0.05`; None for other settings."
+    if field not in NUMERIC_FIELDS: return None
+    lo = hi = None
+    for m in Settings.model_fields[field].metadata:
+        if getattr(m, "gt", None) is not None: lo = f"{_num(m.gt)} <"
+        if getattr(m, "ge", None) is not None: lo = f"{_num(m.ge)} <="
+        if getattr(m, "lt", None) is not None: hi = f"< {_num(m.lt)}"
+        if getattr(m, "le", None) is not None: hi = f"<= {_num(m.le)}"
+    return " ".join(x for x in (lo, "value", hi) if x)
+
+# %% ../nbs/00_config.ipynb #a051027b
 def _mask(field:str|None, value) -> str:
     if field in SECRET_FIELDS: return "'********'"
-    return repr(value if not isinstance(value, SecretStr) else "********")
+    r = repr(value if not isinstance(value, SecretStr) else "********")
+    return r if len(r) <= 60 else r[:56] + "...'"
 
 def _field_of(loc) -> str|None:
     if not loc: return None
@@ -196,6 +282,7 @@ def _error_lines(err:ValidationError) -> list[str]:
             continue
         fix = Settings.model_fields[field].description or ""
         msg = e.get("msg", "invalid value").removeprefix("Value error, ")
+        if (rng := valid_range(field)): msg = f"{msg}; valid range {rng}"
         lines.append(f"{env_name(field)}={_mask(field, e.get('input'))} is invalid ({msg}): {fix}")
     return lines
 
@@ -208,14 +295,53 @@ def _unknown_vars(environ:dict[str,str]) -> list[str]:
             out.append(f"{k} is not a swingtrader setting: " + (f"did you mean {near[0]}?" if near else "remove it (see `swingtrader config`)."))
     return out
 
-def _dotenv_vars(path=".env") -> dict[str,str]:
-    from dotenv import dotenv_values
-    return {k: v for k, v in dotenv_values(path).items() if v is not None} if Path(path).is_file() else {}
+# %% ../nbs/00_config.ipynb #8a30e9d4
+_ASSIGN = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.]*\s*=")
+
+def read_dotenv(path:str|Path=".env") -> dict[str,str]:
+    "The settings in a `.env` file; `ConfigError` naming the file (and line) if it is not clean UTF-8 `KEY=value` text."
+    from dotenv.parser import parse_stream
+    import io
+    p = Path(path)
+    if not p.is_file(): return {}
+    try: raw = p.read_bytes()
+    except OSError as e: raise ConfigError([f"{p} cannot be read ({e.strerror}): make it readable, or remove it."]) from None
+    if b"\0" in raw:
+        raise ConfigError([f"{p} is a binary file, not a .env file: replace it with KEY=value lines (see .env.example)."])
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError([f"{p} starts with a byte-order mark, which would hide its first setting: save it as UTF-8 without BOM."])
+    try: text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError([f"{p} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}): save it as UTF-8."]) from None
+    bindings = list(parse_stream(io.StringIO(text)))
+    def first_line(b):   # a binding's text may start with the blank lines before it
+        t = b.original.string
+        return b.original.line + t[:len(t) - len(t.lstrip())].count("\n")
+    starts = {first_line(b) for b in bindings if b.key is not None and not b.error}
+    for b in bindings:
+        if b.error:
+            key = (b.original.string.strip().splitlines() or [""])[0].split("=")[0].strip()[:40]   # never the value: it may be a secret
+            raise ConfigError([f"{p} line {first_line(b)} ({key}=…) cannot be read (an unterminated quote?): "
+                               "close the quote or fix the line, so the setting is not silently left at its default."])
+    for n, l in enumerate(text.splitlines(), 1):
+        if _ASSIGN.match(l) and n not in starts:
+            raise ConfigError([f"{p} line {n} ({l.split('=')[0].strip()}) is swallowed by a quoted value opened above it: "
+                               "close the quote on the line that opens it."])
+    return {b.key: b.value for b in bindings if b.key is not None and b.value is not None}
+
+_pydantic_init = Settings.__init__
+def _settings_init(self, **kw):
+    "Check `.env` strictly before pydantic-settings reads it."
+    env_file = kw["_env_file"] if "_env_file" in kw else type(self).model_config.get("env_file")
+    for f in ([env_file] if isinstance(env_file, (str, os.PathLike)) else env_file or []): read_dotenv(f)
+    _pydantic_init(self, **kw)
+Settings.__init__ = _settings_init
 
 @classmethod
 def load(cls, **overrides) -> Settings:
     "Read the settings from the environment and `.env`; raise `ConfigError` with one line per problem."
-    lines = _unknown_vars({**_dotenv_vars(), **os.environ})
+    lines = _unknown_vars({**read_dotenv(), **os.environ})
     try: s = cls(**overrides)
     except ValidationError as e: lines += _error_lines(e); s = None
     if lines: raise ConfigError(lines)
@@ -264,6 +390,33 @@ def summary(self:Settings) -> dict[str,str]:
         v = getattr(self, f)
         out[env_name(f)] = ("********" if v is not None else "(not set)") if f in SECRET_FIELDS else ("(not set)" if v is None else str(v))
     return out
+
+# %% ../nbs/00_config.ipynb #b47a03c7
+def value_sources(environ:dict|None=None, # the process environment (default: `os.environ`)
+                  dotenv:str|Path|None=".env") -> dict[str,str]: # the `.env` file read (None: none)
+    "Where each setting comes from, by environment variable: `environment`, `.env` or `default`."
+    env = {k.upper() for k in (os.environ if environ is None else environ)}
+    dot = {k.upper() for k in read_dotenv(dotenv)} if dotenv is not None else set()
+    return {v: "environment" if v in env else ".env" if v in dot else "default" for v in map(env_name, Settings.model_fields)}
+
+# %% ../nbs/00_config.ipynb #1385c2d4
+def _default_text(field:str) -> str:
+    d = Settings.model_fields[field].default
+    if d is None: return ""
+    if isinstance(d, bool): return str(d).lower()
+    return str(d)
+
+def render_env_example() -> str:
+    "The text of `.env.example`: every setting at its default, with what it takes."
+    out = ["# swingtrader settings. Copy to .env and uncomment the lines you change; the process environment wins over .env.",
+           "# Generated from swingtrader.config.Settings: regenerate with `swingtrader config --env-example > .env.example`.", ""]
+    for f, info in Settings.model_fields.items():
+        what = (info.description or "").strip()
+        if (rng := valid_range(f)): what += f" Valid range: {rng}."
+        if f == "environment": what += " Unset: sandbox (tastytrade, sim) or paper (Alpaca)."
+        if f in SECRET_FIELDS: what += " Secret: never logged."
+        out += [f"# {env_name(f)}: {what}", f"#{env_name(f)}={_default_text(f)}"]
+    return "\n".join(out) + "\n"
 
 # %% ../nbs/00_config.ipynb #16d7cd46
 @patch

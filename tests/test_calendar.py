@@ -37,3 +37,40 @@ def test_weekend_and_naive_times():
     sat = datetime(2026, 3, 7, 12, 0, tzinfo=NY)
     assert not cal.is_open(sat) and cal.next_open(sat) == datetime(2026, 3, 9, 9, 30, tzinfo=NY)
     with pytest.raises(Exception, match="no timezone"): cal.is_open(datetime(2026, 3, 9, 10, 0))
+
+# --- outside the supported range: an error naming the range, never a wrong answer ------------------------------
+from datetime import date as _date
+from click.testing import CliRunner
+from swingtrader.config import SwingtraderError
+
+OUTSIDE = [datetime(9999, 12, 31, 23, 59, tzinfo=NY), datetime(9999, 12, 31, 23, 59, tzinfo=UTC), datetime(2031, 1, 2, 10, tzinfo=NY),
+           datetime(2014, 12, 31, 10, tzinfo=NY), datetime(1, 1, 1, tzinfo=UTC), datetime(2100, 6, 1, tzinfo=UTC)]
+
+@pytest.mark.parametrize("at", OUTSIDE)
+@pytest.mark.parametrize("ask", ["is_open", "next_open", "next_close"])
+def test_times_outside_the_calendar_raise(at, ask):
+    with pytest.raises(SwingtraderError, match="supported range 2015-01-01 to 2030-12-31"): getattr(cal, ask)(at)
+
+def test_next_open_after_the_last_session_raises():
+    last_close = datetime(2030, 12, 31, 16, 0, tzinfo=NY)
+    assert cal.next_close(datetime(2030, 12, 31, 10, tzinfo=NY)) == last_close
+    with pytest.raises(SwingtraderError, match="next open after"): cal.next_open(datetime(2030, 12, 31, 10, tzinfo=NY))
+    with pytest.raises(SwingtraderError, match="next close after"): cal.next_close(datetime(2030, 12, 31, 17, tzinfo=NY))
+
+def test_days_outside_the_calendar_raise_and_ranges_are_clamped():
+    for d in (_date(9999, 12, 31), _date(2014, 12, 31), _date(2031, 1, 2)):
+        with pytest.raises(SwingtraderError, match="supported range"): cal.is_session(d)
+        with pytest.raises(SwingtraderError, match="supported range"): cal.session(d)
+    assert cal.holidays(_date(2030, 12, 24), _date(2031, 1, 9)) == [_date(2030, 12, 25)]   # not every 2031 weekday
+    assert cal.sessions(_date(2030, 12, 30), _date(2031, 1, 9)).index[-1] == _date(2030, 12, 31)
+
+def test_first_session_is_still_answered():
+    at = datetime(2015, 1, 1, 12, tzinfo=NY)          # New Year's Day: closed; the next open is known
+    assert not cal.is_open(at) and cal.next_open(at) == datetime(2015, 1, 2, 9, 30, tzinfo=NY)
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59+00:00", "2031-06-01T12:00-04:00", "1999-01-04T10:00-05:00"])
+def test_market_command_names_the_range(clean_env, at):
+    from swingtrader.cli import main
+    r = CliRunner().invoke(main, ["market", "--at", at])
+    assert r.exit_code == 2, r.output
+    assert "supported range 2015-01-01 to 2030-12-31" in r.output and "Traceback" not in r.output and "2015-01-02" not in r.output

@@ -126,3 +126,89 @@ def test_missing_credentials_error_names_variables(clean_env):
 def test_settings_are_immutable(clean_env):
     s = Settings.load()
     with pytest.raises(Exception): s.broker = "tastytrade"
+
+# --- strict .env, data directory, value sources, .env.example ---------------------------------------------------
+from pathlib import Path
+from click.testing import CliRunner
+from swingtrader.config import render_env_example, value_sources, read_dotenv, valid_range
+
+REPO = Path(__file__).resolve().parent.parent
+
+@pytest.mark.parametrize("content,expect", [
+    (b"\x00\x01\x02SQLite garbage", ".env is a binary file"),
+    (b"SWINGTRADER_SIM_SEED=7\nSWINGTRADER_SCAN_TOP=\xff\xfe\n", ".env is not UTF-8 text (byte 0xff on line 2)"),
+    (b"\xef\xbb\xbfSWINGTRADER_DAILY_LOSS_HALT=0.01\n", "byte-order mark"),
+    (b'SWINGTRADER_DAILY_LOSS_HALT="0.01\nSWINGTRADER_SCAN_TOP=5\n', ".env line 1 (SWINGTRADER_DAILY_LOSS_HALT=…) cannot be read"),
+    (b"SWINGTRADER_SCAN_TOP=5\nSWINGTRADER_DAILY_LOSS_HALT='0.01\n", ".env line 2 (SWINGTRADER_DAILY_LOSS_HALT=…) cannot be read"),
+])
+def test_unreadable_dotenv_is_one_line_naming_the_file(clean_env, tmp_path, content, expect):
+    (tmp_path/".env").write_bytes(content)
+    with pytest.raises(ConfigError) as e: Settings.load()
+    assert len(e.value.lines) == 1 and expect in e.value.lines[0], e.value.lines
+    with pytest.raises(ConfigError): Settings()          # direct construction is just as strict
+    Settings(_env_file=None)                              # ...and skips .env when told to
+
+def test_unterminated_quote_never_leaks_the_value(clean_env, tmp_path):
+    (tmp_path/".env").write_text('TT_CLIENT_SECRET="cs-SeCrEt-99\n')
+    with pytest.raises(ConfigError) as e: Settings.load()
+    assert "cs-SeCrEt" not in str(e.value) and "TT_CLIENT_SECRET=…" in str(e.value)
+
+def test_quote_swallowing_a_later_setting_is_caught(clean_env, tmp_path):
+    (tmp_path/".env").write_text('SWINGTRADER_LIVE_CONFIRM="no\nSWINGTRADER_DAILY_LOSS_HALT=0.01\nend"\n')
+    with pytest.raises(ConfigError, match=r"line 2 \(SWINGTRADER_DAILY_LOSS_HALT\) is swallowed"): Settings.load()
+
+def test_clean_dotenv_still_loads(clean_env, tmp_path):
+    (tmp_path/".env").write_text('# comment\nexport SWINGTRADER_DAILY_LOSS_HALT="0.02"\n\nSWINGTRADER_SCAN_TOP=7 # inline\n')
+    s = Settings.load()
+    assert (s.daily_loss_halt, s.scan_top) == (0.02, 7)
+
+def test_data_dir_that_is_a_file(clean_env, tmp_path):
+    (tmp_path/"afile").write_text("x")
+    clean_env.setenv("SWINGTRADER_DATA_DIR", str(tmp_path/"afile"))
+    with pytest.raises(ConfigError) as e: Settings.load()
+    assert len(e.value.lines) == 1 and "is a file, not a directory" in e.value.lines[0]
+    clean_env.setenv("SWINGTRADER_DATA_DIR", str(tmp_path/"not-yet"))
+    assert Settings.load().data_dir == tmp_path/"not-yet"
+
+@pytest.mark.parametrize("var,value", [("SWINGTRADER_SIM_SPEED", "inf"), ("SWINGTRADER_SIM_SEED", "-1"), ("SWINGTRADER_SIM_CASH", "1e400"),
+                                       ("SWINGTRADER_WARMUP_BARS", "1e20"), ("SWINGTRADER_CONNECTIVITY_TIMEOUT", "inf"),
+                                       ("SWINGTRADER_RECONCILE_INTERVAL", "inf")])
+def test_issue_values_are_refused_with_range(clean_env, var, value):
+    clean_env.setenv(var, value)
+    with pytest.raises(ConfigError) as e: Settings.load()
+    assert len(e.value.lines) == 1 and e.value.lines[0].startswith(f"{var}={value!r} is invalid") and "valid range" in e.value.lines[0]
+
+def test_safety_intervals_are_finite():
+    for f in ("connectivity_timeout", "reconcile_interval"):
+        assert "<=" in valid_range(f).split("value")[1], f
+
+def test_value_sources(clean_env, tmp_path):
+    (tmp_path/".env").write_text("SWINGTRADER_SCAN_TOP=7\nSWINGTRADER_SIM_SEED=1\n")
+    clean_env.setenv("SWINGTRADER_SIM_SEED", "2")
+    src = value_sources()
+    assert (src["SWINGTRADER_SCAN_TOP"], src["SWINGTRADER_SIM_SEED"], src["SWINGTRADER_BROKER"]) == (".env", "environment", "default")
+    assert Settings.load().sim_seed == 2
+    from swingtrader.cli import main
+    r = CliRunner().invoke(main, ["config"])
+    assert r.exit_code == 0, r.output
+    line = {l.split()[0]: l for l in r.output.splitlines() if l.strip()}
+    assert line["SWINGTRADER_SCAN_TOP"].endswith("(.env)") and line["SWINGTRADER_SIM_SEED"].endswith("(environment)")
+    assert line["SWINGTRADER_BROKER"].endswith("(default)")
+
+def test_env_example_is_up_to_date():
+    committed = (REPO/".env.example").read_text()
+    assert committed == render_env_example(), ".env.example is out of date: run `swingtrader config --env-example > .env.example`"
+
+def test_env_example_names_every_setting_and_its_defaults_load(clean_env, tmp_path):
+    text = render_env_example()
+    for f in Settings.model_fields: assert f"\n#{env_name(f)}=" in text, f
+    # uncommenting every line that has a default gives exactly the default settings
+    lines = [l[1:] if l.startswith("#") and "=" in l and not l.startswith("# ") and not l.endswith("=") else l for l in text.splitlines()]
+    (tmp_path/".env").write_text("\n".join(lines) + "\n")
+    assert read_dotenv(tmp_path/".env")
+    assert Settings.load() == Settings(_env_file=None)
+
+def test_env_example_from_the_command(clean_env):
+    from swingtrader.cli import main
+    r = CliRunner().invoke(main, ["config", "--env-example"])
+    assert r.exit_code == 0 and r.output == render_env_example()

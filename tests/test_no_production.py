@@ -89,3 +89,67 @@ def test_production_only_with_opt_in(dialled):
     assert tr.base_url == PROD_REST and tr.session.headers.get("Accept-Version") is None
     with pytest.raises(BrokerError): tr.access_token()
     assert set(dialled) == {"api.tastyworks.com"}
+
+# --- host checks that cannot be fooled: every spelling of a production host is refused in sandbox/paper ---------
+from swingtrader.config import PRODUCTION_HOSTS_BY_BROKER, is_production_host, normalise_host
+
+def _variants(host):
+    "The tricks a URL can play on a naive hostname comparison (each is still the same host to a client)."
+    up = host.upper()
+    first, _, rest = host.partition(".")
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in first) + "." + rest
+    puny = "xn--" + "".join(chr(ord(c) + 0xFEE0) for c in first).encode("punycode").decode() + "." + rest
+    return {"case": up, "trailing dot": host + ".", "trailing dot + port": host + ".:1", "userinfo": "me:pw@" + host,
+            "port": host + ":443", "fullwidth (IDNA)": fullwidth, "ideographic dots (IDNA)": host.replace(".", "\u3002"),
+            "punycode": puny, "percent-escape": "%" + format(ord(host[0]), "02x") + host[1:],
+            "subdomain": "eu." + host, "everything": "u@" + up + ".:8443"}
+
+PROD = [(b, h) for b, hs in PRODUCTION_HOSTS_BY_BROKER.items() for h in hs]
+
+def test_every_production_host_is_listed():
+    hosts = {h for _, h in PROD}
+    assert {"api.tastyworks.com", "api.tastytrade.com", "streamer.tastyworks.com", "streamer.tastytrade.com",
+            "api.alpaca.markets"} <= hosts
+    assert any(h.endswith("dxfeed.com") and "demo" not in h for h in hosts)   # DXLink production
+
+@pytest.mark.parametrize("broker,host", PROD)
+def test_every_spelling_of_a_production_host_is_production(broker, host):
+    for trick, h in _variants(host).items():
+        for scheme in ("https", "wss"):
+            assert is_production_host(f"{scheme}://{h}/v1"), (trick, h)
+        assert normalise_host(f"https://{h}") in (host, "eu." + host), (trick, normalise_host(f"https://{h}"))
+
+@pytest.mark.parametrize("var,scheme", [("TT_API_URL", "https"), ("TT_STREAMER_URL", "wss"), ("ALPACA_BASE_URL", "https")])
+@pytest.mark.parametrize("broker,host", PROD)
+def test_sandbox_settings_refuse_every_trick(clean_env, var, scheme, broker, host):
+    clean_env.setenv("SWINGTRADER_BROKER", "alpaca" if var.startswith("ALPACA") else "tastytrade")
+    for trick, h in _variants(host).items():
+        clean_env.setenv(var, f"{scheme}://{h}")
+        with pytest.raises(ConfigError) as e: Settings.load()
+        assert len(e.value.lines) == 1 and ("points at a production host" in e.value.lines[0]
+                                            or "is not a usable URL" in e.value.lines[0]), (trick, e.value.lines)
+
+def test_the_issue_case_is_refused_but_production_with_opt_in_is_not(clean_env):
+    clean_env.setenv("SWINGTRADER_BROKER", "tastytrade")
+    clean_env.setenv("TT_API_URL", "https://api.tastyworks.com.:1")
+    with pytest.raises(ConfigError, match="points at a production host"): Settings.load()
+    clean_env.setenv("SWINGTRADER_ENVIRONMENT", "production"); clean_env.setenv("SWINGTRADER_LIVE_CONFIRM", "yes")
+    assert Settings.load().tt_api_url == "https://api.tastyworks.com.:1"
+
+@pytest.mark.parametrize("url", ["https://api.cert.tastyworks.com", "wss://streamer.cert.tastyworks.com", "http://127.0.0.1:8765",
+                                 "ws://localhost:9/streamer", "https://paper-api.alpaca.markets", "https://data.alpaca.markets",
+                                 "wss://stream.data.alpaca.markets/v2/iex", "https://api.tastyworks.com.example.org",
+                                 "https://notapi-tastyworks.com", "http://[::1]:8080"])
+def test_safe_hosts_stay_usable(url):
+    assert not is_production_host(url)
+
+@pytest.mark.parametrize("url", ["https://api2.tastyworks.com", "https://tastytrade.com", "https://api.cert.tastyworks.com.evil.tastyworks.com",
+                                 "https://broker-api.alpaca.markets", "https://x.api.cert.tastyworks.com"])
+def test_unknown_hosts_under_a_broker_domain_count_as_production(url):
+    assert is_production_host(url)
+
+@pytest.mark.parametrize("url", ["https://api.tastyworks.com\\@127.0.0.1", "https://api.cert.tastyworks.com x", "https://h:notaport"])
+def test_ambiguous_urls_are_not_usable(clean_env, url):
+    clean_env.setenv("SWINGTRADER_BROKER", "tastytrade"); clean_env.setenv("TT_API_URL", url)
+    with pytest.raises(ConfigError) as e: Settings.load()
+    assert len(e.value.lines) == 1 and "is not a usable URL" in e.value.lines[0]
