@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     sim_symbols: int = _f(40, "give how many synthetic symbols to generate, between 1 and 500.", ge=1, le=500)
     sim_cash: Decimal = _f(Decimal("100000"), "give the starting cash in USD, e.g. 100000.", gt=0)
     sim_speed: float = _f(60.0, "give how many simulated seconds pass per real second, e.g. 60.", gt=0)
+    # -- run (single-instance locks)
+    lock_dir: Path|None = _f(None, "give a directory on a local disk for the per-account bot locks (default: the per-user state directory).")
 
     @model_validator(mode="before")
     @classmethod
