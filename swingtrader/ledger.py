@@ -152,6 +152,7 @@ class Ledger:
                               "upgrade swingtrader, or point SWINGTRADER_DATA_DIR at another directory.")
         for i in range(v, len(MIGRATIONS)):
             with self._tx() as db:
+                if self.version > i: continue      # another process migrated meanwhile (BEGIN IMMEDIATE serialises the two)
                 for stmt in MIGRATIONS[i].split(";"):
                     if stmt.strip(): db.execute(stmt)
                 db.execute(f"PRAGMA user_version={i + 1}")
