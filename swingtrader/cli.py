@@ -239,7 +239,7 @@ def status(n_runs):
         for p in pos: click.echo(f"  {p.symbol:<8} {p.qty:>10} @ {p.avg_entry_price}")
     past = runs.past_runs(s, n_runs)
     if past: click.echo("runs (newest first):")
-    for r in past: click.echo(f"  {r.started_at:<25} {r.kind:<6} {r.broker:<10} {r.state:<11} {r.path}")
+    for r in past: click.echo(f"  {r.started_at:<29} {r.kind:<6} {r.broker:<10} {r.state:<11} {r.path}")
 
 # %% ../nbs/90_cli.ipynb #1b7dd6a1
 @main.command("audit-prune")
