@@ -257,12 +257,12 @@ def audit_prune(today):
 # %% ../nbs/90_cli.ipynb #17d28413
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep loopback unless you mean it).")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one).")
+@click.option("--port", default=8765, show_default=True, type=Number(int, 0, 65535), help="Port, 0 to 65535 (0 picks a free one).")
 @click.option("--tls", is_flag=True, help="Serve https/wss with a locally generated CA (its path is printed).")
 @click.option("--speed", default=None, type=SPEED, help="Simulated seconds per real second, > 0 and <= 1e6 (default SWINGTRADER_SIM_SPEED).")
 @click.option("--seed", default=None, type=SEED, help="Market seed, 0 to 2**32-1 (default SWINGTRADER_SIM_SEED).")
-@click.option("--symbols", default=None, type=click.IntRange(1, 500), help="Universe size (default SWINGTRADER_SIM_SYMBOLS).")
-@click.option("--days", default=5, show_default=True, type=click.IntRange(1, 260), help="Trading days of data to generate.")
+@click.option("--symbols", default=None, type=Number(int, 1, 500), help="Universe size, 1 to 500 (default SWINGTRADER_SIM_SYMBOLS).")
+@click.option("--days", default=5, show_default=True, type=Number(int, 1, 260), help="Trading days of data to generate, 1 to 260.")
 @click.option("--persist", is_flag=True, help="Keep state in SWINGTRADER_DATA_DIR/emulator across restarts.")
 @click.option("--strict", is_flag=True, help="Accept only the fixed credentials it prints.")
 @friendly
