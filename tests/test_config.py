@@ -57,7 +57,8 @@ def test_each_invalid_value_is_one_clear_line(clean_env, var):
 def test_every_validated_field_is_covered():
     "A new setting with constraints must get an error-path test above."
     unconstrained = {"live_confirm", "tt_client_secret", "tt_refresh_token", "tt_api_url", "tt_streamer_url",
-                     "alpaca_api_key", "alpaca_secret_key", "alpaca_base_url", "alpaca_data_url", "data_dir"}
+                     "alpaca_api_key", "alpaca_secret_key", "alpaca_base_url", "alpaca_data_url", "data_dir",
+                     "lock_dir"}
     assert {env_name(f) for f in Settings.model_fields if f not in unconstrained} == set(INVALID)
 
 def test_defaults_run_on_the_simulator(clean_env):
