@@ -1351,6 +1351,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'swingtrader.runs.RunLock.sidecar': ('runs.html#runlock.sidecar', 'swingtrader/runs.py'),
                                   'swingtrader.runs.RunLocked': ('runs.html#runlocked', 'swingtrader/runs.py'),
                                   'swingtrader.runs._alive': ('runs.html#_alive', 'swingtrader/runs.py'),
+                                  'swingtrader.runs._check_owner': ('runs.html#_check_owner', 'swingtrader/runs.py'),
                                   'swingtrader.runs._create_time': ('runs.html#_create_time', 'swingtrader/runs.py'),
                                   'swingtrader.runs._new_dir': ('runs.html#_new_dir', 'swingtrader/runs.py'),
                                   'swingtrader.runs._now': ('runs.html#_now', 'swingtrader/runs.py'),
