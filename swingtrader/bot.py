@@ -820,7 +820,9 @@ def tastytrade_bot(settings:Settings, clock:Clock, ledger:Ledger, audit=None, sc
     updates = TastytradeOrderUpdates(broker, replay=True, poll_interval=1.0)
     scanner = Scanner(settings, clock, url=scan_url, cache_dir=Path(settings.data_dir) / "watchlists",
                       on_warning=(lambda m: audit.health("scanner", {"level": "warning", "message": m}, broker="tastytrade")) if audit else None)
-    return Bot(settings, broker, DXLinkMarketData(dx), TastytradeUpdates(updates), clock, cal, ledger, audit=audit, scanner=scanner, **bot_kw)
+    bot = Bot(settings, broker, DXLinkMarketData(dx), TastytradeUpdates(updates), clock, cal, ledger, audit=audit, scanner=scanner, **bot_kw)
+    dx.on_health = lambda level, message: bot.health.set_level("dxlink", level, message)   # repeated failed sessions
+    return bot
 
 def sim_bot(settings:Settings, broker, ledger:Ledger, audit=None, universe:list[str]|None=None, **bot_kw) -> Bot:
     "A `Bot` on an in-process `SimBroker` (its clock drives the loop)."
@@ -830,30 +832,38 @@ def sim_bot(settings:Settings, broker, ledger:Ledger, audit=None, universe:list[
 
 # %% ../nbs/60_bot.ipynb #165efd98
 def open_state(settings:Settings, clock:Clock) -> tuple[Ledger, AuditLog]:
-    "The ledger and audit log of `settings.data_dir`."
+    "The ledger and audit log of `settings.data_dir` (a damaged ledger is one clear error)."
+    import sqlite3
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    return Ledger(settings.ledger_path, clock=clock), AuditLog.from_settings(settings, clock)
+    try: ledger = Ledger(settings.ledger_path, clock=clock)
+    except sqlite3.DatabaseError as e:
+        raise BotError(f"the ledger {settings.ledger_path} is damaged or not a swingtrader ledger ({e}).",
+                       "restore it from a backup, or move it aside to start a new ledger (never while positions are open).") from None
+    return ledger, AuditLog.from_settings(settings, clock)
 
-def run_sim_day(settings:Settings, day:date|None=None, # the session to trade (default: 2026-03-02)
-                speed:float|None=None, # simulated seconds per real second (default Settings.sim_speed)
-                out_dir:str|Path|None=None, # where the ledger and audit go (default Settings.data_dir)
-                days:int=1) -> DaySummary: # sessions to trade (the summary is the last day's)
-    "One simulated trading day end to end through the emulator and the real tastytrade client."
-    day = day or date(2026, 3, 2)
-    cal = MarketCalendar()
+def _sim_sessions(cal:MarketCalendar, day:date, days:int) -> tuple[date, date]:
+    "The first and last of `days` sessions from `day` on (a clear error past the calendar)."
     ses = cal.sessions(day, day + timedelta(days=days * 2 + 7))
-    if not len(ses): raise BotError(f"no NYSE session on or after {day}.", "pick a trading day.")
-    first, last = ses.index[0], ses.index[min(days, len(ses)) - 1]
-    out = Path(out_dir or settings.data_dir)
-    env = emulated_tastytrade(settings.model_copy(update={"data_dir": out}), first, last, speed or settings.sim_speed)
-    try:
-        ledger, audit = open_state(env.settings, env.clock)
-        bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
-                             last_day=last, fast_forward_idle=True)
-        try: days_done = asyncio.run(_run_with_signals(bot))
-        finally:
-            bot.broker.close(); ledger.close(); audit.close()
-    finally: env.close()
+    if not len(ses): raise BotError(f"no NYSE session on or after {day} in the calendar.", "pick a trading day the calendar covers.")
+    return ses.index[0], ses.index[min(days, len(ses)) - 1]
+
+def run_sim_day(settings:Settings, day:date|None=None, # the session to trade (default: `runs.SIM_DAY`)
+                speed:float|None=None, # simulated seconds per real second (default Settings.sim_speed)
+                out_dir:str|Path|None=None, # where the ledger and audit go (default: a new SWINGTRADER_DATA_DIR/sim-runs/... run)
+                days:int=1) -> DaySummary: # sessions to trade (the summary is the last day's)
+    "One simulated trading day end to end through the emulator and the real tastytrade client, as the data directory's current run."
+    from swingtrader.runs import SIM_DAY, start_run, data_dir
+    first, last = _sim_sessions(MarketCalendar(), day or SIM_DAY, days)
+    with start_run(settings, "daily", label=first.isoformat(), path=out_dir) as run:
+        env = emulated_tastytrade(settings.model_copy(update={"data_dir": run.dir(data_dir(settings))}), first, last, speed or settings.sim_speed)
+        try:
+            ledger, audit = open_state(env.settings, env.clock)
+            bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
+                                 last_day=last, fast_forward_idle=True)
+            try: days_done = asyncio.run(_run_with_signals(bot))
+            finally:
+                bot.broker.close(); ledger.close(); audit.close()
+        finally: env.close()
     if not days_done: raise BotError(f"the simulated day {first} did not complete.", "see the audit health stream and the log.")
     return days_done[-1]
 
@@ -862,28 +872,29 @@ async def _run_with_signals(bot:Bot):
     return await bot.run()
 
 def run_bot(settings:Settings) -> int:
-    "The live loop on the configured broker until SIGINT/SIGTERM; 0 on a clean stop."
+    "The live loop on the configured broker until SIGINT/SIGTERM, as the data directory's current run; 0 on a clean stop."
     from swingtrader.clock import WallClock
+    from swingtrader.runs import SIM_DAY, start_run, data_dir
+    if settings.broker not in ("sim", "tastytrade"):
+        raise BotError(f"the bot loop does not trade on {settings.broker} yet.", "use SWINGTRADER_BROKER=tastytrade or sim.")
     if settings.broker == "sim":
         cal = MarketCalendar()
-        first = cal.sessions(date(2026, 3, 2), date(2026, 3, 20)).index[0]
+        first, last = _sim_sessions(cal, SIM_DAY, 1)
         last = cal.sessions(first, first + timedelta(days=30)).index[-1]
-        env = emulated_tastytrade(settings, first, last, settings.sim_speed)
-        try:
-            ledger, audit = open_state(env.settings, env.clock)
-            bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
-                                 fast_forward_idle=True, last_day=last)
-            try: asyncio.run(_run_with_signals(bot))
-            finally: bot.broker.close(); ledger.close(); audit.close()
-        finally: env.close()
+        with start_run(settings, "run", label=first.isoformat()) as run:
+            env = emulated_tastytrade(settings.model_copy(update={"data_dir": run.dir(data_dir(settings))}), first, last, settings.sim_speed)
+            try:
+                ledger, audit = open_state(env.settings, env.clock)
+                bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
+                                     fast_forward_idle=True, last_day=last)
+                try: asyncio.run(_run_with_signals(bot))
+                finally: bot.broker.close(); ledger.close(); audit.close()
+            finally: env.close()
         return 0
-    if settings.broker != "tastytrade":
-        raise BotError(f"the bot loop does not trade on {settings.broker} yet.", "use SWINGTRADER_BROKER=tastytrade or sim.")
-    clock = WallClock()
-    ledger, audit = open_state(settings, clock)
-    bot = tastytrade_bot(settings, clock, ledger, audit)
-    try: asyncio.run(_run_with_signals(bot))
-    finally: bot.broker.close(); ledger.close(); audit.close()
+    with start_run(settings, "run"):
+        clock = WallClock()
+        ledger, audit = open_state(settings, clock)
+        bot = tastytrade_bot(settings, clock, ledger, audit)
+        try: asyncio.run(_run_with_signals(bot))
+        finally: bot.broker.close(); ledger.close(); audit.close()
     return 0
-
-

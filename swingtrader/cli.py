@@ -13,9 +13,9 @@ import swingtrader
 from .config import ConfigError, Settings, SwingtraderError, env_name
 
 # %% auto #0
-__all__ = ['friendly', 'load_settings', 'main', 'version', 'config', 'market', 'open_ledger', 'halt', 'reset_halt', 'flatten',
-           'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest', 'dashboard', 'ledger',
-           'ledger_check', 'ledger_backup', 'ledger_restore']
+__all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
+           'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
+           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -27,10 +27,14 @@ def friendly(f):
     "Run a command so user errors print as `error:` lines (exit 2) and nothing prints a traceback."
     @functools.wraps(f)
     def _inner(*args, **kw):
+        import sqlite3
         try: return f(*args, **kw)
         except SwingtraderError as e: _fail(e)
         except KeyboardInterrupt: click.echo("interrupted", err=True); sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, SystemExit): raise
+        except (click.exceptions.Exit, click.ClickException, SystemExit, BrokenPipeError): raise   # `main` handles a closed pipe
+        except sqlite3.DatabaseError as e:
+            _fail(SwingtraderError(f"a ledger database is damaged or not a swingtrader ledger ({e}).",
+                                   "restore it from a backup, or move it aside (swingtrader status names the current run's ledger)."))
         except Exception as e:
             from swingtrader.log import setup_logging
             setup_logging().error("unexpected error in %s: %s", f.__name__, e, exc_info=True)
@@ -43,7 +47,29 @@ def load_settings(**overrides) -> Settings:
     return Settings.load(**{k: v for k, v in overrides.items() if v is not None})
 
 # %% ../nbs/90_cli.ipynb #3d53d0a7
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    "The top-level group: a usage mistake is one `error:` line (exit 2) too, and a closed pipe (`| head`) ends quietly."
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode: return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            sys.stdout.flush()
+        except click.exceptions.NoArgsIsHelpError as e: e.show(); sys.exit(e.exit_code)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "swingtrader"
+            msg = " ".join(e.format_message().split()).rstrip(".")
+            click.echo(f"error: {SwingtraderError(msg + '.', f'see {where} --help.')}", err=True); sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"error: {' '.join(e.format_message().split())}", err=True); sys.exit(e.exit_code)
+        except click.Abort: click.echo("interrupted", err=True); sys.exit(130)
+        except BrokenPipeError:
+            import os
+            try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error when Python flushes stdout at exit
+            except OSError: pass
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     "swingtrader: a swing-trading bot for US equities (tastytrade, Alpaca, or the built-in simulator)."
 
@@ -71,6 +97,46 @@ def config(env_example):
         click.echo(f"{mark} {b:<10} " + ("ready" if not miss else "missing " + ", ".join(miss)))
 
 # %% ../nbs/90_cli.ipynb #a65402e3
+class Number(click.ParamType):
+    "A finite whole number or number within a range: NaN, infinities and out-of-range values are refused with the range."
+    def __init__(self, kind:type=float, # int or float
+                 lo:float|None=None, hi:float|None=None, # bounds, inclusive unless lo_open
+                 lo_open:bool=False):
+        self.kind, self.lo, self.hi, self.lo_open = kind, lo, hi, lo_open
+        self.name = "integer" if kind is int else "float"
+    @property
+    def range(self) -> str:
+        what = "a whole number" if self.kind is int else "a number"
+        fmt = lambda x: str(int(x)) if float(x).is_integer() else f"{x:g}"
+        lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {fmt(self.lo)}"
+        hi = None if self.hi is None else f"<= {fmt(self.hi)}"
+        return what + (" " + " and ".join(x for x in (lo, hi) if x) if lo or hi else "")
+    def convert(self, value, param, ctx):
+        import math
+        if isinstance(value, (int, float)) and not isinstance(value, bool): v = value
+        else:
+            try: v = self.kind(str(value).strip())
+            except (ValueError, OverflowError): self.fail(f"{value!r} is not a valid value: give {self.range}", param, ctx)
+        bad = isinstance(v, float) and not math.isfinite(v)
+        if bad or (self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)) or (self.hi is not None and v > self.hi):
+            self.fail(f"{value!r} is out of range: give {self.range}", param, ctx)
+        return self.kind(v)
+
+SPEED = Number(float, 0, 1e6, lo_open=True)     # simulated seconds per real second
+SEED = Number(int, 0, 2**32 - 1)                # market seeds
+
+def _calendar_days(cal) -> tuple[date, date]:
+    "The first and last session the market calendar knows."
+    idx = cal.sessions(date(1900, 1, 1), date(9999, 12, 31)).index
+    return idx[0], idx[-1]
+
+def _in_calendar(d:date, name:str, cal=None) -> date:
+    "`d`, or a clear error when it lies outside the market calendar."
+    from swingtrader.clock import MarketCalendar
+    lo, hi = _calendar_days(cal or MarketCalendar())
+    if not lo <= d <= hi: raise SwingtraderError(f"{name} {d} is outside the market calendar ({lo} .. {hi}).", f"give a date from {lo} to {hi}.")
+    return d
+
 @main.command()
 @click.option("--at", "at", default=None, help="ISO time to ask about (default: now), e.g. 2026-07-02T15:00-04:00")
 @friendly
@@ -79,6 +145,11 @@ def market(at):
     from swingtrader.clock import MarketCalendar, WallClock, NY
     t = WallClock().now() if at is None else _parse_time(at, "--at")
     cal = MarketCalendar()
+    lo, hi = _calendar_days(cal)
+    try: day = t.astimezone(NY).date()
+    except OverflowError: day = date.max
+    if not lo <= day < hi:
+        raise SwingtraderError(f"--at {t.isoformat()} is outside the market calendar (sessions {lo} .. {hi}).", f"give a time from {lo} to before {hi}.")
     state = "open" if cal.is_open(t) else "closed"
     click.echo(f"NYSE is {state} at {t.astimezone(NY):%Y-%m-%d %H:%M %Z}")
     click.echo(f"next open:  {cal.next_open(t):%Y-%m-%d %H:%M %Z}")
@@ -96,12 +167,25 @@ def _parse_date(s:str, name:str) -> date:
 
 # %% ../nbs/90_cli.ipynb #8bc6fa67
 def open_ledger(s:Settings, readonly:bool=False):
-    "The ledger of this data directory."
+    "The ledger of the current run (`runs.run_ledger_path`); a missing or damaged ledger is one clear error."
+    import sqlite3
     from swingtrader.ledger import Ledger
-    p = s.ledger_path
+    from swingtrader.runs import run_ledger_path
+    p = run_ledger_path(s)
     if readonly and not p.exists():
         raise SwingtraderError(f"No ledger at {p}.", "run the bot once (swingtrader run / make run), or set SWINGTRADER_DATA_DIR to its data directory.")
-    return Ledger(p, readonly=readonly)
+    try: return Ledger(p, readonly=readonly)
+    except sqlite3.DatabaseError as e:
+        raise SwingtraderError(f"the ledger {p} is damaged or not a swingtrader ledger ({e}).",
+                               "restore it from a backup, or move it aside to start a new ledger (never while positions are open).") from None
+
+def _run_line(s:Settings) -> str:
+    "Which run a command acts on, e.g. `run: sim-runs/2026-03-02-... (daily on sim, running, pid 123)`."
+    from swingtrader import runs
+    here = runs.current_run(s)
+    r = runs.Run.from_dict(runs._read_json(here/runs.RUN_FILE))
+    if r is None: return f"run: {here} (no run recorded)"
+    return f"run: {here} ({r.kind} on {r.broker}, {r.state}" + (f", pid {r.pid}" if r.state == "running" else "") + f", started {r.started_at})"
 
 # %% ../nbs/90_cli.ipynb #7f844a87
 @main.command()
@@ -109,11 +193,12 @@ def open_ledger(s:Settings, readonly:bool=False):
 @click.option("--who", default="cli", show_default=True, help="Who is halting (recorded).")
 @friendly
 def halt(reason, who):
-    "Halt trading now: persisted, and a running bot cancels its open orders."
+    "Halt trading now: persisted in the current run's ledger, and its running bot cancels its open orders."
     from swingtrader import risk
     s = load_settings()
     with open_ledger(s) as lg: st = risk.halt(lg, reason, who)
     click.echo(f"trading state: {st.state} (by {st.who}: {st.reason})")
+    click.echo(_run_line(s))
 
 @main.command("reset-halt")
 @click.option("--reason", required=True, help="Why it is safe to resume (recorded).")
@@ -125,6 +210,7 @@ def reset_halt(reason, who):
     s = load_settings()
     with open_ledger(s) as lg: st = risk.reset_halt(lg, reason, who)
     click.echo(f"trading state: {st.state} (reset by {st.who}: {st.reason})")
+    click.echo(_run_line(s))
 
 main.add_command(reset_halt, "resume")
 
@@ -132,18 +218,23 @@ main.add_command(reset_halt, "resume")
 @click.option("--who", default="cli", show_default=True, help="Who asks (recorded).")
 @friendly
 def flatten(who):
-    "Ask the running bot to close every position."
+    "Ask the current run's bot to close every position."
     s = load_settings()
     from swingtrader import risk
     with open_ledger(s) as lg: cid = risk.flatten(lg, who)
     click.echo(f"flatten requested (command {cid}); the running bot carries it out within a second")
+    click.echo(_run_line(s))
 
 @main.command()
+@click.option("--runs", "n_runs", default=10, show_default=True, type=Number(int, 0, 10_000), help="How many past runs to list.")
 @friendly
-def status():
-    "Trading state, pending commands and positions, from the ledger."
+def status(n_runs):
+    "The current run (trading state, pending commands, positions) and the past runs of this data directory."
+    from swingtrader import runs
     s = load_settings()
+    click.echo(_run_line(s))
     with open_ledger(s, readonly=True) as lg:
+        click.echo(f"ledger: {lg.path}")
         st = lg.halt_state()
         click.echo(f"trading state: {st.state}" + (f" (by {st.who} at {st.at}: {st.reason})" if st.who else ""))
         pend = [c for c in lg.commands(20) if c.status in ("pending", "taken")]
@@ -151,6 +242,9 @@ def status():
         pos = lg.positions()
         click.echo(f"positions: {len(pos)}")
         for p in pos: click.echo(f"  {p.symbol:<8} {p.qty:>10} @ {p.avg_entry_price}")
+    past = runs.past_runs(s, n_runs)
+    if past: click.echo("runs (newest first):")
+    for r in past: click.echo(f"  {r.started_at:<29} {r.kind:<6} {r.broker:<10} {r.state:<11} {r.path}")
 
 # %% ../nbs/90_cli.ipynb #1b7dd6a1
 @main.command("audit-prune")
@@ -168,12 +262,12 @@ def audit_prune(today):
 # %% ../nbs/90_cli.ipynb #17d28413
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep loopback unless you mean it).")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one).")
+@click.option("--port", default=8765, show_default=True, type=Number(int, 0, 65535), help="Port, 0 to 65535 (0 picks a free one).")
 @click.option("--tls", is_flag=True, help="Serve https/wss with a locally generated CA (its path is printed).")
-@click.option("--speed", default=None, type=click.FloatRange(min=0, min_open=True), help="Simulated seconds per real second (default SWINGTRADER_SIM_SPEED).")
-@click.option("--seed", default=None, type=int, help="Market seed (default SWINGTRADER_SIM_SEED).")
-@click.option("--symbols", default=None, type=click.IntRange(1, 500), help="Universe size (default SWINGTRADER_SIM_SYMBOLS).")
-@click.option("--days", default=5, show_default=True, type=click.IntRange(1, 260), help="Trading days of data to generate.")
+@click.option("--speed", default=None, type=SPEED, help="Simulated seconds per real second, > 0 and <= 1e6 (default SWINGTRADER_SIM_SPEED).")
+@click.option("--seed", default=None, type=SEED, help="Market seed, 0 to 2**32-1 (default SWINGTRADER_SIM_SEED).")
+@click.option("--symbols", default=None, type=Number(int, 1, 500), help="Universe size, 1 to 500 (default SWINGTRADER_SIM_SYMBOLS).")
+@click.option("--days", default=5, show_default=True, type=Number(int, 1, 260), help="Trading days of data to generate, 1 to 260.")
 @click.option("--persist", is_flag=True, help="Keep state in SWINGTRADER_DATA_DIR/emulator across restarts.")
 @click.option("--strict", is_flag=True, help="Accept only the fixed credentials it prints.")
 @friendly
@@ -212,35 +306,49 @@ def run():
 
 @main.command()
 @click.option("--day", default=None, help="Simulated session YYYY-MM-DD (simulator only; live runs trade today).")
-@click.option("--speed", default=None, type=click.FloatRange(min=0, min_open=True), help="Simulated seconds per real second (default SWINGTRADER_SIM_SPEED).")
+@click.option("--speed", default=None, type=SPEED, help="Simulated seconds per real second, > 0 and <= 1e6 (default SWINGTRADER_SIM_SPEED).")
 @click.option("--report/--no-report", default=True, show_default=True, help="Run through scheduled/daily_run.ipynb and keep the executed notebook as the report.")
 @friendly
 def daily(day, speed, report):
-    "Trade one session end to end and print where its results are."
+    "Trade one session end to end as the data directory's current run and print where its results are (exit 1 when every order was rejected)."
     from swingtrader.clock import WallClock, NY
-    from swingtrader import jobs
+    from swingtrader import jobs, runs
     s = jobs.preflight(load_settings(), "daily run")
-    d = _parse_date(day, "--day") if day else None
-    stamp = WallClock().now().astimezone(NY).strftime("%Y%m%d-%H%M%S")
-    label = (d or date(2026, 3, 2)).isoformat() if s.broker == "sim" else WallClock().now().astimezone(NY).date().isoformat()
-    run = s.model_copy(update={"data_dir": s.data_dir/"sim-runs"/f"{label}-{stamp}"}) if s.broker == "sim" else s
+    d = _in_calendar(_parse_date(day, "--day"), "--day") if day else None
+    if d is not None and s.broker != "sim": raise SwingtraderError(f"--day {d} only applies to the simulator.", "drop --day: a live daily run trades today.")
+    now = WallClock().now().astimezone(NY)
+    label = (d or runs.SIM_DAY).isoformat() if s.broker == "sim" else now.date().isoformat()
     nb = _scheduled("daily_run") if report else None
-    if nb is not None:
-        rep = s.reports_dir/f"daily-{label}-{stamp}.ipynb"
-        click.echo(f"running {nb} with papermill ({s.broker}) ...")
-        _papermill(nb, rep, {"day": d.isoformat() if d else "", "speed": float(speed or 0), "data_dir": str(run.data_dir)})
-        click.echo(f"report:  {rep}")
-        from swingtrader.ledger import Ledger
-        if run.ledger_path.exists():
-            with Ledger(run.ledger_path, readonly=True) as lg:
-                click.echo(f"result:  {len(lg.orders())} orders, {len(lg.fills())} fills, realized P&L {lg.realized_pl():,.2f} USD, "
-                           f"{len(lg.positions())} open positions, trading state {lg.halt_state().state}")
-    else:
-        summ = jobs.daily(run, day=d, speed=speed)
-        if summ is None: click.echo("no NYSE session today: nothing traded"); return
-        click.echo(jobs.summary_frame(summ).to_string())
-    click.echo(f"ledger:  {run.ledger_path}")
-    click.echo(f"audit:   {run.audit_dir}")
+    base = runs.data_dir(s)
+    with runs.start_run(s, "daily", label=label) as r:          # the lock, the run's directory, DATA_DIR/current.json
+        run = s.model_copy(update={"data_dir": r.dir(base)})
+        if nb is not None:
+            rep = s.reports_dir/f"daily-{label}-{now:%Y%m%d-%H%M%S}.ipynb"
+            click.echo(f"running {nb} with papermill ({s.broker}) ...")
+            _papermill(nb, rep, {"day": d.isoformat() if d else "", "speed": float(speed or 0), "data_dir": str(base)})   # the kernel joins this run
+            click.echo(f"report:  {rep}")
+        else:
+            summ = jobs.daily(s, day=d, speed=speed)
+            if summ is None: click.echo("no NYSE session today: nothing traded"); return
+            click.echo(jobs.summary_frame(summ).to_string())
+        problem = _day_result(run)
+        click.echo(f"ledger:  {run.ledger_path}")
+        click.echo(f"audit:   {run.audit_dir}")
+        if problem: click.echo(f"error: {problem}", err=True); sys.exit(1)
+
+def _day_result(run:Settings) -> str|None:
+    "Print the run's result line from its ledger; return the problem when orders were placed and none was accepted."
+    from swingtrader.ledger import Ledger
+    from swingtrader.runs import order_outcomes
+    if not run.ledger_path.exists(): return None
+    with Ledger(run.ledger_path, readonly=True) as lg:
+        n, ok, why = order_outcomes(lg)
+        click.echo(f"result:  {n} orders ({ok} accepted, {n - ok} not), {len(lg.fills())} fills, realized P&L {lg.realized_pl():,.2f} USD, "
+                   f"{len(lg.positions())} open positions, trading state {lg.halt_state().state}")
+    if n and not ok:
+        return str(SwingtraderError(f"the broker accepted none of the run's {n} orders" + (f" (first refusal: {why})." if why else "."),
+                                    f"see the audit log in {run.audit_dir}, and fix the account or the settings before trading again."))
+    return None
 
 @main.command()
 @click.option("--symbol", default=None, help="Symbol to probe (default SPY; on sim the first simulated symbol).")
@@ -267,7 +375,7 @@ def smoke(symbol, report):
 @click.option("--start", required=True, help="First session, YYYY-MM-DD.")
 @click.option("--end", required=True, help="Last session, YYYY-MM-DD.")
 @click.option("--symbols", default=None, help="How many simulated symbols (e.g. 20) or names (AAA,BBB).")
-@click.option("--seed", default=None, type=int, help="Market seed (default SWINGTRADER_SIM_SEED).")
+@click.option("--seed", default=None, type=SEED, help="Market seed, 0 to 2**32-1 (default SWINGTRADER_SIM_SEED).")
 @click.option("--fill-at", "fill_at", default="close", show_default=True, type=click.Choice(["close", "quote", "bar"]),
               help="close: at the decision bar's close, no costs (comparable with other frameworks).")
 @click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/backtest-...).")
@@ -276,7 +384,7 @@ def backtest(start, end, symbols, seed, fill_at, out):
     "Backtest the strategy on the simulator and save the results."
     from swingtrader.backtest import run_backtest
     s = load_settings()
-    a, b = _parse_date(start, "--start"), _parse_date(end, "--end")
+    a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
     if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
     r = run_backtest(s, a, b, symbols=symbols, seed=seed, fill_at=fill_at, progress=sys.stderr.isatty())
     path = r.save(out or s.reports_dir/f"backtest-{a}-{b}-{fill_at}")
@@ -285,7 +393,7 @@ def backtest(start, end, symbols, seed, fill_at, out):
 
 # %% ../nbs/90_cli.ipynb #6e23a486
 @main.command()
-@click.option("--port", default=5006, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one).")
+@click.option("--port", default=5006, show_default=True, type=Number(int, 0, 65535), help="Port (0 picks a free one).")
 @click.option("--address", default="127.0.0.1", show_default=True,
               help="Address to bind. Anything but loopback needs SWINGTRADER_DASHBOARD_PASSWORD.")
 @friendly
@@ -298,11 +406,12 @@ def dashboard(port, address):
 # %% ../nbs/90_cli.ipynb #5c716c1c
 @main.group()
 def ledger():
-    "Check, back up or restore the ledger of SWINGTRADER_DATA_DIR."
+    "Check, back up or restore the ledger of the current run (see `swingtrader status`)."
 
 def _ledger_path(file):
     from pathlib import Path
-    return Path(file) if file else load_settings().ledger_path
+    from swingtrader.runs import run_ledger_path
+    return Path(file) if file else run_ledger_path(load_settings())
 
 @ledger.command("check")
 @click.argument("file", required=False)

@@ -164,6 +164,8 @@ class Settings(BaseSettings):
     # -- notify
     notify_urls: SecretStr|None = _f(None, "give apprise URLs separated by commas or spaces, e.g. json://host/path or discord://webhook_id/webhook_token (they hold tokens: keep them in .env).")
     drawdown_warn: float = _f(0.02, "give a fraction of equity between 0 and 1, e.g. 0.02 warns once the equity falls 2 % below the day's high.", gt=0, lt=1)
+    # -- run (single-instance locks)
+    lock_dir: Path|None = _f(None, "give a directory on a local disk for the per-account bot locks (default: the per-user state directory).")
     # -- dashboard
     dashboard_password: SecretStr|None = _f(None, "set a password of at least 12 characters to log in to the dashboard (needed to serve it beyond this machine), or leave unset.")
 

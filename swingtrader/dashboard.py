@@ -208,8 +208,9 @@ def alerts_view(audit_root:Path, # the audit directory (`data_dir/audit`)
 
 # %% ../nbs/80_dashboard.ipynb #31a01c06
 def _ledger_path(settings:Settings) -> Path:
-    "The ledger the dashboard reads and writes its commands to."
-    return settings.ledger_path
+    "The ledger the dashboard reads and writes its commands to: the current run's (`swingtrader.runs`)."
+    from swingtrader.runs import run_ledger_path
+    return run_ledger_path(settings)
 
 # %% ../nbs/80_dashboard.ipynb #56d8d15f
 def dashboard_halt(ledger_path:Path, reason:str, via:str="dashboard") -> str:
@@ -284,13 +285,21 @@ class Dashboard:
         self.user, self.require_auth, self.action_interval_s = user, require_auth, action_interval_s
         self.via = "dashboard" if user in (None, TOKEN_USER) else f"dashboard:{user}"   # recorded with every command
         self.now, self._last_action = time.monotonic, None
-        self.data_dir = Path(settings.data_dir)
-        self.ledger_path = _ledger_path(settings)
         self.scrub = Scrubber(settings.secret_values())
         self.last_state: str|None = None
         self.location = None               # the page's pn.state.location when served (reloaded when the ledger appears)
         self._build()
         self.refresh()
+
+    @property
+    def run(self) -> Settings:
+        "Settings of the current run (followed at every refresh: a new `daily` run shows up without a reload)."
+        from swingtrader.runs import run_settings
+        return run_settings(self.settings)
+    @property
+    def data_dir(self) -> Path: return Path(self.run.data_dir)
+    @property
+    def ledger_path(self) -> Path: return _ledger_path(self.settings)
 
     def _build(self):
         self.badge = pn.pane.HTML(state_badge(None), margin=(8, 10), css_classes=["st-badge"])
@@ -362,7 +371,7 @@ def refresh(self:Dashboard):
             cmds = pd.DataFrame([{"id": c.id, "kind": c.kind, "requested_by": c.requested_by, "status": c.status,
                                   "result": self.scrub.text(c.result or "")} for c in lg.commands(20)],
                                 columns=self.commands.value.columns)
-        alerts = alerts_view(self.settings.audit_dir, scrubber=self.scrub)
+        alerts = alerts_view(self.run.audit_dir, scrubber=self.scrub)
     except SwingtraderError as e: return self._show_missing(self.scrub.text(str(e)))
     except Exception as e:
         log.exception("dashboard refresh failed")

@@ -73,8 +73,8 @@ def _notify(self:HealthMonitor, title:str, body:str, level:str):
     except Exception as e: log.error("health notifier failed: %s", type(e).__name__)
 
 @patch
-def _level(self:HealthMonitor, what:str, level:str, message:str, **details) -> bool:
-    "Set `what`'s level; audit and log the transition (True) or do nothing if unchanged (False). Criticals reach the notifier."
+def set_level(self:HealthMonitor, what:str, level:str, message:str, **details) -> bool:
+    "Set `what`'s level (any part of the bot may report one); audit and log the transition (True) or do nothing if unchanged (False). Criticals reach the notifier."
     before = self.levels.get(what, "ok")
     if before == level: return False
     self.levels[what] = level
@@ -108,19 +108,19 @@ def broker_call(self:HealthMonitor, ok:bool, # the broker answered (an order rej
     if ok:
         if seconds is not None: self.latencies.append(seconds)
         if self.lost_since is not None:
-            self._level("connectivity", "ok", f"broker reachable again after {(now - self.lost_since).total_seconds():.0f} s")
+            self.set_level("connectivity", "ok", f"broker reachable again after {(now - self.lost_since).total_seconds():.0f} s")
         self.lost_since = None
         if self.kill_switch is not None: self.kill_switch.broker_ok()
         if len(self.latencies) >= 20:
             q = p95(self.latencies)
-            if q > self.latency_p95_warn: self._level("latency", "warning", f"API latency p95 {q*1000:.0f} ms > {self.latency_p95_warn*1000:.0f} ms", p95_ms=round(q*1000, 1))
-            else: self._level("latency", "ok", f"API latency p95 {q*1000:.0f} ms", p95_ms=round(q*1000, 1))
+            if q > self.latency_p95_warn: self.set_level("latency", "warning", f"API latency p95 {q*1000:.0f} ms > {self.latency_p95_warn*1000:.0f} ms", p95_ms=round(q*1000, 1))
+            else: self.set_level("latency", "ok", f"API latency p95 {q*1000:.0f} ms", p95_ms=round(q*1000, 1))
         return
     if self.lost_since is None: self.lost_since = now
     lost = (now - self.lost_since).total_seconds()
-    self._level("connectivity", "warning", f"broker unreachable ({what})", seconds=lost)
+    self.set_level("connectivity", "warning", f"broker unreachable ({what})", seconds=lost)
     if self.kill_switch is not None and self.kill_switch.broker_lost() == "connectivity":
-        self._level("connectivity", "critical", f"broker unreachable for {lost:.0f} s: kill switch tripped", seconds=lost)
+        self.set_level("connectivity", "critical", f"broker unreachable for {lost:.0f} s: kill switch tripped", seconds=lost)
 
 # %% ../nbs/61_health.ipynb #6d8b364d
 @patch
@@ -129,8 +129,8 @@ def order_result(self:HealthMonitor, rejected:bool, reason:str=""):
     self.orders.append(bool(rejected))
     if len(self.orders) < self.min_orders: return
     r = self.reject_rate()
-    if r > self.reject_rate_critical: self._level("rejections", "critical", f"{r:.1%} of the last {len(self.orders)} orders rejected", rate=r, last_reason=reason)
-    else: self._level("rejections", "ok", f"{r:.1%} of the last {len(self.orders)} orders rejected", rate=r)
+    if r > self.reject_rate_critical: self.set_level("rejections", "critical", f"{r:.1%} of the last {len(self.orders)} orders rejected", rate=r, last_reason=reason)
+    else: self.set_level("rejections", "ok", f"{r:.1%} of the last {len(self.orders)} orders rejected", rate=r)
 
 # %% ../nbs/61_health.ipynb #44f20178
 @patch
@@ -146,7 +146,7 @@ def error(self:HealthMonitor, where:str, # which handler failed
         try: self.audit.health("error", {"level": "warning", "where": where, "message": msg[:500]}, broker=self.broker_name)
         except Exception as e: log.error("health audit failed: %s", e)
     if len(self.errors) > self.max_errors:
-        if self._level("errors", "critical", f"{len(self.errors)} errors in {self.error_window:.0f} s: preservation mode (exits only)",
+        if self.set_level("errors", "critical", f"{len(self.errors)} errors in {self.error_window:.0f} s: preservation mode (exits only)",
                        recent=[m for _, m in list(self.errors)[-3:]]):
             ks = self.kill_switch
             if ks is not None and ks.state.value == "active": ks.reduce("health_monitor", f"{len(self.errors)} errors in {self.error_window:.0f} s")
@@ -167,11 +167,11 @@ def equity_mark(self:HealthMonitor, equity, # current equity
     if dd >= self.drawdown_warn and not warned:
         msg = (f"equity {equity:,.2f} is {dd:.2%} below today's high-water mark {hwm:,.2f} (day start {start:,.2f}, "
                f"day P&L {equity - start:+,.2f}); warning at {self.drawdown_warn:.2%}")
-        self._level("drawdown", "warning", msg, drawdown=round(dd, 6), high_water=hwm, equity=equity, start_equity=start)
+        self.set_level("drawdown", "warning", msg, drawdown=round(dd, 6), high_water=hwm, equity=equity, start_equity=start)
         self._notify("DRAWDOWN WARNING", msg + f".\nWarning only: trading continues. The kill switch halts at a "
                      f"{self.daily_loss_halt:.2%} loss of the day's start equity.", "warning")
     elif warned and dd < self.drawdown_warn / 2:
-        self._level("drawdown", "ok", f"drawdown {dd:.2%} from today's high-water mark {hwm:,.2f}", drawdown=round(dd, 6))
+        self.set_level("drawdown", "ok", f"drawdown {dd:.2%} from today's high-water mark {hwm:,.2f}", drawdown=round(dd, 6))
     return dd
 
 @patch
@@ -198,11 +198,11 @@ def check(self:HealthMonitor, market_open:bool, # is the regular session open no
     self._mark_from_ledger()
     while self.errors and (now - self.errors[0][0]).total_seconds() > self.error_window: self.errors.popleft()
     if self.levels.get("errors") == "critical" and len(self.errors) <= self.max_errors:
-        self._level("errors", "ok", f"{len(self.errors)} errors in the last {self.error_window:.0f} s")
+        self.set_level("errors", "ok", f"{len(self.errors)} errors in the last {self.error_window:.0f} s")
     for name in streams:
         last = self.last_event.get(name)
         if not market_open or last is None: continue
         age = (now - last).total_seconds()
-        if age > self.stale_after: self._level(f"stream_{name}", "warning", f"no {name} for {age:.0f} s", age=age)
-        else: self._level(f"stream_{name}", "ok", f"{name} flowing")
+        if age > self.stale_after: self.set_level(f"stream_{name}", "warning", f"no {name} for {age:.0f} s", age=age)
+        else: self.set_level(f"stream_{name}", "ok", f"{name} flowing")
     return self.summary()

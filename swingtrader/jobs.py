@@ -132,7 +132,10 @@ def smoke(settings:Settings, symbol:str|None=None, # symbol to probe (default: S
     env = None
     if settings.broker == "sim":
         cal = MarketCalendar()
-        d = cal.sessions(day or date(2026, 3, 2), (day or date(2026, 3, 2)) + timedelta(days=10)).index[0]
+        from swingtrader.runs import SIM_DAY
+        ses = cal.sessions(day or SIM_DAY, (day or SIM_DAY) + timedelta(days=10))
+        if not len(ses): raise SwingtraderError(f"no NYSE session on or after {day} in the calendar.", "pick a trading day the calendar covers.")
+        d = ses.index[0]
         env = emulated_tastytrade(settings.model_copy(update={"sim_symbols": min(settings.sim_symbols, 8)}), d, d, speed=1.0,
                                   start=cal.session(d)[0] + timedelta(minutes=30))
         tt, clock, symbol = env.settings, env.clock, symbol or env.sim.symbols[0]
@@ -159,7 +162,7 @@ def _outside_loop(fn, *args, **kw):
 
 def daily(settings:Settings, day:date|None=None, # session to trade (simulator only; live trades today)
           speed:float|None=None, # simulated seconds per real second (simulator only)
-          out_dir:str|Path|None=None): # ledger and audit location (default SWINGTRADER_DATA_DIR)
+          out_dir:str|Path|None=None): # ledger and audit location (default: a new run, see `swingtrader.runs`)
     "Trade one session and return its `DaySummary`."
     from swingtrader.bot import run_sim_day
     if settings.broker == "sim": return _outside_loop(run_sim_day, settings, day=day, speed=speed, out_dir=out_dir)
@@ -175,13 +178,15 @@ def run_live_day(settings:Settings, clock=None):
     clock, cal = clock or WallClock(), MarketCalendar()
     today = clock.now().astimezone(NY).date()
     if not cal.is_session(today): return None
-    ledger, audit = open_state(settings, clock)
-    bot = tastytrade_bot(settings, clock, ledger, audit, calendar=cal, last_day=today)
-    async def _run():
-        bot.install_signal_handlers()
-        return await bot.run()
-    try: days = asyncio.run(_run())
-    finally: bot.broker.close(); ledger.close(); audit.close()
+    from swingtrader.runs import start_run
+    with start_run(settings, "daily", label=today.isoformat()):    # one bot per data directory and account
+        ledger, audit = open_state(settings, clock)
+        bot = tastytrade_bot(settings, clock, ledger, audit, calendar=cal, last_day=today)
+        async def _run():
+            bot.install_signal_handlers()
+            return await bot.run()
+        try: days = asyncio.run(_run())
+        finally: bot.broker.close(); ledger.close(); audit.close()
     if not days: raise SwingtraderError(f"the trading day {today} did not complete.", "see the audit health stream and the log.")
     return days[-1]
 

@@ -60,7 +60,7 @@ def test_every_validated_field_is_covered():
     unconstrained = {"live_confirm", "tt_client_secret", "tt_refresh_token", "tt_api_url", "tt_streamer_url",
                      "alpaca_api_key", "alpaca_secret_key", "alpaca_base_url", "alpaca_data_url", "data_dir",
                      "notify_urls",   # a secret: its error path (masked value) is tested in test_notify.py
-                     "dashboard_password"}
+                     "dashboard_password", "lock_dir"}
     assert {env_name(f) for f in Settings.model_fields if f not in unconstrained} == set(INVALID)
 
 def test_defaults_run_on_the_simulator(clean_env):
