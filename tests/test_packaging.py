@@ -154,8 +154,31 @@ def test_backtest(user):
     assert out.is_relative_to(user.data) and (out/"summary.json").exists() and (out/"trades.csv").exists()
     assert "final_equity" in r.stdout
 
-# -- dashboard: `swingtrader dashboard --port N` serves the page (added by the lead once the "dash" work merges).
-# def test_dashboard(user): ...
+def test_dashboard(user):
+    "`swingtrader dashboard --port N` from the installed package serves the current run's page behind its token."
+    import socket, urllib.error, urllib.request
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    exe = [str(user.venv/"bin"/"swingtrader"), "dashboard", "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(SWINGTRADER_DATA_DIR=str(user.data))
+    p = subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=user.cwd)
+    try:
+        lines, url = [], None
+        for line in p.stdout:                      # the command prints the private URL once, then serves
+            lines.append(line)
+            if line.strip().startswith("open http://"): url = line.split("open ", 1)[1].strip(); break
+        assert url and url.startswith(f"http://127.0.0.1:{port}/"), lines
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *a, **k): return None
+        with pytest.raises(urllib.error.HTTPError) as e:            # without the token: sent to the login form
+            urllib.request.build_opener(NoRedirect).open(url.split("?")[0], timeout=60)
+        assert e.value.code == 302 and "/login" in e.value.headers["Location"]
+        page = urllib.request.urlopen(url, timeout=60).read().decode()
+        assert "<title>swingtrader" in page and "bokeh" in page.lower()
+    finally:
+        p.terminate()
+        try: p.wait(timeout=30)
+        except subprocess.TimeoutExpired: p.kill()
 
 def test_nothing_written_into_the_checkout_or_cwd(user):
     "Runs from the installed package leave the working folder empty: everything goes to SWINGTRADER_DATA_DIR."
