@@ -4,13 +4,13 @@
 
 # %% ../nbs/90_cli.ipynb #abb1f62c
 from __future__ import annotations
-import functools, logging, sys
+import functools, sys
 from datetime import date, datetime
 
 import click
 
 import swingtrader
-from .config import ConfigError, Settings, SwingtraderError, env_name
+from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
 __all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',

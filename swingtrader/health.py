@@ -6,8 +6,7 @@
 from __future__ import annotations
 import logging, math
 from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from .clock import Clock
 from .config import Settings

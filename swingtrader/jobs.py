@@ -6,14 +6,14 @@
 from __future__ import annotations
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal, ROUND_DOWN
 from pathlib import Path
 
 import pandas as pd
 
 from .config import Settings, SwingtraderError
-from .clock import MarketCalendar, WallClock, NY, UTC
+from .clock import MarketCalendar, WallClock, NY
 from .models import OrderRequest, OrderStatus
 
 # %% auto #0

@@ -5,7 +5,6 @@
 # %% ../nbs/46_ledger.ipynb #a3f85f83
 from __future__ import annotations
 import asyncio, json, logging, os, shutil, sqlite3, threading, time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, date, timedelta
 from decimal import Decimal

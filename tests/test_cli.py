@@ -124,7 +124,6 @@ def test_status_into_a_closed_pipe(tmp_path):
 
 # -- every numeric option: NaN, ±inf, negative, huge → one `error:` line naming the option and its range
 
-import math
 import click
 from click.testing import CliRunner
 from hypothesis import given, settings as hsettings, strategies as st, HealthCheck

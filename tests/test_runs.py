@@ -1,7 +1,6 @@
 "One data directory with one meaning: every command follows DATA_DIR/current.json to the same run; `halt` reaches a running simulated day."
 import os, signal, subprocess, sys, time
 from pathlib import Path
-import pytest
 
 from swingtrader.config import Settings
 from swingtrader.ledger import Ledger, LedgerError
