@@ -10,7 +10,8 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from swingtrader.emulator.core import Emulator, EmulatorServer
+from swingtrader.emulator.core import Emulator
+from swingtrader.emulator.app import EmulatorServer
 from swingtrader.sim.broker import SimBroker
 
 UA = {"User-Agent": "swingtrader-bench/1.0"}

@@ -12,7 +12,8 @@ from swingtrader.config import Settings
 from swingtrader.clock import SimClock, WallClock
 from swingtrader.models import OrderRequest, OrderUpdate
 from swingtrader.sim.broker import SimBroker
-from swingtrader.emulator.core import Emulator, EmulatorServer
+from swingtrader.emulator.core import Emulator
+from swingtrader.emulator.app import EmulatorServer
 from swingtrader.tastytrade.broker import TastytradeBroker
 from swingtrader.fills import TastytradeOrderUpdates
 

@@ -1,7 +1,7 @@
 """DXLink / TradingView test support on the REAL emulator: `Emulator` + `SimBroker` served by `EmulatorServer`
 (background thread, own loop) on 127.0.0.1:0, with a manual `SimClock` that tests advance on the server loop.
 
-(This file used to hold a stand-in server; every DXLink test now runs against swingtrader.emulator.core.)"""
+(This file used to hold a stand-in server; every DXLink test now runs against the real emulator, swingtrader.emulator.app.)"""
 from __future__ import annotations
 import asyncio
 from contextlib import contextmanager
@@ -9,7 +9,8 @@ from datetime import date, timedelta
 
 import requests
 
-from swingtrader.emulator.core import Emulator, EmulatorServer, Faults
+from swingtrader.emulator.core import Emulator, Faults
+from swingtrader.emulator.app import EmulatorServer
 from swingtrader.emulator.dxlink import DXLINK_KEY
 from swingtrader.sim.broker import SimBroker
 
@@ -28,7 +29,7 @@ class Live:
         self.url, self.http = srv.dxlink_url, srv.api_url
 
     @property
-    def dx(self): return self.emu.app[DXLINK_KEY]
+    def dx(self): return self.srv.app[DXLINK_KEY]
     @property
     def faults(self): return self.emu.faults
 

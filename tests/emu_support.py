@@ -6,7 +6,8 @@ from contextlib import contextmanager
 
 import requests
 
-from swingtrader.emulator.core import Emulator, EmulatorServer, Faults
+from swingtrader.emulator.core import Emulator, Faults
+from swingtrader.emulator.app import EmulatorServer
 
 UA = {"User-Agent": "swingtrader-tests/1.0"}
 

@@ -9,7 +9,8 @@ import pytest, requests
 from emu_support import serve, Client, make_broker
 from swingtrader.clock import SimClock
 from swingtrader.emulator import core
-from swingtrader.emulator.core import Emulator, EmulatorServer, Faults, run_emulator, CONTROL_HEADER
+from swingtrader.emulator.core import Emulator, Faults
+from swingtrader.emulator.app import EmulatorServer, run_emulator, CONTROL_HEADER
 
 pytestmark = pytest.mark.timeout(180)
 

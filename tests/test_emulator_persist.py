@@ -6,7 +6,8 @@ from datetime import datetime
 import pytest
 
 from emu_support import Client
-from swingtrader.emulator.core import run_emulator, saved_time, STATE_FILE, BROKER_FILE
+from swingtrader.emulator.core import saved_time, STATE_FILE, BROKER_FILE
+from swingtrader.emulator.app import run_emulator
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,7 +7,8 @@ from swingtrader.clock import UTC, NY, SimClock
 from swingtrader.config import Settings
 from swingtrader.scanner import Scanner, ScannerUnavailable, default_query, RESULT_COLUMNS
 from swingtrader.sim.broker import SimBroker
-from swingtrader.emulator.core import Emulator, EmulatorServer
+from swingtrader.emulator.core import Emulator
+from swingtrader.emulator.app import EmulatorServer
 
 @pytest.fixture(scope="module")
 def emu():
@@ -58,7 +59,7 @@ def bad_server():
     import threading, asyncio
     loop = asyncio.new_event_loop(); runner = web.AppRunner(app)
     loop.run_until_complete(runner.setup()); site = web.TCPSite(runner, "127.0.0.1", 0); loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]
     t = threading.Thread(target=loop.run_forever, daemon=True); t.start()
     yield f"http://127.0.0.1:{port}/america/scan"
     loop.call_soon_threadsafe(loop.stop); t.join(5)

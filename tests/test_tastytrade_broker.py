@@ -10,7 +10,8 @@ from swingtrader.clock import SimClock, WallClock
 from swingtrader.models import OrderRequest, OrderStatus, Side
 from swingtrader.broker import Broker, AuthError, OrderRejected, OrderNotFound, UnknownSymbol
 from swingtrader.sim.broker import SimBroker
-from swingtrader.emulator.core import Emulator, EmulatorServer
+from swingtrader.emulator.core import Emulator
+from swingtrader.emulator.app import EmulatorServer
 from swingtrader.tastytrade.broker import TastytradeBroker
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)   # Monday 10:00 New York

@@ -125,7 +125,7 @@ class DXLinkServer:
         self.sessions: set = set()
         self.fed: set = set()         # symbols the broker was asked to stream
         self._day_volume: dict = {}   # symbol -> (session date, volume)
-        self._rng = random.Random(7)
+        self.rng = random.Random(7)   # decides which messages `faults.ws_drop_rate` drops (seeded: runs repeat)
 
     @property
     def broker(self): return self.emu.broker
@@ -193,7 +193,7 @@ def _fields_for(ch:_Channel, etype:str) -> tuple:
 async def _write(self:DXLinkSession, msg:dict):
     f = getattr(self.emu, "faults", None)
     if f is not None:
-        if f.ws_drop_rate and self.server._rng.random() < f.ws_drop_rate: return
+        if f.ws_drop_rate and self.server.rng.random() < f.ws_drop_rate: return
         if f.ws_delay_ms: await asyncio.sleep(f.ws_delay_ms / 1000)
     if not self.ws.closed: await self.ws.send_str(W.dumps(msg))
 
@@ -233,7 +233,7 @@ async def _writer(self:DXLinkSession):
                 return
         for m in _feed_messages(self, groups): await _write(self, m)
 
-DXLinkSession._write, DXLinkSession._writer = _write, _writer
+for f in (_write, _writer): setattr(DXLinkSession, f.__name__, f)
 
 # %% ../../nbs/18_emulator_dxlink.ipynb #6e7dd912
 def _push(self:DXLinkSession, item):
@@ -273,8 +273,7 @@ def deliver_bar(self:DXLinkSession, bar):
         sub.candle = cd
         self._push(("ev", chn, "Candle", cd))
 
-DXLinkSession._push, DXLinkSession.overflow = _push, overflow
-DXLinkSession.deliver, DXLinkSession.deliver_bar = deliver, deliver_bar
+for f in (_push, overflow, deliver, deliver_bar): setattr(DXLinkSession, f.__name__, f)
 
 # %% ../../nbs/18_emulator_dxlink.ipynb #32e25af0
 def _on_setup(self:DXLinkSession, m):
@@ -348,7 +347,7 @@ def _on_feed_subscription(self:DXLinkSession, m):
         self.by_base.setdefault(base, []).append((chn, sub))
         for ev in self._initial_events(sub): self.q.put_nowait(("ev", chn, etype, ev))
 
-DXLinkSession._on_feed_subscription = _on_feed_subscription
+setattr(DXLinkSession, _on_feed_subscription.__name__, _on_feed_subscription)
 
 # %% ../../nbs/18_emulator_dxlink.ipynb #012e0574
 def _bars(broker, sym, tf, start, end) -> pd.DataFrame:
@@ -415,7 +414,7 @@ def _initial_events(self:DXLinkSession, sub:_Sub) -> list[dict]:
                  "prevDayVolume": float(prev["volume"].iloc[-1]) if len(prev) else math.nan}]
     return []
 
-DXLinkSession._initial_events = _initial_events
+setattr(DXLinkSession, _initial_events.__name__, _initial_events)
 
 # %% ../../nbs/18_emulator_dxlink.ipynb #9bdeca98
 _HANDLERS = {"SETUP": "_on_setup", "AUTH": "_on_auth", "CHANNEL_REQUEST": "_on_channel_request",
@@ -471,7 +470,7 @@ async def _ticker(self:DXLinkSession):
         await asyncio.sleep(max(self.client_timeout / 2, 0.05))
         self.send(W.keepalive())
 
-DXLinkSession.handle_text, DXLinkSession.run, DXLinkSession._ticker = handle_text, run, _ticker
+for f in (handle_text, run, _ticker): setattr(DXLinkSession, f.__name__, f)
 
 # %% ../../nbs/18_emulator_dxlink.ipynb #a9dd632d
 DXLINK_KEY = web.AppKey("dxlink", DXLinkServer)

@@ -4,37 +4,29 @@
 
 # %% ../../nbs/17a_emulator_rest.ipynb #b4eed882
 from __future__ import annotations
-import math, zlib
-from datetime import datetime, date, timedelta, timezone
+import zlib
+from datetime import datetime, date, timedelta
 from decimal import Decimal
 
 from aiohttp import web
 
-from ..models import Fill, Order, OrderStatus, Position, Side, D
-from ..broker import OrderRejected, OrderNotFound, UnknownSymbol, BrokerError
+from ..models import Order, OrderStatus, Side, D
+from ..broker import OrderRejected, OrderNotFound, UnknownSymbol
 from ..config import SwingtraderError
 from ..clock import NY, UTC
-from .core import EMULATOR_KEY
-from ..tastytrade.wire import (TTApiError, envelope, paginate, order_to_tt, order_request_from_tt, balance_to_tt,
-    position_to_tt, equity_to_tt, bp_effect_to_tt, fees_to_tt, transaction_to_tt, tt_iso, tt_decimal, preflight_failure,
-    TT_STATUS, TT_TERMINAL, STATUS_TT, tt_status_of, leg_action, _num)
+from .core import EMULATOR_KEY, order_json, balances_json
+from swingtrader.tastytrade.wire import (TTApiError, envelope, paginate, order_to_tt, order_request_from_tt,
+    position_to_tt, equity_to_tt, bp_effect_to_tt, fees_to_tt, transaction_to_tt, tt_iso, preflight_failure,
+    leg_action, _num)
 
 # %% auto #0
-__all__ = ['fill_to_json', 'fill_from_json', 'int_param', 'date_param', 'list_param', 'order_json', 'find_order', 'check_account',
-           'position_qty', 'account_json', 'customer_accounts', 'customer_account', 'customer_me', 'balances_json',
-           'balances', 'positions_json', 'positions', 'place_order', 'live_orders', 'order_history', 'get_order',
-           'cancel_order', 'replace_order', 'transactions', 'equities', 'no_instruments', 'no_instrument', 'equity',
-           'market_metrics', 'quote_token', 'session_json', 'market_sessions_current', 'equity_holidays', 'setup_rest']
+__all__ = ['int_param', 'date_param', 'list_param', 'find_order', 'check_account', 'position_qty', 'account_json',
+           'customer_accounts', 'customer_account', 'customer_me', 'balances', 'positions_json', 'positions',
+           'place_order', 'live_orders', 'order_history', 'get_order', 'cancel_order', 'replace_order', 'transactions',
+           'equities', 'no_instruments', 'no_instrument', 'equity', 'market_metrics', 'quote_token', 'session_json',
+           'market_sessions_current', 'equity_holidays', 'setup_rest']
 
 # %% ../../nbs/17a_emulator_rest.ipynb #a8a96636
-def fill_to_json(f:Fill) -> dict:
-    return {"fill_id": f.fill_id, "order_id": f.order_id, "symbol": f.symbol, "side": f.side.value, "qty": str(f.qty),
-            "price": str(f.price), "time": f.time.isoformat(), "client_key": f.client_key, "commission": str(f.commission)}
-
-def fill_from_json(d:dict) -> Fill:
-    return Fill(d["fill_id"], d["order_id"], d["symbol"], Side(d["side"]), Decimal(d["qty"]), Decimal(d["price"]),
-                datetime.fromisoformat(d["time"]), d.get("client_key"), Decimal(d.get("commission", "0")))
-
 def int_param(request, name:str, default:int|None=None, lo:int=0, hi:int=10**6) -> int|None:
     "An integer query parameter; a bad value is a 400."
     v = request.query.get(name)
@@ -59,18 +51,6 @@ def list_param(request, name:str) -> list[str]:
 def _fix_of(e): return getattr(e, "fix", "") or ""
 
 # %% ../../nbs/17a_emulator_rest.ipynb #cca2530e
-def order_json(emu, o:Order, status:str|None=None) -> dict:
-    "The tastytrade JSON of simulator order `o`."
-    tid = emu.tt_id(o.id)
-    fills = emu.fills.get(o.id, [])
-    if not fills and o.filled_qty > 0 and o.avg_fill_price is not None:  # fills from before this emulator ran
-        fills = [Fill(f"{o.id}-fill", o.id, o.symbol, o.side, o.filled_qty, o.avg_fill_price, o.updated_at or o.created_at, o.client_key)]
-    replaces = emu.tt_id(o.replaces) if o.replaces else None
-    st = status or tt_status_of(o, market_open=emu.market_open() or o.filled_qty > 0)
-    return order_to_tt(o, emu.account_number, id=tid, fills=fills, action=emu.actions.get(o.id), status=st,
-                       replaces=replaces, replacing=emu.replaced_by.get(o.id),
-                       edited=replaces is not None)
-
 def find_order(emu, tid) -> Order:
     "The simulator order behind a tastytrade id; 404 `record_not_found` if unknown."
     sid = emu.sim_id(tid)
@@ -108,12 +88,8 @@ async def customer_account(request):
     return web.json_response(envelope(account_json(emu), request.path))
 
 async def customer_me(request):
-    emu = request.app[EMULATOR_KEY]
     return web.json_response(envelope({"id": "me", "first-name": "Sim", "last-name": "Trader", "email": "sim@example.invalid",
                                        "external-id": "U0000000001", "is-professional": False}, request.path))
-
-def balances_json(emu) -> dict:
-    return balance_to_tt(emu.broker.account(), emu.broker.positions(), emu.clock.now()) | {"account-number": emu.account_number}
 
 async def balances(request):
     emu = check_account(request)

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web, WSMsgType
 
-from ..tastytrade.wire import streamer_message
-from .core import EMULATOR_KEY
+from decimal import Decimal
+
+from ..models import Position
+from ..tastytrade.wire import streamer_message, position_to_tt
+from .core import EMULATOR_KEY, order_json, balances_json
 
 log = logging.getLogger("swingtrader.emulator")
 
@@ -106,10 +109,6 @@ def broadcast(emu, type:str, data:dict):
 
 def push_order(emu, o, ev=None):
     "Order notification; after a fill also balances and the position."
-    from swingtrader.emulator.rest import order_json, balances_json
-    from swingtrader.tastytrade.wire import position_to_tt
-    from swingtrader.models import Position
-    from decimal import Decimal
     broadcast(emu, "Order", order_json(emu, o))
     if ev is not None and getattr(ev, "fill", None) is not None:
         push_balance(emu)
@@ -119,9 +118,10 @@ def push_order(emu, o, ev=None):
         if pos.qty == 0: emu.opened_at.pop(o.symbol, None)
 
 def push_balance(emu):
-    from swingtrader.emulator.rest import balances_json
+    "Balances notification."
     broadcast(emu, "AccountBalance", balances_json(emu))
 
 def setup_streamer(app:web.Application, emu):
-    "Serve the account streamer at `emu.streamer_path`."
+    "Serve the account streamer at `emu.streamer_path` and have the emulator push order and balance events to it."
     app.router.add_get(emu.streamer_path, streamer_ws)
+    emu.on_order, emu.on_account = push_order, push_balance

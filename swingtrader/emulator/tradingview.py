@@ -4,10 +4,9 @@
 
 # %% ../../nbs/19_emulator_tradingview.ipynb #28b7f77e
 from __future__ import annotations
-import json, math, re
+import json, math
 from datetime import timedelta
 
-import pandas as pd
 from aiohttp import web
 
 # %% auto #0
