@@ -780,7 +780,8 @@ def emulated_tastytrade(settings:Settings, first_day:date, last_day:date, speed:
                         **sim_options) -> SimEnvironment:
     "Start the emulator over a seeded simulator and return tastytrade settings pointing at it."
     from swingtrader.sim.broker import SimBroker
-    from swingtrader.emulator.core import Emulator, EmulatorServer
+    from swingtrader.emulator.core import Emulator
+    from swingtrader.emulator.app import EmulatorServer
     cal = MarketCalendar()
     if not cal.is_session(first_day): first_day = cal.next_open(datetime.combine(first_day, datetime.min.time(), NY)).astimezone(NY).date()
     hist = cal.sessions(first_day - timedelta(days=history_days * 2 + 10), first_day)

@@ -273,7 +273,7 @@ def audit_prune(today):
 @friendly
 def emulator(host, port, tls, speed, seed, symbols, days, persist, strict):
     "Serve a simulated market over tastytrade's protocols and TradingView's scan endpoint."
-    from swingtrader.emulator.core import run_emulator
+    from swingtrader.emulator.app import run_emulator
     s = load_settings()
     run_emulator(host=host, port=port, tls=tls, speed=speed or s.sim_speed, seed=s.sim_seed if seed is None else seed,
                  symbols=symbols or s.sim_symbols, days=days, strict=strict,
