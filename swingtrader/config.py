@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     sim_symbols: int = _f(40, "give how many synthetic symbols to generate, between 1 and 500.", ge=1, le=500)
     sim_cash: Decimal = _f(Decimal("100000"), "give the starting cash in USD, e.g. 100000.", gt=0)
     sim_speed: float = _f(60.0, "give how many simulated seconds pass per real second, e.g. 60.", gt=0)
+    # -- stops (protective stop orders at the broker)
+    broker_stops: bool = _f(True, "use true or false: keep a GTC stop order at the broker at each position's trailing-stop level.")
+    broker_stop_min_move: float = _f(5.0, "give the smallest stop move worth a replace: 1 or more = ticks (e.g. 5), below 1 = a fraction of the price (e.g. 0.001), 0 = any move.", ge=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -4,17 +4,18 @@
 
 # %% ../nbs/43_stops.ipynb #9e6764ef
 from __future__ import annotations
-import math
+import hashlib, math
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import Decimal, ROUND_FLOOR
 
 from fastcore.basics import patch
 
 from .config import SwingtraderError, Settings
 
 # %% auto #0
-__all__ = ['StopError', 'StopAction', 'TrailingStop', 'StopBook']
+__all__ = ['PROTECTIVE', 'REPLACE_EVERY', 'StopError', 'StopAction', 'TrailingStop', 'StopBook', 'protective_key',
+           'is_protective_key', 'stop_price', 'min_move', 'worth_moving', 'ProtectiveStop']
 
 # %% ../nbs/43_stops.ipynb #c2f7205d
 class StopError(SwingtraderError):
@@ -159,3 +160,59 @@ class StopBook:
         book = cls(d.get("k", 2.0), d.get("breakeven_r"))
         book.stops = {s: TrailingStop.from_dict(v) for s, v in d.get("stops", {}).items()}
         return book
+
+# %% ../nbs/43_stops.ipynb #b8446076
+PROTECTIVE = "protective-stop"                      # the purpose / reason of protective stop orders (ledger, audit)
+REPLACE_EVERY = timedelta(minutes=1)                # at most one move per position per minute (clock time)
+
+def protective_key(symbol:str, opened:str, # the position's identity: the time of its first entry fill (ISO)
+                   n:int) -> str: # the n-th protective order of this position (each place / replace is a new order)
+    "Deterministic client key of a protective stop order: `ps-` + 29 hex digits (32 characters: fits every broker)."
+    return "ps-" + hashlib.sha1(f"{PROTECTIVE}|{symbol}|{opened}|{n}".encode()).hexdigest()[:29]
+
+def is_protective_key(key) -> bool:
+    "Is `key` the client key of a protective stop (ours, or a broker's `.rN` variant of one)?"
+    return isinstance(key, str) and key.startswith("ps-")
+
+# %% ../nbs/43_stops.ipynb #b91eb678
+def stop_price(level:float, # the code-side stop level
+               tick:Decimal=Decimal("0.01")) -> Decimal: # the instrument's tick size
+    "The broker stop price for a code-side level: rounded down to the tick (never above the code-side stop)."
+    t = Decimal(str(tick))
+    return (Decimal(repr(float(level))) / t).to_integral_value(ROUND_FLOOR) * t
+
+def min_move(price:Decimal, # the stop price now
+             setting:float, # Settings.broker_stop_min_move: >= 1 ticks, < 1 a fraction of the price, 0 any move
+             tick:Decimal=Decimal("0.01")) -> Decimal:
+    "The smallest stop move worth a replace at the broker."
+    s = Decimal(repr(float(setting)))
+    return s * Decimal(str(tick)) if s >= 1 else s * Decimal(price)
+
+def worth_moving(current:Decimal, target:Decimal, # the broker stop now, the stop the trail wants
+                 last:datetime|None, now:datetime, # when the broker stop last changed, the clock now
+                 threshold:Decimal, # `min_move(...)`
+                 every:timedelta=REPLACE_EVERY) -> bool:
+    "Move the broker stop? Only up, only by at least `threshold`, at most once per `every`."
+    return target > current and target - current >= threshold and (last is None or now - last >= every)
+
+# %% ../nbs/43_stops.ipynb #8d440548
+@dataclass
+class ProtectiveStop:
+    "What the trader knows about one position's protective stop order at the broker."
+    symbol: str
+    opened: str                    # the position's first entry fill time (ISO): part of every key
+    n: int = 0                     # orders placed for this position so far (the next key uses n + 1)
+    key: str|None = None           # client key of the current order (None: none at the broker)
+    order_id: str|None = None      # the broker's id of the current order
+    stop: Decimal|None = None      # its stop price
+    qty: Decimal|None = None       # its remaining quantity
+    at: datetime|None = None       # when it was placed or last moved
+    def to_dict(self) -> dict:
+        return {"symbol": self.symbol, "opened": self.opened, "n": self.n, "key": self.key, "order_id": self.order_id,
+                "stop": None if self.stop is None else str(self.stop), "qty": None if self.qty is None else str(self.qty),
+                "at": self.at.isoformat() if self.at else None}
+    @classmethod
+    def from_dict(cls, d:dict) -> ProtectiveStop:
+        return cls(d["symbol"], d["opened"], int(d.get("n", 0)), d.get("key"), d.get("order_id"),
+                   None if d.get("stop") is None else Decimal(d["stop"]), None if d.get("qty") is None else Decimal(d["qty"]),
+                   datetime.fromisoformat(d["at"]) if d.get("at") else None)

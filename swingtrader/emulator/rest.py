@@ -238,7 +238,11 @@ async def replace_order(request):
     if req.symbol != o.symbol or req.side is not o.side: raise preflight_failure(("invalid_replace", "A replacement must keep the symbol and side."))
     if req.type is not o.type or req.tif is not o.tif:
         raise preflight_failure(("invalid_replace", "This account can change price, stop-trigger and quantity on a replace; cancel and place a new order to change the order type or time in force."))
-    try: new = emu.broker.replace(o.id, qty=req.qty if req.qty != o.qty else None, limit_price=req.limit_price, stop_price=req.stop_price)
+    key = body.get("external-identifier")            # the replacement's own key, when the client sends one
+    key = key if isinstance(key, str) and key and key != o.client_key else None
+    if key is not None and len(key) > 64: raise TTApiError(400, "invalid_request", "external-identifier is too long.")
+    try: new = emu.broker.replace(o.id, qty=req.qty if req.qty != o.qty else None, limit_price=req.limit_price, stop_price=req.stop_price,
+                                  client_key=key)
     except SwingtraderError as e:
         if getattr(e, "reason", "") == "not_replaceable": raise TTApiError(422, "cannot_update_order", "the order could not be replaced") from None
         raise _preflight_from(e) from None

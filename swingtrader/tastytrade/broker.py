@@ -264,19 +264,22 @@ def cancel_all(self:TastytradeBroker) -> list[Order]:
 
 @patch
 def replace(self:TastytradeBroker, order_id:str, qty:Decimal|None=None, limit_price:Decimal|None=None,
-            stop_price:Decimal|None=None) -> Order:
-    "Cancel-replace an open order with a new quantity and/or prices."
+            stop_price:Decimal|None=None,
+            client_key:str|None=None) -> Order: # the replacement's key (default: the old key + `.rN`); at most one order per key
+    "Cancel-replace an open order (`PUT /accounts/{n}/orders/{id}`) with a new quantity and/or prices."
+    if client_key is not None and (done := self.order_by_client_key(client_key, live_only=True)) is not None: return done
     cur = self.order(order_id)
     if cur.status.is_terminal:
         raise OrderRejected(f"Order {order_id} is {cur.status.value} and cannot be replaced.", "submit a new order instead.",
                             reason="not_replaceable", order=cur)
     if cur.notional is not None: raise OrderRejected("Notional orders cannot be replaced.", "cancel it and submit a new one.", reason="not_replaceable", order=cur)
-    base = cur.client_key.rsplit(".r", 1)
-    n = int(base[1]) + 1 if len(base) == 2 and base[1].isdigit() else 1
+    if client_key is None:
+        base = cur.client_key.rsplit(".r", 1)
+        n = int(base[1]) + 1 if len(base) == 2 and base[1].isdigit() else 1
+        client_key = f"{base[0]}.r{n}"[:64]
     req = OrderRequest(cur.symbol, cur.side, qty=qty if qty is not None else cur.remaining_qty, type=cur.type, tif=cur.tif,
                        limit_price=limit_price if limit_price is not None else cur.limit_price,
-                       stop_price=stop_price if stop_price is not None else cur.stop_price,
-                       client_key=f"{base[0]}.r{n}"[:64])
+                       stop_price=stop_price if stop_price is not None else cur.stop_price, client_key=client_key)
     body = wire.order_body(req, self._position_qty(req.symbol))
     d = self._call("put", f"{self._acct}/orders/{int(order_id)}", order=cur, data=body).get("data") or {}
     new = wire.order_from_tt(d.get("order") if isinstance(d.get("order"), dict) else d)
