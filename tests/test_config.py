@@ -42,6 +42,8 @@ INVALID = {
     "SWINGTRADER_SIM_SYMBOLS": ("0", "between 1 and 500"),
     "SWINGTRADER_SIM_CASH": ("-100", "starting cash"),
     "SWINGTRADER_SIM_SPEED": ("0", "simulated seconds"),
+    "SWINGTRADER_BROKER_STOPS": ("perhaps", "true or false"),
+    "SWINGTRADER_BROKER_STOP_MIN_MOVE": ("-1", "smallest stop move"),
 }
 
 @pytest.mark.parametrize("var", sorted(INVALID))
