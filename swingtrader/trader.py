@@ -19,7 +19,7 @@ from .models import (D, Account, Asset, Bar, Fill, Order, OrderEvent, OrderReque
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer, SizeDecision
 from .stops import (StopBook, TrailingStop, PROTECTIVE, ProtectiveStop, protective_key, is_protective_key,
-                               stop_price, min_move, worth_moving)
+                               stop_price, min_move, worth_moving, REPLACE_EVERY)
 from .risk import RiskGuard, RiskContext, Decision, RiskAction, RuleResult, KillState
 from .ledger import Ledger, UNRESOLVED, NOT_SUBMITTED, OPEN_STATUSES, trading_day
 from .broker import OrderRejected, OrderNotFound
@@ -400,10 +400,11 @@ def _opened(self:Trader, f:Fill, p:_Pending|None):
 @patch
 def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None): # why: the reason of a sell the trader did not decide on
     sym = f.symbol
-    if p is None and self.held(sym) <= 0:
-        self.strategy.mark_position(sym, False)               # a protective stop (or an outside sell) closed it
+    if self.held(sym) <= 0:
+        if p is None: self.strategy.mark_position(sym, False)     # a protective stop (or an outside sell) closed it
         ps = self.protective.get(sym)
-        if ps is not None and (ps.order_id is None or ps.order_id == f.order_id): del self.protective[sym]
+        if ps is not None and ((ps.order_id is None and ps.key is None) or ps.order_id == f.order_id or ps.key == f.client_key):
+            del self.protective[sym]                              # else a live stop is left: `protect` cancels it
     t = self.open_trades.get(sym)
     if t is None: return
     t.setdefault("sold", "0"); t.setdefault("proceeds", "0")
@@ -604,7 +605,7 @@ def reconcile_stops(self:Trader, open_orders:list[Order], # the broker's open or
         keep = next((o for o in orders if o.id == ps.order_id or o.client_key == ps.key), None) \
                or (max(orders, key=lambda o: (o.created_at or datetime.min.replace(tzinfo=UTC), o.id)) if orders else None)
         calls += [StopCall("cancel", sym, order_id=o.id) for o in orders if o is not keep]
-        if keep is None: ps.key = ps.order_id = ps.stop = ps.qty = None
+        if keep is None: ps.key = ps.order_id = ps.stop = ps.qty = ps.at = None
         else: ps.key, ps.order_id, ps.stop, ps.qty, ps.at = keep.client_key, keep.id, keep.stop_price, keep.remaining_qty, ps.at or now
     self._stops_uncertain = False
     return calls
