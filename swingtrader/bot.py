@@ -22,7 +22,7 @@ from .ledger import Ledger, Reconciler, UNRESOLVED, trading_day
 from .risk import KillSwitch, KillState, RiskGuard
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer
-from .stops import StopBook
+from .stops import StopBook, PROTECTIVE, is_protective_key
 from .trader import Trader, Intent
 from .health import HealthMonitor
 from .audit import AuditLog, AuditError, QueuedAudit
@@ -213,7 +213,8 @@ class Bot:
 @patch
 def _make_trader(self:Bot) -> Trader:
     s = self.settings
-    kw = dict(audit=self.audit, clock=self.clock, assets=self._asset, broker_name=self.broker_name, kill_switch=self.kill_switch)
+    kw = dict(audit=self.audit, clock=self.clock, assets=self._asset, broker_name=self.broker_name, kill_switch=self.kill_switch,
+              broker_stops=s.broker_stops)
     if self.ledger.load_state("trader") is not None:
         log.info("resuming the trader from %s", self.ledger.path)
         return Trader.resume(s, self.ledger, **kw)
@@ -276,8 +277,10 @@ def _fail(self:Bot, where:str, e:BaseException):
 # %% ../nbs/60_bot.ipynb #d000389c
 @patch
 async def submit(self:Bot, intent:Intent, resend:int=2) -> Order|None:
-    "Send one intent; returns the broker's order, or None (rejected / unresolved)."
+    "Send one intent (an exit cancels the protective stop first); returns the broker's order, or None (rejected / unresolved / dropped)."
     key, t0 = intent.client_key, time.perf_counter()
+    if not intent.is_entry and not await self._release_stop(intent.request.symbol):
+        self.trader.drop_exit(intent); return None
     for attempt in range(resend + 1):
         try: order = await self.call(self.broker.submit, intent.request, what="submit")
         except OrderRejected as e:
@@ -382,6 +385,9 @@ async def on_bar(self:Bot, bar:Bar, session_close:datetime|None=None) -> list[In
         self.checkpoint(market=False)
     # shielded: a session ending (or a stop) while an intent is on its way must not leave it half-sent
     if intents: await asyncio.shield(asyncio.ensure_future(send_all()))
+    tr = self.trader
+    if tr.broker_stops and (bar.symbol in tr.protective or tr._stops_uncertain):     # the trail may have ratcheted
+        await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
     return intents
 
 @patch
@@ -405,7 +411,61 @@ async def _consume_updates(self:Bot):
         except Exception as e:
             self._fail("order_updates", e); await asyncio.sleep(0.5); continue
         try: self.on_update(u)
-        except Exception as e: self._fail("on_update", e)
+        except Exception as e: self._fail("on_update", e); continue
+        tr = self.trader
+        if (tr.broker_stops or tr.protective) and (u.fill is not None or tr._stops_uncertain or u.order.symbol in tr.protective):
+            try: await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
+            except asyncio.CancelledError: raise
+            except Exception as e: self._fail("protective stops", e)
+
+# %% ../nbs/60_bot.ipynb #d9124c12
+@patch
+async def _send_stops(self:Bot, calls) -> int:
+    "Make the broker calls of protective-stop `calls` (threads), recording each answer with the trader."
+    for c in calls:
+        key = c.client_key
+        if key: self._busy.add(key)
+        try:
+            try: o, err = await self.call(c.send, self.broker, what=f"stop {c.kind}"), None
+            except Exception as e: o, err = None, e
+            self.trader.stop_sent(c, o, err, self.clock.now())
+            if o is not None: self.order_updates.expect(o)
+            if err is not None and not isinstance(err, (OrderRejected, OrderNotFound)): self._fail(f"protective stop {c.kind}", err)
+        finally:
+            if key: self._busy.discard(key)
+    return len(calls)
+
+@patch
+async def sync_stops(self:Bot, reconcile:bool=False) -> int: # first compare with the broker's open orders (always when unsure)
+    "Bring the broker's protective stops in line with the trader's positions and trailing stops; returns the calls made."
+    tr = self.trader
+    if not tr.broker_stops and not tr.protective: return 0
+    n = 0
+    async with self._order_gate:
+        if reconcile or tr._stops_uncertain:
+            orders = await self.call(self.broker.orders, "open", what="orders")
+            n += await self._send_stops(tr.reconcile_stops(orders, self.clock.now()))
+        n += await self._send_stops(tr.protect(self.clock.now()))
+    return n
+
+@patch
+async def _release_stop(self:Bot, symbol:str) -> bool:
+    "Cancel `symbol`'s protective stop before an exit (the caller holds the order gate); True when the exit may go."
+    for c in self.trader.release(symbol):
+        try: o, err = await self.call(c.send, self.broker, what="stop cancel"), None
+        except Exception as e: o, err = None, e
+        if not self.trader.released(c, o, err):
+            log.warning("exit for %s not sent: its protective stop %s filled or could not be cancelled (%s)", symbol, c.order_id, err)
+            return False
+    return True
+
+@patch
+async def release_all_stops(self:Bot) -> bool:
+    "Cancel every protective stop (before a flatten); True when all are gone."
+    ok = True
+    async with self._order_gate:
+        for sym in list(self.trader.protective): ok = await self._release_stop(sym) and ok
+    return ok
 
 # %% ../nbs/60_bot.ipynb #442dc56d
 @patch
@@ -420,6 +480,9 @@ async def startup(self:Bot):
         o = self.ledger.order(key)
         if o is not None and o.status == "not_submitted": self.trader.close_intent(key, Decimal(0))   # stale: never resent
     await self.refresh_account()
+    if self.trader.broker_stops or self.trader.protective:
+        try: await self.sync_stops(reconcile=True)     # exactly one protective stop per open position, no orphan
+        except Exception as e: self._fail("protective stops", e)
     for sym in {*self.trader.positions, *(s for s in self.trader.strategy.symbols if self.trader.strategy.is_long(s))} \
             if hasattr(self.trader.strategy, "symbols") else self.trader.positions:
         self.trader.strategy.mark_position(sym, self.trader.held(sym) > 0)
@@ -435,8 +498,14 @@ async def startup(self:Bot):
 class BotReconciler(Reconciler):
     "A `Reconciler` that does not resolve the intents the bot is submitting right now."
     def __init__(self, *args, busy=lambda: set(), # () -> client keys being submitted
+                 resting=lambda o: False, # ledger order -> is it a protective stop resting untouched (not in flight)
                  **kw):
-        super().__init__(*args, **kw); self.busy = busy
+        super().__init__(*args, **kw); self.busy, self.resting = busy, resting
+
+    def _in_flight(self) -> set[str]:
+        "Symbols whose ledger position may still move; a resting protective stop does not make its symbol in flight."
+        return {o.symbol for o in self.ledger.orders("open") if not self.resting(o)} | {o.symbol for o in self.ledger.unresolved_intents()} \
+               | self.ledger.symbols_missing_fills()
 
     def _resolve_intents(self, out:dict):
         now = self.clock.now()
@@ -456,7 +525,8 @@ def _reconcile_sync(self:Bot, grace:float) -> tuple:
     if self._reconciler is None:
         self._reconciler = BotReconciler(self.ledger, self.broker, self.kill_switch, self.clock, audit=self.audit,
                                          tolerance=self.settings.reconcile_tolerance, grace=grace, settle=0.0,
-                                         pending_grace=max(30.0, self.settings.reconcile_interval / 2), busy=lambda: set(self._busy))
+                                         pending_grace=max(30.0, self.settings.reconcile_interval / 2), busy=lambda: set(self._busy),
+                                         resting=self._resting)
     rec = self._reconciler
     rec.grace = grace
     t0 = time.perf_counter()
@@ -475,9 +545,16 @@ def reconcile(self:Bot, grace:float=30.0):
 
 @patch
 def _quiet(self:Bot) -> bool:
-    "No order in flight: nothing the order-update stream is still settling (reconciling now cannot race a fill)."
-    return self._inflight == 0 and not self.ledger.unresolved_intents() and not self.ledger.orders("open") \
-           and not self.ledger.symbols_missing_fills()
+    "No order in flight: nothing the order-update stream is still settling (protective stops resting at the broker do not count)."
+    return self._inflight == 0 and not self.ledger.unresolved_intents() \
+           and not any(not self._resting(o) for o in self.ledger.orders("open")) and not self.ledger.symbols_missing_fills()
+
+@patch
+def _resting(self:Bot, o) -> bool:
+    "A protective stop of the ledger that is resting untouched, well below the last price (it cannot have filled unseen)."
+    if o.signal_id != PROTECTIVE or o.filled_qty != 0 or o.stop_price is None or o.status != OrderStatus.ACCEPTED.value: return False
+    last = (self.prices.get(o.symbol) or {}).get("price")
+    return last is not None and Decimal(repr(float(last))) > o.stop_price * Decimal("1.002")
 
 @patch
 async def reconcile_async(self:Bot, grace:float=30.0) -> object|None:
@@ -663,6 +740,8 @@ async def obey_commands(self:Bot) -> list:
     done = []
     for c in self.ledger.take_pending_commands():
         try:
+            if c.kind == "flatten" and not await self.release_all_stops():     # stops first: never two sells for the same shares
+                raise BotError("a protective stop could not be cancelled before the flatten.", "check the open orders at the broker, then flatten again.")
             res = await asyncio.to_thread(self.kill_switch.apply, c)
             done.append(self.ledger.complete_command(c.id, True, res))
         except Exception as e:
@@ -727,7 +806,10 @@ async def shutdown(self:Bot):
     "Close streams, flatten if asked, checkpoint, flush the audit."
     self._stopping = True
     if self._flatten_on_stop:
-        try: await asyncio.to_thread(self.kill_switch.flatten)
+        try:
+            if not await self.release_all_stops():
+                raise BotError("a protective stop could not be cancelled before the flatten.", "check the open orders at the broker, then flatten again.")
+            await asyncio.to_thread(self.kill_switch.flatten)
         except Exception as e: self._fail("flatten", e)
     for t in self._tasks: t.cancel()
     for t in self._tasks:

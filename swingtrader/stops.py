@@ -206,13 +206,18 @@ class ProtectiveStop:
     order_id: str|None = None      # the broker's id of the current order
     stop: Decimal|None = None      # its stop price
     qty: Decimal|None = None       # its remaining quantity
-    at: datetime|None = None       # when it was placed or last moved
+    at: datetime|None = None       # when it was placed or last moved (or last refused)
+    fails: int = 0                 # refusals in a row (each doubles the wait before the next try)
     def to_dict(self) -> dict:
         return {"symbol": self.symbol, "opened": self.opened, "n": self.n, "key": self.key, "order_id": self.order_id,
                 "stop": None if self.stop is None else str(self.stop), "qty": None if self.qty is None else str(self.qty),
-                "at": self.at.isoformat() if self.at else None}
+                "at": self.at.isoformat() if self.at else None, "fails": self.fails}
     @classmethod
     def from_dict(cls, d:dict) -> ProtectiveStop:
         return cls(d["symbol"], d["opened"], int(d.get("n", 0)), d.get("key"), d.get("order_id"),
                    None if d.get("stop") is None else Decimal(d["stop"]), None if d.get("qty") is None else Decimal(d["qty"]),
-                   datetime.fromisoformat(d["at"]) if d.get("at") else None)
+                   datetime.fromisoformat(d["at"]) if d.get("at") else None, int(d.get("fails", 0)))
+    @property
+    def retry_after(self) -> timedelta:
+        "How long to wait after the last refusal: a minute, doubling, at most about an hour."
+        return REPLACE_EVERY * 2 ** min(self.fails - 1, 6) if self.fails else timedelta(0)

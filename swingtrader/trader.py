@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, json, math, time, uuid
 from dataclasses import dataclass, field, replace as _dc_replace
 from datetime import datetime, date, timedelta
-from decimal import Decimal
+from decimal import Decimal, ROUND_FLOOR
 from typing import Callable, Mapping
 
 from fastcore.basics import patch
@@ -361,8 +361,8 @@ def on_update(self:Trader, u:OrderUpdate):
         f = u.fill
         self._apply_fill(f)
         if self.audit is not None:
-            self.audit.fill(f, self.broker_name, expected_price=p.price if p else None,
-                            signal_id=p.signal_id if p else (PROTECTIVE if prot else None))
+            self.audit.fill(f, self.broker_name, expected_price=p.price if p else None, signal_id=p.signal_id if p else None,
+                            details={"purpose": PROTECTIVE} if prot else None)
         if p is not None: p.filled += f.qty
         if f.side is Side.BUY: self._opened(f, p)
         else: self._reduced(f, p, PROTECTIVE if prot else None)
@@ -447,6 +447,10 @@ class StopCall:
         return o
 
 # %% ../nbs/55_trader.ipynb #200d72ca
+def _whole(q:Decimal) -> Decimal:
+    "The whole shares of a position: stop orders are for whole shares (a fraction stays under the code-side stop)."
+    return q.to_integral_value(ROUND_FLOOR)
+
 @patch
 def _now(self:Trader) -> datetime:
     return self.clock.now() if self.clock is not None else (self.last_time or datetime.now(UTC))
@@ -481,26 +485,26 @@ def protect(self:Trader, now:datetime|None=None) -> list[StopCall]:
     now = now or self._now()
     calls = []
     for sym, ps in list(self.protective.items()):          # positions closed: no stop may stay (it could open a short)
-        if self.held(sym) > 0 and self.broker_stops and sym in self.stops.stops: continue
+        if _whole(self.held(sym)) > 0 and self.broker_stops and sym in self.stops.stops: continue
         if ps.order_id is not None: calls.append(StopCall("cancel", sym, order_id=ps.order_id))
         elif ps.key is None: del self.protective[sym]
     if not self.broker_stops or self.ledger.halt_state().state == "halted": return calls
     for sym, pos in list(self.positions.items()):
         ts = self.stops.stops.get(sym)
-        if pos.qty <= 0 or ts is None or self._other_sell(sym): continue
+        qty = _whole(pos.qty)
+        if qty <= 0 or ts is None or self._other_sell(sym): continue
         ps = self.protective.get(sym)
         if ps is None: ps = self.protective[sym] = ProtectiveStop(sym, self._opened_at(sym))
         if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first
         tick = self.asset(sym).tick_size
         level = stop_price(ts.stop, tick)
         if level <= 0: continue
-        if ps.order_id is None:
-            if ps.at is not None and now - ps.at < REPLACE_EVERY: continue   # a place was refused just now
-            calls.append(StopCall("place", sym, self._stop_request(ps, pos.qty, level, now)))
-        elif ps.qty != pos.qty:                                           # partial fills: resize now, never throttled
-            calls.append(StopCall("replace", sym, self._stop_request(ps, pos.qty, max(level, ps.stop), now), ps.order_id))
+        if ps.fails and ps.at is not None and now - ps.at < ps.retry_after: continue   # refused lately: back off
+        if ps.order_id is None: calls.append(StopCall("place", sym, self._stop_request(ps, qty, level, now)))
+        elif ps.qty != qty:                                               # partial fills: resize now, never throttled
+            calls.append(StopCall("replace", sym, self._stop_request(ps, qty, max(level, ps.stop), now), ps.order_id))
         elif worth_moving(ps.stop, level, ps.at, now, min_move(ps.stop, self.settings.broker_stop_min_move, tick)):
-            calls.append(StopCall("replace", sym, self._stop_request(ps, pos.qty, level, now), ps.order_id))
+            calls.append(StopCall("replace", sym, self._stop_request(ps, qty, level, now), ps.order_id))
     return calls
 
 # %% ../nbs/55_trader.ipynb #524fe6e3
@@ -513,6 +517,8 @@ def stop_sent(self:Trader, call:StopCall, order:Order|None=None, error:BaseExcep
     if call.kind == "cancel":
         if error is not None and not isinstance(error, OrderNotFound):
             self._stops_uncertain = True; return None
+        if self.audit is not None and order is not None and order.status.is_terminal:
+            self.audit.cancel(order, self.broker_name, reason=f"{PROTECTIVE} cancelled", details={"purpose": PROTECTIVE})
         if ps is not None and ps.order_id == call.order_id and (order is None or order.status.is_terminal):
             ps.key = ps.order_id = ps.stop = ps.qty = ps.at = None
             if self.held(sym) <= 0 or sym not in (self.stops.stops if self.stops is not None else {}): del self.protective[sym]
@@ -521,15 +527,16 @@ def stop_sent(self:Trader, call:StopCall, order:Order|None=None, error:BaseExcep
     key = call.client_key
     if error is None:
         self.ledger.record_submitted(key, order)
-        if self.audit is not None: self.audit.order(order, self.broker_name, PROTECTIVE, PROTECTIVE)
+        if self.audit is not None: self.audit.order(order, self.broker_name, None, getattr(self.strategy, "model_id", None),
+                                                    details={"purpose": PROTECTIVE, "call": call.kind, "replaces": call.order_id})
         if ps is not None and order.status.is_open:
-            ps.key, ps.order_id, ps.stop, ps.qty, ps.at = key, order.id, call.request.stop_price, order.remaining_qty, now
+            ps.key, ps.order_id, ps.stop, ps.qty, ps.at, ps.fails = key, order.id, call.request.stop_price, order.remaining_qty, now, 0
         elif ps is not None and call.kind == "replace" and order.status.is_terminal: self._stops_uncertain = True
         return order
     definite = isinstance(error, OrderRejected)
     self.ledger.record_submit_failed(key, f"{type(error).__name__}: {error}", definite=definite)
     if ps is not None:
-        ps.at = now
+        ps.at, ps.fails = now, ps.fails + 1
         if not definite:
             self._stops_uncertain = True
             if call.kind == "place": ps.key = key              # placed or not: reconcile_stops will tell
@@ -596,7 +603,7 @@ def reconcile_stops(self:Trader, open_orders:list[Order], # the broker's open or
     calls = []
     for sym in sorted(set(mine) | set(self.protective)):
         orders, ps = mine.get(sym, []), self.protective.get(sym)
-        want = self.broker_stops and self.held(sym) > 0 and sym in self.stops.stops
+        want = self.broker_stops and _whole(self.held(sym)) > 0 and sym in self.stops.stops
         if not want:
             calls += [StopCall("cancel", sym, order_id=o.id) for o in orders]
             self.protective.pop(sym, None)

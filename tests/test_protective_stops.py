@@ -301,3 +301,72 @@ def test_through_the_emulator_with_the_tastytrade_client():
     finally:
         if tt is not None: tt.close()
         srv.stop()
+
+
+# -- the bot ----------------------------------------------------------------------------------------------
+
+BOT_S = Settings(_env_file=None, macd_fast=6, macd_slow=13, macd_signal=5, trend_ema=20, warmup_bars=30, scan_top=6,
+                 max_losing_streak=1000, daily_loss_halt=0.05)
+
+
+def test_bot_keeps_one_stop_per_position_and_never_overlaps_an_exit(tmp_path):
+    "Three simulated days through the bot on the SimBroker: stops follow positions; no exit works while a stop does."
+    import asyncio
+    from datetime import date
+    from swingtrader.audit import AuditLog
+    from swingtrader.bot import sim_bot
+    clock = SimClock(datetime(2026, 3, 2, 13, 0, tzinfo=UTC), mode="fast")
+    sim = SimBroker.from_seed(seed=3, symbols=6, start=date(2026, 2, 24), end=date(2026, 3, 4), clock=clock)
+    sim.sync()
+    ledger = Ledger(tmp_path / "ledger.sqlite", clock=clock)
+    audit = AuditLog(tmp_path / "audit", clock, fsync=False)
+    bot = sim_bot(BOT_S, sim, ledger, audit, last_day=date(2026, 3, 4), fast_forward_idle=True)
+    try: days = asyncio.run(asyncio.wait_for(bot.run(), 300))
+    finally: audit.close()
+    assert [d.errors for d in days] == [0, 0, 0]
+    orders = sim.orders()
+    prot = [o for o in orders if is_protective_key(o.client_key)]
+    assert prot and all(o.type is OrderType.STOP and o.tif is TimeInForce.GTC and o.side is Side.SELL for o in prot)
+    assert all(ledger.order(o.client_key).signal_id == PROTECTIVE for o in prot)
+    # at the end: exactly one stop per open (whole-share) position, for its whole shares; none elsewhere
+    held = {p.symbol: p.qty for p in sim.positions() if p.qty}
+    working = [o for o in prot if o.is_open]
+    want = {s: q.to_integral_value(rounding="ROUND_FLOOR") for s, q in held.items() if s in bot.trader.stops.stops}
+    assert sorted(o.symbol for o in working) == sorted(s for s, q in want.items() if q >= 1)
+    assert all(o.remaining_qty == want[o.symbol] for o in working)
+    # never an exit working next to a protective stop of the same symbol (cancel first), never a short
+    far = datetime.max.replace(tzinfo=UTC)
+    for x in orders:
+        if x.side is not Side.SELL or is_protective_key(x.client_key): continue
+        for o in prot:
+            if o.symbol != x.symbol: continue
+            end = o.updated_at if o.status.is_terminal else far
+            assert not (o.created_at <= x.created_at < end), (x, o)
+    assert all(p.qty >= 0 for p in ledger.positions()) and ledger.check() == []
+    assert OrderStatus.CANCELLED in {o.status for o in prot} and len(bot.trader.trades) > 3
+    ledger.close()
+
+
+def test_bot_flatten_cancels_the_stops_first(tmp_path):
+    import asyncio
+    from swingtrader.bot import sim_bot
+    from swingtrader.risk import flatten
+    r = Rig(); r.at(1)
+    r.remove()
+    bot = sim_bot(S, r.broker, r.ledger, trader=r.trader, universe=["AAA", "BBB"])
+    r.remove = r.broker.add_listener(r.on_event)
+    r.enter(); r.at(2)
+    async def go():
+        await bot.sync_stops()
+        (stop,) = r.stops()
+        flatten(r.ledger, who="tester", reason="test")
+        r.events.clear()
+        done = await bot.obey_commands()
+        return stop, done
+    stop, done = asyncio.run(go())
+    assert done[0].status == "done", done[0].result
+    seq = [(u.order.client_key, u.event) for u in r.events]
+    sells = [i for i, (k, e) in enumerate(seq) if e is OrderEvent.ACCEPTED and not is_protective_key(k)]
+    assert seq.index((stop.client_key, OrderEvent.CANCELLED)) < sells[0]
+    r.at(3)
+    assert r.held() == 0 and r.broker.orders("open") == [] and r.stops() == []
