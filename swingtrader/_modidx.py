@@ -106,6 +106,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'swingtrader.bot.Bot._send_stops': ('bot.html#bot._send_stops', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._since': ('bot.html#bot._since', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._sleep_or_stop': ('bot.html#bot._sleep_or_stop', 'swingtrader/bot.py'),
+                                 'swingtrader.bot.Bot._stop_keeper': ('bot.html#bot._stop_keeper', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._warm': ('bot.html#bot._warm', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot.at_close': ('bot.html#bot.at_close', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot.call': ('bot.html#bot.call', 'swingtrader/bot.py'),

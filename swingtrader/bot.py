@@ -197,6 +197,7 @@ class Bot:
         self._last_call: float|None = None    # seconds the last successful broker call took (thread hop included)
         self._order_gate = asyncio.Lock()    # held by each submit, and by a reconcile while it runs (see `reconcile_async`)
         self._busy: set[str] = set()         # client keys being submitted right now (the reconciler leaves them alone)
+        self._stop_wake = asyncio.Event()    # set by order updates: the stop keeper syncs the protective stops
         m = ledger.load_state("market") or {}
         self.prices: dict[str, dict] = dict(m.get("prices") or {})     # symbol -> {"price": last close, "at": its close time}
         self.sectors: dict[str, str] = dict(m.get("sectors") or {})    # symbol -> sector (broker, else the scan)
@@ -414,9 +415,7 @@ async def _consume_updates(self:Bot):
         except Exception as e: self._fail("on_update", e); continue
         tr = self.trader
         if (tr.broker_stops or tr.protective) and (u.fill is not None or tr._stops_uncertain or u.order.symbol in tr.protective):
-            try: await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
-            except asyncio.CancelledError: raise
-            except Exception as e: self._fail("protective stops", e)
+            self._stop_wake.set()          # the stop keeper syncs soon; updates keep flowing meanwhile
 
 # %% ../nbs/60_bot.ipynb #d9124c12
 @patch
@@ -434,6 +433,15 @@ async def _send_stops(self:Bot, calls) -> int:
         finally:
             if key: self._busy.discard(key)
     return len(calls)
+
+@patch
+async def _stop_keeper(self:Bot):
+    "Sync the protective stops whenever an order update asks for it (a task: the update stream never waits on the broker)."
+    while True:
+        await self._stop_wake.wait(); self._stop_wake.clear()
+        try: await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
+        except asyncio.CancelledError: raise
+        except Exception as e: self._fail("protective stops", e)
 
 @patch
 async def sync_stops(self:Bot, reconcile:bool=False) -> int: # first compare with the broker's open orders (always when unsure)
@@ -472,6 +480,7 @@ async def release_all_stops(self:Bot) -> bool:
 async def startup(self:Bot):
     "Resume from the ledger and reconcile with the broker; no order is sent before this returns."
     self._order_gate = asyncio.Lock()       # bound to this run's loop
+    self._stop_wake = asyncio.Event()
     await self.order_updates.start()
     self._tasks.append(asyncio.create_task(self._consume_updates(), name="order_updates"))
     await asyncio.sleep(0)
@@ -483,6 +492,7 @@ async def startup(self:Bot):
     if self.trader.broker_stops or self.trader.protective:
         try: await self.sync_stops(reconcile=True)     # exactly one protective stop per open position, no orphan
         except Exception as e: self._fail("protective stops", e)
+        self._tasks.append(asyncio.create_task(self._stop_keeper(), name="protective_stops"))
     for sym in {*self.trader.positions, *(s for s in self.trader.strategy.symbols if self.trader.strategy.is_long(s))} \
             if hasattr(self.trader.strategy, "symbols") else self.trader.positions:
         self.trader.strategy.mark_position(sym, self.trader.held(sym) > 0)
