@@ -512,10 +512,22 @@ class BotReconciler(Reconciler):
                  **kw):
         super().__init__(*args, **kw); self.busy, self.resting = busy, resting
 
+    def _read_positions(self) -> tuple[dict, dict, set]:
+        theirs, mine, moved = super()._read_positions()
+        self._stops_moving = self._moving_stops()      # read after the broker's positions: a stop that filled before is seen
+        return theirs, mine, moved
+
+    def _moving_stops(self) -> set[str]:
+        "Symbols of resting protective stops that the broker no longer shows working as the ledger knows them."
+        rest = [o for o in self.ledger.orders("open") if self.resting(o)]
+        if not rest: return set()
+        live = {k: o for o in self.broker.orders(status="open") for k in (o.client_key, o.id)}
+        return {o.symbol for o in rest if (b := live.get(o.client_key) or live.get(o.broker_order_id)) is None or b.filled_qty != o.filled_qty}
+
     def _in_flight(self) -> set[str]:
-        "Symbols whose ledger position may still move; a resting protective stop does not make its symbol in flight."
+        "Symbols whose ledger position may still move; a protective stop resting at the broker too does not make its symbol in flight."
         return {o.symbol for o in self.ledger.orders("open") if not self.resting(o)} | {o.symbol for o in self.ledger.unresolved_intents()} \
-               | self.ledger.symbols_missing_fills()
+               | self.ledger.symbols_missing_fills() | getattr(self, "_stops_moving", set())
 
     def _resolve_intents(self, out:dict):
         now = self.clock.now()
@@ -560,19 +572,28 @@ def _quiet(self:Bot) -> bool:
            and not any(not self._resting(o) for o in self.ledger.orders("open")) and not self.ledger.symbols_missing_fills()
 
 @patch
+def _reconcile_settled(self:Bot, grace:float) -> tuple:
+    "`_reconcile_sync`, unless a protective stop the ledger knows as resting has moved at the broker (its fill is on its way)."
+    rest = [o for o in self.ledger.orders("open") if self._resting(o)]
+    if rest:
+        live = {k: o for o in self.broker.orders(status="open") for k in (o.client_key, o.id)}
+        if any((b := live.get(o.client_key) or live.get(o.broker_order_id)) is None or b.filled_qty != o.filled_qty for o in rest):
+            return None, 0.0
+    return self._reconcile_sync(grace)
+
+@patch
 def _resting(self:Bot, o) -> bool:
-    "A protective stop of the ledger that is resting untouched, well below the last price (it cannot have filled unseen)."
-    if o.signal_id != PROTECTIVE or o.filled_qty != 0 or o.stop_price is None or o.status != OrderStatus.ACCEPTED.value: return False
-    last = (self.prices.get(o.symbol) or {}).get("price")
-    return last is not None and Decimal(repr(float(last))) > o.stop_price * Decimal("1.002")
+    "A protective stop the ledger knows as working and untouched (the reconciler checks the broker agrees)."
+    return o.signal_id == PROTECTIVE and o.filled_qty == 0 and o.status == OrderStatus.ACCEPTED.value
 
 @patch
 async def reconcile_async(self:Bot, grace:float=30.0) -> object|None:
     "When quiet, compare ledger and broker once in a thread; the loop keeps deciding and applying updates. None if not quiet."
     async with self._order_gate:            # no submit starts while the broker and the ledger are compared
         if not self._quiet(): return None
-        try: r, dt = await asyncio.to_thread(self._reconcile_sync, grace)
+        try: r, dt = await asyncio.to_thread(self._reconcile_settled, grace)
         except _UNREACHABLE: self.health.broker_call(False, None, "reconcile"); raise
+        if r is None: return None
     self.health.broker_call(True, dt, "reconcile")
     return r
 

@@ -485,19 +485,19 @@ def protect(self:Trader, now:datetime|None=None) -> list[StopCall]:
     now = now or self._now()
     calls = []
     for sym, ps in list(self.protective.items()):          # positions closed: no stop may stay (it could open a short)
-        if _whole(self.held(sym)) > 0 and self.broker_stops and sym in self.stops.stops: continue
+        if _whole(self.held(sym)) > 0 and self.broker_stops: continue
         if ps.order_id is not None: calls.append(StopCall("cancel", sym, order_id=ps.order_id))
         elif ps.key is None: del self.protective[sym]
     if not self.broker_stops or self.ledger.halt_state().state == "halted": return calls
     for sym, pos in list(self.positions.items()):
-        ts = self.stops.stops.get(sym)
+        ts, ps = self.stops.stops.get(sym), self.protective.get(sym)
         qty = _whole(pos.qty)
-        if qty <= 0 or ts is None or self._other_sell(sym): continue
-        ps = self.protective.get(sym)
+        if qty <= 0 or (ts is None and ps is None) or self._other_sell(sym): continue
         if ps is None: ps = self.protective[sym] = ProtectiveStop(sym, self._opened_at(sym))
         if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first
+        if ts is None and ps.order_id is None: continue                  # no code-side level to place a stop at
         tick = self.asset(sym).tick_size
-        level = stop_price(ts.stop, tick)
+        level = stop_price(ts.stop, tick) if ts is not None else ps.stop # without a trail (state lost): keep the broker's level
         if level <= 0: continue
         if ps.fails and ps.at is not None and now - ps.at < ps.retry_after: continue   # refused lately: back off
         if ps.order_id is None: calls.append(StopCall("place", sym, self._stop_request(ps, qty, level, now)))
@@ -521,7 +521,7 @@ def stop_sent(self:Trader, call:StopCall, order:Order|None=None, error:BaseExcep
             self.audit.cancel(order, self.broker_name, reason=f"{PROTECTIVE} cancelled", details={"purpose": PROTECTIVE})
         if ps is not None and ps.order_id == call.order_id and (order is None or order.status.is_terminal):
             ps.key = ps.order_id = ps.stop = ps.qty = ps.at = None
-            if self.held(sym) <= 0 or sym not in (self.stops.stops if self.stops is not None else {}): del self.protective[sym]
+            if _whole(self.held(sym)) <= 0: del self.protective[sym]
         elif order is not None and not order.status.is_terminal: self._stops_uncertain = True
         return order
     key = call.client_key
@@ -603,7 +603,7 @@ def reconcile_stops(self:Trader, open_orders:list[Order], # the broker's open or
     calls = []
     for sym in sorted(set(mine) | set(self.protective)):
         orders, ps = mine.get(sym, []), self.protective.get(sym)
-        want = self.broker_stops and _whole(self.held(sym)) > 0 and sym in self.stops.stops
+        want = self.broker_stops and _whole(self.held(sym)) > 0      # a held position keeps its stop, even if its trail was lost
         if not want:
             calls += [StopCall("cancel", sym, order_id=o.id) for o in orders]
             self.protective.pop(sym, None)

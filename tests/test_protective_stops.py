@@ -237,6 +237,17 @@ def test_restart_after_a_closed_position_leaves_no_stop():
     assert r.held() == 0 and r.stops() == [] and r.broker.order(stop.id).status is OrderStatus.CANCELLED
 
 
+def test_restart_without_the_trail_keeps_the_broker_stop():
+    "The code-side stop state was lost (an old ledger backup): the broker stop is the only protection left, so it stays."
+    r = Rig(); r.at(1); r.enter(); r.at(2); r.trader.sync_stops(r.broker)
+    (stop,) = r.stops()
+    resume = _restart(r)
+    r.ledger.replace_stops({})
+    t = resume()
+    assert "AAA" not in t.stops.stops
+    assert t.sync_stops(r.broker) == [] and [o.id for o in r.stops()] == [stop.id]
+
+
 def test_switched_off_no_broker_orders():
     r = Rig()
     r.trader.broker_stops = False
@@ -370,3 +381,38 @@ def test_bot_flatten_cancels_the_stops_first(tmp_path):
     assert seq.index((stop.client_key, OrderEvent.CANCELLED)) < sells[0]
     r.at(3)
     assert r.held() == 0 and r.broker.orders("open") == [] and r.stops() == []
+
+
+def test_tastytrade_bot_day_one_stop_per_position(tmp_path):
+    "A simulated day of the real tastytrade bot on the emulator: at the close every held position has exactly one broker stop."
+    import asyncio
+    from datetime import date
+    from swingtrader.audit import AuditLog
+    from swingtrader.bot import emulated_tastytrade, tastytrade_bot
+    s = Settings(_env_file=None, data_dir=tmp_path, sim_symbols=8, sim_seed=42, scan_top=8, scan_min_avg_volume=0,
+                 macd_fast=6, macd_slow=13, macd_signal=5, trend_ema=20, warmup_bars=30, max_losing_streak=1000, daily_loss_halt=0.5)
+    env = emulated_tastytrade(s, date(2026, 3, 2), date(2026, 3, 2), 2000.0)
+    ledger = Ledger(tmp_path / "ledger.sqlite", clock=env.clock)
+    audit = AuditLog(tmp_path / "audit", env.clock, env.settings.secret_values())
+    bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
+                         last_day=date(2026, 3, 2), fast_forward_idle=True)
+    try:
+        days = asyncio.run(asyncio.wait_for(bot.run(), 300))
+        orders = env.server.call(lambda: env.sim.orders())
+        held = {p.symbol: p.qty for p in env.server.call(lambda: env.sim.positions()) if p.qty}
+    finally:
+        bot.broker.close(); env.close(); audit.close()
+    assert days and days[-1].errors == 0
+    prot = [o for o in orders if is_protective_key(o.client_key)]
+    assert prot, "no protective stop was placed"
+    working = [o for o in prot if o.is_open]
+    whole = {sym: q.to_integral_value(rounding="ROUND_FLOOR") for sym, q in held.items()}
+    assert sorted(o.symbol for o in working) == sorted(sym for sym, q in whole.items() if q >= 1)
+    assert all(o.remaining_qty == whole[o.symbol] for o in working)
+    keys = [o.client_key for o in orders]
+    assert len(keys) == len(set(keys))
+    for o in prot:                                             # every protective order is in the ledger, as the broker has it
+        lo = ledger.order(o.client_key)
+        assert lo is not None and lo.signal_id == PROTECTIVE and (lo.status, lo.filled_qty) == (o.status.value, o.filled_qty), (lo, o)
+    assert ledger.check() == [] and not ledger.unresolved_intents()
+    ledger.close()
