@@ -22,7 +22,7 @@ from .ledger import Ledger, Reconciler, UNRESOLVED, trading_day
 from .risk import KillSwitch, KillState, RiskGuard
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer
-from .stops import StopBook, PROTECTIVE, is_protective_key
+from .stops import StopBook, PROTECTIVE
 from .trader import Trader, Intent
 from .health import HealthMonitor
 from .audit import AuditLog, AuditError, QueuedAudit

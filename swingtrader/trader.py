@@ -19,7 +19,7 @@ from .models import (D, Account, Asset, Bar, Fill, Order, OrderEvent, OrderReque
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer, SizeDecision
 from .stops import (StopBook, TrailingStop, PROTECTIVE, ProtectiveStop, protective_key, is_protective_key,
-                               stop_price, min_move, worth_moving, REPLACE_EVERY)
+                               stop_price, min_move, worth_moving)
 from .risk import RiskGuard, RiskContext, Decision, RiskAction, RuleResult, KillState
 from .ledger import Ledger, UNRESOLVED, NOT_SUBMITTED, OPEN_STATUSES, trading_day
 from .broker import OrderRejected, OrderNotFound

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import numpy as np, pandas as pd
-import pytest
 
 from swingtrader.config import Settings
 from swingtrader.clock import SimClock
