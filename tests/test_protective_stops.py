@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import numpy as np, pandas as pd
+import pytest
 
 from swingtrader.config import Settings
 from swingtrader.clock import SimClock
@@ -415,3 +416,33 @@ def test_tastytrade_bot_day_one_stop_per_position(tmp_path):
         assert lo is not None and lo.signal_id == PROTECTIVE and (lo.status, lo.filled_qty) == (o.status.value, o.filled_qty), (lo, o)
     assert ledger.check() == [] and not ledger.unresolved_intents()
     ledger.close()
+
+
+def test_tastytrade_protective_stop_cannot_open_a_short():
+    "A protective stop goes to tastytrade as `Sell to Close` with strict position-effect validation: without shares it is refused."
+    from swingtrader.clock import WallClock
+    from swingtrader.broker import OrderRejected
+    from swingtrader.emulator.core import Emulator, EmulatorServer
+    from swingtrader.tastytrade.broker import TastytradeBroker
+    clock = SimClock(OPEN, mode="manual")
+    sim = SimBroker({"AAA": market(), "BBB": market()}, universe(), clock, fill_at="quote")
+    sim.advance_to(OPEN + timedelta(minutes=1))
+    srv = EmulatorServer(Emulator(sim, clock)).start()
+    tt = None
+    try:
+        settings = Settings(_env_file=None, broker="tastytrade", TT_CLIENT_SECRET="s", TT_REFRESH_TOKEN="r",
+                            TT_API_URL=srv.api_url, TT_STREAMER_URL=srv.streamer_url)
+        tt = TastytradeBroker(settings, clock=WallClock(), verify=srv.ca_file)
+        stop = lambda key, qty: OrderRequest("AAA", Side.SELL, qty=Decimal(qty), type=OrderType.STOP, tif=TimeInForce.GTC,
+                                             stop_price=Decimal(95), client_key=key)
+        with pytest.raises(OrderRejected, match="no position to close"): tt.submit(stop(protective_key("AAA", "z", 1), 10))
+        assert sim.orders("open") == []
+        tt.submit(OrderRequest("AAA", Side.BUY, qty=Decimal(10)))
+        o = tt.submit(stop(protective_key("AAA", "z", 2), 10))                       # with the shares: accepted, a closing order
+        leg = tt._call("get", f"{tt._acct}/orders/{o.id}")["data"]["legs"][0]
+        assert o.status is OrderStatus.ACCEPTED and leg["action"] == "Sell to Close"
+        with pytest.raises(OrderRejected, match="no position to close"): tt.submit(stop(protective_key("AAA", "z", 3), 11))  # more than held
+    finally:
+        if tt is not None: tt.close()
+        srv.stop()
+

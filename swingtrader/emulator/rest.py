@@ -146,7 +146,11 @@ def _warnings(emu, req, preview) -> list[dict]:
 def _place(emu, body, dry:bool) -> dict:
     req, action = order_request_from_tt(body)
     pos = position_qty(emu, req.symbol)
-    if action.endswith("to Close") and leg_action(req.side, req.qty, pos).endswith("to Open"): action = action.replace("Close", "Open")
+    if action.endswith("to Close") and leg_action(req.side, req.qty, pos).endswith("to Open"):
+        adv = body.get("advanced-instructions") if isinstance(body, dict) else None
+        if isinstance(adv, dict) and adv.get("strict-position-effect-validation") is True:   # (the error code is ours: unconfirmed)
+            raise preflight_failure(("position_effect_mismatch", f"{action} {req.qty} {req.symbol}: there is no position to close."))
+        action = action.replace("Close", "Open")     # tastytrade silently opens instead
     try: preview = emu.broker.dry_run(req)
     except UnknownSymbol as e: raise preflight_failure(("invalid_symbol", e.problem)) from None
     except SwingtraderError as e: raise _preflight_from(e) from None

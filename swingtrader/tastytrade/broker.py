@@ -23,6 +23,7 @@ from ..broker import (BrokerError, OrderRejected, OrderNotFound, AuthError, Rate
                                 UnknownSymbol)
 from .transport import TastytradeTransport, TooManyRequests, sdk_api
 from . import wire
+from ..stops import is_protective_key
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def _whole_shares(self:TastytradeBroker, req:OrderRequest) -> OrderRequest:
 def _body(self:TastytradeBroker, req:OrderRequest) -> tuple[OrderRequest, dict]:
     if req.notional is not None and not (self.settings.fractional and self.asset(req.symbol).fractionable):
         req = self._whole_shares(req)
-    return req, wire.order_body(req, self._position_qty(req.symbol), source=f"swingtrader")
+    return req, wire.order_body(req, self._position_qty(req.symbol), source=f"swingtrader", close_only=is_protective_key(req.client_key))
 
 # %% ../../nbs/20_tastytrade.ipynb #72adb4fa
 @patch
@@ -280,7 +281,7 @@ def replace(self:TastytradeBroker, order_id:str, qty:Decimal|None=None, limit_pr
     req = OrderRequest(cur.symbol, cur.side, qty=qty if qty is not None else cur.remaining_qty, type=cur.type, tif=cur.tif,
                        limit_price=limit_price if limit_price is not None else cur.limit_price,
                        stop_price=stop_price if stop_price is not None else cur.stop_price, client_key=client_key)
-    body = wire.order_body(req, self._position_qty(req.symbol))
+    body = wire.order_body(req, self._position_qty(req.symbol), close_only=is_protective_key(req.client_key))
     d = self._call("put", f"{self._acct}/orders/{int(order_id)}", order=cur, data=body).get("data") or {}
     new = wire.order_from_tt(d.get("order") if isinstance(d.get("order"), dict) else d)
     return new
