@@ -842,6 +842,9 @@ async def shutdown(self:Bot):
                 raise BotError("a protective stop could not be cancelled before the flatten.", "check the open orders at the broker, then flatten again.")
             await asyncio.to_thread(self.kill_switch.flatten)
         except Exception as e: self._fail("flatten", e)
+    elif self.started and (self.trader.broker_stops or self.trader.protective):
+        try: await asyncio.wait_for(self.sync_stops(), 60)     # leave every position protected at the broker
+        except Exception as e: self._fail("protective stops", e)
     for t in self._tasks: t.cancel()
     for t in self._tasks:
         try: await t
