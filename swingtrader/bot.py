@@ -22,7 +22,7 @@ from .ledger import Ledger, Reconciler, UNRESOLVED, trading_day
 from .risk import KillSwitch, KillState, RiskGuard
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer
-from .stops import StopBook
+from .stops import StopBook, PROTECTIVE
 from .trader import Trader, Intent
 from .health import HealthMonitor
 from .audit import AuditLog, AuditError, QueuedAudit
@@ -197,6 +197,7 @@ class Bot:
         self._last_call: float|None = None    # seconds the last successful broker call took (thread hop included)
         self._order_gate = asyncio.Lock()    # held by each submit, and by a reconcile while it runs (see `reconcile_async`)
         self._busy: set[str] = set()         # client keys being submitted right now (the reconciler leaves them alone)
+        self._stop_wake = asyncio.Event()    # set by order updates: the stop keeper syncs the protective stops
         m = ledger.load_state("market") or {}
         self.prices: dict[str, dict] = dict(m.get("prices") or {})     # symbol -> {"price": last close, "at": its close time}
         self.sectors: dict[str, str] = dict(m.get("sectors") or {})    # symbol -> sector (broker, else the scan)
@@ -213,7 +214,8 @@ class Bot:
 @patch
 def _make_trader(self:Bot) -> Trader:
     s = self.settings
-    kw = dict(audit=self.audit, clock=self.clock, assets=self._asset, broker_name=self.broker_name, kill_switch=self.kill_switch)
+    kw = dict(audit=self.audit, clock=self.clock, assets=self._asset, broker_name=self.broker_name, kill_switch=self.kill_switch,
+              broker_stops=s.broker_stops)
     if self.ledger.load_state("trader") is not None:
         log.info("resuming the trader from %s", self.ledger.path)
         return Trader.resume(s, self.ledger, **kw)
@@ -276,8 +278,10 @@ def _fail(self:Bot, where:str, e:BaseException):
 # %% ../nbs/60_bot.ipynb #d000389c
 @patch
 async def submit(self:Bot, intent:Intent, resend:int=2) -> Order|None:
-    "Send one intent; returns the broker's order, or None (rejected / unresolved)."
+    "Send one intent (an exit cancels the protective stop first); returns the broker's order, or None (rejected / unresolved / dropped)."
     key, t0 = intent.client_key, time.perf_counter()
+    if not intent.is_entry and not await self._release_stop(intent.request.symbol):
+        self.trader.drop_exit(intent); return None
     for attempt in range(resend + 1):
         try: order = await self.call(self.broker.submit, intent.request, what="submit")
         except OrderRejected as e:
@@ -382,6 +386,9 @@ async def on_bar(self:Bot, bar:Bar, session_close:datetime|None=None) -> list[In
         self.checkpoint(market=False)
     # shielded: a session ending (or a stop) while an intent is on its way must not leave it half-sent
     if intents: await asyncio.shield(asyncio.ensure_future(send_all()))
+    tr = self.trader
+    if tr.broker_stops and (bar.symbol in tr.protective or tr._stops_uncertain):     # the trail may have ratcheted
+        await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
     return intents
 
 @patch
@@ -405,13 +412,75 @@ async def _consume_updates(self:Bot):
         except Exception as e:
             self._fail("order_updates", e); await asyncio.sleep(0.5); continue
         try: self.on_update(u)
-        except Exception as e: self._fail("on_update", e)
+        except Exception as e: self._fail("on_update", e); continue
+        tr = self.trader
+        if (tr.broker_stops or tr.protective) and (u.fill is not None or tr._stops_uncertain or u.order.symbol in tr.protective):
+            self._stop_wake.set()          # the stop keeper syncs soon; updates keep flowing meanwhile
+
+# %% ../nbs/60_bot.ipynb #1615d182
+@patch
+async def _send_stops(self:Bot, calls) -> int:
+    "Make the broker calls of protective-stop `calls` (threads), recording each answer with the trader."
+    for c in calls:
+        key = c.client_key
+        if key: self._busy.add(key)
+        try:
+            try: o, err = await self.call(c.send, self.broker, what=f"stop {c.kind}"), None
+            except Exception as e: o, err = None, e
+            self.trader.stop_sent(c, o, err, self.clock.now())
+            if o is not None: self.order_updates.expect(o)
+            if err is not None and not isinstance(err, (OrderRejected, OrderNotFound)): self._fail(f"protective stop {c.kind}", err)
+        finally:
+            if key: self._busy.discard(key)
+    return len(calls)
+
+@patch
+async def _stop_keeper(self:Bot):
+    "Sync the protective stops whenever an order update asks for it (a task: the update stream never waits on the broker)."
+    while True:
+        await self._stop_wake.wait(); self._stop_wake.clear()
+        try: await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
+        except asyncio.CancelledError: raise
+        except Exception as e: self._fail("protective stops", e)
+
+@patch
+async def sync_stops(self:Bot, reconcile:bool=False) -> int: # first compare with the broker's open orders (always when unsure)
+    "Bring the broker's protective stops in line with the trader's positions and trailing stops; returns the calls made."
+    tr = self.trader
+    if not tr.broker_stops and not tr.protective: return 0
+    n = 0
+    async with self._order_gate:
+        if reconcile or tr._stops_uncertain:
+            orders = await self.call(self.broker.orders, "open", what="orders")
+            n += await self._send_stops(tr.reconcile_stops(orders, self.clock.now()))
+        n += await self._send_stops(tr.protect(self.clock.now()))
+    return n
+
+@patch
+async def _release_stop(self:Bot, symbol:str) -> bool:
+    "Cancel `symbol`'s protective stop before an exit (the caller holds the order gate); True when the exit may go."
+    for c in self.trader.release(symbol):
+        try: o, err = await self.call(c.send, self.broker, what="stop cancel"), None
+        except Exception as e: o, err = None, e
+        if not self.trader.released(c, o, err):
+            log.warning("exit for %s not sent: its protective stop %s filled or could not be cancelled (%s)", symbol, c.order_id, err)
+            return False
+    return True
+
+@patch
+async def release_all_stops(self:Bot) -> bool:
+    "Cancel every protective stop (before a flatten); True when all are gone."
+    ok = True
+    async with self._order_gate:
+        for sym in list(self.trader.protective): ok = await self._release_stop(sym) and ok
+    return ok
 
 # %% ../nbs/60_bot.ipynb #442dc56d
 @patch
 async def startup(self:Bot):
     "Resume from the ledger and reconcile with the broker; no order is sent before this returns."
     self._order_gate = asyncio.Lock()       # bound to this run's loop
+    self._stop_wake = asyncio.Event()
     await self.order_updates.start()
     self._tasks.append(asyncio.create_task(self._consume_updates(), name="order_updates"))
     await asyncio.sleep(0)
@@ -420,6 +489,10 @@ async def startup(self:Bot):
         o = self.ledger.order(key)
         if o is not None and o.status == "not_submitted": self.trader.close_intent(key, Decimal(0))   # stale: never resent
     await self.refresh_account()
+    if self.trader.broker_stops or self.trader.protective:
+        try: await self.sync_stops(reconcile=True)     # exactly one protective stop per open position, no orphan
+        except Exception as e: self._fail("protective stops", e)
+        self._tasks.append(asyncio.create_task(self._stop_keeper(), name="protective_stops"))
     for sym in {*self.trader.positions, *(s for s in self.trader.strategy.symbols if self.trader.strategy.is_long(s))} \
             if hasattr(self.trader.strategy, "symbols") else self.trader.positions:
         self.trader.strategy.mark_position(sym, self.trader.held(sym) > 0)
@@ -435,8 +508,26 @@ async def startup(self:Bot):
 class BotReconciler(Reconciler):
     "A `Reconciler` that does not resolve the intents the bot is submitting right now."
     def __init__(self, *args, busy=lambda: set(), # () -> client keys being submitted
+                 resting=lambda o: False, # ledger order -> is it a protective stop resting untouched (not in flight)
                  **kw):
-        super().__init__(*args, **kw); self.busy = busy
+        super().__init__(*args, **kw); self.busy, self.resting = busy, resting
+
+    def _read_positions(self) -> tuple[dict, dict, set]:
+        theirs, mine, moved = super()._read_positions()
+        self._stops_moving = self._moving_stops()      # read after the broker's positions: a stop that filled before is seen
+        return theirs, mine, moved
+
+    def _moving_stops(self) -> set[str]:
+        "Symbols of resting protective stops that the broker no longer shows working as the ledger knows them."
+        rest = [o for o in self.ledger.orders("open") if self.resting(o)]
+        if not rest: return set()
+        live = {k: o for o in self.broker.orders(status="open") for k in (o.client_key, o.id)}
+        return {o.symbol for o in rest if (b := live.get(o.client_key) or live.get(o.broker_order_id)) is None or b.filled_qty != o.filled_qty}
+
+    def _in_flight(self) -> set[str]:
+        "Symbols whose ledger position may still move; a protective stop resting at the broker too does not make its symbol in flight."
+        return {o.symbol for o in self.ledger.orders("open") if not self.resting(o)} | {o.symbol for o in self.ledger.unresolved_intents()} \
+               | self.ledger.symbols_missing_fills() | getattr(self, "_stops_moving", set())
 
     def _resolve_intents(self, out:dict):
         now = self.clock.now()
@@ -456,7 +547,8 @@ def _reconcile_sync(self:Bot, grace:float) -> tuple:
     if self._reconciler is None:
         self._reconciler = BotReconciler(self.ledger, self.broker, self.kill_switch, self.clock, audit=self.audit,
                                          tolerance=self.settings.reconcile_tolerance, grace=grace, settle=0.0,
-                                         pending_grace=max(30.0, self.settings.reconcile_interval / 2), busy=lambda: set(self._busy))
+                                         pending_grace=max(30.0, self.settings.reconcile_interval / 2), busy=lambda: set(self._busy),
+                                         resting=self._resting)
     rec = self._reconciler
     rec.grace = grace
     t0 = time.perf_counter()
@@ -475,17 +567,33 @@ def reconcile(self:Bot, grace:float=30.0):
 
 @patch
 def _quiet(self:Bot) -> bool:
-    "No order in flight: nothing the order-update stream is still settling (reconciling now cannot race a fill)."
-    return self._inflight == 0 and not self.ledger.unresolved_intents() and not self.ledger.orders("open") \
-           and not self.ledger.symbols_missing_fills()
+    "No order in flight: nothing the order-update stream is still settling (protective stops resting at the broker do not count)."
+    return self._inflight == 0 and not self.ledger.unresolved_intents() \
+           and not any(not self._resting(o) for o in self.ledger.orders("open")) and not self.ledger.symbols_missing_fills()
+
+@patch
+def _reconcile_settled(self:Bot, grace:float) -> tuple:
+    "`_reconcile_sync`, unless a protective stop the ledger knows as resting has moved at the broker (its fill is on its way)."
+    rest = [o for o in self.ledger.orders("open") if self._resting(o)]
+    if rest:
+        live = {k: o for o in self.broker.orders(status="open") for k in (o.client_key, o.id)}
+        if any((b := live.get(o.client_key) or live.get(o.broker_order_id)) is None or b.filled_qty != o.filled_qty for o in rest):
+            return None, 0.0
+    return self._reconcile_sync(grace)
+
+@patch
+def _resting(self:Bot, o) -> bool:
+    "A protective stop the ledger knows as working and untouched (the reconciler checks the broker agrees)."
+    return o.signal_id == PROTECTIVE and o.filled_qty == 0 and o.status == OrderStatus.ACCEPTED.value
 
 @patch
 async def reconcile_async(self:Bot, grace:float=30.0) -> object|None:
     "When quiet, compare ledger and broker once in a thread; the loop keeps deciding and applying updates. None if not quiet."
     async with self._order_gate:            # no submit starts while the broker and the ledger are compared
         if not self._quiet(): return None
-        try: r, dt = await asyncio.to_thread(self._reconcile_sync, grace)
+        try: r, dt = await asyncio.to_thread(self._reconcile_settled, grace)
         except _UNREACHABLE: self.health.broker_call(False, None, "reconcile"); raise
+        if r is None: return None
     self.health.broker_call(True, dt, "reconcile")
     return r
 
@@ -670,6 +778,8 @@ async def obey_commands(self:Bot) -> list:
     done = []
     for c in self.ledger.take_pending_commands():
         try:
+            if c.kind == "flatten" and not await self.release_all_stops():     # stops first: never two sells for the same shares
+                raise BotError("a protective stop could not be cancelled before the flatten.", "check the open orders at the broker, then flatten again.")
             res = await asyncio.to_thread(self.kill_switch.apply, c)
             done.append(self.ledger.complete_command(c.id, True, res))
         except Exception as e:
@@ -734,8 +844,14 @@ async def shutdown(self:Bot):
     "Close streams, flatten if asked, checkpoint, flush the audit."
     self._stopping = True
     if self._flatten_on_stop:
-        try: await asyncio.to_thread(self.kill_switch.flatten)
+        try:
+            if not await self.release_all_stops():
+                raise BotError("a protective stop could not be cancelled before the flatten.", "check the open orders at the broker, then flatten again.")
+            await asyncio.to_thread(self.kill_switch.flatten)
         except Exception as e: self._fail("flatten", e)
+    elif self.started and (self.trader.broker_stops or self.trader.protective):
+        try: await asyncio.wait_for(self.sync_stops(), 60)     # leave every position protected at the broker
+        except Exception as e: self._fail("protective stops", e)
     for t in self._tasks: t.cancel()
     for t in self._tasks:
         try: await t

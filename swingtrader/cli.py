@@ -125,17 +125,10 @@ class Number(click.ParamType):
 SPEED = Number(float, 0, 1e6, lo_open=True)     # simulated seconds per real second
 SEED = Number(int, 0, 2**32 - 1)                # market seeds
 
-def _calendar_days(cal) -> tuple[date, date]:
-    "The first and last session the market calendar knows."
-    idx = cal.sessions(date(1900, 1, 1), date(9999, 12, 31)).index
-    return idx[0], idx[-1]
-
-def _in_calendar(d:date, name:str, cal=None) -> date:
-    "`d`, or a clear error when it lies outside the market calendar."
+def _in_calendar(d:date, name:str) -> date:
+    "`d`, or a clear error naming the option when it lies outside the market calendar."
     from swingtrader.clock import MarketCalendar
-    lo, hi = _calendar_days(cal or MarketCalendar())
-    if not lo <= d <= hi: raise SwingtraderError(f"{name} {d} is outside the market calendar ({lo} .. {hi}).", f"give a date from {lo} to {hi}.")
-    return d
+    return MarketCalendar().check_day(d, f"{name} {d}")
 
 @main.command()
 @click.option("--at", "at", default=None, help="ISO time to ask about (default: now), e.g. 2026-07-02T15:00-04:00")
@@ -145,11 +138,7 @@ def market(at):
     from swingtrader.clock import MarketCalendar, WallClock, NY
     t = WallClock().now() if at is None else _parse_time(at, "--at")
     cal = MarketCalendar()
-    lo, hi = _calendar_days(cal)
-    try: day = t.astimezone(NY).date()
-    except OverflowError: day = date.max
-    if not lo <= day < hi:
-        raise SwingtraderError(f"--at {t.isoformat()} is outside the market calendar (sessions {lo} .. {hi}).", f"give a time from {lo} to before {hi}.")
+    cal.check_day(t.date(), f"--at {at}")              # name the option when it lies outside the calendar
     state = "open" if cal.is_open(t) else "closed"
     click.echo(f"NYSE is {state} at {t.astimezone(NY):%Y-%m-%d %H:%M %Z}")
     click.echo(f"next open:  {cal.next_open(t):%Y-%m-%d %H:%M %Z}")

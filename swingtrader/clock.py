@@ -139,16 +139,17 @@ class MarketCalendar:
         return SwingtraderError(f"{what} is outside the market calendar's supported range {self.start} to {self.end}.",
                                 f"ask about a time between {self.start} and {self.end} (New York time).")
 
-    def _check_day(self, d:date) -> date:
+    def check_day(self, d:date, what:str|None=None) -> date:
+        "`d` (a date, or a datetime's date), or an error naming `what` and the supported range."
         if isinstance(d, datetime): d = d.date()
-        if not (self.start <= d <= self.end): raise self._outside(d)
+        if not (self.start <= d <= self.end): raise self._outside(what or d)
         return d
 
     def _session_at(self, at:datetime):
         "Index of the last session whose open is <= `at` (`at` inside the supported range)."
         if at.tzinfo is None: _check_aware(at)
         if not (self.start.year - 1 <= at.year <= self.end.year + 1): raise self._outside(at.isoformat())   # before converting: year 9999 overflows
-        self._check_day(at.astimezone(NY).date())
+        self.check_day(at.astimezone(NY).date())
         t = pd.Timestamp(_check_aware(at)).tz_convert(UTC).tz_localize(None).to_datetime64()
         return self._opens.searchsorted(t, side="right") - 1, t
 
@@ -174,7 +175,7 @@ class MarketCalendar:
 
     def is_session(self, d:date) -> bool:
         "Is `d` a trading day?"
-        return self._check_day(d) in self._sessions.index
+        return self.check_day(d) in self._sessions.index
 
     def sessions(self, start:date, end:date) -> pd.DataFrame:
         "Sessions from `start` to `end` inclusive: open, close (New York time) and early_close; only those in the supported range."

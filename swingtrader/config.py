@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     drawdown_warn: float = _f(0.02, "give a fraction of equity between 0 and 1, e.g. 0.02 warns once the equity falls 2 % below the day's high.", gt=0, lt=1)
     # -- run (single-instance locks)
     lock_dir: Path|None = _f(None, "give a directory on a local disk for the per-account bot locks (default: the per-user state directory).")
+    # -- stops (protective stop orders at the broker)
+    broker_stops: bool = _f(True, "use true or false: keep a GTC stop order at the broker at each position's trailing-stop level.")
+    broker_stop_min_move: float = _f(5.0, "give the smallest stop move worth a replace: 1 or more = ticks (e.g. 5, at most 10000), below 1 = a fraction of the price (e.g. 0.001), 0 = any move.", ge=0, le=10_000)
     # -- dashboard
     dashboard_password: SecretStr|None = _f(None, "set a password of at least 12 characters to log in to the dashboard (needed to serve it beyond this machine), or leave unset.")
 

@@ -43,6 +43,8 @@ INVALID = {
     "SWINGTRADER_SIM_CASH": ("-100", "starting cash"),
     "SWINGTRADER_SIM_SPEED": ("0", "simulated seconds"),
     "SWINGTRADER_DRAWDOWN_WARN": ("1", "fraction of equity"),
+    "SWINGTRADER_BROKER_STOPS": ("perhaps", "true or false"),
+    "SWINGTRADER_BROKER_STOP_MIN_MOVE": ("-1", "smallest stop move"),
 }
 
 @pytest.mark.parametrize("var", sorted(INVALID))

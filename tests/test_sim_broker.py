@@ -166,6 +166,17 @@ def test_fill_mode_through_broker_and_replace():
     assert n.replaces == o.id and b.order(o.id).status is OrderStatus.CANCELLED and n.filled_qty == 2
 
 
+def test_replace_under_a_given_client_key_is_once_per_key():
+    b = broker()
+    b.advance_to(mins(1))
+    b.submit(OrderRequest(SYMS[0], "buy", qty=5))
+    st = b.submit(OrderRequest(SYMS[0], "sell", qty=5, type="stop", tif="gtc", stop_price=Decimal("1.00"), client_key="ps-1"))
+    r = b.replace(st.id, stop_price=Decimal("1.10"), client_key="ps-2")
+    assert (r.client_key, r.replaces, r.stop_price, r.qty) == ("ps-2", st.id, Decimal("1.10"), Decimal(5))
+    assert b.replace(st.id, stop_price=Decimal("1.10"), client_key="ps-2").id == r.id     # a repeat: the same order
+    assert [o.client_key for o in b.orders("open")] == ["ps-2"]
+
+
 def test_order_updates_stream_fast_clock_and_thread_submit():
     b = broker(mode="fast", at=mins(1))
 

@@ -93,6 +93,20 @@ def test_limit_replace_cancel(env):
     with pytest.raises(OrderNotFound): b.order("987654")
     assert b.orders(status="open") == []
 
+def test_replace_with_our_client_key_once(env):
+    "A protective stop is moved by a replace under our own deterministic key; a repeat after a lost answer is the same order."
+    b, sym = env.broker(), env.sim.symbols[1]
+    buy = b.submit(OrderRequest(sym, "buy", qty=5))
+    assert wait_for(lambda: b.order(buy.id).status is OrderStatus.FILLED)
+    st = b.submit(OrderRequest(sym, "sell", qty=5, type="stop", tif="gtc", stop_price=Decimal("0.50"), client_key="ps-test-1"))
+    r = b.replace(st.id, stop_price=Decimal("0.60"), client_key="ps-test-2")
+    assert (r.client_key, r.replaces, r.stop_price, r.qty) == ("ps-test-2", st.id, Decimal("0.60"), Decimal(5))
+    again = b.replace(st.id, stop_price=Decimal("0.60"), client_key="ps-test-2")
+    assert again.id == r.id
+    assert [o.client_key for o in env.sim_orders()].count("ps-test-2") == 1
+    assert [o.id for o in b.orders(status="open")] == [r.id]
+    assert b.cancel(r.id).id == r.id
+
 def test_marketable_limit_fills(env):
     b, sym = env.broker(), env.sim.symbols[2]
     px = Decimal(str(round(env.sim.latest_quote(sym).ask * 1.05, 2)))

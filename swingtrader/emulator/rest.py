@@ -122,7 +122,11 @@ def _warnings(emu, req, preview) -> list[dict]:
 def _place(emu, body, dry:bool) -> dict:
     req, action = order_request_from_tt(body)
     pos = position_qty(emu, req.symbol)
-    if action.endswith("to Close") and leg_action(req.side, req.qty, pos).endswith("to Open"): action = action.replace("Close", "Open")
+    if action.endswith("to Close") and leg_action(req.side, req.qty, pos).endswith("to Open"):
+        adv = body.get("advanced-instructions") if isinstance(body, dict) else None
+        if isinstance(adv, dict) and adv.get("strict-position-effect-validation") is True:   # (the error code is ours: unconfirmed)
+            raise preflight_failure(("position_effect_mismatch", f"{action} {req.qty} {req.symbol}: there is no position to close."))
+        action = action.replace("Close", "Open")     # tastytrade silently opens instead
     try: preview = emu.broker.dry_run(req)
     except UnknownSymbol as e: raise preflight_failure(("invalid_symbol", e.problem)) from None
     except SwingtraderError as e: raise _preflight_from(e) from None
@@ -214,7 +218,11 @@ async def replace_order(request):
     if req.symbol != o.symbol or req.side is not o.side: raise preflight_failure(("invalid_replace", "A replacement must keep the symbol and side."))
     if req.type is not o.type or req.tif is not o.tif:
         raise preflight_failure(("invalid_replace", "This account can change price, stop-trigger and quantity on a replace; cancel and place a new order to change the order type or time in force."))
-    try: new = emu.broker.replace(o.id, qty=req.qty if req.qty != o.qty else None, limit_price=req.limit_price, stop_price=req.stop_price)
+    key = body.get("external-identifier")            # the replacement's own key, when the client sends one
+    key = key if isinstance(key, str) and key and key != o.client_key else None
+    if key is not None and len(key) > 64: raise TTApiError(400, "invalid_request", "external-identifier is too long.")
+    try: new = emu.broker.replace(o.id, qty=req.qty if req.qty != o.qty else None, limit_price=req.limit_price, stop_price=req.stop_price,
+                                  client_key=key)
     except SwingtraderError as e:
         if getattr(e, "reason", "") == "not_replaceable": raise TTApiError(422, "cannot_update_order", "the order could not be replaced") from None
         raise _preflight_from(e) from None

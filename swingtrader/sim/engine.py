@@ -532,6 +532,7 @@ def cancel(self:MatchingEngine, order_id:str, now_ns:int) -> Order:
 @patch
 def replace(self:MatchingEngine, order_id:str, now_ns:int, qty=None, limit_price=None, stop_price=None, client_key:str|None=None) -> Order:
     "Cancel/replace: a new order with the changes; the original is cancelled with event `replaced`."
+    if client_key is not None and client_key in self.by_key: return self.orders[self.by_key[client_key]]   # done already: once per key
     o = self.order(order_id)
     w = self.working.get(order_id)
     if w is None or o.notional is not None:

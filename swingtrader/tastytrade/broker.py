@@ -23,6 +23,7 @@ from ..broker import (BrokerError, OrderRejected, OrderNotFound, AuthError, Rate
                                 UnknownSymbol)
 from .transport import TastytradeTransport, TooManyRequests, sdk_api
 from . import wire
+from ..stops import is_protective_key
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def _whole_shares(self:TastytradeBroker, req:OrderRequest) -> OrderRequest:
 def _body(self:TastytradeBroker, req:OrderRequest) -> tuple[OrderRequest, dict]:
     if req.notional is not None and not (self.settings.fractional and self.asset(req.symbol).fractionable):
         req = self._whole_shares(req)
-    return req, wire.order_body(req, self._position_qty(req.symbol), source=f"swingtrader")
+    return req, wire.order_body(req, self._position_qty(req.symbol), source=f"swingtrader", close_only=is_protective_key(req.client_key))
 
 # %% ../../nbs/20_tastytrade.ipynb #72adb4fa
 @patch
@@ -264,20 +265,23 @@ def cancel_all(self:TastytradeBroker) -> list[Order]:
 
 @patch
 def replace(self:TastytradeBroker, order_id:str, qty:Decimal|None=None, limit_price:Decimal|None=None,
-            stop_price:Decimal|None=None) -> Order:
-    "Cancel-replace an open order with a new quantity and/or prices."
+            stop_price:Decimal|None=None,
+            client_key:str|None=None) -> Order: # the replacement's key (default: the old key + `.rN`); at most one order per key
+    "Cancel-replace an open order (`PUT /accounts/{n}/orders/{id}`) with a new quantity and/or prices."
+    if client_key is not None and (done := self.order_by_client_key(client_key, live_only=True)) is not None: return done
     cur = self.order(order_id)
     if cur.status.is_terminal:
         raise OrderRejected(f"Order {order_id} is {cur.status.value} and cannot be replaced.", "submit a new order instead.",
                             reason="not_replaceable", order=cur)
     if cur.notional is not None: raise OrderRejected("Notional orders cannot be replaced.", "cancel it and submit a new one.", reason="not_replaceable", order=cur)
-    base = cur.client_key.rsplit(".r", 1)
-    n = int(base[1]) + 1 if len(base) == 2 and base[1].isdigit() else 1
+    if client_key is None:
+        base = cur.client_key.rsplit(".r", 1)
+        n = int(base[1]) + 1 if len(base) == 2 and base[1].isdigit() else 1
+        client_key = f"{base[0]}.r{n}"[:64]
     req = OrderRequest(cur.symbol, cur.side, qty=qty if qty is not None else cur.remaining_qty, type=cur.type, tif=cur.tif,
                        limit_price=limit_price if limit_price is not None else cur.limit_price,
-                       stop_price=stop_price if stop_price is not None else cur.stop_price,
-                       client_key=f"{base[0]}.r{n}"[:64])
-    body = wire.order_body(req, self._position_qty(req.symbol))
+                       stop_price=stop_price if stop_price is not None else cur.stop_price, client_key=client_key)
+    body = wire.order_body(req, self._position_qty(req.symbol), close_only=is_protective_key(req.client_key))
     d = self._call("put", f"{self._acct}/orders/{int(order_id)}", order=cur, data=body).get("data") or {}
     new = wire.order_from_tt(d.get("order") if isinstance(d.get("order"), dict) else d)
     return new

@@ -177,10 +177,12 @@ def _qty(d:Decimal):
 
 def order_body(req:OrderRequest, # the order to place
                position_qty:Decimal=Decimal(0), # current signed position in the symbol (picks open/close)
-               source:str|None=None) -> dict:
+               source:str|None=None,
+               close_only:bool=False) -> dict: # a closing order whatever the position (a protective stop): refused rather than opening
     "tastytrade JSON body for `req`."
     effect = "Debit" if req.side is Side.BUY else "Credit"
-    leg = {"instrument-type": "Equity", "symbol": req.symbol, "action": leg_action(req.side, req.qty, position_qty)}
+    action = f"{req.side.value.title()} to Close" if close_only else leg_action(req.side, req.qty, position_qty)
+    leg = {"instrument-type": "Equity", "symbol": req.symbol, "action": action}
     body = {"time-in-force": TIF_TT[req.tif], "external-identifier": req.client_key}
     if req.notional is not None:
         body |= {"order-type": "Notional Market", "value": _num(req.notional), "value-effect": effect}
@@ -190,6 +192,8 @@ def order_body(req:OrderRequest, # the order to place
         if req.limit_price is not None: body |= {"price": _num(req.limit_price), "price-effect": effect}
         if req.stop_price is not None: body["stop-trigger"] = _num(req.stop_price)
     if source: body["source"] = source
+    if leg["action"].endswith("to Close"):        # never let a closing order (an exit, a protective stop) turn into an opening one
+        body["advanced-instructions"] = {"strict-position-effect-validation": True}
     body["legs"] = [leg]
     return body
 
