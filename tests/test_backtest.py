@@ -10,7 +10,7 @@ from swingtrader.backtest import Backtest, BacktestError, run_backtest
 from swingtrader.strategy import signals_frame, MacdParams
 
 OPEN = dict(position_cap=1.0, sector_cap=1.0, correlated_cap=1.0, risk_per_trade=0.05, daily_loss_halt=0.5,
-            weekly_loss_halt=0.5, max_losing_streak=10**6)
+            weekly_loss_halt=0.5, max_losing_streak=1000)
 
 def _trades(res): return res.trades.drop(columns=["return"]).reset_index(drop=True)
 

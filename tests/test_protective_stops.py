@@ -259,7 +259,8 @@ def test_switched_off_no_broker_orders():
 
 def test_through_the_emulator_with_the_tastytrade_client():
     from swingtrader.clock import WallClock
-    from swingtrader.emulator.core import Emulator, EmulatorServer
+    from swingtrader.emulator.core import Emulator
+    from swingtrader.emulator.app import EmulatorServer
     from swingtrader.tastytrade.broker import TastytradeBroker
     clock = SimClock(OPEN, mode="manual")
     sim = SimBroker({"AAA": market(drop_at=30), "BBB": market()}, universe(), clock, fill_at="quote")
@@ -422,7 +423,8 @@ def test_tastytrade_protective_stop_cannot_open_a_short():
     "A protective stop goes to tastytrade as `Sell to Close` with strict position-effect validation: without shares it is refused."
     from swingtrader.clock import WallClock
     from swingtrader.broker import OrderRejected
-    from swingtrader.emulator.core import Emulator, EmulatorServer
+    from swingtrader.emulator.core import Emulator
+    from swingtrader.emulator.app import EmulatorServer
     from swingtrader.tastytrade.broker import TastytradeBroker
     clock = SimClock(OPEN, mode="manual")
     sim = SimBroker({"AAA": market(), "BBB": market()}, universe(), clock, fill_at="quote")
