@@ -10,7 +10,9 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from dxlink_harness import live, make_broker, until
 from swingtrader.dxlink import wire
-from swingtrader.dxlink.streamer import DXLinkStreamer, DXLinkAuthError, CandleSeries
+from swingtrader.dxlink.connection import DXLinkAuthError
+from swingtrader.dxlink.events import CandleSeries
+from swingtrader.dxlink.streamer import DXLinkStreamer
 from swingtrader.models import Bar
 
 pytestmark = pytest.mark.timeout(90)
