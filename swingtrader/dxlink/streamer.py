@@ -131,46 +131,6 @@ async def subscribe_candles(self:DXLinkStreamer, symbols:str|Iterable[str], peri
     await self.subscribe("Candle", cands, since)
     return cands
 
-# %% ../../nbs/21_dxlink.ipynb #a0935034
-@patch
-def _fail_consumers(self:DXLinkStreamer, e:BaseException):
-    for mb in self.mailboxes: mb.fail(e)
-
-@patch
-async def start(self:DXLinkStreamer):
-    "Start connecting (returns at once; the connection is kept up in the background)."
-    if self._flusher is None:
-        c = self.connection
-        c.on_data, c.resubscribe, c.on_fail = self._on_data, self._resubscribe, self._fail_consumers
-        await c.start()
-        self._flusher = asyncio.create_task(self._flush_loop())
-
-@patch
-async def wait_connected(self:DXLinkStreamer, timeout:float=10):
-    "Wait until the feed is authorized and subscribed."
-    await self.connection.wait_connected(timeout)
-
-@patch
-async def close(self:DXLinkStreamer):
-    "Disconnect and end every consumer's iteration."
-    f, self._flusher = self._flusher, None
-    if f is not None: f.cancel()
-    await self.connection.close()
-    if f is not None:
-        try: await f
-        except (asyncio.CancelledError, Exception): pass
-    for mb in self.mailboxes: mb.fail(StreamClosed("The streamer was closed.", "start a new one."))
-
-@patch
-async def __aenter__(self:DXLinkStreamer): await self.start(); return self
-@patch
-async def __aexit__(self:DXLinkStreamer, *exc): await self.close()
-
-@patch
-async def disconnect(self:DXLinkStreamer):
-    "Drop the current connection (it reconnects by itself); for tests and lessons."
-    await self.connection.disconnect()
-
 # %% ../../nbs/21_dxlink.ipynb #3e55a25a
 _NAN = math.nan
 
@@ -292,6 +252,46 @@ def trades(self:DXLinkStreamer) -> AsyncIterator[Trade]:
 def bars(self:DXLinkStreamer) -> AsyncIterator[Bar]:
     "Closed bars, each exactly once, oldest first per symbol."
     return self.consume(self.mailbox({"Bar"}))
+
+# %% ../../nbs/21_dxlink.ipynb #a0935034
+@patch
+def _fail_consumers(self:DXLinkStreamer, e:BaseException):
+    for mb in self.mailboxes: mb.fail(e)
+
+@patch
+async def start(self:DXLinkStreamer):
+    "Start connecting (returns at once; the connection is kept up in the background)."
+    if self._flusher is None:
+        c = self.connection
+        c.on_data, c.resubscribe, c.on_fail = self._on_data, self._resubscribe, self._fail_consumers
+        await c.start()
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+@patch
+async def wait_connected(self:DXLinkStreamer, timeout:float=10):
+    "Wait until the feed is authorized and subscribed."
+    await self.connection.wait_connected(timeout)
+
+@patch
+async def close(self:DXLinkStreamer):
+    "Disconnect and end every consumer's iteration."
+    f, self._flusher = self._flusher, None
+    if f is not None: f.cancel()
+    await self.connection.close()
+    if f is not None:
+        try: await f
+        except (asyncio.CancelledError, Exception): pass
+    for mb in self.mailboxes: mb.fail(StreamClosed("The streamer was closed.", "start a new one."))
+
+@patch
+async def __aenter__(self:DXLinkStreamer): await self.start(); return self
+@patch
+async def __aexit__(self:DXLinkStreamer, *exc): await self.close()
+
+@patch
+async def disconnect(self:DXLinkStreamer):
+    "Drop the current connection (it reconnects by itself); for tests and lessons."
+    await self.connection.disconnect()
 
 # %% ../../nbs/21_dxlink.ipynb #b0518030
 @patch
