@@ -75,6 +75,14 @@ def call(self:StreamerThread, coro, timeout:float=30):
     return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 @patch
+def stop(self:StreamerThread, timeout:float=5):
+    "Close the streamer and join the thread."
+    if self._thread is None: return
+    if self.loop is not None and not self.loop.is_closed(): self.loop.call_soon_threadsafe(self._stop.set)
+    self._thread.join(timeout); self._thread = None
+
+# %% ../../nbs/21d_dxlink_bridge.ipynb #5ed4b7e7
+@patch
 def subscribe(self:StreamerThread, *args, **kw):
     "`DXLinkStreamer.subscribe` on the thread's loop."
     return self.call(self.streamer.subscribe(*args, **kw))
@@ -86,13 +94,6 @@ def subscribe_candles(self:StreamerThread, *args, **kw):
 def backfill(self:StreamerThread, *args, **kw):
     "`DXLinkStreamer.backfill` on the thread's loop."
     return self.call(self.streamer.backfill(*args, **kw))
-
-@patch
-def stop(self:StreamerThread, timeout:float=5):
-    "Close the streamer and join the thread."
-    if self._thread is None: return
-    if self.loop is not None and not self.loop.is_closed(): self.loop.call_soon_threadsafe(self._stop.set)
-    self._thread.join(timeout); self._thread = None
 
 @patch
 def __enter__(self:StreamerThread): return self.start()

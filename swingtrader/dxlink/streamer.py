@@ -107,6 +107,7 @@ async def subscribe(self:DXLinkStreamer, event_types:str|Iterable[str], # e.g. "
             add.append(self._sub_item(t, s, ft))
     if self.is_connected and add: await self.connection.send(wire.feed_subscription(self.channel, add=add))
 
+# %% ../../nbs/21_dxlink.ipynb #f5b6db8d
 @patch
 async def unsubscribe(self:DXLinkStreamer, event_types:str|Iterable[str], symbols:str|Iterable[str]):
     "Remove subscriptions."
@@ -174,6 +175,7 @@ def _full_blocks(self:DXLinkStreamer, data) -> list:
         else: out.append((et, [r]))
     return out
 
+# %% ../../nbs/21_dxlink.ipynb #55c4fa52
 @patch
 def _on_candles(self:DXLinkStreamer, recs) -> list[Bar]:
     bars, now, series = [], self._now_ms(), self.series
