@@ -10,7 +10,9 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from dxlink_harness import live, make_broker, until
 from swingtrader.dxlink import wire
-from swingtrader.dxlink.streamer import DXLinkStreamer, DXLinkAuthError, CandleSeries
+from swingtrader.dxlink.connection import DXLinkAuthError
+from swingtrader.dxlink.events import CandleSeries
+from swingtrader.dxlink.streamer import DXLinkStreamer
 from swingtrader.models import Bar
 
 pytestmark = pytest.mark.timeout(90)
@@ -260,3 +262,26 @@ async def test_a_session_that_lives_long_enough_resets_the_count():
     finally:
         await st.close(); server.close(); await server.wait_closed()
     assert health == ["critical", "ok"] and st.stats.failures == 0 and len(handshakes) >= 6
+
+
+# -- the client's rooms -------------------------------------------------------------------------------------------
+
+def test_dxlink_rooms_import_downwards_and_keep_their_privates():
+    "Each dxlink module imports only modules before it in `MODULES` (no circle), keeps to public names, stays small."
+    import ast
+    from swingtrader.dxlink import MODULES
+    pkg = pathlib.Path(wire.__file__).parent
+    src = {p.stem: p.read_text() for p in pkg.glob("*.py") if p.stem != "__init__"}
+    assert sorted(src) == sorted(MODULES)
+    for name, text in src.items():
+        assert len(text.splitlines()) <= 350, f"dxlink.{name} has grown past ~300 lines: split it"
+        for n in ast.walk(ast.parse(text)):
+            if isinstance(n, ast.ImportFrom):
+                assert not [a.name for a in n.names if a.name.startswith("_")], f"dxlink.{name}:{n.lineno} imports a private name"
+                if n.level == 1:
+                    deps = [n.module] if n.module else [a.name for a in n.names]
+                    for d in deps:
+                        assert MODULES.index(d) < MODULES.index(name), f"dxlink.{name} imports dxlink.{d}, which comes after it"
+            if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__"):
+                assert isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"), \
+                    f"dxlink.{name}:{n.lineno} uses {ast.unparse(n)}, another object's private name"

@@ -6,4 +6,4 @@
 __all__ = ['MODULES']
 
 # %% ../../nbs/16_dxlink_package.ipynb #f73bc481
-MODULES = ("wire", "streamer")   # in reading order
+MODULES = ("wire", "events", "mailbox", "connection", "streamer", "bridge")   # in reading order

@@ -4,229 +4,26 @@
 
 # %% ../../nbs/21_dxlink.ipynb #1d3ac589
 from __future__ import annotations
-import asyncio, inspect, logging, math, random, ssl as _ssl, threading
-from collections import deque
-from dataclasses import dataclass, field
+import asyncio, logging, math, ssl as _ssl
 from datetime import datetime, timedelta
-from operator import itemgetter
 from typing import Any, AsyncIterator, Callable, Iterable
 
 import pandas as pd
-import websockets
 from fastcore.basics import patch
 
-
-from ..config import SwingtraderError
 from ..models import Bar, Quote, Trade
-from ..clock import Clock, WallClock, UTC
-from ..broker import BAR_COLUMNS, empty_bars
+from ..clock import Clock, WallClock
 from . import wire
+from .events import CandleSeries, bars_frame, candle_symbol, to_quote, to_trade
+from .mailbox import Mailbox
+from .connection import DXLinkConnection, DXLinkError, StreamerStats
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'loads', 'QUOTE_TOKEN_URL_KEYS', 'DEFAULT_FIELDS', 'DXLinkError', 'DXLinkAuthError', 'to_quote', 'to_trade',
-           'CandleSeries', 'Mailbox', 'StreamerStats', 'DXLinkStreamer', 'StreamClosed', 'candle_symbol', 'bars_frame',
-           'StreamerThread']
-
-# %% ../../nbs/21_dxlink.ipynb #a0d1ce27
-class DXLinkError(SwingtraderError):
-    "The DXLink feed failed in a way reconnecting cannot fix."
-
-class DXLinkAuthError(DXLinkError):
-    "The quote token was refused."
-
-loads = wire.loads  # one codec: the wire module's (ujson underneath, DXLink's NaN strings become floats)
-
-# %% ../../nbs/21_dxlink.ipynb #ef161156
-def _utc_ms(ms) -> datetime: return datetime.fromtimestamp(ms / 1000, UTC)
-
-def _num(x, default=math.nan) -> float:
-    try: x = float(x)
-    except (TypeError, ValueError): return default
-    return x
-
-def to_quote(r) -> Quote|None:
-    "A `models.Quote` from a Quote record, or None when bid or ask is missing (NaN), as for indices."
-    bid, ask = _num(getattr(r, "bidPrice", None)), _num(getattr(r, "askPrice", None))
-    if bid != bid or ask != ask: return None
-    t = max(_num(getattr(r, "bidTime", 0), 0), _num(getattr(r, "askTime", 0), 0), _num(getattr(r, "eventTime", 0), 0))
-    bs, az = _num(getattr(r, "bidSize", 0), 0), _num(getattr(r, "askSize", 0), 0)
-    return Quote(r.eventSymbol, _utc_ms(t), bid, ask, 0.0 if bs != bs else bs, 0.0 if az != az else az)
-
-def to_trade(r) -> Trade|None:
-    "A `models.Trade` from a Trade/TradeETH record, or None without a price."
-    p = _num(getattr(r, "price", None))
-    if p != p: return None
-    s, dv = _num(getattr(r, "size", 0), 0), _num(getattr(r, "dayVolume", None))
-    return Trade(r.eventSymbol, _utc_ms(_num(getattr(r, "time", 0), 0)), p, 0.0 if s != s else s, None if dv != dv else dv)
-
-# %% ../../nbs/21_dxlink.ipynb #5e6c8aac
-def _timeframe(cs:wire.CandleSymbol) -> str:
-    n = int(cs.value) if float(cs.value).is_integer() else cs.value
-    return f"{n}{cs.type}"
-
-class CandleSeries:
-    "Snapshot and forming-bar state of one candle symbol; turns Candle records into closed `Bar`s."
-    def __init__(self, symbol:str): # candle symbol, e.g. AAPL{=5m}
-        self.symbol, self.cs = symbol, wire.parse_candle_symbol(symbol)
-        self.base, self.timeframe, self.seconds = self.cs.base, _timeframe(self.cs), self.cs.seconds
-        self.snap: dict|None = None           # time -> record while a snapshot is arriving
-        self.forming = None                   # newest candle, not yet closed
-        self.last_closed = -1                 # epoch ms of the newest bar emitted
-        self.snapshots = 0                    # snapshots completed (backfill waits on this)
-        self.duplicates = self.bad = 0
-        self.pending, self.collect = True, None   # awaiting a snapshot; backfill's bar list
-        self._due = None                          # forming bar seen past its end by one flush check
-
-    def bar(self, r) -> Bar|None:
-        try: return Bar(self.base, _utc_ms(r.time), float(r.open), float(r.high), float(r.low), float(r.close),
-                        _num(r.volume, 0.0), self.timeframe)
-        except SwingtraderError as e:
-            self.bad += 1; log.warning("dropping candle %s: %s", self.symbol, e); return None
-
-    def _close(self, r, out:list):
-        if r.time <= self.last_closed: self.duplicates += 1; return
-        b = self.bar(r)
-        self.last_closed = r.time
-        if b is not None: out.append(b)
-
-    def update(self, r, now_ms:float|None=None) -> list[Bar]:
-        "Feed one Candle record; returns the bars it closes (oldest first)."
-        out, flags = [], int(_num(getattr(r, "eventFlags", 0), 0))
-        if flags & wire.SNAPSHOT_BEGIN: self.snap = {}
-        bad = not isinstance(r.time, (int, float)) or r.open != r.open or r.close != r.close
-        if self.snap is not None:
-            if flags & wire.REMOVE_EVENT or bad: self.snap.pop(r.time, None)
-            else: self.snap[r.time] = r
-            if flags & (wire.SNAPSHOT_END | wire.SNAPSHOT_SNIP): self._finish(out, now_ms)
-            return out
-        if flags & wire.REMOVE_EVENT:
-            if self.forming is not None and self.forming.time == r.time: self.forming = None
-            return out
-        if bad: return out
-        t = r.time
-        if t <= self.last_closed: self.duplicates += 1
-        elif self.forming is None or t == self.forming.time: self.forming = r
-        elif t > self.forming.time: self._close(self.forming, out); self.forming = r
-        else: self._close(r, out)  # a late correction of an older, never-emitted bar
-        return out
-
-    def _finish(self, out, now_ms):
-        rows = [self.snap[t] for t in sorted(self.snap)]
-        self.snap, self.forming = None, None
-        if rows:
-            for r in rows[:-1]: self._close(r, out)
-            last = rows[-1]
-            if self._ended(last, now_ms): self._close(last, out)
-            elif last.time > self.last_closed: self.forming = last
-        self.snapshots += 1
-
-    def _ended(self, r, now_ms) -> bool:
-        return now_ms is not None and self.seconds is not None and now_ms >= r.time + self.seconds * 1000
-
-    def flush(self, now_ms:float) -> list[Bar]:
-        "Close the forming bar once two checks in a row find the clock (`now_ms`, grace included) past its period end."
-        out, f = [], self.forming
-        if self.snap is None and f is not None and self._ended(f, now_ms):
-            if self._due == f.time: self._close(f, out); self.forming = None   # second check in a row: close it
-            else: self._due = f.time   # first time seen ended: give a late final update one more tick
-        return out
-
-    def resume_from(self) -> int|None:
-        "The `fromTime` to re-subscribe with: the last closed bar (the gap after it is refilled)."
-        return None if self.last_closed < 0 else int(self.last_closed)
-
-# %% ../../nbs/21_dxlink.ipynb #9df6521d
-_sym = itemgetter(0)
-
-class Mailbox:
-    "One consumer's buffer: conflated quotes + a bounded, lossless queue for everything else."
-    def __init__(self, types:set|None=None, # event types to receive (None = all); closed bars are type 'Bar'
-                 conflate:bool=True, # keep only the latest Quote per symbol while the consumer lags
-                 maxsize:int=10_000): # bound of the lossless queue (backpressure beyond it)
-        self.types, self.conflate, self.maxsize = types, conflate, maxsize
-        self.q, self.latest, self.conflated = deque(), {}, 0
-        self._wait: asyncio.Future|None = None
-        self._space: asyncio.Future|None = None
-        self.error: BaseException|None = None
-
-    def wants(self, etype:str) -> bool: return self.types is None or etype in self.types
-
-    def put_quotes(self, recs:list):
-        if self.conflate:
-            latest = self.latest; n = len(latest)
-            latest.update(zip(map(_sym, recs), recs))
-            self.conflated += len(recs) - (len(latest) - n)
-        else: self.q.extend(recs)
-        self._wake()
-
-    def put(self, items:list):
-        self.q.extend(items); self._wake()
-
-    def fail(self, e:BaseException): self.error = e; self._wake()
-
-    def _wake(self):
-        w = self._wait
-        if w is not None and not w.done(): w.set_result(None)
-
-    @property
-    def full(self) -> bool: return len(self.q) >= self.maxsize
-
-    async def wait_space(self):
-        "Block the reader until the consumer has drained half the queue."
-        while len(self.q) >= self.maxsize and self.error is None:
-            self._space = asyncio.get_running_loop().create_future()
-            await self._space
-
-    async def batches(self) -> AsyncIterator[list]:
-        "Yield lists of pending items; waits when there are none."
-        while True:
-            if self.q:
-                items = list(self.q); self.q.clear()
-                sp = self._space
-                if sp is not None and not sp.done(): sp.set_result(None)
-                yield items
-            if self.latest:
-                items = list(self.latest.values()); self.latest = {}
-                yield items
-            if not self.q and not self.latest:
-                if self.error is not None: raise self.error
-                self._wait = asyncio.get_running_loop().create_future()
-                await self._wait
-                self._wait = None
+__all__ = ['log', 'DXLinkStreamer', 'StreamClosed']
 
 # %% ../../nbs/21_dxlink.ipynb #ffaba3f7
-QUOTE_TOKEN_URL_KEYS = ("dxlink-url", "websocket-url", "url")
-
-async def _call(f):
-    r = f()
-    return await r if inspect.isawaitable(r) else r
-
-def _token_reply(r) -> tuple[str, str]:
-    "(token, url) from a token provider's reply: `(token, url)` or the `/api-quote-tokens` body."
-    if isinstance(r, (tuple, list)) and len(r) == 2: return str(r[0]), str(r[1])
-    if isinstance(r, dict):
-        d = r.get("data", r)
-        url = next((d[k] for k in QUOTE_TOKEN_URL_KEYS if d.get(k)), None)
-        if d.get("token") and url: return d["token"], url
-    raise DXLinkError("The quote-token provider returned no token and DXLink URL.",
-                      "return (token, url) or the /api-quote-tokens body {'token':..., 'dxlink-url':...}.")
-
-DEFAULT_FIELDS = {k: wire.EVENT_FIELDS[k] for k in ("Quote", "Trade", "TradeETH", "Candle", "Greeks", "Profile", "Summary")}
-
-@dataclass
-class StreamerStats:
-    "Counters of a `DXLinkStreamer` (read them any time)."
-    frames: int = 0        # frames received
-    events: int = 0        # events decoded
-    connects: int = 0      # successful handshakes
-    disconnects: int = 0   # connections lost (server close, error, watchdog)
-    watchdog: int = 0      # connections declared dead by the receive watchdog
-    failures: int = 0      # consecutive failed sessions (no handshake, or ended within `healthy_after` seconds)
-    alerts: int = 0        # health alerts raised through `on_health`
-    errors: list = field(default_factory=list)  # last DXLink ERROR frames (max 20)
-
 class DXLinkStreamer:
     "asyncio DXLink client: handshake, keepalive, reconnect + re-subscribe, candle backfill and closed bars."
     def __init__(self, token:Callable, # () -> (token, url) or the /api-quote-tokens body; sync or async; called per connect
@@ -245,27 +42,30 @@ class DXLinkStreamer:
                  max_auth_failures:int=3, # consecutive refused tokens before giving up
                  handshake_timeout:float=10,
                  max_size:int|None=2**24): # biggest frame accepted
-        if channel % 2 == 0: raise DXLinkError(f"DXLink channel {channel} is even.", "use an odd channel number such as 1.")
-        self.token_provider, self.clock, self.ssl = token, clock or WallClock(), ssl
-        self.keepalive_timeout, self.backoff_base, self.backoff_max = keepalive_timeout, backoff_base, backoff_max
-        self.healthy_after, self.alert_after, self.on_health = healthy_after, max(1, int(alert_after)), on_health
-        self.fields = {k: tuple(v) for k, v in (fields or DEFAULT_FIELDS).items()}
-        self.data_format, self.aggregation_period, self.channel = data_format, aggregation_period, channel
-        self.flush_grace, self.flush_interval, self.max_auth_failures = flush_grace, flush_interval, max_auth_failures
-        self.handshake_timeout, self.max_size = handshake_timeout, max_size
+        self.stats = StreamerStats()
+        self.connection = DXLinkConnection(
+            token, ssl=ssl, keepalive_timeout=keepalive_timeout, backoff_base=backoff_base, backoff_max=backoff_max,
+            healthy_after=healthy_after, alert_after=alert_after, on_health=on_health, fields=fields,
+            data_format=data_format, aggregation_period=aggregation_period, channel=channel,
+            max_auth_failures=max_auth_failures, handshake_timeout=handshake_timeout, max_size=max_size,
+            stats=self.stats)   # its hooks (on_data, resubscribe, on_fail) are wired in `start`
+        self.clock, self.flush_grace, self.flush_interval = clock or WallClock(), flush_grace, flush_interval
+        self.fields, self.channel = self.connection.fields, channel
         self.subs: dict[tuple[str, str], int|None] = {}   # (type, symbol) -> fromTime
         self.series: dict[str, CandleSeries] = {}          # candle symbol -> state
         self.mailboxes: list[Mailbox] = []
-        self.stats = StreamerStats()
-        self._ws = None; self._task = None; self._closing = False
-        self._rx_fields = dict(self.fields)
+        self._flusher = None
         self._snap_waiters: list = []
-        self.server_keepalive = 60.0
 
     def __repr__(self): return f"DXLinkStreamer(subs={len(self.subs)}, connected={self.is_connected})"
 
     @property
-    def is_connected(self) -> bool: return self._ws is not None
+    def is_connected(self) -> bool: return self.connection.is_connected
+
+    @property
+    def failure(self) -> BaseException|None:
+        "Why the feed stopped for good (a refused token, a bad provider), or None."
+        return self.connection.failure
 
 # %% ../../nbs/21_dxlink.ipynb #763a39ca
 class StreamClosed(DXLinkError):
@@ -284,9 +84,11 @@ def _sub_item(self:DXLinkStreamer, etype, sym, from_time):
     return {"type": etype, "symbol": sym}
 
 @patch
-async def _send(self:DXLinkStreamer, msg:dict, ws=None):
-    ws = ws or self._ws
-    if ws is not None: await ws.send(wire.dumps(msg))
+def _resubscribe(self:DXLinkStreamer) -> list[dict]:
+    "Every remembered subscription, for the end of a handshake; candle series await their snapshot again."
+    add = [self._sub_item(t, s, ft) for (t, s), ft in self.subs.items()]
+    for s in self.series.values(): s.pending = True
+    return add
 
 @patch
 async def subscribe(self:DXLinkStreamer, event_types:str|Iterable[str], # e.g. "Quote" or ["Quote", "Trade"]
@@ -303,8 +105,9 @@ async def subscribe(self:DXLinkStreamer, event_types:str|Iterable[str], # e.g. "
             if t == "Candle": self.series.setdefault(s, CandleSeries(s)).pending = True
             self.subs[(t, s)] = ft
             add.append(self._sub_item(t, s, ft))
-    if self._ws is not None and add: await self._send(wire.feed_subscription(self.channel, add=add))
+    if self.is_connected and add: await self.connection.send(wire.feed_subscription(self.channel, add=add))
 
+# %% ../../nbs/21_dxlink.ipynb #a0935034
 @patch
 async def unsubscribe(self:DXLinkStreamer, event_types:str|Iterable[str], symbols:str|Iterable[str]):
     "Remove subscriptions."
@@ -314,12 +117,7 @@ async def unsubscribe(self:DXLinkStreamer, event_types:str|Iterable[str], symbol
     for t in types:
         if t == "Candle":
             for s in syms: self.series.pop(s, None)
-    if self._ws is not None and rm: await self._send(wire.feed_subscription(self.channel, remove=rm))
-
-def candle_symbol(symbol:str, period:str="5m", regular_hours:bool=False) -> str:
-    "The DXLink candle symbol, e.g. `AAPL{=5m}` (`tho=true` for the regular session only)."
-    cs = wire.parse_candle_symbol(f"{symbol}{{={period}}}")
-    return str(wire.CandleSymbol(cs.base, cs.value, cs.type, {"tho": "true"} if regular_hours else {}))
+    if self.is_connected and rm: await self.connection.send(wire.feed_subscription(self.channel, remove=rm))
 
 @patch
 async def subscribe_candles(self:DXLinkStreamer, symbols:str|Iterable[str], period:str="5m",
@@ -334,213 +132,18 @@ async def subscribe_candles(self:DXLinkStreamer, symbols:str|Iterable[str], peri
     await self.subscribe("Candle", cands, since)
     return cands
 
-# %% ../../nbs/21_dxlink.ipynb #a0935034
-@patch
-def backoff_delay(self:DXLinkStreamer) -> float:
-    "Seconds to wait before the next connect: base·2^(failures-1), capped at `backoff_max`, equal jitter."
-    n = self.stats.failures
-    d = min(self.backoff_max, self.backoff_base * 2.0 ** min(max(n - 1, 0), 60))
-    return random.uniform(d / 2, d)
-
-@patch
-async def _session_ended(self:DXLinkStreamer, lived:float|None): # seconds since the handshake; None: no handshake
-    "Count a finished session (failure or success) and raise or clear the health alert."
-    st = self.stats
-    if lived is not None and lived >= self.healthy_after:
-        if st.failures >= self.alert_after: await self._health("ok", f"DXLink feed is healthy again (a session lived {lived:.0f} s)")
-        st.failures = 0
-        return
-    st.failures += 1
-    if st.failures == self.alert_after:
-        st.alerts += 1
-        what = "connects" if lived is None else f"sessions (the last lived {lived:.1f} s)"
-        await self._health("critical", f"DXLink feed down: {st.failures} {what} failed in a row within {self.healthy_after:g} s; "
-                                       f"reconnecting with backoff up to {self.backoff_max:g} s")
-
-@patch
-async def _health(self:DXLinkStreamer, level:str, message:str):
-    (log.error if level == "critical" else log.info)("DXLink health %s: %s", level, message)
-    if self.on_health is None: return
-    try:
-        r = self.on_health(level, message)
-        if inspect.isawaitable(r): await r
-    except Exception: log.exception("DXLink on_health callback failed")
-
 # %% ../../nbs/21_dxlink.ipynb #5162384e
-class _Reconnect(Exception): pass
-
-@patch
-async def _handshake(self:DXLinkStreamer, ws, token:str):
-    "SETUP -> AUTH -> AUTHORIZED -> CHANNEL_REQUEST -> CHANNEL_OPENED -> FEED_SETUP -> FEED_SUBSCRIPTION."
-    await self._send(wire.setup(keepalive_timeout=self.keepalive_timeout, accept_keepalive_timeout=self.keepalive_timeout), ws)
-    sent_auth = False
-    async def frames():
-        async for raw in ws:
-            self._rx = asyncio.get_running_loop().time()
-            m = loads(raw)
-            if m.get("type") == "ERROR":
-                self.stats.errors = (self.stats.errors + [m])[-20:]
-                if m.get("error") == "UNAUTHORIZED": raise DXLinkAuthError("DXLink refused the quote token.", "fetch a new token from /api-quote-tokens.")
-                raise _Reconnect(f"DXLink error {m.get('error')}: {m.get('message')}")
-            if m.get("type") == "SETUP": self.server_keepalive = float(m.get("keepaliveTimeout") or 60)
-            yield m
-        raise _Reconnect("connection closed during the handshake")
-    it = frames()
-    async for m in it:
-        if m.get("type") == "AUTH_STATE":
-            if m.get("state") == "AUTHORIZED": break
-            if sent_auth: raise DXLinkAuthError("DXLink refused the quote token (AUTH_STATE UNAUTHORIZED).", "fetch a new token from /api-quote-tokens.")
-            await self._send(wire.auth(token), ws); sent_auth = True
-    await self._send(wire.channel_request(self.channel), ws)
-    async for m in it:
-        if m.get("type") == "CHANNEL_OPENED" and m.get("channel") == self.channel: break
-    await self._send(wire.feed_setup(self.channel, self.fields, self.data_format, self.aggregation_period), ws)
-    self._rx_fields = dict(self.fields)
-    add = [self._sub_item(t, s, ft) for (t, s), ft in self.subs.items()]
-    for s in self.series.values(): s.pending = True
-    if add: await self._send(wire.feed_subscription(self.channel, add=add), ws)
-
-@patch
-async def _keepalive(self:DXLinkStreamer, ws):
-    while True:
-        await asyncio.sleep(min(self.server_keepalive, self.keepalive_timeout) / 2)
-        await self._send(wire.keepalive(), ws)
-
-@patch
-async def _watchdog(self:DXLinkStreamer):
-    "Return when nothing has been received for `keepalive_timeout` seconds."
-    loop = asyncio.get_running_loop()
-    while True:
-        idle = loop.time() - self._rx
-        if idle > self.keepalive_timeout: return
-        await asyncio.sleep(max(0.01, min(self.keepalive_timeout - idle, self.keepalive_timeout / 4)))
-
-@patch
-async def _session(self:DXLinkStreamer):
-    "One connection: connect, handshake, then read until it dies."
-    token, url = _token_reply(await _call(self.token_provider))
-    ws = await websockets.connect(url, ssl=self.ssl if url.startswith("wss") else None, max_size=self.max_size,
-                                  compression=None, ping_interval=None, open_timeout=self.handshake_timeout,
-                                  close_timeout=1, max_queue=64)
-    tasks = []
-    try:
-        self._rx = asyncio.get_running_loop().time()
-        await asyncio.wait_for(self._handshake(ws, token), self.handshake_timeout)
-        self._ws = ws; self.stats.connects += 1; self._authorized = True; self._connected_at = asyncio.get_running_loop().time()
-        log.info("DXLink connected to %s", url)
-        tasks = [asyncio.create_task(self._read(ws)), asyncio.create_task(self._watchdog()), asyncio.create_task(self._keepalive(ws))]
-        done, _ = await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
-        if tasks[1] in done and tasks[0] not in done:
-            self.stats.watchdog += 1
-            log.warning("DXLink silent for %.1f s: reconnecting", self.keepalive_timeout)
-        else: tasks[0].result()
-    finally:
-        self._ws = None
-        for t in tasks: t.cancel()
-        ws.transport.abort() if ws.transport is not None and not self._closing else None
-        try: await asyncio.wait_for(ws.close(), 1)
-        except Exception: pass
-
-@patch
-async def _run(self:DXLinkStreamer):
-    auth_failures, loop = 0, asyncio.get_running_loop()
-    while not self._closing:
-        self._authorized, self._connected_at = False, None
-        try: await self._session()
-        except asyncio.CancelledError: raise
-        except DXLinkAuthError as e:
-            auth_failures += 1
-            if auth_failures >= self.max_auth_failures: return self._fail(e)
-        except DXLinkError as e: return self._fail(e)
-        except (OSError, asyncio.TimeoutError, _Reconnect, websockets.WebSocketException, wire.DXLinkProtocolError) as e:
-            log.warning("DXLink connection lost: %s", e)
-        except Exception as e:  # a token provider that failed (network), a frame that is not DXLink: retry
-            log.warning("DXLink session failed: %r", e)
-        if self._authorized: auth_failures = 0
-        if self._closing: break
-        self.stats.disconnects += 1
-        await self._session_ended(None if self._connected_at is None else loop.time() - self._connected_at)
-        await asyncio.sleep(self.backoff_delay())
-
-@patch
-def _fail(self:DXLinkStreamer, e:BaseException):
-    log.error("DXLink streamer stopped: %s", e)
-    self.failure = e
-    for mb in self.mailboxes: mb.fail(e)
-
-@patch
-async def start(self:DXLinkStreamer):
-    "Start connecting (returns at once; the connection is kept up in the background)."
-    if self._task is None:
-        self._closing, self.failure = False, None
-        self._task = asyncio.create_task(self._run())
-        self._flusher = asyncio.create_task(self._flush_loop())
-
-@patch
-async def wait_connected(self:DXLinkStreamer, timeout:float=10):
-    "Wait until the feed is authorized and subscribed."
-    loop = asyncio.get_running_loop(); end = loop.time() + timeout
-    while self._ws is None:
-        if getattr(self, "failure", None) is not None: raise self.failure
-        if loop.time() > end: raise DXLinkError(f"DXLink did not connect within {timeout} s.", "check the URL, the token and the network.")
-        await asyncio.sleep(0.01)
-
-@patch
-async def close(self:DXLinkStreamer):
-    "Disconnect and end every consumer's iteration."
-    self._closing = True
-    for t in (self._task, getattr(self, "_flusher", None)):
-        if t is not None: t.cancel()
-    for t in (self._task, getattr(self, "_flusher", None)):
-        if t is not None:
-            try: await t
-            except (asyncio.CancelledError, Exception): pass
-    self._task = None
-    for mb in self.mailboxes: mb.fail(StreamClosed("The streamer was closed.", "start a new one."))
-
-@patch
-async def __aenter__(self:DXLinkStreamer): await self.start(); return self
-@patch
-async def __aexit__(self:DXLinkStreamer, *exc): await self.close()
-
-@patch
-async def disconnect(self:DXLinkStreamer):
-    "Drop the current connection (it reconnects by itself); for tests and lessons."
-    if self._ws is not None: self._ws.transport.abort()
-
-# %% ../../nbs/21_dxlink.ipynb #d8f209f6
 _NAN = math.nan
 
 @patch
 def _now_ms(self:DXLinkStreamer) -> float: return (self.clock.now().timestamp() - self.flush_grace) * 1000
 
 @patch
-async def _read(self:DXLinkStreamer, ws):
-    loop = asyncio.get_running_loop()
-    async for raw in ws:
-        self._rx = loop.time()
-        self.stats.frames += 1
-        m = loads(raw)
-        t = m.get("type")
-        if t == "FEED_DATA":
-            if await self._on_data(m.get("data") or ()): await asyncio.sleep(0)  # let woken consumers run
-        elif t == "FEED_CONFIG":
-            ef = m.get("eventFields")
-            if ef: self._rx_fields.update({k: tuple(v) for k, v in ef.items()})
-        elif t == "ERROR":
-            self.stats.errors = (self.stats.errors + [m])[-20:]
-            log.warning("DXLink ERROR %s: %s", m.get("error"), m.get("message"))
-            if m.get("error") in ("TIMEOUT", "UNAUTHORIZED", "BAD_ACTION"): raise _Reconnect(f"DXLink error {m.get('error')}")
-        elif t == "AUTH_STATE" and m.get("state") == "UNAUTHORIZED": raise _Reconnect("quote token expired")
-        elif t == "CHANNEL_CLOSED" and m.get("channel") == self.channel: raise _Reconnect("feed channel closed")
-    raise _Reconnect(f"server closed the connection ({ws.close_code})")
-
-@patch
 async def _on_data(self:DXLinkStreamer, data) -> bool:
     "Decode a FEED_DATA `data` and deliver it; True if a waiting consumer was woken."
     if data and isinstance(data[0], dict): blocks = self._full_blocks(data)
     else:
-        blocks, etype, f = [], None, self._rx_fields
+        blocks, etype, f = [], None, self.connection.event_fields
         for x in data:
             if isinstance(x, str): etype = x
             else: blocks.append((etype, wire.decode_compact([etype, x], f)))
@@ -548,7 +151,7 @@ async def _on_data(self:DXLinkStreamer, data) -> bool:
     for etype, recs in blocks:
         if not recs: continue
         self.stats.events += len(recs)
-        woke |= any(mb._wait is not None for mb in self.mailboxes)
+        woke |= any(mb.waiting for mb in self.mailboxes)
         if etype == "Quote":
             for mb in self.mailboxes:
                 if mb.wants("Quote"): mb.put_quotes(recs)
@@ -564,14 +167,15 @@ async def _on_data(self:DXLinkStreamer, data) -> bool:
 @patch
 def _full_blocks(self:DXLinkStreamer, data) -> list:
     "FULL events as records with the requested fields (omitted fields are NaN)."
-    out = []
+    out, fields = [], self.connection.event_fields
     for r in wire.decode_full(data):
-        et = r.eventType; fs = self._rx_fields.get(et)
+        et = r.eventType; fs = fields.get(et)
         if fs: r = wire.record_type(et, fs)(*[getattr(r, f, _NAN) for f in fs])
         if out and out[-1][0] == et: out[-1][1].append(r)
         else: out.append((et, [r]))
     return out
 
+# %% ../../nbs/21_dxlink.ipynb #ddffb597
 @patch
 def _on_candles(self:DXLinkStreamer, recs) -> list[Bar]:
     bars, now, series = [], self._now_ms(), self.series
@@ -583,7 +187,7 @@ def _on_candles(self:DXLinkStreamer, recs) -> list[Bar]:
         got = s.update(r, now)
         if s.snapshots != before: s.pending = False; self._snapshot_done()
         if got:
-            if getattr(s, "collect", None) is not None: s.collect.extend(got)
+            if s.collect is not None: s.collect.extend(got)
             else: bars.extend(got)
     return bars
 
@@ -598,10 +202,10 @@ async def _flush_loop(self:DXLinkStreamer):
     "Close forming bars whose period the clock has passed (only while connected and not mid-snapshot)."
     while True:
         await asyncio.sleep(self.flush_interval)
-        if self._ws is None: continue
+        if not self.is_connected: continue
         now, bars = self._now_ms(), []
         for s in self.series.values():
-            if not s.pending and getattr(s, "collect", None) is None: bars.extend(s.flush(now))
+            if not s.pending and s.collect is None: bars.extend(s.flush(now))
         if bars:
             for mb in self.mailboxes:
                 if mb.wants("Bar"): mb.put(bars)
@@ -611,11 +215,14 @@ async def _flush_loop(self:DXLinkStreamer):
 def mailbox(self:DXLinkStreamer, types:Iterable[str]|None=None, conflate:bool=True, maxsize:int=10_000) -> Mailbox:
     "Register a consumer mailbox (used by `events`, `quotes`, `bars` and the thread bridge)."
     mb = Mailbox(None if types is None else set(types), conflate, maxsize)
-    if getattr(self, "failure", None) is not None: mb.fail(self.failure)
+    if self.failure is not None: mb.fail(self.failure)
     self.mailboxes.append(mb)
     return mb
 
-async def _drain(streamer, mb, conv=None):
+@patch
+async def consume(self:DXLinkStreamer, mb:Mailbox, # a mailbox from `mailbox()`
+                  conv:Callable|None=None) -> AsyncIterator: # item -> value, or None to skip it
+    "Iterate a registered mailbox's items until the streamer closes; unregisters the mailbox at the end."
     try:
         async for batch in mb.batches():
             for x in batch:
@@ -625,54 +232,88 @@ async def _drain(streamer, mb, conv=None):
                 yield x
     except StreamClosed: return
     finally:
-        if mb in streamer.mailboxes: streamer.mailboxes.remove(mb)
+        if mb in self.mailboxes: self.mailboxes.remove(mb)
 
 @patch
 def events(self:DXLinkStreamer, types:Iterable[str]|None=None, # event types (+ 'Bar' for closed bars); None = all
            conflate:bool=True, maxsize:int=10_000) -> AsyncIterator:
     "Every event as a typed wire record (Quote, Trade, Candle, …) plus a `Bar` for each closed candle."
-    return _drain(self, self.mailbox(types, conflate, maxsize))
+    return self.consume(self.mailbox(types, conflate, maxsize))
 
 @patch
 def quotes(self:DXLinkStreamer, conflate:bool=True) -> AsyncIterator[Quote]:
     "Quotes as `models.Quote` (latest per symbol when the consumer lags)."
-    return _drain(self, self.mailbox({"Quote"}, conflate), to_quote)
+    return self.consume(self.mailbox({"Quote"}, conflate), to_quote)
 
 @patch
 def trades(self:DXLinkStreamer) -> AsyncIterator[Trade]:
     "Trades (regular and extended hours) as `models.Trade`; never dropped."
-    return _drain(self, self.mailbox({"Trade", "TradeETH"}), to_trade)
+    return self.consume(self.mailbox({"Trade", "TradeETH"}), to_trade)
 
 @patch
 def bars(self:DXLinkStreamer) -> AsyncIterator[Bar]:
     "Closed bars, each exactly once, oldest first per symbol."
-    return _drain(self, self.mailbox({"Bar"}))
+    return self.consume(self.mailbox({"Bar"}))
+
+# %% ../../nbs/21_dxlink.ipynb #e1a92123
+@patch
+def _fail_consumers(self:DXLinkStreamer, e:BaseException):
+    for mb in self.mailboxes: mb.fail(e)
+
+@patch
+async def start(self:DXLinkStreamer):
+    "Start connecting (returns at once; the connection is kept up in the background)."
+    if self._flusher is None:
+        c = self.connection
+        c.on_data, c.resubscribe, c.on_fail = self._on_data, self._resubscribe, self._fail_consumers
+        await c.start()
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+@patch
+async def wait_connected(self:DXLinkStreamer, timeout:float=10):
+    "Wait until the feed is authorized and subscribed."
+    await self.connection.wait_connected(timeout)
+
+@patch
+async def close(self:DXLinkStreamer):
+    "Disconnect and end every consumer's iteration."
+    f, self._flusher = self._flusher, None
+    if f is not None: f.cancel()
+    await self.connection.close()
+    if f is not None:
+        try: await f
+        except (asyncio.CancelledError, Exception): pass
+    for mb in self.mailboxes: mb.fail(StreamClosed("The streamer was closed.", "start a new one."))
+
+@patch
+async def __aenter__(self:DXLinkStreamer): await self.start(); return self
+@patch
+async def __aexit__(self:DXLinkStreamer, *exc): await self.close()
+
+@patch
+async def disconnect(self:DXLinkStreamer):
+    "Drop the current connection (it reconnects by itself); for tests and lessons."
+    await self.connection.disconnect()
 
 # %% ../../nbs/21_dxlink.ipynb #b0518030
-def bars_frame(bars:list[Bar]) -> pd.DataFrame:
-    "Bars as a frame indexed by `start` (UTC) with `BAR_COLUMNS`."
-    if not bars: return empty_bars()
-    df = pd.DataFrame([[b.open, b.high, b.low, b.close, b.volume] for b in bars], columns=list(BAR_COLUMNS),
-                      index=pd.DatetimeIndex([b.start for b in bars], name="start").tz_convert("UTC").as_unit("ns"))
-    return df.astype("float64")
-
 @patch
 async def backfill(self:DXLinkStreamer, symbols:str|Iterable[str], since:datetime, period:str="5m",
                    regular_hours:bool=False, timeout:float=30) -> dict[str, pd.DataFrame]:
     "Closed bars from `since` until now per symbol, once each snapshot has ended; live bars then follow on `bars()`."
     syms = [symbols] if isinstance(symbols, str) else list(symbols)
     cands = [candle_symbol(s, period, regular_hours) for s in syms]
+    want = {}
     for c in cands:
         s = self.series.setdefault(c, CandleSeries(c))
-        s.collect, s._want = [], s.snapshots + 1
+        s.collect, want[c] = [], s.snapshots + 1
     await self.subscribe("Candle", cands, since)
     loop = asyncio.get_running_loop(); end = loop.time() + timeout
     try:
-        while any(self.series[c].snapshots < self.series[c]._want for c in cands):
-            if getattr(self, "failure", None) is not None: raise self.failure
+        while any(self.series[c].snapshots < want[c] for c in cands):
+            if self.failure is not None: raise self.failure
             left = end - loop.time()
             if left <= 0:
-                miss = [c for c in cands if self.series[c].snapshots < self.series[c]._want]
+                miss = [c for c in cands if self.series[c].snapshots < want[c]]
                 raise DXLinkError(f"No candle snapshot for {', '.join(miss)} within {timeout} s.", "check the symbols and that the feed is connected.")
             f = loop.create_future(); self._snap_waiters.append(f)
             try: await asyncio.wait_for(f, min(left, 0.5))
@@ -682,63 +323,3 @@ async def backfill(self:DXLinkStreamer, symbols:str|Iterable[str], since:datetim
     finally:
         for c in cands:
             if c in self.series: self.series[c].collect = None
-
-# %% ../../nbs/21_dxlink.ipynb #c0d56ae3
-class StreamerThread:
-    "A `DXLinkStreamer` on its own loop in a daemon thread, with callbacks."
-    def __init__(self, *args, **kwargs): # passed to DXLinkStreamer
-        self._args, self._kwargs = args, kwargs
-        self._cbs: list[tuple[set|None, Callable, Callable|None]] = []
-        self.loop = self.streamer = self._thread = None
-        self.callback_errors = 0
-
-    def on_event(self, cb:Callable, types:Iterable[str]|None=None) -> StreamerThread:
-        "Call `cb(record)` for events of `types` (None = all); returns self for chaining."
-        self._cbs.append((None if types is None else set(types), cb, None)); return self
-    def on_quote(self, cb:Callable[[Quote], Any]) -> StreamerThread: self._cbs.append(({"Quote"}, cb, to_quote)); return self
-    def on_trade(self, cb:Callable[[Trade], Any]) -> StreamerThread: self._cbs.append(({"Trade", "TradeETH"}, cb, to_trade)); return self
-    def on_bar(self, cb:Callable[[Bar], Any]) -> StreamerThread: self._cbs.append(({"Bar"}, cb, None)); return self
-
-    def start(self, timeout:float=10) -> StreamerThread:
-        "Start the thread and wait until the feed is connected."
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, args=(ready,), daemon=True, name="dxlink-streamer")
-        self._thread.start()
-        if not ready.wait(timeout): raise DXLinkError("The streamer thread did not start.", "check the logs.")
-        self.call(self.streamer.wait_connected(timeout), timeout + 1)
-        return self
-
-    def _main(self, ready):
-        self.loop = asyncio.new_event_loop()
-        try: self.loop.run_until_complete(self._amain(ready))
-        finally: self.loop.close()
-
-    async def _amain(self, ready):
-        self.streamer, self._stop = DXLinkStreamer(*self._args, **self._kwargs), asyncio.Event()
-        tasks = [asyncio.create_task(self._pump(self.streamer.mailbox(types), cb, conv)) for types, cb, conv in self._cbs]
-        await self.streamer.start(); ready.set()
-        await self._stop.wait()
-        await self.streamer.close()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _pump(self, mb, cb, conv):
-        async for x in _drain(self.streamer, mb, conv):
-            try: cb(x)
-            except Exception: self.callback_errors += 1; log.exception("DXLink callback failed")
-
-    def call(self, coro, timeout:float=30):
-        "Run a streamer coroutine (e.g. `subscribe`) on the thread's loop and return its result."
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def subscribe(self, *args, **kw): return self.call(self.streamer.subscribe(*args, **kw))
-    def subscribe_candles(self, *args, **kw): return self.call(self.streamer.subscribe_candles(*args, **kw))
-    def backfill(self, *args, **kw): return self.call(self.streamer.backfill(*args, **kw))
-
-    def stop(self, timeout:float=5):
-        "Close the streamer and join the thread."
-        if self._thread is None: return
-        if self.loop is not None and not self.loop.is_closed(): self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout); self._thread = None
-
-    def __enter__(self): return self.start()
-    def __exit__(self, *exc): self.stop()

@@ -295,9 +295,9 @@ def _quote_token(self:TastytradeBroker) -> dict:
 def dxlink(self:TastytradeBroker):
     "The broker's DXLink `StreamerThread` (started on first use)."
     if getattr(self, "_dx", None) is None:
-        try: from swingtrader.dxlink.streamer import StreamerThread
+        try: from swingtrader.dxlink.bridge import StreamerThread
         except ImportError:
-            raise BrokerError("tastytrade has no REST bars and swingtrader.dxlink.streamer is not available.",
+            raise BrokerError("tastytrade has no REST bars and swingtrader.dxlink.bridge is not available.",
                               "history needs the DXLink streamer module.") from None
         from swingtrader.fills import ssl_context
         v = self.transport.session.verify
