@@ -13,8 +13,10 @@ Every order this process hands to the broker is first appended to `<data_dir>/su
 tell which process sent what, even after a SIGKILL). After start-up (resume + reconcile) it writes
 `<data_dir>/startup-<RUN_NAME>.json`. A `SwingtraderError` (e.g. the single-instance lock held by another process) prints
 one `error:` line and exits 2, as the CLI does.
+
+The single-instance lock is `swingtrader.runs.start_run` (as `swingtrader run` takes it) when that module exists.
 """
-import asyncio, json, sys, time, urllib.request
+import asyncio, contextlib, json, sys, time, urllib.request
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -38,16 +40,23 @@ class EmulatorClock(SimClock):
 def main(cfg_path:str, run:str):
     cfg = json.loads(Path(cfg_path).read_text())
     from swingtrader.config import Settings
-    from swingtrader.clock import MarketCalendar
-    from swingtrader.bot import tastytrade_bot, open_state, _run_with_signals
 
     settings = Settings(_env_file=None, **cfg["settings"])
     speed = cfg["speed"]
     start = datetime.fromisoformat(cfg["sim_now"]) + timedelta(seconds=(time.monotonic() - cfg["monotonic"]) * speed)
     clock = EmulatorClock(start, speed, cfg["control_url"])
     data = Path(settings.data_dir)
-    # The single-instance lock (helper "run") is expected to be taken where the CLI's `run` takes it; if that is
-    # `open_state`, this child takes it too. TIGHTEN AFTER MERGE: if the lock lives elsewhere, take it here the same way.
+    # The single-instance lock (data directory + broker account), taken the way `swingtrader run` takes it. Before helper
+    # "run" is merged there is no `swingtrader.runs`: no lock, and a second instance gets as far as it gets.
+    try: from swingtrader.runs import start_run
+    except ImportError: start_run = None
+    with start_run(settings, "run") if start_run is not None else contextlib.nullcontext():
+        run_bot(cfg, run, settings, clock, data)
+
+
+def run_bot(cfg:dict, run:str, settings, clock, data:Path):
+    from swingtrader.clock import MarketCalendar
+    from swingtrader.bot import tastytrade_bot, open_state, _run_with_signals
     ledger, audit = open_state(settings, clock)
     bot = tastytrade_bot(settings, clock, ledger, audit, scan_url=cfg["scan_url"], calendar=MarketCalendar(),
                          last_day=date.fromisoformat(cfg["last_day"]), fast_forward_idle=cfg["fast_forward"], check_every=120.0)
