@@ -4,7 +4,8 @@ streamer, TradingView scan) against the emulator served by the test process, on 
     python tests/chaos_child.py CONFIG.json RUN_NAME
 
 CONFIG.json: `settings` (plain values), the emulator clock's anchor (`sim_now` at `monotonic`, `speed`: CLOCK_MONOTONIC is
-system-wide, so this process's clock runs in step with the emulator's), `control_url` (the emulator's control API),
+system-wide, so this process's clock runs in step with the emulator's), `control_url` and `control_headers` (the emulator's
+control API and its per-start token, when it has one),
 `scan_url`, `last_day`, `fast_forward` (jump the overnight idle: the jump goes to the emulator's clock first, then this
 process's clock takes the emulator's answer) and `polls` (the order-update stream's real-second poll intervals, scaled down
 for the simulated speed: at 2000x its 30 s safety poll would be 17 simulated hours).
@@ -25,13 +26,13 @@ from swingtrader.clock import SimClock
 
 class EmulatorClock(SimClock):
     "A scaled `SimClock` in step with the emulator's; `set` (the bot's fast-forward) moves the emulator's clock first."
-    def __init__(self, start, speed:float, control_url:str):
+    def __init__(self, start, speed:float, control_url:str, control_headers:dict):
         super().__init__(start, mode="scaled", speed=speed)
-        self.control_url = control_url
+        self.control_url, self.control_headers = control_url, control_headers
 
     def set(self, t:datetime):
         req = urllib.request.Request(f"{self.control_url}/_emulator/clock", data=json.dumps({"to": t.isoformat()}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+                                     headers={"Content-Type": "application/json", **self.control_headers}, method="POST")
         with urllib.request.urlopen(req, timeout=30) as r: now = datetime.fromisoformat(json.loads(r.read())["now"])
         self._t, self._m0 = max(now, t), time.monotonic()   # the emulator's time (a few ms behind: never ahead of it)
         self._wake()
@@ -44,7 +45,7 @@ def main(cfg_path:str, run:str):
     settings = Settings(_env_file=None, **cfg["settings"])
     speed = cfg["speed"]
     start = datetime.fromisoformat(cfg["sim_now"]) + timedelta(seconds=(time.monotonic() - cfg["monotonic"]) * speed)
-    clock = EmulatorClock(start, speed, cfg["control_url"])
+    clock = EmulatorClock(start, speed, cfg["control_url"], cfg.get("control_headers") or {})
     data = Path(settings.data_dir)
     # The single-instance lock (data directory + broker account), taken the way `swingtrader run` takes it. Before helper
     # "run" is merged there is no `swingtrader.runs`: no lock, and a second instance gets as far as it gets.

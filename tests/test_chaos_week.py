@@ -132,7 +132,8 @@ class Chaos:
                                              tt_api_url=tt.tt_api_url, tt_streamer_url=tt.tt_streamer_url,
                                              tt_account_number=tt.tt_account_number)
                                  | ({"lock_dir": str(tmp / "locks")} if "lock_dir" in Settings.model_fields else {}),
-                        speed=SPEED, polls=POLLS, scan_url=self.env.scan_url(), control_url=self.srv.api_url, last_day=DAYS[-1].isoformat())
+                        speed=SPEED, polls=POLLS, scan_url=self.env.scan_url(), control_url=self.srv.api_url,
+                        control_headers=dict(getattr(self.srv, "control_headers", None) or {}), last_day=DAYS[-1].isoformat())
         self.counts = Counter({"second instance refused by the lock": 0})
         self.armed = Counter()                    # REST knob faults armed (what was not consumed is subtracted at the end)
         self.post = Counter()                     # order-POST faults still to fire
