@@ -10,8 +10,8 @@ control API and its per-start token, when it has one),
 process's clock takes the emulator's answer) and `polls` (the order-update stream's real-second poll intervals, scaled down
 for the simulated speed: at 2000x its 30 s safety poll would be 17 simulated hours).
 
-Every order this process hands to the broker is first appended to `<data_dir>/submits-<RUN_NAME>.jsonl` (so the test can
-tell which process sent what, even after a SIGKILL). After start-up (resume + reconcile) it writes
+Every order this process hands to the broker (`submit`, and `replace` with its new client key) is first appended to
+`<data_dir>/submits-<RUN_NAME>.jsonl` (so the test can tell which process sent what, even after a SIGKILL). After start-up (resume + reconcile) it writes
 `<data_dir>/startup-<RUN_NAME>.json`. A `SwingtraderError` (e.g. the single-instance lock held by another process) prints
 one `error:` line and exits 2, as the CLI does.
 
@@ -64,12 +64,15 @@ def run_bot(cfg:dict, run:str, settings, clock, data:Path):
 
     for k, v in (cfg.get("polls") or {}).items(): setattr(bot.order_updates.source, k, v)
 
-    real, log = bot.broker.submit, open(data / f"submits-{run}.jsonl", "a")
-    def submit(req):
-        log.write(json.dumps({"run": run, "client_key": req.client_key, "symbol": req.symbol, "side": req.side.value,
-                              "at": clock.now().isoformat()}) + "\n"); log.flush()
-        return real(req)
-    bot.broker.submit = submit
+    log = open(data / f"submits-{run}.jsonl", "a")
+    def logged(name, real):
+        def call(*args, **kw):
+            key = kw.get("client_key") or getattr(args[0], "client_key", None)
+            log.write(json.dumps({"run": run, "call": name, "client_key": key, "at": clock.now().isoformat()}) + "\n"); log.flush()
+            return real(*args, **kw)
+        return call
+    for name in ("submit", "replace"):       # every call that can put an order at the broker (protective stops: replace too)
+        if hasattr(bot.broker, name): setattr(bot.broker, name, logged(name, getattr(bot.broker, name)))
 
     startup = bot.startup
     async def startup_and_report():
