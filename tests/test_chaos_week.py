@@ -41,9 +41,10 @@ pytestmark = pytest.mark.timeout(900)
 
 # Flipped by the lead after merging helper "stops": every open position has exactly one working protective stop at the broker.
 EXPECT_BROKER_STOPS = False
-# Flipped by the lead after merging helper "run": the second instance exits by itself (non-zero, one line naming the lock)
-# before its start-up, instead of being SIGKILLed by this test once it got that far.
-EXPECT_INSTANCE_LOCK = False
+# Helper "run"'s lock is merged in main (swingtrader.runs.start_run): the second instance must exit by itself (exit 2, one
+# line naming the holder) before its start-up. Without swingtrader.runs (False) it would only be SIGKILLed by this test once
+# it got through start-up, and must not have sent an order.
+EXPECT_INSTANCE_LOCK = True
 
 # Flipped by the lead once the Trader refuses an entry while an entry (or exit) of the same symbol is working: until then a
 # second working entry for one symbol (seen in about 2 of 5 runs) makes test_one_working_entry_per_symbol xfail, not fail.
