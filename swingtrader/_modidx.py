@@ -2212,6 +2212,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'swingtrader.trader.Trader._after': ('trader.html#trader._after', 'swingtrader/trader.py'),
                                     'swingtrader.trader.Trader._apply_fill': ('trader.html#trader._apply_fill', 'swingtrader/trader.py'),
                                     'swingtrader.trader.Trader._entry': ('trader.html#trader._entry', 'swingtrader/trader.py'),
+                                    'swingtrader.trader.Trader._entry_pending': ( 'trader.html#trader._entry_pending',
+                                                                                  'swingtrader/trader.py'),
                                     'swingtrader.trader.Trader._exit': ('trader.html#trader._exit', 'swingtrader/trader.py'),
                                     'swingtrader.trader.Trader._exit_pending': ( 'trader.html#trader._exit_pending',
                                                                                  'swingtrader/trader.py'),

@@ -116,6 +116,8 @@ class Trader:
         self.skipped: list[dict] = []                    # signals that did not become orders, and why
         self.last_time: datetime|None = None             # close time of the last bar seen
         self._stale, self._snap_time = True, None
+        self.broker_held: dict[str, Decimal]|None = None   # the last broker snapshot's quantities, per symbol
+        self._snapshot_fresh: set[str] = set()             # symbols with no fill applied since that snapshot
         self._pl_marks: dict = {}                        # {'day': (date, equity), 'week': (key, equity)}
         self.losing_streak = ledger.losing_streak()      # consecutive losing round trips (kept up to date from fills)
         self.broker_stops = bool(broker_stops) and stops is not None
@@ -144,10 +146,16 @@ def asset(self:Trader, symbol:str) -> Asset:
 # %% ../nbs/55_trader.ipynb #b749432d
 @patch
 def set_account(self:Trader, account:Account, # the broker's balances now
-                positions:list[Position]|None=None): # the broker's positions now (None: keep the fill-tracked view)
+                positions:list[Position]|None=None): # the broker's positions now, for their marks (None: keep the view)
     "Refresh the view of the broker; funds of pending entries count as in the snapshot from now on."
     self.account = account
-    if positions is not None: self.positions = {p.symbol: p for p in positions if p.qty != 0}
+    if positions is not None:
+        # Quantities come from the ledger, never from the snapshot: the broker may already count a fill whose
+        # update has not arrived yet, and adding that fill on arrival would count it twice (and sell it twice).
+        marks = {p.symbol: p.market_price for p in positions}
+        self.positions = {p.symbol: _dc_replace(p, market_price=marks.get(p.symbol, p.market_price)) for p in self.ledger.positions()}
+        self.broker_held = {p.symbol: p.qty for p in positions}
+        self._snapshot_fresh = set(self.positions) | set(self.broker_held)
     for p in self.pending.values(): p.fresh = False
     self._stale, self._snap_time = False, self.last_time
 
@@ -165,9 +173,11 @@ def _account_view(self:Trader) -> Account:
 
 @patch
 def held(self:Trader, symbol:str) -> Decimal:
-    "Shares held in `symbol` (fill-tracked between snapshots)."
+    "Shares the bot may sell in `symbol`: its own (fill-tracked, from the ledger), never more than the broker holds."
     p = self.positions.get(symbol)
-    return p.qty if p is not None else Decimal(0)
+    q = p.qty if p is not None else Decimal(0)
+    if self.broker_held is not None and symbol in self._snapshot_fresh: q = min(q, self.broker_held.get(symbol, Decimal(0)))
+    return max(q, Decimal(0))
 
 # %% ../nbs/55_trader.ipynb #aa53f3d2
 def _returns(closes:list[float]) -> list[float]:
@@ -282,9 +292,14 @@ def _record(self:Trader, sig:Signal, req:OrderRequest, decision:Decision, size:S
     return [Intent(sig, req, decision, size)]
 
 @patch
+def _entry_pending(self:Trader, symbol:str) -> bool:
+    return any(p.symbol == symbol and p.entry for p in self.pending.values())
+
+@patch
 def _entry(self:Trader, sig:Signal) -> list[Intent]:
     sig = _dc_replace(sig, id=decision_id(sig))
     if self.audit is not None: self.audit.signal(sig)
+    if self._entry_pending(sig.symbol): return self._skip(sig, f"an entry order for {sig.symbol} is still working")   # one position per symbol
     acct = self._account_view()
     size = self.sizer.size(sig, acct, self.asset(sig.symbol), self.committed())
     if not size.ok:
@@ -348,6 +363,7 @@ def _apply_fill(self:Trader, f:Fill):
     else: nq = q - f.qty
     if nq == 0: self.positions.pop(f.symbol, None)
     else: self.positions[f.symbol] = Position(f.symbol, nq, avg)
+    self._snapshot_fresh.discard(f.symbol)      # the last snapshot may or may not count this fill: the ledger decides
     self._stale = True
 
 @patch
@@ -489,9 +505,9 @@ def protect(self:Trader, now:datetime|None=None) -> list[StopCall]:
         if ps.order_id is not None: calls.append(StopCall("cancel", sym, order_id=ps.order_id))
         elif ps.key is None: del self.protective[sym]
     if not self.broker_stops or self.ledger.halt_state().state == "halted": return calls
-    for sym, pos in list(self.positions.items()):
+    for sym in list(self.positions):
         ts, ps = self.stops.stops.get(sym), self.protective.get(sym)
-        qty = _whole(pos.qty)
+        qty = _whole(self.held(sym))                                     # never more than the broker holds
         if qty <= 0 or (ts is None and ps is None) or self._other_sell(sym): continue
         if ps is None: ps = self.protective[sym] = ProtectiveStop(sym, self._opened_at(sym))
         if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first
