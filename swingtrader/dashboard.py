@@ -14,7 +14,7 @@ from fastcore.basics import patch
 from pydantic import SecretStr
 from .config import ConfigError, Settings, SwingtraderError, env_name
 from .audit import Scrubber
-from .ledger import Ledger, OPEN_STATUSES, UNRESOLVED, _order_row
+from .ledger import Ledger, OPEN_STATUSES, UNRESOLVED
 from . import risk
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ def read_prices(data_dir:Path) -> dict[str, Decimal]:
 
 def last_fill_prices(ledger:Ledger) -> dict[str, Decimal]:
     "The price of the most recent fill of each symbol."
-    return {r[0]: Decimal(r[1]) for r in ledger._q(
-        "SELECT symbol, price FROM fills WHERE rowid IN (SELECT MAX(rowid) FROM fills GROUP BY symbol)")}
+    return ledger.last_fill_prices()
 
 def market_state(ledger:Ledger, # a (read-only) ledger
                  data_dir:Path|None=None) -> tuple[dict[str, Decimal], dict[str, str]]: # where `prices.json`/`sectors.json` may be
@@ -72,14 +71,10 @@ def market_state(ledger:Ledger, # a (read-only) ledger
 # %% ../nbs/80_dashboard.ipynb #362d42c6
 def _f(x) -> float|None: return None if x is None else float(x)
 
-def _latest_mark(ledger:Ledger) -> dict|None:
-    r = ledger._q("SELECT day, start_equity, equity, cash, updated_at FROM marks ORDER BY day DESC LIMIT 1")
-    return dict(r[0]) if r else None
-
 def account_view(ledger:Ledger, # a (read-only) ledger
                  prices:dict|None=None) -> dict: # latest price per symbol (default: last fills)
     "Trading state, equity, cash, day/week/realised/unrealised P&L and counts, as of the latest equity mark."
-    st, m = ledger.halt_state(), _latest_mark(ledger)
+    st, m = ledger.halt_state(), ledger.latest_mark()
     pos = positions_view(ledger, prices)
     day = None if m is None else pd.Timestamp(m["day"]).date()
     return {"state": st.state, "state_reason": st.reason, "state_who": st.who, "state_at": st.at,
@@ -101,7 +96,7 @@ def positions_view(ledger:Ledger, # a (read-only) ledger
     "Open positions with their mark, market value, unrealised and realised P&L, trailing stop and sector."
     prices, sectors = prices or {}, sectors or {}
     fills, stops = last_fill_prices(ledger), ledger.stops()
-    realized = {r[0]: Decimal(r[1]) for r in ledger._q("SELECT symbol, realized_pl FROM positions")}
+    realized = ledger.realized_by_symbol()
     rows = []
     for p in ledger.positions():
         last, src = (Decimal(str(prices[p.symbol])), "quote") if p.symbol in prices else (fills.get(p.symbol), "last fill")
@@ -121,11 +116,8 @@ def orders_view(ledger:Ledger, # a (read-only) ledger
                 recent:int=50) -> pd.DataFrame: # how many finished orders to show after the working ones
     "Working orders, then the `recent` most recently updated finished ones; newest first within each group."
     working = OPEN_STATUSES + UNRESOLVED
-    ph = ",".join("?" * len(working))
-    rows = ledger._q(f"SELECT * FROM orders WHERE status IN ({ph}) ORDER BY updated_at DESC, rowid DESC", *working) + \
-           ledger._q(f"SELECT * FROM orders WHERE status NOT IN ({ph}) ORDER BY updated_at DESC, rowid DESC LIMIT ?", *working, recent)
     out = []
-    for o in map(_order_row, rows):
+    for o in ledger.open_orders() + ledger.recent_orders(recent):
         out.append({"updated_at": o.updated_at, "symbol": o.symbol, "side": o.side.value, "type": o.type.value,
                     "qty": _f(o.qty), "notional": _f(o.notional), "limit_price": _f(o.limit_price), "stop_price": _f(o.stop_price),
                     "status": o.status, "filled_qty": float(o.filled_qty), "avg_fill_price": _f(o.avg_fill_price),
@@ -138,10 +130,9 @@ FILL_COLUMNS = ["time", "symbol", "side", "qty", "price", "commission", "fill_id
 
 def fills_view(ledger:Ledger, limit:int=50) -> pd.DataFrame:
     "The latest `limit` fills, newest first."
-    rows = ledger._q("SELECT * FROM fills ORDER BY rowid DESC LIMIT ?", limit)
-    return pd.DataFrame([{"time": r["time"], "symbol": r["symbol"], "side": r["side"], "qty": float(r["qty"]), "price": float(r["price"]),
-                          "commission": float(r["commission"]), "fill_id": r["fill_id"], "broker_order_id": r["broker_order_id"],
-                          "client_key": r["client_key"]} for r in rows], columns=FILL_COLUMNS)
+    return pd.DataFrame([{"time": f.time.isoformat(), "symbol": f.symbol, "side": f.side.value, "qty": float(f.qty), "price": float(f.price),
+                          "commission": float(f.commission), "fill_id": f.fill_id, "broker_order_id": f.order_id,
+                          "client_key": f.client_key} for f in ledger.recent_fills(limit)], columns=FILL_COLUMNS)
 
 # %% ../nbs/80_dashboard.ipynb #33ad8c4f
 RISK_COLUMNS = ["rule", "name", "value", "use", "limit", "use_of_limit"]
