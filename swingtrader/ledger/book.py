@@ -24,7 +24,7 @@ class Book:
     "The trading book: orders (intent first, broker result after), fills, positions, round trips, idempotency keys. A mixin of `Ledger` (needs a `Store`)."
 
 # %% auto #0
-__all__ = ['log', 'Book', 'LedgerOrder']
+__all__ = ['log', 'Book', 'LedgerOrder', 'step_position']
 
 # %% ../../nbs/46b_ledger_book.ipynb #74a14f11
 @dataclass(frozen=True, slots=True)
@@ -203,8 +203,8 @@ def resolve_intent(self:Book, client_key:str, order:Order|None) -> LedgerOrder: 
     return self.order(client_key)
 
 # %% ../../nbs/46b_ledger_book.ipynb #6cabe39c
-def _step_position(qty:Decimal, avg:Decimal, side:Side, fq:Decimal, price:Decimal) -> tuple[Decimal, Decimal, Decimal]:
-    "New (qty, avg entry, realised P&L) after a fill of `fq` at `price`."
+def step_position(qty:Decimal, avg:Decimal, side:Side, fq:Decimal, price:Decimal) -> tuple[Decimal, Decimal, Decimal]:
+    "New (qty, avg entry, realised P&L) after a fill of `fq` at `price`: the one rule positions follow (the book, `Ledger.check`)."
     s = fq if side is Side.BUY else -fq
     new = qty + s
     if qty == 0 or (qty > 0) == (s > 0): return new, (avg * abs(qty) + price * fq) / abs(new), Decimal(0)
@@ -267,7 +267,7 @@ def _insert_fill(self:Book, db, f:Fill, key:str|None=None, # the fill's order, w
         r = db.execute("SELECT qty, avg_entry_price, realized_pl, trip_pl FROM positions WHERE symbol=?", (sym,)).fetchone()
         p = tuple(map(Decimal, r)) if r else (Decimal(0),) * 4
     qty, avg, realized, trip = p
-    new, navg, pl = _step_position(qty, avg, side, f.qty, f.price)
+    new, navg, pl = step_position(qty, avg, side, f.qty, f.price)
     pl -= f.commission
     realized, trip = realized + pl, trip + pl
     if new == 0 or (qty != 0 and (new > 0) != (qty > 0)):   # flat or flipped: a round trip closed
@@ -402,34 +402,6 @@ def last_fill_seq(self:Book) -> int:
 def symbols_filled_since(self:Book, seq:int) -> set[str]: # a `last_fill_seq()`
     "Symbols with a fill recorded after `seq`."
     return {r[0] for r in self._q("SELECT DISTINCT symbol FROM fills WHERE rowid > ?", seq)}
-
-# %% ../../nbs/46b_ledger_book.ipynb #c8eb1dd8
-@patch
-def replay_positions(self:Book) -> dict[str, tuple[Decimal, Decimal]]:
-    "(qty, avg entry) per symbol recomputed from every fill in recording order."
-    pos: dict[str, tuple[Decimal, Decimal]] = {}
-    for r in self._q("SELECT symbol, side, qty, price FROM fills ORDER BY rowid"):
-        q, a = pos.get(r[0], (Decimal(0), Decimal(0)))
-        q, a, _ = _step_position(q, a, Side(r[1]), Decimal(r[2]), Decimal(r[3]))
-        pos[r[0]] = (q, a)
-    return pos
-
-@patch
-def check(self:Book) -> list[str]:
-    "Problems found in the ledger (empty list when consistent)."
-    probs = [f"integrity_check: {r[0]}" for r in self._q("PRAGMA integrity_check") if r[0] != "ok"]
-    probs += [f"fill {r[0]} belongs to no known order" for r in
-              self._q("SELECT fill_id FROM fills f LEFT JOIN orders o ON o.client_key=f.client_key WHERE o.client_key IS NULL")]
-    stored = {r[0]: (Decimal(r[1]), Decimal(r[2])) for r in self._q("SELECT symbol, qty, avg_entry_price FROM positions")}
-    replay = self.replay_positions()
-    for sym in set(stored) | set(replay):
-        s, p = stored.get(sym, (Decimal(0), Decimal(0))), replay.get(sym, (Decimal(0), Decimal(0)))
-        if s[0] != p[0] or (s[0] != 0 and s[1] != p[1]): probs.append(f"position {sym} is {s[0]} @ {s[1]} but fills give {p[0]} @ {p[1]}")
-    for r in self._q("SELECT o.client_key, o.qty, GROUP_CONCAT(f.qty, ' ') FROM orders o JOIN fills f ON f.client_key=o.client_key "
-                     "WHERE o.qty IS NOT NULL GROUP BY o.client_key"):
-        tot = sum((Decimal(q) for q in r[2].split()), Decimal(0))
-        if tot > Decimal(r[1]): probs.append(f"order {r[0]} has {tot} filled of {r[1]}")
-    return probs
 
 # %% ../../nbs/46b_ledger_book.ipynb #ed25f966
 @patch

@@ -10,8 +10,13 @@ from datetime import datetime
 from pathlib import Path
 
 from ..clock import UTC
+from decimal import Decimal
+
+from fastcore.basics import patch
+
+from ..models import Side
 from .store import Store, LedgerError, MIGRATIONS, check_file
-from .book import Book
+from .book import Book, step_position
 from .state import State
 
 # %% auto #0
@@ -20,6 +25,34 @@ __all__ = ['Ledger', 'LedgerCheck', 'check_ledger', 'backup_ledger', 'ledger_in_
 # %% ../../nbs/46d_ledger_core.ipynb #d15dd490
 class Ledger(Book, State, Store):
     "The bot's durable state in one SQLite file (WAL), or in memory for backtests: the book (`ledger.book`) and the state (`ledger.state`) on one store (`ledger.store`)."
+
+# %% ../../nbs/46d_ledger_core.ipynb #501c8f43
+@patch
+def replay_positions(self:Ledger) -> dict[str, tuple[Decimal, Decimal]]:
+    "(qty, avg entry) per symbol recomputed from every fill in recording order."
+    pos: dict[str, tuple[Decimal, Decimal]] = {}
+    for r in self._q("SELECT symbol, side, qty, price FROM fills ORDER BY rowid"):
+        q, a = pos.get(r[0], (Decimal(0), Decimal(0)))
+        q, a, _ = step_position(q, a, Side(r[1]), Decimal(r[2]), Decimal(r[3]))
+        pos[r[0]] = (q, a)
+    return pos
+
+@patch
+def check(self:Ledger) -> list[str]:
+    "Problems found in the ledger (empty list when consistent)."
+    probs = [f"integrity_check: {r[0]}" for r in self._q("PRAGMA integrity_check") if r[0] != "ok"]
+    probs += [f"fill {r[0]} belongs to no known order" for r in
+              self._q("SELECT fill_id FROM fills f LEFT JOIN orders o ON o.client_key=f.client_key WHERE o.client_key IS NULL")]
+    stored = {r[0]: (Decimal(r[1]), Decimal(r[2])) for r in self._q("SELECT symbol, qty, avg_entry_price FROM positions")}
+    replay = self.replay_positions()
+    for sym in set(stored) | set(replay):
+        s, p = stored.get(sym, (Decimal(0), Decimal(0))), replay.get(sym, (Decimal(0), Decimal(0)))
+        if s[0] != p[0] or (s[0] != 0 and s[1] != p[1]): probs.append(f"position {sym} is {s[0]} @ {s[1]} but fills give {p[0]} @ {p[1]}")
+    for r in self._q("SELECT o.client_key, o.qty, GROUP_CONCAT(f.qty, ' ') FROM orders o JOIN fills f ON f.client_key=o.client_key "
+                     "WHERE o.qty IS NOT NULL GROUP BY o.client_key"):
+        tot = sum((Decimal(q) for q in r[2].split()), Decimal(0))
+        if tot > Decimal(r[1]): probs.append(f"order {r[0]} has {tot} filled of {r[1]}")
+    return probs
 
 # %% ../../nbs/46d_ledger_core.ipynb #2d25cb48
 @dataclass(frozen=True)
