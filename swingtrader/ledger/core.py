@@ -7,13 +7,12 @@ from __future__ import annotations
 import os, shutil, sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-
-from ..clock import UTC
 from decimal import Decimal
+from pathlib import Path
 
 from fastcore.basics import patch
 
+from ..clock import UTC
 from ..models import Side
 from .store import Store, LedgerError, MIGRATIONS, check_file
 from .book import Book, step_position
