@@ -282,9 +282,7 @@ class BacktestResult:
 
 @patch
 def _fills_frame(self:Backtest) -> pd.DataFrame:
-    rows = self.ledger._q("SELECT fill_id, client_key, symbol, side, qty, price, commission, time, recorded_at FROM fills ORDER BY rowid")
-    df = pd.DataFrame([dict(r) for r in rows], columns=["fill_id", "client_key", "symbol", "side", "qty", "price", "commission", "time", "recorded_at"])
-    for c in ("qty", "price", "commission"): df[c] = df[c].map(Decimal)
+    df = pd.DataFrame(self.ledger.fill_history(), columns=["fill_id", "client_key", "symbol", "side", "qty", "price", "commission", "time", "recorded_at"])
     for c in ("time", "recorded_at"): df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
     return df
 

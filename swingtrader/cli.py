@@ -388,7 +388,7 @@ def backtest(start, end, symbols, seed, fill_at, out):
 @friendly
 def dashboard(port, address):
     "Serve the live dashboard of the data directory; private: loopback and a per-start token (or a password)."
-    from swingtrader.dashboard import serve
+    from swingtrader.dashboard_server import serve
     s = load_settings()
     serve(s, port=port, address=address, announce=lambda line: click.echo(line) or sys.stdout.flush())
 

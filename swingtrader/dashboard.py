@@ -4,29 +4,24 @@
 
 # %% ../nbs/80_dashboard.ipynb #69a5335f
 from __future__ import annotations
-import asyncio, hmac, html, ipaddress, json, logging, re, secrets, socket, sys, time
+import json, logging
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
-from fastcore.basics import patch
 
-from pydantic import SecretStr
-from .config import ConfigError, Settings, SwingtraderError, env_name
+from .config import Settings, SwingtraderError, env_name
 from .audit import Scrubber
-from .ledger import Ledger, OPEN_STATUSES, UNRESOLVED, _order_row
+from .ledger import Ledger, OPEN_STATUSES, UNRESOLVED
 from . import risk
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'POSITION_COLUMNS', 'ORDER_COLUMNS', 'FILL_COLUMNS', 'RISK_COLUMNS', 'ALERT_COLUMNS', 'STATE_COLORS',
-           'ACTION_INTERVAL_S', 'TOKEN_USER', 'COOKIE', 'COOKIE_DAYS', 'MIN_PASSWORD', 'read_sectors', 'read_prices',
-           'last_fill_prices', 'market_state', 'account_view', 'positions_view', 'orders_view', 'fills_view',
-           'risk_view', 'equity_view', 'equity_curve', 'alerts_view', 'dashboard_halt', 'dashboard_resume',
-           'dashboard_flatten', 'state_badge', 'kpi_html', 'Dashboard', 'make_app', 'app_from_env', 'Access',
-           'is_loopback', 'check_address', 'TokenLoginHandler', 'TokenAuth', 'locked_page', 'session_app',
-           'dashboard_url', 'serve']
+__all__ = ['log', 'POSITION_COLUMNS', 'ORDER_COLUMNS', 'FILL_COLUMNS', 'RISK_COLUMNS', 'ALERT_COLUMNS', 'read_sectors',
+           'read_prices', 'last_fill_prices', 'market_state', 'account_view', 'positions_view', 'orders_view',
+           'fills_view', 'risk_view', 'equity_view', 'equity_curve', 'alerts_view', 'ledger_file', 'dashboard_halt',
+           'dashboard_resume', 'dashboard_flatten']
 
 # %% ../nbs/80_dashboard.ipynb #a600d2f0
 def _read_json_map(path:Path) -> dict:
@@ -50,8 +45,7 @@ def read_prices(data_dir:Path) -> dict[str, Decimal]:
 
 def last_fill_prices(ledger:Ledger) -> dict[str, Decimal]:
     "The price of the most recent fill of each symbol."
-    return {r[0]: Decimal(r[1]) for r in ledger._q(
-        "SELECT symbol, price FROM fills WHERE rowid IN (SELECT MAX(rowid) FROM fills GROUP BY symbol)")}
+    return ledger.last_fill_prices()
 
 def market_state(ledger:Ledger, # a (read-only) ledger
                  data_dir:Path|None=None) -> tuple[dict[str, Decimal], dict[str, str]]: # where `prices.json`/`sectors.json` may be
@@ -72,14 +66,10 @@ def market_state(ledger:Ledger, # a (read-only) ledger
 # %% ../nbs/80_dashboard.ipynb #362d42c6
 def _f(x) -> float|None: return None if x is None else float(x)
 
-def _latest_mark(ledger:Ledger) -> dict|None:
-    r = ledger._q("SELECT day, start_equity, equity, cash, updated_at FROM marks ORDER BY day DESC LIMIT 1")
-    return dict(r[0]) if r else None
-
 def account_view(ledger:Ledger, # a (read-only) ledger
                  prices:dict|None=None) -> dict: # latest price per symbol (default: last fills)
     "Trading state, equity, cash, day/week/realised/unrealised P&L and counts, as of the latest equity mark."
-    st, m = ledger.halt_state(), _latest_mark(ledger)
+    st, m = ledger.halt_state(), ledger.latest_mark()
     pos = positions_view(ledger, prices)
     day = None if m is None else pd.Timestamp(m["day"]).date()
     return {"state": st.state, "state_reason": st.reason, "state_who": st.who, "state_at": st.at,
@@ -101,7 +91,7 @@ def positions_view(ledger:Ledger, # a (read-only) ledger
     "Open positions with their mark, market value, unrealised and realised P&L, trailing stop and sector."
     prices, sectors = prices or {}, sectors or {}
     fills, stops = last_fill_prices(ledger), ledger.stops()
-    realized = {r[0]: Decimal(r[1]) for r in ledger._q("SELECT symbol, realized_pl FROM positions")}
+    realized = ledger.realized_by_symbol()
     rows = []
     for p in ledger.positions():
         last, src = (Decimal(str(prices[p.symbol])), "quote") if p.symbol in prices else (fills.get(p.symbol), "last fill")
@@ -121,11 +111,8 @@ def orders_view(ledger:Ledger, # a (read-only) ledger
                 recent:int=50) -> pd.DataFrame: # how many finished orders to show after the working ones
     "Working orders, then the `recent` most recently updated finished ones; newest first within each group."
     working = OPEN_STATUSES + UNRESOLVED
-    ph = ",".join("?" * len(working))
-    rows = ledger._q(f"SELECT * FROM orders WHERE status IN ({ph}) ORDER BY updated_at DESC, rowid DESC", *working) + \
-           ledger._q(f"SELECT * FROM orders WHERE status NOT IN ({ph}) ORDER BY updated_at DESC, rowid DESC LIMIT ?", *working, recent)
     out = []
-    for o in map(_order_row, rows):
+    for o in ledger.open_orders() + ledger.recent_orders(recent):
         out.append({"updated_at": o.updated_at, "symbol": o.symbol, "side": o.side.value, "type": o.type.value,
                     "qty": _f(o.qty), "notional": _f(o.notional), "limit_price": _f(o.limit_price), "stop_price": _f(o.stop_price),
                     "status": o.status, "filled_qty": float(o.filled_qty), "avg_fill_price": _f(o.avg_fill_price),
@@ -138,10 +125,9 @@ FILL_COLUMNS = ["time", "symbol", "side", "qty", "price", "commission", "fill_id
 
 def fills_view(ledger:Ledger, limit:int=50) -> pd.DataFrame:
     "The latest `limit` fills, newest first."
-    rows = ledger._q("SELECT * FROM fills ORDER BY rowid DESC LIMIT ?", limit)
-    return pd.DataFrame([{"time": r["time"], "symbol": r["symbol"], "side": r["side"], "qty": float(r["qty"]), "price": float(r["price"]),
-                          "commission": float(r["commission"]), "fill_id": r["fill_id"], "broker_order_id": r["broker_order_id"],
-                          "client_key": r["client_key"]} for r in rows], columns=FILL_COLUMNS)
+    return pd.DataFrame([{"time": f.time.isoformat(), "symbol": f.symbol, "side": f.side.value, "qty": float(f.qty), "price": float(f.price),
+                          "commission": float(f.commission), "fill_id": f.fill_id, "broker_order_id": f.order_id,
+                          "client_key": f.client_key} for f in ledger.recent_fills(limit)], columns=FILL_COLUMNS)
 
 # %% ../nbs/80_dashboard.ipynb #33ad8c4f
 RISK_COLUMNS = ["rule", "name", "value", "use", "limit", "use_of_limit"]
@@ -207,7 +193,7 @@ def alerts_view(audit_root:Path, # the audit directory (`data_dir/audit`)
     return pd.DataFrame(rows, columns=ALERT_COLUMNS)
 
 # %% ../nbs/80_dashboard.ipynb #31a01c06
-def _ledger_path(settings:Settings) -> Path:
+def ledger_file(settings:Settings) -> Path:
     "The ledger the dashboard reads and writes its commands to: the current run's (`swingtrader.runs`)."
     from swingtrader.runs import run_ledger_path
     return run_ledger_path(settings)
@@ -233,479 +219,3 @@ def _writer(path:Path) -> Ledger:
     if not Path(path).exists():
         raise SwingtraderError(f"No ledger at {path}.", f"start the bot (swingtrader run / make run) or set {env_name('data_dir')} to its data directory.")
     return Ledger(path)
-
-# %% ../nbs/80_dashboard.ipynb #d9208549
-import panel as pn
-from bokeh.models import ColumnDataSource, FactorRange, NumeralTickFormatter, Range1d, Span
-from bokeh.plotting import figure
-
-STATE_COLORS = {"active": "#1a7f37", "reducing": "#b26a00", "halted": "#c62828"}
-
-def _money(x) -> str: return "–" if x is None or pd.isna(x) else f"{x:,.2f}"
-
-def state_badge(state:str|None, reason:str|None=None, who:str|None=None) -> str:
-    "HTML for the trading-state badge (green ACTIVE, amber REDUCING, red HALTED)."
-    s = (state or "unknown").lower()
-    tip = html.escape(f"by {who}: {reason}" if who or reason else "")
-    return (f'<span class="st-state" data-state="{s}" title="{tip}" style="background:{STATE_COLORS.get(s, "#555")};color:white;'
-            f'padding:4px 14px;border-radius:6px;font-weight:700;font-size:1.1em;letter-spacing:.05em">{s.upper()}</span>')
-
-def kpi_html(acct:dict) -> str:
-    "The headline numbers as a row of cards."
-    def card(label, val, color=None):
-        c = f"color:{color};" if color else ""
-        return (f'<div style="display:inline-block;min-width:130px;margin:0 10px 6px 0;padding:6px 12px;border:1px solid #ddd;'
-                f'border-radius:6px"><div style="font-size:.8em;color:#666">{label}</div><div style="font-size:1.3em;{c}">{val}</div></div>')
-    pl = lambda x: None if x is None else ("#1a7f37" if x >= 0 else "#c62828")
-    day = acct.get("day")
-    return "".join([card("Equity", _money(acct["equity"])), card("Cash", _money(acct["cash"])),
-                    card(f"Day P&L{f' ({day})' if day else ''}", _money(acct["day_pl"]), pl(acct["day_pl"])),
-                    card("Week P&L", _money(acct["week_pl"]), pl(acct["week_pl"])),
-                    card("Unrealized", _money(acct["unrealized_pl"]), pl(acct["unrealized_pl"])),
-                    card("Realized", _money(acct["realized_pl"]), pl(acct["realized_pl"])),
-                    card("Exposure", _money(acct["exposure"])), card("Positions", acct["positions"]),
-                    card("Working orders", acct["open_orders"]), card("Marked at (UTC)", html.escape(str(acct["as_of"] or "no mark yet")[:19].replace("T", " ")))])
-
-# %% ../nbs/80_dashboard.ipynb #f5e2b9f7
-def _table(df:pd.DataFrame, height:int=320, **kw) -> pn.widgets.Tabulator:
-    return pn.widgets.Tabulator(df, disabled=True, show_index=False, sizing_mode="stretch_width", height=height,
-                                layout="fit_data_table", **kw)
-
-ACTION_INTERVAL_S = 5.0   # fewest seconds between two kill-switch actions of one page
-TOKEN_USER = "local"      # who opened a page with the access token (commands say 'dashboard')
-
-class Dashboard:
-    "The live dashboard's widgets and their refresh from the ledger."
-    def __init__(self, settings:Settings, # where the ledger is, the risk limits, the secrets to mask
-                 refresh_s:float=2.0, # seconds between refreshes
-                 user:str|None=None, # who signed in to this page (None: nobody, e.g. in a notebook)
-                 require_auth:bool=False, # refuse the kill-switch buttons unless `user` is set (the served page)
-                 action_interval_s:float=ACTION_INTERVAL_S): # rate limit of the kill-switch buttons
-        self.settings, self.refresh_s = settings, refresh_s
-        self.user, self.require_auth, self.action_interval_s = user, require_auth, action_interval_s
-        self.via = "dashboard" if user in (None, TOKEN_USER) else f"dashboard:{user}"   # recorded with every command
-        self.now, self._last_action = time.monotonic, None
-        self.scrub = Scrubber(settings.secret_values())
-        self.last_state: str|None = None
-        self.location = None               # the page's pn.state.location when served (reloaded when the ledger appears)
-        self._build()
-        self.refresh()
-
-    @property
-    def run(self) -> Settings:
-        "Settings of the current run (followed at every refresh: a new `daily` run shows up without a reload)."
-        from swingtrader.runs import run_settings
-        return run_settings(self.settings)
-    @property
-    def data_dir(self) -> Path: return Path(self.run.data_dir)
-    @property
-    def ledger_path(self) -> Path: return _ledger_path(self.settings)
-
-    def _build(self):
-        self.badge = pn.pane.HTML(state_badge(None), margin=(8, 10), css_classes=["st-badge"])
-        self.state_note = pn.pane.HTML("", margin=(12, 10), styles={"color": "white"})
-        self.kpis = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.missing = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
-        self.positions = _table(pd.DataFrame(columns=POSITION_COLUMNS))
-        self.orders = _table(pd.DataFrame(columns=["working"] + ORDER_COLUMNS))
-        self.fills = _table(pd.DataFrame(columns=FILL_COLUMNS))
-        self.limits = _table(pd.DataFrame(columns=RISK_COLUMNS), height=240)
-        self.alerts = _table(pd.DataFrame(columns=ALERT_COLUMNS))
-        self.commands = _table(pd.DataFrame(columns=["id", "kind", "requested_by", "status", "result"]), height=220)
-        self._risk_src = ColumnDataSource(dict(label=[], pct=[], color=[], text=[]))
-        self.risk_fig = figure(y_range=FactorRange(factors=[]), x_range=Range1d(0, 110), height=300, sizing_mode="stretch_width", toolbar_location=None,
-                               x_axis_label="% of limit used", title="Risk use (100 % = limit)")
-        self.risk_fig.hbar(y="label", right="pct", height=0.6, color="color", source=self._risk_src)
-        self.risk_fig.add_layout(Span(location=100, dimension="height", line_color="#c62828", line_dash="dashed"))
-        self._eq_src = ColumnDataSource(dict(day=[], equity=[]))
-        self.equity_fig = figure(x_axis_type="datetime", height=300, sizing_mode="stretch_width", toolbar_location=None,
-                                 title="Equity (daily marks)", y_axis_label="USD")
-        self.equity_fig.line("day", "equity", source=self._eq_src, line_width=2)
-        self.equity_fig.scatter("day", "equity", source=self._eq_src, size=6)
-        self.equity_fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
-        # kill switch
-        self.halt_reason = pn.widgets.TextInput(label="Reason to halt", placeholder="why trading must stop (required)")
-        self.halt_btn = pn.widgets.Button(label="Halt", color="danger", sizing_mode="stretch_width")
-        self.resume_who = pn.widgets.TextInput(label="Your name", placeholder="who resumes (required)")
-        self.resume_reason = pn.widgets.TextInput(label="Reason to resume", placeholder="why it is safe (required)")
-        self.resume_btn = pn.widgets.Button(label="Resume", color="success", disabled=True, sizing_mode="stretch_width")
-        self.flatten_btn = pn.widgets.Button(label="Flatten", color="warning", sizing_mode="stretch_width")
-        self.flatten_confirm = pn.widgets.Button(label="Confirm flatten: sell everything", color="danger")
-        self.flatten_cancel = pn.widgets.Button(label="Cancel", color="light")
-        self.confirm_row = pn.Column(pn.pane.Markdown("Close **every position** at market?"), pn.Row(self.flatten_confirm, self.flatten_cancel), visible=False)
-        self.result = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
-        self.controls_note = pn.pane.Markdown("", visible=False, css_classes=["st-controls-note"])
-        self.resume_who.param.watch(self._update_controls, ["value_input", "value"])
-        self.resume_reason.param.watch(self._update_controls, ["value_input", "value"])
-        self.halt_btn.on_click(lambda e: self.do_halt())
-        self.resume_btn.on_click(lambda e: self.do_resume())
-        self.flatten_btn.on_click(lambda e: setattr(self.confirm_row, "visible", True))
-        self.flatten_cancel.on_click(lambda e: setattr(self.confirm_row, "visible", False))
-        self.flatten_confirm.on_click(lambda e: self.do_flatten())
-
-    def __repr__(self): return f"Dashboard({str(self.ledger_path)!r}, state={self.last_state}, user={self.user!r})"
-
-# %% ../nbs/80_dashboard.ipynb #9dc68320
-def _set(w, df:pd.DataFrame):
-    if not (isinstance(w.value, pd.DataFrame) and w.value.shape == df.shape and w.value.equals(df)): w.value = df
-
-def _risk_bars(limits:pd.DataFrame) -> dict:
-    lab = [f"{r.rule.replace('_', ' ')}: {r.name}" for r in limits.itertuples()]
-    pct = [0.0 if pd.isna(u) else round(float(u) * 100, 2) for u in limits["use_of_limit"]]
-    col = ["#c62828" if p >= 100 else "#b26a00" if p >= 75 else "#1a7f37" for p in pct]
-    return dict(label=lab, pct=pct, color=col, text=[f"{p:.0f}%" for p in pct])
-
-@patch
-def refresh(self:Dashboard):
-    "Re-read the ledger, the price/sector files and the health stream; update the page."
-    if not self.ledger_path.exists():
-        return self._show_missing(f"No ledger at `{self.ledger_path}`. The dashboard shows the bot that writes its ledger in "
-                                  f"**{env_name('data_dir')}** (now `{self.data_dir}`). Start the bot with `swingtrader run` "
-                                  f"(or `make run`), or set {env_name('data_dir')} to the bot's data directory and reload. "
-                                  f"This page checks again every {self.refresh_s:g} s.")
-    try:
-        with Ledger(self.ledger_path, readonly=True) as lg:
-            prices, sectors = market_state(lg, self.data_dir)   # the bot's market state, then side files; unpriced: last fill
-            acct, pos = account_view(lg, prices), positions_view(lg, prices, sectors)
-            rv, ords, fls, eq = risk_view(lg, self.settings, prices, sectors), orders_view(lg), fills_view(lg), equity_view(lg)
-            cmds = pd.DataFrame([{"id": c.id, "kind": c.kind, "requested_by": c.requested_by, "status": c.status,
-                                  "result": self.scrub.text(c.result or "")} for c in lg.commands(20)],
-                                columns=self.commands.value.columns)
-        alerts = alerts_view(self.run.audit_dir, scrubber=self.scrub)
-    except SwingtraderError as e: return self._show_missing(self.scrub.text(str(e)))
-    except Exception as e:
-        log.exception("dashboard refresh failed")
-        return self._show_missing(self.scrub.text(f"Reading the ledger failed: {type(e).__name__}: {e}. The page retries every {self.refresh_s:g} s."))
-    if self.missing.visible: self.missing.visible, self.missing.object = False, ""
-    if self.location is not None and self.last_state is None:
-        self.location.reload = True    # the ledger appeared: reload, as tables drawn empty in hidden tabs lay out badly when filled
-    ords["error"] = ords["error"].map(lambda x: x if x is None else self.scrub.text(str(x)))
-    self.last_state = acct["state"]
-    self.badge.object = state_badge(acct["state"], acct["state_reason"], acct["state_who"])
-    self.state_note.object = html.escape(f"{acct['state_who'] or ''}: {acct['state_reason'] or ''}"[:120]) if acct["state"] != "active" else ""
-    self.kpis.object = kpi_html(acct)
-    for w, df in ((self.positions, pos), (self.orders, ords), (self.fills, fls), (self.limits, rv["limits"].round(4)),
-                  (self.alerts, alerts), (self.commands, cmds)): _set(w, df)
-    bars = _risk_bars(rv["limits"])
-    if bars != dict(self._risk_src.data):
-        self.risk_fig.y_range.factors = bars["label"]; self._risk_src.data = bars
-        self.risk_fig.x_range.end = max([110.0] + [p * 1.1 for p in bars["pct"]])
-    eqd = equity_curve(eq)
-    if eqd != dict(self._eq_src.data): self._eq_src.data = eqd
-    self._update_controls()
-    return acct
-
-@patch
-def _show_missing(self:Dashboard, msg:str):
-    self.missing.object, self.missing.visible = msg, True
-    self.last_state = None
-    self.badge.object = state_badge(None)
-    self._update_controls()
-    return None
-
-def _typed(w) -> str: return (w.value_input or w.value or "").strip()
-
-@patch
-def _control_block(self:Dashboard) -> str|None:
-    "Why the kill-switch buttons are off on this page, or None when they may act."
-    if self.require_auth and not self.user: return "Controls are off: this page is not signed in."
-    if self.last_state is None: return f"Controls are off: there is no ledger at `{self.ledger_path}` to act on."
-    return None
-
-@patch
-def _update_controls(self:Dashboard, *_):
-    "Enable each button only when it can act, and say why one is off."
-    block, st = self._control_block(), self.last_state
-    filled = bool(_typed(self.resume_who) and _typed(self.resume_reason))
-    self.halt_btn.disabled = self.flatten_btn.disabled = block is not None
-    self.resume_btn.disabled = block is not None or st == "active" or not filled
-    note = block or ("" if st == "active" or filled else f"Trading is {st}: Resume needs your name and the reason it is safe.")
-    self.controls_note.object, self.controls_note.visible = note, bool(note)
-
-# %% ../nbs/80_dashboard.ipynb #818f28b7
-@patch
-def _say(self:Dashboard, msg:str, kind:str) -> bool:
-    self.result.object, self.result.alert_type, self.result.visible = self.scrub.text(msg), kind, True
-    return kind == "success"
-
-@patch
-def _act(self:Dashboard, f, *args) -> bool:
-    if (block := self._control_block()) is not None:
-        self.refresh()                                           # the ledger may have appeared since
-        if (block := self._control_block()) is not None: return self._say(block, "danger")
-    now = self.now()
-    if self._last_action is not None and (wait := self._last_action + self.action_interval_s - now) > 0:
-        return self._say(f"Refused: this page allows one kill-switch action every {self.action_interval_s:g} s. "
-                         f"Try again in {max(wait, 1):.0f} s.", "warning")
-    try: msg, kind = f(*args), "success"
-    except SwingtraderError as e: msg, kind = str(e), "danger"
-    except Exception as e:
-        log.exception("dashboard action failed")
-        msg, kind = f"{type(e).__name__}: {e}", "danger"
-    if kind == "success": self._last_action = now
-    ok = self._say(msg, kind)
-    self.refresh()
-    return ok
-
-@patch
-def do_halt(self:Dashboard) -> bool:
-    "Halt with the typed reason."
-    ok = self._act(dashboard_halt, self.ledger_path, _typed(self.halt_reason), self.via)
-    if ok: self.halt_reason.value = self.halt_reason.value_input = ""
-    return ok
-
-@patch
-def do_resume(self:Dashboard) -> bool:
-    "Resume with the typed name and reason: the recorded manual reset, and only of a halt."
-    who, why = _typed(self.resume_who), _typed(self.resume_reason)
-    if self.last_state == "active": return self._say("Trading is already active: nothing to resume.", "warning")
-    if not (who and why): return self._say("Resuming needs your name and the reason it is safe: type both, then press Resume.", "danger")
-    ok = self._act(dashboard_resume, self.ledger_path, who, why, self.via)
-    if ok: self.resume_who.value = self.resume_who.value_input = self.resume_reason.value = self.resume_reason.value_input = ""
-    return ok
-
-@patch
-def do_flatten(self:Dashboard) -> bool:
-    "Queue a flatten (only after the confirmation step)."
-    if not self.confirm_row.visible: return self._say("Flatten needs its confirmation: press Flatten, then confirm.", "danger")
-    self.confirm_row.visible = False
-    return self._act(dashboard_flatten, self.ledger_path, "", self.via)
-
-# %% ../nbs/80_dashboard.ipynb #31ae4474
-@patch
-def view(self:Dashboard) -> pn.template.BaseTemplate:
-    "The page: state and headline numbers on top, tables and charts in tabs, the kill switch in the sidebar."
-    self.tabs = tabs = pn.Tabs(("Positions", self.positions), ("Orders", self.orders), ("Fills", self.fills),
-                   ("Risk", pn.Column(self.risk_fig, self.limits)), ("Equity", self.equity_fig), ("Alerts", self.alerts),
-                   ("Commands", self.commands),
-                   dynamic=False, sizing_mode="stretch_width")
-    side = [pn.pane.Markdown("### Kill switch"), self.controls_note, self.halt_reason, self.halt_btn, pn.layout.Divider(),
-            self.resume_who, self.resume_reason, self.resume_btn, pn.layout.Divider(),
-            self.flatten_btn, self.confirm_row, self.result]
-    self.body = pn.Column(self.missing, self.kpis, tabs, sizing_mode="stretch_width")
-    return pn.template.FastListTemplate(
-        title="swingtrader", header=[pn.Row(self.badge, self.state_note)], sidebar=side, sidebar_width=340,
-        main=[self.body], accent_base_color="#1f4e79", header_background="#1f4e79", theme_toggle=False)
-
-def make_app(settings:Settings, # data_dir (ledger), risk limits, secrets to mask
-             refresh_s:float=2.0, # seconds between refreshes
-             user:str|None=None, # who signed in to this page
-             require_auth:bool=False) -> pn.template.BaseTemplate: # kill switch only for a signed-in `user`
-    "The dashboard page; refreshes itself every `refresh_s` seconds when served."
-    pn.extension("tabulator", notifications=False)
-    d = Dashboard(settings, refresh_s, user=user, require_auth=require_auth)
-    page = d.view()
-    page.dashboard = d
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        d.location = pn.state.location
-        pn.state.add_periodic_callback(d.refresh, period=int(refresh_s * 1000))
-    return page
-
-def app_from_env(refresh_s:float=2.0): # seconds between refreshes
-    "The page for one session of `panel serve dashboards/app.py`: settings from the environment and `.env`, access checked."
-    try: settings = Settings.load()
-    except ConfigError as e:
-        pn.extension()
-        lines = "\n".join(f"- {html.escape(l)}" for l in e.lines)
-        return pn.template.FastListTemplate(title="swingtrader: settings problem", main=[pn.pane.Alert(
-            f"The dashboard cannot read its settings:\n\n{lines}\n\nFix them (environment or `.env`) and reload.", alert_type="danger")])
-    return session_app(settings, _ACCESS or _panel_serve_access(), refresh_s)
-
-# %% ../nbs/80_dashboard.ipynb #b185aaff
-from tornado.web import RequestHandler, decode_signed_value
-from tornado.websocket import WebSocketHandler
-from bokeh.server.auth_provider import AuthProvider
-
-COOKIE = "user"          # the login cookie: Panel's basic auth signs the same one, so one check serves both logins
-COOKIE_DAYS = 1
-
-class Access:
-    "Who may use one served dashboard: its per-start token (or password) and the secret that signs its login cookie."
-    def __init__(self, token:str, # per start; printed once in the URL
-                 cookie_secret:str, # per start; signs the login cookie
-                 password:SecretStr|None=None): # set: a password login instead of the token
-        self.token, self.cookie_secret = token, cookie_secret
-        self.password = password if password is not None and password.get_secret_value() else None
-
-    @classmethod
-    def new(cls, password:SecretStr|None=None) -> Access:
-        "Fresh random secrets for one start."
-        return cls(secrets.token_urlsafe(32), secrets.token_urlsafe(48), password)
-
-    @property
-    def mode(self) -> str: return "password" if self.password else "token"
-    def __repr__(self): return f"Access(mode={self.mode!r})"      # never a secret
-
-    def token_ok(self, t) -> bool:
-        "True when `t` is this start's token (constant-time)."
-        if isinstance(t, bytes): t = t.decode("utf-8", "replace")
-        return self.mode == "token" and isinstance(t, str) and hmac.compare_digest(t.encode(), self.token.encode())
-
-    def cookie_user(self, value, *more_secrets) -> str|None:
-        "The user a login cookie was signed for by this start (or one of `more_secrets`), or None."
-        if not value: return None
-        for sec in (self.cookie_secret, *more_secrets):
-            if sec and (u := decode_signed_value(sec, COOKIE, value, max_age_days=COOKIE_DAYS)): return u.decode("utf-8", "replace")
-        return None
-
-    def session_user(self, request, *more_secrets) -> str|None:
-        "Who a Bokeh session's request is signed in as: the token in its arguments or its login cookie; None when neither."
-        if request is None: return None
-        t = (getattr(request, "arguments", None) or {}).get("token")
-        if self.token_ok(t[0] if isinstance(t, list) and t else t): return TOKEN_USER
-        return self.cookie_user((getattr(request, "cookies", None) or {}).get(COOKIE), *more_secrets)
-
-# %% ../nbs/80_dashboard.ipynb #ace6ec77
-def is_loopback(address:str) -> bool:
-    "True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."
-    a = (address or "").strip().strip("[]").lower().rstrip(".")
-    if a == "localhost": return True
-    try: return ipaddress.ip_address(a).is_loopback
-    except ValueError: return False
-
-MIN_PASSWORD = 12
-
-def check_address(address:str, settings:Settings):
-    "Refuse to serve beyond loopback without a login, and refuse a short password."
-    pw = settings.dashboard_password.get_secret_value() if settings.dashboard_password else ""
-    if pw and len(pw) < MIN_PASSWORD:
-        raise SwingtraderError(f"{env_name('dashboard_password')} is shorter than {MIN_PASSWORD} characters.",
-                               f"set a password of at least {MIN_PASSWORD} characters.")
-    if not is_loopback(address) and not pw:
-        raise SwingtraderError(f"--address {address} would open the dashboard and its kill switch to the network without a login.",
-                               f"keep the default 127.0.0.1, or set {env_name('dashboard_password')} (at least {MIN_PASSWORD} characters) first.")
-
-# %% ../nbs/80_dashboard.ipynb #8ceb8867
-_LOGIN_HTML = """<!doctype html><html><head><meta charset="utf-8"><title>swingtrader dashboard</title></head>
-<body style="font-family:sans-serif;max-width:36em;margin:4em auto"><h2>swingtrader dashboard</h2>
-<p>This dashboard is private. Open the link that <code>swingtrader dashboard</code> printed when it started, or paste its
-access token (it changes at every start):</p>{error}
-<form method="post" action="{action}"><input type="hidden" name="next" value="{next}">
-<input name="token" type="password" autocomplete="off" size="48" autofocus> <button type="submit">Open</button></form></body></html>"""
-
-def _safe_next(url:str|None) -> str:
-    "A same-site path to go back to after the login, never another site."
-    u = (url or "").strip()
-    return u if u.startswith("/") and not u.startswith("//") and "\\" not in u else "/"
-
-class TokenLoginHandler(RequestHandler):
-    "`/login` for the token mode: a form taking the token; a right one leaves the signed cookie and goes back."
-    access: Access = None
-    def _page(self, error:str="", status:int=200):
-        self.set_status(status)
-        self.set_header("Cache-Control", "no-store")
-        nxt = html.escape(_safe_next(self.get_argument("next", "/")))
-        self.write(_LOGIN_HTML.format(error=f'<p style="color:#c62828">{html.escape(error)}</p>' if error else "",
-                                      action=html.escape(self.request.path), next=nxt))
-    def get(self): self._page()
-    async def post(self):
-        if self.access.token_ok(self.get_body_argument("token", "")):
-            _set_login_cookie(self, TOKEN_USER)
-            return self.redirect(_safe_next(self.get_body_argument("next", "/")))
-        await asyncio.sleep(1)                                    # slow down guessing
-        self._page("That is not this start's access token.", 401)
-
-def _set_login_cookie(handler:RequestHandler, user:str):
-    handler.set_signed_cookie(COOKIE, user, expires_days=None, httponly=True, samesite="Strict")
-
-class TokenAuth(AuthProvider):
-    "Bokeh auth for the token mode: the per-start token in the page URL once, then the signed cookie it leaves."
-    def __init__(self, access:Access):
-        self.access = access
-        self._login = type("DashboardTokenLogin", (TokenLoginHandler,), {"access": access})
-        super().__init__()
-    @property
-    def get_user(self):
-        def get_user(handler:RequestHandler) -> str|None:
-            if (u := self.access.cookie_user(handler.get_cookie(COOKIE))): return u
-            if not isinstance(handler, WebSocketHandler) and self.access.token_ok(handler.get_argument("token", "")):
-                _set_login_cookie(handler, TOKEN_USER)
-                return TOKEN_USER
-            return None
-        return get_user
-    @property
-    def login_url(self): return "/login"
-    @property
-    def login_handler(self): return self._login
-
-# %% ../nbs/80_dashboard.ipynb #4ec25a9d
-_ACCESS: Access|None = None      # this process's access (set by `serve`, or made on first use under `panel serve`)
-
-def locked_page(access:Access) -> pn.template.BaseTemplate:
-    "What a session that is not signed in gets: how to get in, and no data, no buttons."
-    pn.extension()
-    how = (f"Log in at `/login` with the password in `{env_name('dashboard_password')}`." if access.mode == "password" else
-           "Open the link that `swingtrader dashboard` printed when it started (it carries this start's access token); under "
-           "`panel serve`, add the `?token=…` printed on its console to this page's address.")
-    return pn.template.FastListTemplate(title="swingtrader: private dashboard", main=[pn.pane.Alert(
-        f"**This dashboard is private.** {how}", alert_type="warning", css_classes=["st-locked"])])
-
-def session_app(settings:Settings, # what to show
-                access:Access, # who may see it
-                refresh_s:float=2.0) -> pn.template.BaseTemplate:
-    "The page for the current Bokeh session: the dashboard when its request is signed in, else `locked_page`."
-    ctx = pn.state.curdoc.session_context if pn.state.curdoc is not None else None
-    user = access.session_user(getattr(ctx, "request", None), pn.config.cookie_secret)
-    if user is None: return locked_page(access)
-    return make_app(settings, refresh_s, user=user, require_auth=True)
-
-def _panel_serve_access() -> Access:
-    "This process's access under `panel serve` (no `swingtrader dashboard`): a token, printed once to the console."
-    global _ACCESS
-    if _ACCESS is None:
-        _ACCESS = Access.new()
-        print(f"swingtrader dashboard: this page is private; open it with ?token={_ACCESS.token} "
-              f"(e.g. http://localhost:5006/app?token={_ACCESS.token})", file=sys.stderr, flush=True)
-    return _ACCESS
-
-# %% ../nbs/80_dashboard.ipynb #c37a3dc8
-class _MaskToken(logging.Filter):
-    "Mask `token=…` in log records (tornado's access log shows request URLs)."
-    def filter(self, record):
-        if record.args: record.args = tuple(re.sub(r"token=[^&\s)]+", "token=***", a) if isinstance(a, str) else a for a in record.args)
-        record.msg = re.sub(r"token=[^&\s)]+", "token=***", str(record.msg))
-        return True
-
-def _free_port(address:str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
-        s.bind((address.strip("[]"), 0)); return s.getsockname()[1]
-
-def _origins(address:str, port:int) -> list[str]:
-    "The websocket origins to accept: exactly the served host:port (for a wildcard address, this machine's names)."
-    a = address.strip("[]")
-    hosts = {socket.gethostname(), socket.getfqdn()} if a in ("0.0.0.0", "::", "") else {f"[{a}]" if ":" in a else a}
-    return sorted(f"{h}:{port}" for h in hosts)
-
-def dashboard_url(address:str, port:int, access:Access) -> str:
-    "The URL to open: with the token (token mode) or of the login (password mode)."
-    host = _origins(address, port)[0]
-    return f"http://{host}/app" + (f"?token={access.token}" if access.mode == "token" else "")
-
-def serve(settings:Settings, # data directory, risk limits, password
-          port:int=5006, # 0 picks a free one
-          address:str="127.0.0.1", # loopback unless a password is set
-          refresh_s:float=2.0, # seconds between refreshes
-          announce=print): # gets the lines to show the user (the URL once)
-    "Serve the dashboard privately until interrupted."
-    from panel.io.server import get_server
-    global _ACCESS
-    check_address(address, settings)
-    if port == 0: port = _free_port(address)
-    access = _ACCESS = Access.new(settings.dashboard_password)
-    for name in ("tornado.access", "tornado.general"): logging.getLogger(name).addFilter(_MaskToken())
-    login = dict(basic_auth=access.password.get_secret_value()) if access.password else dict(auth_provider=TokenAuth(access))
-    try:
-        server = get_server({"app": lambda: session_app(settings, access, refresh_s)}, port=port, address=address,
-                            websocket_origin=_origins(address, port), show=False, start=False, title="swingtrader",
-                            cookie_secret=access.cookie_secret, sign_sessions=True, generate_session_ids=True,
-                            secret_key=secrets.token_urlsafe(48).encode(), **login)
-    except OSError as e:
-        raise SwingtraderError(f"cannot serve the dashboard on {address}:{port}: {e.strerror or e}.",
-                               "pick another --port (0 takes a free one), or stop what is using it.") from None
-    announce(f"swingtrader dashboard: serving {_ledger_path(settings)}")
-    announce(f"open {dashboard_url(address, port, access)}")
-    announce(f"(log in with the password in {env_name('dashboard_password')}; Ctrl-C stops)" if access.password else
-             "(private to whoever has this link: the token changes at every start; Ctrl-C stops)")
-    server.start()
-    try: server.io_loop.start()
-    finally: server.stop()

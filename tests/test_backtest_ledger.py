@@ -1,41 +1,23 @@
-"The backtest's ledger: one transaction per bar time that writes; an error rolls back that bar time only, and the ledger stays usable."
-from __future__ import annotations
-import sqlite3
+"""The backtest reads its fills through the ledger's public `fill_history` (no SQL of its own): the frame it reports is the
+ledger's fills, in recording order, with the same values and times."""
+from datetime import datetime
+from decimal import Decimal
 
-import pytest
+import pandas as pd
 
 from swingtrader.config import Settings
-from swingtrader.backtest import Backtest, RunLedger
+from swingtrader.backtest import Backtest
 
-def test_error_rolls_back_only_the_failing_bar_time(tmp_path):
-    s = Settings(warmup_bars=30)
-    bt = Backtest.from_seed(s, symbols=6, start="2026-03-02", end="2026-03-13", seed=5, ledger=tmp_path / "l.db")
-    assert isinstance(bt.ledger, RunLedger) and bt.ledger.journal is False
-    real, n = bt.broker.submit, [0]
-    def flaky(req):
-        n[0] += 1
-        if n[0] == 7: raise RuntimeError("broker exploded")
-        return real(req)
-    bt.broker.submit = flaky
-    with pytest.raises(RuntimeError, match="broker exploded"): bt.run()
-    other = sqlite3.connect(tmp_path / "l.db")                                  # what a crash would leave on disk
-    keys = [r[0] for r in other.execute("SELECT client_key FROM orders ORDER BY rowid")]
-    assert len(keys) == 6                                                       # the six earlier orders' bar times committed
-    assert other.execute("SELECT COUNT(*) FROM fills").fetchone()[0] >= 6
-    assert bt.ledger.orders()[-1].client_key == keys[-1]                        # the 7th intent's bar time was rolled back
-    assert bt.ledger.check() == []
-    bt.ledger.set_halt("halted", "test", "still writable")                      # no transaction or lock left behind
-    assert other.execute("SELECT state FROM halt").fetchone()[0] == "halted"
-    other.close()
-
-def test_quiet_bar_times_commit_nothing(monkeypatch):
-    "Bar times without ledger writes cost no commit: commits == bar times that wrote."
+def test_backtest_fills_are_the_ledgers():
     bt = Backtest.from_seed(Settings(warmup_bars=30), symbols=4, start="2026-03-02", end="2026-03-06", seed=5)
-    sql = []
-    bt.ledger.db.set_trace_callback(sql.append)
-    bt.run()
-    commits = sum(1 for q in sql if q == "COMMIT")
-    writes = {q.split()[0] for q in sql if q not in ("BEGIN IMMEDIATE", "COMMIT")}
-    assert writes <= {"INSERT", "UPDATE", "DELETE", "SELECT"}
-    assert 0 < commits <= len(bt.ledger.orders()) + 1 < len(bt._times)        # far fewer commits than bar times
-    assert len(bt.result().trades) > 0
+    res = bt.run()
+    led = bt.ledger.fills()
+    assert len(res.fills) == len(led) > 0
+    assert res.fills.fill_id.tolist() == [f.fill_id for f in led]
+    assert res.fills.qty.tolist() == [f.qty for f in led] and all(isinstance(q, Decimal) for q in res.fills.qty)
+    assert res.fills.price.tolist() == [f.price for f in led]
+    assert res.fills.side.tolist() == [f.side.value for f in led]
+    for c in ("time", "recorded_at"): assert pd.api.types.is_datetime64_any_dtype(res.fills[c]) and str(res.fills[c].dt.tz) == "UTC"
+    assert [t.to_pydatetime() for t in res.fills.time] == [f.time for f in led]
+    assert list(res.fills.columns[:9]) == ["fill_id", "client_key", "symbol", "side", "qty", "price", "commission", "time", "recorded_at"]
+    assert isinstance(res.fills.time.iloc[0], pd.Timestamp) and isinstance(led[0].time, datetime)

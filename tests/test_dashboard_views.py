@@ -12,6 +12,7 @@ from swingtrader.config import Settings
 from swingtrader.ledger import Ledger
 from swingtrader.models import Fill, Order, OrderRequest, OrderStatus, OrderType, Side
 from swingtrader import dashboard as db
+from swingtrader.dashboard_page import Dashboard
 
 T0 = datetime(2026, 3, 4, 15, 0, tzinfo=timezone.utc)      # a Wednesday
 
@@ -172,7 +173,7 @@ def test_dashboard_masks_secrets(ledger, tmp_path):
         k = w.record_intent(None, OrderRequest("IBM", Side.BUY, qty=Decimal(1))).client_key
         w.record_submit_failed(k, "401 for token tok-SUPERSECRET-123", definite=True)
         c = w.enqueue_command("halt", "cli"); w.take_pending_commands(); w.complete_command(c, False, "failed with tok-SUPERSECRET-123")
-    d = db.Dashboard(Settings(data_dir=tmp_path, tt_client_secret="tok-SUPERSECRET-123"))
+    d = Dashboard(Settings(data_dir=tmp_path, tt_client_secret="tok-SUPERSECRET-123"))
     shown = d.orders.value.to_string() + d.commands.value.to_string() + d.kpis.object + d.badge.object
     assert "IBM" in shown and "tok-SUPERSECRET-123" not in shown
 
@@ -194,7 +195,7 @@ def test_market_state_from_the_ledger(ledger, tmp_path):
     a = db.account_view(ledger, prices)
     assert (a["unrealized_pl"], a["exposure"]) == (317.5, 15747.5)                    # 360 − 142.5 + 100; 6990 + 5857.5 + 2900
     # the page itself: no sector is 'unknown' any more, positions are marked at the bot's prices
-    d = db.Dashboard(Settings(_env_file=None, data_dir=tmp_path))
+    d = Dashboard(Settings(_env_file=None, data_dir=tmp_path))
     shown = d.positions.value.set_index("symbol")
     assert shown.loc[["JPM", "TSLA", "XOM"], "sector"].tolist() == ["Financials", "Consumer Discretionary", "Energy"]
     assert shown.loc["XOM", "last"] == 116.5

@@ -137,7 +137,7 @@ def test_file_ledger_cache_sees_writes_from_another_connection(tmp_path):
 
 def test_bounded_cache_still_writes_the_same(tmp_path, monkeypatch):
     "With a tiny order cache (evicted every few intents) the fast ledger still writes what the plain one writes."
-    import swingtrader.ledger as L
+    import swingtrader.ledger.book as L
     monkeypatch.setattr(L, "_CACHE_ORDERS", 3)
     ops, clock = _ops(11), SimClock(datetime(2025, 3, 3, 15, tzinfo=timezone.utc))
     plain, fast = Ledger(tmp_path / "plain.db", clock, synchronous="OFF"), Ledger(":memory:", clock, journal=False)
