@@ -4,28 +4,28 @@
 
 # %% ../nbs/60_bot.ipynb #f76e567b
 from __future__ import annotations
-import asyncio, json, logging, math, os, signal as _signal, threading, time
+import asyncio, json, logging, math, signal as _signal, time
 from dataclasses import dataclass, field, asdict, replace as _dc_replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import AsyncIterator, Iterable, Protocol, runtime_checkable
+from typing import AsyncIterator, Protocol, runtime_checkable
 
 import pandas as pd
 from fastcore.basics import patch
 
 from .config import Settings, SwingtraderError
 from .clock import Clock, MarketCalendar, SimClock, UTC, NY
-from .models import Bar, Order, OrderEvent, OrderStatus, OrderUpdate, Side
-from .broker import BrokerError, OrderRejected, OrderNotFound, BrokerUnavailable, AuthError, RateLimited
-from .ledger import Ledger, Reconciler, UNRESOLVED, trading_day
+from .models import Bar, Order, OrderEvent, OrderStatus, OrderUpdate
+from .broker import BrokerError, OrderRejected, OrderNotFound, BrokerUnavailable, RateLimited
+from .ledger import Ledger, Reconciler, trading_day
 from .risk import KillSwitch, KillState, RiskGuard
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer
 from .stops import StopBook, PROTECTIVE
 from .trader import Trader, Intent
 from .health import HealthMonitor
-from .audit import AuditLog, AuditError, QueuedAudit
+from .audit import AuditLog, QueuedAudit
 
 log = logging.getLogger(__name__)
 

@@ -46,9 +46,9 @@ class SmokeReport:
         lines += [f"  {'ok  ' if s.ok else 'FAIL'} {s.name:<14} {s.ms:8.1f} ms  {s.detail}" for s in self.steps]
         return "\n".join(lines)
 
-def _has_tabulate():
-    try: import tabulate; return True
-    except ImportError: return False
+def _has_tabulate() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("tabulate") is not None
 
 def _step(report:SmokeReport, name:str, fn):
     "Run `fn` (returning a detail string), record it; a failure is recorded, not raised."

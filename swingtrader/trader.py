@@ -4,9 +4,9 @@
 
 # %% ../nbs/55_trader.ipynb #56196d1d
 from __future__ import annotations
-import hashlib, json, math, time, uuid
-from dataclasses import dataclass, field, replace as _dc_replace
-from datetime import datetime, date, timedelta
+import hashlib, math, time, uuid
+from dataclasses import dataclass, replace as _dc_replace
+from datetime import datetime, date
 from decimal import Decimal, ROUND_FLOOR
 from typing import Callable, Mapping
 
@@ -20,7 +20,7 @@ from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer, SizeDecision
 from .stops import (StopBook, TrailingStop, PROTECTIVE, ProtectiveStop, protective_key, is_protective_key,
                                stop_price, min_move, worth_moving)
-from .risk import RiskGuard, RiskContext, Decision, RiskAction, RuleResult, KillState
+from .risk import RiskGuard, RiskContext, Decision, RiskAction, RuleResult
 from .ledger import Ledger, UNRESOLVED, NOT_SUBMITTED, OPEN_STATUSES, trading_day
 from .broker import OrderRejected, OrderNotFound
 

@@ -5,8 +5,8 @@
 # %% ../../nbs/12_sim_broker.ipynb #352b3cac
 from __future__ import annotations
 import asyncio, collections, json, os, threading, logging
-from dataclasses import dataclass, fields, asdict
-from datetime import datetime, date, timedelta
+from dataclasses import dataclass, fields
+from datetime import datetime, date
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -16,10 +16,10 @@ import pandas as pd
 from fastcore.basics import patch
 
 from ..config import SwingtraderError
-from ..models import (D, Account, Asset, Bar, Quote, Order, OrderRequest, OrderStatus, OrderUpdate, OrderPreview,
+from ..models import (Account, Asset, Bar, Quote, Order, OrderRequest, OrderStatus, OrderUpdate, OrderPreview,
                                 Position, Fill, Side, OrderType, TimeInForce)
-from ..broker import Broker, BrokerError, OrderNotFound, UnknownSymbol, empty_bars, BAR_COLUMNS
-from ..clock import Clock, SimClock, MarketCalendar, UTC
+from ..broker import BrokerError, UnknownSymbol, empty_bars, BAR_COLUMNS
+from ..clock import Clock, SimClock, MarketCalendar
 from .account import SimAccount, SimPosition, Lot, GoodFaithViolation, SessionTable, to_ns, from_ns
 from .engine import MatchingEngine, EngineConfig, FillMode, BarTape, _Working
 from .data import make_universe, generate_bars, resample_bars, asset_for, parse_timeframe

@@ -16,7 +16,7 @@ from ..config import SwingtraderError
 from ..models import (D, Asset, Side, OrderType, TimeInForce, OrderStatus, OrderRequest, Order, OrderEvent,
                                 OrderUpdate, Fill, OrderPreview)
 from ..broker import OrderRejected, OrderNotFound
-from .account import SimAccount, SessionTable, to_ns, from_ns, to_dec
+from .account import SimAccount, SessionTable, from_ns, to_dec
 
 # %% auto #0
 __all__ = ['EngineConfig', 'FillMode', 'MatchingEngine', 'BarTape']
@@ -189,7 +189,7 @@ def _at_bell(self:MatchingEngine, symbol:str, now_ns:int) -> int:
 @patch
 def _est_price(self:MatchingEngine, req:OrderRequest, now_ns:int) -> Decimal:
     "What one share of `req` is expected to cost, for buying-power checks."
-    q, b = self.quote(req.symbol), self.books[req.symbol]
+    q = self.quote(req.symbol)                  # KeyError for a symbol the engine does not know
     mkt = (q[1] if req.side is Side.BUY else q[0]) if q else self.ref_prices.get(req.symbol)
     if mkt is None: mkt = float(req.limit_price or req.stop_price or 0)
     px = float(mkt) * (1 + self._slip if req.side is Side.BUY else 1)

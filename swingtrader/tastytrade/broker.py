@@ -4,7 +4,7 @@
 
 # %% ../../nbs/20_tastytrade.ipynb #6209fb42
 from __future__ import annotations
-import logging, math, time
+import logging, time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal, ROUND_DOWN
@@ -18,10 +18,9 @@ from fastcore.basics import patch
 from ..config import Settings, ConfigError
 from ..clock import Clock, WallClock, MarketCalendar, UTC
 from ..models import (Account, Asset, Order, OrderPreview, OrderRequest, OrderStatus, Position, Quote, Side,
-                                OrderType, TimeInForce)
-from ..broker import (BrokerError, OrderRejected, OrderNotFound, AuthError, RateLimited, BrokerUnavailable,
-                                UnknownSymbol)
-from .transport import TastytradeTransport, TooManyRequests, sdk_api
+                                OrderType)
+from ..broker import (BrokerError, OrderRejected, OrderNotFound, UnknownSymbol)
+from .transport import TastytradeTransport, sdk_api
 from . import wire
 from ..stops import is_protective_key
 

@@ -297,7 +297,7 @@ def _post_order(self:TastytradeTransport, account:str, path:str, params, data:di
         deadline = time.monotonic() + (0 if answered else self.confirm_window)
         while True:
             try: found = self.find_live_order(account, key)
-            except (BrokerUnavailable, HttpError) as e:
+            except (BrokerUnavailable, HttpError):
                 raise OrderUncertain(f"Order {key} got no answer ({why}) and the live orders could not be read.",
                                      f"do not resend; look it up later with order_by_client_key({key!r}).") from None
             if found is not None: return {"data": {"order": found, "warnings": []}, "context": path}

@@ -4,9 +4,8 @@
 
 # %% ../../nbs/15_tt_wire.ipynb #ab68c06b
 from __future__ import annotations
-from dataclasses import dataclass
-from datetime import datetime, date, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from ..config import SwingtraderError
