@@ -153,3 +153,12 @@ def test_ambiguous_urls_are_not_usable(clean_env, url):
     clean_env.setenv("SWINGTRADER_BROKER", "tastytrade"); clean_env.setenv("TT_API_URL", url)
     with pytest.raises(ConfigError) as e: Settings.load()
     assert len(e.value.lines) == 1 and "is not a usable URL" in e.value.lines[0]
+
+
+@pytest.mark.parametrize("url", ["https://api.tastyworks.com.:1/x", "https://API.TASTYTRADE.com", "https://user:pw@api.tastyworks.com:443",
+                                 "wss://streamer.tastyworks.com./ws"])
+def test_transport_guard_normalises_hosts_too(url):
+    "The transport checks again at connect time, so a Settings built without validation still cannot reach production."
+    from swingtrader.config import ConfigError, Settings
+    from swingtrader.tastytrade.transport import guard_url
+    with pytest.raises(ConfigError): guard_url(Settings.model_construct(environment="sandbox", live_confirm=""), url)

@@ -17,7 +17,7 @@ from tastytrade_sdk.api import (Api, RequestsSession, HttpError, BadRequest, Una
 from tastytrade_sdk.config import Config
 
 import swingtrader
-from ..config import Settings, ConfigError, PRODUCTION_HOSTS
+from ..config import Settings, ConfigError, is_production_host
 from ..clock import Clock, WallClock
 from ..broker import AuthError, BrokerUnavailable
 from ..log import scrub, MASK
@@ -35,7 +35,7 @@ def production_allowed(settings:Settings) -> bool:
 
 def guard_url(settings:Settings, url:str) -> str:
     "Return `url`, or raise `ConfigError` when it is a production host that `settings` do not allow."
-    if urlparse(url).hostname in PRODUCTION_HOSTS and not production_allowed(settings):
+    if is_production_host(url) and not production_allowed(settings):   # case, trailing dot, userinfo, port, IDNA
         raise ConfigError([f"{url} is a production tastytrade host but SWINGTRADER_ENVIRONMENT={settings.environment!r} "
                            "without SWINGTRADER_LIVE_CONFIRM=yes: use the sandbox, or set both to trade real money."])
     return url
