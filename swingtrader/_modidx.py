@@ -326,8 +326,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'swingtrader/config.py'),
                                     'swingtrader.config.Settings._default_environment': ( 'config.html#settings._default_environment',
                                                                                           'swingtrader/config.py'),
-                                    'swingtrader.config.Settings._notify_urls_usable': ( 'config.html#settings._notify_urls_usable',
-                                                                                         'swingtrader/config.py'),
                                     'swingtrader.config.Settings.alpaca_urls': ( 'config.html#settings.alpaca_urls',
                                                                                  'swingtrader/config.py'),
                                     'swingtrader.config.Settings.audit_dir': ('config.html#settings.audit_dir', 'swingtrader/config.py'),

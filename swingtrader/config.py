@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, Any
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # %% auto #0
@@ -172,13 +172,6 @@ class Settings(BaseSettings):
     # -- dashboard
     dashboard_password: SecretStr|None = _f(None, "set a password of at least 12 characters to log in to the dashboard (needed to serve it beyond this machine), or leave unset.")
 
-    @field_validator("notify_urls")
-    @classmethod
-    def _notify_urls_usable(cls, v):
-        "Every notification URL must be one apprise can send to (named by position: the URLs are secrets)."
-        from swingtrader.notify import url_problems
-        if v is not None and (problem := url_problems(v)): raise ValueError(problem)
-        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -232,6 +225,10 @@ def _combination_problems(s:Settings) -> list[str]:
         if is_production_host(url) and s.environment not in ("production", "live"):
             out.append(f"{env_name(f)}={url!r} points at a production host while SWINGTRADER_ENVIRONMENT={s.environment!r}: "
                        "remove the override, or set the production environment and SWINGTRADER_LIVE_CONFIRM=yes.")
+    if s.notify_urls is not None and "notify_urls" not in bad:   # only UTF-8 text reaches apprise (it logs what it cannot parse)
+        from swingtrader.notify import url_problems
+        if (problem := url_problems(s.notify_urls)):
+            out.append(f"{env_name('notify_urls')}='********' is invalid ({problem}): {Settings.model_fields['notify_urls'].description}")
     if "data_dir" not in bad and Path(s.data_dir).exists() and not Path(s.data_dir).is_dir():
         out.append(f"SWINGTRADER_DATA_DIR={str(s.data_dir)!r} is a file, not a directory: "
                    "give a writable directory for the ledger, audit log and recordings (it is created if missing).")
