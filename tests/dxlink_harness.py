@@ -9,17 +9,14 @@ from datetime import date, timedelta
 
 import requests
 
-from swingtrader.emulator.core import Emulator, Faults
+import emu_support
 from swingtrader.emulator.app import EmulatorServer
 from swingtrader.emulator.dxlink import DXLINK_KEY
-from swingtrader.sim.broker import SimBroker
 
 
 def make_broker(symbols=3, seed=7, start=date(2026, 3, 2), end=date(2026, 3, 4), minutes=10):
     "A seeded SimBroker on a manual clock, `minutes` into the first session (every symbol has traded)."
-    b = SimBroker.from_seed(seed=seed, symbols=symbols, start=start, end=end)
-    b.advance_to(b.clock.now() + timedelta(minutes=minutes))
-    return b
+    return emu_support.make_broker(seed=seed, symbols=symbols, start=start, end=end, minutes=minutes)
 
 
 class Live:
@@ -64,12 +61,11 @@ class Live:
 
 @contextmanager
 def live(broker=None, packing="flat", keepalive_timeout=None, faults=None, tls=False, **dx_options):
-    "Serve `broker` (default: make_broker()) through the real emulator; yields a `Live`."
-    broker = broker or make_broker()
-    emu = Emulator(broker, broker.clock, faults=faults or Faults(), dxlink_packing=packing)
+    "Serve `broker` (default: make_broker()) through the real emulator (built by emu_support); yields a `Live`."
+    emu = emu_support.make_emulator(broker or make_broker(), faults=faults, dxlink_packing=packing)
     if keepalive_timeout is not None: emu.dxlink_keepalive_timeout = keepalive_timeout
     if dx_options: emu.dxlink_options = dx_options
-    with EmulatorServer(emu, tls=tls) as srv:
+    with emu_support.serve(emu=emu, tls=tls) as srv:
         yield Live(srv)
 
 

@@ -1,4 +1,5 @@
-"Shared helpers for the emulator tests: a seeded simulator served on loopback, and a requests client."
+"""The one test harness for the emulator: a seeded simulator (`make_broker`), an Emulator over it (`make_emulator`),
+served on loopback (`serve`), and a requests client. tests/conftest.py builds its fixtures from these."""
 from __future__ import annotations
 import json
 from datetime import date, timedelta
@@ -12,18 +13,27 @@ from swingtrader.emulator.app import EmulatorServer
 UA = {"User-Agent": "swingtrader-tests/1.0"}
 
 
-def make_broker(seed=7, symbols=4, **kw):
+def make_broker(seed=7, symbols=4, start=date(2026, 3, 2), end=date(2026, 3, 3), minutes=10, at=None, **kw):
+    "A seeded SimBroker: advanced to `at`, else `minutes` into its first session (every symbol has traded); 0 = not advanced."
     from swingtrader.sim.broker import SimBroker
-    b = SimBroker.from_seed(seed=seed, symbols=symbols, start=date(2026, 3, 2), end=date(2026, 3, 3), **kw)
-    b.advance_to(b.clock.now() + timedelta(minutes=10))  # every symbol has traded this session
+    b = SimBroker.from_seed(seed=seed, symbols=symbols, start=start, end=end, **kw)
+    if at is not None: b.advance_to(at)
+    elif minutes: b.advance_to(b.clock.now() + timedelta(minutes=minutes))
     return b
 
 
-@contextmanager
-def serve(tmp_path=None, tls=False, strict=False, faults=None, host="127.0.0.1", broker=None, **kw):
+def make_emulator(broker=None, tmp_path=None, strict=False, faults=None, **kw) -> Emulator:
+    "THE one place tests build an Emulator: over `broker` (default: make_broker()) on the broker's own clock."
     broker = broker or make_broker()
-    emu = Emulator(broker, broker.clock, faults=faults or Faults(), strict=strict, data_dir=tmp_path, **kw)
-    with EmulatorServer(emu, host=host, tls=tls) as srv:
+    return Emulator(broker, broker.clock, faults=faults or Faults(), strict=strict, data_dir=tmp_path, **kw)
+
+
+@contextmanager
+def serve(tmp_path=None, tls=False, strict=False, faults=None, host="127.0.0.1", broker=None, emu=None, header_timeout=None, **kw):
+    "THE one place tests start an EmulatorServer (loopback by default); it stops when the block ends."
+    emu = emu or make_emulator(broker, tmp_path=tmp_path, strict=strict, faults=faults, **kw)
+    opts = {} if header_timeout is None else {"header_timeout": header_timeout}
+    with EmulatorServer(emu, host=host, tls=tls, **opts) as srv:
         yield srv
 
 

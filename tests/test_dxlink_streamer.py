@@ -47,16 +47,16 @@ def tuples(df): return [(int(t.timestamp() * 1000), *map(float, r)) for t, r in 
 
 
 @aio
-async def test_quotes_match_the_simulator():
-    with live() as L:
-        syms = L.broker.symbols
-        async with mk(L, keepalive_timeout=5) as st:
-            qs = st.quotes(conflate=False)                                    # before subscribing: catches the first quotes
-            await st.subscribe("Quote", syms + ["NOPE"])
-            await st.wait_connected()
-            first = [await asyncio.wait_for(anext(qs), 5) for _ in syms]        # the latest quote on subscribe
-            L.step(1)
-            live_q = [await asyncio.wait_for(anext(qs), 5) for _ in syms]      # one per symbol per simulated minute
+async def test_quotes_match_the_simulator(dx_live):
+    L = dx_live
+    syms = L.broker.symbols
+    async with mk(L, keepalive_timeout=5) as st:
+        qs = st.quotes(conflate=False)                                    # before subscribing: catches the first quotes
+        await st.subscribe("Quote", syms + ["NOPE"])
+        await st.wait_connected()
+        first = [await asyncio.wait_for(anext(qs), 5) for _ in syms]        # the latest quote on subscribe
+        L.step(1)
+        live_q = [await asyncio.wait_for(anext(qs), 5) for _ in syms]      # one per symbol per simulated minute
     assert sorted(q.symbol for q in first) == sorted(syms) and sorted(q.symbol for q in live_q) == sorted(syms)
     for q in live_q:
         ref = L.broker.latest_quote(q.symbol)
@@ -121,21 +121,21 @@ async def test_forced_disconnects_lose_and_duplicate_no_closed_bar():
 
 
 @aio
-async def test_keepalive_watchdog_replaces_a_silent_connection():
-    with live() as L:
-        sym = L.broker.symbols[0]
-        async with mk(L, keepalive_timeout=0.4) as st:
-            await st.subscribe("Quote", [sym])
-            await st.wait_connected()
-            L.faults.ws_drop_rate = 1.0                 # the server goes silent: no data, no keepalives
-            await until(lambda: st.stats.watchdog >= 1, 10)
-            L.faults.ws_drop_rate = 0.0
-            await until(lambda: st.stats.connects >= 2 and st.is_connected, 10)
-            qs = st.quotes()
-            await asyncio.sleep(0.1)
-            L.step(1)
-            q = await asyncio.wait_for(anext(qs), 5)
-            while q.time < L.clock.now(): q = await asyncio.wait_for(anext(qs), 5)   # skip the re-subscribe snapshot
+async def test_keepalive_watchdog_replaces_a_silent_connection(dx_live):
+    L = dx_live
+    sym = L.broker.symbols[0]
+    async with mk(L, keepalive_timeout=0.4) as st:
+        await st.subscribe("Quote", [sym])
+        await st.wait_connected()
+        L.faults.ws_drop_rate = 1.0                 # the server goes silent: no data, no keepalives
+        await until(lambda: st.stats.watchdog >= 1, 10)
+        L.faults.ws_drop_rate = 0.0
+        await until(lambda: st.stats.connects >= 2 and st.is_connected, 10)
+        qs = st.quotes()
+        await asyncio.sleep(0.1)
+        L.step(1)
+        q = await asyncio.wait_for(anext(qs), 5)
+        while q.time < L.clock.now(): q = await asyncio.wait_for(anext(qs), 5)   # skip the re-subscribe snapshot
     ref = L.broker.latest_quote(sym)
     assert (q.symbol, q.bid, q.ask) == (sym, ref.bid, ref.ask) and st.stats.disconnects >= 1
 
@@ -180,14 +180,14 @@ async def test_slow_consumer_conflates_quotes_never_candles():
 
 
 @aio
-async def test_refused_token_ends_consumers_with_auth_error():
-    with live() as L:
-        st = DXLinkStreamer(lambda: ("bad", L.url), clock=L.clock, backoff_base=0.01, max_auth_failures=2)
-        ev = st.events()
-        await st.start()
-        with pytest.raises(DXLinkAuthError, match="refused"):
-            await asyncio.wait_for(anext(ev), 10)
-        await st.close()
+async def test_refused_token_ends_consumers_with_auth_error(dx_live):
+    L = dx_live
+    st = DXLinkStreamer(lambda: ("bad", L.url), clock=L.clock, backoff_base=0.01, max_auth_failures=2)
+    ev = st.events()
+    await st.start()
+    with pytest.raises(DXLinkAuthError, match="refused"):
+        await asyncio.wait_for(anext(ev), 10)
+    await st.close()
     assert st.stats.connects == 0
 
 

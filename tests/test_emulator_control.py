@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 
 import pytest, requests
 
-from emu_support import serve, Client, make_broker
+from emu_support import serve, Client, make_broker, make_emulator
 from swingtrader.clock import SimClock
 from swingtrader.emulator import core
-from swingtrader.emulator.core import Emulator, Faults
-from swingtrader.emulator.app import EmulatorServer, run_emulator, CONTROL_HEADER
+from swingtrader.emulator.core import Faults
+from swingtrader.emulator.app import run_emulator, CONTROL_HEADER
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -127,10 +127,9 @@ def test_hostile_control_requests_leave_it_serving(c, caplog):
 
 
 def test_scaled_clock_is_frozen_at_the_calendar_end():
-    b = make_broker()
-    emu = Emulator(b, b.clock)
+    emu = make_emulator(make_broker())
     emu.clock = SimClock(emu.clock_limit() - timedelta(seconds=30), mode="scaled", speed=3600)  # the emulator's own clock runs out
-    with EmulatorServer(emu) as s:
+    with serve(emu=emu) as s:
         c = Client(s)
         _wait_for(lambda: c.state()["clock_mode"] == "manual", "the scaled clock frozen at the calendar's end")
         st = c.state()
@@ -172,8 +171,7 @@ def _closed_by_server(sock, trickle:bytes|None=None, bound=60.0) -> bool:
 
 @pytest.fixture
 def slow_srv():
-    b = make_broker()
-    with EmulatorServer(Emulator(b, b.clock), header_timeout=1.0) as s: yield s
+    with serve(header_timeout=1.0) as s: yield s
 
 
 def _connect(s) -> socket.socket:

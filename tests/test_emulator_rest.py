@@ -254,10 +254,9 @@ def test_streamer_idle_close(tmp_path):
 def test_quote_before_the_first_bar():
     "Before a symbol's first bar ever, emu.quote stands in the reference price (previous close); later the live quote."
     from datetime import date, datetime, timedelta, timezone
-    from swingtrader.sim.broker import SimBroker
-    from swingtrader.emulator.core import Emulator
-    b = SimBroker.from_seed(seed=7, symbols=2, start=date(2026, 3, 2), end=date(2026, 3, 3))
-    emu = Emulator(b, b.clock)
+    from emu_support import make_broker, make_emulator
+    b = make_broker(seed=7, symbols=2, start=date(2026, 3, 2), end=date(2026, 3, 3), minutes=0)
+    emu = make_emulator(b)
     sym = b.symbols[0]
     with pytest.raises(Exception): b.latest_quote(sym)  # the simulator has nothing yet
     q = emu.quote(sym)

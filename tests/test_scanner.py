@@ -6,15 +6,13 @@ from aiohttp import web
 from swingtrader.clock import UTC, NY, SimClock
 from swingtrader.config import Settings
 from swingtrader.scanner import Scanner, ScannerUnavailable, default_query, RESULT_COLUMNS
-from swingtrader.sim.broker import SimBroker
-from swingtrader.emulator.core import Emulator
-from swingtrader.emulator.app import EmulatorServer
+from emu_support import make_broker, serve
 
 @pytest.fixture(scope="module")
 def emu():
-    broker = SimBroker.from_seed(seed=11, symbols=30, start=date(2026, 2, 23), end=date(2026, 3, 4))
-    broker.advance_to(datetime(2026, 3, 2, 16, 0, tzinfo=UTC))
-    with EmulatorServer(Emulator(broker, broker.clock)) as srv:
+    "One emulator for the module (the harness in emu_support): 30 symbols, Monday 2026-03-02 11:00 New York."
+    broker = make_broker(seed=11, symbols=30, start=date(2026, 2, 23), end=date(2026, 3, 4), at=datetime(2026, 3, 2, 16, 0, tzinfo=UTC))
+    with serve(broker=broker) as srv:
         yield broker, srv
 
 def settings(**kw): return Settings(_env_file=None, **kw)

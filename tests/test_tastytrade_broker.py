@@ -1,46 +1,28 @@
 """TastytradeBroker against the emulator: order lifecycles, token expiry, 429/5xx bursts, order POST timeouts."""
 import threading, time
+from types import SimpleNamespace
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-import pytest, requests
+import pytest
 
 from swingtrader.config import Settings, ConfigError
-from swingtrader.clock import SimClock, WallClock
+from swingtrader.clock import SimClock
 from swingtrader.models import OrderRequest, OrderStatus, Side
 from swingtrader.broker import Broker, AuthError, OrderRejected, OrderNotFound, UnknownSymbol
-from swingtrader.sim.broker import SimBroker
-from swingtrader.emulator.core import Emulator
-from swingtrader.emulator.app import EmulatorServer
-from swingtrader.tastytrade.broker import TastytradeBroker
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)   # Monday 10:00 New York
-SECRET, REFRESH = "client-secret-xyz", "refresh-token-xyz"
-
-class Env:
-    def __init__(self, tls=False, **emu_kw):
-        self.clock = SimClock(START, mode="manual")
-        self.sim = SimBroker.from_seed(seed=11, symbols=8, start=date(2026, 3, 2), end=date(2026, 3, 3), clock=self.clock)
-        self.emu = Emulator(self.sim, self.clock, **emu_kw)
-        self.srv = EmulatorServer(self.emu, tls=tls).start()
-        self.settings = Settings(broker="tastytrade", TT_CLIENT_SECRET=SECRET, TT_REFRESH_TOKEN=REFRESH,
-                                 TT_API_URL=self.srv.api_url, TT_STREAMER_URL=self.srv.streamer_url)
-        self.brokers = []
-    def broker(self, settings=None, **kw):
-        kw.setdefault("verify", self.srv.ca_file)
-        b = TastytradeBroker(settings or self.settings, clock=kw.pop("clock", WallClock()), **kw)
-        self.brokers.append(b); return b
-    def faults(self, **kw):
-        r = requests.post(f"{self.srv.api_url}/_emulator/faults", json=kw, headers=self.srv.control_headers, verify=self.srv.ca_file or True, timeout=5)
-        assert r.status_code == 200, r.text
-    def sim_orders(self): return self.sim.orders()
-    def close(self):
-        for b in self.brokers: b.close()
-        self.srv.stop()
 
 @pytest.fixture
-def env():
-    e = Env(); yield e; e.close()
+def sim_spec():
+    "conftest's sim_broker for this module: seed 11, 8 symbols, a manual clock at START (not advanced)."
+    return dict(seed=11, symbols=8, start=date(2026, 3, 2), end=date(2026, 3, 3), minutes=0, clock=SimClock(START, mode="manual"))
+
+@pytest.fixture
+def env(emulator, sim_broker, tt_settings, tt_clients, emulator_control):
+    "The conftest harness under the names these tests use: srv, sim, settings, broker(...), faults(**kw), sim_orders()."
+    return SimpleNamespace(srv=emulator, sim=sim_broker, settings=tt_settings, broker=tt_clients,
+                           faults=lambda **kw: emulator_control("faults", **kw), sim_orders=sim_broker.orders)
 
 def sym_where(env, fractionable):
     u = env.sim.universe
@@ -252,21 +234,17 @@ def test_order_post_timeout_places_exactly_one(env):
     time.sleep(1.2)                                     # the slow request has long finished
     assert [x.client_key for x in env.sim_orders()] == [req.client_key]
 
-def test_bad_credentials_are_named_not_shown():
-    e = Env(strict=True)
-    try:
-        b = e.broker(Settings(broker="tastytrade", TT_CLIENT_SECRET="wrong-secret-123", TT_REFRESH_TOKEN="wrong-refresh-456",
-                              TT_API_URL=e.srv.api_url), backoff=0.01)
-        with pytest.raises(AuthError) as ei: b.account()
-        msg = str(ei.value)
-        assert "TT_CLIENT_SECRET" in msg and "TT_REFRESH_TOKEN" in msg
-        assert "wrong-secret-123" not in msg and "wrong-refresh-456" not in msg
-        assert "wrong-secret-123" not in repr(b) + repr(b.transport)
-    finally: e.close()
+@pytest.mark.parametrize("emulator_options", [dict(strict=True)])
+def test_bad_credentials_are_named_not_shown(env):
+    b = env.broker(Settings(broker="tastytrade", TT_CLIENT_SECRET="wrong-secret-123", TT_REFRESH_TOKEN="wrong-refresh-456",
+                            TT_API_URL=env.srv.api_url), backoff=0.01)
+    with pytest.raises(AuthError) as ei: b.account()
+    msg = str(ei.value)
+    assert "TT_CLIENT_SECRET" in msg and "TT_REFRESH_TOKEN" in msg
+    assert "wrong-secret-123" not in msg and "wrong-refresh-456" not in msg
+    assert "wrong-secret-123" not in repr(b) + repr(b.transport)
 
-def test_tls(tmp_path):
-    e = Env(tls=True)
-    try:
-        b = e.broker()
-        assert b.transport.base_url.startswith("https://") and b.account().equity > 0
-    finally: e.close()
+@pytest.mark.parametrize("emulator_options", [dict(tls=True)])
+def test_tls(env):
+    b = env.broker()
+    assert b.transport.base_url.startswith("https://") and b.account().equity > 0
