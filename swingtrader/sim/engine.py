@@ -15,6 +15,7 @@ from ..models import (D, Asset, Side, OrderType, TimeInForce, OrderStatus, Order
 from ..broker import OrderRejected, OrderNotFound
 from .account import SimAccount, SessionTable, from_ns, to_dec
 from .book import EngineConfig, FillMode, Working, Book
+from .checks import Reject, check_order
 
 _ZERO, _CENT, _NANO = Decimal(0), Decimal("0.01"), Decimal("1e-9")
 _INF = float("inf")
@@ -86,13 +87,13 @@ def _live_quote(self:MatchingEngine, symbol:str, now_ns:int, bell:bool=False) ->
     "The quote if the symbol has traded in the session open at `now_ns` (or, with `bell`, the one closing at it), else None."
     b = self.books[symbol]
     if b.last_close is None: return None
-    if bell: return self.quote(symbol) if self._at_bell(symbol, now_ns) >= 0 else None
+    if bell: return self.quote(symbol) if self.at_bell(symbol, now_ns) >= 0 else None
     if not self.sessions.is_open(now_ns): return None
     if b.last_end <= self.sessions.opens[self.sessions.index(now_ns)]: return None
     return self.quote(symbol)
 
 @patch
-def _at_bell(self:MatchingEngine, symbol:str, now_ns:int) -> int:
+def at_bell(self:MatchingEngine, symbol:str, now_ns:int) -> int:
     "`fill_at='close'`: the index of the session closing exactly at `now_ns` if `symbol`'s last bar closed then, else -1."
     if not self._close_mode: return -1
     ss = self.sessions
@@ -102,7 +103,7 @@ def _at_bell(self:MatchingEngine, symbol:str, now_ns:int) -> int:
     return i if b is not None and b.last_close is not None and b.last_end == now_ns else -1
 
 @patch
-def _est_price(self:MatchingEngine, req:OrderRequest, now_ns:int) -> Decimal:
+def est_price(self:MatchingEngine, req:OrderRequest, now_ns:int) -> Decimal:
     "What one share of `req` is expected to cost, for buying-power checks."
     q = self.quote(req.symbol)                  # KeyError for a symbol the engine does not know
     mkt = (q[1] if req.side is Side.BUY else q[0]) if q else self.ref_prices.get(req.symbol)
@@ -114,66 +115,11 @@ def _est_price(self:MatchingEngine, req:OrderRequest, now_ns:int) -> Decimal:
     return to_dec(px)
 
 @patch
-def _commission(self:MatchingEngine, qty:Decimal) -> Decimal:
+def commission(self:MatchingEngine, qty:Decimal) -> Decimal:
+    "The commission on a fill of `qty` shares (none in `close` mode)."
     c = self.config
     if not (c.commission_per_share or c.commission_min) or self._close_mode: return _ZERO
     return max(c.commission_min, (c.commission_per_share * qty).quantize(_CENT))
-
-# %% ../../nbs/11_sim_engine.ipynb #2b508a96
-class _Reject(Exception):
-    def __init__(self, code, problem, fix): self.code, self.problem, self.fix = code, problem, fix
-
-@patch
-def _pending_sells(self:MatchingEngine, symbol:str, exclude:Working|None=None) -> Decimal:
-    "Shares that open sell orders in `symbol` may still sell."
-    tot = _ZERO
-    for w in self.working.values():
-        if w.symbol == symbol and not w.buy and w is not exclude:
-            tot += w.remaining if w.qty is not None else w.remaining / max(w.est_px, _CENT)
-    return tot
-
-@patch
-def _check(self:MatchingEngine, req:OrderRequest, now_ns:int, mode:FillMode, exclude:Working|None=None) -> tuple[Decimal, Decimal, Decimal]:
-    "Raise `_Reject` if a broker would refuse `req`; else (estimated price, reserved share, estimated cost)."
-    asset = self.assets.get(req.symbol)
-    if asset is None:
-        raise _Reject("unknown_symbol", f"{req.symbol} is not a symbol the simulator trades.", "check the ticker; broker.asset(symbol) tells which symbols exist.")
-    if not asset.tradable: raise _Reject("not_tradable", f"{req.symbol} is not tradable.", "pick another symbol.")
-    if mode.kind == "reject": raise _Reject("rejected_by_fill_mode", f"Order {req.client_key} was rejected by the test fill mode 'reject'.", "clear the fill mode.")
-    if (req.type is OrderType.MARKET and not self.config.queue_market_outside_rth and not self.sessions.is_open(now_ns)
-            and self._at_bell(req.symbol, now_ns) < 0):
-        raise _Reject("outside_regular_hours", f"{'Notional' if req.notional is not None else 'Market'} order for {req.symbol} outside regular trading hours.",
-                      "submit during 9:30-16:00 New York time, or use a limit order (it works from the next open).")
-    fractional = req.notional is not None or req.qty != req.qty.to_integral_value()
-    if fractional and not asset.fractionable:
-        raise _Reject("fractional_not_eligible", f"{req.symbol} cannot be traded in fractions.", "order whole shares.")
-    if fractional and req.tif is TimeInForce.GTC:
-        raise _Reject("fractional_not_eligible", f"Fractional order for {req.symbol} is gtc.", "fractional orders must be day orders.")
-    for name in ("limit_price", "stop_price"):
-        p = getattr(req, name)
-        tick = asset.tick_size if p is None or p >= 1 else Decimal("0.0001")
-        if p is not None and p % tick:
-            raise _Reject("off_tick", f"{name}={p} for {req.symbol} is not on the {tick} tick grid.", f"round {name} to a multiple of {tick}.")
-    est = self._est_price(req, now_ns)
-    shares = req.qty if req.qty is not None else req.notional / max(est, _CENT)
-    res_share = Decimal(1) if req.side is Side.BUY else _ZERO
-    if req.side is Side.SELL:
-        pos = self.account.positions.get(req.symbol)
-        available = max(pos.qty if pos else _ZERO, _ZERO) - self._pending_sells(req.symbol, exclude)
-        if shares > available:
-            if self.account.account_type == "cash":
-                raise _Reject("insufficient_position", f"Sell {shares} {req.symbol} exceeds the {max(available, _ZERO)} shares held (net of open sell orders) in a cash account.",
-                              "sell at most what you hold; cash accounts cannot sell short.")
-            if not asset.shortable: raise _Reject("not_shortable", f"{req.symbol} is not available to sell short.", "sell only what you hold.")
-            if fractional: raise _Reject("fractional_not_eligible", f"Fractional short sale of {req.symbol}.", "sell short in whole shares.")
-            res_share = (shares - max(available, _ZERO)) / shares
-    cost = req.notional if req.notional is not None else shares * est
-    need = cost * res_share + (self._commission(shares) if req.side is Side.BUY else _ZERO)
-    held = self.reserved - (exclude.reserved if exclude is not None else _ZERO)
-    if need > 0 and need > self.account.buying_power(held):
-        raise _Reject("insufficient_buying_power", f"Order for {req.symbol} needs about ${need:,.2f} but buying power is ${self.account.buying_power(held):,.2f}.",
-                      "order fewer shares, cancel open orders, or add funds.")
-    return est, res_share, cost
 
 # %% ../../nbs/11_sim_engine.ipynb #7fb280fe
 @patch
@@ -203,8 +149,8 @@ def submit(self:MatchingEngine, req:OrderRequest, now_ns:int, replaces:str|None=
     self.n_orders += 1
     oid = f"sim-{self.n_orders:08d}"
     order = Order.from_request(req, oid, OrderStatus.NEW, from_ns(now_ns), replaces=replaces)
-    try: est, res_share, _ = self._check(req, now_ns, mode, exclude)
-    except _Reject as r:
+    try: est, res_share, _ = check_order(self, req, now_ns, mode, exclude)
+    except Reject as r:
         order = _replace(order, status=OrderStatus.REJECTED, reject_reason=r.problem, broker_status=r.code)
         self.by_key[req.client_key] = oid
         self._emit(OrderEvent.REJECTED, order, now_ns)
@@ -215,7 +161,7 @@ def submit(self:MatchingEngine, req:OrderRequest, now_ns:int, replaces:str|None=
 def _accept(self:MatchingEngine, order:Order, now_ns:int, mode:FillMode, est:Decimal, res_share:Decimal) -> Order:
     ss = self.sessions
     rth = ss.is_open(now_ns)
-    bell = not rth and order.type is OrderType.MARKET and (b := self._at_bell(order.symbol, now_ns)) >= 0
+    bell = not rth and order.type is OrderType.MARKET and (b := self.at_bell(order.symbol, now_ns)) >= 0
     i = b if bell else ss.working(now_ns)
     active = now_ns if rth or bell else int(ss.opens[i])
     close_ns = int(ss.closes[i]) if order.tif is TimeInForce.DAY else None
@@ -282,9 +228,9 @@ def _fill(self:MatchingEngine, w:Working, px:float, cap:float, t_ns:int) -> floa
 @patch
 def _execute(self:MatchingEngine, w:Working, qty:Decimal, price:Decimal, t_ns:int, costs:bool=True):
     "Book a fill of `qty` at `price`."
-    commission = self._commission(qty) if costs else _ZERO
+    commission = self.commission(qty) if costs else _ZERO
     ss = self.sessions
-    session = ss.index(t_ns) if ss.is_open(t_ns) or self._at_bell(w.symbol, t_ns) >= 0 else ss.working(t_ns)
+    session = ss.index(t_ns) if ss.is_open(t_ns) or self.at_bell(w.symbol, t_ns) >= 0 else ss.working(t_ns)
     settle_ns = int(ss.opens[session + 1])
     self.account.apply_fill(w.symbol, w.side, qty, price, commission, t_ns, session, settle_ns, w.order.id)
     if w.side is Side.SELL: self.next_due = min(self.next_due, settle_ns) if self.next_due else settle_ns
@@ -436,8 +382,8 @@ def replace(self:MatchingEngine, order_id:str, now_ns:int, qty=None, limit_price
                        limit_price=limit_price if limit_price is not None else o.limit_price,
                        stop_price=stop_price if stop_price is not None else o.stop_price, client_key=key)
     if key in self.by_key: return self.orders[self.by_key[key]]
-    try: self._check(req, now_ns, self.mode_for(key, o.symbol), exclude=w)
-    except _Reject as r: raise OrderRejected(r.problem, r.fix, reason=r.code, order=o) from None
+    try: check_order(self, req, now_ns, self.mode_for(key, o.symbol), exclude=w)
+    except Reject as r: raise OrderRejected(r.problem, r.fix, reason=r.code, order=o) from None
     self._close(w)
     w.order = _replace(w.order, status=OrderStatus.CANCELLED, broker_status="replaced", updated_at=from_ns(now_ns))
     self._emit(OrderEvent.REPLACED, w.order, now_ns)
@@ -449,10 +395,10 @@ def dry_run(self:MatchingEngine, req:OrderRequest, now_ns:int) -> OrderPreview:
     "Validate `req` as `submit` would, without placing it."
     warnings = []
     if req.client_key in self.by_key: warnings.append(f"client key already used by order {self.by_key[req.client_key]}; submit returns that order.")
-    try: est, res_share, cost = self._check(req, now_ns, self.mode_for(req.client_key, req.symbol))
-    except _Reject as r: return OrderPreview(req, False, errors=(f"{r.code}: {r.problem} Fix: {r.fix}",))
+    try: est, res_share, cost = check_order(self, req, now_ns, self.mode_for(req.client_key, req.symbol))
+    except Reject as r: return OrderPreview(req, False, errors=(f"{r.code}: {r.problem} Fix: {r.fix}",))
     if not self.sessions.is_open(now_ns): warnings.append("outside regular hours: the order works from the next session open.")
-    fees = self._commission(req.qty if req.qty is not None else cost / max(est, _CENT))
+    fees = self.commission(req.qty if req.qty is not None else cost / max(est, _CENT))
     if req.side is Side.BUY and self.account.account_type == "cash" and cost > self.account.settled_cash:
         warnings.append("uses unsettled funds: selling this position before they settle is a good-faith violation.")
     return OrderPreview(req, True, estimated_cost=cost.quantize(_CENT), buying_power_effect=-(cost * res_share + fees).quantize(_CENT),
