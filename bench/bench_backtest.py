@@ -28,7 +28,7 @@ def main():
     n = sum(map(len, bars5.values()))
     print(f"data: {SYMBOLS} symbols x {START}..{END}, {n:,} 5-minute bars ({time.perf_counter() - t0:.1f} s to generate)")
 
-    bt = Backtest(bars5, Settings(warmup_bars=10**7), universe=u, fill_at="close")   # no entry can ever fire
+    bt = Backtest(bars5, Settings(warmup_bars=10_000), universe=u, fill_at="close")   # no entry fires in a run shorter than 10,000 bars per symbol (the default 2 months)
     names, sym, hs, ls, cs, g, times = bt.names, bt._sym.tolist(), bt._h.tolist(), bt._l.tolist(), bt._c.tolist(), bt._g.tolist(), bt._times
 
     ema, a = {}, 2 / 13

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from swingtrader.models import OrderRequest
 from swingtrader.sim.account import SimAccount, SessionTable, to_ns
-from swingtrader.sim.engine import MatchingEngine, EngineConfig, BarTape
+from swingtrader.sim.engine import MatchingEngine, EngineConfig
+from swingtrader.sim.book import BarTape
 from swingtrader.sim.data import make_universe, generate_bars, asset_for
 from swingtrader.sim.broker import SimBroker
 from swingtrader.clock import SimClock

@@ -136,7 +136,7 @@ class Backtest:
             self.broker = SimBroker(frames, self.universe, clock, cash=cash if cash is not None else s.sim_cash, account_type=acct,
                                     calendar=calendar, **opts)
         self.clock = clock
-        self.initial_cash = Decimal(str(self.broker._options["cash"]))
+        self.initial_cash = self.broker.initial_cash
         self.ledger = ledger if isinstance(ledger, Ledger) else RunLedger(ledger or ":memory:", clock=clock)
         ks = KillSwitch(self.ledger, clock, s, broker=self.broker, audit=audit) if kill_switch else None
         kw = dict(stops=StopBook.from_settings(s) if stops else None, audit=audit, clock=clock, assets=self.broker.asset,
@@ -173,14 +173,14 @@ def _tape(self:Backtest):
 @patch
 def _sync(self:Backtest, t:datetime):
     "Bring the broker to `t` (every bar closed by then is processed; its fills reach the trader)."
-    if self.broker._synced_ns < to_ns(t) or self.clock.now() < t: self.broker.advance_to(t)
+    if self.broker.synced_ns < to_ns(t) or self.clock.now() < t: self.broker.advance_to(t)
 
 @patch
 def _snapshot(self:Backtest):
     "The account provider the trader asks when it needs fresh balances."
     self._sync(self.trader.last_time)       # the broker is now synced to the decision time: its snapshot needs no further sync
     b = self.broker
-    with b._lock: acct = b._snapshot(b._now())
+    acct = b.snapshot()
     return acct, None                       # positions: the trader's fill-tracked view is the broker's (same fills)
 
 @patch

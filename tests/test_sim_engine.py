@@ -8,7 +8,8 @@ import pytest
 from swingtrader.broker import BAR_COLUMNS, OrderRejected, OrderNotFound
 from swingtrader.models import Asset, OrderRequest, OrderStatus, OrderEvent, Side, InvalidOrder
 from swingtrader.sim.account import SimAccount, SessionTable, to_ns
-from swingtrader.sim.engine import MatchingEngine, EngineConfig, BarTape, FillMode
+from swingtrader.sim.engine import MatchingEngine, EngineConfig, FillMode
+from swingtrader.sim.book import BarTape
 from swingtrader.config import SwingtraderError
 
 UTC = timezone.utc

@@ -21,7 +21,8 @@ from ..models import (Account, Asset, Bar, Quote, Order, OrderRequest, OrderStat
 from ..broker import BrokerError, UnknownSymbol, empty_bars, BAR_COLUMNS
 from ..clock import Clock, SimClock, MarketCalendar
 from .account import SimAccount, SimPosition, Lot, GoodFaithViolation, SessionTable, to_ns, from_ns
-from .engine import MatchingEngine, EngineConfig, FillMode, BarTape, _Working
+from .book import EngineConfig, FillMode, BarTape, Working
+from .engine import MatchingEngine
 from .data import make_universe, generate_bars, resample_bars, asset_for, parse_timeframe
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,18 @@ class SimBroker:
 
     @property
     def symbols(self) -> list[str]: return list(self.assets)
+    @property
+    def initial_cash(self) -> Decimal:
+        "The cash the account started with."
+        return Decimal(self._options["cash"])
+    @property
+    def options(self) -> dict:
+        "The constructor options (cash, account type, engine options) as saved with the state; a copy."
+        return dict(self._options)
+    @property
+    def synced_ns(self) -> int:
+        "The time (ns) the market has been replayed to: every bar closed by then is processed."
+        return self._synced_ns
     def __repr__(self): return f"SimBroker({len(self.market_bars)} symbols, {self.clock!r}, {self.engine!r})"
 
 # %% ../../nbs/12_sim_broker.ipynb #ce34e3c5
@@ -268,6 +281,11 @@ def account(self:SimBroker) -> Account:
     with self._lock: self.sync(); return self._snapshot(self._now())
 
 @patch
+def snapshot(self:SimBroker) -> Account:
+    "Balances as of `synced_ns`, without replaying the market first (for a caller that has just synced, like a backtest)."
+    with self._lock: return self._snapshot(self._now())
+
+@patch
 def positions(self:SimBroker) -> list[Position]:
     "Open positions, marked to the last price."
     with self._lock: self.sync(); return self.account_state.position_list()
@@ -452,7 +470,7 @@ def save(self:SimBroker, path) -> Path:
         state = dict(
             version=1, clock=self.clock.now().isoformat(), synced_ns=self._synced_ns, seed=self._seed_params, options=self._options,
             engine=dict(orders=[_enc(o) for o in e.orders.values()], by_key=e.by_key, fills=[_enc(f) for f in e.fills],
-                        n_orders=e.n_orders, n_fills=e.n_fills, n_replaces=e.n_replaces, next_due=e._next_due,
+                        n_orders=e.n_orders, n_fills=e.n_fills, n_replaces=e.n_replaces, next_due=e.next_due,
                         fill_modes=[[k, str(m)] for k, m in e.fill_modes.items()], working=working,
                         books={s: [b.last_close, b.last_vol, b.last_end] for s, b in e.books.items() if b.last_close is not None}),
             account=dict(cash=str(a.cash), pending=[[t, str(x)] for t, x in a.pending], marks=a.marks,
@@ -489,7 +507,7 @@ def restore(cls:SimBroker, path, market_bars:dict|None=None, universe:pd.DataFra
     e, a, es, ac = b.engine, b.account_state, st["engine"], st["account"]
     e.orders = {d["id"]: _dec(Order, d) for d in es["orders"]}
     e.by_key, e.fills = dict(es["by_key"]), [_dec(Fill, d) for d in es["fills"]]
-    e.n_orders, e.n_fills, e.n_replaces, e._next_due = es["n_orders"], es["n_fills"], es["n_replaces"], es["next_due"]
+    e.n_orders, e.n_fills, e.n_replaces, e.next_due = es["n_orders"], es["n_fills"], es["n_replaces"], es["next_due"]
     e.fill_modes = {k: FillMode.parse(m) for k, m in es["fill_modes"]}
     for s, (c, v, t) in es["books"].items():
         bk = e.books[s]; bk.last_close, bk.last_vol, bk.last_end = c, v, t
@@ -500,7 +518,7 @@ def restore(cls:SimBroker, path, market_bars:dict|None=None, universe:pd.DataFra
                    for s, p in ac["positions"].items()}
     a.gfvs, a.day_trades = [_dec(GoodFaithViolation, g) for g in ac["gfvs"]], [tuple(d) for d in ac["day_trades"]]
     for wd in es["working"]:
-        w = _Working(e.orders[wd["id"]], wd["seq"], wd["active_ns"], wd["close_ns"], FillMode.parse(wd["mode"]),
+        w = Working(e.orders[wd["id"]], wd["seq"], wd["active_ns"], wd["close_ns"], FillMode.parse(wd["mode"]),
                      Decimal(wd["est_px"]), Decimal(wd["res_share"]))
         w.triggered, w.force = wd["triggered"], wd["force"]
         w.filled, w.spent, w.cost = Decimal(wd["filled"]), Decimal(wd["spent"]), Decimal(wd["cost"])
@@ -508,8 +526,8 @@ def restore(cls:SimBroker, path, market_bars:dict|None=None, universe:pd.DataFra
         where = wd["where"]
         if where == "delayed": w.where = "delayed"; e.books[w.symbol].delayed.append([wd["delay"], w])
         elif where == "never": w.where = "never"
-        elif where is not None: e._rest(w, market=where == "market")
-        e._reserve(w)
+        elif where is not None: e.books[w.symbol].rest(w, market=where == "market")
+        e.reserve(w)
     b._synced_ns = st["synced_ns"]
     b.tape.seek(b._synced_ns)
     return b

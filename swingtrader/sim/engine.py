@@ -4,108 +4,24 @@
 
 # %% ../../nbs/11_sim_engine.ipynb #d5172003
 from __future__ import annotations
-import bisect, math
-from dataclasses import dataclass, replace as _replace
+import math
+from dataclasses import replace as _replace
 from decimal import Decimal, ROUND_DOWN
 
-import numpy as np
-import pandas as pd
 from fastcore.basics import patch
 
-from ..config import SwingtraderError
 from ..models import (D, Asset, Side, OrderType, TimeInForce, OrderStatus, OrderRequest, Order, OrderEvent,
                                 OrderUpdate, Fill, OrderPreview)
 from ..broker import OrderRejected, OrderNotFound
 from .account import SimAccount, SessionTable, from_ns, to_dec
+from .book import EngineConfig, FillMode, Working, Book
+from .checks import Reject, check_order
 
-# %% auto #0
-__all__ = ['EngineConfig', 'FillMode', 'MatchingEngine', 'BarTape']
-
-# %% ../../nbs/11_sim_engine.ipynb #256cdc56
-_FILL_AT = ("quote", "bar", "close")
-
-@dataclass
-class EngineConfig:
-    "How orders fill: volume participation, costs, and the price convention."
-    participation: float = 0.10            # max share of one bar's volume a symbol's orders may take
-    slippage_bps: float = 0.0              # adverse price move on every fill, never past a limit price
-    commission_per_share: Decimal = Decimal(0)
-    commission_min: Decimal = Decimal(0)   # minimum commission per fill (when commissions are charged)
-    fill_at: str = "quote"                 # quote | bar | close
-    queue_market_outside_rth: bool = False # True: market orders outside regular hours wait for the open (Alpaca)
-    bar_seconds: int = 60
-    def __post_init__(self):
-        self.participation, self.slippage_bps, self.bar_seconds = float(self.participation), float(self.slippage_bps), int(self.bar_seconds)
-        if not 0 < self.participation <= 1:
-            raise SwingtraderError(f"participation={self.participation} is outside (0, 1].", "give a share of bar volume such as 0.1.")
-        if self.slippage_bps < 0: raise SwingtraderError(f"slippage_bps={self.slippage_bps} is negative.", "give 0 or more basis points.")
-        if self.fill_at not in _FILL_AT: raise SwingtraderError(f"fill_at={self.fill_at!r} is unknown.", f"use one of {', '.join(_FILL_AT)}.")
-        self.commission_per_share, self.commission_min = D(self.commission_per_share), D(self.commission_min)
-        if self.commission_per_share < 0 or self.commission_min < 0:
-            raise SwingtraderError("Commissions are negative.", "give commission_per_share and commission_min of 0 or more.")
-
-# %% ../../nbs/11_sim_engine.ipynb #7b17fda9
-_KINDS = ("normal", "immediate", "delayed", "partial", "never", "reject")
-
-@dataclass(frozen=True)
-class FillMode:
-    "How an order is treated, for tests: normal, immediate, delayed:N, partial:F, never, reject."
-    kind: str = "normal"
-    bars: int = 0           # delayed: bars of its symbol to wait
-    fraction: float = 0.5   # partial: share filled at once
-    @classmethod
-    def parse(cls, spec) -> FillMode:
-        "A `FillMode` from `'delayed:3'`, `'partial:0.25'`, `'never'`, ... (or a FillMode)."
-        if isinstance(spec, FillMode): return spec
-        kind, _, arg = str(spec).strip().lower().partition(":")
-        fix = "use normal, immediate, delayed:N, partial:F (0<F<1), never or reject."
-        if kind not in _KINDS: raise SwingtraderError(f"Fill mode {spec!r} is unknown.", fix)
-        try:
-            if kind == "delayed": return cls(kind, bars=int(arg or 1))
-            if kind == "partial":
-                f = float(arg or 0.5)
-                if not 0 < f < 1: raise ValueError
-                return cls(kind, fraction=f)
-        except ValueError: raise SwingtraderError(f"Fill mode {spec!r} has a bad argument.", fix) from None
-        return cls(kind)
-    def __str__(self):
-        return {"delayed": f"delayed:{self.bars}", "partial": f"partial:{self.fraction}"}.get(self.kind, self.kind)
-
-# %% ../../nbs/11_sim_engine.ipynb #b6aef258
 _ZERO, _CENT, _NANO = Decimal(0), Decimal("0.01"), Decimal("1e-9")
 _INF = float("inf")
 
-class _Working:
-    "An open order's mutable matching state."
-    __slots__ = ("order", "symbol", "side", "buy", "type", "limit", "stop", "triggered", "qty", "filled", "notional",
-                 "spent", "cost", "active_ns", "close_ns", "mode", "seq", "where", "est_px", "res_share", "reserved",
-                 "whole", "force", "key")
-    def __init__(self, order:Order, seq:int, active_ns:int, close_ns:int|None, mode:FillMode, est_px:Decimal, res_share:Decimal):
-        self.order, self.symbol, self.side, self.type = order, order.symbol, order.side, order.type
-        self.buy = order.side is Side.BUY
-        self.limit = float(order.limit_price) if order.limit_price is not None else None
-        self.stop = float(order.stop_price) if order.stop_price is not None else None
-        self.triggered = False
-        self.qty, self.notional = order.qty, order.notional
-        self.filled = self.spent = self.cost = _ZERO
-        self.active_ns, self.close_ns, self.mode, self.seq = active_ns, close_ns, mode, seq
-        self.where, self.key = None, None
-        self.est_px, self.res_share, self.reserved = est_px, res_share, _ZERO
-        self.whole = order.qty is not None and order.qty == order.qty.to_integral_value()
-        self.force = False
-
-    @property
-    def remaining(self) -> Decimal:
-        "Shares (or, for notional orders, dollars) still to fill."
-        return self.qty - self.filled if self.qty is not None else self.notional - self.spent
-
-class _Book:
-    "One symbol's resting orders and last trade."
-    __slots__ = ("bl", "sl", "bs", "ss", "market", "delayed", "last_close", "last_vol", "last_end", "half_spread", "tick")
-    def __init__(self, spread_bps:float, tick:float):
-        self.bl, self.sl, self.bs, self.ss, self.market, self.delayed = [], [], [], [], [], []
-        self.last_close, self.last_vol, self.last_end = None, 0.0, 0
-        self.half_spread, self.tick = spread_bps / 2e4, tick
+# %% auto #0
+__all__ = ['MatchingEngine']
 
 # %% ../../nbs/11_sim_engine.ipynb #920e1235
 class MatchingEngine:
@@ -120,17 +36,17 @@ class MatchingEngine:
         self.config = config or EngineConfig()
         self.sessions = sessions or SessionTable()
         spread_bps, self.ref_prices = spread_bps or {}, dict(ref_prices or {})
-        self.books = {s: _Book(float(spread_bps.get(s, 5.0)), float(a.tick_size)) for s, a in self.assets.items()}
+        self.books = {s: Book(float(spread_bps.get(s, 5.0)), float(a.tick_size)) for s, a in self.assets.items()}
         self.orders:dict[str, Order] = {}
         self.by_key:dict[str, str] = {}
-        self.working:dict[str, _Working] = {}
+        self.working:dict[str, Working] = {}
         self.fills:list[Fill] = []
         self.outbox:list = []                # OrderUpdates not yet taken by the broker
         self.fill_modes:dict[str|None, FillMode] = {}
         self.reserved = _ZERO                # buying power held by open orders
         self.account_changed = False
         self.n_orders = self.n_fills = self.n_replaces = 0
-        self._next_due = 0                   # earliest time on_time has work to do
+        self.next_due = 0                    # earliest time on_time has work to do (0: nothing due); BarTape reads it
         self._sess_lo = self._sess_hi = 0    # bounds of the last session seen open
         self._bar_ns = int(self.config.bar_seconds) * 10**9
         self._slip = self.config.slippage_bps / 1e4
@@ -171,13 +87,13 @@ def _live_quote(self:MatchingEngine, symbol:str, now_ns:int, bell:bool=False) ->
     "The quote if the symbol has traded in the session open at `now_ns` (or, with `bell`, the one closing at it), else None."
     b = self.books[symbol]
     if b.last_close is None: return None
-    if bell: return self.quote(symbol) if self._at_bell(symbol, now_ns) >= 0 else None
+    if bell: return self.quote(symbol) if self.at_bell(symbol, now_ns) >= 0 else None
     if not self.sessions.is_open(now_ns): return None
     if b.last_end <= self.sessions.opens[self.sessions.index(now_ns)]: return None
     return self.quote(symbol)
 
 @patch
-def _at_bell(self:MatchingEngine, symbol:str, now_ns:int) -> int:
+def at_bell(self:MatchingEngine, symbol:str, now_ns:int) -> int:
     "`fill_at='close'`: the index of the session closing exactly at `now_ns` if `symbol`'s last bar closed then, else -1."
     if not self._close_mode: return -1
     ss = self.sessions
@@ -187,7 +103,7 @@ def _at_bell(self:MatchingEngine, symbol:str, now_ns:int) -> int:
     return i if b is not None and b.last_close is not None and b.last_end == now_ns else -1
 
 @patch
-def _est_price(self:MatchingEngine, req:OrderRequest, now_ns:int) -> Decimal:
+def est_price(self:MatchingEngine, req:OrderRequest, now_ns:int) -> Decimal:
     "What one share of `req` is expected to cost, for buying-power checks."
     q = self.quote(req.symbol)                  # KeyError for a symbol the engine does not know
     mkt = (q[1] if req.side is Side.BUY else q[0]) if q else self.ref_prices.get(req.symbol)
@@ -199,66 +115,11 @@ def _est_price(self:MatchingEngine, req:OrderRequest, now_ns:int) -> Decimal:
     return to_dec(px)
 
 @patch
-def _commission(self:MatchingEngine, qty:Decimal) -> Decimal:
+def commission(self:MatchingEngine, qty:Decimal) -> Decimal:
+    "The commission on a fill of `qty` shares (none in `close` mode)."
     c = self.config
     if not (c.commission_per_share or c.commission_min) or self._close_mode: return _ZERO
     return max(c.commission_min, (c.commission_per_share * qty).quantize(_CENT))
-
-# %% ../../nbs/11_sim_engine.ipynb #2b508a96
-class _Reject(Exception):
-    def __init__(self, code, problem, fix): self.code, self.problem, self.fix = code, problem, fix
-
-@patch
-def _pending_sells(self:MatchingEngine, symbol:str, exclude:_Working|None=None) -> Decimal:
-    "Shares that open sell orders in `symbol` may still sell."
-    tot = _ZERO
-    for w in self.working.values():
-        if w.symbol == symbol and not w.buy and w is not exclude:
-            tot += w.remaining if w.qty is not None else w.remaining / max(w.est_px, _CENT)
-    return tot
-
-@patch
-def _check(self:MatchingEngine, req:OrderRequest, now_ns:int, mode:FillMode, exclude:_Working|None=None) -> tuple[Decimal, Decimal, Decimal]:
-    "Raise `_Reject` if a broker would refuse `req`; else (estimated price, reserved share, estimated cost)."
-    asset = self.assets.get(req.symbol)
-    if asset is None:
-        raise _Reject("unknown_symbol", f"{req.symbol} is not a symbol the simulator trades.", "check the ticker; broker.asset(symbol) tells which symbols exist.")
-    if not asset.tradable: raise _Reject("not_tradable", f"{req.symbol} is not tradable.", "pick another symbol.")
-    if mode.kind == "reject": raise _Reject("rejected_by_fill_mode", f"Order {req.client_key} was rejected by the test fill mode 'reject'.", "clear the fill mode.")
-    if (req.type is OrderType.MARKET and not self.config.queue_market_outside_rth and not self.sessions.is_open(now_ns)
-            and self._at_bell(req.symbol, now_ns) < 0):
-        raise _Reject("outside_regular_hours", f"{'Notional' if req.notional is not None else 'Market'} order for {req.symbol} outside regular trading hours.",
-                      "submit during 9:30-16:00 New York time, or use a limit order (it works from the next open).")
-    fractional = req.notional is not None or req.qty != req.qty.to_integral_value()
-    if fractional and not asset.fractionable:
-        raise _Reject("fractional_not_eligible", f"{req.symbol} cannot be traded in fractions.", "order whole shares.")
-    if fractional and req.tif is TimeInForce.GTC:
-        raise _Reject("fractional_not_eligible", f"Fractional order for {req.symbol} is gtc.", "fractional orders must be day orders.")
-    for name in ("limit_price", "stop_price"):
-        p = getattr(req, name)
-        tick = asset.tick_size if p is None or p >= 1 else Decimal("0.0001")
-        if p is not None and p % tick:
-            raise _Reject("off_tick", f"{name}={p} for {req.symbol} is not on the {tick} tick grid.", f"round {name} to a multiple of {tick}.")
-    est = self._est_price(req, now_ns)
-    shares = req.qty if req.qty is not None else req.notional / max(est, _CENT)
-    res_share = Decimal(1) if req.side is Side.BUY else _ZERO
-    if req.side is Side.SELL:
-        pos = self.account.positions.get(req.symbol)
-        available = max(pos.qty if pos else _ZERO, _ZERO) - self._pending_sells(req.symbol, exclude)
-        if shares > available:
-            if self.account.account_type == "cash":
-                raise _Reject("insufficient_position", f"Sell {shares} {req.symbol} exceeds the {max(available, _ZERO)} shares held (net of open sell orders) in a cash account.",
-                              "sell at most what you hold; cash accounts cannot sell short.")
-            if not asset.shortable: raise _Reject("not_shortable", f"{req.symbol} is not available to sell short.", "sell only what you hold.")
-            if fractional: raise _Reject("fractional_not_eligible", f"Fractional short sale of {req.symbol}.", "sell short in whole shares.")
-            res_share = (shares - max(available, _ZERO)) / shares
-    cost = req.notional if req.notional is not None else shares * est
-    need = cost * res_share + (self._commission(shares) if req.side is Side.BUY else _ZERO)
-    held = self.reserved - (exclude.reserved if exclude is not None else _ZERO)
-    if need > 0 and need > self.account.buying_power(held):
-        raise _Reject("insufficient_buying_power", f"Order for {req.symbol} needs about ${need:,.2f} but buying power is ${self.account.buying_power(held):,.2f}.",
-                      "order fewer shares, cancel open orders, or add funds.")
-    return est, res_share, cost
 
 # %% ../../nbs/11_sim_engine.ipynb #7fb280fe
 @patch
@@ -273,23 +134,23 @@ def take_events(self:MatchingEngine) -> list:
     return out
 
 @patch
-def _reserve(self:MatchingEngine, w:_Working):
-    "Hold buying power for what is left of `w`."
+def reserve(self:MatchingEngine, w:Working):
+    "Hold buying power for what is left of `w` (none once it is done); `self.reserved` is the total over open orders."
     new = (w.remaining * (w.est_px if w.qty is not None else 1) * w.res_share) if w.where != "done" else _ZERO
     self.reserved += new - w.reserved
     w.reserved = new
 
 # %% ../../nbs/11_sim_engine.ipynb #442e40e8
 @patch
-def submit(self:MatchingEngine, req:OrderRequest, now_ns:int, replaces:str|None=None, exclude:_Working|None=None) -> Order:
+def submit(self:MatchingEngine, req:OrderRequest, now_ns:int, replaces:str|None=None, exclude:Working|None=None) -> Order:
     "Accept (and possibly fill at once) or reject `req` at time `now_ns`."
     if req.client_key in self.by_key: return self.orders[self.by_key[req.client_key]]
     mode = self.mode_for(req.client_key, req.symbol)
     self.n_orders += 1
     oid = f"sim-{self.n_orders:08d}"
     order = Order.from_request(req, oid, OrderStatus.NEW, from_ns(now_ns), replaces=replaces)
-    try: est, res_share, _ = self._check(req, now_ns, mode, exclude)
-    except _Reject as r:
+    try: est, res_share, _ = check_order(self, req, now_ns, mode, exclude)
+    except Reject as r:
         order = _replace(order, status=OrderStatus.REJECTED, reject_reason=r.problem, broker_status=r.code)
         self.by_key[req.client_key] = oid
         self._emit(OrderEvent.REJECTED, order, now_ns)
@@ -300,30 +161,30 @@ def submit(self:MatchingEngine, req:OrderRequest, now_ns:int, replaces:str|None=
 def _accept(self:MatchingEngine, order:Order, now_ns:int, mode:FillMode, est:Decimal, res_share:Decimal) -> Order:
     ss = self.sessions
     rth = ss.is_open(now_ns)
-    bell = not rth and order.type is OrderType.MARKET and (b := self._at_bell(order.symbol, now_ns)) >= 0
+    bell = not rth and order.type is OrderType.MARKET and (b := self.at_bell(order.symbol, now_ns)) >= 0
     i = b if bell else ss.working(now_ns)
     active = now_ns if rth or bell else int(ss.opens[i])
     close_ns = int(ss.closes[i]) if order.tif is TimeInForce.DAY else None
     order = _replace(order, status=OrderStatus.ACCEPTED, broker_status="accepted")
     self.by_key[order.client_key] = order.id
     self._emit(OrderEvent.ACCEPTED, order, now_ns)
-    w = _Working(order, self.n_orders, active, close_ns, mode, est, res_share)
+    w = Working(order, self.n_orders, active, close_ns, mode, est, res_share)
     self.working[order.id] = w
-    self._reserve(w)
-    if close_ns is not None: self._next_due = min(self._next_due, close_ns) if self._next_due else close_ns
+    self.reserve(w)
+    if close_ns is not None: self.next_due = min(self.next_due, close_ns) if self.next_due else close_ns
     self._place(w, now_ns, bell)
     return self.orders[order.id]
 
 # %% ../../nbs/11_sim_engine.ipynb #a8c23615
 @patch
-def _place(self:MatchingEngine, w:_Working, now_ns:int, bell:bool=False): # bell: a close-mode market order at the session close
+def _place(self:MatchingEngine, w:Working, now_ns:int, bell:bool=False): # bell: a close-mode market order at the session close
     k, b = w.mode.kind, self.books[w.symbol]
     if k == "never": w.where = "never"; return
     if k == "delayed": w.where = "delayed"; b.delayed.append([w.mode.bars, w]); return
     if k in ("immediate", "partial"):
         q = self.quote(w.symbol)
         ref = w.limit if w.limit is not None else w.stop if w.stop is not None else (q[1] if w.buy else q[0]) if q else None
-        if ref is None: w.force = True; self._rest(w, market=True); return   # no price yet: the next bar's open
+        if ref is None: w.force = True; self.books[w.symbol].rest(w, market=True); return   # no price yet: the next bar's open
         frac = Decimal(1) if k == "immediate" else Decimal(repr(w.mode.fraction))
         qty = (w.qty * frac).to_integral_value(ROUND_DOWN) if w.qty is not None and w.whole else (
               (w.qty * frac) if w.qty is not None else (w.notional * frac / to_dec(ref)).quantize(_NANO, ROUND_DOWN))
@@ -333,10 +194,10 @@ def _place(self:MatchingEngine, w:_Working, now_ns:int, bell:bool=False): # bell
     if self.config.fill_at != "bar" and (q := self._live_quote(w.symbol, now_ns, bell)) is not None:
         self._fill_at_quote(w, b, q, now_ns)
         if w.where == "done": return
-    self._rest(w)
+    self.books[w.symbol].rest(w)
 
 @patch
-def _fill_at_quote(self:MatchingEngine, w:_Working, b:_Book, q:tuple, now_ns:int):
+def _fill_at_quote(self:MatchingEngine, w:Working, b:Book, q:tuple, now_ns:int):
     "Fill the marketable part of a new order against the quote."
     last = b.last_close
     if self._close_mode: px, cap = last, _INF
@@ -348,33 +209,9 @@ def _fill_at_quote(self:MatchingEngine, w:_Working, b:_Book, q:tuple, now_ns:int
     if w.limit is not None and ((px > w.limit) if w.buy else (px < w.limit)): return
     self._fill(w, px, cap, now_ns)
 
-# %% ../../nbs/11_sim_engine.ipynb #90765daa
-@patch
-def _rest(self:MatchingEngine, w:_Working, market:bool=False):
-    b = self.books[w.symbol]
-    t = w.type
-    if market or t is OrderType.MARKET or (t is OrderType.STOP and w.triggered):
-        w.where = "market"; b.market.append(w); return
-    if t is OrderType.LIMIT or w.triggered:
-        w.where, w.key = ("bl", -w.limit) if w.buy else ("sl", w.limit)
-    else:
-        w.where, w.key = ("bs", w.stop) if w.buy else ("ss", -w.stop)
-    bisect.insort(getattr(b, w.where), (w.key, w.seq, w))
-
-@patch
-def _unrest(self:MatchingEngine, w:_Working):
-    b, where = self.books[w.symbol], w.where
-    if where == "market": b.market.remove(w)
-    elif where == "delayed": b.delayed[:] = [e for e in b.delayed if e[1] is not w]
-    elif where in ("bl", "sl", "bs", "ss"):
-        lst = getattr(b, where)
-        i = bisect.bisect_left(lst, (w.key, w.seq))
-        if i < len(lst) and lst[i][2] is w: lst.pop(i)
-    w.where = None
-
 # %% ../../nbs/11_sim_engine.ipynb #493ef1ad
 @patch
-def _fill(self:MatchingEngine, w:_Working, px:float, cap:float, t_ns:int) -> float:
+def _fill(self:MatchingEngine, w:Working, px:float, cap:float, t_ns:int) -> float:
     "Fill as much of `w` as `cap` shares allow at `px` (before slippage); returns the shares used."
     if not self._close_mode and self._slip:
         px = px * (1 + self._slip) if w.buy else px * (1 - self._slip)
@@ -389,14 +226,14 @@ def _fill(self:MatchingEngine, w:_Working, px:float, cap:float, t_ns:int) -> flo
     return float(rem)
 
 @patch
-def _execute(self:MatchingEngine, w:_Working, qty:Decimal, price:Decimal, t_ns:int, costs:bool=True):
+def _execute(self:MatchingEngine, w:Working, qty:Decimal, price:Decimal, t_ns:int, costs:bool=True):
     "Book a fill of `qty` at `price`."
-    commission = self._commission(qty) if costs else _ZERO
+    commission = self.commission(qty) if costs else _ZERO
     ss = self.sessions
-    session = ss.index(t_ns) if ss.is_open(t_ns) or self._at_bell(w.symbol, t_ns) >= 0 else ss.working(t_ns)
+    session = ss.index(t_ns) if ss.is_open(t_ns) or self.at_bell(w.symbol, t_ns) >= 0 else ss.working(t_ns)
     settle_ns = int(ss.opens[session + 1])
     self.account.apply_fill(w.symbol, w.side, qty, price, commission, t_ns, session, settle_ns, w.order.id)
-    if w.side is Side.SELL: self._next_due = min(self._next_due, settle_ns) if self._next_due else settle_ns
+    if w.side is Side.SELL: self.next_due = min(self.next_due, settle_ns) if self.next_due else settle_ns
     w.filled += qty; w.cost += qty * price
     if w.qty is None: w.spent += qty * price
     self.n_fills += 1
@@ -409,18 +246,18 @@ def _execute(self:MatchingEngine, w:_Working, qty:Decimal, price:Decimal, t_ns:i
     self._emit(OrderEvent.FILL if done else OrderEvent.PARTIAL_FILL, w.order, t_ns, fill)
     self.account_changed = True
     if done: self._close(w)
-    else: self._reserve(w)
+    else: self.reserve(w)
 
 @patch
-def _close(self:MatchingEngine, w:_Working):
+def _close(self:MatchingEngine, w:Working):
     "Take `w` out of the books and release its buying power."
-    self._unrest(w)
+    self.books[w.symbol].unrest(w)
     w.where = "done"
-    self._reserve(w)
+    self.reserve(w)
     self.working.pop(w.order.id, None)
 
 @patch
-def _finish(self:MatchingEngine, w:_Working, t_ns:int):
+def _finish(self:MatchingEngine, w:Working, t_ns:int):
     "A notional order whose remainder is below one cent is filled."
     w.order = _replace(w.order, status=OrderStatus.FILLED, broker_status="filled", updated_at=from_ns(t_ns))
     self._emit(OrderEvent.FILL, w.order, t_ns)
@@ -450,19 +287,19 @@ def _enter_session(self:MatchingEngine, t:int) -> bool:
     return False
 
 @patch
-def _tick_delayed(self:MatchingEngine, b:_Book, t:int):
+def _tick_delayed(self:MatchingEngine, b:Book, t:int):
     keep = []
     for e in b.delayed:
         e[0] -= 1
         if e[0] > 0: keep.append(e)
         else:
             w = e[1]; w.active_ns = max(w.active_ns, t + self._bar_ns); w.mode = FillMode(); w.where = None
-            self._rest(w)
+            self.books[w.symbol].rest(w)
     b.delayed[:] = keep
 
 # %% ../../nbs/11_sim_engine.ipynb #4e5b396f
 @patch
-def _match(self:MatchingEngine, b:_Book, t:int, o:float, h:float, l:float, c:float, v:float):
+def _match(self:MatchingEngine, b:Book, t:int, o:float, h:float, l:float, c:float, v:float):
     left = _INF if self._close_mode else math.floor(v * self.config.participation)
     nxt = t + self._bar_ns
     # 1. stops trigger on touch; fill at the stop, or at the open when the bar gaps through
@@ -472,14 +309,14 @@ def _match(self:MatchingEngine, b:_Book, t:int, o:float, h:float, l:float, c:flo
             if (key > h) if buy else (-key < l): break
             if w.active_ns <= t: hit.append(w)
         for w in hit:
-            self._unrest(w)
+            self.books[w.symbol].unrest(w)
             w.triggered = True
             trig = (o if o >= w.stop else w.stop) if buy else (o if o <= w.stop else w.stop)
             if w.type is OrderType.STOP or ((trig <= w.limit) if buy else (trig >= w.limit)):
                 if left > 0: left -= self._fill(w, trig, left, t)
             if w.where != "done":
                 w.active_ns = nxt
-                self._rest(w)
+                self.books[w.symbol].rest(w)
     # 2. market orders at the open
     if b.market:
         for w in list(b.market):
@@ -502,14 +339,14 @@ def _match(self:MatchingEngine, b:_Book, t:int, o:float, h:float, l:float, c:flo
 @patch
 def on_time(self:MatchingEngine, now_ns:int):
     "Settle and expire whatever is due at `now_ns`."
-    if not self._next_due or now_ns < self._next_due: return
+    if not self.next_due or now_ns < self.next_due: return
     if self.account.settle(now_ns): self.account_changed = True
     for w in [w for w in self.working.values() if w.close_ns is not None and w.close_ns <= now_ns]:
         self._close(w)
         w.order = _replace(w.order, status=OrderStatus.EXPIRED, broker_status="expired", updated_at=from_ns(w.close_ns))
         self._emit(OrderEvent.EXPIRED, w.order, w.close_ns)
     due = [e[0] for e in self.account.pending] + [w.close_ns for w in self.working.values() if w.close_ns is not None]
-    self._next_due = min(due) if due else 0
+    self.next_due = min(due) if due else 0
 
 # %% ../../nbs/11_sim_engine.ipynb #09aae979
 @patch
@@ -545,8 +382,8 @@ def replace(self:MatchingEngine, order_id:str, now_ns:int, qty=None, limit_price
                        limit_price=limit_price if limit_price is not None else o.limit_price,
                        stop_price=stop_price if stop_price is not None else o.stop_price, client_key=key)
     if key in self.by_key: return self.orders[self.by_key[key]]
-    try: self._check(req, now_ns, self.mode_for(key, o.symbol), exclude=w)
-    except _Reject as r: raise OrderRejected(r.problem, r.fix, reason=r.code, order=o) from None
+    try: check_order(self, req, now_ns, self.mode_for(key, o.symbol), exclude=w)
+    except Reject as r: raise OrderRejected(r.problem, r.fix, reason=r.code, order=o) from None
     self._close(w)
     w.order = _replace(w.order, status=OrderStatus.CANCELLED, broker_status="replaced", updated_at=from_ns(now_ns))
     self._emit(OrderEvent.REPLACED, w.order, now_ns)
@@ -558,56 +395,11 @@ def dry_run(self:MatchingEngine, req:OrderRequest, now_ns:int) -> OrderPreview:
     "Validate `req` as `submit` would, without placing it."
     warnings = []
     if req.client_key in self.by_key: warnings.append(f"client key already used by order {self.by_key[req.client_key]}; submit returns that order.")
-    try: est, res_share, cost = self._check(req, now_ns, self.mode_for(req.client_key, req.symbol))
-    except _Reject as r: return OrderPreview(req, False, errors=(f"{r.code}: {r.problem} Fix: {r.fix}",))
+    try: est, res_share, cost = check_order(self, req, now_ns, self.mode_for(req.client_key, req.symbol))
+    except Reject as r: return OrderPreview(req, False, errors=(f"{r.code}: {r.problem} Fix: {r.fix}",))
     if not self.sessions.is_open(now_ns): warnings.append("outside regular hours: the order works from the next session open.")
-    fees = self._commission(req.qty if req.qty is not None else cost / max(est, _CENT))
+    fees = self.commission(req.qty if req.qty is not None else cost / max(est, _CENT))
     if req.side is Side.BUY and self.account.account_type == "cash" and cost > self.account.settled_cash:
         warnings.append("uses unsettled funds: selling this position before they settle is a good-faith violation.")
     return OrderPreview(req, True, estimated_cost=cost.quantize(_CENT), buying_power_effect=-(cost * res_share + fees).quantize(_CENT),
                         fees=fees, warnings=tuple(warnings))
-
-# %% ../../nbs/11_sim_engine.ipynb #91e64e2f
-class BarTape:
-    "All symbols' bars merged into one time-ordered tape, fed to an engine up to a time."
-    def __init__(self, market_bars:dict[str, pd.DataFrame], bar_seconds:int=60):
-        self.symbols = list(market_bars)
-        self.bar_ns = bar_seconds * 10**9
-        parts = [(i, df) for i, df in enumerate(market_bars.values()) if len(df)]
-        if parts:
-            t = np.concatenate([df.index.as_unit("ns").asi8 if hasattr(df.index, "as_unit") else df.index.asi8 for _, df in parts])
-            sym = np.concatenate([np.full(len(df), i, dtype=np.int32) for i, df in parts])
-            vals = np.concatenate([df[["open", "high", "low", "close", "volume"]].to_numpy(dtype=float) for _, df in parts])
-            order = np.lexsort((sym, t))
-            self.t, self.sym, self.vals = t[order], sym[order], vals[order]
-        else:
-            self.t, self.sym, self.vals = np.empty(0, np.int64), np.empty(0, np.int32), np.empty((0, 5))
-        self.close = self.t + self.bar_ns
-        self.pos = 0
-
-    def __len__(self): return len(self.t)
-
-    def next_close_ns(self) -> int|None:
-        "Close time of the next bar not yet fed (None at the end)."
-        return int(self.close[self.pos]) if self.pos < len(self.t) else None
-
-    def seek(self, t_ns:int):
-        "Skip every bar that closed at or before `t_ns` (after a restore)."
-        self.pos = int(self.close.searchsorted(t_ns, side="right"))
-
-    def feed(self, engine:MatchingEngine, until_ns:int, on_bar=None) -> int:
-        "Feed `engine` every bar closing at or before `until_ns`; `on_bar(symbol, t, o, h, l, c, v)` sees each too."
-        if self.pos >= len(self.t) or until_ns < self.close[self.pos]: return 0     # nothing has closed since the last feed
-        end = int(self.close.searchsorted(until_ns, side="right"))
-        start, names, step, on_time = self.pos, self.symbols, engine.on_bar, engine.on_time
-        while self.pos < end:                      # in chunks: Python lists iterate fast, but not a year at once
-            i = self.pos; j = min(end, i + 65536)
-            ts, sy, vals = self.t[i:j].tolist(), self.sym[i:j].tolist(), self.vals[i:j].tolist()
-            for k in range(j - i):
-                t = ts[k]
-                if engine._next_due and t >= engine._next_due: on_time(t)
-                o, h, l, c, v = vals[k]
-                step(names[sy[k]], t, o, h, l, c, v)
-                if on_bar is not None: on_bar(names[sy[k]], t, o, h, l, c, v)
-            self.pos = j
-        return end - start if end > start else 0
