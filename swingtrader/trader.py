@@ -4,28 +4,28 @@
 
 # %% ../nbs/55_trader.ipynb #56196d1d
 from __future__ import annotations
-import hashlib, math, time, uuid
+import hashlib, math, uuid
 from dataclasses import dataclass, replace as _dc_replace
 from datetime import datetime, date
-from decimal import Decimal, ROUND_FLOOR
+from decimal import Decimal
 from typing import Callable, Mapping
 
 from fastcore.basics import patch
 
 from .config import SwingtraderError, Settings
 from .clock import Clock, UTC
-from .models import (D, Account, Asset, Bar, Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderType,
-                                OrderUpdate, Position, Side, Signal, SignalAction, TimeInForce)
+from .models import (D, Account, Asset, Bar, Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderUpdate, Position,
+                                Side, Signal, SignalAction)
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer, SizeDecision
-from .stops import (StopBook, TrailingStop, PROTECTIVE, ProtectiveStop, protective_key, is_protective_key,
-                               stop_price, min_move, worth_moving)
+from .stops import StopBook, TrailingStop, PROTECTIVE, ProtectiveStop
 from .risk import RiskGuard, RiskContext, Decision, RiskAction, RuleResult
-from .ledger import Ledger, UNRESOLVED, NOT_SUBMITTED, OPEN_STATUSES, trading_day
-from .broker import OrderRejected, OrderNotFound
+from .ledger import Ledger, UNRESOLVED, NOT_SUBMITTED, trading_day
+from .broker import OrderRejected
+from .protective import StopCall, ProtectiveStops
 
 # %% auto #0
-__all__ = ['TraderError', 'decision_id', 'client_key_for', 'Intent', 'Trader', 'StopCall', 'load_checkpoint']
+__all__ = ['TraderError', 'decision_id', 'client_key_for', 'Intent', 'Trader', 'load_checkpoint']
 
 # %% ../nbs/55_trader.ipynb #97f929de
 class TraderError(SwingtraderError):
@@ -121,8 +121,12 @@ class Trader:
         self._pl_marks: dict = {}                        # {'day': (date, equity), 'week': (key, equity)}
         self.losing_streak = ledger.losing_streak()      # consecutive losing round trips (kept up to date from fills)
         self.broker_stops = bool(broker_stops) and stops is not None
-        self.protective: dict[str, ProtectiveStop] = {}  # symbol -> its protective stop order at the broker
-        self._stops_uncertain = False                    # a protective call's outcome is unknown: reconcile with the broker's orders
+        self.protection = ProtectiveStops(self)          # the protective stop orders at the broker (module `protective`)
+
+    @property
+    def protective(self) -> dict[str, ProtectiveStop]: return self.protection.stops   # symbol -> its protective stop record
+    @property
+    def _stops_uncertain(self) -> bool: return self.protection.uncertain           # a protective call's outcome is unknown
 
     def __repr__(self):
         return (f"Trader({getattr(self.strategy, 'model_id', '?')}, positions={sorted(s for s, p in self.positions.items() if p.qty)}, "
@@ -372,7 +376,7 @@ def on_update(self:Trader, u:OrderUpdate):
     o = u.order
     new_fill = self.ledger.record_update(u)
     p = self.pending.get(o.client_key)
-    prot = self._protective_update(u) if self.protective or self.broker_stops else False
+    prot = self.protection.update(u) if self.protective or self.broker_stops else False
     if u.fill is not None and new_fill:
         f = u.fill
         self._apply_fill(f)
@@ -440,159 +444,40 @@ def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None): # why: th
         self.kill_switch.check(self.account.equity, losing_streak=self.losing_streak)
 
 # %% ../nbs/55_trader.ipynb #25dd420c
-@dataclass(frozen=True)
-class StopCall:
-    "One broker call for a protective stop: place it, replace it (move / resize) or cancel it."
-    kind: str                            # place | replace | cancel
-    symbol: str
-    request: OrderRequest|None = None    # the new order (place, replace): in the ledger as an intent already
-    order_id: str|None = None            # the broker order to replace or cancel
-    @property
-    def client_key(self) -> str|None: return self.request.client_key if self.request is not None else None
-
-    def send(self, broker, settle:int=10) -> Order: # cancel: re-reads while the broker still shows the order working
-        "The broker call alone (safe on any thread)."
-        if self.kind == "place": return broker.submit(self.request)
-        if self.kind == "replace":
-            return broker.replace(self.order_id, qty=self.request.qty, stop_price=self.request.stop_price, client_key=self.request.client_key)
-        o = broker.cancel(self.order_id)
-        for i in range(settle):                          # tastytrade answers `Cancel Requested`: wait until it is final
-            if o.status.is_terminal: break
-            time.sleep(0.05 * (i + 1))
-            o = broker.order(self.order_id)
-        return o
-
-# %% ../nbs/55_trader.ipynb #200d72ca
-def _whole(q:Decimal) -> Decimal:
-    "The whole shares of a position: stop orders are for whole shares (a fraction stays under the code-side stop)."
-    return q.to_integral_value(ROUND_FLOOR)
-
-@patch
-def _now(self:Trader) -> datetime:
-    return self.clock.now() if self.clock is not None else (self.last_time or datetime.now(UTC))
-
-@patch
-def _opened_at(self:Trader, symbol:str) -> str:
-    t = self.open_trades.get(symbol)
-    return (t or {}).get("entry_time") or "adopted"
-
-@patch
-def _stop_request(self:Trader, ps:ProtectiveStop, qty:Decimal, stop:Decimal, at:datetime) -> OrderRequest:
-    "A new protective order for `ps`, recorded in the ledger as an intent (a fresh deterministic key)."
-    while True:
-        ps.n += 1
-        key = protective_key(ps.symbol, ps.opened, ps.n)
-        if self.ledger.order(key) is None: break          # every key is used once (after a restart too)
-    req = OrderRequest(ps.symbol, Side.SELL, qty=qty, type=OrderType.STOP, tif=TimeInForce.GTC, stop_price=stop, client_key=key)
-    self.ledger.record_intent(Signal(ps.symbol, SignalAction.EXIT_LONG, at, float(stop), None, PROTECTIVE, PROTECTIVE, id=PROTECTIVE), req)
-    return req
-
-@patch
-def _other_sell(self:Trader, symbol:str) -> bool:
-    "Is a sell that is not a protective stop working or unresolved for `symbol` (an exit, a flatten)?"
-    if self._exit_pending(symbol): return True
-    return any(o.side is Side.SELL and o.signal_id != PROTECTIVE
-               for o in self.ledger.orders((*OPEN_STATUSES, *UNRESOLVED), symbol=symbol))
-
 @patch
 def protect(self:Trader, now:datetime|None=None) -> list[StopCall]:
-    "The protective stop calls due now (place / resize / move / cancel); new orders are in the ledger first."
-    if not self.broker_stops and not self.protective: return []
-    now = now or self._now()
-    calls = []
-    for sym, ps in list(self.protective.items()):          # positions closed: no stop may stay (it could open a short)
-        if _whole(self.held(sym)) > 0 and self.broker_stops: continue
-        if ps.order_id is not None: calls.append(StopCall("cancel", sym, order_id=ps.order_id))
-        elif ps.key is None: del self.protective[sym]
-    if not self.broker_stops or self.ledger.halt_state().state == "halted": return calls
-    for sym in list(self.positions):
-        ts, ps = self.stops.stops.get(sym), self.protective.get(sym)
-        qty = _whole(self.held(sym))                                     # never more than the broker holds
-        if qty <= 0 or (ts is None and ps is None) or self._other_sell(sym): continue
-        if ps is None: ps = self.protective[sym] = ProtectiveStop(sym, self._opened_at(sym))
-        if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first
-        if ts is None and ps.order_id is None: continue                  # no code-side level to place a stop at
-        tick = self.asset(sym).tick_size
-        level = stop_price(ts.stop, tick) if ts is not None else ps.stop # without a trail (state lost): keep the broker's level
-        if level <= 0: continue
-        if ps.fails and ps.at is not None and now - ps.at < ps.retry_after: continue   # refused lately: back off
-        if ps.order_id is None: calls.append(StopCall("place", sym, self._stop_request(ps, qty, level, now)))
-        elif ps.qty != qty:                                               # partial fills: resize now, never throttled
-            calls.append(StopCall("replace", sym, self._stop_request(ps, qty, max(level, ps.stop), now), ps.order_id))
-        elif worth_moving(ps.stop, level, ps.at, now, min_move(ps.stop, self.settings.broker_stop_min_move, tick)):
-            calls.append(StopCall("replace", sym, self._stop_request(ps, qty, level, now), ps.order_id))
-    return calls
+    "The protective stop calls due now (place / resize / move / cancel): `ProtectiveStops.protect`."
+    return self.protection.protect(now)
 
-# %% ../nbs/55_trader.ipynb #524fe6e3
 @patch
-def stop_sent(self:Trader, call:StopCall, order:Order|None=None, error:BaseException|None=None,
-              now:datetime|None=None) -> Order|None: # the clock when the call was made (throttle reference)
-    "Record the broker's answer to `call` (its order, or the error it raised)."
-    sym, ps = call.symbol, self.protective.get(call.symbol)
-    now = now or self._now()
-    if call.kind == "cancel":
-        if error is not None and not isinstance(error, OrderNotFound):
-            self._stops_uncertain = True; return None
-        if self.audit is not None and order is not None and order.status.is_terminal:
-            self.audit.cancel(order, self.broker_name, reason=f"{PROTECTIVE} cancelled", details={"purpose": PROTECTIVE})
-        if ps is not None and ps.order_id == call.order_id and (order is None or order.status.is_terminal):
-            ps.key = ps.order_id = ps.stop = ps.qty = ps.at = None
-            if _whole(self.held(sym)) <= 0: del self.protective[sym]
-        elif order is not None and not order.status.is_terminal: self._stops_uncertain = True
-        return order
-    key = call.client_key
-    if error is None:
-        self.ledger.record_submitted(key, order)
-        if self.audit is not None: self.audit.order(order, self.broker_name, None, getattr(self.strategy, "model_id", None),
-                                                    details={"purpose": PROTECTIVE, "call": call.kind, "replaces": call.order_id})
-        if ps is not None and order.status.is_open:
-            ps.key, ps.order_id, ps.stop, ps.qty, ps.at, ps.fails = key, order.id, call.request.stop_price, order.remaining_qty, now, 0
-        elif ps is not None and call.kind == "replace" and order.status.is_terminal: self._stops_uncertain = True
-        return order
-    definite = isinstance(error, OrderRejected)
-    self.ledger.record_submit_failed(key, f"{type(error).__name__}: {error}", definite=definite)
-    if ps is not None:
-        ps.at, ps.fails = now, ps.fails + 1
-        if not definite:
-            self._stops_uncertain = True
-            if call.kind == "place": ps.key = key              # placed or not: reconcile_stops will tell
-        elif call.kind == "replace": self._stops_uncertain = True   # the old order is not working any more (filled / cancelled)
-    return None
+def stop_sent(self:Trader, call:StopCall, order:Order|None=None, error:BaseException|None=None, now:datetime|None=None) -> Order|None:
+    "Record the broker's answer to a protective `call`: `ProtectiveStops.stop_sent`."
+    return self.protection.stop_sent(call, order, error, now)
 
-# %% ../nbs/55_trader.ipynb #303dd0be
-@patch
-def _protective_update(self:Trader, u:OrderUpdate) -> bool:
-    "Note an update of a protective order; True if it is one."
-    o = u.order
-    ps = self.protective.get(o.symbol)
-    mine = ps is not None and (o.id == ps.order_id or o.client_key == ps.key)
-    if not mine: return is_protective_key(o.client_key)
-    if o.status.is_open: ps.qty = o.remaining_qty if o.remaining_qty is not None else ps.qty
-    elif u.event is not OrderEvent.REPLACED: ps.key = ps.order_id = ps.stop = ps.qty = ps.at = None
-    return True
-
-# %% ../nbs/55_trader.ipynb #09f63f14
 @patch
 def release(self:Trader, symbol:str) -> list[StopCall]:
     "The cancel of `symbol`'s protective stop, to send before an exit order."
-    ps = self.protective.get(symbol)
-    return [StopCall("cancel", symbol, order_id=ps.order_id)] if ps is not None and ps.order_id is not None else []
+    return self.protection.release(symbol)
 
 @patch
 def released(self:Trader, call:StopCall, order:Order|None=None, error:BaseException|None=None) -> bool:
-    "Record a release cancel; True when the exit may be sent (the stop is gone and did not fill)."
-    o = self.stop_sent(call, order, error)
-    if error is not None and not isinstance(error, OrderNotFound): return False
-    return o is None or (o.status.is_terminal and o.filled_qty == 0)
+    "Record a release cancel; True when the exit may be sent."
+    return self.protection.released(call, order, error)
 
 @patch
 def release_stop(self:Trader, symbol:str, broker) -> bool:
     "Cancel `symbol`'s protective stop at `broker` (synchronously); True when the exit may be sent."
-    for c in self.release(symbol):
-        try: o, err = c.send(broker), None
-        except Exception as e: o, err = None, e
-        if not self.released(c, o, err): return False
-    return True
+    return self.protection.release_stop(symbol, broker)
+
+@patch
+def reconcile_stops(self:Trader, open_orders:list[Order], now:datetime|None=None) -> list[StopCall]:
+    "Align the protective records with the broker's open orders: `ProtectiveStops.reconcile`."
+    return self.protection.reconcile(open_orders, now)
+
+@patch
+def sync_stops(self:Trader, broker, now:datetime|None=None, reconcile:bool=False) -> list[tuple[StopCall, Order|None]]:
+    "Bring the broker's protective stops in line, synchronously: `ProtectiveStops.sync`."
+    return self.protection.sync(broker, now, reconcile)
 
 @patch
 def drop_exit(self:Trader, intent:Intent, why:str="the protective stop filled or could not be cancelled first"):
@@ -600,52 +485,6 @@ def drop_exit(self:Trader, intent:Intent, why:str="the protective stop filled or
     self.ledger.record_submit_failed(intent.client_key, why, definite=True)
     if self.audit is not None: self.audit.health("exit_dropped", {"level": "warning", "client_key": intent.client_key, "symbol": intent.request.symbol, "why": why}, broker=self.broker_name)
     self.close_intent(intent.client_key, Decimal(0))
-
-# %% ../nbs/55_trader.ipynb #d337856e
-@patch
-def _is_protective(self:Trader, o:Order) -> bool:
-    if is_protective_key(o.client_key): return True
-    row = self.ledger.order(o.client_key) or self.ledger.order_by_broker_id(o.id)
-    return row is not None and row.signal_id == PROTECTIVE
-
-@patch
-def reconcile_stops(self:Trader, open_orders:list[Order], # the broker's open orders now
-                    now:datetime|None=None) -> list[StopCall]:
-    "Align the protective records with the broker's open orders; returns the cancels of duplicates and orphans."
-    mine: dict[str, list[Order]] = {}
-    for o in open_orders:
-        if o.is_open and o.side is Side.SELL and o.type in (OrderType.STOP, OrderType.STOP_LIMIT) and self._is_protective(o):
-            mine.setdefault(o.symbol, []).append(o)
-    calls = []
-    for sym in sorted(set(mine) | set(self.protective)):
-        orders, ps = mine.get(sym, []), self.protective.get(sym)
-        want = self.broker_stops and _whole(self.held(sym)) > 0      # a held position keeps its stop, even if its trail was lost
-        if not want:
-            calls += [StopCall("cancel", sym, order_id=o.id) for o in orders]
-            self.protective.pop(sym, None)
-            continue
-        if ps is None: ps = self.protective[sym] = ProtectiveStop(sym, self._opened_at(sym))
-        keep = next((o for o in orders if o.id == ps.order_id or o.client_key == ps.key), None) \
-               or (max(orders, key=lambda o: (o.created_at or datetime.min.replace(tzinfo=UTC), o.id)) if orders else None)
-        calls += [StopCall("cancel", sym, order_id=o.id) for o in orders if o is not keep]
-        if keep is None: ps.key = ps.order_id = ps.stop = ps.qty = ps.at = None
-        else: ps.key, ps.order_id, ps.stop, ps.qty, ps.at = keep.client_key, keep.id, keep.stop_price, keep.remaining_qty, ps.at or now
-    self._stops_uncertain = False
-    return calls
-
-# %% ../nbs/55_trader.ipynb #830f0da5
-@patch
-def sync_stops(self:Trader, broker, now:datetime|None=None,
-               reconcile:bool=False) -> list[tuple[StopCall, Order|None]]: # compare with the broker's open orders first (always when unsure)
-    "Bring the broker's protective stops in line, synchronously: (call, order or None) for each call made."
-    def send(c):
-        try: o, err = c.send(broker), None
-        except Exception as e: o, err = None, e
-        return c, self.stop_sent(c, o, err, now)
-    done = []
-    if reconcile or self._stops_uncertain:
-        done += [send(c) for c in self.reconcile_stops(broker.orders("open"), now)]
-    return done + [send(c) for c in self.protect(now)]
 
 # %% ../nbs/55_trader.ipynb #098532ed
 @patch
@@ -692,6 +531,6 @@ def resume(cls:Trader, settings:Settings, ledger:Ledger, # the ledger the previo
     pm = st.get("pl_marks", {})
     t._pl_marks = {k: ((date.fromisoformat(v[0]) if k == "day" else tuple(v[0])), Decimal(v[1])) for k, v in pm.items()}
     t.positions = {p.symbol: p for p in ledger.positions()}
-    t.protective = {s: ProtectiveStop.from_dict(d) for s, d in st.get("protective", {}).items()}
-    t._stops_uncertain = t.broker_stops      # after a restart: compare with the broker's orders before anything else
+    t.protection.stops = {s: ProtectiveStop.from_dict(d) for s, d in st.get("protective", {}).items()}
+    t.protection.uncertain = t.broker_stops      # after a restart: compare with the broker's orders before anything else
     return t
