@@ -83,6 +83,7 @@ class _Pending:
         return cls(d["symbol"], bool(d["entry"]), d["atr"], float(d["price"]), Decimal(d["est"]), d["signal_id"], d["signal_time"],
                    d["reason"], bool(d["fresh"]), Decimal(d["filled"]))
 
+# %% ../nbs/55_trader.ipynb #a4532561
 class Trader:
     "One bot's decisions: bars in, ledger-recorded order intents out; order updates move stops, positions and P&L."
     def __init__(self, settings:Settings, # limits and strategy parameters
@@ -132,6 +133,8 @@ class Trader:
         return (f"Trader({getattr(self.strategy, 'model_id', '?')}, positions={sorted(s for s, p in self.positions.items() if p.qty)}, "
                 f"pending={len(self.pending)}, trades={len(self.trades)})")
 
+
+
 # %% ../nbs/55_trader.ipynb #90e8b5d6
 @patch
 def asset(self:Trader, symbol:str) -> Asset:
@@ -146,6 +149,8 @@ def asset(self:Trader, symbol:str) -> Asset:
         if a is None: raise TraderError(f"{symbol} is not among the trader's assets.", "pass assets= with every traded symbol (or broker.asset).")
     self._asset_cache[symbol] = a
     return a
+
+
 
 # %% ../nbs/55_trader.ipynb #b749432d
 @patch
@@ -221,6 +226,8 @@ def context(self:Trader, symbol:str, # the signal's symbol
                        day_pl=day_pl, week_pl=week_pl, losing_streak=self.losing_streak,
                        kill_state=self.ledger.halt_state().state, as_of=day)
 
+
+
 # %% ../nbs/55_trader.ipynb #4aa5e1c2
 @patch
 def step(self:Trader, symbol:str, close_time:datetime, # the bar's close time: the decision time
@@ -261,6 +268,8 @@ def _after(self:Trader, symbol:str, t:datetime, close:float, sig:Signal|None) ->
 @patch
 def _exit_pending(self:Trader, symbol:str) -> bool:
     return any(p.symbol == symbol and not p.entry for p in self.pending.values())
+
+
 
 # %% ../nbs/55_trader.ipynb #d72f323e
 @patch
@@ -320,6 +329,8 @@ def _entry(self:Trader, sig:Signal) -> list[Intent]:
     est = decision.notional if decision.notional is not None else decision.qty * D(sig.price)
     return self._record(sig, req, decision, size, est)
 
+
+
 # %% ../nbs/55_trader.ipynb #fd6d4a8a
 @patch
 def _exit(self:Trader, sig:Signal) -> list[Intent]:
@@ -333,6 +344,8 @@ def _exit(self:Trader, sig:Signal) -> list[Intent]:
     if not decision.passed: return self._skip(sig, decision.reason, decision, long=True)
     req = OrderRequest(sig.symbol, Side.SELL, qty=decision.qty, client_key=client_key_for(sig.id))
     return self._record(sig, req, decision, None, Decimal(0))
+
+
 
 # %% ../nbs/55_trader.ipynb #22e56f17
 @patch
@@ -355,6 +368,8 @@ def submit(self:Trader, intent:Intent, broker) -> Order|None:
     self.ledger.record_submitted(key, order)
     if self.audit is not None: self.audit.order(order, self.broker_name, intent.signal.id, intent.signal.model_id)
     return order
+
+
 
 # %% ../nbs/55_trader.ipynb #b856d7b2
 @patch
@@ -402,6 +417,7 @@ def close_intent(self:Trader, key:str, # the intent's client key
         pos = self.positions[p.symbol]
         self.strategy.mark_position(p.symbol, True, float(pos.avg_entry_price))
 
+# %% ../nbs/55_trader.ipynb #28512b46
 @patch
 def _opened(self:Trader, f:Fill, p:_Pending|None):
     sym = f.symbol
@@ -442,6 +458,8 @@ def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None): # why: th
     self.losing_streak = self.losing_streak + 1 if proceeds - cost - com < 0 else 0
     if self.kill_switch is not None and self.account is not None:
         self.kill_switch.check(self.account.equity, losing_streak=self.losing_streak)
+
+
 
 # %% ../nbs/55_trader.ipynb #25dd420c
 @patch
@@ -509,6 +527,8 @@ def checkpoint(self:Trader, key:str="trader"):
 def load_checkpoint(ledger:Ledger, key:str="trader") -> dict|None:
     "The trader state last checkpointed in `ledger`, or None."
     return ledger.load_state(key)
+
+
 
 # %% ../nbs/55_trader.ipynb #ac98b195
 @patch(cls_method=True)
