@@ -12,25 +12,23 @@ from typing import Callable, Mapping
 
 from fastcore.basics import patch
 
-from .config import SwingtraderError, Settings
+from .config import Settings
 from .clock import Clock, UTC
-from .models import (D, Account, Asset, Bar, Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderUpdate, Position,
+from .models import (D, Asset, Bar, Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderUpdate, Position,
                                 Side, Signal, SignalAction)
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer, SizeDecision
 from .stops import StopBook, TrailingStop, PROTECTIVE, ProtectiveStop
-from .risk import RiskGuard, RiskContext, Decision, RiskAction, RuleResult
+from .risk import RiskGuard, Decision, RiskAction, RuleResult
 from .ledger import Ledger, UNRESOLVED, NOT_SUBMITTED, trading_day
 from .broker import OrderRejected
 from .protective import StopCall, ProtectiveStops
+from .broker_view import BrokerView, TraderError
 
 # %% auto #0
-__all__ = ['TraderError', 'decision_id', 'client_key_for', 'Intent', 'Trader', 'load_checkpoint']
+__all__ = ['decision_id', 'client_key_for', 'Intent', 'Trader', 'load_checkpoint']
 
 # %% ../nbs/55_trader.ipynb #97f929de
-class TraderError(SwingtraderError):
-    "The trader was driven in a way it cannot work with (no account yet, an unknown symbol, a bad checkpoint)."
-
 _NS = uuid.UUID("6f1c2a4e-5b0d-4c39-9a57-2d1e8b7f3c10")   # swingtrader's namespace for decision ids
 _NS_BYTES = _NS.bytes
 
@@ -84,7 +82,7 @@ class _Pending:
                    d["reason"], bool(d["fresh"]), Decimal(d["filled"]))
 
 # %% ../nbs/55_trader.ipynb #a4532561
-class Trader:
+class Trader(BrokerView):
     "One bot's decisions: bars in, ledger-recorded order intents out; order updates move stops, positions and P&L."
     def __init__(self, settings:Settings, # limits and strategy parameters
                  strategy, # a `Strategy` (MacdSwing has the float fast path `step`)
@@ -100,12 +98,10 @@ class Trader:
                  broker_stops:bool=False): # keep a protective stop order at the broker for each position (the bot: Settings.broker_stops)
         self.settings, self.strategy, self.sizer, self.guard, self.stops = settings, strategy, sizer, guard, stops
         self.ledger, self.audit, self.clock, self.broker_name = ledger, audit, clock, broker_name
-        self.kill_switch, self.account_provider = kill_switch, account_provider
-        self._assets, self._asset_cache = assets, {}
+        super().__init__(assets, account_provider)
+        self.kill_switch = kill_switch
         self._step = getattr(strategy, "step", None)
         self._sym_state = getattr(strategy, "symbols", None)     # MacdSwing's per-symbol indicators (ATR for the stops)
-        self.account: Account|None = None
-        self.positions: dict[str, Position] = {}
         self.pending: dict[str, _Pending] = {}
         self.last: dict[str, float] = {}                 # last close per symbol
         self.daily: dict[str, list[float]] = {}          # closes of completed days per symbol (newest last)
@@ -116,10 +112,6 @@ class Trader:
         self.trades: list[dict] = []                     # closed round trips
         self.skipped: list[dict] = []                    # signals that did not become orders, and why
         self.last_time: datetime|None = None             # close time of the last bar seen
-        self._stale, self._snap_time = True, None
-        self.broker_held: dict[str, Decimal]|None = None   # the last broker snapshot's quantities, per symbol
-        self._snapshot_fresh: set[str] = set()             # symbols with no fill applied since that snapshot
-        self._pl_marks: dict = {}                        # {'day': (date, equity), 'week': (key, equity)}
         self.losing_streak = ledger.losing_streak()      # consecutive losing round trips (kept up to date from fills)
         self.broker_stops = bool(broker_stops) and stops is not None
         self.protection = ProtectiveStops(self)          # the protective stop orders at the broker (module `protective`)
@@ -132,99 +124,6 @@ class Trader:
     def __repr__(self):
         return (f"Trader({getattr(self.strategy, 'model_id', '?')}, positions={sorted(s for s, p in self.positions.items() if p.qty)}, "
                 f"pending={len(self.pending)}, trades={len(self.trades)})")
-
-
-
-# %% ../nbs/55_trader.ipynb #90e8b5d6
-@patch
-def asset(self:Trader, symbol:str) -> Asset:
-    "The `Asset` for `symbol` (cached)."
-    a = self._asset_cache.get(symbol)
-    if a is not None: return a
-    src = self._assets
-    if src is None: a = Asset(symbol)
-    elif callable(src): a = src(symbol)
-    else:
-        a = src.get(symbol)
-        if a is None: raise TraderError(f"{symbol} is not among the trader's assets.", "pass assets= with every traded symbol (or broker.asset).")
-    self._asset_cache[symbol] = a
-    return a
-
-
-
-# %% ../nbs/55_trader.ipynb #b749432d
-@patch
-def set_account(self:Trader, account:Account, # the broker's balances now
-                positions:list[Position]|None=None): # the broker's positions now, for their marks (None: keep the view)
-    "Refresh the view of the broker; funds of pending entries count as in the snapshot from now on."
-    self.account = account
-    if positions is not None:
-        # Quantities come from the ledger, never from the snapshot: the broker may already count a fill whose
-        # update has not arrived yet, and adding that fill on arrival would count it twice (and sell it twice).
-        marks = {p.symbol: p.market_price for p in positions}
-        self.positions = {p.symbol: _dc_replace(p, market_price=marks.get(p.symbol, p.market_price)) for p in self.ledger.positions()}
-        self.broker_held = {p.symbol: p.qty for p in positions}
-        self._snapshot_fresh = set(self.positions) | set(self.broker_held)
-    for p in self.pending.values(): p.fresh = False
-    self._stale, self._snap_time = False, self.last_time
-
-@patch
-def committed(self:Trader) -> Decimal:
-    "Estimated cost of entries decided after the last account snapshot and still pending."
-    return sum((p.est for p in self.pending.values() if p.entry and p.fresh), Decimal(0))
-
-@patch
-def _account_view(self:Trader) -> Account:
-    if self.account_provider is not None and (self._stale or self._snap_time != self.last_time):
-        self.set_account(*self.account_provider())
-    if self.account is None: raise TraderError("the trader has no account snapshot yet.", "call trader.set_account(broker.account(), broker.positions()) before feeding bars.")
-    return self.account
-
-@patch
-def held(self:Trader, symbol:str) -> Decimal:
-    "Shares the bot may sell in `symbol`: its own (fill-tracked, from the ledger), never more than the broker holds."
-    p = self.positions.get(symbol)
-    q = p.qty if p is not None else Decimal(0)
-    if self.broker_held is not None and symbol in self._snapshot_fresh: q = min(q, self.broker_held.get(symbol, Decimal(0)))
-    return max(q, Decimal(0))
-
-# %% ../nbs/55_trader.ipynb #aa53f3d2
-def _returns(closes:list[float]) -> list[float]:
-    return [b / a - 1.0 for a, b in zip(closes[:-1], closes[1:]) if a]
-
-@patch
-def _track_pl(self:Trader, account:Account, day:date) -> tuple[Decimal, Decimal]:
-    "P&L since the first snapshot of `day` and of its week."
-    m = self._pl_marks
-    wk = day.isocalendar()[:2]
-    if m.get("day", (None,))[0] != day: m["day"] = (day, account.equity)
-    if m.get("week", (None,))[0] != wk: m["week"] = (wk, account.equity)
-    return account.equity - m["day"][1], account.equity - m["week"][1]
-
-@patch
-def _returns_of(self:Trader, s:str) -> list[float]:
-    "Daily returns of `s` up to its last close: `_returns(daily + [last])`, with the completed days' part cached."
-    h = self.daily.get(s, [])
-    r = self._daily_rets.get(s)
-    if r is None: r = self._daily_rets[s] = _returns(h)
-    if s not in self.last: return list(r)
-    return r + [self.last[s] / h[-1] - 1.0] if h and h[-1] else list(r)
-
-@patch
-def context(self:Trader, symbol:str, # the signal's symbol
-            at:datetime) -> RiskContext: # the decision time
-    "The `RiskContext` for a decision on `symbol` at `at`."
-    acct = self._account_view()
-    day = trading_day(at)
-    syms = {s for s, p in self.positions.items() if p.qty} | {symbol}
-    prices = {s: Decimal(repr(self.last[s])) for s in syms if s in self.last}
-    positions = [Position(s, p.qty, p.avg_entry_price, prices.get(s, p.market_price)) for s, p in self.positions.items() if p.qty]
-    day_pl, week_pl = self._track_pl(acct, day)
-    return RiskContext(account=acct, positions=positions, prices=prices,
-                       sectors={s: self.asset(s).sector for s in syms},
-                       returns={s: self._returns_of(s) for s in syms},
-                       day_pl=day_pl, week_pl=week_pl, losing_streak=self.losing_streak,
-                       kill_state=self.ledger.halt_state().state, as_of=day)
 
 
 
