@@ -4,33 +4,31 @@
 
 # %% ../nbs/55_trader.ipynb #56196d1d
 from __future__ import annotations
-import hashlib, math, time, uuid
+import hashlib, math, uuid
 from dataclasses import dataclass, replace as _dc_replace
 from datetime import datetime, date
-from decimal import Decimal, ROUND_FLOOR
+from decimal import Decimal
 from typing import Callable, Mapping
 
 from fastcore.basics import patch
 
-from .config import SwingtraderError, Settings
+from .config import Settings
 from .clock import Clock, UTC
-from .models import (D, Account, Asset, Bar, Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderType,
-                                OrderUpdate, Position, Side, Signal, SignalAction, TimeInForce)
+from .models import (D, Asset, Bar, Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderUpdate, Position,
+                                Side, Signal, SignalAction)
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer, SizeDecision
-from .stops import (StopBook, TrailingStop, PROTECTIVE, ProtectiveStop, protective_key, is_protective_key,
-                               stop_price, min_move, worth_moving)
-from .risk import RiskGuard, RiskContext, Decision, RiskAction, RuleResult
-from .ledger import Ledger, UNRESOLVED, NOT_SUBMITTED, OPEN_STATUSES, trading_day
-from .broker import OrderRejected, OrderNotFound
+from .stops import StopBook, TrailingStop, PROTECTIVE, ProtectiveStop
+from .risk import RiskGuard, Decision, RiskAction, RuleResult
+from .ledger import Ledger, UNRESOLVED, NOT_SUBMITTED, trading_day
+from .broker import OrderRejected
+from .protective import StopCall, ProtectiveStops
+from .broker_view import BrokerView, TraderError
 
 # %% auto #0
-__all__ = ['TraderError', 'decision_id', 'client_key_for', 'Intent', 'Trader', 'StopCall', 'load_checkpoint']
+__all__ = ['decision_id', 'client_key_for', 'Intent', 'Trader', 'load_checkpoint']
 
 # %% ../nbs/55_trader.ipynb #97f929de
-class TraderError(SwingtraderError):
-    "The trader was driven in a way it cannot work with (no account yet, an unknown symbol, a bad checkpoint)."
-
 _NS = uuid.UUID("6f1c2a4e-5b0d-4c39-9a57-2d1e8b7f3c10")   # swingtrader's namespace for decision ids
 _NS_BYTES = _NS.bytes
 
@@ -83,7 +81,8 @@ class _Pending:
         return cls(d["symbol"], bool(d["entry"]), d["atr"], float(d["price"]), Decimal(d["est"]), d["signal_id"], d["signal_time"],
                    d["reason"], bool(d["fresh"]), Decimal(d["filled"]))
 
-class Trader:
+# %% ../nbs/55_trader.ipynb #a4532561
+class Trader(BrokerView):
     "One bot's decisions: bars in, ledger-recorded order intents out; order updates move stops, positions and P&L."
     def __init__(self, settings:Settings, # limits and strategy parameters
                  strategy, # a `Strategy` (MacdSwing has the float fast path `step`)
@@ -99,12 +98,10 @@ class Trader:
                  broker_stops:bool=False): # keep a protective stop order at the broker for each position (the bot: Settings.broker_stops)
         self.settings, self.strategy, self.sizer, self.guard, self.stops = settings, strategy, sizer, guard, stops
         self.ledger, self.audit, self.clock, self.broker_name = ledger, audit, clock, broker_name
-        self.kill_switch, self.account_provider = kill_switch, account_provider
-        self._assets, self._asset_cache = assets, {}
+        super().__init__(assets, account_provider)
+        self.kill_switch = kill_switch
         self._step = getattr(strategy, "step", None)
         self._sym_state = getattr(strategy, "symbols", None)     # MacdSwing's per-symbol indicators (ATR for the stops)
-        self.account: Account|None = None
-        self.positions: dict[str, Position] = {}
         self.pending: dict[str, _Pending] = {}
         self.last: dict[str, float] = {}                 # last close per symbol
         self.daily: dict[str, list[float]] = {}          # closes of completed days per symbol (newest last)
@@ -115,107 +112,20 @@ class Trader:
         self.trades: list[dict] = []                     # closed round trips
         self.skipped: list[dict] = []                    # signals that did not become orders, and why
         self.last_time: datetime|None = None             # close time of the last bar seen
-        self._stale, self._snap_time = True, None
-        self.broker_held: dict[str, Decimal]|None = None   # the last broker snapshot's quantities, per symbol
-        self._snapshot_fresh: set[str] = set()             # symbols with no fill applied since that snapshot
-        self._pl_marks: dict = {}                        # {'day': (date, equity), 'week': (key, equity)}
         self.losing_streak = ledger.losing_streak()      # consecutive losing round trips (kept up to date from fills)
         self.broker_stops = bool(broker_stops) and stops is not None
-        self.protective: dict[str, ProtectiveStop] = {}  # symbol -> its protective stop order at the broker
-        self._stops_uncertain = False                    # a protective call's outcome is unknown: reconcile with the broker's orders
+        self.protection = ProtectiveStops(self)          # the protective stop orders at the broker (module `protective`)
+
+    @property
+    def protective(self) -> dict[str, ProtectiveStop]: return self.protection.stops   # symbol -> its protective stop record
+    @property
+    def _stops_uncertain(self) -> bool: return self.protection.uncertain           # a protective call's outcome is unknown
 
     def __repr__(self):
         return (f"Trader({getattr(self.strategy, 'model_id', '?')}, positions={sorted(s for s, p in self.positions.items() if p.qty)}, "
                 f"pending={len(self.pending)}, trades={len(self.trades)})")
 
-# %% ../nbs/55_trader.ipynb #90e8b5d6
-@patch
-def asset(self:Trader, symbol:str) -> Asset:
-    "The `Asset` for `symbol` (cached)."
-    a = self._asset_cache.get(symbol)
-    if a is not None: return a
-    src = self._assets
-    if src is None: a = Asset(symbol)
-    elif callable(src): a = src(symbol)
-    else:
-        a = src.get(symbol)
-        if a is None: raise TraderError(f"{symbol} is not among the trader's assets.", "pass assets= with every traded symbol (or broker.asset).")
-    self._asset_cache[symbol] = a
-    return a
 
-# %% ../nbs/55_trader.ipynb #b749432d
-@patch
-def set_account(self:Trader, account:Account, # the broker's balances now
-                positions:list[Position]|None=None): # the broker's positions now, for their marks (None: keep the view)
-    "Refresh the view of the broker; funds of pending entries count as in the snapshot from now on."
-    self.account = account
-    if positions is not None:
-        # Quantities come from the ledger, never from the snapshot: the broker may already count a fill whose
-        # update has not arrived yet, and adding that fill on arrival would count it twice (and sell it twice).
-        marks = {p.symbol: p.market_price for p in positions}
-        self.positions = {p.symbol: _dc_replace(p, market_price=marks.get(p.symbol, p.market_price)) for p in self.ledger.positions()}
-        self.broker_held = {p.symbol: p.qty for p in positions}
-        self._snapshot_fresh = set(self.positions) | set(self.broker_held)
-    for p in self.pending.values(): p.fresh = False
-    self._stale, self._snap_time = False, self.last_time
-
-@patch
-def committed(self:Trader) -> Decimal:
-    "Estimated cost of entries decided after the last account snapshot and still pending."
-    return sum((p.est for p in self.pending.values() if p.entry and p.fresh), Decimal(0))
-
-@patch
-def _account_view(self:Trader) -> Account:
-    if self.account_provider is not None and (self._stale or self._snap_time != self.last_time):
-        self.set_account(*self.account_provider())
-    if self.account is None: raise TraderError("the trader has no account snapshot yet.", "call trader.set_account(broker.account(), broker.positions()) before feeding bars.")
-    return self.account
-
-@patch
-def held(self:Trader, symbol:str) -> Decimal:
-    "Shares the bot may sell in `symbol`: its own (fill-tracked, from the ledger), never more than the broker holds."
-    p = self.positions.get(symbol)
-    q = p.qty if p is not None else Decimal(0)
-    if self.broker_held is not None and symbol in self._snapshot_fresh: q = min(q, self.broker_held.get(symbol, Decimal(0)))
-    return max(q, Decimal(0))
-
-# %% ../nbs/55_trader.ipynb #aa53f3d2
-def _returns(closes:list[float]) -> list[float]:
-    return [b / a - 1.0 for a, b in zip(closes[:-1], closes[1:]) if a]
-
-@patch
-def _track_pl(self:Trader, account:Account, day:date) -> tuple[Decimal, Decimal]:
-    "P&L since the first snapshot of `day` and of its week."
-    m = self._pl_marks
-    wk = day.isocalendar()[:2]
-    if m.get("day", (None,))[0] != day: m["day"] = (day, account.equity)
-    if m.get("week", (None,))[0] != wk: m["week"] = (wk, account.equity)
-    return account.equity - m["day"][1], account.equity - m["week"][1]
-
-@patch
-def _returns_of(self:Trader, s:str) -> list[float]:
-    "Daily returns of `s` up to its last close: `_returns(daily + [last])`, with the completed days' part cached."
-    h = self.daily.get(s, [])
-    r = self._daily_rets.get(s)
-    if r is None: r = self._daily_rets[s] = _returns(h)
-    if s not in self.last: return list(r)
-    return r + [self.last[s] / h[-1] - 1.0] if h and h[-1] else list(r)
-
-@patch
-def context(self:Trader, symbol:str, # the signal's symbol
-            at:datetime) -> RiskContext: # the decision time
-    "The `RiskContext` for a decision on `symbol` at `at`."
-    acct = self._account_view()
-    day = trading_day(at)
-    syms = {s for s, p in self.positions.items() if p.qty} | {symbol}
-    prices = {s: Decimal(repr(self.last[s])) for s in syms if s in self.last}
-    positions = [Position(s, p.qty, p.avg_entry_price, prices.get(s, p.market_price)) for s, p in self.positions.items() if p.qty]
-    day_pl, week_pl = self._track_pl(acct, day)
-    return RiskContext(account=acct, positions=positions, prices=prices,
-                       sectors={s: self.asset(s).sector for s in syms},
-                       returns={s: self._returns_of(s) for s in syms},
-                       day_pl=day_pl, week_pl=week_pl, losing_streak=self.losing_streak,
-                       kill_state=self.ledger.halt_state().state, as_of=day)
 
 # %% ../nbs/55_trader.ipynb #4aa5e1c2
 @patch
@@ -257,6 +167,8 @@ def _after(self:Trader, symbol:str, t:datetime, close:float, sig:Signal|None) ->
 @patch
 def _exit_pending(self:Trader, symbol:str) -> bool:
     return any(p.symbol == symbol and not p.entry for p in self.pending.values())
+
+
 
 # %% ../nbs/55_trader.ipynb #d72f323e
 @patch
@@ -316,6 +228,8 @@ def _entry(self:Trader, sig:Signal) -> list[Intent]:
     est = decision.notional if decision.notional is not None else decision.qty * D(sig.price)
     return self._record(sig, req, decision, size, est)
 
+
+
 # %% ../nbs/55_trader.ipynb #fd6d4a8a
 @patch
 def _exit(self:Trader, sig:Signal) -> list[Intent]:
@@ -329,6 +243,8 @@ def _exit(self:Trader, sig:Signal) -> list[Intent]:
     if not decision.passed: return self._skip(sig, decision.reason, decision, long=True)
     req = OrderRequest(sig.symbol, Side.SELL, qty=decision.qty, client_key=client_key_for(sig.id))
     return self._record(sig, req, decision, None, Decimal(0))
+
+
 
 # %% ../nbs/55_trader.ipynb #22e56f17
 @patch
@@ -352,6 +268,8 @@ def submit(self:Trader, intent:Intent, broker) -> Order|None:
     if self.audit is not None: self.audit.order(order, self.broker_name, intent.signal.id, intent.signal.model_id)
     return order
 
+
+
 # %% ../nbs/55_trader.ipynb #b856d7b2
 @patch
 def _apply_fill(self:Trader, f:Fill):
@@ -372,7 +290,7 @@ def on_update(self:Trader, u:OrderUpdate):
     o = u.order
     new_fill = self.ledger.record_update(u)
     p = self.pending.get(o.client_key)
-    prot = self._protective_update(u) if self.protective or self.broker_stops else False
+    prot = self.protection.update(u) if self.protective or self.broker_stops else False
     if u.fill is not None and new_fill:
         f = u.fill
         self._apply_fill(f)
@@ -398,6 +316,7 @@ def close_intent(self:Trader, key:str, # the intent's client key
         pos = self.positions[p.symbol]
         self.strategy.mark_position(p.symbol, True, float(pos.avg_entry_price))
 
+# %% ../nbs/55_trader.ipynb #28512b46
 @patch
 def _opened(self:Trader, f:Fill, p:_Pending|None):
     sym = f.symbol
@@ -439,160 +358,43 @@ def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None): # why: th
     if self.kill_switch is not None and self.account is not None:
         self.kill_switch.check(self.account.equity, losing_streak=self.losing_streak)
 
+
+
 # %% ../nbs/55_trader.ipynb #25dd420c
-@dataclass(frozen=True)
-class StopCall:
-    "One broker call for a protective stop: place it, replace it (move / resize) or cancel it."
-    kind: str                            # place | replace | cancel
-    symbol: str
-    request: OrderRequest|None = None    # the new order (place, replace): in the ledger as an intent already
-    order_id: str|None = None            # the broker order to replace or cancel
-    @property
-    def client_key(self) -> str|None: return self.request.client_key if self.request is not None else None
-
-    def send(self, broker, settle:int=10) -> Order: # cancel: re-reads while the broker still shows the order working
-        "The broker call alone (safe on any thread)."
-        if self.kind == "place": return broker.submit(self.request)
-        if self.kind == "replace":
-            return broker.replace(self.order_id, qty=self.request.qty, stop_price=self.request.stop_price, client_key=self.request.client_key)
-        o = broker.cancel(self.order_id)
-        for i in range(settle):                          # tastytrade answers `Cancel Requested`: wait until it is final
-            if o.status.is_terminal: break
-            time.sleep(0.05 * (i + 1))
-            o = broker.order(self.order_id)
-        return o
-
-# %% ../nbs/55_trader.ipynb #200d72ca
-def _whole(q:Decimal) -> Decimal:
-    "The whole shares of a position: stop orders are for whole shares (a fraction stays under the code-side stop)."
-    return q.to_integral_value(ROUND_FLOOR)
-
-@patch
-def _now(self:Trader) -> datetime:
-    return self.clock.now() if self.clock is not None else (self.last_time or datetime.now(UTC))
-
-@patch
-def _opened_at(self:Trader, symbol:str) -> str:
-    t = self.open_trades.get(symbol)
-    return (t or {}).get("entry_time") or "adopted"
-
-@patch
-def _stop_request(self:Trader, ps:ProtectiveStop, qty:Decimal, stop:Decimal, at:datetime) -> OrderRequest:
-    "A new protective order for `ps`, recorded in the ledger as an intent (a fresh deterministic key)."
-    while True:
-        ps.n += 1
-        key = protective_key(ps.symbol, ps.opened, ps.n)
-        if self.ledger.order(key) is None: break          # every key is used once (after a restart too)
-    req = OrderRequest(ps.symbol, Side.SELL, qty=qty, type=OrderType.STOP, tif=TimeInForce.GTC, stop_price=stop, client_key=key)
-    self.ledger.record_intent(Signal(ps.symbol, SignalAction.EXIT_LONG, at, float(stop), None, PROTECTIVE, PROTECTIVE, id=PROTECTIVE), req)
-    return req
-
-@patch
-def _other_sell(self:Trader, symbol:str) -> bool:
-    "Is a sell that is not a protective stop working or unresolved for `symbol` (an exit, a flatten)?"
-    if self._exit_pending(symbol): return True
-    return any(o.side is Side.SELL and o.signal_id != PROTECTIVE
-               for o in self.ledger.orders((*OPEN_STATUSES, *UNRESOLVED), symbol=symbol))
-
 @patch
 def protect(self:Trader, now:datetime|None=None) -> list[StopCall]:
-    "The protective stop calls due now (place / resize / move / cancel); new orders are in the ledger first."
-    if not self.broker_stops and not self.protective: return []
-    now = now or self._now()
-    calls = []
-    for sym, ps in list(self.protective.items()):          # positions closed: no stop may stay (it could open a short)
-        if _whole(self.held(sym)) > 0 and self.broker_stops: continue
-        if ps.order_id is not None: calls.append(StopCall("cancel", sym, order_id=ps.order_id))
-        elif ps.key is None: del self.protective[sym]
-    if not self.broker_stops or self.ledger.halt_state().state == "halted": return calls
-    for sym in list(self.positions):
-        ts, ps = self.stops.stops.get(sym), self.protective.get(sym)
-        qty = _whole(self.held(sym))                                     # never more than the broker holds
-        if qty <= 0 or (ts is None and ps is None) or self._other_sell(sym): continue
-        if ps is None: ps = self.protective[sym] = ProtectiveStop(sym, self._opened_at(sym))
-        if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first
-        if ts is None and ps.order_id is None: continue                  # no code-side level to place a stop at
-        tick = self.asset(sym).tick_size
-        level = stop_price(ts.stop, tick) if ts is not None else ps.stop # without a trail (state lost): keep the broker's level
-        if level <= 0: continue
-        if ps.fails and ps.at is not None and now - ps.at < ps.retry_after: continue   # refused lately: back off
-        if ps.order_id is None: calls.append(StopCall("place", sym, self._stop_request(ps, qty, level, now)))
-        elif ps.qty != qty:                                               # partial fills: resize now, never throttled
-            calls.append(StopCall("replace", sym, self._stop_request(ps, qty, max(level, ps.stop), now), ps.order_id))
-        elif worth_moving(ps.stop, level, ps.at, now, min_move(ps.stop, self.settings.broker_stop_min_move, tick)):
-            calls.append(StopCall("replace", sym, self._stop_request(ps, qty, level, now), ps.order_id))
-    return calls
+    "The protective stop calls due now (place / resize / move / cancel): `ProtectiveStops.protect`."
+    return self.protection.protect(now)
 
-# %% ../nbs/55_trader.ipynb #524fe6e3
 @patch
-def stop_sent(self:Trader, call:StopCall, order:Order|None=None, error:BaseException|None=None,
-              now:datetime|None=None) -> Order|None: # the clock when the call was made (throttle reference)
-    "Record the broker's answer to `call` (its order, or the error it raised)."
-    sym, ps = call.symbol, self.protective.get(call.symbol)
-    now = now or self._now()
-    if call.kind == "cancel":
-        if error is not None and not isinstance(error, OrderNotFound):
-            self._stops_uncertain = True; return None
-        if self.audit is not None and order is not None and order.status.is_terminal:
-            self.audit.cancel(order, self.broker_name, reason=f"{PROTECTIVE} cancelled", details={"purpose": PROTECTIVE})
-        if ps is not None and ps.order_id == call.order_id and (order is None or order.status.is_terminal):
-            ps.key = ps.order_id = ps.stop = ps.qty = ps.at = None
-            if _whole(self.held(sym)) <= 0: del self.protective[sym]
-        elif order is not None and not order.status.is_terminal: self._stops_uncertain = True
-        return order
-    key = call.client_key
-    if error is None:
-        self.ledger.record_submitted(key, order)
-        if self.audit is not None: self.audit.order(order, self.broker_name, None, getattr(self.strategy, "model_id", None),
-                                                    details={"purpose": PROTECTIVE, "call": call.kind, "replaces": call.order_id})
-        if ps is not None and order.status.is_open:
-            ps.key, ps.order_id, ps.stop, ps.qty, ps.at, ps.fails = key, order.id, call.request.stop_price, order.remaining_qty, now, 0
-        elif ps is not None and call.kind == "replace" and order.status.is_terminal: self._stops_uncertain = True
-        return order
-    definite = isinstance(error, OrderRejected)
-    self.ledger.record_submit_failed(key, f"{type(error).__name__}: {error}", definite=definite)
-    if ps is not None:
-        ps.at, ps.fails = now, ps.fails + 1
-        if not definite:
-            self._stops_uncertain = True
-            if call.kind == "place": ps.key = key              # placed or not: reconcile_stops will tell
-        elif call.kind == "replace": self._stops_uncertain = True   # the old order is not working any more (filled / cancelled)
-    return None
+def stop_sent(self:Trader, call:StopCall, order:Order|None=None, error:BaseException|None=None, now:datetime|None=None) -> Order|None:
+    "Record the broker's answer to a protective `call`: `ProtectiveStops.stop_sent`."
+    return self.protection.stop_sent(call, order, error, now)
 
-# %% ../nbs/55_trader.ipynb #303dd0be
-@patch
-def _protective_update(self:Trader, u:OrderUpdate) -> bool:
-    "Note an update of a protective order; True if it is one."
-    o = u.order
-    ps = self.protective.get(o.symbol)
-    mine = ps is not None and (o.id == ps.order_id or o.client_key == ps.key)
-    if not mine: return is_protective_key(o.client_key)
-    if o.status.is_open: ps.qty = o.remaining_qty if o.remaining_qty is not None else ps.qty
-    elif u.event is not OrderEvent.REPLACED: ps.key = ps.order_id = ps.stop = ps.qty = ps.at = None
-    return True
-
-# %% ../nbs/55_trader.ipynb #09f63f14
 @patch
 def release(self:Trader, symbol:str) -> list[StopCall]:
     "The cancel of `symbol`'s protective stop, to send before an exit order."
-    ps = self.protective.get(symbol)
-    return [StopCall("cancel", symbol, order_id=ps.order_id)] if ps is not None and ps.order_id is not None else []
+    return self.protection.release(symbol)
 
 @patch
 def released(self:Trader, call:StopCall, order:Order|None=None, error:BaseException|None=None) -> bool:
-    "Record a release cancel; True when the exit may be sent (the stop is gone and did not fill)."
-    o = self.stop_sent(call, order, error)
-    if error is not None and not isinstance(error, OrderNotFound): return False
-    return o is None or (o.status.is_terminal and o.filled_qty == 0)
+    "Record a release cancel; True when the exit may be sent."
+    return self.protection.released(call, order, error)
 
 @patch
 def release_stop(self:Trader, symbol:str, broker) -> bool:
     "Cancel `symbol`'s protective stop at `broker` (synchronously); True when the exit may be sent."
-    for c in self.release(symbol):
-        try: o, err = c.send(broker), None
-        except Exception as e: o, err = None, e
-        if not self.released(c, o, err): return False
-    return True
+    return self.protection.release_stop(symbol, broker)
+
+@patch
+def reconcile_stops(self:Trader, open_orders:list[Order], now:datetime|None=None) -> list[StopCall]:
+    "Align the protective records with the broker's open orders: `ProtectiveStops.reconcile`."
+    return self.protection.reconcile(open_orders, now)
+
+@patch
+def sync_stops(self:Trader, broker, now:datetime|None=None, reconcile:bool=False) -> list[tuple[StopCall, Order|None]]:
+    "Bring the broker's protective stops in line, synchronously: `ProtectiveStops.sync`."
+    return self.protection.sync(broker, now, reconcile)
 
 @patch
 def drop_exit(self:Trader, intent:Intent, why:str="the protective stop filled or could not be cancelled first"):
@@ -600,52 +402,6 @@ def drop_exit(self:Trader, intent:Intent, why:str="the protective stop filled or
     self.ledger.record_submit_failed(intent.client_key, why, definite=True)
     if self.audit is not None: self.audit.health("exit_dropped", {"level": "warning", "client_key": intent.client_key, "symbol": intent.request.symbol, "why": why}, broker=self.broker_name)
     self.close_intent(intent.client_key, Decimal(0))
-
-# %% ../nbs/55_trader.ipynb #d337856e
-@patch
-def _is_protective(self:Trader, o:Order) -> bool:
-    if is_protective_key(o.client_key): return True
-    row = self.ledger.order(o.client_key) or self.ledger.order_by_broker_id(o.id)
-    return row is not None and row.signal_id == PROTECTIVE
-
-@patch
-def reconcile_stops(self:Trader, open_orders:list[Order], # the broker's open orders now
-                    now:datetime|None=None) -> list[StopCall]:
-    "Align the protective records with the broker's open orders; returns the cancels of duplicates and orphans."
-    mine: dict[str, list[Order]] = {}
-    for o in open_orders:
-        if o.is_open and o.side is Side.SELL and o.type in (OrderType.STOP, OrderType.STOP_LIMIT) and self._is_protective(o):
-            mine.setdefault(o.symbol, []).append(o)
-    calls = []
-    for sym in sorted(set(mine) | set(self.protective)):
-        orders, ps = mine.get(sym, []), self.protective.get(sym)
-        want = self.broker_stops and _whole(self.held(sym)) > 0      # a held position keeps its stop, even if its trail was lost
-        if not want:
-            calls += [StopCall("cancel", sym, order_id=o.id) for o in orders]
-            self.protective.pop(sym, None)
-            continue
-        if ps is None: ps = self.protective[sym] = ProtectiveStop(sym, self._opened_at(sym))
-        keep = next((o for o in orders if o.id == ps.order_id or o.client_key == ps.key), None) \
-               or (max(orders, key=lambda o: (o.created_at or datetime.min.replace(tzinfo=UTC), o.id)) if orders else None)
-        calls += [StopCall("cancel", sym, order_id=o.id) for o in orders if o is not keep]
-        if keep is None: ps.key = ps.order_id = ps.stop = ps.qty = ps.at = None
-        else: ps.key, ps.order_id, ps.stop, ps.qty, ps.at = keep.client_key, keep.id, keep.stop_price, keep.remaining_qty, ps.at or now
-    self._stops_uncertain = False
-    return calls
-
-# %% ../nbs/55_trader.ipynb #830f0da5
-@patch
-def sync_stops(self:Trader, broker, now:datetime|None=None,
-               reconcile:bool=False) -> list[tuple[StopCall, Order|None]]: # compare with the broker's open orders first (always when unsure)
-    "Bring the broker's protective stops in line, synchronously: (call, order or None) for each call made."
-    def send(c):
-        try: o, err = c.send(broker), None
-        except Exception as e: o, err = None, e
-        return c, self.stop_sent(c, o, err, now)
-    done = []
-    if reconcile or self._stops_uncertain:
-        done += [send(c) for c in self.reconcile_stops(broker.orders("open"), now)]
-    return done + [send(c) for c in self.protect(now)]
 
 # %% ../nbs/55_trader.ipynb #098532ed
 @patch
@@ -671,6 +427,8 @@ def load_checkpoint(ledger:Ledger, key:str="trader") -> dict|None:
     "The trader state last checkpointed in `ledger`, or None."
     return ledger.load_state(key)
 
+
+
 # %% ../nbs/55_trader.ipynb #ac98b195
 @patch(cls_method=True)
 def resume(cls:Trader, settings:Settings, ledger:Ledger, # the ledger the previous run checkpointed into
@@ -692,6 +450,6 @@ def resume(cls:Trader, settings:Settings, ledger:Ledger, # the ledger the previo
     pm = st.get("pl_marks", {})
     t._pl_marks = {k: ((date.fromisoformat(v[0]) if k == "day" else tuple(v[0])), Decimal(v[1])) for k, v in pm.items()}
     t.positions = {p.symbol: p for p in ledger.positions()}
-    t.protective = {s: ProtectiveStop.from_dict(d) for s, d in st.get("protective", {}).items()}
-    t._stops_uncertain = t.broker_stops      # after a restart: compare with the broker's orders before anything else
+    t.protection.stops = {s: ProtectiveStop.from_dict(d) for s, d in st.get("protective", {}).items()}
+    t.protection.uncertain = t.broker_stops      # after a restart: compare with the broker's orders before anything else
     return t
