@@ -252,6 +252,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'swingtrader/broker_view.py'),
                                          'swingtrader.broker_view.BrokerView.held': ( 'broker_view.html#brokerview.held',
                                                                                       'swingtrader/broker_view.py'),
+                                         'swingtrader.broker_view.BrokerView.note_fill': ( 'broker_view.html#brokerview.note_fill',
+                                                                                           'swingtrader/broker_view.py'),
                                          'swingtrader.broker_view.BrokerView.set_account': ( 'broker_view.html#brokerview.set_account',
                                                                                              'swingtrader/broker_view.py'),
                                          'swingtrader.broker_view.TraderError': ( 'broker_view.html#tradererror',

@@ -31,8 +31,7 @@ class BrokerView:
         self.account: Account|None = None
         self.positions: dict[str, Position] = {}
         self._stale, self._snap_time = True, None
-        self.broker_held: dict[str, Decimal]|None = None   # the last broker snapshot's quantities, per symbol
-        self._snapshot_fresh: set[str] = set()             # symbols with no fill applied since that snapshot
+        self.broker_held: dict[str, Decimal]|None = None   # the broker's quantities: last snapshot + fills since
         self._pl_marks: dict = {}                        # {'day': (date, equity), 'week': (key, equity)}
 
 # %% ../nbs/55b_broker_view.ipynb #ee5a7978
@@ -64,7 +63,6 @@ def set_account(self:BrokerView, account:Account, # the broker's balances now
         marks = {p.symbol: p.market_price for p in positions}
         self.positions = {p.symbol: _dc_replace(p, market_price=marks.get(p.symbol, p.market_price)) for p in self.ledger.positions()}
         self.broker_held = {p.symbol: p.qty for p in positions}
-        self._snapshot_fresh = set(self.positions) | set(self.broker_held)
     for p in self.pending.values(): p.fresh = False
     self._stale, self._snap_time = False, self.last_time
 
@@ -85,8 +83,13 @@ def held(self:BrokerView, symbol:str) -> Decimal:
     "Shares the bot may sell in `symbol`: its own (fill-tracked, from the ledger), never more than the broker holds."
     p = self.positions.get(symbol)
     q = p.qty if p is not None else Decimal(0)
-    if self.broker_held is not None and symbol in self._snapshot_fresh: q = min(q, self.broker_held.get(symbol, Decimal(0)))
+    if self.broker_held is not None: q = min(q, self.broker_held.get(symbol, Decimal(0)))
     return max(q, Decimal(0))
+
+@patch
+def note_fill(self:BrokerView, symbol:str, signed_qty:Decimal):
+    "A fill applied since the last snapshot moves the broker-side count too (bought: +, sold: -)."
+    if self.broker_held is not None: self.broker_held[symbol] = self.broker_held.get(symbol, Decimal(0)) + signed_qty
 
 # %% ../nbs/55b_broker_view.ipynb #491175ec
 def _returns(closes:list[float]) -> list[float]:

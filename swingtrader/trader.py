@@ -281,7 +281,7 @@ def _apply_fill(self:Trader, f:Fill):
     else: nq = q - f.qty
     if nq == 0: self.positions.pop(f.symbol, None)
     else: self.positions[f.symbol] = Position(f.symbol, nq, avg)
-    self._snapshot_fresh.discard(f.symbol)      # the last snapshot may or may not count this fill: the ledger decides
+    self.note_fill(f.symbol, f.qty if f.side is Side.BUY else -f.qty)   # a snapshot that already counted it only errs high
     self._stale = True
 
 @patch
