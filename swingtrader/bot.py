@@ -9,15 +9,13 @@ from dataclasses import dataclass, field, asdict, replace as _dc_replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import AsyncIterator, Protocol, runtime_checkable
 
-import pandas as pd
 from fastcore.basics import patch
 
 from .config import Settings, SwingtraderError
 from .clock import Clock, MarketCalendar, SimClock, UTC, NY
 from .models import Bar, Order, OrderEvent, OrderStatus, OrderUpdate
-from .broker import BrokerError, OrderRejected, OrderNotFound, BrokerUnavailable, RateLimited
+from .broker import BrokerError, OrderRejected, OrderNotFound, BrokerUnavailable, RateLimited, MarketData, OrderUpdates
 from .ledger import Ledger, Reconciler, trading_day
 from .risk import KillSwitch, KillState, RiskGuard
 from .strategy import MacdSwing, timeframe_delta
@@ -30,28 +28,13 @@ from .audit import AuditLog, QueuedAudit
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'BotError', 'MarketData', 'OrderUpdates', 'SimMarketData', 'SimOrderUpdates', 'DXLinkMarketData',
-           'TastytradeUpdates', 'DaySummary', 'TimedGuard', 'Bot', 'BotReconciler', 'SimEnvironment',
-           'emulated_tastytrade', 'tastytrade_bot', 'sim_bot', 'open_state', 'run_sim_day', 'run_bot']
+__all__ = ['log', 'BotError', 'SimMarketData', 'SimOrderUpdates', 'DXLinkMarketData', 'TastytradeUpdates', 'DaySummary',
+           'TimedGuard', 'Bot', 'BotReconciler', 'SimEnvironment', 'emulated_tastytrade', 'tastytrade_bot', 'sim_bot',
+           'open_state', 'run_sim_day', 'run_bot']
 
 # %% ../nbs/60_bot.ipynb #361377f9
 class BotError(SwingtraderError):
     "The bot was wired or driven in a way it cannot run with."
-
-@runtime_checkable
-class MarketData(Protocol):
-    "History and live closed bars for a set of symbols."
-    async def backfill(self, symbols:list[str], since:datetime, timeframe:str) -> dict[str, pd.DataFrame]: ...
-    def bars(self, symbols:list[str], timeframe:str) -> AsyncIterator[Bar]: ...   # closed bars, each once
-    async def close(self) -> None: ...
-
-@runtime_checkable
-class OrderUpdates(Protocol):
-    "Order updates of the account, each once."
-    async def start(self) -> None: ...
-    def __aiter__(self) -> AsyncIterator[OrderUpdate]: ...
-    def expect(self, order:Order) -> None: ...                                    # an order was just placed
-    async def close(self) -> None: ...
 
 # %% ../nbs/60_bot.ipynb #a9ae62e6
 class SimMarketData:
