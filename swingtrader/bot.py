@@ -28,76 +28,12 @@ from .audit import AuditLog, QueuedAudit
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'BotError', 'SimMarketData', 'SimOrderUpdates', 'DXLinkMarketData', 'TastytradeUpdates', 'DaySummary',
-           'TimedGuard', 'Bot', 'BotReconciler', 'SimEnvironment', 'emulated_tastytrade', 'tastytrade_bot', 'sim_bot',
-           'open_state', 'run_sim_day', 'run_bot']
+__all__ = ['log', 'BotError', 'DaySummary', 'TimedGuard', 'Bot', 'BotReconciler', 'SimEnvironment', 'emulated_tastytrade',
+           'tastytrade_bot', 'sim_bot', 'open_state', 'run_sim_day', 'run_bot']
 
 # %% ../nbs/60_bot.ipynb #361377f9
 class BotError(SwingtraderError):
     "The bot was wired or driven in a way it cannot run with."
-
-# %% ../nbs/60_bot.ipynb #a9ae62e6
-class SimMarketData:
-    "Market data from an in-process `SimBroker`."
-    def __init__(self, broker): self.broker, self.streams = broker, []
-    async def backfill(self, symbols, since, timeframe):
-        now = self.broker.clock.now()
-        return {s: await asyncio.to_thread(self.broker.bars, s, timeframe, since, now) for s in symbols}
-    def bars(self, symbols, timeframe):
-        st = self.broker.stream_bars(list(symbols), timeframe); self.streams.append(st); return st
-    async def close(self):
-        for st in self.streams: st.close()
-        self.streams = []
-
-class SimOrderUpdates:
-    "Order updates from an in-process `SimBroker` (a listener: it never moves the clock, the bar stream does)."
-    def __init__(self, broker): self.broker, self.queue, self._remove, self._loop = broker, None, None, None
-    async def start(self):
-        if self._remove is not None: return
-        self._loop, self.queue = asyncio.get_running_loop(), asyncio.Queue()
-        def on_event(ev):
-            if isinstance(ev, OrderUpdate): self._loop.call_soon_threadsafe(self.queue.put_nowait, ev)
-        self._remove = self.broker.add_listener(on_event)
-    def __aiter__(self): return self
-    async def __anext__(self) -> OrderUpdate:
-        await self.start()
-        return await self.queue.get()
-    def expect(self, order): pass
-    async def close(self):
-        if self._remove is not None: self._remove(); self._remove = None
-
-# %% ../nbs/60_bot.ipynb #04fab45e
-class DXLinkMarketData:
-    "Market data from a `DXLinkStreamer` (started lazily on the running loop)."
-    def __init__(self, streamer): self.streamer, self._started, self._iters = streamer, False, []
-    async def _start(self):
-        if not self._started: await self.streamer.start(); self._started = True
-    async def backfill(self, symbols, since, timeframe):
-        await self._start()
-        return await self.streamer.backfill(list(symbols), since, period=timeframe)
-    def bars(self, symbols, timeframe):
-        syms = set(symbols)
-        src = self.streamer.bars()      # registers the mailbox now: no bar between backfill and iteration is missed
-        self._iters.append(src)
-        async def gen():
-            async for b in src:
-                if b.symbol in syms and b.timeframe == timeframe: yield b
-        return gen()
-    async def close(self):
-        for it in self._iters:
-            try: await it.aclose()
-            except Exception: pass
-        self._iters = []
-        if self._started: await self.streamer.close(); self._started = False
-
-class TastytradeUpdates:
-    "Order updates from `swingtrader.fills.TastytradeOrderUpdates`."
-    def __init__(self, source): self.source = source
-    async def start(self): await self.source.start()
-    def __aiter__(self): return self
-    async def __anext__(self) -> OrderUpdate: return await self.source.__anext__()
-    def expect(self, order): self.source.expect(order)
-    async def close(self): await self.source.stop()
 
 # %% ../nbs/60_bot.ipynb #e7f3a074
 @dataclass
@@ -910,22 +846,26 @@ def tastytrade_bot(settings:Settings, clock:Clock, ledger:Ledger, audit=None, sc
     from swingtrader.tastytrade.broker import TastytradeBroker
     from swingtrader.tastytrade.transport import TastytradeTransport
     from swingtrader.dxlink.streamer import DXLinkStreamer
-    from swingtrader.fills import TastytradeOrderUpdates, ssl_context
+    from swingtrader.tastytrade.transport import ssl_context
+    from swingtrader.tastytrade.market_data import DXLinkMarketData
+    from swingtrader.tastytrade.order_updates import TastytradeOrderUpdates
     from swingtrader.scanner import Scanner
     cal = calendar or MarketCalendar()
     kw = {"verify": str(ca_file)} if ca_file else {}
     transport = TastytradeTransport(settings, WallClock(), **kw)   # token lifetimes are real seconds
     broker = TastytradeBroker(settings, clock=clock, calendar=cal, transport=transport)
-    dx = DXLinkStreamer(broker._quote_token, clock=clock, ssl=ssl_context(transport.session.verify) or None)
+    dx = DXLinkStreamer(broker.quote_token, clock=clock, ssl=ssl_context(transport.session.verify) or None)
     updates = TastytradeOrderUpdates(broker, replay=True, poll_interval=1.0)
     scanner = Scanner(settings, clock, url=scan_url, cache_dir=Path(settings.data_dir) / "watchlists",
                       on_warning=(lambda m: audit.health("scanner", {"level": "warning", "message": m}, broker="tastytrade")) if audit else None)
-    bot = Bot(settings, broker, DXLinkMarketData(dx), TastytradeUpdates(updates), clock, cal, ledger, audit=audit, scanner=scanner, **bot_kw)
+    bot = Bot(settings, broker, DXLinkMarketData(dx), updates, clock, cal, ledger, audit=audit, scanner=scanner, **bot_kw)
     dx.on_health = lambda level, message: bot.health.set_level("dxlink", level, message)   # repeated failed sessions
     return bot
 
 def sim_bot(settings:Settings, broker, ledger:Ledger, audit=None, universe:list[str]|None=None, **bot_kw) -> Bot:
     "A `Bot` on an in-process `SimBroker` (its clock drives the loop)."
+    from swingtrader.sim.market_data import SimMarketData
+    from swingtrader.sim.order_updates import SimOrderUpdates
     cal = getattr(broker, "calendar", None) or MarketCalendar()
     return Bot(settings, broker, SimMarketData(broker), SimOrderUpdates(broker), broker.clock, cal, ledger, audit=audit,
                universe=universe or list(broker.symbols), **bot_kw)
