@@ -12,7 +12,7 @@ from pathlib import Path
 from swingtrader.config import Settings
 from swingtrader.audit import AuditLog
 from swingtrader.ledger import Ledger
-from swingtrader.bot import emulated_tastytrade, tastytrade_bot
+from swingtrader.session import emulated_tastytrade, tastytrade_bot
 
 def pct(xs, q):
     s = sorted(xs); return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")

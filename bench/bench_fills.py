@@ -15,7 +15,7 @@ from swingtrader.sim.broker import SimBroker
 from swingtrader.emulator.core import Emulator
 from swingtrader.emulator.app import EmulatorServer
 from swingtrader.tastytrade.broker import TastytradeBroker
-from swingtrader.fills import TastytradeOrderUpdates
+from swingtrader.tastytrade.order_updates import TastytradeOrderUpdates
 
 N_SYMBOLS, STEP_S = 16, 0.37     # one fill every ~0.37 s real time, uncorrelated with the poll phase
 
@@ -50,7 +50,7 @@ async def run(mode:str, rounds:int, poll_interval:float=5.0):
                 lat.append(t - filled_at.get(e.fill.fill_id, t)); want.discard(e.fill.order_id)
             await adv
             if want: print(f"  {mode}: {len(want)} fills not detected in time")
-        await ups.stop(); b.close()
+        await ups.close(); b.close()
         return lat, ups.stats
 
 async def main():

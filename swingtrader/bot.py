@@ -8,16 +8,12 @@ import asyncio, json, logging, math, signal as _signal, time
 from dataclasses import dataclass, field, asdict, replace as _dc_replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import AsyncIterator, Protocol, runtime_checkable
-
-import pandas as pd
 from fastcore.basics import patch
 
 from .config import Settings, SwingtraderError
 from .clock import Clock, MarketCalendar, SimClock, UTC, NY
 from .models import Bar, Order, OrderEvent, OrderStatus, OrderUpdate
-from .broker import BrokerError, OrderRejected, OrderNotFound, BrokerUnavailable, RateLimited
+from .broker import BrokerError, OrderRejected, OrderNotFound, BrokerUnavailable, RateLimited, MarketData, OrderUpdates
 from .ledger import Ledger, Reconciler, trading_day
 from .risk import KillSwitch, KillState, RiskGuard
 from .strategy import MacdSwing, timeframe_delta
@@ -25,96 +21,16 @@ from .sizer import Sizer
 from .stops import StopBook, PROTECTIVE
 from .trader import Trader, Intent
 from .health import HealthMonitor
-from .audit import AuditLog, QueuedAudit
+from .audit import QueuedAudit
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'BotError', 'MarketData', 'OrderUpdates', 'SimMarketData', 'SimOrderUpdates', 'DXLinkMarketData',
-           'TastytradeUpdates', 'DaySummary', 'TimedGuard', 'Bot', 'BotReconciler', 'SimEnvironment',
-           'emulated_tastytrade', 'tastytrade_bot', 'sim_bot', 'open_state', 'run_sim_day', 'run_bot']
+__all__ = ['log', 'BotError', 'DaySummary', 'TimedGuard', 'Bot', 'BotReconciler']
 
 # %% ../nbs/60_bot.ipynb #361377f9
 class BotError(SwingtraderError):
     "The bot was wired or driven in a way it cannot run with."
-
-@runtime_checkable
-class MarketData(Protocol):
-    "History and live closed bars for a set of symbols."
-    async def backfill(self, symbols:list[str], since:datetime, timeframe:str) -> dict[str, pd.DataFrame]: ...
-    def bars(self, symbols:list[str], timeframe:str) -> AsyncIterator[Bar]: ...   # closed bars, each once
-    async def close(self) -> None: ...
-
-@runtime_checkable
-class OrderUpdates(Protocol):
-    "Order updates of the account, each once."
-    async def start(self) -> None: ...
-    def __aiter__(self) -> AsyncIterator[OrderUpdate]: ...
-    def expect(self, order:Order) -> None: ...                                    # an order was just placed
-    async def close(self) -> None: ...
-
-# %% ../nbs/60_bot.ipynb #a9ae62e6
-class SimMarketData:
-    "Market data from an in-process `SimBroker`."
-    def __init__(self, broker): self.broker, self.streams = broker, []
-    async def backfill(self, symbols, since, timeframe):
-        now = self.broker.clock.now()
-        return {s: await asyncio.to_thread(self.broker.bars, s, timeframe, since, now) for s in symbols}
-    def bars(self, symbols, timeframe):
-        st = self.broker.stream_bars(list(symbols), timeframe); self.streams.append(st); return st
-    async def close(self):
-        for st in self.streams: st.close()
-        self.streams = []
-
-class SimOrderUpdates:
-    "Order updates from an in-process `SimBroker` (a listener: it never moves the clock, the bar stream does)."
-    def __init__(self, broker): self.broker, self.queue, self._remove, self._loop = broker, None, None, None
-    async def start(self):
-        if self._remove is not None: return
-        self._loop, self.queue = asyncio.get_running_loop(), asyncio.Queue()
-        def on_event(ev):
-            if isinstance(ev, OrderUpdate): self._loop.call_soon_threadsafe(self.queue.put_nowait, ev)
-        self._remove = self.broker.add_listener(on_event)
-    def __aiter__(self): return self
-    async def __anext__(self) -> OrderUpdate:
-        await self.start()
-        return await self.queue.get()
-    def expect(self, order): pass
-    async def close(self):
-        if self._remove is not None: self._remove(); self._remove = None
-
-# %% ../nbs/60_bot.ipynb #04fab45e
-class DXLinkMarketData:
-    "Market data from a `DXLinkStreamer` (started lazily on the running loop)."
-    def __init__(self, streamer): self.streamer, self._started, self._iters = streamer, False, []
-    async def _start(self):
-        if not self._started: await self.streamer.start(); self._started = True
-    async def backfill(self, symbols, since, timeframe):
-        await self._start()
-        return await self.streamer.backfill(list(symbols), since, period=timeframe)
-    def bars(self, symbols, timeframe):
-        syms = set(symbols)
-        src = self.streamer.bars()      # registers the mailbox now: no bar between backfill and iteration is missed
-        self._iters.append(src)
-        async def gen():
-            async for b in src:
-                if b.symbol in syms and b.timeframe == timeframe: yield b
-        return gen()
-    async def close(self):
-        for it in self._iters:
-            try: await it.aclose()
-            except Exception: pass
-        self._iters = []
-        if self._started: await self.streamer.close(); self._started = False
-
-class TastytradeUpdates:
-    "Order updates from `swingtrader.fills.TastytradeOrderUpdates`."
-    def __init__(self, source): self.source = source
-    async def start(self): await self.source.start()
-    def __aiter__(self): return self
-    async def __anext__(self) -> OrderUpdate: return await self.source.__anext__()
-    def expect(self, order): self.source.expect(order)
-    async def close(self): await self.source.stop()
 
 # %% ../nbs/60_bot.ipynb #e7f3a074
 @dataclass
@@ -876,142 +792,3 @@ def install_signal_handlers(self:Bot, flatten:bool=False):
     for sig in (_signal.SIGINT, _signal.SIGTERM):
         try: loop.add_signal_handler(sig, self.stop, flatten)
         except (NotImplementedError, RuntimeError): pass
-
-# %% ../nbs/60_bot.ipynb #5df06aae
-@dataclass
-class SimEnvironment:
-    "A seeded simulator behind the emulator, and the tastytrade-side parts wired to it."
-    sim: object                  # the SimBroker inside the emulator
-    server: object               # the EmulatorServer
-    clock: SimClock
-    settings: Settings           # tastytrade settings pointing at the emulator
-    calendar: MarketCalendar
-    def scan_url(self) -> str: return f"{self.server.api_url}/america/scan"
-    def close(self): self.server.stop()
-
-def emulated_tastytrade(settings:Settings, first_day:date, last_day:date, speed:float,
-                        history_days:int=10, # sessions of history before `first_day` (warm-up backfill)
-                        start:datetime|None=None, # clock start (default: pre-open of `first_day`)
-                        preopen:timedelta=timedelta(minutes=60), # the clock starts this long before the first open
-                        **sim_options) -> SimEnvironment:
-    "Start the emulator over a seeded simulator and return tastytrade settings pointing at it."
-    from swingtrader.sim.broker import SimBroker
-    from swingtrader.emulator.core import Emulator
-    from swingtrader.emulator.app import EmulatorServer
-    cal = MarketCalendar()
-    if not cal.is_session(first_day): first_day = cal.next_open(datetime.combine(first_day, datetime.min.time(), NY)).astimezone(NY).date()
-    hist = cal.sessions(first_day - timedelta(days=history_days * 2 + 10), first_day)
-    data_start = hist.index[max(0, len(hist) - 1 - history_days)]
-    clock = SimClock(start or (cal.session(first_day)[0] - preopen), mode="manual", speed=speed)   # scaled once built
-    sim = SimBroker.from_seed(seed=settings.sim_seed, symbols=settings.sim_symbols, start=data_start, end=last_day, clock=clock,
-                              cash=settings.sim_cash, account_type=settings.account_type if settings.account_type != "experienced" else "margin",
-                              calendar=cal, **sim_options)
-    sim.sync()
-    emu = Emulator(sim, clock, calendar=cal)
-    srv = EmulatorServer(emu).start()
-    clock.set_mode("scaled")   # simulated time starts running now, not while the data was generated
-    tt = settings.model_copy(update=dict(broker="tastytrade", environment="sandbox", tt_client_secret=_secret("emulator-client-secret"),
-                                         tt_refresh_token=_secret("emulator-refresh-token"), tt_api_url=srv.api_url,
-                                         tt_streamer_url=srv.streamer_url, tt_account_number=emu.account_number))
-    return SimEnvironment(sim, srv, clock, tt, cal)
-
-def _secret(v:str):
-    from pydantic import SecretStr
-    return SecretStr(v)
-
-# %% ../nbs/60_bot.ipynb #6d2e4ccb
-def tastytrade_bot(settings:Settings, clock:Clock, ledger:Ledger, audit=None, scan_url:str|None=None,
-                   calendar:MarketCalendar|None=None, ca_file=None, **bot_kw) -> Bot:
-    "A `Bot` trading through `TastytradeBroker`, DXLink candles and the account streamer."
-    from swingtrader.clock import WallClock
-    from swingtrader.tastytrade.broker import TastytradeBroker
-    from swingtrader.tastytrade.transport import TastytradeTransport
-    from swingtrader.dxlink.streamer import DXLinkStreamer
-    from swingtrader.fills import TastytradeOrderUpdates, ssl_context
-    from swingtrader.scanner import Scanner
-    cal = calendar or MarketCalendar()
-    kw = {"verify": str(ca_file)} if ca_file else {}
-    transport = TastytradeTransport(settings, WallClock(), **kw)   # token lifetimes are real seconds
-    broker = TastytradeBroker(settings, clock=clock, calendar=cal, transport=transport)
-    dx = DXLinkStreamer(broker._quote_token, clock=clock, ssl=ssl_context(transport.session.verify) or None)
-    updates = TastytradeOrderUpdates(broker, replay=True, poll_interval=1.0)
-    scanner = Scanner(settings, clock, url=scan_url, cache_dir=Path(settings.data_dir) / "watchlists",
-                      on_warning=(lambda m: audit.health("scanner", {"level": "warning", "message": m}, broker="tastytrade")) if audit else None)
-    bot = Bot(settings, broker, DXLinkMarketData(dx), TastytradeUpdates(updates), clock, cal, ledger, audit=audit, scanner=scanner, **bot_kw)
-    dx.on_health = lambda level, message: bot.health.set_level("dxlink", level, message)   # repeated failed sessions
-    return bot
-
-def sim_bot(settings:Settings, broker, ledger:Ledger, audit=None, universe:list[str]|None=None, **bot_kw) -> Bot:
-    "A `Bot` on an in-process `SimBroker` (its clock drives the loop)."
-    cal = getattr(broker, "calendar", None) or MarketCalendar()
-    return Bot(settings, broker, SimMarketData(broker), SimOrderUpdates(broker), broker.clock, cal, ledger, audit=audit,
-               universe=universe or list(broker.symbols), **bot_kw)
-
-# %% ../nbs/60_bot.ipynb #165efd98
-def open_state(settings:Settings, clock:Clock) -> tuple[Ledger, AuditLog]:
-    "The ledger and audit log of `settings.data_dir` (a damaged ledger is one clear error)."
-    import sqlite3
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    try: ledger = Ledger(settings.ledger_path, clock=clock)
-    except sqlite3.DatabaseError as e:
-        raise BotError(f"the ledger {settings.ledger_path} is damaged or not a swingtrader ledger ({e}).",
-                       "restore it from a backup, or move it aside to start a new ledger (never while positions are open).") from None
-    return ledger, AuditLog.from_settings(settings, clock)
-
-def _sim_sessions(cal:MarketCalendar, day:date, days:int) -> tuple[date, date]:
-    "The first and last of `days` sessions from `day` on (a clear error past the calendar)."
-    ses = cal.sessions(day, day + timedelta(days=days * 2 + 7))
-    if not len(ses): raise BotError(f"no NYSE session on or after {day} in the calendar.", "pick a trading day the calendar covers.")
-    return ses.index[0], ses.index[min(days, len(ses)) - 1]
-
-def run_sim_day(settings:Settings, day:date|None=None, # the session to trade (default: `runs.SIM_DAY`)
-                speed:float|None=None, # simulated seconds per real second (default Settings.sim_speed)
-                out_dir:str|Path|None=None, # where the ledger and audit go (default: a new SWINGTRADER_DATA_DIR/sim-runs/... run)
-                days:int=1) -> DaySummary: # sessions to trade (the summary is the last day's)
-    "One simulated trading day end to end through the emulator and the real tastytrade client, as the data directory's current run."
-    from swingtrader.runs import SIM_DAY, start_run, data_dir
-    first, last = _sim_sessions(MarketCalendar(), day or SIM_DAY, days)
-    with start_run(settings, "daily", label=first.isoformat(), path=out_dir) as run:
-        env = emulated_tastytrade(settings.model_copy(update={"data_dir": run.dir(data_dir(settings))}), first, last, speed or settings.sim_speed)
-        try:
-            ledger, audit = open_state(env.settings, env.clock)
-            bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
-                                 last_day=last, fast_forward_idle=True)
-            try: days_done = asyncio.run(_run_with_signals(bot))
-            finally:
-                bot.broker.close(); ledger.close(); audit.close()
-        finally: env.close()
-    if not days_done: raise BotError(f"the simulated day {first} did not complete.", "see the audit health stream and the log.")
-    return days_done[-1]
-
-async def _run_with_signals(bot:Bot):
-    bot.install_signal_handlers()
-    return await bot.run()
-
-def run_bot(settings:Settings) -> int:
-    "The live loop on the configured broker until SIGINT/SIGTERM, as the data directory's current run; 0 on a clean stop."
-    from swingtrader.clock import WallClock
-    from swingtrader.runs import SIM_DAY, start_run, data_dir
-    if settings.broker not in ("sim", "tastytrade"):
-        raise BotError(f"the bot loop does not trade on {settings.broker} yet.", "use SWINGTRADER_BROKER=tastytrade or sim.")
-    if settings.broker == "sim":
-        cal = MarketCalendar()
-        first, last = _sim_sessions(cal, SIM_DAY, 1)
-        last = cal.sessions(first, first + timedelta(days=30)).index[-1]
-        with start_run(settings, "run", label=first.isoformat()) as run:
-            env = emulated_tastytrade(settings.model_copy(update={"data_dir": run.dir(data_dir(settings))}), first, last, settings.sim_speed)
-            try:
-                ledger, audit = open_state(env.settings, env.clock)
-                bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
-                                     fast_forward_idle=True, last_day=last)
-                try: asyncio.run(_run_with_signals(bot))
-                finally: bot.broker.close(); ledger.close(); audit.close()
-            finally: env.close()
-        return 0
-    with start_run(settings, "run"):
-        clock = WallClock()
-        ledger, audit = open_state(settings, clock)
-        bot = tastytrade_bot(settings, clock, ledger, audit)
-        try: asyncio.run(_run_with_signals(bot))
-        finally: bot.broker.close(); ledger.close(); audit.close()
-    return 0

@@ -16,7 +16,7 @@ from .models import (Account, Asset, Bar, Order, OrderPreview, OrderRequest, Ord
 
 # %% auto #0
 __all__ = ['BAR_COLUMNS', 'BrokerError', 'OrderRejected', 'OrderNotFound', 'AuthError', 'RateLimited', 'BrokerUnavailable',
-           'UnknownSymbol', 'Broker', 'empty_bars', 'OrderUpdateStream', 'BarStream', 'QuoteStream']
+           'UnknownSymbol', 'Broker', 'empty_bars', 'MarketData', 'OrderUpdates']
 
 # %% ../nbs/03_broker.ipynb #3fa5b388
 class BrokerError(SwingtraderError):
@@ -73,16 +73,16 @@ def empty_bars() -> pd.DataFrame:
 
 # %% ../nbs/03_broker.ipynb #9ba58905
 @runtime_checkable
-class OrderUpdateStream(Protocol):
-    "Order events, each exactly once."
+class MarketData(Protocol):
+    "History and live closed bars for a set of symbols."
+    async def backfill(self, symbols:list[str], since:datetime, timeframe:str) -> dict[str, pd.DataFrame]: ...
+    def bars(self, symbols:list[str], timeframe:str) -> AsyncIterator[Bar]: ...   # closed bars, each once
+    async def close(self) -> None: ...
+
+@runtime_checkable
+class OrderUpdates(Protocol):
+    "Order updates of the account, each once."
+    async def start(self) -> None: ...
     def __aiter__(self) -> AsyncIterator[OrderUpdate]: ...
-
-@runtime_checkable
-class BarStream(Protocol):
-    "Closed bars for subscribed symbols, each exactly once."
-    def __aiter__(self) -> AsyncIterator[Bar]: ...
-
-@runtime_checkable
-class QuoteStream(Protocol):
-    "Top-of-book quotes; may be conflated per symbol when the consumer lags."
-    def __aiter__(self) -> AsyncIterator[Quote]: ...
+    def expect(self, order:Order) -> None: ...                                    # an order was just placed
+    async def close(self) -> None: ...

@@ -286,7 +286,7 @@ def _papermill(nb, out, params:dict):
 @friendly
 def run():
     "Trade on the configured broker until interrupted (sim: the emulator in scaled time)."
-    from swingtrader.bot import run_bot
+    from swingtrader.session import run_bot
     from swingtrader.log import setup_logging
     s = load_settings()
     if s.broker != "sim": s.require_credentials()   # before anything connects

@@ -126,7 +126,7 @@ def run_smoke(broker, symbol:str, clock=None, environment:str="sandbox") -> Smok
 def smoke(settings:Settings, symbol:str|None=None, # symbol to probe (default: SPY, or the first simulated one)
           day:date|None=None) -> SmokeReport: # simulated session (sim only)
     "Connect, stream, dry-run, submit and cancel a probe order; return the report."
-    from swingtrader.bot import emulated_tastytrade
+    from swingtrader.session import emulated_tastytrade
     from swingtrader.tastytrade.broker import TastytradeBroker
     preflight(settings, "smoke test")
     env = None
@@ -164,7 +164,7 @@ def daily(settings:Settings, day:date|None=None, # session to trade (simulator o
           speed:float|None=None, # simulated seconds per real second (simulator only)
           out_dir:str|Path|None=None): # ledger and audit location (default: a new run, see `swingtrader.runs`)
     "Trade one session and return its `DaySummary`."
-    from swingtrader.bot import run_sim_day
+    from swingtrader.session import run_sim_day
     if settings.broker == "sim": return _outside_loop(run_sim_day, settings, day=day, speed=speed, out_dir=out_dir)
     if day is not None: raise SwingtraderError(f"--day {day} only applies to the simulator.", "drop --day: a live daily run trades today.")
     return _outside_loop(run_live_day, settings)
@@ -172,7 +172,7 @@ def daily(settings:Settings, day:date|None=None, # session to trade (simulator o
 def run_live_day(settings:Settings, clock=None):
     "The bot on the configured broker until today's close; None when today is not a trading day."
     import asyncio
-    from swingtrader.bot import tastytrade_bot, open_state
+    from swingtrader.session import tastytrade_bot, open_state
     if settings.broker == "sim": raise SwingtraderError("run_live_day trades a broker account, not the simulator.", "use daily() (or run_sim_day) for the simulator.")
     preflight(settings, "live daily run")
     clock, cal = clock or WallClock(), MarketCalendar()

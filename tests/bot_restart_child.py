@@ -22,7 +22,7 @@ def main(cfg_path: str, run: str):
     from swingtrader.clock import SimClock, MarketCalendar
     from swingtrader.ledger import Ledger
     from swingtrader.audit import AuditLog
-    from swingtrader.bot import tastytrade_bot, _run_with_signals
+    from swingtrader.session import tastytrade_bot, _run_with_signals
 
     settings = Settings(_env_file=None, **cfg["settings"])
     speed = cfg["speed"]

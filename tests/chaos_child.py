@@ -57,12 +57,12 @@ def main(cfg_path:str, run:str):
 
 def run_bot(cfg:dict, run:str, settings, clock, data:Path):
     from swingtrader.clock import MarketCalendar
-    from swingtrader.bot import tastytrade_bot, open_state, _run_with_signals
+    from swingtrader.session import tastytrade_bot, open_state, _run_with_signals
     ledger, audit = open_state(settings, clock)
     bot = tastytrade_bot(settings, clock, ledger, audit, scan_url=cfg["scan_url"], calendar=MarketCalendar(),
                          last_day=date.fromisoformat(cfg["last_day"]), fast_forward_idle=cfg["fast_forward"], check_every=120.0)
 
-    for k, v in (cfg.get("polls") or {}).items(): setattr(bot.order_updates.source, k, v)
+    for k, v in (cfg.get("polls") or {}).items(): setattr(bot.order_updates, k, v)
 
     log = open(data / f"submits-{run}.jsonl", "a")
     def logged(name, real):

@@ -9,7 +9,7 @@ import pytest
 from swingtrader.config import Settings
 from swingtrader.audit import AuditLog
 from swingtrader.ledger import Ledger
-from swingtrader.bot import emulated_tastytrade, tastytrade_bot
+from swingtrader.session import emulated_tastytrade, tastytrade_bot
 
 SPEED = 2000.0     # simulated seconds per real second: a week (with the overnights skipped) in about a minute
 

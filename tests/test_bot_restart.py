@@ -20,7 +20,7 @@ from swingtrader.config import Settings
 from swingtrader.clock import MarketCalendar
 from swingtrader.ledger import Ledger, LedgerError
 from swingtrader.audit import AuditLog
-from swingtrader.bot import emulated_tastytrade
+from swingtrader.session import emulated_tastytrade
 
 SPEED = 600.0                      # simulated seconds per real second: the session's last 6 hours in ~40 s
 DAY = date(2026, 3, 2)

@@ -12,7 +12,8 @@ from swingtrader.sim.broker import SimBroker
 from swingtrader.ledger import Ledger
 from swingtrader.audit import AuditLog
 from swingtrader.risk import KillState
-from swingtrader.bot import sim_bot, BotError
+from swingtrader.bot import BotError
+from swingtrader.session import sim_bot
 from swingtrader.risk import halt, reset_halt as resume
 
 S = Settings(_env_file=None, macd_fast=6, macd_slow=13, macd_signal=5, trend_ema=20, warmup_bars=30, scan_top=4)

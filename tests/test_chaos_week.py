@@ -34,7 +34,7 @@ from swingtrader.clock import NY
 from swingtrader.ledger import Ledger, LedgerError
 from swingtrader.models import OrderType, Side
 from swingtrader.tastytrade.wire import TTApiError
-from swingtrader.bot import emulated_tastytrade
+from swingtrader.session import emulated_tastytrade
 from swingtrader.risk import reset_halt
 
 pytestmark = pytest.mark.timeout(900)

@@ -12,7 +12,7 @@ from swingtrader.sim.broker import SimBroker
 from swingtrader.emulator.core import Emulator
 from swingtrader.emulator.app import EmulatorServer
 from swingtrader.tastytrade.broker import TastytradeBroker
-from swingtrader.fills import TastytradeOrderUpdates
+from swingtrader.tastytrade.order_updates import TastytradeOrderUpdates
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 
@@ -48,7 +48,7 @@ def test_streamer_reports_each_fill_once(env):
         assert ups.streaming
         orders = await submit_all(env.broker, [OrderRequest(s, "buy", qty=i + 1) for i, s in enumerate(env.sim.symbols[:4])])
         evs = await collect(ups, 4)
-        await ups.stop(); return orders, evs, ups
+        await ups.close(); return orders, evs, ups
     orders, evs, ups = asyncio.run(main())
     fills = [e for e in evs if e.fill]
     assert sorted(e.fill.order_id for e in fills) == sorted(o.id for o in orders)
@@ -66,7 +66,7 @@ def test_streamer_refused_falls_back_to_polling(env):
         orders = await submit_all(b, [OrderRequest(s, "buy", qty=2) for s in env.sim.symbols[:3]])
         for o in orders: ups.expect(o)
         evs = await collect(ups, 3)
-        await ups.stop(); return orders, evs, ups
+        await ups.close(); return orders, evs, ups
     try: orders, evs, ups = asyncio.run(main())
     finally: b.close()
     fills = [e.fill for e in evs if e.fill]
@@ -84,7 +84,7 @@ def test_forced_disconnects_lose_no_fill(env):
             orders += await submit_all(env.broker, [OrderRequest(sym, "buy", qty=i + 1)])
             await asyncio.sleep(0.3)
         evs = await collect(ups, len(orders))
-        await ups.stop(); return orders, evs, ups
+        await ups.close(); return orders, evs, ups
     orders, evs, ups = asyncio.run(main())
     fills = [e.fill for e in evs if e.fill]
     assert sorted(f.order_id for f in fills) == sorted(o.id for o in orders)
@@ -99,7 +99,7 @@ def test_lost_messages_on_live_socket_caught_by_safety_poll(env):
         orders = await submit_all(env.broker, [OrderRequest(s, "buy", qty=1) for s in env.sim.symbols[:2]])
         for o in orders: ups.expect(o)
         evs = await collect(ups, 2)
-        await ups.stop(); return orders, evs, ups
+        await ups.close(); return orders, evs, ups
     orders, evs, ups = asyncio.run(main())
     fills = [e.fill for e in evs if e.fill]
     assert sorted(f.order_id for f in fills) == sorted(o.id for o in orders)
@@ -120,7 +120,7 @@ def test_partial_fill_then_cancel(env):
         while (e := await ups.next(timeout=0.8)) is not None: evs.append(e)
         await ups._poll()                                               # a poll repeats what the streamer said: nothing new
         while (e := await ups.next(timeout=0.3)) is not None: evs.append(e)
-        await ups.stop(); return o, evs
+        await ups.close(); return o, evs
     o, evs = asyncio.run(main())
     kinds = [e.event for e in evs]
     assert kinds.count(OrderEvent.PARTIAL_FILL) == 1 and OrderEvent.FILL not in kinds
@@ -136,7 +136,7 @@ def test_resting_order_fills_later(env):
         first = await ups.next(timeout=1.5)
         await asyncio.to_thread(env.control, "clock", seconds=180)     # three one-minute bars later
         evs = await collect(ups, 1)
-        await ups.stop(); return o, first, evs
+        await ups.close(); return o, first, evs
     o, first, evs = asyncio.run(main())
     assert first is not None and first.event is OrderEvent.ACCEPTED and first.fill is None
     fills = [e for e in evs if e.fill]

@@ -210,7 +210,8 @@ def test_health_critical_and_one_drawdown_warning_per_crossing(ep):
     n.close(WAIT)
 
 def test_bot_wires_the_notifier_and_sends_the_daily_summary(clean_env, ep):
-    from swingtrader.bot import DaySummary, sim_bot
+    from swingtrader.bot import DaySummary
+    from swingtrader.session import sim_bot
     from swingtrader.sim.broker import SimBroker
     day = date(2026, 3, 2)
     sim = SimBroker.from_seed(seed=1, symbols=2, start=day, end=day)

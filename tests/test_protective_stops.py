@@ -326,7 +326,7 @@ def test_bot_keeps_one_stop_per_position_and_never_overlaps_an_exit(tmp_path):
     import asyncio
     from datetime import date
     from swingtrader.audit import AuditLog
-    from swingtrader.bot import sim_bot
+    from swingtrader.session import sim_bot
     clock = SimClock(datetime(2026, 3, 2, 13, 0, tzinfo=UTC), mode="fast")
     sim = SimBroker.from_seed(seed=3, symbols=6, start=date(2026, 2, 24), end=date(2026, 3, 4), clock=clock)
     sim.sync()
@@ -361,7 +361,7 @@ def test_bot_keeps_one_stop_per_position_and_never_overlaps_an_exit(tmp_path):
 
 def test_bot_flatten_cancels_the_stops_first(tmp_path):
     import asyncio
-    from swingtrader.bot import sim_bot
+    from swingtrader.session import sim_bot
     from swingtrader.risk import flatten
     r = Rig(); r.at(1)
     r.remove()
@@ -389,7 +389,7 @@ def test_tastytrade_bot_day_one_stop_per_position(tmp_path):
     import asyncio
     from datetime import date
     from swingtrader.audit import AuditLog
-    from swingtrader.bot import emulated_tastytrade, tastytrade_bot
+    from swingtrader.session import emulated_tastytrade, tastytrade_bot
     s = Settings(_env_file=None, data_dir=tmp_path, sim_symbols=8, sim_seed=42, scan_top=8, scan_min_avg_volume=0,
                  macd_fast=6, macd_slow=13, macd_signal=5, trend_ema=20, warmup_bars=30, max_losing_streak=1000, daily_loss_halt=0.5)
     env = emulated_tastytrade(s, date(2026, 3, 2), date(2026, 3, 2), 2000.0)

@@ -130,9 +130,9 @@ def test_all_rejected_daily_exits_1(tmp_path, monkeypatch):
     assert runs.read_current(Settings(_env_file=None, data_dir=tmp_path/"data")).outcome == "failed"
 
 def test_sim_day_is_one_constant():
-    "The default simulated session lives in one place (runs.SIM_DAY); the CLI, jobs and bot entry points use it."
+    "The default simulated session lives in one place (runs.SIM_DAY); the CLI, jobs and session entry points use it."
     root = Path(__file__).resolve().parents[1]
     for mod in ("cli", "jobs"):
         assert "date(2026, 3, 2)" not in (root/"swingtrader"/f"{mod}.py").read_text()
-    src = (root/"swingtrader"/"bot.py").read_text()
+    src = (root/"swingtrader"/"session.py").read_text()
     assert "date(2026, 3, 2)" not in src[src.index("def open_state"):]

@@ -6,4 +6,4 @@
 __all__ = ['MODULES']
 
 # %% ../../nbs/09_sim_package.ipynb #35c3d10d
-MODULES = ("data", "account", "book", "checks", "engine", "broker")   # the simulator's modules, in reading order
+MODULES = ("data", "account", "book", "checks", "engine", "broker", "market_data", "order_updates")   # the simulator's modules, in reading order

@@ -6,4 +6,4 @@
 __all__ = ['MODULES']
 
 # %% ../../nbs/14_tastytrade_package.ipynb #87fa8c2a
-MODULES = ("wire", "transport", "broker")   # in reading order
+MODULES = ("wire", "transport", "broker", "market_data", "order_updates")   # in reading order

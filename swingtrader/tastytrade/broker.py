@@ -224,6 +224,22 @@ def order_by_client_key(self:TastytradeBroker, client_key:str, live_only:bool=Fa
                 if o.client_key == client_key]
     return max(hits, key=lambda o: int(o.id) if o.id.isdigit() else 0) if hits else None
 
+# %% ../../nbs/20_tastytrade.ipynb #b2e75efb
+@patch
+def live_order_dicts(self:TastytradeBroker) -> list[dict]:
+    "Today's live orders as tastytrade's JSON (all pages)."
+    return list(self._pages(f"{self._acct}/orders/live", {}))
+
+@patch
+def order_dict(self:TastytradeBroker, order_id:str) -> dict:
+    "One order as tastytrade's JSON (`{}` when the answer has none; a `BrokerError` when the call fails)."
+    return self._call("get", f"{self._acct}/orders/{order_id}").get("data") or {}
+
+@patch
+def quote_token(self:TastytradeBroker) -> dict:
+    "A DXLink quote token (`token`, `dxlink-url`) from `/api-quote-tokens`."
+    return self._quote_token()
+
 # %% ../../nbs/20_tastytrade.ipynb #cb67570f
 @patch
 def submit(self:TastytradeBroker, req:OrderRequest) -> Order:
@@ -298,7 +314,7 @@ def dxlink(self:TastytradeBroker):
         except ImportError:
             raise BrokerError("tastytrade has no REST bars and swingtrader.dxlink.bridge is not available.",
                               "history needs the DXLink streamer module.") from None
-        from swingtrader.fills import ssl_context
+        from swingtrader.tastytrade.transport import ssl_context
         v = self.transport.session.verify
         self._dx_quotes: dict[str, Quote] = {}
         dx = StreamerThread(self._quote_token, clock=self.clock, ssl=ssl_context(v))

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'production_allowed', 'guard_url', 'tt_urls', 'Throttle', 'TooManyRequests', 'OrderUncertain',
-           'TastytradeTransport', 'sdk_api']
+           'TastytradeTransport', 'ssl_context', 'sdk_api']
 
 # %% ../../nbs/20a_tt_transport.ipynb #a3325709
 def production_allowed(settings:Settings) -> bool:
@@ -190,6 +190,22 @@ def _expire(self:TastytradeTransport, value:str):
     "Forget `value` after a 401 (unless another thread already replaced it)."
     with self._token_lock:
         if self._token is not None and self._token.value == value: self._token = None
+
+# %% ../../nbs/20a_tt_transport.ipynb #48e7352a
+import ssl
+
+@patch
+def expire(self:TastytradeTransport, value:str):
+    "Forget the access token `value` (refused by a server); the next `access_token()` gets a new one."
+    self._expire(value)
+
+def ssl_context(verify) -> ssl.SSLContext|None:
+    "An SSL context for websocket clients from a `verify` setting (True/None: system CAs, False: unverified, or a CA file)."
+    if verify is True or verify is None: return None
+    if verify is False:
+        ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return ssl.create_default_context(cafile=str(verify))
 
 # %% ../../nbs/20a_tt_transport.ipynb #4d4127c4
 @patch
