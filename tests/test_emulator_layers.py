@@ -8,7 +8,7 @@ import swingtrader.emulator as pkg
 ROOT = Path(pkg.__file__).parent
 ROOMS = ("rest", "streamer", "dxlink", "tradingview")
 # imports of private names from outside the emulator that are still to be made public where they are defined
-KNOWN_PRIVATE = {("rest", "swingtrader.tastytrade.wire", "_num")}   # 15_tt_wire: `_num` -> a public name
+KNOWN_PRIVATE = set()
 
 
 def _tree(mod): return ast.parse((ROOT / f"{mod}.py").read_text())
