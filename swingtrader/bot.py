@@ -303,7 +303,7 @@ async def on_bar(self:Bot, bar:Bar, session_close:datetime|None=None) -> list[In
     # shielded: a session ending (or a stop) while an intent is on its way must not leave it half-sent
     if intents: await asyncio.shield(asyncio.ensure_future(send_all()))
     tr = self.trader
-    if tr.broker_stops and (bar.symbol in tr.protective or tr._stops_uncertain):     # the trail may have ratcheted
+    if tr.broker_stops and (bar.symbol in tr.protective or tr.stops_uncertain):     # the trail may have ratcheted
         await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
     return intents
 
@@ -330,7 +330,7 @@ async def _consume_updates(self:Bot):
         try: self.on_update(u)
         except Exception as e: self._fail("on_update", e); continue
         tr = self.trader
-        if (tr.broker_stops or tr.protective) and (u.fill is not None or tr._stops_uncertain or u.order.symbol in tr.protective):
+        if (tr.broker_stops or tr.protective) and (u.fill is not None or tr.stops_uncertain or u.order.symbol in tr.protective):
             self._stop_wake.set()          # the stop keeper syncs soon; updates keep flowing meanwhile
 
 # %% ../nbs/60_bot.ipynb #1615d182
@@ -366,7 +366,7 @@ async def sync_stops(self:Bot, reconcile:bool=False) -> int: # first compare wit
     if not tr.broker_stops and not tr.protective: return 0
     n = 0
     async with self._order_gate:
-        if reconcile or tr._stops_uncertain:
+        if reconcile or tr.stops_uncertain:
             orders = await self.call(self.broker.orders, "open", what="orders")
             n += await self._send_stops(tr.reconcile_stops(orders, self.clock.now()))
         n += await self._send_stops(tr.protect(self.clock.now()))

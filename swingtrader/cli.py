@@ -172,7 +172,7 @@ def _run_line(s:Settings) -> str:
     "Which run a command acts on, e.g. `run: sim-runs/2026-03-02-... (daily on sim, running, pid 123)`."
     from swingtrader import runs
     here = runs.current_run(s)
-    r = runs.Run.from_dict(runs._read_json(here/runs.RUN_FILE))
+    r = runs.Run.from_dict(runs.read_json(here/runs.RUN_FILE))
     if r is None: return f"run: {here} (no run recorded)"
     return f"run: {here} ({r.kind} on {r.broker}, {r.state}" + (f", pid {r.pid}" if r.state == "running" else "") + f", started {r.started_at})"
 

@@ -75,7 +75,7 @@ class ProtectiveStops:
 
     def _other_sell(self, symbol:str) -> bool:
         "Is a sell that is not a protective stop working or unresolved for `symbol` (an exit, a flatten)?"
-        if self.owner._exit_pending(symbol): return True
+        if self.owner.exit_pending(symbol): return True
         return any(o.side is Side.SELL and o.signal_id != PROTECTIVE
                    for o in self.owner.ledger.orders((*OPEN_STATUSES, *UNRESOLVED), symbol=symbol))
 

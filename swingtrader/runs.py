@@ -13,9 +13,10 @@ from pathlib import Path
 from .config import Settings, SwingtraderError
 
 # %% auto #0
-__all__ = ['SIM_DAY', 'CURRENT', 'RUN_FILE', 'SIM_RUNS', 'LOCK', 'RUN_TOKEN', 'ACCEPTED_STATES', 'data_dir', 'Run', 'RunLocked',
-           'RunLock', 'account_key', 'lock_dir', 'data_dir_lock', 'account_lock', 'read_current', 'start_run',
-           'past_runs', 'current_run', 'run_settings', 'run_ledger_path', 'run_audit_dir', 'order_outcomes']
+__all__ = ['SIM_DAY', 'CURRENT', 'RUN_FILE', 'SIM_RUNS', 'LOCK', 'RUN_TOKEN', 'ACCEPTED_STATES', 'data_dir', 'read_json', 'Run',
+           'RunLocked', 'RunLock', 'account_key', 'lock_dir', 'data_dir_lock', 'account_lock', 'read_current',
+           'start_run', 'past_runs', 'current_run', 'run_settings', 'run_ledger_path', 'run_audit_dir',
+           'order_outcomes']
 
 # %% ../nbs/62a_runs.ipynb #5993ca7a
 SIM_DAY = date(2026, 3, 2)   # a Monday: the default simulated session (`daily`, `run`, `smoke` on the simulator)
@@ -43,7 +44,7 @@ def _write_json(path:Path, obj:dict):
         json.dump(obj, f, indent=1); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
 
-def _read_json(path:Path) -> dict|None:
+def read_json(path:Path) -> dict|None:
     "The JSON object in `path`, or None when it is missing or unreadable."
     try: d = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError): return None
@@ -99,7 +100,7 @@ class RunLock:
         self._lock = FileLock(str(self.path), thread_local=False)
     @property
     def sidecar(self) -> Path: return self.path.with_name(self.path.name + ".json")
-    def holder(self) -> dict|None: "Who holds (or last held) the lock, from the sidecar."; return _read_json(self.sidecar)
+    def holder(self) -> dict|None: "Who holds (or last held) the lock, from the sidecar."; return read_json(self.sidecar)
     @property
     def is_locked(self) -> bool: return self._lock.is_locked
     def acquire(self, info:dict, # who we are (pid, started_at, ...), written to the sidecar
@@ -160,7 +161,7 @@ _ACTIVE: dict[str, Run] = {}     # data directory -> the run this process holds
 
 def read_current(settings:Settings) -> Run|None:
     "The run `current.json` points at (running or not), or None."
-    return Run.from_dict(_read_json(data_dir(settings)/CURRENT))
+    return Run.from_dict(read_json(data_dir(settings)/CURRENT))
 
 def _new_dir(base:Path, label:str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -209,7 +210,7 @@ def start_run(settings:Settings, kind:str, # run | daily
         run = Run(_rel(d, base), kind, settings.broker, settings.environment,
                   settings.tt_account_number if settings.broker == "tastytrade" else None, os.getpid(), info["started_at"], label,
                   token=secrets.token_hex(8), create_time=_create_time(os.getpid()))
-        _check_owner(run, Run.from_dict(_read_json(d/RUN_FILE)), d)
+        _check_owner(run, Run.from_dict(read_json(d/RUN_FILE)), d)
         _record(base, run)
         _ACTIVE[str(base)], old_tok = run, os.environ.get(RUN_TOKEN)
         os.environ[RUN_TOKEN] = run.token
@@ -236,7 +237,7 @@ def past_runs(settings:Settings, limit:int=20) -> list[Run]:
     "Recorded runs of this data directory, newest first."
     base = data_dir(settings)
     files = [base/RUN_FILE, *(base/SIM_RUNS).glob(f"*/{RUN_FILE}")] if (base/SIM_RUNS).is_dir() else [base/RUN_FILE]
-    runs = [r for f in files if (r := Run.from_dict(_read_json(f))) is not None]
+    runs = [r for f in files if (r := Run.from_dict(read_json(f))) is not None]
     return sorted(runs, key=lambda r: r.started_at, reverse=True)[:limit]
 
 def current_run(settings:Settings) -> Path:

@@ -119,7 +119,7 @@ class Trader(BrokerView):
     @property
     def protective(self) -> dict[str, ProtectiveStop]: return self.protection.stops   # symbol -> its protective stop record
     @property
-    def _stops_uncertain(self) -> bool: return self.protection.uncertain           # a protective call's outcome is unknown
+    def stops_uncertain(self) -> bool: return self.protection.uncertain           # a protective call's outcome is unknown
 
     def __repr__(self):
         return (f"Trader({getattr(self.strategy, 'model_id', '?')}, positions={sorted(s for s, p in self.positions.items() if p.qty)}, "
@@ -157,7 +157,7 @@ def _after(self:Trader, symbol:str, t:datetime, close:float, sig:Signal|None) ->
     if stops is not None and symbol in stops.stops:
         st = self._sym_state.get(symbol) if self._sym_state is not None else None
         act = stops.update(symbol, close, st.atr if st is not None else math.nan, t)
-        if act is not None and sig is None and not self._exit_pending(symbol):
+        if act is not None and sig is None and not self.exit_pending(symbol):
             self.strategy.mark_position(symbol, False)
             sig = Signal(symbol, SignalAction.EXIT_LONG, t, close, st.atr if st is not None else None,
                          f"{act.reason}: close {close:.4f} <= stop {act.stop:.4f}", getattr(self.strategy, "model_id", "strategy"))
@@ -165,7 +165,7 @@ def _after(self:Trader, symbol:str, t:datetime, close:float, sig:Signal|None) ->
     return self._entry(sig) if sig.action is SignalAction.ENTER_LONG else self._exit(sig)
 
 @patch
-def _exit_pending(self:Trader, symbol:str) -> bool:
+def exit_pending(self:Trader, symbol:str) -> bool:
     return any(p.symbol == symbol and not p.entry for p in self.pending.values())
 
 
@@ -237,7 +237,7 @@ def _exit(self:Trader, sig:Signal) -> list[Intent]:
     if self.audit is not None: self.audit.signal(sig)
     held = self.held(sig.symbol)
     if held <= 0: return self._skip(sig, "nothing held to sell")
-    if self._exit_pending(sig.symbol): return self._skip(sig, "an exit order is already working")
+    if self.exit_pending(sig.symbol): return self._skip(sig, "an exit order is already working")
     decision = self.guard.evaluate(sig, self.context(sig.symbol, sig.time), qty=held)
     if self.audit is not None: self.audit.risk_check(sig, decision, held)
     if not decision.passed: return self._skip(sig, decision.reason, decision, long=True)
