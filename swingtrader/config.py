@@ -44,14 +44,14 @@ ALPACA_HOSTS = {  # Alpaca trading and data hosts per environment
 
 # %% ../nbs/00_config.ipynb #8b5eb00a
 PRODUCTION_HOSTS_BY_BROKER = {
-    "tastytrade": ("api.tastyworks.com", "api.tastytrade.com", "streamer.tastyworks.com", "streamer.tastytrade.com",
+    "tastytrade": ("api.tastyworks.com", "api.tastytrade.com", "streamer.tastyworks.com", "streamer.tastytrade.com",   # a host name compared, never contacted
                    "tasty-openapi-ws.dxfeed.com", "tasty-openapi-dxlink-md-ws.dxfeed.com"),
-    "alpaca": ("api.alpaca.markets",),
+    "alpaca": ("api.alpaca.markets",),   # a host name compared, never contacted
 }
 PRODUCTION_HOSTS = frozenset(h for hs in PRODUCTION_HOSTS_BY_BROKER.values() for h in hs)
 SAFE_BROKER_HOSTS = frozenset({  # sandbox, paper and market-data hosts under the brokers' domains
     "api.cert.tastyworks.com", "streamer.cert.tastyworks.com", "tasty-demo-ws.dxfeed.com",
-    "paper-api.alpaca.markets", "data.alpaca.markets", "stream.data.alpaca.markets",
+    "paper-api.alpaca.markets", "data.alpaca.markets", "stream.data.alpaca.markets",   # a host name compared, never contacted
     "data.sandbox.alpaca.markets", "stream.data.sandbox.alpaca.markets"})
 BROKER_DOMAINS = ("tastyworks.com", "tastytrade.com", "alpaca.markets")
 

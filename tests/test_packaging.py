@@ -191,6 +191,6 @@ def test_path_check_flags_machine_paths_only():
     try: from check_paths import ABS
     finally: sys.path.remove(str(ROOT/"tools"))
     r = "/"   # the roots spelled apart, or this file would be a finding itself
-    bad = [f'FX = Path("{r}work/shared/fixtures")', f"open('{r}tmp/x.json')", f"cd {r}home/me/swingtrader", f"p={r}root/.cache/x"]
+    bad = [f'FX = Path("{r}work/data/fixtures")', f"open('{r}tmp/x.json')", f"cd {r}home/me/swingtrader", f"p={r}root/.cache/x"]
     good = ["https://example.org/tmp/x", "tests/fixtures/tmp/x.json", "a/home/b", "Path(__file__).parent/'work'", "/srv/app"]
     assert [b for b in bad if not ABS.search(b)] == [] and [g for g in good if ABS.search(g)] == []
