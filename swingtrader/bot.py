@@ -12,13 +12,15 @@ from fastcore.basics import patch
 
 from .config import Settings, SwingtraderError
 from .clock import Clock, MarketCalendar, SimClock, UTC, NY
-from .models import Bar, Order, OrderEvent, OrderStatus, OrderUpdate
-from .broker import BrokerError, OrderRejected, OrderNotFound, BrokerUnavailable, RateLimited, MarketData, OrderUpdates
+from .models import Bar, Order, OrderEvent, OrderUpdate
+from .broker import BrokerError, OrderRejected, OrderNotFound, RateLimited, UNREACHABLE, MarketData, OrderUpdates
+from .bot_stops import BotStops
+from .bot_reconcile import BotReconcile
 from .ledger import Ledger, Reconciler, trading_day
-from .risk import KillSwitch, KillState, RiskGuard
+from .risk import KillSwitch, RiskGuard
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer
-from .stops import StopBook, PROTECTIVE
+from .stops import StopBook
 from .trader import Trader, Intent
 from .health import HealthMonitor
 from .audit import QueuedAudit
@@ -26,7 +28,7 @@ from .audit import QueuedAudit
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'BotError', 'DaySummary', 'TimedGuard', 'Bot', 'BotReconciler']
+__all__ = ['log', 'BotError', 'DaySummary', 'TimedGuard', 'Bot']
 
 # %% ../nbs/60_bot.ipynb #361377f9
 class BotError(SwingtraderError):
@@ -70,7 +72,7 @@ class TimedGuard:
     def __repr__(self): return f"TimedGuard({self.guard!r})"
 
 # %% ../nbs/60_bot.ipynb #9c3f5ab6
-class Bot:
+class Bot(BotStops, BotReconcile):
     "The asyncio trading loop on one broker; decisions are the `Trader`'s."
     def __init__(self, settings:Settings, broker, # a `Broker`
                  market_data:MarketData, order_updates:OrderUpdates,
@@ -167,8 +169,6 @@ def _mark(self:Bot, symbol:str, close:float, at:datetime):
     self._market_dirty = True
 
 # %% ../nbs/60_bot.ipynb #f293c3d8
-_UNREACHABLE = (BrokerUnavailable, ConnectionError, TimeoutError, OSError)
-
 @patch
 async def call(self:Bot, fn, *args, what:str="call"):
     "Run a broker call in a thread, timing it for the health monitor."
@@ -176,7 +176,7 @@ async def call(self:Bot, fn, *args, what:str="call"):
     try: r = await asyncio.to_thread(fn, *args)
     except OrderRejected:
         self.health.broker_call(True, time.perf_counter() - t0, what); raise
-    except _UNREACHABLE:
+    except UNREACHABLE:
         self.health.broker_call(False, None, what); raise
     except BrokerError as e:
         self.health.broker_call(not isinstance(e, (RateLimited,)), time.perf_counter() - t0, what); raise
@@ -333,64 +333,6 @@ async def _consume_updates(self:Bot):
         if (tr.broker_stops or tr.protective) and (u.fill is not None or tr.stops_uncertain or u.order.symbol in tr.protective):
             self._stop_wake.set()          # the stop keeper syncs soon; updates keep flowing meanwhile
 
-# %% ../nbs/60_bot.ipynb #1615d182
-@patch
-async def _send_stops(self:Bot, calls) -> int:
-    "Make the broker calls of protective-stop `calls` (threads), recording each answer with the trader."
-    for c in calls:
-        key = c.client_key
-        if key: self._busy.add(key)
-        try:
-            try: o, err = await self.call(c.send, self.broker, what=f"stop {c.kind}"), None
-            except Exception as e: o, err = None, e
-            self.trader.stop_sent(c, o, err, self.clock.now())
-            if o is not None: self.order_updates.expect(o)
-            if err is not None and not isinstance(err, (OrderRejected, OrderNotFound)): self._fail(f"protective stop {c.kind}", err)
-        finally:
-            if key: self._busy.discard(key)
-    return len(calls)
-
-@patch
-async def _stop_keeper(self:Bot):
-    "Sync the protective stops whenever an order update asks for it (a task: the update stream never waits on the broker)."
-    while True:
-        await self._stop_wake.wait(); self._stop_wake.clear()
-        try: await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
-        except asyncio.CancelledError: raise
-        except Exception as e: self._fail("protective stops", e)
-
-@patch
-async def sync_stops(self:Bot, reconcile:bool=False) -> int: # first compare with the broker's open orders (always when unsure)
-    "Bring the broker's protective stops in line with the trader's positions and trailing stops; returns the calls made."
-    tr = self.trader
-    if not tr.broker_stops and not tr.protective: return 0
-    n = 0
-    async with self._order_gate:
-        if reconcile or tr.stops_uncertain:
-            orders = await self.call(self.broker.orders, "open", what="orders")
-            n += await self._send_stops(tr.reconcile_stops(orders, self.clock.now()))
-        n += await self._send_stops(tr.protect(self.clock.now()))
-    return n
-
-@patch
-async def _release_stop(self:Bot, symbol:str) -> bool:
-    "Cancel `symbol`'s protective stop before an exit (the caller holds the order gate); True when the exit may go."
-    for c in self.trader.release(symbol):
-        try: o, err = await self.call(c.send, self.broker, what="stop cancel"), None
-        except Exception as e: o, err = None, e
-        if not self.trader.released(c, o, err):
-            log.warning("exit for %s not sent: its protective stop %s filled or could not be cancelled (%s)", symbol, c.order_id, err)
-            return False
-    return True
-
-@patch
-async def release_all_stops(self:Bot) -> bool:
-    "Cancel every protective stop (before a flatten); True when all are gone."
-    ok = True
-    async with self._order_gate:
-        for sym in list(self.trader.protective): ok = await self._release_stop(sym) and ok
-    return ok
-
 # %% ../nbs/60_bot.ipynb #442dc56d
 @patch
 async def startup(self:Bot):
@@ -419,110 +361,6 @@ async def startup(self:Bot):
                           broker=self.broker_name)
     self.started = True
     return report
-
-# %% ../nbs/60_bot.ipynb #0ba30d88
-class BotReconciler(Reconciler):
-    "A `Reconciler` that does not resolve the intents the bot is submitting right now."
-    def __init__(self, *args, busy=lambda: set(), # () -> client keys being submitted
-                 resting=lambda o: False, # ledger order -> is it a protective stop resting untouched (not in flight)
-                 **kw):
-        super().__init__(*args, **kw); self.busy, self.resting = busy, resting
-
-    def _read_positions(self) -> tuple[dict, dict, set]:
-        theirs, mine, moved = super()._read_positions()
-        self._stops_moving = self._moving_stops()      # read after the broker's positions: a stop that filled before is seen
-        return theirs, mine, moved
-
-    def _moving_stops(self) -> set[str]:
-        "Symbols of resting protective stops that the broker no longer shows working as the ledger knows them."
-        rest = [o for o in self.ledger.orders("open") if self.resting(o)]
-        if not rest: return set()
-        live = {k: o for o in self.broker.orders(status="open") for k in (o.client_key, o.id)}
-        return {o.symbol for o in rest if (b := live.get(o.client_key) or live.get(o.broker_order_id)) is None or b.filled_qty != o.filled_qty}
-
-    def _in_flight(self) -> set[str]:
-        "Symbols whose ledger position may still move; a protective stop resting at the broker too does not make its symbol in flight."
-        return {o.symbol for o in self.ledger.orders("open") if not self.resting(o)} | {o.symbol for o in self.ledger.unresolved_intents()} \
-               | self.ledger.symbols_missing_fills() | getattr(self, "_stops_moving", set())
-
-    def _resolve_intents(self, out:dict):
-        now = self.clock.now()
-        for o in self.ledger.unresolved_intents():
-            if o.client_key in self.busy(): continue
-            if (now - datetime.fromisoformat(o.updated_at)).total_seconds() < self.grace: continue
-            bo = self.broker.order_by_client_key(o.client_key)
-            if o.client_key in self.busy(): continue      # a resend began while the broker was asked
-            self.ledger.resolve_intent(o.client_key, bo)
-            out["resolved_intents"].append(o.client_key)
-            self._health("intent_resolved", client_key=o.client_key, symbol=o.symbol, found=bo is not None)
-
-# %% ../nbs/60_bot.ipynb #521b5fa0
-@patch
-def _reconcile_sync(self:Bot, grace:float) -> tuple:
-    "Compare ledger and broker once (any thread); returns the report and the seconds it took."
-    if self._reconciler is None:
-        self._reconciler = BotReconciler(self.ledger, self.broker, self.kill_switch, self.clock, audit=self.audit,
-                                         tolerance=self.settings.reconcile_tolerance, grace=grace, settle=0.0,
-                                         pending_grace=max(30.0, self.settings.reconcile_interval / 2), busy=lambda: set(self._busy),
-                                         resting=self._resting)
-    rec = self._reconciler
-    rec.grace = grace
-    t0 = time.perf_counter()
-    r = rec.reconcile_once()
-    return r, time.perf_counter() - t0
-
-@patch
-def reconcile(self:Bot, grace:float=30.0):
-    "Compare ledger and broker once, on the calling thread (start-up: nothing is traded yet)."
-    # The Reconciler is kept across runs: a difference held as pending is re-checked on the next run and becomes a mismatch
-    # only if it outlives `pending_grace`. settle=0: a pause inside a run would only delay it.
-    try: r, dt = self._reconcile_sync(grace)
-    except _UNREACHABLE: self.health.broker_call(False, None, "reconcile"); raise
-    self.health.broker_call(True, dt, "reconcile")
-    return r
-
-@patch
-def _quiet(self:Bot) -> bool:
-    "No order in flight: nothing the order-update stream is still settling (protective stops resting at the broker do not count)."
-    return self._inflight == 0 and not self.ledger.unresolved_intents() \
-           and not any(not self._resting(o) for o in self.ledger.orders("open")) and not self.ledger.symbols_missing_fills()
-
-@patch
-def _reconcile_settled(self:Bot, grace:float) -> tuple:
-    "`_reconcile_sync`, unless a protective stop the ledger knows as resting has moved at the broker (its fill is on its way)."
-    rest = [o for o in self.ledger.orders("open") if self._resting(o)]
-    if rest:
-        live = {k: o for o in self.broker.orders(status="open") for k in (o.client_key, o.id)}
-        if any((b := live.get(o.client_key) or live.get(o.broker_order_id)) is None or b.filled_qty != o.filled_qty for o in rest):
-            return None, 0.0
-    return self._reconcile_sync(grace)
-
-@patch
-def _resting(self:Bot, o) -> bool:
-    "A protective stop the ledger knows as working and untouched (the reconciler checks the broker agrees)."
-    return o.signal_id == PROTECTIVE and o.filled_qty == 0 and o.status == OrderStatus.ACCEPTED.value
-
-@patch
-async def reconcile_async(self:Bot, grace:float=30.0) -> object|None:
-    "When quiet, compare ledger and broker once in a thread; the loop keeps deciding and applying updates. None if not quiet."
-    async with self._order_gate:            # no submit starts while the broker and the ledger are compared
-        if not self._quiet(): return None
-        try: r, dt = await asyncio.to_thread(self._reconcile_settled, grace)
-        except _UNREACHABLE: self.health.broker_call(False, None, "reconcile"); raise
-        if r is None: return None
-    self.health.broker_call(True, dt, "reconcile")
-    return r
-
-@patch
-async def refresh_account(self:Bot):
-    "Fresh account and positions for the Trader; equity mark; loss triggers of the kill switch."
-    acct = await self.call(self.broker.account, what="account")
-    positions = await self.call(self.broker.positions, what="positions")
-    self.trader.set_account(acct, positions)
-    self.ledger.record_equity(acct.equity, acct.cash)
-    if self.kill_switch.state is KillState.ACTIVE:
-        self.kill_switch.check(acct.equity, self.ledger.day_pl(), self.ledger.week_pl(), self.ledger.losing_streak())
-    return acct
 
 # %% ../nbs/60_bot.ipynb #d2bc2535
 @patch

@@ -15,8 +15,8 @@ from .models import (Account, Asset, Bar, Order, OrderPreview, OrderRequest, Ord
                                 Position, Quote)
 
 # %% auto #0
-__all__ = ['BAR_COLUMNS', 'BrokerError', 'OrderRejected', 'OrderNotFound', 'AuthError', 'RateLimited', 'BrokerUnavailable',
-           'UnknownSymbol', 'Broker', 'empty_bars', 'MarketData', 'OrderUpdates']
+__all__ = ['UNREACHABLE', 'BAR_COLUMNS', 'BrokerError', 'OrderRejected', 'OrderNotFound', 'AuthError', 'RateLimited',
+           'BrokerUnavailable', 'UnknownSymbol', 'Broker', 'empty_bars', 'MarketData', 'OrderUpdates']
 
 # %% ../nbs/03_broker.ipynb #3fa5b388
 class BrokerError(SwingtraderError):
@@ -43,6 +43,8 @@ class BrokerUnavailable(BrokerError):
 
 class UnknownSymbol(BrokerError):
     "The broker does not know the symbol."
+
+UNREACHABLE = (BrokerUnavailable, ConnectionError, TimeoutError, OSError)   # errors that mean the broker could not be asked
 
 # %% ../nbs/03_broker.ipynb #14f457ec
 @runtime_checkable
