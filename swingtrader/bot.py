@@ -22,13 +22,13 @@ from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer
 from .stops import StopBook
 from .trader import Trader, Intent
-from .health import HealthMonitor
+from .health import HealthMonitor, TimedGuard
 from .audit import QueuedAudit
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'BotError', 'DaySummary', 'TimedGuard', 'Bot']
+__all__ = ['log', 'BotError', 'DaySummary', 'Bot']
 
 # %% ../nbs/60_bot.ipynb #361377f9
 class BotError(SwingtraderError):
@@ -59,17 +59,6 @@ class DaySummary:
     def to_dict(self) -> dict:
         d = asdict(self); d["pl"] = self.pl
         return json.loads(json.dumps(d, default=str))
-
-# %% ../nbs/60_bot.ipynb #f50a676d
-class TimedGuard:
-    "A `RiskGuard` that records how long each `evaluate` took (seconds, in `times`)."
-    def __init__(self, guard:RiskGuard): self.guard, self.times = guard, []
-    def evaluate(self, *args, **kw):
-        t0 = time.perf_counter()
-        try: return self.guard.evaluate(*args, **kw)
-        finally: self.times.append(time.perf_counter() - t0)
-    def __getattr__(self, name): return getattr(self.guard, name)
-    def __repr__(self): return f"TimedGuard({self.guard!r})"
 
 # %% ../nbs/60_bot.ipynb #9c3f5ab6
 class Bot(BotStops, BotReconcile):
@@ -484,16 +473,30 @@ async def session(self:Bot, open_t:datetime, close_t:datetime):
 from .notify import Notifier, daily_summary   # Bot.__init__ gives its KillSwitch (and so its HealthMonitor) a Notifier
 
 @patch
+async def _settled(self:Bot, order_ids:set[str], timeout:float=10.0) -> bool:
+    "Wait (real seconds, bounded) until the ledger has these broker orders final: the update stream applies them."
+    end = time.monotonic() + timeout
+    while order_ids & {o.broker_order_id for o in self.ledger.orders("open")}:
+        if time.monotonic() > end: return False
+        await asyncio.sleep(0.05)
+    return True
+
+@patch
 async def at_close(self:Bot, day:date):
     "Cancel working day orders, write the daily summary (audit + ledger + notifier), checkpoint."
     d = self.day
     try:
+        cancelled = set()
         for o in await self.call(self.broker.orders, "open", what="orders"):
             if o.tif.value == "day":
                 try:
                     c = await self.call(self.broker.cancel, o.id, what="cancel")
+                    cancelled.add(o.id)
                     if self.audit is not None: self.audit.cancel(c, self.broker_name, reason="session close")
                 except OrderNotFound: pass
+        if self.trader.broker_stops:         # an exit cancelled at the bell leaves its position to the GTC stop overnight
+            await self._settled(cancelled)
+            await self.sync_stops()
         acct = await self.refresh_account()
         d.equity, d.cash = acct.equity, acct.cash
         d.positions = {p.symbol: str(p.qty) for p in await self.call(self.broker.positions, what="positions")}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/61_health.ipynb #54d84ba3
 from __future__ import annotations
-import logging, math
+import logging, math, time
 from collections import deque
 from datetime import datetime
 
@@ -14,7 +14,7 @@ from .config import Settings
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'LEVELS', 'p95', 'HealthMonitor']
+__all__ = ['log', 'LEVELS', 'p95', 'HealthMonitor', 'TimedGuard']
 
 # %% ../nbs/61_health.ipynb #35f14b15
 LEVELS = ("ok", "warning", "critical")
@@ -205,3 +205,14 @@ def check(self:HealthMonitor, market_open:bool, # is the regular session open no
         if age > self.stale_after: self.set_level(f"stream_{name}", "warning", f"no {name} for {age:.0f} s", age=age)
         else: self.set_level(f"stream_{name}", "ok", f"{name} flowing")
     return self.summary()
+
+# %% ../nbs/61_health.ipynb #f50a676d
+class TimedGuard:
+    "A `RiskGuard` that records how long each `evaluate` took (seconds, in `times`)."
+    def __init__(self, guard): self.guard, self.times = guard, []   # a `RiskGuard` (or anything with `evaluate`)
+    def evaluate(self, *args, **kw):
+        t0 = time.perf_counter()
+        try: return self.guard.evaluate(*args, **kw)
+        finally: self.times.append(time.perf_counter() - t0)
+    def __getattr__(self, name): return getattr(self.guard, name)
+    def __repr__(self): return f"TimedGuard({self.guard!r})"
