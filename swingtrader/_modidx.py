@@ -1558,6 +1558,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'swingtrader.notify._notify_type': ('notify.html#_notify_type', 'swingtrader/notify.py'),
                                     'swingtrader.notify._plugin': ('notify.html#_plugin', 'swingtrader/notify.py'),
                                     'swingtrader.notify._scheme': ('notify.html#_scheme', 'swingtrader/notify.py'),
+                                    'swingtrader.notify.alert': ('notify.html#alert', 'swingtrader/notify.py'),
                                     'swingtrader.notify.daily_summary': ('notify.html#daily_summary', 'swingtrader/notify.py'),
                                     'swingtrader.notify.load_urls': ('notify.html#load_urls', 'swingtrader/notify.py'),
                                     'swingtrader.notify.secret_parts': ('notify.html#secret_parts', 'swingtrader/notify.py'),

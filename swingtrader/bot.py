@@ -470,7 +470,7 @@ async def session(self:Bot, open_t:datetime, close_t:datetime):
                 if asyncio.iscoroutine(r): await r
             except Exception: pass
 
-from .notify import Notifier, daily_summary   # Bot.__init__ gives its KillSwitch (and so its HealthMonitor) a Notifier
+from .notify import Notifier, alert, daily_summary   # Bot.__init__ gives its KillSwitch (and so its HealthMonitor) a Notifier
 
 @patch
 async def _settled(self:Bot, order_ids:set[str], timeout:float=10.0) -> bool:
@@ -508,11 +508,7 @@ async def at_close(self:Bot, day:date):
     summary = d.to_dict()
     self.ledger.log_event("daily_summary", summary)
     if self.audit is not None: self.audit.health("daily_summary", {"level": "ok", **summary}, broker=self.broker_name)
-    if (n := getattr(self.kill_switch, "notifier", None)) is not None:
-        try:
-            title, body, level = daily_summary(summary)
-            n.send(title, body, level) if callable(getattr(n, "send", None)) else n(f"{title}\n{body}")
-        except Exception as e: log.error("daily summary notification failed: %s", type(e).__name__)
+    alert(getattr(self.kill_switch, "notifier", None), *daily_summary(summary), who="daily summary notification")
     self.checkpoint()
     self.days.append(d)
 

@@ -64,12 +64,8 @@ from fastcore.basics import patch
 @patch
 def _notify(self:HealthMonitor, title:str, body:str, level:str):
     "Hand an alert to the notifier; never raises."
-    if self.notifier is None: return
-    try:
-        send = getattr(self.notifier, "send", None)
-        if callable(send): send(title, body, level)
-        else: self.notifier(f"{title}\n{body}")
-    except Exception as e: log.error("health notifier failed: %s", type(e).__name__)
+    from swingtrader.notify import alert
+    alert(self.notifier, title, body, level, who="health notifier")
 
 @patch
 def set_level(self:HealthMonitor, what:str, level:str, message:str, **details) -> bool:

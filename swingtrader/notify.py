@@ -19,7 +19,8 @@ from .log import scrub
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'LEVELS', 'split_urls', 'secret_parts', 'url_problems', 'load_urls', 'Alert', 'Notifier', 'daily_summary']
+__all__ = ['log', 'LEVELS', 'split_urls', 'secret_parts', 'url_problems', 'load_urls', 'Alert', 'Notifier', 'alert',
+           'daily_summary']
 
 # %% ../nbs/62_notify.ipynb #013e9217
 def split_urls(text:str|SecretStr|Sequence[str]|None) -> list[str]:
@@ -240,6 +241,21 @@ def alerts(self:Notifier, n:int|None=None) -> list[dict]: # the last `n` (defaul
     "The kept alerts, oldest first, as dicts (safe to call from any thread)."
     with self._cond: out = [a.to_dict() for a in self.history]
     return out[-n:] if n else out
+
+# %% ../nbs/62_notify.ipynb #86f94927
+def alert(notifier, # a `Notifier`, any callable taking one string, or None
+          title:str, body:str, level:str="warning", # the headline, the details, critical | warning | info
+          who:str="notifier") -> bool: # named in the log line if delivery raises
+    "Hand one alert to `notifier`; True when handed over, False when there is none or it raised (logged, never raised)."
+    if notifier is None: return False
+    try:
+        send = getattr(notifier, "send", None)
+        if callable(send): send(title, body, level)
+        else: notifier(f"{title}\n{body}")
+        return True
+    except Exception as e:
+        log.error("%s failed: %s", who, type(e).__name__)
+        return False
 
 # %% ../nbs/62_notify.ipynb #89754401
 def _money(x, sign="+") -> str:

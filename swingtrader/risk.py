@@ -312,12 +312,8 @@ def _alert(self:KillSwitch, what:str, # audit health kind
     if self.audit is not None:
         try: self.audit.health(what, {"message": msg, **details}, broker=getattr(self.broker, "name", None))
         except Exception as e: log.error("kill switch audit failed: %s", e)
-    if self.notifier is not None:
-        try:
-            send = getattr(self.notifier, "send", None)
-            if callable(send): send(title, body, level)
-            else: self.notifier(f"{title}\n{body}")
-        except Exception as e: log.error("kill switch notifier failed: %s", type(e).__name__)
+    from swingtrader.notify import alert
+    alert(self.notifier, title, body, level, who="kill switch notifier")
 
 @patch
 def threshold(self:KillSwitch, trigger:str) -> str:
