@@ -6,22 +6,11 @@ import pytest
 
 from swingtrader.config import Settings
 from swingtrader import runs
+from proc_support import env, wait_for
 
 BIN = Path(sys.executable).parent/"swingtrader"
 TT = {"SWINGTRADER_BROKER": "tastytrade", "TT_CLIENT_SECRET": "not-a-real-secret", "TT_REFRESH_TOKEN": "not-a-real-token",
       "TT_ACCOUNT_NUMBER": "5WT00001"}
-
-def env(tmp_path, data="data", **kw):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_", "_SWINGTRADER_"))}
-    return {**base, "SWINGTRADER_DATA_DIR": str(tmp_path/data), "SWINGTRADER_LOCK_DIR": str(tmp_path/"locks"), **kw}
-
-def wait_for(cond, timeout=120.0, what="condition"):
-    "Poll `cond` until it returns something truthy (generous bound: the machine is shared)."
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if (v := cond()): return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 HOLD = """
 import sys, time

@@ -6,23 +6,12 @@ from swingtrader.config import Settings
 from swingtrader.ledger import Ledger, LedgerError
 from swingtrader.models import OrderRequest
 from swingtrader import runs
+from proc_support import env, wait_for
 
 BIN = Path(sys.executable).parent/"swingtrader"
 
-def env(tmp_path, **kw):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_", "_SWINGTRADER_"))}
-    return {**base, "SWINGTRADER_DATA_DIR": str(tmp_path/"data"), "SWINGTRADER_LOCK_DIR": str(tmp_path/"locks"), **kw}
-
 def cli(args, tmp_path, **kw):
     return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env(tmp_path, **kw), cwd=tmp_path, timeout=300)
-
-def wait_for(cond, timeout=240.0, what="condition"):
-    "Poll `cond` until it returns something truthy (a generous bound: the machine is shared)."
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if (v := cond()): return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 def read_ledger(path, fn):
     "fn(ledger) on a read-only ledger, or None while it is still being created."
