@@ -684,6 +684,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                           'swingtrader/dxlink/streamer.py'),
                                              'swingtrader.dxlink.streamer.DXLinkStreamer.mailbox': ( 'dxlink.html#dxlinkstreamer.mailbox',
                                                                                                      'swingtrader/dxlink/streamer.py'),
+                                             'swingtrader.dxlink.streamer.DXLinkStreamer.on_health': ( 'dxlink.html#dxlinkstreamer.on_health',
+                                                                                                       'swingtrader/dxlink/streamer.py'),
                                              'swingtrader.dxlink.streamer.DXLinkStreamer.quotes': ( 'dxlink.html#dxlinkstreamer.quotes',
                                                                                                     'swingtrader/dxlink/streamer.py'),
                                              'swingtrader.dxlink.streamer.DXLinkStreamer.start': ( 'dxlink.html#dxlinkstreamer.start',

@@ -285,3 +285,19 @@ def test_dxlink_rooms_import_downwards_and_keep_their_privates():
             if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__"):
                 assert isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"), \
                     f"dxlink.{name}:{n.lineno} uses {ast.unparse(n)}, another object's private name"
+
+
+def test_the_bot_hears_the_streamers_health_alerts(tmp_path):
+    "build_bot hooks each feed's health into the bot's monitor; the streamer must pass it on to the connection that raises it."
+    from swingtrader.config import Settings
+    from swingtrader.ledger import Ledger
+    from swingtrader.registry import broker_parts
+    from swingtrader.session import build_bot
+    sim = make_broker()
+    st = DXLinkStreamer(lambda: ("t", "ws://127.0.0.1:9/"))
+    s = Settings(_env_file=None, data_dir=tmp_path)
+    parts = broker_parts(s, sim.clock, sim.calendar, name="sim", broker=sim)
+    parts.feeds["dxlink"] = st
+    bot = build_bot(s, sim.clock, Ledger(tmp_path/"ledger.sqlite", clock=sim.clock), parts=parts, scan=False)
+    st.connection.on_health("critical", "5 sessions in a row failed")     # what the connection calls after repeated failures
+    assert bot.health.levels["dxlink"] == "critical"

@@ -28,29 +28,13 @@ class DXLinkStreamer:
     "asyncio DXLink client: handshake, keepalive, reconnect + re-subscribe, candle backfill and closed bars."
     def __init__(self, token:Callable, # () -> (token, url) or the /api-quote-tokens body; sync or async; called per connect
                  clock:Clock|None=None, # closes forming bars when their period has passed
-                 ssl:_ssl.SSLContext|None=None, # TLS context for wss:// (e.g. the emulator's CA)
-                 keepalive_timeout:float=60, # seconds of silence after which the connection is dead (asked of the server)
-                 backoff_base:float=0.5, backoff_max:float=30, # reconnect delays: base*2^(failures-1), capped, with jitter
-                 healthy_after:float=30, # seconds a session must live to count as a success (shorter ones are failures)
-                 alert_after:int=5, # consecutive failed sessions before `on_health("critical", ...)`
-                 on_health:Callable[[str, str], Any]|None=None, # health alerts: on_health(level, message), level critical | ok
-                 fields:dict|None=None, # acceptEventFields per event type
-                 data_format:str="COMPACT", aggregation_period:float=0.1,
-                 channel:int=1, # odd feed channel number
                  flush_grace:float=2.0, # clock seconds after a period ends before its forming bar is closed
                  flush_interval:float=0.25, # real seconds between forming-bar checks
-                 max_auth_failures:int=3, # consecutive refused tokens before giving up
-                 handshake_timeout:float=10,
-                 max_size:int|None=2**24): # biggest frame accepted
+                 **connection): # `DXLinkConnection`'s options: ssl, keepalive_timeout, backoff_base/max, healthy_after, alert_after, on_health, fields, ...
         self.stats = StreamerStats()
-        self.connection = DXLinkConnection(
-            token, ssl=ssl, keepalive_timeout=keepalive_timeout, backoff_base=backoff_base, backoff_max=backoff_max,
-            healthy_after=healthy_after, alert_after=alert_after, on_health=on_health, fields=fields,
-            data_format=data_format, aggregation_period=aggregation_period, channel=channel,
-            max_auth_failures=max_auth_failures, handshake_timeout=handshake_timeout, max_size=max_size,
-            stats=self.stats)   # its hooks (on_data, resubscribe, on_fail) are wired in `start`
+        self.connection = DXLinkConnection(token, stats=self.stats, **connection)   # its hooks (on_data, resubscribe, on_fail) are wired in `start`
         self.clock, self.flush_grace, self.flush_interval = clock or WallClock(), flush_grace, flush_interval
-        self.fields, self.channel = self.connection.fields, channel
+        self.fields, self.channel = self.connection.fields, self.connection.channel
         self.subs: dict[tuple[str, str], int|None] = {}   # (type, symbol) -> fromTime
         self.series: dict[str, CandleSeries] = {}          # candle symbol -> state
         self.mailboxes: list[Mailbox] = []
@@ -61,6 +45,11 @@ class DXLinkStreamer:
 
     @property
     def is_connected(self) -> bool: return self.connection.is_connected
+
+    @property
+    def on_health(self): "Health alerts of the connection: `on_health(level, message)`."; return self.connection.on_health
+    @on_health.setter
+    def on_health(self, f): self.connection.on_health = f
 
     @property
     def failure(self) -> BaseException|None:
