@@ -4,9 +4,9 @@
 
 # %% ../../nbs/21_dxlink.ipynb #1d3ac589
 from __future__ import annotations
-import asyncio, logging, math, ssl as _ssl
+import asyncio, logging, math
 from datetime import datetime, timedelta
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import AsyncIterator, Callable, Iterable
 
 import pandas as pd
 from fastcore.basics import patch
