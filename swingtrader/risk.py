@@ -334,10 +334,19 @@ def resume_command(self:KillSwitch) -> str:
 
 @patch
 def flatten(self:KillSwitch) -> tuple[list[str], list[str]]:
-    "Send market orders closing every broker position (intent recorded first); return (client keys, errors)."
+    "Cancel each position's working orders (protective stops too), then close it at market (intent first); return (client keys, errors)."
+    from swingtrader.broker import OrderNotFound
     keys, errors = [], []
+    working = {}
+    for o in self.broker.orders("open"): working.setdefault(o.symbol, []).append(o)
     for p in self.broker.positions():
         if p.qty == 0: continue
+        try:                            # a stop left resting would sell the shares a second time once the market order has
+            for o in working.get(p.symbol, []):
+                try: self.broker.cancel(o.id)
+                except OrderNotFound: pass
+        except Exception as e:
+            errors.append(f"liquidate {p.symbol}: its working order could not be cancelled ({e}); not sold, to never sell twice"); continue
         req = OrderRequest(p.symbol, Side.SELL if p.qty > 0 else Side.BUY, qty=abs(p.qty))
         self.ledger.record_intent(None, req)
         try: self.ledger.record_submitted(req.client_key, self.broker.submit(req)); keys.append(req.client_key)

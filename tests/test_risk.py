@@ -294,3 +294,22 @@ def test_plain_callables_still_get_one_message_with_everything():
     ks = KillSwitch(Ledger(":memory:", clock), clock, S, notifier=got.append)
     ks.check(Decimal(97000), day_pl=Decimal(-3000))
     assert len(got) == 1 and got[0].startswith("HALTED (daily_loss)\nRule: daily_loss") and "reset-halt" in got[0]
+
+
+def test_flatten_cancels_a_resting_stop_before_selling(tmp_path):
+    "A protective stop left at the broker after a flatten would sell the same shares again (a short): flatten cancels it first."
+    from datetime import date
+    from swingtrader.models import OrderType
+    from swingtrader.sim.broker import SimBroker
+    sim = SimBroker.from_seed(seed=3, symbols=2, start=date(2026, 3, 2), end=date(2026, 3, 2))
+    sim.advance_to(datetime(2026, 3, 2, 14, 45, tzinfo=timezone.utc))
+    sym = sim.symbols[0]
+    sim.submit(OrderRequest(sym, Side.BUY, qty=10))
+    q = sim.latest_quote(sym)
+    stop = sim.submit(OrderRequest(sym, Side.SELL, qty=10, type=OrderType.STOP, tif="gtc",
+                                   stop_price=Decimal(str(round(q.bid * 0.9, 2)))))
+    ks = KillSwitch(Ledger(tmp_path/"l.sqlite", clock=sim.clock), sim.clock, Settings(_env_file=None), broker=sim)
+    keys, errors = ks.flatten()
+    assert errors == [] and len(keys) == 1
+    assert sim.order(stop.id).status is OrderStatus.CANCELLED
+    assert [o for o in sim.orders("open") if o.symbol == sym] == [] and not [p for p in sim.positions() if p.qty]
