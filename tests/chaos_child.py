@@ -17,7 +17,7 @@ one `error:` line and exits 2, as the CLI does.
 
 The single-instance lock is `swingtrader.runs.start_run` (as `swingtrader run` takes it) when that module exists.
 """
-import asyncio, contextlib, json, sys, time, urllib.request
+import asyncio, json, sys, time, urllib.request
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -47,11 +47,9 @@ def main(cfg_path:str, run:str):
     start = datetime.fromisoformat(cfg["sim_now"]) + timedelta(seconds=(time.monotonic() - cfg["monotonic"]) * speed)
     clock = EmulatorClock(start, speed, cfg["control_url"], cfg.get("control_headers") or {})
     data = Path(settings.data_dir)
-    # The single-instance lock (data directory + broker account), taken the way `swingtrader run` takes it. Before helper
-    # "run" is merged there is no `swingtrader.runs`: no lock, and a second instance gets as far as it gets.
-    try: from swingtrader.runs import start_run
-    except ImportError: start_run = None
-    with start_run(settings, "run") if start_run is not None else contextlib.nullcontext():
+    # The single-instance lock (data directory + broker account), taken the way `swingtrader run` takes it.
+    from swingtrader.runs import start_run
+    with start_run(settings, "run"):
         run_bot(cfg, run, settings, clock, data)
 
 

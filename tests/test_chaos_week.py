@@ -300,7 +300,7 @@ def run_week(c:Chaos) -> dict:
         if dup is not None and not isinstance(dup, str):
             started = (c.tmp / "startup-dup.json").exists()
             if dup.poll() is not None or started:
-                if dup.poll() is None:     # it got through start-up: no lock stopped it (before helper "run" is merged)
+                if dup.poll() is None:     # it got through start-up: no lock stopped it (the assertions below fail then)
                     dup.send_signal(signal.SIGKILL); dup.wait(30)
                 out["second"] = sec = {"returncode": dup.returncode, "started": started, "output": c.log("dup", 2000)}
                 if sec["returncode"] not in (0, -signal.SIGKILL) and any(w in sec["output"].lower() for w in LOCK_WORDS):

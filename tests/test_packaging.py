@@ -127,10 +127,11 @@ def test_daily_then_status(user):
     text = outputs(rep)
     assert "2026-03-02" in text and "ledger consistency: ok" in text, text[-2000:]
     assert "result:" in r.stdout and "fills" in r.stdout
-    # Intended behaviour: status follows the run daily just made (its trading state), exit 0. Until the data
-    # layout is one (helper "run"), status reads DATA_DIR/ledger.sqlite and says "No ledger": this fails then.
+    # status follows the current run: the one daily just made, in its own sim-runs directory
+    run_dir = Path(next(l.split(None, 1)[1] for l in r.stdout.splitlines() if l.startswith("ledger:"))).parent
     s = user("swingtrader", "status")
-    assert s.returncode == 0 and "trading state:" in s.stdout, (s.stdout, s.stderr)
+    assert s.returncode == 0 and "trading state:" in s.stdout and str(run_dir) in s.stdout, (s.stdout, s.stderr)
+    assert run_dir.parent == user.data/"sim-runs"
 
 def test_halt_then_status(user):
     "An operator halts the current run; status shows it."
