@@ -22,6 +22,7 @@ from .stops import StopBook
 from .risk import RiskGuard, KillSwitch
 from .ledger import Ledger
 from .trader import Trader
+from .executor import Executor
 from .sim.broker import SimBroker
 from .sim.data import make_universe, generate_bars, resample_bars
 from .sim.account import to_ns
@@ -198,7 +199,8 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     if j <= k0: return self.result()
     names, sym, gi, times = self.names, self._sym[k0:j].tolist(), self._g[k0:j].tolist(), self._times
     hs, ls, cs = self._h[k0:j].tolist(), self._l[k0:j].tolist(), self._c[k0:j].tolist()
-    trader, broker, step, submit = self.trader, self.broker, self.trader.step, self.trader.submit
+    trader, broker, step = self.trader, self.broker, self.trader.step
+    submit = Executor(trader, broker).submit                        # the one way intents reach the broker, as in the bot
     pending = trader.pending
     bar = None
     if self.progress:
@@ -218,7 +220,7 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
                 intents = step(names[sym[i]], T, hs[i], ls[i], cs[i])
                 if intents:
                     if not synced: self._sync(T); synced = True
-                    for it in intents: submit(it, broker)
+                    for it in intents: submit(it)
             if db.total_changes != mark:                             # this bar time wrote: commit it as one transaction
                 done, tx = tx, None; done.__exit__(None, None, None)
                 nx = led.transaction(); nx.__enter__(); tx = nx

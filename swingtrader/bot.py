@@ -22,6 +22,7 @@ from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer
 from .stops import StopBook
 from .trader import Trader, Intent
+from .executor import Executor, Outcome, Result
 from .health import HealthMonitor, TimedGuard
 from .audit import QueuedAudit
 
@@ -90,6 +91,7 @@ class Bot(BotStops, BotReconcile):
         self.timeframe, self.period = settings.timeframe, timeframe_delta(settings.timeframe)
         self.trader = trader if trader is not None else self._make_trader()
         if not isinstance(self.trader.guard, TimedGuard): self.trader.guard = TimedGuard(self.trader.guard)
+        self.executor = Executor(self.trader, broker, on_error=self._fail, on_outcome=self._executed)   # the one way intents reach the broker
         self.fed: dict[str, str] = (ledger.load_state("bot") or {}).get("fed", {})   # symbol -> close time of the last bar fed
         self.watchlist: list[str] = []
         self.days: list[DaySummary] = []
@@ -182,50 +184,24 @@ def _fail(self:Bot, where:str, e:BaseException):
 
 # %% ../nbs/60_bot.ipynb #d000389c
 @patch
-async def submit(self:Bot, intent:Intent, resend:int=2) -> Order|None:
-    "Send one intent (an exit cancels the protective stop first); returns the broker's order, or None (rejected / unresolved / dropped)."
-    key, t0 = intent.client_key, time.perf_counter()
-    if not intent.is_entry and not await self._release_stop(intent.request.symbol):
-        self.trader.drop_exit(intent); return None
-    for attempt in range(resend + 1):
-        try: order = await self.call(self.broker.submit, intent.request, what="submit")
-        except OrderRejected as e:
-            self.ledger.record_submit_failed(key, str(e), definite=True)
-            self.health.order_result(True, e.reason or "")
-            if self.day is not None: self.day.rejected += 1
-            if e.order is not None: self.trader.on_update(OrderUpdate(OrderEvent.REJECTED, e.order, e.order.updated_at or self.clock.now()))
-            else: self.trader.close_intent(key, Decimal(0))
-            return None
-        except Exception as e:
-            self.ledger.record_submit_failed(key, f"{type(e).__name__}: {e}", definite=False)
-            self._fail("submit", e)
-            found = await self._lookup(key)
-            if found is False: return None                # cannot tell: leave it to the reconciler
-            if found is not None: order = found
-            else:
-                self.ledger.resolve_intent(key, None)     # the broker has none: safe to send again
-                continue
-        self.ledger.record_submitted(key, order)
-        self.order_updates.expect(order)
-        self.health.order_result(False)
-        if self.day is not None: self.day.orders += 1
-        if self.audit is not None: self.audit.order(order, self.broker_name, intent.signal.id, intent.signal.model_id)
-        self.latencies.append({"submit": time.perf_counter() - t0, "broker": self._last_call})
-        return order
-    log.error("intent %s not placed after %d attempts", key, resend + 1)
-    return None
+async def submit(self:Bot, intent:Intent) -> Order|None:
+    "Send one intent through the `Executor`, each broker call in a thread and timed; the broker's order, or None (rejected / unresolved / dropped)."
+    t0 = time.perf_counter()
+    out = await self.executor.execute_async(intent, self.call)
+    if out.placed: self.latencies.append({"submit": time.perf_counter() - t0, "broker": self._last_call})
+    return out.order if out.placed else None
 
 @patch
-async def _lookup(self:Bot, key:str):
-    "The broker's order for `key`, None if it has none, False if it cannot be asked."
-    for i in range(3):
-        try: return await self.call(self.broker.order_by_client_key, key, what="order_by_client_key")
-        except Exception as e:
-            log.warning("looking up %s failed (%s); retrying", key, e)
-            await asyncio.sleep(0.2 * 2 ** i)
-    return False
+def _executed(self:Bot, out:Outcome):
+    "Count an intent's outcome for the day and the health monitor; the order-update stream expects a placed order."
+    if out.result is Result.REJECTED:
+        self.health.order_result(True, getattr(out.error, "reason", None) or "")
+        if self.day is not None: self.day.rejected += 1
+    elif out.placed:
+        self.order_updates.expect(out.order)
+        self.health.order_result(False)
+        if self.day is not None: self.day.orders += 1
 
-# %% ../nbs/60_bot.ipynb #6132650d
 @patch
 def _warm(self:Bot, symbol:str, close_time:datetime, high:float, low:float, close:float):
     "Feed history to the strategy only; its position view stays the broker's."

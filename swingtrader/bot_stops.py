@@ -59,14 +59,8 @@ async def sync_stops(self:BotStops, reconcile:bool=False) -> int: # first compar
 
 @patch
 async def _release_stop(self:BotStops, symbol:str) -> bool:
-    "Cancel `symbol`'s protective stop before an exit (the caller holds the order gate); True when the exit may go."
-    for c in self.trader.release(symbol):
-        try: o, err = await self.call(c.send, self.broker, what="stop cancel"), None
-        except Exception as e: o, err = None, e
-        if not self.trader.released(c, o, err):
-            log.warning("exit for %s not sent: its protective stop %s filled or could not be cancelled (%s)", symbol, c.order_id, err)
-            return False
-    return True
+    "Cancel `symbol`'s protective stop before an exit (the caller holds the order gate): the `Executor`'s release plan, calls in threads; True when the exit may go."
+    return await self.executor.run_async(self.executor.release_plan(symbol), self.call)
 
 @patch
 async def release_all_stops(self:BotStops) -> bool:

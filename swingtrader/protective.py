@@ -16,6 +16,7 @@ from .models import Order, OrderEvent, OrderRequest, OrderType, OrderUpdate, Sid
 from .stops import PROTECTIVE, ProtectiveStop, protective_key, is_protective_key, stop_price, min_move, worth_moving
 from .ledger import UNRESOLVED, OPEN_STATUSES
 from .broker import OrderRejected, OrderNotFound
+from .executor import Executor
 
 # %% auto #0
 __all__ = ['StopCall', 'ProtectiveStops']
@@ -174,12 +175,9 @@ def released(self:ProtectiveStops, call:StopCall, order:Order|None=None, error:B
 
 @patch
 def release_stop(self:ProtectiveStops, symbol:str, broker) -> bool:
-    "Cancel `symbol`'s protective stop at `broker` (synchronously); True when the exit may be sent."
-    for c in self.release(symbol):
-        try: o, err = c.send(broker), None
-        except Exception as e: o, err = None, e
-        if not self.released(c, o, err): return False
-    return True
+    "Cancel `symbol`'s protective stop at `broker` (synchronously, the `Executor`'s release plan); True when the exit may be sent."
+    ex = Executor(self, broker)
+    return ex.run(ex.release_plan(symbol))
 
 # %% ../nbs/55a_protective.ipynb #f4d8e2a9
 @patch

@@ -14,16 +14,16 @@ from fastcore.basics import patch
 
 from .config import Settings
 from .clock import Clock, UTC
-from .models import (D, Asset, Bar, Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderUpdate, Position,
+from .models import (D, Asset, Bar, Fill, Order, OrderRequest, OrderStatus, OrderUpdate, Position,
                                 Side, Signal, SignalAction)
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer, SizeDecision
 from .stops import StopBook, TrailingStop, PROTECTIVE, ProtectiveStop
 from .risk import RiskGuard, Decision, RiskAction, RuleResult
 from .ledger import Ledger, UNRESOLVED, NOT_SUBMITTED, trading_day
-from .broker import OrderRejected
 from .protective import StopCall, ProtectiveStops
 from .broker_view import BrokerView, TraderError
+from .executor import Executor
 
 # %% auto #0
 __all__ = ['decision_id', 'client_key_for', 'Intent', 'Trader', 'load_checkpoint']
@@ -162,7 +162,7 @@ def _after(self:Trader, symbol:str, t:datetime, close:float, sig:Signal|None) ->
             sig = Signal(symbol, SignalAction.EXIT_LONG, t, close, st.atr if st is not None else None,
                          f"{act.reason}: close {close:.4f} <= stop {act.stop:.4f}", getattr(self.strategy, "model_id", "strategy"))
     if sig is None: return []
-    return self._entry(sig) if sig.action is SignalAction.ENTER_LONG else self._exit(sig)
+    return self.decide(sig)
 
 @patch
 def exit_pending(self:Trader, symbol:str) -> bool:
@@ -248,27 +248,17 @@ def _exit(self:Trader, sig:Signal) -> list[Intent]:
 
 # %% ../nbs/55_trader.ipynb #22e56f17
 @patch
+def decide(self:Trader, sig:Signal) -> list[Intent]:
+    "The intents for `sig` (an entry or an exit from any source), recorded in the ledger before they are returned."
+    if sig.action is SignalAction.ENTER_LONG: return self._entry(sig)
+    if sig.action is SignalAction.EXIT_LONG: return self._exit(sig)
+    raise TraderError(f"signal action {sig.action!r} is not one the trader decides on.", "use SignalAction.ENTER_LONG or EXIT_LONG.")
+
+# %% ../nbs/55_trader.ipynb #3752e11b
+@patch
 def submit(self:Trader, intent:Intent, broker) -> Order|None:
-    "Send `intent` to `broker` (an exit cancels the protective stop first); the ledger records the answer; None when not placed."
-    key = intent.client_key
-    if not intent.is_entry and not self.release_stop(intent.request.symbol, broker):
-        self.drop_exit(intent); return None
-    try: order = broker.submit(intent.request)
-    except OrderRejected as e:
-        self.ledger.record_submit_failed(key, str(e), definite=True)
-        if self.audit is not None and e.order is not None:
-            self.audit.order(e.order, self.broker_name, intent.signal.id, intent.signal.model_id, details={"rejected": e.problem})
-        if e.order is not None: self.on_update(OrderUpdate(OrderEvent.REJECTED, e.order, e.order.updated_at or intent.signal.time))
-        else: self.close_intent(key, Decimal(0))
-        return None
-    except Exception as e:
-        self.ledger.record_submit_failed(key, f"{type(e).__name__}: {e}", definite=False)
-        raise
-    self.ledger.record_submitted(key, order)
-    if self.audit is not None: self.audit.order(order, self.broker_name, intent.signal.id, intent.signal.model_id)
-    return order
-
-
+    "Send `intent` to `broker` through the `Executor`; the broker's order, None when not placed."
+    return Executor(self, broker).submit(intent)
 
 # %% ../nbs/55_trader.ipynb #b856d7b2
 @patch
