@@ -9,8 +9,6 @@ from swingtrader.config import Settings
 from swingtrader.clock import SimClock, WallClock
 from swingtrader.models import OrderRequest, OrderEvent
 from swingtrader.sim.broker import SimBroker
-from swingtrader.emulator.core import Emulator
-from swingtrader.emulator.app import EmulatorServer
 from swingtrader.tastytrade.broker import TastytradeBroker
 from swingtrader.tastytrade.order_updates import TastytradeOrderUpdates
 
@@ -18,18 +16,19 @@ START = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 def env():
+    from emu_support import serve
     clock = SimClock(START, mode="manual")
     sim = SimBroker.from_seed(seed=5, symbols=6, start=date(2026, 3, 2), end=date(2026, 3, 3), clock=clock)
-    srv = EmulatorServer(Emulator(sim, clock)).start()
-    st = Settings(broker="tastytrade", TT_CLIENT_SECRET="s-1234", TT_REFRESH_TOKEN="r-1234",
-                  TT_API_URL=srv.api_url, TT_STREAMER_URL=srv.streamer_url)
-    b = TastytradeBroker(st, clock=WallClock())
-    class E: pass
-    e = E(); e.sim, e.srv, e.settings, e.broker, e.clock = sim, srv, st, b, clock
-    e.faults = lambda **kw: requests.post(f"{srv.api_url}/_emulator/faults", json=kw, headers=srv.control_headers, timeout=5).raise_for_status()
-    e.control = lambda path, **kw: requests.post(f"{srv.api_url}/_emulator/{path}", json=kw, headers=srv.control_headers, timeout=5).json()
-    yield e
-    b.close(); srv.stop()
+    with serve(broker=sim) as srv:
+        st = Settings(broker="tastytrade", TT_CLIENT_SECRET="s-1234", TT_REFRESH_TOKEN="r-1234",
+                      TT_API_URL=srv.api_url, TT_STREAMER_URL=srv.streamer_url)
+        b = TastytradeBroker(st, clock=WallClock())
+        class E: pass
+        e = E(); e.sim, e.srv, e.settings, e.broker, e.clock = sim, srv, st, b, clock
+        e.faults = lambda **kw: requests.post(f"{srv.api_url}/_emulator/faults", json=kw, headers=srv.control_headers, timeout=5).raise_for_status()
+        e.control = lambda path, **kw: requests.post(f"{srv.api_url}/_emulator/{path}", json=kw, headers=srv.control_headers, timeout=5).json()
+        try: yield e
+        finally: b.close()
 
 async def collect(ups, want_fills:int, timeout:float=15.0):
     "Events until `want_fills` fill events arrived, plus a short quiet period to catch duplicates."

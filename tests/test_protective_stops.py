@@ -2,6 +2,7 @@
 partial fills, cancelled before exits, filled at the broker without a second exit, reconciled after a restart.
 On the SimBroker, and once through the emulator with the real tastytrade client."""
 import dataclasses, threading
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -259,13 +260,12 @@ def test_switched_off_no_broker_orders():
 
 def test_through_the_emulator_with_the_tastytrade_client():
     from swingtrader.clock import WallClock
-    from swingtrader.emulator.core import Emulator
-    from swingtrader.emulator.app import EmulatorServer
     from swingtrader.tastytrade.broker import TastytradeBroker
+    from emu_support import make_emulator, serve
     clock = SimClock(OPEN, mode="manual")
     sim = SimBroker({"AAA": market(drop_at=30), "BBB": market()}, universe(), clock, fill_at="quote")
-    emu = Emulator(sim, clock)
-    srv = EmulatorServer(emu).start()
+    emu = make_emulator(sim)
+    stack = ExitStack(); srv = stack.enter_context(serve(emu=emu))
     tt = None
     try:
         settings = Settings(_env_file=None, broker="tastytrade", TT_CLIENT_SECRET="s", TT_REFRESH_TOKEN="r",
@@ -312,7 +312,7 @@ def test_through_the_emulator_with_the_tastytrade_client():
         assert len([o for o in sim.orders() if o.symbol == "AAA"]) == 3    # entry, stop, its replacement: no exit order
     finally:
         if tt is not None: tt.close()
-        srv.stop()
+        stack.close()
 
 
 # -- the bot ----------------------------------------------------------------------------------------------
@@ -423,13 +423,12 @@ def test_tastytrade_protective_stop_cannot_open_a_short():
     "A protective stop goes to tastytrade as `Sell to Close` with strict position-effect validation: without shares it is refused."
     from swingtrader.clock import WallClock
     from swingtrader.broker import OrderRejected
-    from swingtrader.emulator.core import Emulator
-    from swingtrader.emulator.app import EmulatorServer
     from swingtrader.tastytrade.broker import TastytradeBroker
+    from emu_support import serve
     clock = SimClock(OPEN, mode="manual")
     sim = SimBroker({"AAA": market(), "BBB": market()}, universe(), clock, fill_at="quote")
     sim.advance_to(OPEN + timedelta(minutes=1))
-    srv = EmulatorServer(Emulator(sim, clock)).start()
+    stack = ExitStack(); srv = stack.enter_context(serve(broker=sim))
     tt = None
     try:
         settings = Settings(_env_file=None, broker="tastytrade", TT_CLIENT_SECRET="s", TT_REFRESH_TOKEN="r",
@@ -446,5 +445,5 @@ def test_tastytrade_protective_stop_cannot_open_a_short():
         with pytest.raises(OrderRejected, match="no position to close"): tt.submit(stop(protective_key("AAA", "z", 3), 11))  # more than held
     finally:
         if tt is not None: tt.close()
-        srv.stop()
+        stack.close()
 
