@@ -22,26 +22,8 @@ __all__ = ['BotReconciler', 'BotReconcile']
 class BotReconciler(Reconciler):
     "A `Reconciler` that does not resolve the intents the bot is submitting right now."
     def __init__(self, *args, busy=lambda: set(), # () -> client keys being submitted
-                 resting=lambda o: False, # ledger order -> is it a protective stop resting untouched (not in flight)
                  **kw):
-        super().__init__(*args, **kw); self.busy, self.resting = busy, resting
-
-    def _read_positions(self) -> tuple[dict, dict, set]:
-        theirs, mine, moved = super()._read_positions()
-        self._stops_moving = self._moving_stops()      # read after the broker's positions: a stop that filled before is seen
-        return theirs, mine, moved
-
-    def _moving_stops(self) -> set[str]:
-        "Symbols of resting protective stops that the broker no longer shows working as the ledger knows them."
-        rest = [o for o in self.ledger.orders("open") if self.resting(o)]
-        if not rest: return set()
-        live = {k: o for o in self.broker.orders(status="open") for k in (o.client_key, o.id)}
-        return {o.symbol for o in rest if (b := live.get(o.client_key) or live.get(o.broker_order_id)) is None or b.filled_qty != o.filled_qty}
-
-    def _in_flight(self) -> set[str]:
-        "Symbols whose ledger position may still move; a protective stop resting at the broker too does not make its symbol in flight."
-        return {o.symbol for o in self.ledger.orders("open") if not self.resting(o)} | {o.symbol for o in self.ledger.unresolved_intents()} \
-               | self.ledger.symbols_missing_fills() | getattr(self, "_stops_moving", set())
+        super().__init__(*args, **kw); self.busy = busy
 
     def _resolve_intents(self, out:dict):
         now = self.clock.now()
@@ -64,8 +46,7 @@ def _reconcile_sync(self:BotReconcile, grace:float) -> tuple:
     if self._reconciler is None:
         self._reconciler = BotReconciler(self.ledger, self.broker, self.kill_switch, self.clock, audit=self.audit,
                                          tolerance=self.settings.reconcile_tolerance, grace=grace, settle=0.0,
-                                         pending_grace=max(30.0, self.settings.reconcile_interval / 2), busy=lambda: set(self._busy),
-                                         resting=self._resting)
+                                         pending_grace=max(30.0, self.settings.reconcile_interval / 2), busy=lambda: set(self._busy))
     rec = self._reconciler
     rec.grace = grace
     t0 = time.perf_counter()

@@ -103,9 +103,21 @@ def _read_positions(self:Reconciler) -> tuple[dict, dict, set]:
     return theirs, mine, moved
 
 @patch
+def _resting(self:Reconciler, open_orders:list) -> set[str]:
+    "Client keys of the ledger's open limit/stop orders the broker shows working with the fills the ledger knows: they rest."
+    waiting = [o for o in open_orders if o.type is not OrderType.MARKET]
+    if not waiting: return set()
+    live = {k: o for o in self.broker.orders(status="open") for k in (o.client_key, o.id)}
+    return {o.client_key for o in waiting if (b := live.get(o.client_key) or live.get(o.broker_order_id)) is not None and b.filled_qty == o.filled_qty}
+
+@patch
 def _in_flight(self:Reconciler) -> set[str]:
-    "Symbols whose ledger position may still move: working or unresolved orders, or broker-reported fills not yet recorded."
-    return {o.symbol for o in self.ledger.orders("open")} | {o.symbol for o in self.ledger.unresolved_intents()} \
+    "Symbols whose ledger position may still move: working orders (not resting ones), unresolved intents, broker fills not yet recorded."
+    # Called after the positions were read: an order that filled before that is no longer working at the broker (or shows
+    # more fills than the ledger knows), so its symbol counts as in flight; one still resting cannot explain a difference.
+    open_ = self.ledger.orders("open")
+    resting = self._resting(open_)
+    return {o.symbol for o in open_ if o.client_key not in resting} | {o.symbol for o in self.ledger.unresolved_intents()} \
            | self.ledger.symbols_missing_fills()
 
 @patch
