@@ -262,3 +262,30 @@ def test_reconcile_against_simbroker(tmp_path):
     assert r.tripped and ks.state is KillState.HALTED and r.adopted_positions == ()
     assert any(f"position {s3}: ledger 0, broker 5" in m for m in r.mismatches)
     ledger.close()
+
+
+def _stop(ledger, book, sym, qty, px):
+    req = OrderRequest(sym, Side.SELL, qty=Decimal(qty), type="stop", tif="gtc", stop_price=Decimal(px))
+    ledger.record_intent(None, req)
+    o = book.submit(req); ledger.record_submitted(req.client_key, o)
+    return o
+
+def test_a_resting_stop_does_not_hide_a_mismatch(env):
+    "A GTC stop working untouched at the broker cannot explain a position difference: it is a mismatch at once, not 'pending'."
+    clock, ledger, book, ks, rec, audit, alerts = env
+    o = send(ledger, book, "AAPL", Side.BUY, 10)
+    ledger.record_fill(book.fill(o.id, Decimal(10), 100))
+    _stop(ledger, book, "AAPL", 10, 95)
+    book.pos["AAPL"] = Position("AAPL", Decimal(7), Decimal(100))        # someone sold 3 outside the bot
+    r = rec.reconcile_once()
+    assert r.tripped and r.pending == () and any("AAPL" in m for m in r.mismatches)
+
+def test_a_stop_that_filled_at_the_broker_is_in_flight(env):
+    "A stop the broker filled before the ledger heard of it explains the difference: pending, not a mismatch."
+    clock, ledger, book, ks, rec, audit, alerts = env
+    o = send(ledger, book, "AAPL", Side.BUY, 10)
+    ledger.record_fill(book.fill(o.id, Decimal(10), 100))
+    st = _stop(ledger, book, "AAPL", 10, 95)
+    book.fill(st.id, Decimal(10), 95)                                    # filled at the broker; the fill is on its way
+    r = rec.reconcile_once()
+    assert not r.tripped and r.pending == ("AAPL",) and r.mismatches == ()
