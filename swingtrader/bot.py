@@ -130,6 +130,7 @@ def _make_trader(self:Bot) -> Trader:
         return Trader.resume(s, self.ledger, **kw)
     return Trader(s, MacdSwing.from_settings(s), Sizer.from_settings(s), RiskGuard(s), StopBook.from_settings(s), self.ledger, **kw)
 
+# %% ../nbs/60_bot.ipynb #d6a85478
 @patch(as_prop=True)
 def _fast_clock(self:Bot) -> bool: return isinstance(self.clock, SimClock) and self.clock.mode == "fast"
 
@@ -137,6 +138,7 @@ def _fast_clock(self:Bot) -> bool: return isinstance(self.clock, SimClock) and s
 def _asset(self:Bot, symbol:str):
     return self.broker.asset(symbol)
 
+# %% ../nbs/60_bot.ipynb #ffd84406
 @patch
 def checkpoint(self:Bot, market:bool=True): # also store the market state (last prices, sectors) if it changed
     "Persist the trader (strategy, stops, pending intents), which bars were fed, and the market state, in one commit."
@@ -182,7 +184,7 @@ def _fail(self:Bot, where:str, e:BaseException):
     self.health.error(where, e)
     if self.day is not None: self.day.errors += 1
 
-# %% ../nbs/60_bot.ipynb #d000389c
+# %% ../nbs/60_bot.ipynb #bd11430d
 @patch
 async def submit(self:Bot, intent:Intent) -> Order|None:
     "Send one intent through the `Executor`, each broker call in a thread and timed; the broker's order, or None (rejected / unresolved / dropped)."
@@ -202,6 +204,7 @@ def _executed(self:Bot, out:Outcome):
         self.health.order_result(False)
         if self.day is not None: self.day.orders += 1
 
+# %% ../nbs/60_bot.ipynb #01d992d4
 @patch
 def _warm(self:Bot, symbol:str, close_time:datetime, high:float, low:float, close:float):
     "Feed history to the strategy only; its position view stays the broker's."
@@ -212,6 +215,7 @@ def _warm(self:Bot, symbol:str, close_time:datetime, high:float, low:float, clos
     self.fed[symbol] = close_time.isoformat()
     self._mark(symbol, close, close_time)
 
+# %% ../nbs/60_bot.ipynb #690b0015
 @patch
 def _batch_step(self:Bot, t:datetime, symbol:str) -> bool:
     "Track the batch of bars closing at `t`; True when a checkpoint is due (the batch is complete, or a new one began unsaved)."
@@ -224,6 +228,7 @@ def _batch_step(self:Bot, t:datetime, symbol:str) -> bool:
     self._batch_saved = False
     return due or not self.watchlist or seen >= set(self.watchlist)
 
+# %% ../nbs/60_bot.ipynb #5b7c0df8
 @patch
 async def on_bar(self:Bot, bar:Bar, session_close:datetime|None=None) -> list[Intent]:
     "One closed bar: decide (Trader) and submit; bars already fed are ignored."
@@ -272,6 +277,7 @@ async def on_bar(self:Bot, bar:Bar, session_close:datetime|None=None) -> list[In
         await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
     return intents
 
+# %% ../nbs/60_bot.ipynb #a3904e0e
 @patch
 def on_update(self:Bot, u:OrderUpdate):
     "One order update: ledger, trader (stops, positions, trades), health."
@@ -338,6 +344,7 @@ def _since(self:Bot, now:datetime) -> datetime:
     opens = [o for o in ses["open"] if o.to_pydatetime() < now]
     return opens[-days - 1 if len(opens) > days else 0].to_pydatetime().astimezone(UTC)
 
+# %% ../nbs/60_bot.ipynb #f52e513b
 @patch
 async def pre_open(self:Bot, open_t:datetime):
     "Scan → watchlist, backfill candles into the strategy, reconcile, refresh the account."
@@ -372,6 +379,7 @@ async def pre_open(self:Bot, open_t:datetime):
     try: await self.refresh_account()
     except Exception as e: self._fail("account", e)
 
+# %% ../nbs/60_bot.ipynb #5d80c31b
 @patch
 async def load_assets(self:Bot, symbols:list[str], fallback:dict[str, str]|None=None): # sector per symbol when the broker has none (the scan's)
     "Look up each symbol's `Asset` once, in a thread, into the Trader's cache (none on the loop at decision time); note sectors."
@@ -389,6 +397,7 @@ async def load_assets(self:Bot, symbols:list[str], fallback:dict[str, str]|None=
         if a is not None and cache is not None and (sym not in cache or (a.sector and not cache[sym].sector)): cache[sym] = a
         if sector and self.sectors.get(sym) != sector: self.sectors[sym] = sector; self._market_dirty = True
 
+# %% ../nbs/60_bot.ipynb #4a6bbd03
 @patch
 async def _bars(self:Bot, stream, close_t:datetime):
     "Feed live bars until the stream ends or the task is cancelled."
@@ -422,6 +431,7 @@ async def _periodic(self:Bot, close_t:datetime):
         except asyncio.CancelledError: raise
         except Exception as e: self._fail("periodic", e)
 
+# %% ../nbs/60_bot.ipynb #5e81a333
 @patch
 async def session(self:Bot, open_t:datetime, close_t:datetime):
     "The regular session: bars → Trader → broker until the close (or a stop)."
@@ -446,6 +456,7 @@ async def session(self:Bot, open_t:datetime, close_t:datetime):
                 if asyncio.iscoroutine(r): await r
             except Exception: pass
 
+# %% ../nbs/60_bot.ipynb #6befe520
 from .notify import Notifier, alert, daily_summary   # Bot.__init__ gives its KillSwitch (and so its HealthMonitor) a Notifier
 
 @patch
@@ -488,6 +499,7 @@ async def at_close(self:Bot, day:date):
     self.checkpoint()
     self.days.append(d)
 
+# %% ../nbs/60_bot.ipynb #b9d2306f
 @patch
 async def trading_day(self:Bot, open_t:datetime, close_t:datetime):
     "Pre-open, session and close of one trading day."
