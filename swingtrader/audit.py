@@ -363,6 +363,7 @@ def _run(self:QueuedAudit):
             failing = True; time.sleep(self.retry)
         else: failing = False
 
+# %% ../nbs/45_audit.ipynb #4c9afc9d
 @patch
 def flush(self:QueuedAudit, timeout:float|None=30.0):
     "Wait until every record written so far is on disk."

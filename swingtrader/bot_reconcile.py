@@ -84,6 +84,7 @@ def _resting(self:BotReconcile, o) -> bool:
     "A protective stop the ledger knows as working and untouched (the reconciler checks the broker agrees)."
     return o.signal_id == PROTECTIVE and o.filled_qty == 0 and o.status == OrderStatus.ACCEPTED.value
 
+# %% ../nbs/60b_bot_reconcile.ipynb #ac776ccb
 @patch
 async def reconcile_async(self:BotReconcile, grace:float=30.0) -> object|None:
     "When quiet, compare ledger and broker once in a thread; the loop keeps deciding and applying updates. None if not quiet."

@@ -189,6 +189,7 @@ def _check_owner(run:Run, last:Run|None, d:Path):
                                f"not of {run.broker} {run.environment} account {run.account or '(default)'}.",
                                "give this account its own SWINGTRADER_DATA_DIR (one data directory per account).")
 
+# %% ../nbs/62a_runs.ipynb #332f8a65
 @contextmanager
 def start_run(settings:Settings, kind:str, # run | daily
               label:str="", # names the simulated run's directory, e.g. the session

@@ -81,6 +81,7 @@ _CACHE_ORDERS = 20_000                   # order rows an in-memory ledger keeps 
 _INSERT_ORDER = """INSERT INTO orders(client_key, signal_id, symbol, side, type, tif, qty, notional, limit_price, stop_price,
                    status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"""
 
+# %% ../../nbs/46b_ledger_book.ipynb #ba7a13db
 @patch
 def record_intent(self:Book, signal:Signal|None, # the signal behind the order (None for liquidation / manual orders)
                   request:OrderRequest) -> LedgerOrder: # what is about to be sent
@@ -129,6 +130,7 @@ def orders(self:Book, status:str|Iterable[str]|None=None, # a status, several, '
     if symbol: sql += " AND symbol=?"; args.append(symbol)
     return [_order_row(r) for r in self._q(sql + " ORDER BY rowid", *args)]
 
+# %% ../../nbs/46b_ledger_book.ipynb #c1b6e542
 @patch
 def unresolved_intents(self:Book) -> list[LedgerOrder]:
     "Intents whose broker result is unknown: look each client key up at the broker before resending anything."
@@ -176,6 +178,7 @@ def record_submitted(self:Book, client_key:str, order:Order) -> LedgerOrder:
         if row is None: self._require(db, client_key)
         return self._apply_order(db, row, order, "submitted")
 
+# %% ../../nbs/46b_ledger_book.ipynb #f92d2bd8
 @patch
 def record_submit_failed(self:Book, client_key:str, error:str, # what went wrong (scrubbed by the caller)
                          definite:bool) -> LedgerOrder: # True when the broker certainly has no order (rejected)
@@ -234,6 +237,7 @@ def _order_key_for_fill(self:Book, db, f:Fill) -> str:
               OrderStatus.FILLED, qty=None, filled_qty=Decimal(0), created_at=f.time)   # its fills are facts; qty unknown
     return self._adopt_order(db, o, f"fill {f.fill_id} for an order the ledger did not know")
 
+# %% ../../nbs/46b_ledger_book.ipynb #719b3deb
 @patch
 def _insert_fill(self:Book, db, f:Fill, key:str|None=None, # the fill's order, when the caller knows it (and writes its row after)
                  now:str|None=None) -> bool:
@@ -282,6 +286,7 @@ def record_fill(self:Book, fill:Fill) -> bool:
     "Store `fill` and move its position; False (and nothing written) if the fill id is already recorded."
     with self._tx() as db: return self._insert_fill(db, fill)
 
+# %% ../../nbs/46b_ledger_book.ipynb #aff08272
 @patch
 def record_update(self:Book, update:OrderUpdate) -> bool:
     "Store an order event (status, and its fill if any) in one transaction; True if the fill was new."
@@ -329,6 +334,7 @@ def symbols_missing_fills(self:Book) -> set[str]:
                       LEFT JOIN fills f ON f.client_key=o.client_key WHERE o.filled_qty != '0' GROUP BY o.client_key""")
     return {r[0] for r in rows if Decimal(r[1]) > sum((Decimal(q) for q in r[2].split()), Decimal(0))}
 
+# %% ../../nbs/46b_ledger_book.ipynb #66776a12
 @patch
 def realized_pl(self:Book) -> Decimal:
     "Realised P&L (after commissions) over all symbols."

@@ -110,6 +110,7 @@ def _resting(self:Reconciler, open_orders:list) -> set[str]:
     live = {k: o for o in self.broker.orders(status="open") for k in (o.client_key, o.id)}
     return {o.client_key for o in waiting if (b := live.get(o.client_key) or live.get(o.broker_order_id)) is not None and b.filled_qty == o.filled_qty}
 
+# %% ../../nbs/46e_ledger_reconcile.ipynb #47f93a09
 @patch
 def _in_flight(self:Reconciler) -> set[str]:
     "Symbols whose ledger position may still move: working orders (not resting ones), unresolved intents, broker fills not yet recorded."
@@ -133,6 +134,7 @@ def _differences(self:Reconciler, theirs:dict, mine:dict, syms=None) -> dict[str
         out[sym] = (lq, bq, b, abs(lq - bq) * price, max(abs(lq), abs(bq)) * price)
     return out
 
+# %% ../../nbs/46e_ledger_reconcile.ipynb #63a3342a
 @patch
 def _positions(self:Reconciler, out:dict):
     theirs, mine, moved = self._read_positions()
@@ -178,6 +180,7 @@ def _adopt_position(self:Reconciler, p:Position):
     self._health("adopt_position", symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price)
     self._alert(f"adopted unknown broker position {p.qty} {p.symbol} @ {p.avg_entry_price}")
 
+# %% ../../nbs/46e_ledger_reconcile.ipynb #c28ad69b
 @patch
 def reconcile_once(self:Reconciler) -> ReconcileReport:
     "Compare once; adopt, refresh, alert and trip as needed; return what happened."

@@ -112,6 +112,7 @@ def recovery_hint(path) -> str:
     return (f"run `swingtrader ledger check` to see what is wrong, `swingtrader ledger backup` to keep a copy of it, then "
             f"`swingtrader ledger restore FILE` from a good backup; or move {path} away to start a new, empty ledger.")
 
+# %% ../../nbs/46a_ledger_store.ipynb #91b6d5c2
 def check_file(p:Path):
     "Refuse a ledger file that is empty, truncated or not SQLite at all (SQLite would treat 0 bytes as a new database)."
     try: size = p.stat().st_size
@@ -145,6 +146,7 @@ def _build_new(p:Path, synchronous:str="FULL") -> Path:
         for suffix in ("", "-wal", "-shm", "-journal"): Path(f"{tmp}{suffix}").unlink(missing_ok=True)
     return p
 
+# %% ../../nbs/46a_ledger_store.ipynb #939abd38
 class Store:
     "The ledger's connection: one SQLite file (WAL), or memory for backtests; opened whole, migrated, written in transactions."
     def __init__(self, path:str|Path=":memory:", # database file, or ':memory:'
