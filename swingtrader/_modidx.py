@@ -59,6 +59,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'swingtrader.backtest.Backtest._tape': ('backtest.html#backtest._tape', 'swingtrader/backtest.py'),
                                       'swingtrader.backtest.Backtest.checkpoint': ( 'backtest.html#backtest.checkpoint',
                                                                                     'swingtrader/backtest.py'),
+                                      'swingtrader.backtest.Backtest.from_dataset': ( 'backtest.html#backtest.from_dataset',
+                                                                                      'swingtrader/backtest.py'),
                                       'swingtrader.backtest.Backtest.from_seed': ( 'backtest.html#backtest.from_seed',
                                                                                    'swingtrader/backtest.py'),
                                       'swingtrader.backtest.Backtest.result': ('backtest.html#backtest.result', 'swingtrader/backtest.py'),
