@@ -18,7 +18,8 @@ Rules (issue 15, "Canonical comparability"):
 `run_reference(bars, cash)` takes {symbol: DataFrame(high, low, close[, open, volume]) indexed by bar open time}
 and the bar length, and returns (trades, final_equity); each trade is a dict with symbol, entry_time,
 entry_price, exit_time, exit_price, qty (times are bar close times, None for an open position's exit).
-Run it as a script to time it on the bench's generated year:  python bench/reference_backtest.py [months]
+Run it as a script to time it on the bench's generated year (20 symbols x 5-minute bars, seed 42), and with --compare
+to check swingtrader's CanonicalBacktest against it trade for trade:  python bench/reference_backtest.py [months] [--compare]
 """
 import math
 import sys
@@ -93,15 +94,33 @@ def run_reference(bars, bar_ns, cash=100_000.0, fast=12, slow=26, signal=9, tren
 def main():
     from datetime import date
     from swingtrader.sim.data import make_universe, generate_bars, resample_bars
-    months = int(sys.argv[1]) if len(sys.argv) > 1 else 12
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    months = int(args[0]) if args else 12
     u = make_universe(20, 42)
     end = date(2025, 12, 31) if months >= 12 else date(2025, months + 1, 1)
-    bars = {s: resample_bars(df, "5m") for s, df in generate_bars(u, date(2025, 1, 2), end, 42).items()}
+    bars = {s: resample_bars(df, "5m") for s, df in sorted(generate_bars(u, date(2025, 1, 2), end, 42).items())}
     n = sum(map(len, bars.values()))
     t0 = time.perf_counter()
     trades, eq = run_reference(bars, 5 * 60 * 10**9)
     dt = time.perf_counter() - t0
     print(f"reference: {n:,} bars in {dt:.2f} s = {n / dt:,.0f} bars/s, {len(trades):,} trades, final equity {eq:,.2f}")
+    if "--compare" not in sys.argv: return
+    import pandas as pd
+    from swingtrader.canonical import CanonicalBacktest
+    bt = CanonicalBacktest(bars, universe=u)
+    t0 = time.perf_counter()
+    r = bt.run()
+    dt2 = time.perf_counter() - t0
+    ours = [(t.symbol, t.entry_signal_time.value, float(t.entry_price), t.exit_signal_time.value, float(t.exit_price), float(t.qty))
+            for t in r.trades.itertuples()]
+    ours += [(t.symbol, pd.Timestamp(t.entry_signal_time).value, t.entry_price, None, None, t.qty) for t in bt.open_positions().itertuples()]
+    ref = [(d["symbol"], d["entry_time"], d["entry_price"], d["exit_time"], d["exit_price"], float(d["qty"])) for d in trades]
+    key = lambda x: (x[1], x[0])
+    ours.sort(key=key); ref.sort(key=key)
+    same = sum(a == b for a, b in zip(ours, ref))
+    print(f"canonical: {n:,} bars in {dt2:.2f} s = {n / dt2:,.0f} bars/s, {len(ours):,} trades, final equity {r.summary()['final_equity']:,.2f}")
+    print(f"trade for trade: {same:,} of {len(ref):,} reference trades equal, counts {'equal' if len(ours) == len(ref) else 'DIFFER'}"
+          f" -> {'IDENTICAL' if same == len(ref) == len(ours) else 'DIFFERENT'}")
 
 
 if __name__ == "__main__":
