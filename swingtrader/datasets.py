@@ -270,7 +270,8 @@ def check_sessions(f:pd.DataFrame, path, cal:MarketCalendar, name:str, period:in
         k = int(np.flatnonzero(~ok)[0])
         when = pd.Timestamp(int(t[k]), tz="UTC").tz_convert(NY)
         raise DataFileError(path, f"{f['symbol'].iloc[k]} has a bar at {when:%a %Y-%m-%d %H:%M %Z} ({_row(f['row'].iloc[k])}), outside the {name} sessions.",
-                            "drop bars outside regular hours, or pick the data's calendar with --calendar weekdays, 24x7 or none.")
+                            "times must be bar open times; drop bars outside the sessions, or pick the data's calendar: --calendar "
+                            + " or ".join(c for c in CALENDARS[1:] if c != name) + ".")
     same = (f["symbol"].to_numpy()[1:] == f["symbol"].to_numpy()[:-1]) & (sess[1:] == sess[:-1])
     d = np.diff(t)
     if (m := same & (d % period != 0)).any():
@@ -378,8 +379,16 @@ def load_dataset(path:str|Path, # a CSV/Parquet file, or a folder of them (one p
     t0, t1 = pd.Timestamp(int(f["t"].min()), tz="UTC").tz_convert(NY).date(), pd.Timestamp(int(f["t"].max()), tz="UTC").tz_convert(NY).date()
     name = {c.lower(): c for c in CALENDARS}.get(str(calendar).strip().lower(), calendar)
     cal = calendar_for(name, t0, t1)
-    sess = _session_index(cal, f["t"].to_numpy())[0]
+    tt = f["t"].to_numpy()
+    if not (tt % (24 * 3600 * 10**9)).any() or not (pd.DatetimeIndex(tt).tz_localize("UTC").tz_convert(NY).normalize().asi8 - tt).any():
+        raise DataFileError(f["file"].iloc[0], "has daily bars (dates without a time of day).",
+                            "give intraday bars (1 to 30 minutes): the backtest decides at each bar's close within the session.")
+    sess = _session_index(cal, tt)[0]
     period = bar_period(f, sess)
+    for sym, g in f.groupby("symbol", sort=False):
+        if len(g) > 2 and (p := bar_period(g, sess[g.index.to_numpy()])) != period:
+            raise DataFileError(g["file"].iloc[0], f"{sym} has bars every {pd.Timedelta(p)}, the other data every {pd.Timedelta(period)}.",
+                                "give every symbol bars of the same length.")
     for fname, g in f.groupby("file", sort=False): check_sessions(g, fname, cal, name, period)
     gp = find_gaps(f, sess, period, cal, name, files)
     if gaps == "error" and (bad := gp[(gp["missing_bars"] > 0) | (gp["missing_sessions"] > 0)]).size:
