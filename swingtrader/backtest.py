@@ -266,6 +266,18 @@ def from_seed(cls:Backtest, settings:Settings|None=None, symbols:int|list[str]=2
         raise BacktestError(f"no trading session between {start} and {end}.", "widen the date range.")
     return cls(bars, s, universe=u, **kw)
 
+# %% ../nbs/70_backtest.ipynb #af35381d
+@patch(cls_method=True)
+def from_dataset(cls:Backtest, dataset, # a `swingtrader.datasets.Dataset`
+                 settings:Settings|None=None, **kw) -> Backtest:
+    "A backtest on a loaded dataset (its bars, universe, calendar and start/end)."
+    s = settings or Settings()
+    tf = timeframe_delta(s.timeframe)
+    if dataset.period > pd.Timedelta(tf) or pd.Timedelta(tf) % dataset.period:
+        raise BacktestError(f"the data has bars every {dataset.period}, which do not build the strategy's {s.timeframe} bars.",
+                            f"set SWINGTRADER_TIMEFRAME to a multiple of {dataset.period}, or give finer bars.")
+    return cls(dataset.bars, s, universe=dataset.universe, calendar=dataset.calendar, start=dataset.start, end=dataset.end, **kw)
+
 # %% ../nbs/70_backtest.ipynb #f80773f9
 @dataclass
 class BacktestResult:

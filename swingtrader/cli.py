@@ -361,21 +361,50 @@ def smoke(symbol, report):
 
 # %% ../nbs/90_cli.ipynb #04c6f6e4
 @main.command()
-@click.option("--start", required=True, help="First session, YYYY-MM-DD.")
-@click.option("--end", required=True, help="Last session, YYYY-MM-DD.")
+@click.option("--start", default=None, help="First session, YYYY-MM-DD (with --data: default its first).")
+@click.option("--end", default=None, help="Last session, YYYY-MM-DD (with --data: default its last).")
 @click.option("--symbols", default=None, help="How many simulated symbols (e.g. 20) or names (AAA,BBB).")
 @click.option("--seed", default=None, type=SEED, help="Market seed, 0 to 2**32-1 (default SWINGTRADER_SIM_SEED).")
 @click.option("--fill-at", "fill_at", default="close", show_default=True, type=click.Choice(["close", "quote", "bar"]),
               help="close: at the decision bar's close, no costs (comparable with other frameworks).")
 @click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/backtest-...).")
+@click.option("--data", default=None, help="Your bars instead of the simulated market: a CSV/Parquet file or a folder of them.")
+@click.option("--sectors", default=None, help="CSV symbol,sector[,industry] for --data (a symbol not in it is a sector of its own).")
+@click.option("--calendar", default="XNYS", show_default=True, type=click.Choice(["XNYS", "weekdays", "24x7", "none"], case_sensitive=False),
+              help="The sessions --data follows (none: no session or gap checks).")
+@click.option("--tz", default="America/New_York", show_default=True, help="Time zone of --data's timestamps without an offset.")
+@click.option("--gaps", default="warn", show_default=True, type=click.Choice(["warn", "error"]), help="Missing bars in --data: a warning, or an error.")
+@click.option("--cash", default=None, type=Number(float, 0, 1e12, lo_open=True), help="Starting cash in USD (default SWINGTRADER_SIM_CASH).")
+@click.option("--canonical", is_flag=True, help="Run the fixed canonical rule set, comparable trade for trade with other frameworks.")
 @friendly
-def backtest(start, end, symbols, seed, fill_at, out):
-    "Backtest the strategy on the simulator and save the results."
-    from swingtrader.backtest import run_backtest
+def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, tz, gaps, cash, canonical):
+    "Backtest the strategy on the simulator, or on your own bars with --data, and save the results."
+    from decimal import Decimal
+    from swingtrader.backtest import Backtest, run_backtest
+    from swingtrader.canonical import CanonicalBacktest
     s = load_settings()
-    a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
-    if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
-    r = run_backtest(s, a, b, symbols=symbols, seed=seed, fill_at=fill_at, progress=sys.stderr.isatty())
+    if canonical and fill_at != "close": raise SwingtraderError(f"--canonical fills at the close, not --fill-at {fill_at}.", "drop --fill-at.")
+    kw = {"cash": Decimal(str(cash))} if cash is not None else {}
+    if data is not None:
+        from swingtrader.datasets import load_dataset
+        if symbols is not None or seed is not None: raise SwingtraderError("--symbols and --seed pick simulated data, not --data.", "drop them (the data's files say which symbols).")
+        ds = load_dataset(data, tz=tz, calendar=calendar, start=start and _parse_date(start, "--start"), end=end and _parse_date(end, "--end"),
+                          sectors=sectors, gaps=gaps)
+        if (w := ds.gap_warning()): click.echo(f"warning: {w}", err=True)
+        cls, fill = (CanonicalBacktest, {}) if canonical else (Backtest, {"fill_at": fill_at})
+        r = cls.from_dataset(ds, s, progress=sys.stderr.isatty(), **fill, **kw).run()
+        a, b = r.info["start"], r.info["end"]
+    else:
+        if start is None or end is None: raise SwingtraderError("--start and --end are needed for the simulated market.", "give both, or --data PATH for your own bars.")
+        if sectors is not None: raise SwingtraderError("--sectors describes --data.", "give --data too, or drop --sectors.")
+        a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
+        if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
+        if canonical:
+            n = symbols or s.sim_symbols
+            n = int(n) if str(n).strip().isdigit() else [x for x in str(n).split(",") if x.strip()]
+            r = CanonicalBacktest.from_seed(s, n, a, b, seed, progress=sys.stderr.isatty(), **kw).run()
+        else: r = run_backtest(s, a, b, symbols=symbols, seed=seed, fill_at=fill_at, progress=sys.stderr.isatty(), **kw)
+    fill_at = "canonical" if canonical else fill_at
     path = r.save(out or s.reports_dir/f"backtest-{a}-{b}-{fill_at}")
     for k, v in r.summary().items(): click.echo(f"{k:<14} {v}")
     click.echo(f"results: {path}")

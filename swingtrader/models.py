@@ -100,7 +100,7 @@ class FutureOptionSymbol:
     def __str__(self): return self.occ
 
 # %% ../nbs/01_models.ipynb #54498eb5
-_EQ = re.compile(r"^[A-Z]{1,6}([./][A-Z]{1,2})?$")
+_EQ = re.compile(r"^[A-Z][A-Z0-9]{0,5}([./-][A-Z0-9]{1,2})?$")   # a letter first: AAPL, X2, BRK.B, BRK/B, BF-B
 _OCC = re.compile(r"^([A-Z]{1,6}) *(\d{6})([CP])(\d{8})$")
 _OPT_STREAMER = re.compile(r"^\.([A-Z]{1,6})(\d{6})([CP])(\d+(\.\d+)?)$")
 _FUT = re.compile(r"^/([A-Z0-9]{1,4}?)([FGHJKMNQUVXZ])(\d{1,2})(:[A-Z]+)?$")

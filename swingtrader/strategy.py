@@ -125,6 +125,7 @@ class MacdSwing:
         self._dt = timeframe_delta(p.timeframe)
         self._dts: dict[str, timedelta] = {p.timeframe: self._dt}
         self.symbols: dict[str, SymbolState] = {}
+        self.entries_until: datetime|None = None   # no entry at or after this close time (a backtest's last bar); None: no limit
 
     @classmethod
     def from_settings(cls, settings:Settings) -> MacdSwing:
@@ -172,7 +173,7 @@ def step(self:MacdSwing, symbol:str, # the bar's symbol
         s.long = False
         return Signal(symbol, SignalAction.EXIT_LONG, close_time, close, s.atr,
                       _exit_reason(code, m, g, close, s.hi, s.atr, self._k), self.model_id)
-    if n > self._warm and pm <= ps and m > g and close > s.et:
+    if n > self._warm and pm <= ps and m > g and close > s.et and (self.entries_until is None or close_time < self.entries_until):
         s.long, s.hi, s.entry = True, close, close
         return Signal(symbol, SignalAction.ENTER_LONG, close_time, close, s.atr,
                       _entry_reason(m, g, close, s.et, self.params.trend), self.model_id)
