@@ -15,7 +15,7 @@ from .config import ConfigError, Settings, SwingtraderError
 # %% auto #0
 __all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
            'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
-           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore']
+           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -459,3 +459,63 @@ def ledger_restore(file):
     target = _ledger_path(None)
     kept = restore_ledger(file, target)
     click.echo(f"ledger restored from {file} to {target}" + (f"; the replaced file is kept as {kept}" if kept else ""))
+
+# %% ../nbs/90_cli.ipynb #9ee8245b
+@main.command()
+@click.option("--param", "params", multiple=True, help="A setting and its values: name=v1,v2 or name=lo:hi[:step] (repeat the option).")
+@click.option("--start", default=None, help="First session, YYYY-MM-DD (with --data: default its first).")
+@click.option("--end", default=None, help="Last session, YYYY-MM-DD (with --data: default its last).")
+@click.option("--symbols", default=None, type=Number(int, 1, 500), help="How many simulated symbols (default SWINGTRADER_SIM_SYMBOLS).")
+@click.option("--seed", default=None, type=SEED, help="Market seed (default SWINGTRADER_SIM_SEED).")
+@click.option("--data", default=None, help="Your bars instead of the simulated market: a CSV/Parquet file or a folder of them.")
+@click.option("--sectors", default=None, help="CSV symbol,sector[,industry] for --data.")
+@click.option("--calendar", default="XNYS", show_default=True, type=click.Choice(["XNYS", "weekdays", "24x7", "none"], case_sensitive=False))
+@click.option("--tz", default="America/New_York", show_default=True, help="Time zone of --data's timestamps without an offset.")
+@click.option("--cash", default=None, type=Number(float, 0, 1e12, lo_open=True), help="Starting cash in USD (default SWINGTRADER_SIM_CASH).")
+@click.option("--split", default=0.7, show_default=True, type=Number(float, 0, 1, lo_open=True), help="Fraction of the sessions in sample (the rest: out of sample).")
+@click.option("--walk-forward", "folds", default=None, type=Number(int, 1, 50), help="Rolling walk-forward folds instead of one split.")
+@click.option("--metric", default="sharpe", show_default=True, type=click.Choice(["total_return", "sharpe", "max_drawdown", "trades", "win_rate", "final_equity"]))
+@click.option("--workers", default=2, show_default=True, type=Number(int, 1, 256), help="Local Dask worker processes (without --scheduler).")
+@click.option("--scheduler", default=None, help="A Dask scheduler, tcp://HOST:8786 (default: a private LocalCluster).")
+@click.option("--optuna", "trials", default=None, type=Number(int, 1, 100000), help="An Optuna search of this many trials instead of the grid.")
+@click.option("--notebook", default=None, help="Sweep a papermill notebook instead of the backtest (one kernel per task).")
+@click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/sweep-...); a rerun resumes it.")
+@click.option("--top", default=10, show_default=True, type=Number(int, 1, 10000), help="Rows of the ranked table to print.")
+@friendly
+def sweep(params, start, end, symbols, seed, data, sectors, calendar, tz, cash, split, folds, metric, workers, scheduler, trials, notebook, out, top):
+    "Backtest a grid (or Optuna search) of settings on Dask, in sample and out of sample; rank and store the results."
+    from decimal import Decimal
+    from swingtrader import sweep as sw
+    s = load_settings()
+    if not params: raise SwingtraderError("no --param given.", "give at least one, e.g. --param macd_fast=8,12,16.")
+    ps = [sw.parse_param(p, setting=notebook is None) for p in params]
+    dest = out or s.reports_dir / f"sweep-{'-'.join(p.name for p in ps)}"
+    if notebook is not None:
+        r = sw.notebook_sweep(notebook, ps, dest, metric=metric, workers=workers, scheduler=scheduler, progress=sys.stderr.isatty())
+    else:
+        if data is not None:
+            from swingtrader.datasets import load_dataset
+            if symbols is not None or seed is not None: raise SwingtraderError("--symbols and --seed pick simulated data, not --data.", "drop them.")
+            ds = load_dataset(data, tz=tz, calendar=calendar, start=start and _parse_date(start, "--start"), end=end and _parse_date(end, "--end"), sectors=sectors)
+            bars, universe, cal, a, b = ds.bars, ds.universe, ds.calendar, ds.start, ds.end
+        else:
+            from swingtrader.sim.data import make_universe, generate_bars
+            if start is None or end is None: raise SwingtraderError("--start and --end are needed for the simulated market.", "give both, or --data PATH.")
+            a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
+            if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
+            universe = make_universe(symbols or s.sim_symbols, s.sim_seed if seed is None else seed)
+            bars, cal = generate_bars(universe, a, b, s.sim_seed if seed is None else seed), None
+        days = sw.sessions_of(bars, a, b)
+        windows = sw.walk_forward(days, folds) if folds else sw.split(days, split)
+        r = sw.run_sweep(bars, universe, s, ps, windows, dest, metric=metric, workers=workers, scheduler=scheduler,
+                         cash=Decimal(str(cash)) if cash is not None else None, calendar=cal, trials=trials, progress=sys.stderr.isatty())
+    for p, e in r.failed: click.echo(f"warning: {p} failed: {e}", err=True)
+    if len(r.table):
+        with pd_options(): click.echo(r.table.head(top).to_string(float_format=lambda x: f"{x:,.4f}"))
+    click.echo(f"{len(r.table)} parameter sets ({r.computed} computed, {r.reused} reused) in {r.seconds:.1f} s")
+    click.echo(f"results: {r.out}")
+
+def pd_options():
+    "Wide pandas output for the ranked table."
+    import pandas as pd
+    return pd.option_context("display.width", 200, "display.max_columns", 30)
