@@ -5,7 +5,7 @@
 # %% ../nbs/30_instruments.ipynb #42b58368
 from __future__ import annotations
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import Enum

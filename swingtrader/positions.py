@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio, csv, io, math, re, time
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -198,6 +198,8 @@ def read_positions_csv(path:str|Path|io.TextIOBase, today:date|None=None, spy_pr
         if math.isnan(q) or q == 0: raise PositionsError(f"{src} line {line}: {sym} has no quantity.", "fix or remove that row of the export.")
         m = num("multiplier")
         if not math.isnan(m) and m > 0: ins = Instrument(**{**ins.__dict__, "multiplier": Decimal(str(m))})
+        ed = _date(cell("exp_date"), line, src)
+        if ed is not None and ins.expiry is None and ins.kind is InstrumentKind.FUTURE: ins = Instrument(**{**ins.__dict__, "expiry": ed})
         if cell("root") and ins.kind is InstrumentKind.EQUITY_OPTION: ins = Instrument(**{**ins.__dict__, "root": cell("root").upper()})
         size = q * float(ins.multiplier)
         known = {f: num(f) for f in ("bid", "ask", "mark", "underlying_price", "beta", "beta_delta")}

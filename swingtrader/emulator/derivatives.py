@@ -292,7 +292,7 @@ def _future_json(self:Derivatives, f:FutureSymbol) -> dict:
     nxt = front[front.index(f) + 1] if f in front and front.index(f) + 1 < len(front) else None
     code = f.root[1:]
     months = list(p.months)
-    return {"active": True, "active-month": f == front[0], "back-month-first-calendar-symbol": False,
+    return {"instrument-type": "Future", "active": True, "active-month": f == front[0], "back-month-first-calendar-symbol": False,
             "closing-only-date": (exp - timedelta(days=7)).isoformat(), "contract-size": tt_number(p.multiplier),
             "display-factor": "0.01", "exchange": "CME", "exchange-symbol": f.symbol[1:], "expiration-date": exp.isoformat(),
             "expires-at": tt_iso(datetime.combine(exp, dtime(9, 30), NY)), "first-notice-date": exp.isoformat(),
@@ -314,7 +314,7 @@ def _future_json(self:Derivatives, f:FutureSymbol) -> dict:
 
 def _fop_json(self:Derivatives, fo:FutureOptionSymbol) -> dict:
     t, et = self.today(), expiry_time(fo.expiry)
-    return {"active": True, "days-to-expiration": (fo.expiry - t).days, "display-factor": "0.01",
+    return {"instrument-type": "Future Option", "active": True, "days-to-expiration": (fo.expiry - t).days, "display-factor": "0.01",
             "exchange": "CME", "exchange-symbol": f"{fo.code}{fo.month}{fo.year % 10} {fo.call_put}{plain_strike(fo.strike)}",
             "exercise-style": "American", "expiration-date": fo.expiry.isoformat(), "expires-at": tt_iso(et),
             "future-price-ratio": "1.0", "is-closing-only": False, "is-confirmed": True, "is-exercisable-weekly": True,
@@ -538,7 +538,7 @@ async def equity_options(request):
     dv = _deriv(request)
     syms = _list(request, "symbol")
     if not syms: raise TTApiError(400, "invalid_parameter", "symbol[] is required.")
-    return _items(request, [j for j in (dv.instrument_json(s) for s in syms) if j and j["instrument-type"] == "Equity Option"])
+    return _items(request, [j for j in (dv.instrument_json(s) for s in syms) if j and j.get("instrument-type") == "Equity Option"])
 
 async def equity_option(request):
     dv, s = _deriv(request), _one(request)
@@ -551,24 +551,24 @@ async def futures_list(request):
     syms, codes = _list(request, "symbol"), _list(request, "product-code")
     if syms: items = [dv.instrument_json(s if s.startswith("/") else "/" + s) for s in syms]
     else: items = [dv._future_json(f) for r in dv.futures_roots if not codes or r[1:] in codes for f in dv.futures(r)]
-    return _items(request, [j for j in items if j and j.get("instrument-type", "Future") == "Future" and "product-code" in j])
+    return _items(request, [j for j in items if j and j.get("instrument-type") == "Future"])
 
 async def future(request):
     dv, s = _deriv(request), _one(request, "/")
     j = dv.instrument_json(s)
-    if not j or "product-code" not in j or "option-type" in j: raise TTApiError(404, "record_not_found", f"Future {s} not found.")
+    if not j or j.get("instrument-type") != "Future": raise TTApiError(404, "record_not_found", f"Future {s} not found.")
     return web.json_response(envelope(j, request.path))
 
 async def future_options_list(request):
     dv = _deriv(request)
     syms = _list(request, "symbol")
     if not syms: raise TTApiError(400, "invalid_parameter", "symbol[] is required.")
-    return _items(request, [j for j in (dv.instrument_json(s) for s in syms) if j and j.get("settlement-type") == "Future"])
+    return _items(request, [j for j in (dv.instrument_json(s) for s in syms) if j and j.get("instrument-type") == "Future Option"])
 
 async def future_option(request):
     dv, s = _deriv(request), _one(request)
     j = dv.instrument_json(s)
-    if not j or j.get("settlement-type") != "Future": raise TTApiError(404, "record_not_found", f"Future option {s} not found.")
+    if not j or j.get("instrument-type") != "Future Option": raise TTApiError(404, "record_not_found", f"Future option {s} not found.")
     return web.json_response(envelope(j, request.path))
 
 def _underlying(request) -> str:
