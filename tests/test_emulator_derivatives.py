@@ -221,3 +221,40 @@ def test_dxlink_greeks_quote_summary_profile_over_the_websocket(srv):
     assert got[("Summary", o.streamer)].openInterest > 0 and got[("Profile", fo.streamer())].tradingStatus == "ACTIVE"
     spy = got[("Quote", "SPY")]
     assert 0 < spy.bidPrice < spy.askPrice
+
+
+def _leg(sym, it="Equity Option", q=1, act="Buy to Open"): return {"instrument-type": it, "symbol": sym, "quantity": q, "action": act}
+
+
+@pytest.mark.parametrize("make,code", [
+    (lambda o, f: {"order-type": "Limit", "price": "1", "price-effect": "Debit", "legs": [_leg(o[0])] * 2}, "duplicate_legs"),
+    (lambda o, f: {"order-type": "Limit", "price": "1", "price-effect": "Debit", "legs": [_leg(x) for x in o[:5]]}, "invalid_legs"),
+    (lambda o, f: {"order-type": "Market", "legs": [_leg(o[0]), _leg(o[1])]}, "invalid_order_type"),
+    (lambda o, f: {"order-type": "Market", "time-in-force": "GTC", "legs": [_leg(o[0])]}, "gtc_market_orders_not_supported"),
+    (lambda o, f: {"order-type": "Stop", "stop-trigger": "1", "legs": [_leg(o[0])]}, "order_type_not_supported"),
+    (lambda o, f: {"order-type": "Limit", "price": "1", "legs": [_leg(o[0])]}, "invalid_price_effect"),
+    (lambda o, f: {"order-type": "Limit", "price": "1", "price-effect": "Debit", "legs": [_leg(o[0], act="Sell to Open")]}, "cant_sell_for_debit"),
+    (lambda o, f: {"order-type": "Limit", "price": "1", "price-effect": "Debit", "legs": [_leg(o[0], q=1.5)]}, "invalid_quantity"),
+    (lambda o, f: {"order-type": "Limit", "price": "1", "price-effect": "Debit", "legs": [_leg(o[0], act="Buy")]}, "invalid_action"),
+    (lambda o, f: {"order-type": "Limit", "price": "1", "price-effect": "Debit", "legs": [_leg(o[0], it="Future Option")]}, "invalid_instrument_type"),
+    (lambda o, f: {"order-type": "Market", "legs": [_leg("ZZZZ  990101C00001000")]}, "invalid_symbol"),
+    (lambda o, f: {"order-type": "Market", "legs": [_leg(f, it="Future", act="Buy"), _leg(o[0])]}, "invalid_legs"),
+])
+def test_derivative_order_preflight_rejections(srv, client, make, code):
+    dv = srv.emu.derivatives
+    opts = [o.occ for o in dv.option_chain(dv.underlyings()[1])[:6]]
+    before = dict(dv.seeded)
+    r = client.req("POST", f"/accounts/{srv.account_number}/orders", json=make(opts, dv.futures()[0].symbol))
+    assert r.status_code == 422, r.text
+    e = r.json()["error"]
+    assert e["code"] == "preflight_check_failure" and e["errors"][0]["code"] == code, e
+    assert dv.seeded == before
+
+
+def test_a_limit_that_is_not_marketable_stays_live_and_does_not_fill(srv, client):
+    dv = srv.emu.derivatives
+    o = dv.option_chain(dv.underlyings()[2])[20]
+    r = client.req("POST", f"/accounts/{srv.account_number}/orders",
+                   json={"order-type": "Limit", "time-in-force": "Day", "price": "0.0", "price-effect": "Debit", "legs": [_leg(o.occ)]})
+    assert r.status_code == 201, r.text
+    assert r.json()["data"]["order"]["status"] == "Live" and o.occ not in dv.seeded

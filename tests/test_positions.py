@@ -225,3 +225,46 @@ def test_cli_against_tastytrade_unknown_account_empty_account_and_credentials(cl
     clean_env.delenv("TT_CLIENT_SECRET"); clean_env.delenv("TT_REFRESH_TOKEN")
     r = _cli(["positions"], clean_env)
     assert r.exit_code == 2 and "TT_CLIENT_SECRET" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_an_option_order_through_the_official_sdk_becomes_a_position_with_greeks(tmp_path, monkeypatch):
+    "tastytrade-sdk's Api posts a two-leg option order and a futures order to the emulator (TLS); both fill and show up with greeks."
+    import requests
+    from tastytrade_sdk import Tastytrade
+    from tastytrade_sdk.api import RequestsSession, Unprocessable
+    from swingtrader.instruments import OptionSymbol
+    with emu_support.serve(broker=emu_support.make_broker(symbols=2), tls=True, tmp_path=tmp_path) as srv:
+        ca, dv = str(srv.ca_file), srv.emu.derivatives
+        u = dv.underlyings()[0]
+        ks, exp = dv.strikes(dv.spot(u)), dv.expirations()[2]
+        call, put = OptionSymbol(u, exp, "C", ks[11]), OptionSymbol(u, exp, "P", ks[9])
+        fut = dv.futures()[0]
+        tok = requests.post(srv.api_url + "/oauth/token", json={"grant_type": "refresh_token", "client_secret": "a", "refresh_token": "b"},
+                            headers=emu_support.UA, verify=ca, timeout=10).json()["access_token"]
+        session = RequestsSession._RequestsSession__session
+        old = dict(session.headers), session.verify
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
+        session.headers["Authorization"] = f"Bearer {tok}"; session.verify = ca
+        try:
+            api = Tastytrade(api_base_url=srv.api_url.removeprefix("https://")).api
+            path = f"/accounts/{srv.account_number}/orders"
+            strangle = {"time-in-force": "Day", "order-type": "Limit", "price": "0.05", "price-effect": "Credit", "legs": [
+                {"instrument-type": "Equity Option", "symbol": call.occ, "quantity": 2, "action": "Sell to Open"},
+                {"instrument-type": "Equity Option", "symbol": put.occ, "quantity": 2, "action": "Sell to Open"}]}
+            dry = api.post(path + "/dry-run", data=strangle)["data"]
+            assert dry["order"]["status"] == "Received" and "id" not in dry["order"] and call.occ not in dv.seeded
+            placed = api.post(path, data=strangle)["data"]["order"]
+            assert placed["status"] == "Filled" and placed["size"] == 2 and all(len(leg["fills"]) == 1 for leg in placed["legs"])
+            f = api.post(path, data={"time-in-force": "Day", "order-type": "Market", "legs": [
+                {"instrument-type": "Future", "symbol": fut.symbol, "quantity": 1, "action": "Buy"}]})["data"]["order"]
+            assert f["status"] == "Filled" and f["underlying-instrument-type"] == "Future"
+            with pytest.raises(Unprocessable):   # buying for a credit is refused, as tastytrade does
+                api.post(path, data=strangle | {"legs": [dict(leg, action="Buy to Open") for leg in strangle["legs"]]})
+        finally:
+            session.headers.clear(); session.headers.update(old[0]); session.verify = old[1]
+        with TastytradeBroker(_settings(srv), clock=srv.emu.clock, verify=ca) as b:
+            pf = fetch_portfolio(b, wait=20)
+    df = pf.table.set_index("symbol")
+    assert list(df.loc[[call.occ, put.occ, fut.symbol], "quantity"]) == [-2, -2, 1]
+    assert df.loc[[call.occ, put.occ], ["delta", "gamma", "theta", "vega"]].notna().all().all() and (df["note"] == "").all()
+    assert df.loc[call.occ, "delta"] > 0 > df.loc[put.occ, "delta"]

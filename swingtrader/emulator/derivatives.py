@@ -20,14 +20,15 @@ from ..tastytrade.wire import TTApiError, envelope, paginate, tt_iso, tt_number
 from .core import EMULATOR_KEY, read_body
 
 # %% auto #0
-__all__ = ['RATE', 'INDEX_YIELD', 'SPY_REF', 'SKEW', 'CURV', 'norm_cdf', 'norm_pdf', 'Greeks', 'black_scholes', 'black76',
-           'surface_vol', 'expiry_time', 'years_to', 'strike_step', 'Seeded', 'Derivatives', 'spot', 'future_expiry',
-           'future_price', 'expirations', 'strikes', 'futures', 'fop_code', 'future_options', 'resolve',
-           'underlying_price', 'greeks', 'quote', 'instrument_json', 'option_chain', 'nested_chain',
+__all__ = ['RATE', 'INDEX_YIELD', 'SPY_REF', 'SKEW', 'CURV', 'DERIVATIVE_TYPES', 'LEG_SIGNS', 'norm_cdf', 'norm_pdf', 'Greeks',
+           'black_scholes', 'black76', 'surface_vol', 'expiry_time', 'years_to', 'strike_step', 'Seeded', 'Derivatives',
+           'spot', 'future_expiry', 'future_price', 'expirations', 'strikes', 'futures', 'fop_code', 'future_options',
+           'resolve', 'underlying_price', 'greeks', 'quote', 'instrument_json', 'option_chain', 'nested_chain',
            'nested_futures_chain', 'seed', 'multiplier', 'mark_price', 'position_json', 'streamer_of', 'positions_json',
-           'metrics_json', 'knows_streamer', 'dx_events', 'equity_options', 'equity_option', 'futures_list', 'future',
-           'future_options_list', 'future_option', 'option_chain_nested', 'option_chain_flat', 'futures_option_chain',
-           'futures_option_chain_nested', 'control_seed', 'control_seeded', 'setup_derivatives', 'seed_demo']
+           'metrics_json', 'knows_streamer', 'dx_events', 'is_derivative_order', 'place_order', 'equity_options',
+           'equity_option', 'futures_list', 'future', 'future_options_list', 'future_option', 'option_chain_nested',
+           'option_chain_flat', 'futures_option_chain', 'futures_option_chain_nested', 'control_seed', 'control_seeded',
+           'setup_derivatives', 'seed_demo']
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #0c9b9b8b
 def norm_cdf(x:float) -> float: return 0.5 * (1 + math.erf(x / math.sqrt(2)))
@@ -516,6 +517,112 @@ def dx_events(self:Derivatives, etype:str, sym:str) -> list[dict]:
     return []
 
 for _f in (metrics_json, _iv, knows_streamer, dx_events): setattr(Derivatives, _f.__name__, _f)
+
+# %% ../../nbs/17g_emulator_derivatives.ipynb #6ceffc8c
+DERIVATIVE_TYPES = ("Equity Option", "Future", "Future Option")
+LEG_SIGNS = {"Buy to Open": 1, "Buy to Close": 1, "Buy": 1, "Sell to Open": -1, "Sell to Close": -1, "Sell": -1}
+
+def is_derivative_order(body) -> bool:
+    "Does an order body have an option or futures leg?"
+    legs = body.get("legs") if isinstance(body, dict) else None
+    return isinstance(legs, list) and any(isinstance(x, dict) and x.get("instrument-type") in DERIVATIVE_TYPES for x in legs)
+
+def _reject(code:str, msg:str):
+    from swingtrader.tastytrade.wire import preflight_failure
+    return preflight_failure((code, msg))
+
+def _legs(self:Derivatives, body:dict) -> list[tuple]:
+    legs = body.get("legs")
+    if not isinstance(legs, list) or not 1 <= len(legs) <= 4: raise _reject("invalid_legs", "An order has one to four legs.")
+    out, seen = [], set()
+    for x in legs:
+        if not isinstance(x, dict): raise TTApiError(400, "invalid_request", "Each leg must be a JSON object.")
+        sym, it, act, q = x.get("symbol"), x.get("instrument-type"), x.get("action"), x.get("quantity")
+        r = self.resolve(sym) if isinstance(sym, str) else None
+        if r is None: raise _reject("invalid_symbol", f"{sym!r} is not a tradable instrument.")
+        k, p = r
+        if it != k.value: raise _reject("invalid_instrument_type", f"{sym} is a {k.value}, not {it!r}.")
+        if act not in LEG_SIGNS: raise _reject("invalid_action", f"Leg action {act!r} is unknown; use Buy to Open, Sell to Close, ...")
+        try: qd = Decimal(str(q))
+        except Exception: qd = Decimal(-1)
+        if not qd.is_finite() or qd <= 0 or qd != int(qd): raise _reject("invalid_quantity", f"Leg quantity {q!r} must be a whole number above 0.")
+        key = p if isinstance(p, str) else (p.occ if isinstance(p, OptionSymbol) else p.symbol)
+        if key in seen: raise _reject("duplicate_legs", f"{key} appears in two legs.")
+        seen.add(key)
+        out.append((k, key, act, int(qd)))
+    if any(k is InstrumentKind.FUTURE for k, *_ in out) and len(out) > 1: raise _reject("invalid_legs", "A futures order has one leg.")
+    if any(a in ("Buy", "Sell") for _, _, a, _ in out) and not (len(out) == 1 and out[0][0] is InstrumentKind.FUTURE):
+        raise _reject("invalid_action", "Buy and Sell are for single-leg futures orders; use Buy to Open, Sell to Close, ...")
+    return out
+
+def place_order(self:Derivatives, body:dict, dry:bool=False) -> dict:
+    "Validate an option/futures order and fill it at the mids when marketable; the reply's `data` (order, warnings, effects)."
+    from math import gcd
+    from swingtrader.tastytrade.wire import bp_effect_to_tt, fees_to_tt, tt_epoch_ms
+    if not isinstance(body, dict): raise TTApiError(400, "invalid_request", "Request body must be a JSON object.")
+    legs = self._legs(body)
+    otype, tif = body.get("order-type"), body.get("time-in-force", "Day")
+    if otype not in ("Limit", "Market"): raise _reject("order_type_not_supported", f"Order type {otype!r} is not supported for options and futures here; use Limit or Market.")
+    if tif not in ("Day", "GTC"): raise _reject("invalid_time_in_force", f"Time in force {tif!r} is not available for options and futures; use Day or GTC.")
+    if otype == "Market" and len(legs) > 1: raise _reject("invalid_order_type", "A market order has one leg.")
+    if otype == "Market" and tif == "GTC": raise _reject("gtc_market_orders_not_supported", "GTC market orders are not supported.")
+    size = 0
+    for *_, q in legs: size = gcd(size, q)
+    mids = {key: float(self.mark_price(key)) for _, key, _, _ in legs}
+    net = sum(LEG_SIGNS[a] * mids[key] * q / size for _, key, a, q in legs)     # > 0: a debit per spread unit
+    net = round(net, 6)
+    price = effect = None
+    if otype == "Limit":
+        effect = body.get("price-effect")
+        try: price = Decimal(str(body.get("price")))
+        except Exception: price = None
+        if price is None or not price.is_finite() or price < 0: raise _reject("invalid_price", "A limit order needs a price >= 0.")
+        if effect not in ("Debit", "Credit"): raise _reject("invalid_price_effect", "A limit order needs price-effect Debit or Credit.")
+        if all(LEG_SIGNS[a] > 0 for _, _, a, _ in legs) and effect == "Credit": raise _reject("cant_buy_for_credit", "You cannot buy for a credit.")
+        if all(LEG_SIGNS[a] < 0 for _, _, a, _ in legs) and effect == "Debit": raise _reject("cant_sell_for_debit", "You cannot sell for a debit.")
+        signed = float(price) if effect == "Debit" else -float(price)      # what the client accepts, as a debit
+        fills = signed >= net - 1e-9
+    else: fills = True
+    now = self.now()
+    status = "Received" if dry else "Filled" if fills else "Live"
+    oid = None if dry else self.emu.tt_id(f"derivative-{len(getattr(self, 'orders', {})) + 1}")
+    und = self.resolve(legs[0][1])[1]
+    und_sym = und if isinstance(und, str) else und.root if isinstance(und, OptionSymbol) else und.symbol if isinstance(und, FutureSymbol) else und.future.symbol
+    jl = []
+    for n, (k, key, a, q) in enumerate(legs):
+        f = [{"fill-id": f"EMU_{oid}_{n}", "quantity": q, "fill-price": tt_number(Decimal(str(mids[key]))), "filled-at": tt_iso(now),
+              "destination-venue": "EMULATOR", "ext-group-fill-id": "0", "ext-exec-id": str(oid)}] if status == "Filled" else []
+        jl.append({"instrument-type": k.value, "symbol": key, "quantity": q, "remaining-quantity": 0 if f else q, "action": a, "fills": f})
+    order = {"account-number": self.emu.account_number, "time-in-force": tif, "order-type": otype, "size": size,
+             "underlying-symbol": und_sym, "underlying-instrument-type": "Future" if und_sym.startswith("/") else "Equity",
+             "status": status, "cancellable": status == "Live", "editable": status == "Live", "edited": False,
+             "received-at": tt_iso(now), "updated-at": 0 if dry else tt_epoch_ms(now), "legs": jl}
+    if oid is not None: order = {"id": oid} | order
+    if price is not None: order |= {"price": tt_number(price), "price-effect": effect}
+    if status == "Filled":
+        order["terminal-at"] = tt_iso(now)
+        for k, key, a, q in legs: self._apply_fill(key, LEG_SIGNS[a] * q, mids[key])
+    if not dry:
+        if not hasattr(self, "orders"): self.orders = {}
+        self.orders[oid] = order
+    cost = sum(LEG_SIGNS[a] * mids[key] * q * float(self.multiplier(key)) for _, key, a, q in legs)
+    bp = self.emu.broker.account().buying_power
+    return {"order": order, "warnings": [], "buying-power-effect": bp_effect_to_tt(bp, Decimal(str(round(-cost, 2)))),
+            "fee-calculation": fees_to_tt()}
+
+def _apply_fill(self:Derivatives, sym:str, dq:int, price:float):
+    "Change the seeded position in `sym` by `dq` at `price` (average price kept when reducing, reset when flipping)."
+    cur = self.seeded.get(sym)
+    q0, p0 = (cur.qty, cur.price) if cur else (Decimal(0), Decimal(0))
+    q1, px = q0 + dq, Decimal(str(price))
+    if q1 == 0: self.seeded.pop(sym, None); return
+    if q0 == 0 or (q0 > 0) != (q1 > 0): avg = px
+    elif abs(q1) > abs(q0): avg = (p0 * abs(q0) + px * abs(dq)) / abs(q1)
+    else: avg = p0
+    self.seeded[sym] = Seeded(sym, q1, avg.quantize(Decimal("0.0001")), cur.opened if cur and avg == p0 else self.now())
+
+Derivatives.is_derivative_order = staticmethod(is_derivative_order)
+for _f in (_legs, place_order, _apply_fill): setattr(Derivatives, _f.__name__, _f)
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #6679414b
 def _deriv(request) -> Derivatives:

@@ -155,7 +155,9 @@ async def place_order(request):
     emu = check_account(request)
     from swingtrader.emulator.core import read_body
     body = await read_body(request)
-    data = _place(emu, body, dry=request.path.endswith("/dry-run"))
+    dv = getattr(emu, "derivatives", None)   # option and futures legs: emulator.derivatives (17g)
+    if dv is not None and dv.is_derivative_order(body): data = dv.place_order(body, dry=request.path.endswith("/dry-run"))
+    else: data = _place(emu, body, dry=request.path.endswith("/dry-run"))
     return web.json_response(envelope(data, request.path), status=201 if not request.path.endswith("/dry-run") else 200)
 
 # %% ../../nbs/17b_emulator_rest.ipynb #6451f5d0
