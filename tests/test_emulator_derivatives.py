@@ -258,3 +258,36 @@ def test_a_limit_that_is_not_marketable_stays_live_and_does_not_fill(srv, client
                    json={"order-type": "Limit", "time-in-force": "Day", "price": "0.0", "price-effect": "Debit", "legs": [_leg(o.occ)]})
     assert r.status_code == 201, r.text
     assert r.json()["data"]["order"]["status"] == "Live" and o.occ not in dv.seeded
+
+
+def test_greeks_follow_the_simulated_market():
+    "Live updates: as simulated time passes, a subscribed option's Greeks and Quote events arrive again with new values."
+    from swingtrader.dxlink.streamer import DXLinkStreamer
+    from datetime import timedelta
+    with emu_support.serve(broker=emu_support.make_broker(symbols=2)) as srv:
+        dv, emu = srv.emu.derivatives, srv.emu
+        o = dv.option_chain(dv.underlyings()[0])[20]
+        body = emu_support.Client(srv).req("GET", "/api-quote-tokens").json()["data"]
+
+        async def go():
+            st = DXLinkStreamer(lambda: body)
+            seen = []
+            await st.start()
+            q = asyncio.Queue()
+            async def pump():
+                async for e in st.events({"Greeks"}, conflate=False): q.put_nowait(e)
+            task = asyncio.create_task(pump())
+            await st.subscribe("Greeks", [o.streamer])
+            try:
+                seen.append(await asyncio.wait_for(q.get(), 30))
+                loop = asyncio.get_running_loop(); end = loop.time() + 60
+                while loop.time() < end and len({(e.time, e.price) for e in seen}) < 3:
+                    await asyncio.to_thread(srv.call, lambda: emu.broker.advance_to(emu.clock.now() + timedelta(minutes=5)))
+                    try: seen.append(await asyncio.wait_for(q.get(), 2))
+                    except asyncio.TimeoutError: pass
+            finally:
+                await st.close(); task.cancel()
+            return seen
+        seen = asyncio.run(go())
+    assert len({(e.time, e.price) for e in seen}) >= 3, seen
+    assert all(e.eventSymbol == o.streamer and 0 < e.delta < 1 for e in seen)

@@ -19,16 +19,19 @@ from ..instruments import (FUTURES, InstrumentKind, FutureOptionSymbol, FutureSy
 from ..tastytrade.wire import TTApiError, envelope, paginate, tt_iso, tt_number
 from .core import EMULATOR_KEY, read_body
 
+import logging
+dx_log = logging.getLogger("swingtrader.emulator")
+
 # %% auto #0
-__all__ = ['RATE', 'INDEX_YIELD', 'SPY_REF', 'SKEW', 'CURV', 'DERIVATIVE_TYPES', 'LEG_SIGNS', 'norm_cdf', 'norm_pdf', 'Greeks',
-           'black_scholes', 'black76', 'surface_vol', 'expiry_time', 'years_to', 'strike_step', 'Seeded', 'Derivatives',
-           'spot', 'future_expiry', 'future_price', 'expirations', 'strikes', 'futures', 'fop_code', 'future_options',
-           'resolve', 'underlying_price', 'greeks', 'quote', 'instrument_json', 'option_chain', 'nested_chain',
-           'nested_futures_chain', 'seed', 'multiplier', 'mark_price', 'position_json', 'streamer_of', 'positions_json',
-           'metrics_json', 'knows_streamer', 'dx_events', 'is_derivative_order', 'place_order', 'equity_options',
-           'equity_option', 'futures_list', 'future', 'future_options_list', 'future_option', 'option_chain_nested',
-           'option_chain_flat', 'futures_option_chain', 'futures_option_chain_nested', 'control_seed', 'control_seeded',
-           'setup_derivatives', 'seed_demo']
+__all__ = ['dx_log', 'RATE', 'INDEX_YIELD', 'SPY_REF', 'SKEW', 'CURV', 'DERIVATIVE_TYPES', 'LEG_SIGNS', 'norm_cdf', 'norm_pdf',
+           'Greeks', 'black_scholes', 'black76', 'surface_vol', 'expiry_time', 'years_to', 'strike_step', 'Seeded',
+           'Derivatives', 'spot', 'future_expiry', 'future_price', 'expirations', 'strikes', 'futures', 'fop_code',
+           'future_options', 'resolve', 'underlying_price', 'greeks', 'quote', 'instrument_json', 'option_chain',
+           'nested_chain', 'nested_futures_chain', 'seed', 'multiplier', 'mark_price', 'position_json', 'streamer_of',
+           'positions_json', 'metrics_json', 'knows_streamer', 'dx_events', 'is_derivative_order', 'place_order',
+           'push_updates', 'equity_options', 'equity_option', 'futures_list', 'future', 'future_options_list',
+           'future_option', 'option_chain_nested', 'option_chain_flat', 'futures_option_chain',
+           'futures_option_chain_nested', 'control_seed', 'control_seeded', 'setup_derivatives', 'seed_demo']
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #0c9b9b8b
 def norm_cdf(x:float) -> float: return 0.5 * (1 + math.erf(x / math.sqrt(2)))
@@ -213,7 +216,14 @@ for _f in (expirations, strikes, futures, future_options): setattr(Derivatives, 
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #d3a69a63
 def resolve(self:Derivatives, sym:str):
-    "The parsed instrument behind an order or streamer symbol: (kind, parsed) — or None if it is not ours."
+    "The parsed instrument behind an order or streamer symbol: (kind, parsed) — or None if it is not ours (cached per day)."
+    day = self.today()
+    cache = getattr(self, "_resolved", None)
+    if cache is None or cache[0] != day or len(cache[1]) > 100_000: cache = self._resolved = (day, {})
+    if sym not in cache[1] or (cache[1][sym] is None and sym.startswith("./")): cache[1][sym] = self._resolve(sym)
+    return cache[1][sym]
+
+def _resolve(self:Derivatives, sym:str):
     try:
         if sym.startswith("./") and ":" in sym:
             s = parse_future_option_streamer(sym)
@@ -274,7 +284,7 @@ def quote(self:Derivatives, sym:str) -> tuple[float, float]:
     ask = max(math.ceil((g.price + half) / t - 1e-9) * t, bid + t)
     return round(bid, 4), round(ask, 4)
 
-for _f in (resolve, _check, underlying_price, greeks, quote): setattr(Derivatives, _f.__name__, _f)
+for _f in (resolve, _resolve, _check, underlying_price, greeks, quote): setattr(Derivatives, _f.__name__, _f)
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #e85c2c30
 def _occ_json(self:Derivatives, o:OptionSymbol) -> dict:
@@ -488,6 +498,7 @@ def dx_events(self:Derivatives, etype:str, sym:str) -> list[dict]:
     "The current DXLink event of type `etype` for `sym` (Greeks, Quote, Summary, Profile, Trade)."
     try: g = self.greeks(sym)
     except SymbolError: return []
+    self._feed(sym)
     now = self.now(); tm = int(now.timestamp() * 1000)
     if etype == "Greeks":
         return [{"eventSymbol": sym, "eventTime": 0, "eventFlags": 0, "index": (tm // 1000) << 32, "time": tm, "sequence": 0,
@@ -516,7 +527,20 @@ def dx_events(self:Derivatives, etype:str, sym:str) -> list[dict]:
                  "dayVolume": math.nan, "dayTurnover": math.nan}]
     return []
 
-for _f in (metrics_json, _iv, knows_streamer, dx_events): setattr(Derivatives, _f.__name__, _f)
+def _feed(self:Derivatives, sym:str):
+    "Have the simulator emit quotes for the underlying of `sym` (they drive the live updates)."
+    r = self.resolve(sym)
+    und = r[1].root if r and isinstance(r[1], OptionSymbol) else None
+    u = self._universe()
+    if und is None or und == "SPY": und = next(iter(u.index), None) if u is not None and len(u) else None
+    fed = self.__dict__.setdefault("_fed", set())
+    sub = getattr(self.emu.broker, "subscribe", None)
+    if und is None or und in fed or sub is None: return
+    fed.add(und)
+    try: sub([und], timeframes=(), quotes=True)
+    except Exception as e: dx_log.debug("could not feed %s: %s", und, e)
+
+for _f in (metrics_json, _iv, knows_streamer, dx_events, _feed): setattr(Derivatives, _f.__name__, _f)
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #6ceffc8c
 DERIVATIVE_TYPES = ("Equity Option", "Future", "Future Option")
@@ -624,6 +648,25 @@ def _apply_fill(self:Derivatives, sym:str, dq:int, price:float):
 Derivatives.is_derivative_order = staticmethod(is_derivative_order)
 for _f in (_legs, place_order, _apply_fill): setattr(Derivatives, _f.__name__, _f)
 
+# %% ../../nbs/17g_emulator_derivatives.ipynb #da80e938
+def push_updates(self:Derivatives, server, ev=None):
+    "Send fresh events for the subscribed derivative symbols of every DXLink session of `server`."
+    if ev is not None and type(ev).__name__ != "Quote": return 0
+    if not server.sessions: return 0
+    import time as _time
+    now = _time.monotonic()
+    if now - getattr(self, "_last_push", -1e9) < getattr(self, "push_interval", 0.5): return 0
+    self._last_push, n = now, 0
+    for sess in list(server.sessions):
+        for base, subs in list(sess.by_base.items()):
+            if base != "SPY" and not base.startswith((".", "/")): continue
+            if not self.knows_streamer(base): continue
+            for t in {sub.type for _, sub in subs} & {"Greeks", "Quote", "Trade", "Summary"}:
+                for e in self.dx_events(t, base): sess.deliver(t, base, e); n += 1
+    return n
+
+Derivatives.push_updates = push_updates
+
 # %% ../../nbs/17g_emulator_derivatives.ipynb #6679414b
 def _deriv(request) -> Derivatives:
     emu = request.app[EMULATOR_KEY]
@@ -723,6 +766,13 @@ async def control_seeded(request):
 def setup_derivatives(app:web.Application, emu) -> Derivatives:
     "Attach a `Derivatives` to `emu` (once) and add its routes to `app`."
     if getattr(emu, "derivatives", None) is None: emu.derivatives = Derivatives(emu)
+    from swingtrader.emulator.dxlink import DXLINK_KEY
+    if DXLINK_KEY in app and hasattr(emu, "add_market_listener"):
+        dx, dv = app[DXLINK_KEY], emu.derivatives
+        def _on_market(ev):
+            try: dv.push_updates(dx, ev)
+            except Exception as e: dx_log.warning("derivative DXLink updates failed: %s", e)
+        emu.add_market_listener(_on_market)
     r = app.router
     r.add_get("/instruments/equity-options", equity_options)
     r.add_get("/instruments/equity-options/{symbol}", equity_option)
