@@ -442,7 +442,7 @@ def positions(account, csv_file, demo, as_json):
     "Positions with greeks and β-weighted delta: the table, totals by underlying and expiry, and a band warning."
     import json as _json
     from swingtrader.positions import (Portfolio, read_positions_csv, fetch_portfolio, demo_portfolio, band_warning,
-                                       format_table, format_totals, to_json)
+                                       format_table, format_totals, format_balances, to_json)
     s = load_settings(**({"tt_account_number": account} if account else {}))
     if csv_file:
         df = read_positions_csv(csv_file)
@@ -456,6 +456,7 @@ def positions(account, csv_file, demo, as_json):
         click.echo(_json.dumps(to_json(pf, warn), indent=2, default=str))
         return
     click.echo(f"account {pf.account} ({pf.source}): {pf.fetched} positions fetched, {pf.normalised} normalised")
+    if pf.balances is not None: click.echo(format_balances(pf.balances))
     for sym, why in pf.problems: click.echo(f"  {sym}: {why}")
     if pf.table.empty:
         click.echo("no positions")

@@ -14,13 +14,14 @@ import pandas as pd
 
 from .config import SwingtraderError
 from .clock import NY
-from .instruments import (Instrument, InstrumentKind, SymbolError, instrument_from_tt, instrument_of, kind_of)
+from .instruments import (Instrument, InstrumentKind, SymbolError, instrument_from_tt, instrument_of, kind_of, parse_symbol)
 
 # %% auto #0
 __all__ = ['COLUMNS', 'GREEKS', 'BUCKETS', 'ALIASES', 'TYPE_ALIASES', 'INSTRUMENT_PATHS', 'PositionsError', 'Holding',
            'holding_from_tt', 'row_of', 'table', 'expiry_bucket', 'totals', 'band_warning', 'header_map',
-           'read_positions_csv', 'write_positions_csv', 'Portfolio', 'resolve_instruments', 'betas', 'stream_greeks',
-           'run_async', 'fetch_portfolio', 'demo_portfolio', 'format_table', 'format_totals', 'to_json']
+           'read_positions_csv', 'write_positions_csv', 'Portfolio', 'instrument_from_position', 'resolve_instruments',
+           'betas', 'stream_greeks', 'run_async', 'fetch_portfolio', 'demo_portfolio', 'format_table',
+           'format_balances', 'format_totals', 'to_json']
 
 # %% ../nbs/31_positions.ipynb #95e499de
 class PositionsError(SwingtraderError):
@@ -54,9 +55,11 @@ def holding_from_tt(p:dict, instrument:Instrument|None=None) -> Holding:
     q = _f(p.get("quantity"))
     if math.isnan(q): raise SymbolError(f"{sym}: quantity {p.get('quantity')!r} is not a number.", "report this: tastytrade sent an incomplete position.")
     if p.get("quantity-direction") == "Short": q = -abs(q)
-    mult = _f(p.get("multiplier"))
-    if not math.isnan(mult) and mult > 0 and ins.kind is InstrumentKind.EQUITY_OPTION and Decimal(str(mult)) != ins.multiplier:
-        ins = Instrument(**{**ins.__dict__, "multiplier": Decimal(str(mult))})
+    mult = _f(p.get("multiplier"))          # the position's multiplier is the contract's (50 for /ES and its options)
+    if not math.isnan(mult) and mult > 0 and Decimal(str(mult)) != ins.multiplier:
+        ins = Instrument(**{**ins.__dict__, "multiplier": Decimal(str(mult)).normalize()})
+    st = p.get("streamer-symbol")           # the API's streamer symbol is always preferred
+    if isinstance(st, str) and st and st != ins.streamer_symbol: ins = Instrument(**{**ins.__dict__, "streamer_symbol": st})
     return Holding(ins, q, _f(p.get("average-open-price")), _f(p.get("mark-price")))
 
 # %% ../nbs/31_positions.ipynb #f5626af6
@@ -252,6 +255,17 @@ def _items(j:dict) -> list[dict]:
 def _chunks(xs:list, n:int=100):
     for i in range(0, len(xs), n): yield xs[i:i + n]
 
+def instrument_from_position(p:dict) -> Instrument:
+    "An instrument from a position object alone: its symbol, and for an unknown futures product its multiplier and streamer symbol."
+    sym = p.get("symbol") or ""
+    try: return instrument_of(sym)
+    except SymbolError:
+        k, mult, st = kind_of(sym), _f(p.get("multiplier")), p.get("streamer-symbol")
+        if k not in (InstrumentKind.FUTURE, InstrumentKind.FUTURE_OPTION) or math.isnan(mult) or mult <= 0 or not st: raise
+        x = parse_symbol(sym)
+        if k is InstrumentKind.FUTURE: return Instrument(x.symbol, k, x.symbol, x.root, Decimal(str(mult)).normalize(), Decimal("0.01"), st)
+        return Instrument(x.symbol, k, x.future.symbol, x.future.root, Decimal(str(mult)).normalize(), Decimal("0.01"), st, x.strike, x.expiry, x.call_put)
+
 INSTRUMENT_PATHS = {InstrumentKind.EQUITY_OPTION: "/instruments/equity-options", InstrumentKind.FUTURE: "/instruments/futures",
                     InstrumentKind.FUTURE_OPTION: "/instruments/future-options"}
 
@@ -337,9 +351,10 @@ def fetch_portfolio(broker, # a swingtrader.tastytrade.broker.TastytradeBroker
         sym = p.get("symbol") or "?"
         try:
             ins = inst.get(sym)
-            if ins is None:
-                ins = instrument_of(sym)
-                if ins.kind is not InstrumentKind.EQUITY: problems.append((sym, "not found in tastytrade's instruments; default multiplier and tick used"))
+            if ins is None:          # not in the instrument lists: from the symbol (OCC options: 100 shares), the position's multiplier wins
+                ins = instrument_from_position(p)
+                if ins.kind in (InstrumentKind.FUTURE, InstrumentKind.FUTURE_OPTION) and p.get("multiplier") in (None, ""):
+                    problems.append((sym, "not found in tastytrade's instruments; the default multiplier of its product is used"))
             holdings.append(holding_from_tt(p, ins))
         except SwingtraderError as e: problems.append((sym, f"left out: {e.problem}"))
     # underlyings: equities by ticker; future options by their future (whose streamer symbol comes from the futures list)
@@ -411,6 +426,11 @@ def format_table(df:pd.DataFrame) -> str:
     show["dte"] = ["" if pd.isna(v) else str(int(v)) for v in show["dte"]]
     return show.to_string(index=False)
 
+def format_balances(b) -> str:
+    "One line of balances (an `Account`), or '' when there are none (CSV)."
+    if b is None: return ""
+    return f"net liquidating value {b.equity:,.2f}, cash {b.cash:,.2f}, buying power {b.buying_power:,.2f} {b.currency}"
+
 def format_totals(t:dict) -> str:
     "Totals by underlying, by expiry and overall, for a terminal."
     fmt = lambda d: d.to_string(float_format=lambda v: f"{v + 0.0:,.2f}".replace("-0.00", "0.00"))
@@ -425,7 +445,9 @@ def to_json(p:Portfolio, warning:str|None=None) -> dict:
     rows = [{k: clean(v if not hasattr(v, "item") else v.item()) for k, v in r.items()} for r in p.table.astype(object).to_dict("records")]
     t = p.totals
     frame = lambda d: {str(i): {k: clean(float(v)) for k, v in r.items()} for i, r in d.iterrows()}
-    return {"account": p.account, "source": p.source, "fetched": p.fetched, "normalised": p.normalised,
+    bal = None if p.balances is None else {"net_liquidating_value": float(p.balances.equity), "cash": float(p.balances.cash),
+                                           "buying_power": float(p.balances.buying_power)}
+    return {"account": p.account, "source": p.source, "balances": bal, "fetched": p.fetched, "normalised": p.normalised,
             "problems": [{"symbol": s, "reason": r} for s, r in p.problems], "spy_price": clean(p.spy_price),
             "positions": rows, "totals": {"by_underlying": frame(t["by_underlying"]), "by_expiry": frame(t["by_expiry"]),
                                           "overall": {k: clean(v) for k, v in t["overall"].items()}}, "warning": warning}

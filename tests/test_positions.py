@@ -268,3 +268,46 @@ def test_an_option_order_through_the_official_sdk_becomes_a_position_with_greeks
     assert list(df.loc[[call.occ, put.occ, fut.symbol], "quantity"]) == [-2, -2, 1]
     assert df.loc[[call.occ, put.occ], ["delta", "gamma", "theta", "vega"]].notna().all().all() and (df["note"] == "").all()
     assert df.loc[call.occ, "delta"] > 0 > df.loc[put.occ, "delta"]
+
+
+class _FakeApi:
+    "Canned tastytrade replies for a portfolio the emulator cannot list (unknown products, crypto)."
+    def __init__(self, replies): self.replies, self.calls = replies, []
+    def get(self, path, params=()):
+        self.calls.append((path, list(params)))
+        return self.replies.get(path, {"data": {"items": []}})
+
+
+class _FakeBroker:
+    def __init__(self, positions):
+        from types import SimpleNamespace
+        from swingtrader.clock import SimClock
+        from datetime import datetime, timezone
+        self.account_number = "5WT00042"
+        self.clock = SimClock(datetime(2026, 3, 2, 15, tzinfo=timezone.utc))
+        self.transport = SimpleNamespace(session=SimpleNamespace(verify=True))
+        self.api = _FakeApi({f"/accounts/{self.account_number}/positions": {"data": {"items": positions}},
+                             "/api-quote-tokens": {"data": {"token": "t", "dxlink-url": "ws://127.0.0.1:9/none", "level": "api"}}})
+    def account(self): return None
+
+
+def _pos(sym, it, q, mult=None, **kw):
+    d = {"symbol": sym, "instrument-type": it, "quantity": q, "quantity-direction": "Long", "average-open-price": "1.0", "mark-price": "1.5"}
+    if mult is not None: d["multiplier"] = mult
+    return d | kw
+
+
+def test_positions_that_cannot_be_normalised_are_listed_with_the_reason():
+    b = _FakeBroker([_pos("AAPL", "Equity", 10, 1), _pos("BTC/USD", "Cryptocurrency", "0.5"), _pos("/ZBH6", "Future", 1),
+                     _pos("./ZBH6 OZBH6 260220C118", "Future Option", 2, 1000, **{"streamer-symbol": "./OZBH26C118:XCBT"}),
+                     _pos("AAPL  260116C00150000", "Equity Option", 1, 100), _pos("MSFT", "Equity", 0, 1, **{"quantity-direction": "Zero"})])
+    pf = fetch_portfolio(b, wait=0.5)
+    reasons = dict(pf.problems)
+    assert pf.fetched == 5 and pf.normalised == 3                # the closed MSFT line is not a position
+    assert "not a symbol" in reasons["BTC/USD"] and "/ZB" in reasons["/ZBH6"] and reasons["/ZBH6"].startswith("left out")
+    df = pf.table.set_index("symbol")
+    fo = df.loc["./ZBH6 OZBH6 260220C118"]
+    assert (fo["multiplier"], fo["strike"], fo["call_put"], fo["root"]) == (1000.0, 118.0, "C", "/ZB")     # the position's multiplier wins
+    assert "did not arrive" in fo["note"] and "did not arrive" in df.loc["AAPL  260116C00150000", "note"]  # no DXLink here: reported, kept
+    assert df.loc["AAPL", "delta"] == 1.0 and df.loc["AAPL", "pl_open"] == pytest.approx(5.0)
+    assert ("/instruments/equity-options", [("symbol[]", "AAPL  260116C00150000")]) in b.api.calls
