@@ -19,7 +19,7 @@ from .core import (Emulator, Faults, EMULATOR_KEY, LOCAL_HOSTS, STRICT_CLIENT_SE
     read_body, saved_time, restore_broker)
 from .rest import setup_rest
 from .streamer import setup_streamer
-from .dxlink import setup_dxlink
+from .dxlink import setup_dxlink, DXLINK_KEY
 from .tradingview import setup_tradingview
 from .derivatives import setup_derivatives
 
@@ -245,7 +245,7 @@ def build_app(emu:Emulator) -> web.Application:
         app.router.add_post("/_emulator/clock", control_clock)
         app.router.add_get("/_emulator/state", control_state)
     setup_dxlink(app, emu); setup_tradingview(app, emu)
-    setup_derivatives(app, emu)
+    setup_derivatives(app, emu, app[DXLINK_KEY])
     app.on_startup.append(_start_tasks)
     app.on_cleanup.append(_stop_tasks)
     return app

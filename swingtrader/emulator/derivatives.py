@@ -26,12 +26,13 @@ dx_log = logging.getLogger("swingtrader.emulator")
 __all__ = ['dx_log', 'RATE', 'INDEX_YIELD', 'SPY_REF', 'SKEW', 'CURV', 'DERIVATIVE_TYPES', 'LEG_SIGNS', 'norm_cdf', 'norm_pdf',
            'Greeks', 'black_scholes', 'black76', 'surface_vol', 'expiry_time', 'years_to', 'strike_step', 'Seeded',
            'Derivatives', 'spot', 'future_expiry', 'future_price', 'expirations', 'strikes', 'futures', 'fop_code',
-           'future_options', 'resolve', 'underlying_price', 'greeks', 'quote', 'instrument_json', 'option_chain',
-           'nested_chain', 'nested_futures_chain', 'seed', 'multiplier', 'mark_price', 'position_json', 'streamer_of',
-           'positions_json', 'metrics_json', 'knows_streamer', 'dx_events', 'is_derivative_order', 'place_order',
-           'push_updates', 'equity_options', 'equity_option', 'futures_list', 'future', 'future_options_list',
-           'future_option', 'option_chain_nested', 'option_chain_flat', 'futures_option_chain',
-           'futures_option_chain_nested', 'control_seed', 'control_seeded', 'setup_derivatives', 'seed_demo']
+           'future_options', 'resolve', 'underlying_price', 'greeks', 'quote', 'occ_json', 'future_json', 'fop_json',
+           'instrument_json', 'option_chain', 'nested_chain', 'nested_futures_chain', 'seed', 'multiplier',
+           'mark_price', 'position_json', 'streamer_of', 'positions_json', 'metrics_json', 'knows_streamer',
+           'dx_events', 'is_derivative_order', 'place_order', 'push_updates', 'equity_options', 'equity_option',
+           'futures_list', 'future', 'future_options_list', 'future_option', 'option_chain_nested', 'option_chain_flat',
+           'futures_option_chain', 'futures_option_chain_nested', 'control_seed', 'control_seeded', 'setup_derivatives',
+           'seed_demo']
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #0c9b9b8b
 def norm_cdf(x:float) -> float: return 0.5 * (1 + math.erf(x / math.sqrt(2)))
@@ -287,7 +288,7 @@ def quote(self:Derivatives, sym:str) -> tuple[float, float]:
 for _f in (resolve, _resolve, _check, underlying_price, greeks, quote): setattr(Derivatives, _f.__name__, _f)
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #e85c2c30
-def _occ_json(self:Derivatives, o:OptionSymbol) -> dict:
+def occ_json(self:Derivatives, o:OptionSymbol) -> dict:
     t = self.today()
     return {"symbol": o.occ, "instrument-type": "Equity Option", "active": True, "strike-price": tt_number(o.strike),
             "root-symbol": o.root, "underlying-symbol": o.root, "expiration-date": o.expiry.isoformat(),
@@ -297,7 +298,7 @@ def _occ_json(self:Derivatives, o:OptionSymbol) -> dict:
             "market-time-instrument-collection": "Equity Option", "days-to-expiration": (o.expiry - t).days,
             "expires-at": tt_iso(expiry_time(o.expiry)), "is-closing-only": False, "streamer-symbol": o.streamer}
 
-def _future_json(self:Derivatives, f:FutureSymbol) -> dict:
+def future_json(self:Derivatives, f:FutureSymbol) -> dict:
     p, exp = FUTURES[f.root], future_expiry(f)
     front = self.futures(f.root)
     nxt = front[front.index(f) + 1] if f in front and front.index(f) + 1 < len(front) else None
@@ -323,7 +324,7 @@ def _future_json(self:Derivatives, f:FutureSymbol) -> dict:
                                "roll": {"active-count": 4, "business-days-offset": 8, "cash-settled": True, "first-notice": False, "name": "equity_index"}},
             "tick-sizes": [{"value": tt_number(p.tick_size)}]}
 
-def _fop_json(self:Derivatives, fo:FutureOptionSymbol) -> dict:
+def fop_json(self:Derivatives, fo:FutureOptionSymbol) -> dict:
     t, et = self.today(), expiry_time(fo.expiry)
     return {"instrument-type": "Future Option", "active": True, "days-to-expiration": (fo.expiry - t).days, "display-factor": "0.01",
             "exchange": "CME", "exchange-symbol": f"{fo.code}{fo.month}{fo.year % 10} {fo.call_put}{plain_strike(fo.strike)}",
@@ -345,12 +346,12 @@ def instrument_json(self:Derivatives, sym:str) -> dict|None:
     r = self.resolve(sym)
     if r is None: return None
     k, p = r
-    if k is InstrumentKind.EQUITY_OPTION: return self._occ_json(p)
-    if k is InstrumentKind.FUTURE: return self._future_json(p)
-    if k is InstrumentKind.FUTURE_OPTION: return self._fop_json(p)
+    if k is InstrumentKind.EQUITY_OPTION: return self.occ_json(p)
+    if k is InstrumentKind.FUTURE: return self.future_json(p)
+    if k is InstrumentKind.FUTURE_OPTION: return self.fop_json(p)
     return None
 
-for _f in (_occ_json, _future_json, _fop_json, instrument_json): setattr(Derivatives, _f.__name__, _f)
+for _f in (occ_json, future_json, fop_json, instrument_json): setattr(Derivatives, _f.__name__, _f)
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #cdb67905
 def option_chain(self:Derivatives, sym:str) -> list[OptionSymbol]:
@@ -700,7 +701,7 @@ async def futures_list(request):
     dv = _deriv(request)
     syms, codes = _list(request, "symbol"), _list(request, "product-code")
     if syms: items = [dv.instrument_json(s if s.startswith("/") else "/" + s) for s in syms]
-    else: items = [dv._future_json(f) for r in dv.futures_roots if not codes or r[1:] in codes for f in dv.futures(r)]
+    else: items = [dv.future_json(f) for r in dv.futures_roots if not codes or r[1:] in codes for f in dv.futures(r)]
     return _items(request, [j for j in items if j and j.get("instrument-type") == "Future"])
 
 async def future(request):
@@ -732,7 +733,7 @@ async def option_chain_nested(request):
 
 async def option_chain_flat(request):
     dv, s = _deriv(request), _underlying(request)
-    return _items(request, [dv._occ_json(o) for o in dv.option_chain(s)])
+    return _items(request, [dv.occ_json(o) for o in dv.option_chain(s)])
 
 def _fut_root(request) -> str:
     dv, s = _deriv(request), "/" + _one(request).lstrip("/").upper()
@@ -741,7 +742,7 @@ def _fut_root(request) -> str:
 
 async def futures_option_chain(request):
     dv, r = _deriv(request), _fut_root(request)
-    return _items(request, [dv._fop_json(fo) for fo in dv.future_options(r)])
+    return _items(request, [dv.fop_json(fo) for fo in dv.future_options(r)])
 
 async def futures_option_chain_nested(request):
     dv, r = _deriv(request), _fut_root(request)
@@ -763,12 +764,12 @@ async def control_seeded(request):
     dv = _deriv(request)
     return web.json_response({"positions": [{"symbol": s.symbol, "quantity": str(s.qty), "price": str(s.price)} for s in dv.seeded.values()]})
 
-def setup_derivatives(app:web.Application, emu) -> Derivatives:
+def setup_derivatives(app:web.Application, emu,
+                      dxlink=None) -> Derivatives: # the app's DXLinkServer: its sessions get live updates
     "Attach a `Derivatives` to `emu` (once) and add its routes to `app`."
     if getattr(emu, "derivatives", None) is None: emu.derivatives = Derivatives(emu)
-    from swingtrader.emulator.dxlink import DXLINK_KEY
-    if DXLINK_KEY in app and hasattr(emu, "add_market_listener"):
-        dx, dv = app[DXLINK_KEY], emu.derivatives
+    if dxlink is not None and hasattr(emu, "add_market_listener"):
+        dx, dv = dxlink, emu.derivatives
         def _on_market(ev):
             try: dv.push_updates(dx, ev)
             except Exception as e: dx_log.warning("derivative DXLink updates failed: %s", e)
