@@ -15,7 +15,7 @@ from .config import ConfigError, Settings, SwingtraderError
 # %% auto #0
 __all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
            'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
-           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options']
+           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options', 'positions']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -519,3 +519,38 @@ def pd_options():
     "Wide pandas output for the ranked table."
     import pandas as pd
     return pd.option_context("display.width", 200, "display.max_columns", 30)
+
+# %% ../nbs/90_cli.ipynb #4c94ce79
+@main.command()
+@click.option("--account", default=None, help="tastytrade account number (default: TT_ACCOUNT_NUMBER, else the only account).")
+@click.option("--csv", "csv_file", default=None, help="Read tastytrade's positions CSV export FILE instead of the API.")
+@click.option("--demo", is_flag=True, help="Use the built-in emulator with a seeded portfolio (the default unless the broker is tastytrade).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (table, totals, problems) instead of the formatted table.")
+@friendly
+def positions(account, csv_file, demo, as_json):
+    "Positions with greeks and β-weighted delta: the table, totals by underlying and expiry, and a band warning."
+    import json as _json
+    from swingtrader.positions import (Portfolio, read_positions_csv, fetch_portfolio, demo_portfolio, band_warning,
+                                       format_table, format_totals, format_balances, to_json)
+    s = load_settings(**({"tt_account_number": account} if account else {}))
+    if csv_file:
+        df = read_positions_csv(csv_file)
+        pf = Portfolio(account or "(csv)", df, fetched=len(df), source="csv")
+    elif demo or s.broker != "tastytrade": pf = demo_portfolio(s, wait=s.positions_greeks_wait)
+    else:
+        from swingtrader.tastytrade.broker import TastytradeBroker
+        with TastytradeBroker(s) as b: pf = fetch_portfolio(b, wait=s.positions_greeks_wait)
+    warn = band_warning(pf.totals["overall"].get("beta_delta", float("nan")), -s.positions_beta_delta_band, s.positions_beta_delta_band) if len(pf.table) else None
+    if as_json:
+        click.echo(_json.dumps(to_json(pf, warn), indent=2, default=str))
+        return
+    click.echo(f"account {pf.account} ({pf.source}): {pf.fetched} positions fetched, {pf.normalised} normalised")
+    if pf.balances is not None: click.echo(format_balances(pf.balances))
+    for sym, why in pf.problems: click.echo(f"  {sym}: {why}")
+    if pf.table.empty:
+        click.echo("no positions")
+        return
+    click.echo(format_table(pf.table))
+    click.echo("")
+    click.echo(format_totals(pf.totals))
+    if warn: click.echo(warn)

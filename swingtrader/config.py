@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     broker_stop_min_move: float = _f(5.0, "give the smallest stop move worth a replace: 1 or more = ticks (e.g. 5, at most 10000), below 1 = a fraction of the price (e.g. 0.001), 0 = any move.", ge=0, le=10_000)
     # -- dashboard
     dashboard_password: SecretStr|None = _f(None, "set a password of at least 12 characters to log in to the dashboard (needed to serve it beyond this machine), or leave unset.")
+    # -- positions (swingtrader positions)
+    positions_beta_delta_band: float = _f(1000.0, "give the largest acceptable size of the portfolio's β-weighted delta in SPY shares (it warns outside -band..+band), more than 0 and at most 1000000000, e.g. 1000.", gt=0, le=1e9)
+    positions_greeks_wait: float = _f(5.0, "give how many seconds to wait for DXLink greeks and quotes, more than 0 and at most 120, e.g. 5.", gt=0, le=120)
 
 
     @model_validator(mode="before")

@@ -44,6 +44,8 @@ INVALID = {
     "SWINGTRADER_SIM_SPEED": ("0", "simulated seconds"),
     "SWINGTRADER_DRAWDOWN_WARN": ("1", "fraction of equity"),
     "SWINGTRADER_BROKER_STOPS": ("perhaps", "true or false"),
+    "SWINGTRADER_POSITIONS_BETA_DELTA_BAND": ("0", "SPY shares"),
+    "SWINGTRADER_POSITIONS_GREEKS_WAIT": ("-1", "seconds to wait"),
     "SWINGTRADER_BROKER_STOP_MIN_MOVE": ("-1", "smallest stop move"),
 }
 

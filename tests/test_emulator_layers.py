@@ -6,7 +6,7 @@ from pathlib import Path
 import swingtrader.emulator as pkg
 
 ROOT = Path(pkg.__file__).parent
-ROOMS = ("rest", "streamer", "dxlink", "tradingview")
+ROOMS = ("rest", "streamer", "dxlink", "tradingview", "derivatives")
 # imports of private names from outside the emulator that are still to be made public where they are defined
 KNOWN_PRIVATE = set()
 

@@ -19,8 +19,9 @@ from .core import (Emulator, Faults, EMULATOR_KEY, LOCAL_HOSTS, STRICT_CLIENT_SE
     read_body, saved_time, restore_broker)
 from .rest import setup_rest
 from .streamer import setup_streamer
-from .dxlink import setup_dxlink
+from .dxlink import setup_dxlink, DXLINK_KEY
 from .tradingview import setup_tradingview
+from .derivatives import setup_derivatives
 
 log = logging.getLogger("swingtrader.emulator")
 
@@ -33,7 +34,8 @@ __all__ = ['log', 'TT_PREFIXES', 'UA_RE', 'KNOWN_UAS', 'NGINX_401', 'CONTROL_PRE
 
 # %% ../../nbs/17d_emulator_app.ipynb #fe9c1321
 TT_PREFIXES = ("/oauth", "/customers", "/accounts", "/instruments", "/market-metrics", "/api-quote-tokens",
-               "/market-time", "/sessions", "/symbols", "/option-chains", "/market-data", "/quote-streamer-tokens")
+               "/market-time", "/sessions", "/symbols", "/option-chains", "/market-data", "/quote-streamer-tokens",
+               "/futures-option-chains")
 UA_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*/[A-Za-z0-9][A-Za-z0-9._+-]*(\s.*)?$")
 KNOWN_UAS = frozenset({"tastytrade-sdk-python"})
 
@@ -243,6 +245,7 @@ def build_app(emu:Emulator) -> web.Application:
         app.router.add_post("/_emulator/clock", control_clock)
         app.router.add_get("/_emulator/state", control_state)
     setup_dxlink(app, emu); setup_tradingview(app, emu)
+    setup_derivatives(app, emu, app[DXLINK_KEY])
     app.on_startup.append(_start_tasks)
     app.on_cleanup.append(_stop_tasks)
     return app

@@ -335,6 +335,13 @@ def _on_feed_subscription(self:DXLinkSession, m):
         if etype not in KNOWN_EVENTS: raise DXLinkProtocolError(f"Unknown event type {etype!r}.", "use Quote, Trade, Candle, ...")
         cs = W.parse_candle_symbol(sym) if etype == "Candle" else None
         base = cs.base if cs else sym
+        dv = getattr(self.emu, "derivatives", None)   # options, futures, SPY: emulator.derivatives (17g)
+        if dv is not None and cs is None and dv.knows_streamer(sym):
+            if (etype, sym) in ch.subs: self._unindex(chn, (etype, sym))
+            ch.subs[(etype, sym)] = sub = _Sub(etype, sym, sym)
+            self.by_base.setdefault(sym, []).append((chn, sub))
+            for ev in dv.dx_events(etype, sym): self.q.put_nowait(("ev", chn, etype, ev))
+            continue
         try: self.server.broker.asset(base)
         except Exception: continue  # unknown symbol: silently ignored
         sub_fn = getattr(self.server.broker, "subscribe", None)  # SimBroker emits market events only for subscriptions

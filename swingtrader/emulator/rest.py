@@ -105,7 +105,9 @@ def positions_json(emu, symbols:list[str]|None=None) -> list[dict]:
 async def positions(request):
     emu = check_account(request)
     syms = list_param(request, "underlying-symbol") + list_param(request, "symbol")
-    return web.json_response(paginate(positions_json(emu, syms), request.path))
+    items, dv = positions_json(emu, syms), getattr(emu, "derivatives", None)   # seeded options/futures (17g)
+    if dv is not None: items = dv.positions_json(items, syms, request.query.get("include-marks") == "true")
+    return web.json_response(paginate(items, request.path))
 
 # %% ../../nbs/17b_emulator_rest.ipynb #1f093734
 def _preflight_from(e:SwingtraderError) -> TTApiError:
@@ -153,7 +155,9 @@ async def place_order(request):
     emu = check_account(request)
     from swingtrader.emulator.core import read_body
     body = await read_body(request)
-    data = _place(emu, body, dry=request.path.endswith("/dry-run"))
+    dv = getattr(emu, "derivatives", None)   # option and futures legs: emulator.derivatives (17g)
+    if dv is not None and dv.is_derivative_order(body): data = dv.place_order(body, dry=request.path.endswith("/dry-run"))
+    else: data = _place(emu, body, dry=request.path.endswith("/dry-run"))
     return web.json_response(envelope(data, request.path), status=201 if not request.path.endswith("/dry-run") else 200)
 
 # %% ../../nbs/17b_emulator_rest.ipynb #6451f5d0
@@ -295,6 +299,7 @@ async def market_metrics(request):
     syms = list_param(request, "symbols")
     if not syms: raise TTApiError(400, "invalid_parameter", "symbols is required (comma-separated).")
     items = [m for m in (_metrics(emu, s.upper()) for s in syms) if m is not None]
+    if getattr(emu, "derivatives", None) is not None: items = emu.derivatives.metrics_json(items, [s.upper() for s in syms])
     return web.json_response({"data": {"items": items}, "context": request.path})
 
 async def quote_token(request):
@@ -358,7 +363,7 @@ def setup_rest(app:web.Application, emu):
     r.add_get("/accounts/{account}/transactions", transactions)
     r.add_get("/instruments/equities", equities)
     r.add_get("/instruments/equities/{symbol}", equity)
-    for kind in ("futures", "equity-options", "future-options", "cryptocurrencies"):
+    for kind in ("cryptocurrencies",):   # futures and options: emulator.derivatives (17g)
         r.add_get(f"/instruments/{kind}", no_instruments)
         r.add_get(f"/instruments/{kind}/{{symbol}}", no_instrument)
     r.add_get("/market-metrics", market_metrics)
