@@ -115,7 +115,7 @@ def bucket_starts(idx:pd.DatetimeIndex, # bar start times (tz-aware)
         mins = np.asarray(naive.hour * 60 + naive.minute)
         lab = day + pd.to_timedelta(mins // tf.minutes * tf.minutes, "min")
     elif tf.unit == "Day": lab = day
-    elif tf.unit == "Week": lab = day - pd.to_timedelta(np.asarray(naive.weekday), "D")
+    elif tf.unit == "Week": lab = day - pd.to_timedelta(np.asarray(naive.day_of_week), "D")
     else:
         m0 = (np.asarray(naive.month) - 1) // tf.amount * tf.amount + 1
         lab = pd.to_datetime(pd.DataFrame({"year": np.asarray(naive.year), "month": m0, "day": 1}))

@@ -80,6 +80,7 @@ class AlpacaDataServer:
         self.emu, self.view = emu, MarketView(emu)
         self.options = STREAM_OPTIONS | {k: v for k, v in data_options(emu).items() if k in STREAM_OPTIONS} | options
         self.sessions: set = set()
+        self.connections = 0            # connections accepted so far
         self.authed: dict = {}          # (key, feed) -> the session authenticated with it
         self.fed: set = set()           # symbols the simulator was asked to stream
         self.days: dict = {}            # symbol -> DayBar
@@ -92,7 +93,7 @@ class AlpacaDataServer:
     def base_timeframe(self) -> str: return getattr(self.broker, "base_timeframe", "1m")
     def state(self) -> dict:
         "What the control API reports."
-        return self.options | {"sessions": len(self.sessions), "authenticated": sum(1 for s in self.sessions if s.key),
+        return self.options | {"connections": self.connections, "sessions": len(self.sessions), "authenticated": sum(1 for s in self.sessions if s.key),
                                "muted": sum(1 for s in self.sessions if s.muted),
                                "subscriptions": [s.subscription() for s in self.sessions if s.key]}
 
@@ -310,7 +311,7 @@ def setup_alpaca_data(app:web.Application, emu) -> AlpacaDataServer:
         binary = "msgpack" in request.headers.get("Content-Type", "").lower()
         session = AlpacaDataSession(server, ws, FEED_PATHS[request.path], binary, request.transport)
         if hasattr(emu, "track_ws"): emu.track_ws(ws)
-        server.sessions.add(session)
+        server.sessions.add(session); server.connections += 1
         try: await session.run()
         finally:
             server.sessions.discard(session)
