@@ -164,14 +164,22 @@ def test_bad_keys_get_403_forbidden_and_basic_auth_works(emulator):
 
 
 def test_emulator_key_pair_follows_the_emulator(emulator):
+    "The pair is the trading side's (`emu.alpaca_trading`) when it exists, else `emu.alpaca_key_id`/`alpaca_secret_key`."
     from alpaca.common.exceptions import APIError
     from alpaca.data.requests import StockLatestBarRequest
     sym = emulator.emu.broker.symbols[0]
-    emulator.emu.alpaca_key_id, emulator.emu.alpaca_secret_key = "PKOTHER", "other-secret"
+    old_pair = alpaca_keys(emulator)
+    st = getattr(emulator.emu, "alpaca_trading", None)
+    target, names = (st, ("key_id", "secret_key")) if st is not None else (emulator.emu, ("alpaca_key_id", "alpaca_secret_key"))
+    saved = [getattr(target, n, None) for n in names]
+    for n, v in zip(names, ("PKOTHER", "other-secret")): setattr(target, n, v)
     try:
-        assert sym in alpaca_data_client(emulator, key="PKOTHER", secret="other-secret").get_stock_latest_bar(StockLatestBarRequest(symbol_or_symbols=sym))
-        with pytest.raises(APIError): alpaca_data_client(emulator, key="PKEMULATOR0000000000", secret="emulator-alpaca-secret-key").get_stock_latest_bar(StockLatestBarRequest(symbol_or_symbols=sym))
-    finally: del emulator.emu.alpaca_key_id, emulator.emu.alpaca_secret_key
+        assert alpaca_keys(emulator) == ("PKOTHER", "other-secret")
+        assert sym in alpaca_data_client(emulator).get_stock_latest_bar(StockLatestBarRequest(symbol_or_symbols=sym))
+        with pytest.raises(APIError): alpaca_data_client(emulator, *old_pair).get_stock_latest_bar(StockLatestBarRequest(symbol_or_symbols=sym))
+    finally:
+        for n, v in zip(names, saved): setattr(target, n, v)
+    assert alpaca_keys(emulator) == old_pair
 
 
 # ---------------------------------------------------------------- REST: latest values, snapshots, trades, quotes
@@ -542,9 +550,11 @@ def test_stream_messages_match_the_recorded_payloads(emulator, emulator_control)
     assert shape(ack) == shape(want) and {k: sorted(v) if isinstance(v, list) else v for k, v in ack[0].items()} == {k: sorted(v) if isinstance(v, list) else v for k, v in want[0].items()}
     # data messages: the recorded ones alpaca-py's models accept have the emulator's keys and types
     sym = sorted(emulator.emu.broker.symbols)[0]
-    js.send({"action": "subscribe", "trades": [sym], "quotes": [sym], "bars": [sym], "dailyBars": [sym]}); js.recv()
+    js.send({"action": "subscribe", "trades": [sym], "quotes": [sym], "bars": [sym], "dailyBars": [sym], "statuses": [sym]}); js.recv()
     step(emulator_control)
     data = {m["T"]: m for m in js.recv_data(4)}
+    ctl(halt=sym)
+    data |= {m["T"]: m for m in js.recv_data(1)}
     models = {"stream_data_trade_t.json": (Trade, "t"), "stream_data_quote_q.json": (Quote, "q"), "stream_data_bar_b.json": (Bar, "b"),
               "stream_data_daily_bar_d.json": (Bar, "d"), "stream_data_status_s.json": (TradingStatus, "s")}
     accepted = []
@@ -556,7 +566,6 @@ def test_stream_messages_match_the_recorded_payloads(emulator, emulator_control)
             assert T in ("b", "d") and model(data[T]["S"], dict(data[T])).trade_count is not None
             assert set(r) < set(data[T]); continue
         accepted.append(name)
-        if T == "s": continue                                # the simulator has no halts: statuses are acknowledged, never sent
         assert shape(data[T]) == shape(r), name
     assert accepted == ["stream_data_trade_t.json", "stream_data_quote_q.json", "stream_data_status_s.json"]
     js.close()

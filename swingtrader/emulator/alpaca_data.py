@@ -29,11 +29,13 @@ __all__ = ['log', 'NY', 'UTC', 'ALPACA_KEY_ID', 'ALPACA_SECRET_KEY', 'BAR_FIELDS
            'setup_alpaca_data_rest']
 
 # %% ../../nbs/17f_emulator_alpaca_data.ipynb #17454aa4
-ALPACA_KEY_ID = "PKEMULATOR0000000000"           # the emulator's default Alpaca key id
-ALPACA_SECRET_KEY = "emulator-alpaca-secret-key"  # ... and secret
+ALPACA_KEY_ID = "emulator-key-id"            # the emulator's default Alpaca key id (as the trading side's)
+ALPACA_SECRET_KEY = "emulator-secret-key"    # ... and secret
 
 def alpaca_keys(emu) -> tuple[str, str]:
     "The (key id, secret) the emulator's Alpaca side accepts."
+    st = getattr(emu, "alpaca_trading", None)
+    if getattr(st, "key_id", None) and getattr(st, "secret_key", None): return st.key_id, st.secret_key
     return (getattr(emu, "alpaca_key_id", None) or ALPACA_KEY_ID, getattr(emu, "alpaca_secret_key", None) or ALPACA_SECRET_KEY)
 
 def keys_ok(emu, key:str|None, secret:str|None) -> bool:
