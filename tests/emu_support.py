@@ -140,7 +140,7 @@ def alpaca_data_stream(srv, setup, key=None, secret=None, url=None, **kw):
     k, s = alpaca_keys(srv)
     st = StockDataStream(key or k, secret or s, feed=DataFeed.IEX, url_override=url or srv.alpaca_data_stream_url, **kw)
     setup(st)
-    th = threading.Thread(target=st.run, name="alpaca-data-stream", daemon=True)
+    th = st.thread = threading.Thread(target=st.run, name="alpaca-data-stream", daemon=True)   # st.thread: ends when the stream gives up
     th.start()
     try: yield st
     finally:

@@ -311,6 +311,33 @@ def test_stream_with_a_bad_key_never_authenticates(emulator):
     finally: raw.close()
 
 
+def test_stream_on_sip_without_subscription_stops_for_good(emulator):
+    "409 as the auth reply: alpaca-py stops the stream (no reconnect loop)."
+    requests.post(f"{emulator.api_url}/_emulator/alpaca_data", json={"sip_allowed": False}, headers=emulator.control_headers, timeout=10).raise_for_status()
+    sip = emulator.alpaca_data_stream_url.replace("/v2/iex", "/v2/sip")
+    bars, on_bar = collector()
+    with alpaca_data_stream(emulator, lambda st: st.subscribe_bars(on_bar, emulator.emu.broker.symbols[0]), url=sip) as st:
+        assert wait_until(lambda: not st.thread.is_alive(), 60)
+        assert alpaca_data_state(emulator)["connections"] == 1 and bars == []
+
+
+def test_a_muted_stream_is_replaced_by_alpaca_pys_data_timeout(emulator, emulator_control):
+    "A connected-but-mute socket (mute): StockDataStream(data_timeout=...) reconnects, and the new connection gets data."
+    import time
+    sym = sorted(emulator.emu.broker.symbols)[0]
+    bars, on_bar = collector()
+    with alpaca_data_stream(emulator, lambda st: st.subscribe_bars(on_bar, sym), data_timeout=2.0):
+        assert wait_until(lambda: alpaca_data_state(emulator)["subscriptions"], 30)
+        step(emulator_control)
+        assert wait_until(lambda: len(bars) >= 1, 30)
+        requests.post(f"{emulator.api_url}/_emulator/alpaca_data", json={"mute": True}, headers=emulator.control_headers, timeout=10).raise_for_status()
+        n, end = len(bars), time.monotonic() + 90
+        while time.monotonic() < end and not (alpaca_data_state(emulator)["connections"] >= 2 and len(bars) > n):
+            step(emulator_control); time.sleep(0.5)              # the market keeps moving; the muted socket says nothing
+        assert alpaca_data_state(emulator)["connections"] >= 2 and len(bars) > n
+        assert alpaca_data_state(emulator)["sessions"] == 1
+
+
 # ---------------------------------------------------------------- the wire protocol over a raw websocket
 
 class Closed(ConnectionError):
