@@ -297,6 +297,7 @@ def test_second_connection_with_the_same_key_gets_406_and_the_first_stays_up(emu
             step(emulator_control)
             assert wait_until(lambda: len(bars) >= 1, 30)
         finally: raw.close()
+        assert wait_until(lambda: alpaca_data_state(emulator)["sessions"] == 1, 30)      # the raw ones are gone, the first is up
         assert alpaca_data_state(emulator)["authenticated"] == 1
 
 
@@ -304,8 +305,8 @@ def test_stream_with_a_bad_key_never_authenticates(emulator):
     a = emulator.emu.broker.symbols[0]
     bars, on_bar = collector()
     with alpaca_data_stream(emulator, lambda st: st.subscribe_bars(on_bar, a), secret="wrong"):
-        assert wait_until(lambda: alpaca_data_state(emulator)["sessions"] >= 1, 30)
-        assert alpaca_data_state(emulator)["authenticated"] == 0
+        assert wait_until(lambda: alpaca_data_state(emulator)["connections"] >= 2, 60)   # refused (402), it retries with backoff
+        assert alpaca_data_state(emulator)["authenticated"] == 0 and bars == []
     raw = RawWS(emulator)
     try: assert raw.auth(secret="wrong") == [{"T": "error", "code": 402, "msg": "auth failed"}]
     finally: raw.close()
@@ -450,6 +451,7 @@ def test_silent_mute_drop_and_disconnect_knobs(emulator, emulator_control):
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
         for _ in range(5): b.recv()
     b.close()
+    assert wait_until(lambda: alpaca_data_state(emulator)["sessions"] == 0, 30)       # the dropped session has ended
     c = subscribed()
     emulator_control("disconnect")                          # the emulator's own disconnect closes data sockets too
     with pytest.raises(Closed) as e: c.recv()
