@@ -15,6 +15,7 @@ import pandas as pd
 from aiohttp import web
 
 from ..broker import UnknownSymbol
+from .core import EMULATOR_KEY
 
 log = logging.getLogger(__name__)
 NY, UTC = ZoneInfo("America/New_York"), timezone.utc
@@ -373,7 +374,6 @@ def data_options(emu) -> dict:
 def _route(fn):
     "A data route: key check, then `fn(view, request)` -> JSON, `AlpacaDataError` -> its status and message."
     async def handler(request:web.Request):
-        from swingtrader.emulator.core import EMULATOR_KEY
         emu = request.app[EMULATOR_KEY]
         if not keys_ok(emu, *request_keys(request.headers)): return web.json_response({"message": "forbidden"}, status=403)
         try: return web.json_response(fn(MarketView(emu), request))
