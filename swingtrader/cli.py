@@ -276,11 +276,17 @@ def _scheduled(name:str):
     return p if p.is_file() else None
 
 def _papermill(nb, out, params:dict):
-    import papermill as pm
+    "Execute `nb` into `out` with papermill, then write the HTML report next to it; return the HTML's path."
+    import logging, papermill as pm
+    from swingtrader.report import notebook_html
     out.parent.mkdir(parents=True, exist_ok=True)
-    try: pm.execute_notebook(str(nb), str(out), parameters=params, progress_bar=False, log_output=False)
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    quiet = ["--IPKernelApp.log_level=CRITICAL"]    # the kernel's own console lines (unencrypted-TCP note, the interrupt at shutdown)
+    try: pm.execute_notebook(str(nb), str(out), parameters=params, progress_bar=False, log_output=False, extra_arguments=quiet)
     except pm.PapermillExecutionError as e:
-        raise SwingtraderError(f"{nb.name} failed in cell {e.cell_index}: {e.ename}: {e.evalue}.", f"open the report {out} to see the failing cell.") from None
+        html = notebook_html(out) if out.exists() else out
+        raise SwingtraderError(f"{nb.name} failed in cell {e.cell_index}: {e.ename}: {e.evalue}.", f"open the report {html} to see the failing cell.") from None
+    return notebook_html(out)
 
 @main.command()
 @friendly
@@ -306,7 +312,11 @@ def daily(day, speed, report):
     d = _in_calendar(_parse_date(day, "--day"), "--day") if day else None
     if d is not None and s.broker != "sim": raise SwingtraderError(f"--day {d} only applies to the simulator.", "drop --day: a live daily run trades today.")
     now = WallClock().now().astimezone(NY)
-    label = (d or runs.SIM_DAY).isoformat() if s.broker == "sim" else now.date().isoformat()
+    if s.broker == "sim":
+        from swingtrader.report import session_for
+        ses, note = session_for(d or runs.SIM_DAY)
+        if note: click.echo(f"note:    {note}")
+    label = ses.isoformat() if s.broker == "sim" else now.date().isoformat()
     nb = _scheduled("daily_run") if report else None
     base = runs.data_dir(s)
     with runs.start_run(s, "daily", label=label) as r:          # the lock, the run's directory, DATA_DIR/current.json
@@ -314,8 +324,9 @@ def daily(day, speed, report):
         if nb is not None:
             rep = s.reports_dir/f"daily-{label}-{now:%Y%m%d-%H%M%S}.ipynb"
             click.echo(f"running {nb} with papermill ({s.broker}) ...")
-            _papermill(nb, rep, {"day": d.isoformat() if d else "", "speed": float(speed or 0), "data_dir": str(base)})   # the kernel joins this run
-            click.echo(f"report:  {rep}")
+            html = _papermill(nb, rep, {"day": d.isoformat() if d else "", "speed": float(speed or 0), "data_dir": str(base)})   # the kernel joins this run
+            click.echo(f"report:  {html}")
+            click.echo(f"notebook: {rep}")
         else:
             summ = jobs.daily(s, day=d, speed=speed)
             if summ is None: click.echo("no NYSE session today: nothing traded"); return
@@ -352,8 +363,8 @@ def smoke(symbol, report):
     if report and nb is None: raise SwingtraderError("scheduled/smoke_test.ipynb is not here.", "run from the swingtrader checkout, or drop --report.")
     if nb is not None:
         rep = s.reports_dir/f"smoke-{WallClock().now().astimezone(NY):%Y%m%d-%H%M%S}.ipynb"
-        _papermill(nb, rep, {"symbol": symbol or ""})
-        click.echo(f"smoke test passed; report: {rep}")
+        html = _papermill(nb, rep, {"symbol": symbol or ""})
+        click.echo(f"smoke test passed; report: {html} (notebook: {rep})")
         return
     r = jobs.smoke(s, symbol=symbol)
     click.echo(str(r))
