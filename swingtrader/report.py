@@ -4,10 +4,9 @@
 
 # %% ../nbs/66_report.ipynb #3eeabbaa
 from __future__ import annotations
-import html, json, math, re
+import html, math, re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
