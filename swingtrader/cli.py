@@ -379,16 +379,28 @@ def smoke(symbol, report):
 @click.option("--fill-at", "fill_at", default="close", show_default=True, type=click.Choice(["close", "quote", "bar"]),
               help="close: at the decision bar's close, no costs (comparable with other frameworks).")
 @click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/backtest-...).")
+@click.option("--no-kill-switch", "no_kill_switch", is_flag=True, help="Leave out the kill switch (losing streak, weekly loss: on in the bot and by default here).")
+@click.option("--no-stops", "no_stops", is_flag=True, help="Leave out the trailing stops (on in the bot and by default here).")
+@click.option("--no-caps", "no_caps", is_flag=True, help="Open the position, sector and correlated caps to 100% of equity.")
+@click.option("--chart", "chart", default=None, help="Symbol whose candles and trades the tearsheet shows (default: the most traded).")
 @friendly
-def backtest(start, end, symbols, seed, fill_at, out):
-    "Backtest the strategy on the simulator and save the results."
+def backtest(start, end, symbols, seed, fill_at, out, no_kill_switch, no_stops, no_caps, chart):
+    "Backtest the bot (strategy, sizing, risk rules, stops, kill switch) on the simulator; print the statistics and the files written."
+    import logging
     from swingtrader.backtest import run_backtest
     s = load_settings()
     a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
     if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
-    r = run_backtest(s, a, b, symbols=symbols, seed=seed, fill_at=fill_at, progress=sys.stderr.isatty())
-    path = r.save(out or s.reports_dir/f"backtest-{a}-{b}-{fill_at}")
-    for k, v in r.summary().items(): click.echo(f"{k:<14} {v}")
+    if no_caps: s = s.model_copy(update=dict(position_cap=1.0, sector_cap=1.0, correlated_cap=1.0))
+    logging.getLogger("swingtrader.risk").setLevel(logging.CRITICAL + 1)   # a trip is in the results, not a live alert
+    r = run_backtest(s, a, b, symbols=symbols, seed=seed, fill_at=fill_at, progress=sys.stderr.isatty(),
+                     kill_switch=not no_kill_switch, stops=not no_stops)
+    if chart and chart.strip().upper() not in r.bars:
+        raise SwingtraderError(f"--chart {chart} is not one of the backtest's symbols.", f"use one of {', '.join(list(r.bars)[:8])}.")
+    path = r.save(out or s.reports_dir/f"backtest-{a}-{b}-{fill_at}", symbol=chart.strip().upper() if chart else None)
+    click.echo(r.summary_text())
+    click.echo("wrote:")
+    for f in r.files: click.echo(f"  {f}")
     click.echo(f"results: {path}")
 
 # %% ../nbs/90_cli.ipynb #6e23a486

@@ -153,7 +153,7 @@ def fig_equity_drawdown(equity:pd.Series, # equity over time (UTC index)
     fig.add_trace(go.Scatter(x=x, y=dd.values, name="drawdown", fill="tozeroy", line=dict(color="indianred"),
                              hovertemplate="%{x|%b %d %H:%M} ET<br>%{y:.2%}<extra></extra>"), 2, 1)
     fig.update_yaxes(title_text="USD", tickprefix="$", tickformat=",.0f", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown", tickformat=".1%", row=2, col=1)
+    fig.update_yaxes(title_text="drawdown", tickformat=".2%", row=2, col=1)
     fig.update_xaxes(rangebreaks=market_rangebreaks(intraday))
     fig.update_xaxes(title_text="New York time", row=2, col=1)
     return fig.update_layout(title=title, height=460, margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=1.08))

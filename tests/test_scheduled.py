@@ -65,4 +65,4 @@ def test_backtest_command_saves_results(tmp_path):
     r = run(["backtest", "--start", "2026-03-02", "--end", "2026-03-04", "--symbols", "4", "--out", str(tmp_path/"bt")], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path/"bt"/"summary.json").exists() and (tmp_path/"bt"/"trades.csv").exists()
-    assert "final_equity" in r.stdout
+    assert "final equity" in r.stdout and "tearsheet.html" in r.stdout
