@@ -259,6 +259,8 @@ class DayReport:
     halt_state: str = "active"
     requested_day: date|None = None                 # the --day asked for, when it was no session
     ledger_problems: list = field(default_factory=list)  # `Ledger.check()`: empty when consistent
+    week_pl: float|None = None                      # P&L since the week's start (the weekly-loss rule's measure)
+    positions: pd.DataFrame = field(default_factory=pd.DataFrame)   # open positions at the report's time
     bars: dict = field(default_factory=dict)        # symbol -> 1-minute bars of the day (simulator)
     equity: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
 
@@ -294,6 +296,9 @@ def _load(cls, ledger_path:str|Path, audit_dir:str|Path, settings:Settings|None=
         halts = [e for e in led.events("kill_switch")]
         state = led.halt_state().state
         problems = led.check()
+        week = led.week_pl(day)
+        held = pd.DataFrame([{"symbol": p.symbol, "qty": p.qty, "avg_price": p.avg_entry_price} for p in led.positions()],
+                            columns=["symbol", "qty", "avg_price"])
     for c in ("time", "recorded_at"): fills[c] = pd.to_datetime(fills[c], utc=True, format="ISO8601")
     in_day = lambda t: t.tz_convert(NY).date() == day if t is not None and t is not pd.NaT else False
     if len(fills): fills = fills[fills["time"].map(in_day)].reset_index(drop=True)
@@ -314,7 +319,7 @@ def _load(cls, ledger_path:str|Path, audit_dir:str|Path, settings:Settings|None=
     trips = [{"at": h["timestamp"], "trigger": h["details"].get("trigger"), "message": h["details"].get("message", "")} for h in ks]
     if not trips: trips = [{"at": e["at"], "trigger": e.get("trigger"), "message": e.get("detail", "")} for e in halts]
     r = cls(s, day, summ, tr, orders, fills, stops, risk, health, trips, state, requested_day if requested_day != day else None,
-            ledger_problems=problems)
+            ledger_problems=problems, week_pl=_num(week), positions=held)
     if bars if bars is not None else s.broker == "sim":
         syms = sorted(set(tr["symbol"]) | set(fills["symbol"] if len(fills) else []))
         try: r.bars = sim_day_bars(s, day, syms)
@@ -408,9 +413,12 @@ def orders_section(self:DayReport) -> Html:
                        "price": f["price"].map(price), "value": (f["qty"].astype(float) * f["price"].astype(float)).map(money),
                        "commission": f["commission"].map(money)}) if len(f) else f
     n_ok = int((o["status"] != "rejected").sum()) if len(o) else 0
+    p = self.positions
+    pd_ = pd.DataFrame({"symbol": p["symbol"], "shares": p["qty"].map(shares), "average price": p["avg_price"].map(price),
+                        "cost": (p["qty"].astype(float) * p["avg_price"].astype(float)).map(money)}) if len(p) else p
     chk = "ok" if not self.ledger_problems else "; ".join(map(str, self.ledger_problems))
     return Html(f"<p>{len(o)} orders ({n_ok} not rejected), {len(f)} fills; ledger consistency: {esc(chk)}.</p><h3>Orders</h3>" + table(od, empty="no orders") +
-                "<h3>Fills</h3>" + table(fd, empty="no fills"))
+                "<h3>Fills</h3>" + table(fd, empty="no fills") + "<h3>Open positions at the close</h3>" + table(pd_, empty="none: flat"))
 
 # %% ../nbs/66_report.ipynb #bc5cef73
 def _limit_text(s:Settings, rule:str) -> str:
@@ -452,6 +460,11 @@ def risk_section(self:DayReport) -> Html:
           {"rule": "daily_loss (kill switch)", "limit (setting)": _limit_text(s, "daily_loss"), "checks": "", "passed": "", "cut or blocked": "",
            "last time it bit": "—" if worst is None else f"worst {money(worst, sign=True)} = {pct(worst / a)} of {pct(-s.daily_loss_halt)} allowed "
            f"({min(abs(min(worst, 0) / a) / s.daily_loss_halt, 9.99):.0%} used)"}]
+    if self.week_pl is not None and a:
+        w = self.week_pl
+        ks.append({"rule": "weekly_loss (kill switch)", "limit (setting)": f"{s.weekly_loss_halt:.2%} loss ({env_name('weekly_loss_halt')})",
+                   "checks": "", "passed": "", "cut or blocked": "",
+                   "last time it bit": f"week so far {money(w, sign=True)} ({min(abs(min(w, 0)) / a / s.weekly_loss_halt, 9.99):.0%} used)"})
     return Html(table(pd.DataFrame(rows + ks), empty="no risk checks today", wrap=("last time it bit",)))
 
 def halt_section(self:DayReport) -> Html:
