@@ -1619,6 +1619,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'swingtrader.report.Html._repr_html_': ('report.html#html._repr_html_', 'swingtrader/report.py'),
                                     'swingtrader.report.Html._repr_pretty_': ('report.html#html._repr_pretty_', 'swingtrader/report.py'),
                                     'swingtrader.report.Html.text': ('report.html#html.text', 'swingtrader/report.py'),
+                                    'swingtrader.report._is_bundle': ('report.html#_is_bundle', 'swingtrader/report.py'),
                                     'swingtrader.report._limit_text': ('report.html#_limit_text', 'swingtrader/report.py'),
                                     'swingtrader.report._load': ('report.html#_load', 'swingtrader/report.py'),
                                     'swingtrader.report._num': ('report.html#_num', 'swingtrader/report.py'),

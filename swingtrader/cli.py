@@ -284,9 +284,9 @@ def _papermill(nb, out, params:dict):
     quiet = ["--IPKernelApp.log_level=CRITICAL"]    # the kernel's own console lines (unencrypted-TCP note, the interrupt at shutdown)
     try: pm.execute_notebook(str(nb), str(out), parameters=params, progress_bar=False, log_output=False, extra_arguments=quiet)
     except pm.PapermillExecutionError as e:
-        html = notebook_html(out) if out.exists() else out
+        html = notebook_html(out, slim=True) if out.exists() else out
         raise SwingtraderError(f"{nb.name} failed in cell {e.cell_index}: {e.ename}: {e.evalue}.", f"open the report {html} to see the failing cell.") from None
-    return notebook_html(out)
+    return notebook_html(out, slim=True)
 
 @main.command()
 @friendly

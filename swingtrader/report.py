@@ -547,9 +547,15 @@ table.st-table{border-collapse:collapse;width:100%;font-size:.85rem;table-layout
 .st-note{background:#fff8e1;border-left:4px solid #f0ad4e;padding:.4rem .8rem}.st-empty{color:#777;font-style:italic}
 pre{white-space:pre-wrap}"""
 
+def _is_bundle(o) -> bool:
+    h = o.get("data", {}).get("text/html", "") if o.get("output_type") in ("display_data", "execute_result") else ""
+    h = "".join(h) if isinstance(h, list) else h
+    return len(h) > 1_000_000 and "plotly.js v" in h[:5000]
+
 def notebook_html(nb_path:str|Path, # an executed notebook
                   out:str|Path|None=None, # default: next to it, .html
-                  title:str|None=None) -> Path:
+                  title:str|None=None,
+                  slim:bool=False) -> Path: # then drop the inlined plotly.js bundle from the notebook file (the HTML keeps it)
     "Write the executed notebook as one self-contained HTML report (no code, no external scripts); return its path."
     import nbformat
     from nbconvert import HTMLExporter
@@ -569,4 +575,11 @@ def notebook_html(nb_path:str|Path, # an executed notebook
            f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>{body}</main></body></html>")
     out = Path(out) if out else nb_path.with_suffix(".html")
     out.write_text(doc, encoding="utf-8")
+    if slim:                                    # ~5 MB a day saved: the notebook stays for debugging, the HTML is the report
+        keep = nbformat.read(nb_path, as_version=4)
+        for c in keep.cells:
+            if c.cell_type == "code" and any(_is_bundle(o) for o in c.get("outputs", [])):
+                c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"plotly.js: inlined in {out.name}\n")
+                             if _is_bundle(o) else o for o in c.outputs]
+        nbformat.write(keep, nb_path)
     return out

@@ -42,7 +42,9 @@ def test_daily_console_is_clean(daily):
     r, html, _ = daily
     for noise in KERNEL_NOISE: assert noise not in r.stdout + r.stderr, (noise, r.stdout, r.stderr)
     assert "2026-02-28 is a weekend day" in r.stdout and "2026-03-02" in line(r.stdout, "note:")
-    assert html.suffix == ".html" and Path(line(r.stdout, "notebook:")).suffix == ".ipynb"
+    nb = Path(line(r.stdout, "notebook:"))
+    assert html.suffix == ".html" and nb.suffix == ".ipynb" and nb.with_suffix(".html") == html
+    assert "plotly.js v" not in nb.read_text() and nb.stat().st_size < 2_000_000     # the bundle lives in the HTML only
 
 def test_daily_html_is_self_contained_with_every_section(daily):
     _, html, _ = daily
