@@ -1633,6 +1633,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'swingtrader.report.esc': ('report.html#esc', 'swingtrader/report.py'),
                                     'swingtrader.report.fig_candles': ('report.html#fig_candles', 'swingtrader/report.py'),
                                     'swingtrader.report.fig_equity_drawdown': ('report.html#fig_equity_drawdown', 'swingtrader/report.py'),
+                                    'swingtrader.report.fig_risk_use': ('report.html#fig_risk_use', 'swingtrader/report.py'),
                                     'swingtrader.report.figure_html': ('report.html#figure_html', 'swingtrader/report.py'),
                                     'swingtrader.report.halt_section': ('report.html#halt_section', 'swingtrader/report.py'),
                                     'swingtrader.report.headline': ('report.html#headline', 'swingtrader/report.py'),

@@ -19,7 +19,7 @@ from .clock import MarketCalendar, NY, UTC
 __all__ = ['REASONS', 'KILL_RULES', 'RISK_RULES', 'CSS', 'money', 'pct', 'ny_time', 'price', 'shares', 'reason_words', 'Html',
            'esc', 'table', 'cards', 'plotly_js', 'figure_html', 'market_rangebreaks', 'ny_index', 'fig_equity_drawdown',
            'fig_candles', 'session_for', 'sim_day_bars', 'intraday_equity', 'DayReport', 'headline', 'equity_section',
-           'trades_section', 'orders_section', 'longest_losing_streak', 'risk_section', 'halt_section',
+           'trades_section', 'orders_section', 'longest_losing_streak', 'risk_section', 'fig_risk_use', 'halt_section',
            'health_section', 'charts_section', 'smoke_section', 'notebook_html']
 
 # %% ../nbs/66_report.ipynb #056cf968
@@ -465,7 +465,33 @@ def risk_section(self:DayReport) -> Html:
         ks.append({"rule": "weekly_loss (kill switch)", "limit (setting)": f"{s.weekly_loss_halt:.2%} loss ({env_name('weekly_loss_halt')})",
                    "checks": "", "passed": "", "cut or blocked": "",
                    "last time it bit": f"week so far {money(w, sign=True)} ({min(abs(min(w, 0)) / a / s.weekly_loss_halt, 9.99):.0%} used)"})
-    return Html(table(pd.DataFrame(rows + ks), empty="no risk checks today", wrap=("last time it bit",)))
+    fig = fig_risk_use(self)
+    return Html(table(pd.DataFrame(rows + ks), empty="no risk checks today", wrap=("last time it bit",)) +
+                (figure_html(fig) if fig is not None else ""))
+
+def fig_risk_use(self:DayReport):
+    "The kill switch's day rules over time, as a share of their limits: the losing streak after each trade, the day's loss."
+    import plotly.graph_objects as go
+    s, a = self.settings, _start_end(self)[0]
+    tr = self.trades.sort_values("exit_time") if len(self.trades) else self.trades
+    fig, traces = go.Figure(), 0
+    if len(tr):
+        streak, cur = [], 0
+        for p in tr["pl"]:
+            cur = cur + 1 if p < 0 else 0
+            streak.append(cur / (s.max_losing_streak + 1))
+        fig.add_trace(go.Scatter(x=ny_index(tr["exit_time"]), y=streak, mode="lines+markers", line=dict(shape="hv"),
+                                 name=f"losing streak (trips at {s.max_losing_streak + 1})",
+                                 hovertemplate="%{x|%H:%M} ET: %{y:.0%} of the trip level<extra></extra>")); traces += 1
+    if len(self.equity) and a:
+        loss = (-(self.equity - a) / a).clip(lower=0) / s.daily_loss_halt
+        fig.add_trace(go.Scatter(x=ny_index(loss.index), y=loss.values, name=f"day's loss (halts at {s.daily_loss_halt:.1%})",
+                                 hovertemplate="%{x|%H:%M} ET: %{y:.1%} of the limit<extra></extra>")); traces += 1
+    if not traces: return None
+    fig.add_hline(y=1.0, line=dict(color="#c0392b", dash="dash"), annotation_text="limit", annotation_position="top left")
+    fig.update_xaxes(rangebreaks=market_rangebreaks(True), title_text="New York time")
+    return fig.update_layout(title="Kill-switch rules over the day (share of the limit)", yaxis_tickformat=".0%", height=320,
+                             margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=1.15))
 
 def halt_section(self:DayReport) -> Html:
     "Kill-switch events, and what to do about a halt: the rule, its threshold, the setting, and the command that resumes."
@@ -516,7 +542,7 @@ def charts_section(self:DayReport) -> Html:
         out.append(figure_html(fig_candles(b5, sym, tr, st)))
     return Html("".join(out))
 
-for _f in (headline, equity_section, trades_section, orders_section, risk_section, halt_section, health_section, charts_section):
+for _f in (headline, equity_section, trades_section, orders_section, risk_section, fig_risk_use, halt_section, health_section, charts_section):
     setattr(DayReport, _f.__name__, _f)
 
 # %% ../nbs/66_report.ipynb #4cbfd00b

@@ -78,6 +78,8 @@ def test_daily_halt_section_says_why_and_how_to_resume(daily):
     assert "SWINGTRADER_MAX_LOSING_STREAK" in ks and "Exits continued" in ks
     assert "swingtrader reset-halt --who" in ks
     assert "kill_switch" in section(html.read_text(), "Health alerts")
+    risk = section(html.read_text(), "Risk use per rule")
+    assert "SWINGTRADER_MAX_LOSING_STREAK" in risk and "(tripped)" in risk and "Plotly.newPlot" in risk
 
 def test_daily_report_equity_agrees_with_the_ledger(daily):
     "The report's minute-by-minute equity (rebuilt from the seed's bars) ends at the bot's own end-of-day equity, to the cent."
