@@ -59,13 +59,13 @@ def main():
     months = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     until = datetime(2025 + months // 12, months % 12 + 1, 1, tzinfo=timezone.utc)
     for fill_at in ("close", "quote"):
-        bt2 = Backtest(bars5, Settings(), universe=u, fill_at=fill_at)
+        bt2 = Backtest(bars5, Settings(), universe=u, fill_at=fill_at, kill_switch=False)   # trade the whole period (the kill switch, on by default, would stop the entries)
         r = bt2.run(until=until)
         orders = len(bt2.ledger.orders())
         print(f"backtest, trading ({fill_at:5}, {months:2d} mo)   ", rate(r.info["bars"], bt2.elapsed),
               f"{len(r.trades):,} round trips, {orders:,} orders, ~{bt2.elapsed / max(orders, 1) * 1e3:.2f} ms per order all-in")
 
-    bt3 = Backtest(bars5, Settings(), universe=u, fill_at="close")          # not timed: how much SQL an order costs
+    bt3 = Backtest(bars5, Settings(), universe=u, fill_at="close", kill_switch=False)   # not timed: how much SQL an order costs
     n_sql = [0]
     bt3.ledger.db.set_trace_callback(lambda _: n_sql.__setitem__(0, n_sql[0] + 1))
     bt3.run(until=datetime(2025, 2, 1, tzinfo=timezone.utc))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/70_backtest.ipynb #eb8ce418
 from __future__ import annotations
-import json, math, time
+import json, time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -93,7 +93,7 @@ class Backtest:
                  ledger:Ledger|str|Path|None=None, # a ledger or a file path (default: in memory)
                  audit=None, # an AuditLog (default: none, for speed)
                  stops:bool=True, # code-side trailing stops (StopBook)
-                 kill_switch:bool=False, # the persistent kill switch (losing streak, weekly loss → halted until a manual reset)
+                 kill_switch:bool=True, # the persistent kill switch (losing streak, weekly loss → halted until a manual reset), as in the bot
                  progress:bool=False, # tqdm progress bar
                  calendar:MarketCalendar|None=None,
                  resume_from:str|Path|None=None, # a SimBroker.save file: continue a checkpointed run (ledger must be its file)
@@ -287,12 +287,15 @@ class BacktestResult:
     fills: pd.DataFrame
     per_symbol: pd.DataFrame
     skipped: pd.DataFrame       # signals that did not become orders, and why
-    info: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)   # the run: period, symbols, fill_at, the rules it used, kill-switch trips
+    benchmark: pd.Series|None = None           # equal-weight buy & hold of the same symbols, per bar time (USD)
+    bars: dict = field(default_factory=dict, repr=False)   # the bars the run used (symbol → DataFrame), for charts
 
     def __repr__(self):
         s = self.summary()
+        sh = "—" if s["sharpe"] is None else f"{s['sharpe']:.2f}"
         return (f"BacktestResult({s['trades']} trades, return {s['total_return']:.2%}, max drawdown {s['max_drawdown']:.2%}, "
-                f"sharpe {s['sharpe']:.2f}, {s['bars']} bars at {s['bars_per_s']:,.0f} bars/s)")
+                f"sharpe {sh}, {s['bars']} bars at {s['bars_per_s']:,.0f} bars/s, {s['halt']})")
 
 @patch
 def _fills_frame(self:Backtest) -> pd.DataFrame:
@@ -350,47 +353,87 @@ def result(self:Backtest) -> BacktestResult:
     per["bars"] = np.bincount(self._sym[:self.k], minlength=len(self.names))
     per.index.name = "symbol"
     sk = pd.DataFrame(self.trader.skipped, columns=["time", "symbol", "action", "why", "decision"])
+    s = self.settings
+    rules = {"kill_switch": self.trader.kill_switch is not None, "stops": self.trader.stops is not None,
+             "max_losing_streak": s.max_losing_streak, "weekly_loss_halt": s.weekly_loss_halt, "daily_loss_halt": s.daily_loss_halt,
+             "position_cap": s.position_cap, "sector_cap": s.sector_cap, "correlated_cap": s.correlated_cap,
+             "risk_per_trade": s.risk_per_trade, "account_type": s.account_type}
+    halts = [{"at": h.at, "who": h.who, "reason": h.reason} for h in self.ledger.halt_history() if h.state == "halted"]
     info = dict(start=str(self.start or self._times[0].astimezone(NY).date()), end=str(self.end or self._times[-1].astimezone(NY).date()),
                 symbols=len(self.names), timeframe=self.settings.timeframe, fill_at=self.fill_at, bars=int(self.k),
-                initial_cash=float(self.initial_cash), elapsed_s=self.elapsed, halt=self.ledger.halt_state().state)
-    return BacktestResult(tr, eq, fills, per, sk, info)
+                initial_cash=float(self.initial_cash), elapsed_s=self.elapsed, halt=self.ledger.halt_state().state,
+                rules=rules, halts=halts)
+    return BacktestResult(tr, eq, fills, per, sk, info, self._buy_and_hold(eq.index), self.bars)
+
+@patch
+def _buy_and_hold(self:Backtest, index:pd.DatetimeIndex) -> pd.Series:
+    "The starting cash split equally over the symbols at their first close and held: its value at each time of `index`."
+    if not len(index): return pd.Series(dtype=float)
+    parts = []
+    for df in self.bars.values():
+        c = pd.Series(df["close"].to_numpy(dtype=float), index=df.index + pd.Timedelta(self.bar_ns, "ns"))   # known at the bar's close
+        c = c[~c.index.duplicated(keep="last")]
+        c = c.reindex(c.index.union(index)).ffill().reindex(index).bfill()
+        parts.append(c / c.iloc[0])
+    return (float(self.initial_cash) * pd.concat(parts, axis=1).mean(axis=1)).rename("buy_and_hold")
 
 # %% ../nbs/70_backtest.ipynb #6bafd0e5
 @patch
 def summary(self:BacktestResult) -> dict:
-    "Headline numbers as a plain dict (JSON-ready)."
-    eq, tr, i = self.equity, self.trades, self.info
-    final = float(eq["equity"].iloc[-1]) if len(eq) else i["initial_cash"]
-    daily = eq["equity"].groupby(eq.index.tz_convert(NY).date).last() if len(eq) else pd.Series(dtype=float)
-    r = pd.concat([pd.Series([i["initial_cash"]]), daily.reset_index(drop=True)]).pct_change().dropna()
-    sharpe = float(r.mean() / r.std() * math.sqrt(252)) if len(r) > 1 and r.std() > 0 else 0.0
-    n = len(tr)
-    return {**{k: i[k] for k in ("start", "end", "symbols", "timeframe", "fill_at", "bars", "initial_cash")},
-            "final_equity": round(final, 2), "total_return": final / i["initial_cash"] - 1,
-            "max_drawdown": float(eq["drawdown"].min()) if len(eq) else 0.0, "sharpe": sharpe,
-            "trades": n, "win_rate": float((tr["pl"] > 0).mean()) if n else 0.0,
-            "avg_exposure": float(eq["exposure"].mean()) if len(eq) else 0.0, "halt": i["halt"],
+    "Headline numbers as a plain dict (JSON-ready): the run, its rules and kill-switch trips, and the statistics."
+    from swingtrader.tearsheet import stats
+    i = self.info
+    return {**{k: i[k] for k in ("start", "end", "symbols", "timeframe", "fill_at", "bars", "initial_cash")}, **stats(self),
+            "halt": i["halt"], "rules": i.get("rules", {}), "halts": i.get("halts", []),
             "elapsed_s": round(i["elapsed_s"], 3), "bars_per_s": i["bars"] / i["elapsed_s"] if i["elapsed_s"] else 0.0}
 
 @patch
+def summary_text(self:BacktestResult) -> str:
+    "The run, its rules and the statistics as aligned text (the backtest command prints it)."
+    from swingtrader.tearsheet import stats_text
+    s, i = self.summary(), self.info
+    r = i.get("rules", {})
+    onoff = lambda k: "on" if r.get(k) else "OFF"
+    lines = [f"backtest {i['start']} to {i['end']}: {i['symbols']} symbols, {i['timeframe']} bars, fills at {i['fill_at']}, "
+             f"starting cash ${i['initial_cash']:,.2f}",
+             f"rules: kill switch {onoff('kill_switch')} (losing streak > {r.get('max_losing_streak')}, weekly loss {r.get('weekly_loss_halt', 0):.1%}), "
+             f"stops {onoff('stops')}, daily loss {r.get('daily_loss_halt', 0):.1%}, caps: position {r.get('position_cap', 0):.0%} / "
+             f"sector {r.get('sector_cap', 0):.0%} / correlated {r.get('correlated_cap', 0):.0%}", stats_text(s)]
+    for h in s["halts"]:
+        lines.append(f"kill switch tripped {pd.Timestamp(h['at']).tz_convert(NY):%Y-%m-%d %H:%M} ET ({h['who']}): {h['reason']}; "
+                     "no new entries after it, exits continued (--no-kill-switch leaves it out)")
+    return "\n".join(lines)
+
+@patch
 def fig_equity(self:BacktestResult):
-    "Equity and cash over time (plotly)."
+    "Equity, and cash on its own axis (plotly; New York time, closed hours left out)."
     import plotly.graph_objects as go
+    from swingtrader.report import ny_index
+    from swingtrader.tearsheet import gap_rangebreaks
     e = self.equity
-    fig = go.Figure([go.Scatter(x=e.index, y=e["equity"], name="equity"), go.Scatter(x=e.index, y=e["cash"], name="cash", line=dict(dash="dot"))])
-    return fig.update_layout(title=f"Equity ({self.info['fill_at']} fills, {self.info['symbols']} symbols)", yaxis_title="USD", xaxis_title="time (UTC)")
+    x = ny_index(e.index)
+    fig = go.Figure([go.Scatter(x=x, y=e["equity"].round(2), name="equity"),
+                     go.Scatter(x=x, y=e["cash"].round(2), name="cash", line=dict(dash="dot", color="#aaa"), yaxis="y2")])
+    fig.update_xaxes(rangebreaks=gap_rangebreaks(x), title_text="New York time")
+    return fig.update_layout(title=f"Equity ({self.info['fill_at']} fills, {self.info['symbols']} symbols)", yaxis=dict(title="equity (USD)", tickprefix="$"),
+                             yaxis2=dict(title="cash (USD)", overlaying="y", side="right", showgrid=False, tickprefix="$"))
 
 @patch
 def fig_drawdown(self:BacktestResult):
-    "Drawdown from the running equity peak (plotly)."
+    "Drawdown from the running equity peak (plotly; New York time, closed hours left out)."
     import plotly.graph_objects as go
+    from swingtrader.report import ny_index
+    from swingtrader.tearsheet import gap_rangebreaks
     e = self.equity
-    fig = go.Figure([go.Scatter(x=e.index, y=e["drawdown"], fill="tozeroy", name="drawdown")])
-    return fig.update_layout(title="Drawdown", yaxis_tickformat=".1%", xaxis_title="time (UTC)")
+    x = ny_index(e.index)
+    fig = go.Figure([go.Scatter(x=x, y=e["drawdown"], fill="tozeroy", name="drawdown")])
+    fig.update_xaxes(rangebreaks=gap_rangebreaks(x), title_text="New York time")
+    return fig.update_layout(title="Drawdown", yaxis_tickformat=".1%")
 
 @patch
-def save(self:BacktestResult, path:str|Path) -> Path:
-    "Write trades/fills/per-symbol CSVs, the equity curve (CSV and Parquet), summary.json and the figures as HTML."
+def save(self:BacktestResult, path:str|Path,
+         symbol:str|None=None) -> Path: # the symbol whose candles the tearsheet shows (default: the most traded)
+    "Write trades/fills/per-symbol CSVs, the equity curve (CSV and Parquet), summary.json and the HTML tearsheet; `self.files` lists them."
     d = Path(path)
     try: d.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise BacktestError(f"cannot create {d}: {e.strerror}.", "give a writable directory.") from None
@@ -402,9 +445,12 @@ def save(self:BacktestResult, path:str|Path) -> Path:
     self.skipped.to_csv(d / "skipped.csv", index=False)
     self.equity.to_csv(d / "equity.csv")
     self.equity.to_parquet(d / "equity.parquet")
-    (d / "summary.json").write_text(json.dumps(self.summary(), indent=2, default=str))
-    self.fig_equity().write_html(d / "equity.html", include_plotlyjs="cdn")
-    self.fig_drawdown().write_html(d / "drawdown.html", include_plotlyjs="cdn")
+    from swingtrader.tearsheet import stats_table, write_tearsheet
+    sm = self.summary()
+    (d / "summary.json").write_text(json.dumps({**sm, "table": dict(stats_table(sm))}, indent=2, default=str))
+    write_tearsheet(self, d / "tearsheet.html", symbol=symbol, title=f"Backtest {self.info['start']} to {self.info['end']}")
+    self.files = [d / n for n in ("tearsheet.html", "summary.json", "trades.csv", "fills.csv", "per_symbol.csv", "skipped.csv",
+                                  "equity.csv", "equity.parquet")]
     return d
 
 # %% ../nbs/70_backtest.ipynb #d1bf1b8b

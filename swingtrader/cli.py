@@ -276,11 +276,17 @@ def _scheduled(name:str):
     return p if p.is_file() else None
 
 def _papermill(nb, out, params:dict):
-    import papermill as pm
+    "Execute `nb` into `out` with papermill, then write the HTML report next to it; return the HTML's path."
+    import logging, papermill as pm
+    from swingtrader.report import notebook_html
     out.parent.mkdir(parents=True, exist_ok=True)
-    try: pm.execute_notebook(str(nb), str(out), parameters=params, progress_bar=False, log_output=False)
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    quiet = ["--IPKernelApp.log_level=CRITICAL"]    # the kernel's own console lines (unencrypted-TCP note, the interrupt at shutdown)
+    try: pm.execute_notebook(str(nb), str(out), parameters=params, progress_bar=False, log_output=False, extra_arguments=quiet)
     except pm.PapermillExecutionError as e:
-        raise SwingtraderError(f"{nb.name} failed in cell {e.cell_index}: {e.ename}: {e.evalue}.", f"open the report {out} to see the failing cell.") from None
+        html = notebook_html(out, slim=True) if out.exists() else out
+        raise SwingtraderError(f"{nb.name} failed in cell {e.cell_index}: {e.ename}: {e.evalue}.", f"open the report {html} to see the failing cell.") from None
+    return notebook_html(out, slim=True)
 
 @main.command()
 @friendly
@@ -306,7 +312,11 @@ def daily(day, speed, report):
     d = _in_calendar(_parse_date(day, "--day"), "--day") if day else None
     if d is not None and s.broker != "sim": raise SwingtraderError(f"--day {d} only applies to the simulator.", "drop --day: a live daily run trades today.")
     now = WallClock().now().astimezone(NY)
-    label = (d or runs.SIM_DAY).isoformat() if s.broker == "sim" else now.date().isoformat()
+    if s.broker == "sim":
+        from swingtrader.report import session_for
+        ses, note = session_for(d or runs.SIM_DAY)
+        if note: click.echo(f"note:    {note}")
+    label = ses.isoformat() if s.broker == "sim" else now.date().isoformat()
     nb = _scheduled("daily_run") if report else None
     base = runs.data_dir(s)
     with runs.start_run(s, "daily", label=label) as r:          # the lock, the run's directory, DATA_DIR/current.json
@@ -314,8 +324,9 @@ def daily(day, speed, report):
         if nb is not None:
             rep = s.reports_dir/f"daily-{label}-{now:%Y%m%d-%H%M%S}.ipynb"
             click.echo(f"running {nb} with papermill ({s.broker}) ...")
-            _papermill(nb, rep, {"day": d.isoformat() if d else "", "speed": float(speed or 0), "data_dir": str(base)})   # the kernel joins this run
-            click.echo(f"report:  {rep}")
+            html = _papermill(nb, rep, {"day": d.isoformat() if d else "", "speed": float(speed or 0), "data_dir": str(base)})   # the kernel joins this run
+            click.echo(f"report:  {html}")
+            click.echo(f"notebook: {rep}")
         else:
             summ = jobs.daily(s, day=d, speed=speed)
             if summ is None: click.echo("no NYSE session today: nothing traded"); return
@@ -352,8 +363,8 @@ def smoke(symbol, report):
     if report and nb is None: raise SwingtraderError("scheduled/smoke_test.ipynb is not here.", "run from the swingtrader checkout, or drop --report.")
     if nb is not None:
         rep = s.reports_dir/f"smoke-{WallClock().now().astimezone(NY):%Y%m%d-%H%M%S}.ipynb"
-        _papermill(nb, rep, {"symbol": symbol or ""})
-        click.echo(f"smoke test passed; report: {rep}")
+        html = _papermill(nb, rep, {"symbol": symbol or ""})
+        click.echo(f"smoke test passed; report: {html} (notebook: {rep})")
         return
     r = jobs.smoke(s, symbol=symbol)
     click.echo(str(r))
@@ -376,15 +387,25 @@ def smoke(symbol, report):
 @click.option("--gaps", default="warn", show_default=True, type=click.Choice(["warn", "error"]), help="Missing bars in --data: a warning, or an error.")
 @click.option("--cash", default=None, type=Number(float, 0, 1e12, lo_open=True), help="Starting cash in USD (default SWINGTRADER_SIM_CASH).")
 @click.option("--canonical", is_flag=True, help="Run the fixed canonical rule set, comparable trade for trade with other frameworks.")
+@click.option("--no-kill-switch", "no_kill_switch", is_flag=True, help="Leave out the kill switch (losing streak, weekly loss: on in the bot and by default here).")
+@click.option("--no-stops", "no_stops", is_flag=True, help="Leave out the trailing stops (on in the bot and by default here).")
+@click.option("--no-caps", "no_caps", is_flag=True, help="Open the position, sector and correlated caps to 100% of equity.")
+@click.option("--chart", "chart", default=None, help="Symbol whose candles and trades the tearsheet shows (default: the most traded).")
 @friendly
-def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, tz, gaps, cash, canonical):
-    "Backtest the strategy on the simulator, or on your own bars with --data, and save the results."
+def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, tz, gaps, cash, canonical, no_kill_switch, no_stops, no_caps, chart):
+    "Backtest the bot (strategy, sizing, risk rules, stops, kill switch) on the simulator or on your bars (--data); print the statistics and the files written."
+    import logging
     from decimal import Decimal
     from swingtrader.backtest import Backtest, run_backtest
     from swingtrader.canonical import CanonicalBacktest
     s = load_settings()
     if canonical and fill_at != "close": raise SwingtraderError(f"--canonical fills at the close, not --fill-at {fill_at}.", "drop --fill-at.")
+    if canonical and (no_kill_switch or no_stops or no_caps):
+        raise SwingtraderError("--canonical runs a fixed rule set; --no-kill-switch, --no-stops and --no-caps do not apply.", "drop them, or drop --canonical.")
+    if no_caps: s = s.model_copy(update=dict(position_cap=1.0, sector_cap=1.0, correlated_cap=1.0))
+    logging.getLogger("swingtrader.risk").setLevel(logging.CRITICAL + 1)   # a trip is in the results, not a live alert
     kw = {"cash": Decimal(str(cash))} if cash is not None else {}
+    rules = {} if canonical else dict(kill_switch=not no_kill_switch, stops=not no_stops)
     if data is not None:
         from swingtrader.datasets import load_dataset
         if symbols is not None or seed is not None: raise SwingtraderError("--symbols and --seed pick simulated data, not --data.", "drop them (the data's files say which symbols).")
@@ -392,7 +413,7 @@ def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, t
                           sectors=sectors, gaps=gaps)
         if (w := ds.gap_warning()): click.echo(f"warning: {w}", err=True)
         cls, fill = (CanonicalBacktest, {}) if canonical else (Backtest, {"fill_at": fill_at})
-        r = cls.from_dataset(ds, s, progress=sys.stderr.isatty(), **fill, **kw).run()
+        r = cls.from_dataset(ds, s, progress=sys.stderr.isatty(), **fill, **kw, **rules).run()
         a, b = r.info["start"], r.info["end"]
     else:
         if start is None or end is None: raise SwingtraderError("--start and --end are needed for the simulated market.", "give both, or --data PATH for your own bars.")
@@ -403,10 +424,14 @@ def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, t
             n = symbols or s.sim_symbols
             n = int(n) if str(n).strip().isdigit() else [x for x in str(n).split(",") if x.strip()]
             r = CanonicalBacktest.from_seed(s, n, a, b, seed, progress=sys.stderr.isatty(), **kw).run()
-        else: r = run_backtest(s, a, b, symbols=symbols, seed=seed, fill_at=fill_at, progress=sys.stderr.isatty(), **kw)
+        else: r = run_backtest(s, a, b, symbols=symbols, seed=seed, fill_at=fill_at, progress=sys.stderr.isatty(), **kw, **rules)
+    if chart and chart.strip().upper() not in r.bars:
+        raise SwingtraderError(f"--chart {chart} is not one of the backtest's symbols.", f"use one of {', '.join(list(r.bars)[:8])}.")
     fill_at = "canonical" if canonical else fill_at
-    path = r.save(out or s.reports_dir/f"backtest-{a}-{b}-{fill_at}")
-    for k, v in r.summary().items(): click.echo(f"{k:<14} {v}")
+    path = r.save(out or s.reports_dir/f"backtest-{a}-{b}-{fill_at}", symbol=chart.strip().upper() if chart else None)
+    click.echo(r.summary_text())
+    click.echo("wrote:")
+    for f in r.files: click.echo(f"  {f}")
     click.echo(f"results: {path}")
 
 # %% ../nbs/90_cli.ipynb #6e23a486

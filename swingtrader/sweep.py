@@ -160,6 +160,10 @@ def run_task(bars:dict, universe, base:Settings, params:dict, windows:list, cash
     return out
 
 # %% ../nbs/73_sweep.ipynb #36c879b5
+def _num(x) -> float:
+    "A figure as a float; a figure a window could not have (no trades: no Sharpe) is NaN."
+    return float("nan") if x is None else float(x)
+
 class ResultStore:
     "Finished tasks as `DIR/tasks/<key>.json` (written atomically): a rerun skips them."
     def __init__(self, root:str|Path):
@@ -185,7 +189,7 @@ def table(results:list[dict], metric:str="sharpe") -> pd.DataFrame:
         for side in ("is", "oos"):
             vals = [f[side] for f in r["folds"] if side in f]
             if vals:
-                for m in METRICS: row[f"{side}_{m}"] = float(np.mean([float(v[m]) for v in vals]))
+                for m in METRICS: row[f"{side}_{m}"] = float(np.mean([_num(v.get(m)) for v in vals]))
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty: return df
@@ -322,8 +326,10 @@ def _suggest(trial, p:Param):
     return trial.suggest_float(p.name, float(p.lo), float(p.hi), step=p.step)
 
 def _score(result:dict, metric:str) -> float:
+    "The trial's value for the study: the fold mean of `metric` (a window without it counts as the worst)."
     side = "oos" if any("oos" in f for f in result["folds"]) else "is"
-    return float(np.mean([float(f[side][metric]) for f in result["folds"] if side in f]))
+    v = float(np.nanmean([_num(f[side].get(metric)) for f in result["folds"] if side in f] or [np.nan]))
+    return v if math.isfinite(v) else -1e9
 
 def _optuna_run(client, store, params, windows, submit, res, trials, metric, workers, seed, progress, base) -> list[str]:
     import optuna

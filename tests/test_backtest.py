@@ -17,9 +17,11 @@ def _trades(res): return res.trades.drop(columns=["return"]).reset_index(drop=Tr
 @pytest.fixture(scope="module")
 def s(): return Settings(warmup_bars=30)
 
+# These tests pin the machinery on a run that trades the whole period: the kill switch (on by default, as in the bot)
+# is left out, or its losing-streak trip on 2026-03-06 would end the entries.
 @pytest.fixture(scope="module")
 def run6(s):
-    bt = Backtest.from_seed(s, symbols=6, start="2026-03-02", end="2026-03-13", seed=5)
+    bt = Backtest.from_seed(s, symbols=6, start="2026-03-02", end="2026-03-13", seed=5, kill_switch=False)
     return bt, bt.run()
 
 def test_kill_switch_halts_when_asked(s):
@@ -27,9 +29,19 @@ def test_kill_switch_halts_when_asked(s):
     assert res.info["halt"] == "halted"
     assert res.skipped["why"].str.contains("halted").any()
 
+def test_the_default_backtest_is_the_bot(s, run6):
+    "Kill switch and stops are on by default; the results name the rules and the trip, and the trip cuts the entries."
+    res = Backtest.from_seed(s, symbols=6, start="2026-03-02", end="2026-03-13", seed=5).run()
+    sm = res.summary()
+    assert sm["rules"]["kill_switch"] is True and sm["rules"]["stops"] is True and sm["rules"]["max_losing_streak"] == 5
+    assert sm["halt"] == "halted" and len(sm["halts"]) == 1 and sm["halts"][0]["who"] == "kill_switch:losing_streak"
+    trip = pd.Timestamp(sm["halts"][0]["at"])
+    assert (res.trades["entry_time"] <= trip).all()                 # no entry after the trip; exits continued
+    assert len(res.trades) < len(run6[1].trades) and run6[1].info["rules"]["kill_switch"] is False
+
 def test_deterministic(s, run6):
     bt, a = run6
-    b = Backtest.from_seed(s, symbols=6, start="2026-03-02", end="2026-03-13", seed=5).run()
+    b = Backtest.from_seed(s, symbols=6, start="2026-03-02", end="2026-03-13", seed=5, kill_switch=False).run()
     assert len(a.trades) > 5
     pd.testing.assert_frame_equal(_trades(a), _trades(b))
     pd.testing.assert_frame_equal(a.equity, b.equity)
@@ -134,14 +146,14 @@ def test_no_look_ahead(s, run6):
     bt, full = run6
     T = pd.Timestamp("2026-03-09 17:00", tz="UTC")
     cut = {k: df[df.index < T - pd.Timedelta(minutes=5)] for k, df in bt.bars.items()}
-    part = Backtest(cut, s, universe=bt.universe).run()
+    part = Backtest(cut, s, universe=bt.universe, kill_switch=False).run()
     done = lambda tr: tr[tr["exit_signal_time"] < T - pd.Timedelta(minutes=5)].reset_index(drop=True)
     assert len(done(full.trades)) > 2
     pd.testing.assert_frame_equal(done(_trades(full)), done(_trades(part)))
 
 def test_resume_from_file_ledger_gives_same_trades(s, run6, tmp_path):
     bt0, full = run6
-    bt = Backtest.from_seed(s, symbols=6, start="2026-03-02", end="2026-03-13", seed=5, ledger=tmp_path / "ledger.db")
+    bt = Backtest.from_seed(s, symbols=6, start="2026-03-02", end="2026-03-13", seed=5, ledger=tmp_path / "ledger.db", kill_switch=False)
     mid = datetime(2026, 3, 6, 18, 0, tzinfo=timezone.utc)
     first = bt.run(until=mid)
     assert 0 < len(first.trades) < len(full.trades)
@@ -149,7 +161,7 @@ def test_resume_from_file_ledger_gives_same_trades(s, run6, tmp_path):
     bt.ledger.close()
     del bt
     bt2 = Backtest.from_seed(s, symbols=6, start="2026-03-02", end="2026-03-13", seed=5, ledger=tmp_path / "ledger.db",
-                             resume_from=state)
+                             resume_from=state, kill_switch=False)
     assert bt2.k > 0
     res = bt2.run()
     pd.testing.assert_frame_equal(_trades(res), _trades(full))
@@ -173,7 +185,7 @@ def test_run_backtest_and_save(s, tmp_path):
     assert sm["symbols"] == 2 and sm["fill_at"] == "quote" and sm["bars"] == 2 * 5 * 78
     assert set(sm) >= {"total_return", "max_drawdown", "sharpe", "win_rate", "trades"}
     out = res.save(tmp_path / "bt")
-    assert {p.name for p in out.iterdir()} >= {"trades.csv", "equity.csv", "equity.parquet", "per_symbol.csv", "summary.json", "equity.html", "drawdown.html"}
+    assert {p.name for p in out.iterdir()} >= {"trades.csv", "equity.csv", "equity.parquet", "per_symbol.csv", "summary.json", "tearsheet.html"}
     assert len(pd.read_csv(out / "trades.csv")) == sm["trades"]
 
 def test_bars_from_a_csv_file(s, tmp_path, run6):
@@ -185,7 +197,7 @@ def test_bars_from_a_csv_file(s, tmp_path, run6):
     rows.to_csv(tmp_path / "bars.csv", index=False)
     bars = load_csv(tmp_path / "bars.csv")
     assert set(bars) == set(bt.bars)
-    res = Backtest({k: bars[k] for k in bt.names}, s, universe=bt.universe).run()
+    res = Backtest({k: bars[k] for k in bt.names}, s, universe=bt.universe, kill_switch=False).run()
     pd.testing.assert_frame_equal(_trades(res), _trades(full))
     # without a universe: whole shares, one 'unknown' sector — still runs, same signals drive it
     bare = Backtest({k: bars[k] for k in bt.names}, s).run()

@@ -1,5 +1,5 @@
 "Your own bars: `swingtrader backtest --data` on folders of CSV and Parquet files, and one clear line for every malformed input."
-import os, subprocess, sys
+import json, os, subprocess, sys
 from datetime import date
 from pathlib import Path
 
@@ -60,8 +60,8 @@ def test_csv_folder_backtests(tmp_path, frames):
     d = write_csvs(tmp_path/"csv", frames)
     r = run(["backtest", "--data", str(d), "--out", str(tmp_path/"out")], tmp_path)
     assert r.returncode == 0, r.stderr
-    out = dict(l.split(None, 1) for l in r.stdout.splitlines() if " " in l)
-    assert out["symbols"] == "4" and out["bars"] == str(sum(map(len, frames.values())))
+    out = json.loads((tmp_path/"out"/"summary.json").read_text())
+    assert out["symbols"] == 4 and out["bars"] == sum(map(len, frames.values()))
     assert (out["start"], out["end"]) == ("2026-03-02", "2026-03-13")
     assert int(out["trades"]) > 0 and "warning" not in r.stderr
     assert (tmp_path/"out"/"trades.csv").exists()
@@ -75,8 +75,8 @@ def test_parquet_folder_with_sectors_and_cash(tmp_path, frames):
     r = run(["backtest", "--data", str(d), "--sectors", str(tmp_path/"sectors.csv"), "--cash", "50000", "--start", "2026-03-09",
              "--canonical", "--out", str(tmp_path/"out")], tmp_path)
     assert r.returncode == 0, r.stderr
-    out = dict(l.split(None, 1) for l in r.stdout.splitlines() if " " in l)
-    assert (out["start"], out["initial_cash"], out["symbols"]) == ("2026-03-09", "50000.0", "4")
+    out = json.loads((tmp_path/"out"/"summary.json").read_text())
+    assert (out["start"], out["initial_cash"], out["symbols"]) == ("2026-03-09", 50000.0, 4)
 
 
 # -- the dataset itself ----------------------------------------------------------------------------
@@ -122,8 +122,8 @@ def test_weekend_bars_need_a_calendar_that_has_them(tmp_path, frames, monkeypatc
     assert calendar_for("24x7").is_open(shifted.index[0].to_pydatetime())
     code, err, out = cli(["backtest", "--data", str(d), "--calendar", "24x7", "--out", str(tmp_path/"o")], tmp_path, monkeypatch)
     assert code == 0, err
-    summary = dict(l.split(None, 1) for l in out.splitlines() if " " in l)
-    assert summary["bars"] == str(len(df)) and int(summary["trades"]) > 0        # the simulator trades on Saturdays too
+    summary = json.loads((tmp_path/"o"/"summary.json").read_text())
+    assert summary["bars"] == len(df) and int(summary["trades"]) > 0        # the simulator trades on Saturdays too
 
 
 # -- malformed input: one line, exit 2, no traceback --------------------------------------------------

@@ -122,8 +122,9 @@ def test_daily_then_status(user):
     "The README's main job from the installed package, then the operator's view of the same data directory."
     r = user("swingtrader", "daily", "--speed", "2000")
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
-    rep = Path(next(l.split(None, 1)[1] for l in r.stdout.splitlines() if l.startswith("report:")))
+    rep = Path(next(l.split(None, 1)[1] for l in r.stdout.splitlines() if l.startswith("notebook:")))
     assert rep.exists() and rep.is_relative_to(user.data), rep
+    assert Path(next(l.split(None, 1)[1] for l in r.stdout.splitlines() if l.startswith("report:"))) == rep.with_suffix(".html")
     text = outputs(rep)
     assert "2026-03-02" in text and "ledger consistency: ok" in text, text[-2000:]
     assert "result:" in r.stdout and "fills" in r.stdout
@@ -143,8 +144,8 @@ def test_halt_then_status(user):
 def test_smoke_report(user):
     r = user("swingtrader", "smoke", "--report")
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
-    rep = Path(r.stdout.strip().rsplit("report: ", 1)[1])
-    assert rep.exists() and rep.is_relative_to(user.data)
+    rep = Path(r.stdout.strip().rsplit("(notebook: ", 1)[1].rstrip(")"))
+    assert rep.exists() and rep.is_relative_to(user.data) and rep.with_suffix(".html").exists()
     text = outputs(rep)
     assert "PASSED" in text and "cancelled, nothing filled" in text, text[-2000:]
 
@@ -153,7 +154,7 @@ def test_backtest(user):
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
     out = Path(r.stdout.strip().rsplit("results: ", 1)[1])
     assert out.is_relative_to(user.data) and (out/"summary.json").exists() and (out/"trades.csv").exists()
-    assert "final_equity" in r.stdout
+    assert "final equity" in r.stdout and (out/"tearsheet.html").exists()
 
 def test_dashboard(user):
     "`swingtrader dashboard --port N` from the installed package serves the current run's page behind its token."

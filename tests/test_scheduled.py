@@ -29,7 +29,7 @@ def test_notebooks_keep_their_parameters_cell(name):
 def test_daily_run_report(tmp_path):
     r = run(["daily", "--speed", "2000"], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    rep = Path(next(l.split(None, 1)[1] for l in r.stdout.splitlines() if l.startswith("report:")))
+    rep = Path(next(l.split(None, 1)[1] for l in r.stdout.splitlines() if l.startswith("notebook:")))
     ledger = Path(next(l.split(None, 1)[1] for l in r.stdout.splitlines() if l.startswith("ledger:")))
     assert rep.exists() and ledger.exists() and rep.parent == tmp_path/"reports"
     text = outputs(rep)
@@ -43,7 +43,7 @@ def test_daily_run_report(tmp_path):
 def test_smoke_report(tmp_path):
     r = run(["smoke", "--report"], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    rep = Path(r.stdout.strip().rsplit("report: ", 1)[1])
+    rep = Path(r.stdout.strip().rsplit("(notebook: ", 1)[1].rstrip(")"))
     text = outputs(rep)
     assert "PASSED" in text and "cancelled, nothing filled" in text
 
@@ -65,4 +65,4 @@ def test_backtest_command_saves_results(tmp_path):
     r = run(["backtest", "--start", "2026-03-02", "--end", "2026-03-04", "--symbols", "4", "--out", str(tmp_path/"bt")], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path/"bt"/"summary.json").exists() and (tmp_path/"bt"/"trades.csv").exists()
-    assert "final_equity" in r.stdout
+    assert "final equity" in r.stdout and "tearsheet.html" in r.stdout
