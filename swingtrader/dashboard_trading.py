@@ -166,10 +166,11 @@ def rule_use(ledger:Ledger, # a (read-only) ledger
         add(rule, title, setting, now, worst, lim, f"{pct(worst)} / {pct(lim)}",
             f"now {money(pl, sign=True)} ({pct(now)} loss); halts at a {pct(lim)} loss of the {'day' if rule == 'daily_loss' else 'week'}'s start equity.")
     trades = closed_trades(ledger)
-    today = trades[[_today(t, day) for t in trades.exit_time]] if day is not None else trades
+    today = trades.loc[pd.Series([day is None or _today(t, day) for t in trades.exit_time], index=trades.index, dtype=bool)]
     now, longest = ledger.losing_streak(), longest_losing_run(today.pl)
     if halt.state == "halted" and halt.who == "kill_switch:losing_streak" and halt.at:   # the run that tripped it, not later exits
-        worst = longest_losing_run(today.pl[[pd.Timestamp(t) <= pd.Timestamp(halt.at) for t in today.exit_time]])
+        worst = longest_losing_run(today.pl.loc[pd.Series([pd.Timestamp(t) <= pd.Timestamp(halt.at) for t in today.exit_time],
+                                                          index=today.index, dtype=bool)])
     else: worst = longest
     worst = max(now, worst)
     add("losing_streak", "Losing streak", "max_losing_streak", now, worst, settings.max_losing_streak,
