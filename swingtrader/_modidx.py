@@ -434,6 +434,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                             'swingtrader.dashboard_page._ny': ('dashboard_page.html#_ny', 'swingtrader/dashboard_page.py'),
                                             'swingtrader.dashboard_page._ny_text': ( 'dashboard_page.html#_ny_text',
                                                                                      'swingtrader/dashboard_page.py'),
+                                            'swingtrader.dashboard_page._ny_trades': ( 'dashboard_page.html#_ny_trades',
+                                                                                       'swingtrader/dashboard_page.py'),
                                             'swingtrader.dashboard_page._rule_color': ( 'dashboard_page.html#_rule_color',
                                                                                         'swingtrader/dashboard_page.py'),
                                             'swingtrader.dashboard_page._set': ( 'dashboard_page.html#_set',

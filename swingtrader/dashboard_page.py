@@ -89,7 +89,7 @@ def _formatters(columns) -> dict:
 
 def _table(df:pd.DataFrame, height:int=320, **kw) -> pn.widgets.Tabulator:
     return pn.widgets.Tabulator(df, disabled=True, show_index=False, sizing_mode="stretch_width", height=height,
-                                layout="fit_data_table", formatters=_formatters(df.columns), **kw)
+                                layout="fit_data_table", formatters=_formatters(df.columns) | kw.pop("formatters", {}), **kw)
 
 ACTION_INTERVAL_S = 5.0   # fewest seconds between two kill-switch actions of one page
 TOKEN_USER = "local"      # who opened a page with the access token (commands say 'dashboard')
@@ -130,7 +130,8 @@ class Dashboard:
         self.orders = _table(pd.DataFrame(columns=["working"] + ORDER_COLUMNS))
         self.fills = _table(pd.DataFrame(columns=FILL_COLUMNS))
         self.limits = _table(pd.DataFrame(columns=RISK_COLUMNS), height=240)
-        self.trades = _table(pd.DataFrame(columns=TRADE_COLUMNS), height=420, css_classes=["st-trades"])
+        self.trades = _table(pd.DataFrame(columns=TRADE_COLUMNS), height=420, css_classes=["st-trades"], widths={"exit_reason": 260},
+                             formatters={"qty": NumberFormatter(format="0,0.[0000]"), "exit_reason": {"type": "textarea"}})
         self.rules = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["st-rules"])
         self.alerts = _table(pd.DataFrame(columns=ALERT_COLUMNS))
         self.commands = _table(pd.DataFrame(columns=["id", "kind", "requested_by", "status", "result"]), height=220)
@@ -194,11 +195,15 @@ def _ny(ts) -> list:
     "UTC times as naive New York times (what the charts' axes show)."
     return [pd.Timestamp(t).tz_convert("America/New_York").tz_localize(None) for t in ts]
 
-def _ny_text(df:pd.DataFrame, *cols) -> pd.DataFrame:
+def _ny_text(df:pd.DataFrame, *cols, fmt:str="%Y-%m-%d %H:%M:%S %Z") -> pd.DataFrame:
     "The time columns `cols` as New York time text."
     df = df.copy()
-    for c in cols: df[c] = [ny_time(t) for t in df[c]]
+    for c in cols: df[c] = [ny_time(t, fmt) for t in df[c]]
     return df
+
+def _ny_trades(trades:pd.DataFrame) -> pd.DataFrame:
+    "Closed trades for the table: newest first, short New York times (the table is wide enough without scrolling)."
+    return _ny_text(trades.iloc[::-1].reset_index(drop=True), "entry_time", "exit_time", fmt="%m-%d %H:%M %Z")
 
 @patch
 def refresh(self:Dashboard):
@@ -234,7 +239,7 @@ def refresh(self:Dashboard):
     self.kpis.object = kpi_html(acct)
     for w, df in ((self.positions, pos), (self.orders, _ny_text(ords, "updated_at")), (self.fills, _ny_text(fls, "time")),
                   (self.limits, rv["limits"].round(4)), (self.alerts, _ny_text(alerts, "timestamp")), (self.commands, cmds),
-                  (self.trades, _ny_text(trades.iloc[::-1].reset_index(drop=True), "entry_time", "exit_time"))): _set(w, df)
+                  (self.trades, _ny_trades(trades))): _set(w, df)
     if (bars := rule_bars_html(rules)) != self.rules.object: self.rules.object = bars
     eqd = dict(time=_ny(eq.time), equity=eq.equity.tolist())
     if eqd != dict(self._eq_src.data): self._eq_src.data = eqd
