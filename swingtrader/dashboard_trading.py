@@ -4,7 +4,7 @@
 
 # %% ../nbs/80c_dashboard_trading.ipynb #e172d36a
 from __future__ import annotations
-import json
+import json, re
 from datetime import datetime, time as dtime
 from decimal import Decimal
 from pathlib import Path
@@ -21,8 +21,8 @@ from .dashboard import account_view, positions_view
 NY = ZoneInfo("America/New_York")
 
 # %% auto #0
-__all__ = ['NY', 'TRADE_COLUMNS', 'RULE_COLUMNS', 'TRIP_RULES', 'money', 'pct', 'ny_time', 'closed_trades', 'longest_losing_run',
-           'intraday_equity', 'rule_use', 'symbol_chart', 'chart_symbols', 'dashboard_close']
+__all__ = ['NY', 'TRADE_COLUMNS', 'RULE_COLUMNS', 'EVENTS', 'TRIP_RULES', 'money', 'pct', 'ny_time', 'closed_trades',
+           'longest_losing_run', 'intraday_equity', 'rule_use', 'symbol_chart', 'chart_symbols', 'dashboard_close']
 
 # %% ../nbs/80c_dashboard_trading.ipynb #46e101ae
 def _missing(x) -> bool: return x is None or (isinstance(x, float) and x != x)
@@ -131,6 +131,8 @@ def intraday_equity(ledger:Ledger, # a (read-only) ledger
 
 # %% ../nbs/80c_dashboard_trading.ipynb #e7ba9349
 RULE_COLUMNS = ["rule", "title", "setting", "now", "worst", "limit", "use", "text", "tripped", "detail"]
+EVENTS = {"startup", "watchlist", "daily_summary", "shutdown", "command", "error", "exit_dropped", "kill_switch", "kill_switch_reset",
+          "connectivity", "reconcile_pending", "reconcile_mismatch", "reconcile_error", "adopt_position", "adopt_order"}   # one-off records, not levels
 TRIP_RULES = {"daily_loss": "daily_loss", "weekly_loss": "weekly_loss", "losing_streak": "losing_streak",
               "connectivity": "connectivity", "reconciliation": "reconciliation_mismatch"}   # rule -> kill-switch trigger
 
@@ -151,7 +153,7 @@ def rule_use(ledger:Ledger, # a (read-only) ledger
         tripped = bool(trig) and halt.state == "halted" and halt.who == f"kill_switch:{trig}"
         if tripped: detail = f"TRIPPED: {halt.reason}. " + detail
         use = None if worst is None or not limit else float(worst) / float(limit)
-        rows.append({"rule": rule, "title": title, "setting": env_name(setting), "now": now, "worst": worst, "limit": float(limit),
+        rows.append({"rule": rule, "title": title, "setting": env_name(setting) if setting else "", "now": now, "worst": worst, "limit": float(limit),
                      "use": use, "text": text, "tripped": tripped, "detail": detail.strip()})
     # kill switch: losses and streak
     for rule, title, setting, pl in (("daily_loss", "Daily loss", "daily_loss_halt", acct["day_pl"]),
@@ -168,10 +170,8 @@ def rule_use(ledger:Ledger, # a (read-only) ledger
     trades = closed_trades(ledger)
     today = trades.loc[pd.Series([day is None or _today(t, day) for t in trades.exit_time], index=trades.index, dtype=bool)]
     now, longest = ledger.losing_streak(), longest_losing_run(today.pl)
-    if halt.state == "halted" and halt.who == "kill_switch:losing_streak" and halt.at:   # the run that tripped it, not later exits
-        worst = longest_losing_run(today.pl.loc[pd.Series([pd.Timestamp(t) <= pd.Timestamp(halt.at) for t in today.exit_time],
-                                                          index=today.index, dtype=bool)])
-    else: worst = longest
+    tripped_at = re.match(r"(\d+) losing trades in a row", halt.reason or "") if halt.who == "kill_switch:losing_streak" else None
+    worst = int(tripped_at.group(1)) if tripped_at and halt.state == "halted" else longest   # the kill switch's own count at the trip
     worst = max(now, worst)
     add("losing_streak", "Losing streak", "max_losing_streak", now, worst, settings.max_losing_streak,
         f"{worst} / {settings.max_losing_streak}",
@@ -202,6 +202,15 @@ def rule_use(ledger:Ledger, # a (read-only) ledger
     add("connectivity", "Connectivity", "connectivity_timeout", secs, worst_s, settings.connectivity_timeout,
         f"{worst_s:.0f} s / {settings.connectivity_timeout:.0f} s",
         "broker reachable" if secs == 0 else f"broker unreachable for {secs:.0f} s ({last.get('message', '')})")
+    levels = {}
+    for r in _records(audit_root, "health", 2):
+        d = r.get("details") or {}
+        if d.get("what") not in EVENTS and d.get("level") in ("ok", "warning", "critical"): levels[d["what"]] = (d["level"], d.get("message", ""))
+    bad = {w: lm for w, lm in levels.items() if lm[0] != "ok"}
+    hu = 1.0 if any(lm[0] == "critical" for lm in bad.values()) else 0.8 if bad else 0.0
+    add("health", "Health", None, hu, hu, 1, "ok" if not bad else f"{len(bad)} not ok",
+        "; ".join(f"{w} {lvl}: {m}" for w, (lvl, m) in bad.items()) or
+        f"every check ok ({', '.join(sorted(levels)) or 'none reported yet'}): streams, latency, errors, rejections, drawdown; a warning fills 80 % of the limit (amber), a critical all of it (red).")
     resumed = max([h.at or "" for h in ledger.halt_history() if h.state == "active"], default="")
     mism = [m for e in ledger.events("reconcile_mismatch") if (e["at"] or "") > resumed for m in e.get("mismatches", [])]
     add("reconciliation", "Reconciliation", "reconcile_tolerance", len(mism), len(mism), 1, f"{len(mism)} mismatches",

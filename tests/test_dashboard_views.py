@@ -241,9 +241,9 @@ def test_rule_use_names_every_rule_and_the_trip(ledger, tmp_path):
     with Ledger(tmp_path / "ledger.sqlite") as w: w.set_halt("halted", "kill_switch:weekly_loss", "week P&L -2,600.00 is a 5.10% loss (limit 5.00%)")
     ru = rule_use(ledger, Settings(_env_file=None), PRICES, SECTORS, tmp_path / "audit").set_index("rule")
     assert list(ru.index) == ["daily_loss", "weekly_loss", "losing_streak", "position", "sector", "correlated", "leverage",
-                              "connectivity", "reconciliation"]
+                              "connectivity", "health", "reconciliation"]
     assert ru.tripped.to_dict() == {r: r == "weekly_loss" for r in ru.index}
     assert ru.loc["weekly_loss", "detail"].startswith("TRIPPED: week P&L")
     assert ru.loc["position", "now"] == pytest.approx(6900 / 49784)   # XOM, the largest
     assert ru.loc["leverage", "limit"] == 1.0 and ru.loc["leverage", "now"] == pytest.approx((6900 + 5700 + 3000) / 49784)   # gross: the short counts
-    assert all(s.startswith("SWINGTRADER_") for s in ru.setting)
+    assert all(s.startswith("SWINGTRADER_") for r, s in ru.setting.items() if r != "health")
