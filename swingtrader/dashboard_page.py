@@ -130,8 +130,13 @@ class Dashboard:
         self.orders = _table(pd.DataFrame(columns=["working"] + ORDER_COLUMNS))
         self.fills = _table(pd.DataFrame(columns=FILL_COLUMNS))
         self.limits = _table(pd.DataFrame(columns=RISK_COLUMNS), height=240)
-        self.trades = _table(pd.DataFrame(columns=TRADE_COLUMNS), height=420, css_classes=["st-trades"], widths={"exit_reason": 260},
-                             formatters={"qty": NumberFormatter(format="0,0.[0000]"), "exit_reason": {"type": "textarea"}})
+        self.trades = pn.widgets.Tabulator(pd.DataFrame(columns=TRADE_COLUMNS), disabled=True, show_index=False, sizing_mode="stretch_width",
+                                           height=420, layout="fit_columns", css_classes=["st-trades"], widths={"exit_reason": "22%"},
+                                           titles={"direction": "side", "entry_time": "entry (NY)", "exit_time": "exit (NY)",
+                                                   "entry_price": "in @", "exit_price": "out @", "pl": "P&L", "return_pct": "return",
+                                                   "exit_by": "exit by", "exit_reason": "why"},
+                                           formatters=_formatters(TRADE_COLUMNS) | {"qty": NumberFormatter(format="0,0.[0000]"),
+                                                                                    "exit_reason": {"type": "textarea"}})
         self.rules = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["st-rules"])
         self.alerts = _table(pd.DataFrame(columns=ALERT_COLUMNS))
         self.commands = _table(pd.DataFrame(columns=["id", "kind", "requested_by", "status", "result"]), height=220)

@@ -261,4 +261,5 @@ def dashboard_close(ledger_path:Path, symbol:str, via:str="dashboard") -> str:
         if p is None or p.qty == 0: raise SwingtraderError(f"there is no open {sym} position to close.", "refresh the page: it may be closed already.")
         from swingtrader.risk import flatten
         cid = flatten(lg, via, f"close {sym} from the dashboard", symbols=[sym])
-    return f"Close {sym} requested (command #{cid}): the running bot cancels its {sym} orders and sells {p.qty} at market."
+    qty = f"{abs(p.qty):,.4f}".rstrip("0").rstrip(".")
+    return f"Close {sym} requested (command #{cid}): the running bot cancels its {sym} orders and {'sells' if p.qty > 0 else 'buys back'} {qty} at market."
