@@ -299,7 +299,8 @@ def _update_controls(self:Dashboard, *_):
     self.close_note.object, self.close_note.visible = why, bool(why)
     if block is not None: self.close_row.visible = self.confirm_row.visible = False
     self.resume_btn.disabled = block is not None or st == "active" or not filled
-    note = block or ("" if st == "active" or filled else f"Trading is {st}: Resume needs your name and the reason it is safe.")
+    note = block or ("" if st == "active" or filled else f"Trading is {st}: no new entries, exits (stops, exit signals) continue. "
+                                                          f"Resume needs your name and the reason it is safe.")
     self.controls_note.object, self.controls_note.visible = note, bool(note)
 
 # %% ../nbs/80a_dashboard_page.ipynb #e0419463

@@ -296,6 +296,7 @@ def test_dashboard_after_a_bot_run(bot_run_server, browser, tmp_path):
     d, wait = browser, WebDriverWait(browser, WAIT, poll_frequency=0.3)
     d.get(url)
     wait.until(lambda d: state(d) == halt.state)
+    if halt.state != "active": assert "no new entries, exits (stops, exit signals) continue" in page_text(d)
     # every RiskGuard and kill-switch rule has its bar with use / limit; a trip is named on its rule
     wait.until(lambda d: set(rules_on_page(d)) == RULES)
     rules = rules_on_page(d)
@@ -331,6 +332,7 @@ def test_dashboard_after_a_bot_run(bot_run_server, browser, tmp_path):
         wait.until(lambda d: f"Close {sym} requested" in page_text(d))
     # a screenshot of each tab, then the dark theme
     out = _artifacts(tmp_path)
+    d.set_window_size(1500, 1500)                            # tall enough for every rule's bar
     for i, tab in enumerate(TABS):
         click_tab(d, tab)
         d.execute_script("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));")
