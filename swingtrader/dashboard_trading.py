@@ -64,7 +64,7 @@ def _exit_by(o) -> str:
 
 def closed_trades(ledger:Ledger, # a (read-only) ledger
                   audit_root:Path|None=None) -> pd.DataFrame: # `data_dir/audit`, for the strategy's exit reasons
-    "Every round trip closed so far, oldest first, with its P&L (after commissions) and how it ended."
+    "Every round trip closed so far, in the order the ledger recorded them, with its P&L (after commissions) and how it ended."
     reasons = {r.get("signal_id"): (r.get("details") or {}).get("reason") for r in _records(audit_root, "signal")}
     book, rows = {}, []
     for f in ledger.fill_history():
@@ -88,8 +88,7 @@ def closed_trades(ledger:Ledger, # a (read-only) ledger
                              "return_pct": float(pl / t["incost"]) if t["incost"] else None, "exit_by": _exit_by(o),
                              "exit_reason": reasons.get(o.signal_id) if o is not None else None})
                 del book[sym]
-    df = pd.DataFrame(rows, columns=TRADE_COLUMNS)
-    return df.sort_values("exit_time", kind="stable").reset_index(drop=True)
+    return pd.DataFrame(rows, columns=TRADE_COLUMNS)
 
 # %% ../nbs/80c_dashboard_trading.ipynb #7a4d8150
 def longest_losing_run(pl:list|pd.Series) -> int:
