@@ -245,6 +245,7 @@ def refresh(self:Dashboard):
     for w, df in ((self.positions, pos), (self.orders, _ny_text(ords, "updated_at")), (self.fills, _ny_text(fls, "time")),
                   (self.limits, rv["limits"].round(4)), (self.alerts, _ny_text(alerts, "timestamp")), (self.commands, cmds),
                   (self.trades, _ny_trades(trades))): _set(w, df)
+    rules["detail"] = rules["detail"].map(self.scrub.text)      # halt reasons and mismatch texts are shown: masked like the rest
     if (bars := rule_bars_html(rules)) != self.rules.object: self.rules.object = bars
     eqd = dict(time=_ny(eq.time), equity=eq.equity.tolist())
     if eqd != dict(self._eq_src.data): self._eq_src.data = eqd

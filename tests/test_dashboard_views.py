@@ -173,9 +173,10 @@ def test_dashboard_masks_secrets(ledger, tmp_path):
         k = w.record_intent(None, OrderRequest("IBM", Side.BUY, qty=Decimal(1))).client_key
         w.record_submit_failed(k, "401 for token tok-SUPERSECRET-123", definite=True)
         c = w.enqueue_command("halt", "cli"); w.take_pending_commands(); w.complete_command(c, False, "failed with tok-SUPERSECRET-123")
+        w.log_event("reconcile_mismatch", {"mismatches": ["position IBM: broker said tok-SUPERSECRET-123"]})
     d = Dashboard(Settings(data_dir=tmp_path, tt_client_secret="tok-SUPERSECRET-123"))
-    shown = d.orders.value.to_string() + d.commands.value.to_string() + d.kpis.object + d.badge.object
-    assert "IBM" in shown and "tok-SUPERSECRET-123" not in shown
+    shown = d.orders.value.to_string() + d.commands.value.to_string() + d.kpis.object + d.badge.object + d.rules.object
+    assert "IBM" in shown and "position IBM: broker said" in d.rules.object and "tok-SUPERSECRET-123" not in shown
 
 def test_market_state_from_the_ledger(ledger, tmp_path):
     "The bot's market state (ledger state store) prices and sectors every position; side files only fill in what it lacks."
