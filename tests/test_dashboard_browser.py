@@ -346,5 +346,10 @@ def test_dashboard_after_a_bot_run(bot_run_server, browser, tmp_path):
     assert d.save_screenshot(str(shot)); _check_png(shot)
     r, g, b = (int(x) for x in re.findall(r"\d+", bg)[:3])
     assert r + g + b < 200, f"the dark theme kept a light background: {bg}"
+    for tab in ("Risk", "Chart"):
+        click_tab(d, tab)
+        d.execute_script("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));")
+        shot = out / f"99-dark-{tab.lower()}.png"
+        assert d.save_screenshot(str(shot)); _check_png(shot)
     log_text = panel_log.read_text()
     assert "Traceback" not in log_text
