@@ -14,22 +14,25 @@ from .config import Settings, SwingtraderError, env_name
 from .audit import Scrubber
 from .ledger import Ledger
 from .dashboard import (POSITION_COLUMNS, ORDER_COLUMNS, FILL_COLUMNS, RISK_COLUMNS, ALERT_COLUMNS, ledger_file,
-                                   market_state, account_view, positions_view, orders_view, fills_view, risk_view, equity_view,
-                                   equity_curve, alerts_view, dashboard_halt, dashboard_resume, dashboard_flatten)
+                                   market_state, account_view, positions_view, orders_view, fills_view, risk_view,
+                                   alerts_view, dashboard_halt, dashboard_resume, dashboard_flatten)
+from .dashboard_trading import (TRADE_COLUMNS, rule_use, closed_trades, intraday_equity, symbol_chart, chart_symbols,
+                                           dashboard_close, money, ny_time)
 
 log = logging.getLogger("swingtrader.dashboard")   # one logger for the dashboard's rooms
 
 # %% auto #0
-__all__ = ['log', 'STATE_COLORS', 'ACTION_INTERVAL_S', 'TOKEN_USER', 'state_badge', 'kpi_html', 'Dashboard', 'make_app']
+__all__ = ['log', 'STATE_COLORS', 'ACTION_INTERVAL_S', 'TOKEN_USER', 'state_badge', 'kpi_html', 'rule_bars_html', 'Dashboard',
+           'make_app']
 
 # %% ../nbs/80a_dashboard_page.ipynb #a5fabbab
 import panel as pn
-from bokeh.models import ColumnDataSource, FactorRange, NumeralTickFormatter, Range1d, Span
+from bokeh.models import ColumnDataSource, NumeralTickFormatter, NumberFormatter
 from bokeh.plotting import figure
 
 STATE_COLORS = {"active": "#1a7f37", "reducing": "#b26a00", "halted": "#c62828"}
 
-def _money(x) -> str: return "–" if x is None or pd.isna(x) else f"{x:,.2f}"
+def _money(x) -> str: return money(x)
 
 def state_badge(state:str|None, reason:str|None=None, who:str|None=None) -> str:
     "HTML for the trading-state badge (green ACTIVE, amber REDUCING, red HALTED)."
@@ -43,7 +46,7 @@ def kpi_html(acct:dict) -> str:
     def card(label, val, color=None):
         c = f"color:{color};" if color else ""
         return (f'<div style="display:inline-block;min-width:130px;margin:0 10px 6px 0;padding:6px 12px;border:1px solid #ddd;'
-                f'border-radius:6px"><div style="font-size:.8em;color:#666">{label}</div><div style="font-size:1.3em;{c}">{val}</div></div>')
+                f'border-radius:6px"><div style="font-size:.8em;opacity:.7">{label}</div><div style="font-size:1.3em;{c}">{val}</div></div>')
     pl = lambda x: None if x is None else ("#1a7f37" if x >= 0 else "#c62828")
     day = acct.get("day")
     return "".join([card("Equity", _money(acct["equity"])), card("Cash", _money(acct["cash"])),
@@ -52,12 +55,41 @@ def kpi_html(acct:dict) -> str:
                     card("Unrealized", _money(acct["unrealized_pl"]), pl(acct["unrealized_pl"])),
                     card("Realized", _money(acct["realized_pl"]), pl(acct["realized_pl"])),
                     card("Exposure", _money(acct["exposure"])), card("Positions", acct["positions"]),
-                    card("Working orders", acct["open_orders"]), card("Marked at (UTC)", html.escape(str(acct["as_of"] or "no mark yet")[:19].replace("T", " ")))])
+                    card("Working orders", acct["open_orders"]),
+                    card("Marked at (New York)", html.escape(ny_time(acct["as_of"]) if acct["as_of"] else "no mark yet"))])
 
 # %% ../nbs/80a_dashboard_page.ipynb #ab880233
+def _rule_color(use) -> str: return "#888" if use is None or pd.isna(use) else "#c62828" if use >= 1 else "#b26a00" if use >= .75 else "#1a7f37"
+
+def rule_bars_html(rules:pd.DataFrame) -> str:
+    "HTML use bars for `rule_use`'s rows: title, use / limit, a bar with the limit marked, the rule's detail and setting."
+    out = []
+    for r in rules.itertuples():
+        u = None if r.use is None or pd.isna(r.use) else float(r.use)
+        w = 0 if u is None else min(u, 1.25) / 1.25 * 100
+        flag = ' <b style="color:#c62828">TRIPPED</b>' if r.tripped else ""
+        out.append(f'<div class="st-rule" data-rule="{r.rule}" data-use="{"" if u is None else round(u, 4)}" data-tripped="{str(bool(r.tripped)).lower()}" '
+                   f'style="margin:0 0 10px 0"><div style="display:flex;justify-content:space-between"><b>{html.escape(r.title)}</b>'
+                   f'<span class="st-rule-text">{html.escape(r.text)}{flag}</span></div>'
+                   f'<div style="position:relative;height:14px;background:rgba(128,128,128,.25);border-radius:4px">'
+                   f'<div style="width:{w:.1f}%;height:100%;background:{_rule_color(u)};border-radius:4px"></div>'
+                   f'<div title="limit" style="position:absolute;left:80%;top:-2px;bottom:-2px;border-left:2px dashed #c62828"></div></div>'
+                   f'<div style="font-size:.8em;opacity:.75">{html.escape(r.detail)} <code>{html.escape(r.setting)}</code></div></div>')
+    return "".join(out)
+
+# %% ../nbs/80a_dashboard_page.ipynb #5ce63a60
+_MONEY_COLS = {"avg_price", "last", "market_value", "unrealized_pl", "realized_pl", "stop", "notional", "limit_price", "stop_price",
+               "avg_fill_price", "price", "commission", "value", "entry_price", "exit_price", "pl"}
+_PCT_COLS = {"use", "limit", "use_of_limit", "return_pct"}
+
+def _formatters(columns) -> dict:
+    "Money to the cent with separators, fractions as percentages (the numbers stay numbers: sorting still works)."
+    return ({c: NumberFormatter(format="0,0.00") for c in columns if c in _MONEY_COLS} |
+            {c: NumberFormatter(format="0.00%") for c in columns if c in _PCT_COLS})
+
 def _table(df:pd.DataFrame, height:int=320, **kw) -> pn.widgets.Tabulator:
     return pn.widgets.Tabulator(df, disabled=True, show_index=False, sizing_mode="stretch_width", height=height,
-                                layout="fit_data_table", **kw)
+                                layout="fit_data_table", formatters=_formatters(df.columns) | kw.pop("formatters", {}), **kw)
 
 ACTION_INTERVAL_S = 5.0   # fewest seconds between two kill-switch actions of one page
 TOKEN_USER = "local"      # who opened a page with the access token (commands say 'dashboard')
@@ -98,19 +130,46 @@ class Dashboard:
         self.orders = _table(pd.DataFrame(columns=["working"] + ORDER_COLUMNS))
         self.fills = _table(pd.DataFrame(columns=FILL_COLUMNS))
         self.limits = _table(pd.DataFrame(columns=RISK_COLUMNS), height=240)
+        self.trades = pn.widgets.Tabulator(pd.DataFrame(columns=TRADE_COLUMNS), disabled=True, show_index=False, sizing_mode="stretch_width",
+                                           height=420, layout="fit_columns", css_classes=["st-trades"], widths={"exit_reason": "22%"},
+                                           titles={"direction": "side", "entry_time": "entry (NY)", "exit_time": "exit (NY)",
+                                                   "entry_price": "in @", "exit_price": "out @", "pl": "P&L", "return_pct": "return",
+                                                   "exit_by": "exit by", "exit_reason": "why"},
+                                           formatters=_formatters(TRADE_COLUMNS) | {"qty": NumberFormatter(format="0,0.[0000]"),
+                                                                                    "exit_reason": {"type": "textarea"}})
+        self.rules = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["st-rules"])
         self.alerts = _table(pd.DataFrame(columns=ALERT_COLUMNS))
         self.commands = _table(pd.DataFrame(columns=["id", "kind", "requested_by", "status", "result"]), height=220)
-        self._risk_src = ColumnDataSource(dict(label=[], pct=[], color=[], text=[]))
-        self.risk_fig = figure(y_range=FactorRange(factors=[]), x_range=Range1d(0, 110), height=300, sizing_mode="stretch_width", toolbar_location=None,
-                               x_axis_label="% of limit used", title="Risk use (100 % = limit)")
-        self.risk_fig.hbar(y="label", right="pct", height=0.6, color="color", source=self._risk_src)
-        self.risk_fig.add_layout(Span(location=100, dimension="height", line_color="#c62828", line_dash="dashed"))
-        self._eq_src = ColumnDataSource(dict(day=[], equity=[]))
-        self.equity_fig = figure(x_axis_type="datetime", height=300, sizing_mode="stretch_width", toolbar_location=None,
-                                 title="Equity (daily marks)", y_axis_label="USD")
-        self.equity_fig.line("day", "equity", source=self._eq_src, line_width=2)
-        self.equity_fig.scatter("day", "equity", source=self._eq_src, size=6)
-        self.equity_fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
+        self._eq_src = ColumnDataSource(dict(time=[], equity=[]))
+        self.equity_fig = figure(x_axis_type="datetime", height=320, sizing_mode="stretch_width", toolbar_location=None,
+                                 title="Equity: day start, every fill (marked at fill prices), the latest mark (New York time)", y_axis_label="USD")
+        self.equity_fig.step("time", "equity", source=self._eq_src, line_width=2, mode="after")
+        self.equity_fig.scatter("time", "equity", source=self._eq_src, size=4)
+        self.equity_fig.yaxis.formatter = NumeralTickFormatter(format="0,0.00")
+        # one symbol's chart
+        self.chart_symbol = pn.widgets.Select(label="Symbol", options=[], width=200)
+        self._px = {k: ColumnDataSource(dict(time=[], price=[])) for k in ("prices", "entries", "exits", "stops")}
+        self.chart_fig = figure(x_axis_type="datetime", height=360, sizing_mode="stretch_width", toolbar_location=None,
+                                title="Price, entries, exits and the protective stop (New York time)", y_axis_label="USD")
+        self.chart_fig.line("time", "price", source=self._px["prices"], line_width=2, legend_label="price")
+        self.chart_fig.step("time", "price", source=self._px["stops"], line_color="#c62828", line_dash="dashed", mode="after", legend_label="stop")
+        self.chart_fig.scatter("time", "price", source=self._px["entries"], marker="triangle", size=12, color="#1a7f37", legend_label="entry")
+        self.chart_fig.scatter("time", "price", source=self._px["exits"], marker="inverted_triangle", size=12, color="#c62828", legend_label="exit")
+        self.chart_fig.yaxis.formatter = NumeralTickFormatter(format="0,0.00")
+        self.chart_fig.legend.location = "top_left"
+        self.chart_symbol.param.watch(lambda e: self._draw_chart(), "value")
+        # per-position close
+        self.close_symbol = pn.widgets.Select(label="Position to close", options=[], width=200)
+        self.close_btn = pn.widgets.Button(label="Close position", color="warning", width=160, align="end")
+        self.close_confirm = pn.widgets.Button(label="Confirm close", color="danger")
+        self.close_cancel = pn.widgets.Button(label="Keep it", color="light")
+        self.close_question = pn.pane.Markdown("")
+        self.close_row = pn.Column(self.close_question, pn.Row(self.close_confirm, self.close_cancel), visible=False)
+        self.close_note = pn.pane.Markdown("", visible=False, css_classes=["st-close-note"])
+        self.close_symbol.param.watch(self._update_controls, "value")
+        self.close_btn.on_click(lambda e: self._ask_close())
+        self.close_cancel.on_click(lambda e: setattr(self.close_row, "visible", False))
+        self.close_confirm.on_click(lambda e: self.do_close())
         # kill switch
         self.halt_reason = pn.widgets.TextInput(label="Reason to halt", placeholder="why trading must stop (required)")
         self.halt_btn = pn.widgets.Button(label="Halt", color="danger", sizing_mode="stretch_width")
@@ -137,11 +196,19 @@ class Dashboard:
 def _set(w, df:pd.DataFrame):
     if not (isinstance(w.value, pd.DataFrame) and w.value.shape == df.shape and w.value.equals(df)): w.value = df
 
-def _risk_bars(limits:pd.DataFrame) -> dict:
-    lab = [f"{r.rule.replace('_', ' ')}: {r.name}" for r in limits.itertuples()]
-    pct = [0.0 if pd.isna(u) else round(float(u) * 100, 2) for u in limits["use_of_limit"]]
-    col = ["#c62828" if p >= 100 else "#b26a00" if p >= 75 else "#1a7f37" for p in pct]
-    return dict(label=lab, pct=pct, color=col, text=[f"{p:.0f}%" for p in pct])
+def _ny(ts) -> list:
+    "UTC times as naive New York times (what the charts' axes show)."
+    return [pd.Timestamp(t).tz_convert("America/New_York").tz_localize(None) for t in ts]
+
+def _ny_text(df:pd.DataFrame, *cols, fmt:str="%Y-%m-%d %H:%M:%S %Z") -> pd.DataFrame:
+    "The time columns `cols` as New York time text."
+    df = df.copy()
+    for c in cols: df[c] = [ny_time(t, fmt) for t in df[c]]
+    return df
+
+def _ny_trades(trades:pd.DataFrame) -> pd.DataFrame:
+    "Closed trades for the table: newest first, short New York times (the table is wide enough without scrolling)."
+    return _ny_text(trades.iloc[::-1].reset_index(drop=True), "entry_time", "exit_time", fmt="%m-%d %H:%M %Z")
 
 @patch
 def refresh(self:Dashboard):
@@ -155,7 +222,10 @@ def refresh(self:Dashboard):
         with Ledger(self.ledger_path, readonly=True) as lg:
             prices, sectors = market_state(lg, self.data_dir)   # the bot's market state, then side files; unpriced: last fill
             acct, pos = account_view(lg, prices), positions_view(lg, prices, sectors)
-            rv, ords, fls, eq = risk_view(lg, self.settings, prices, sectors), orders_view(lg), fills_view(lg), equity_view(lg)
+            rv, ords, fls = risk_view(lg, self.settings, prices, sectors), orders_view(lg), fills_view(lg)
+            rules = rule_use(lg, self.settings, prices, sectors, self.run.audit_dir)
+            trades, eq = closed_trades(lg, self.run.audit_dir), intraday_equity(lg)
+            symbols, held = chart_symbols(lg), sorted(pos.symbol)
             cmds = pd.DataFrame([{"id": c.id, "kind": c.kind, "requested_by": c.requested_by, "status": c.status,
                                   "result": self.scrub.text(c.result or "")} for c in lg.commands(20)],
                                 columns=self.commands.value.columns)
@@ -172,16 +242,35 @@ def refresh(self:Dashboard):
     self.badge.object = state_badge(acct["state"], acct["state_reason"], acct["state_who"])
     self.state_note.object = html.escape(f"{acct['state_who'] or ''}: {acct['state_reason'] or ''}"[:120]) if acct["state"] != "active" else ""
     self.kpis.object = kpi_html(acct)
-    for w, df in ((self.positions, pos), (self.orders, ords), (self.fills, fls), (self.limits, rv["limits"].round(4)),
-                  (self.alerts, alerts), (self.commands, cmds)): _set(w, df)
-    bars = _risk_bars(rv["limits"])
-    if bars != dict(self._risk_src.data):
-        self.risk_fig.y_range.factors = bars["label"]; self._risk_src.data = bars
-        self.risk_fig.x_range.end = max([110.0] + [p * 1.1 for p in bars["pct"]])
-    eqd = equity_curve(eq)
+    for w, df in ((self.positions, pos), (self.orders, _ny_text(ords, "updated_at")), (self.fills, _ny_text(fls, "time")),
+                  (self.limits, rv["limits"].round(4)), (self.alerts, _ny_text(alerts, "timestamp")), (self.commands, cmds),
+                  (self.trades, _ny_trades(trades))): _set(w, df)
+    rules["detail"] = rules["detail"].map(self.scrub.text)      # halt reasons and mismatch texts are shown: masked like the rest
+    if (bars := rule_bars_html(rules)) != self.rules.object: self.rules.object = bars
+    eqd = dict(time=_ny(eq.time), equity=eq.equity.tolist())
     if eqd != dict(self._eq_src.data): self._eq_src.data = eqd
+    if self.chart_symbol.options != symbols:
+        keep = self.chart_symbol.value if self.chart_symbol.value in symbols else (symbols[0] if symbols else None)
+        self.chart_symbol.options = symbols
+        self.chart_symbol.value = keep
+    self._draw_chart(prices)
+    if self.close_symbol.options != held:
+        self.close_symbol.options = held
+        if self.close_symbol.value not in held: self.close_symbol.value = held[0] if held else None
     self._update_controls()
     return acct
+
+@patch
+def _draw_chart(self:Dashboard, prices:dict|None=None):
+    "Draw the chosen symbol's prices, entries, exits and stop."
+    sym = self.chart_symbol.value
+    if not sym or not self.ledger_path.exists(): data = {k: pd.DataFrame(columns=["time", "price"]) for k in self._px}
+    else:
+        with Ledger(self.ledger_path, readonly=True) as lg: data = symbol_chart(lg, sym, self.run.audit_dir, prices)
+    for k, df in data.items():
+        new = dict(time=_ny(df.time), price=df.price.tolist())
+        if new != dict(self._px[k].data): self._px[k].data = new
+    self.chart_fig.title.text = f"{sym or 'no symbol traded yet'}: price, entries, exits and the protective stop (New York time)"
 
 @patch
 def _show_missing(self:Dashboard, msg:str):
@@ -206,8 +295,13 @@ def _update_controls(self:Dashboard, *_):
     block, st = self._control_block(), self.last_state
     filled = bool(_typed(self.resume_who) and _typed(self.resume_reason))
     self.halt_btn.disabled = self.flatten_btn.disabled = block is not None
+    self.close_btn.disabled = block is not None or not self.close_symbol.value
+    why = block or ("" if self.close_symbol.value else "No open position to close.")
+    self.close_note.object, self.close_note.visible = why, bool(why)
+    if block is not None: self.close_row.visible = self.confirm_row.visible = False
     self.resume_btn.disabled = block is not None or st == "active" or not filled
-    note = block or ("" if st == "active" or filled else f"Trading is {st}: Resume needs your name and the reason it is safe.")
+    note = block or ("" if st == "active" or filled else f"Trading is {st}: no new entries, exits (stops, exit signals) continue. "
+                                                          f"Resume needs your name and the reason it is safe.")
     self.controls_note.object, self.controls_note.visible = note, bool(note)
 
 # %% ../nbs/80a_dashboard_page.ipynb #e0419463
@@ -253,6 +347,23 @@ def do_resume(self:Dashboard) -> bool:
     return ok
 
 @patch
+def _ask_close(self:Dashboard):
+    "The confirmation step of a per-position close: name the position and what happens."
+    sym = self.close_symbol.value
+    if not sym: return
+    row = self.positions.value.set_index("symbol").loc[sym] if sym in set(self.positions.value.symbol) else None
+    what = "" if row is None else f" ({row.qty:,g} shares, {money(row.market_value)} USD, unrealized {money(row.unrealized_pl, sign=True)})"
+    self.close_question.object = f"Close **{sym}**{what} at market? Its protective stop is cancelled first."
+    self.close_row.visible = True
+
+@patch
+def do_close(self:Dashboard) -> bool:
+    "Queue the close of the chosen position (only after the confirmation step)."
+    if not self.close_row.visible: return self._say("Closing a position needs its confirmation: press Close position, then confirm.", "danger")
+    self.close_row.visible = False
+    return self._act(dashboard_close, self.ledger_path, self.close_symbol.value or "", self.via)
+
+@patch
 def do_flatten(self:Dashboard) -> bool:
     "Queue a flatten (only after the confirmation step)."
     if not self.confirm_row.visible: return self._say("Flatten needs its confirmation: press Flatten, then confirm.", "danger")
@@ -263,9 +374,13 @@ def do_flatten(self:Dashboard) -> bool:
 @patch
 def view(self:Dashboard) -> pn.template.BaseTemplate:
     "The page: state and headline numbers on top, tables and charts in tabs, the kill switch in the sidebar."
-    self.tabs = tabs = pn.Tabs(("Positions", self.positions), ("Orders", self.orders), ("Fills", self.fills),
-                   ("Risk", pn.Column(self.risk_fig, self.limits)), ("Equity", self.equity_fig), ("Alerts", self.alerts),
-                   ("Commands", self.commands),
+    close = pn.Column(pn.Row(self.close_symbol, self.close_btn), self.close_note, self.close_row)
+    self.tabs = tabs = pn.Tabs(("Positions", pn.Column(self.positions, close, sizing_mode="stretch_width")), ("Orders", self.orders),
+                   ("Fills", self.fills), ("Trades", self.trades),
+                   ("Risk", pn.Column(pn.pane.Markdown("#### Every rule: use against its limit (dashed line = limit)"), self.rules,
+                                      pn.pane.Markdown("#### Per position and sector"), self.limits, sizing_mode="stretch_width")),
+                   ("Equity", self.equity_fig), ("Chart", pn.Column(self.chart_symbol, self.chart_fig, sizing_mode="stretch_width")),
+                   ("Alerts", self.alerts), ("Commands", self.commands),
                    dynamic=False, sizing_mode="stretch_width")
     side = [pn.pane.Markdown("### Kill switch"), self.controls_note, self.halt_reason, self.halt_btn, pn.layout.Divider(),
             self.resume_who, self.resume_reason, self.resume_btn, pn.layout.Divider(),
@@ -273,7 +388,7 @@ def view(self:Dashboard) -> pn.template.BaseTemplate:
     self.body = pn.Column(self.missing, self.kpis, tabs, sizing_mode="stretch_width")
     return pn.template.FastListTemplate(
         title="swingtrader", header=[pn.Row(self.badge, self.state_note)], sidebar=side, sidebar_width=340,
-        main=[self.body], accent_base_color="#1f4e79", header_background="#1f4e79", theme_toggle=False)
+        main=[self.body], accent_base_color="#1f4e79", header_background="#1f4e79", theme_toggle=True)
 
 def make_app(settings:Settings, # data_dir (ledger), risk limits, secrets to mask
              refresh_s:float=2.0, # seconds between refreshes

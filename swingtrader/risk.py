@@ -333,14 +333,14 @@ def resume_command(self:KillSwitch) -> str:
     return f"{env}swingtrader reset-halt --who <your name> --reason '<why it is safe to resume>'"
 
 @patch
-def flatten(self:KillSwitch) -> tuple[list[str], list[str]]:
+def flatten(self:KillSwitch, symbols=None) -> tuple[list[str], list[str]]: # only these symbols' positions (None: every position)
     "Cancel each position's working orders (protective stops too), then close it at market (intent first); return (client keys, errors)."
     from swingtrader.broker import OrderNotFound
     keys, errors = [], []
     working = {}
     for o in self.broker.orders("open"): working.setdefault(o.symbol, []).append(o)
     for p in self.broker.positions():
-        if p.qty == 0: continue
+        if p.qty == 0 or (symbols is not None and p.symbol not in symbols): continue
         try:                            # a stop left resting would sell the shares a second time once the market order has
             for o in working.get(p.symbol, []):
                 try: self.broker.cancel(o.id)
@@ -414,9 +414,11 @@ def reset_halt(ledger, reason:str, who:str="cli"):
     ledger.enqueue_command("resume", who, {"reason": reason})
     return st
 
-def flatten(ledger, who:str="cli", reason:str="") -> int:
-    "Ask the running bot to close every position at market; returns the command id."
-    return ledger.enqueue_command("flatten", who, {"reason": reason} if reason else None)
+def flatten(ledger, who:str="cli", reason:str="",
+            symbols:list[str]|None=None) -> int: # close only these positions (None: every position)
+    "Ask the running bot to close every position (or only `symbols`) at market; returns the command id."
+    args = ({"reason": reason} if reason else {}) | ({"symbols": [str(x) for x in symbols]} if symbols is not None else {})
+    return ledger.enqueue_command("flatten", who, args or None)
 
 @patch
 def apply(self:KillSwitch, command) -> str:
@@ -428,6 +430,6 @@ def apply(self:KillSwitch, command) -> str:
     if command.kind == "resume":
         self.reset(command.requested_by, reason); return "resumed"
     if command.kind == "flatten":
-        keys, errors = self.flatten()
+        keys, errors = self.flatten(command.args.get("symbols"))
         return f"flatten sent {len(keys)} orders" + (f"; errors: {'; '.join(errors)}" if errors else "")
     raise SwingtraderError(f"command {command.kind!r} is unknown.", "use halt, resume or flatten.")

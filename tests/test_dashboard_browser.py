@@ -54,14 +54,31 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
+def _env(data:Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_", "BOKEH_"))}
+    env["SWINGTRADER_DATA_DIR"] = str(data)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
 @pytest.fixture
 def server(tmp_path):
     "`swingtrader dashboard` on a free loopback port; yields the URL it printed (with this start's token)."
     data = tmp_path / "data"; data.mkdir()
+    yield from _serve(tmp_path, data)
+
+@pytest.fixture
+def bot_run_server(tmp_path):
+    "A short simulated bot day (`swingtrader daily --speed 2000 --no-report`) in a fresh data directory, then the dashboard over it."
+    data = tmp_path / "data"; data.mkdir()
+    r = subprocess.run([sys.executable, "-c", "from swingtrader.cli import main; main()", "daily", "--speed", "2000", "--no-report"],
+                       cwd=tmp_path, env=_env(data), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, f"the bot run failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    assert "ledger:" in r.stdout
+    yield from _serve(tmp_path, data)
+
+def _serve(tmp_path:Path, data:Path):
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_", "BOKEH_"))}
-    env["SWINGTRADER_DATA_DIR"] = str(data)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env = _env(data)
     log_path = tmp_path / "dashboard.log"
     p = subprocess.Popen([sys.executable, "-c", "from swingtrader.cli import main; main()", "dashboard", "--port", str(port)],
                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -132,8 +149,8 @@ function deepText(node) {
 def find_all(d, sel:str): return d.execute_script(_DEEP + "return deepAll(document, arguments[0], []);", sel)
 def page_text(d) -> str: return d.execute_script(_DEEP + "return deepText(document.body);")
 def state(d) -> str|None:
-    els = find_all(d, ".st-state")
-    return els[0].get_attribute("data-state") if els else None
+    "The state badge's state, found and read in one script (never a stale element)."
+    return d.execute_script(_DEEP + "const e = deepAll(document, '.st-state', []); return e.length ? e[0].getAttribute('data-state') : null;")
 def cells(d) -> list[str]:
     return d.execute_script(_DEEP + "return deepAll(document, '.tabulator-cell', []).map(e => e.textContent.trim());")
 def button(d, label:str):
@@ -153,9 +170,19 @@ def press(d, label:str) -> bool|None:
     return d.execute_script(_BUTTON, label, True)
 def text_input(d, placeholder:str):
     return next(e for e in find_all(d, "input") if placeholder in (e.get_attribute("placeholder") or ""))
+def _fresh(f, tries:int=5):
+    "Run `f` again when the page re-rendered the element under it (a refresh replaced it between finding and using)."
+    from selenium.common.exceptions import StaleElementReferenceException
+    for i in range(tries):
+        try: return f()
+        except StaleElementReferenceException:
+            if i == tries - 1: raise
+def type_in(d, placeholder:str, text:str): _fresh(lambda: text_input(d, placeholder).send_keys(text))
 def click_tab(d, label:str):
-    tab = next(t for t in find_all(d, ".bk-tab") if (t.get_attribute("textContent") or "").strip() == label)
-    d.execute_script("arguments[0].click();", tab)
+    def click():
+        tab = next(t for t in find_all(d, ".bk-tab") if (t.get_attribute("textContent") or "").strip() == label)
+        d.execute_script("arguments[0].click();", tab)
+    _fresh(click)
 
 def ledger_state(data:Path):
     with Ledger(data / "ledger.sqlite", readonly=True) as lg: return lg.halt_state().state, lg.commands()
@@ -185,7 +212,7 @@ def test_dashboard_in_browser(server, browser, tmp_path):
     assert disabled(d, "Resume") is True   # nothing to resume while active
 
     # halt with a reason
-    text_input(d, "why trading must stop").send_keys("fed surprise")
+    type_in(d, "why trading must stop", "fed surprise")
     assert press(d, "Halt") is False
     wait.until(lambda d: ledger_state(data)[0] == "halted" and ledger_state(data)[1])   # state first, then the command
     st, cmds = ledger_state(data)
@@ -196,9 +223,9 @@ def test_dashboard_in_browser(server, browser, tmp_path):
     wait.until(lambda d: "HALTED" in page_text(d))
     # the halt ends only with the recorded manual reset: Resume is enabled once a name and a reason are typed
     assert disabled(d, "Resume") is True
-    text_input(d, "who resumes").send_keys("Ann")
+    type_in(d, "who resumes", "Ann")
     assert disabled(d, "Resume") is True
-    text_input(d, "why it is safe").send_keys("fed statement reviewed")
+    type_in(d, "why it is safe", "fed statement reviewed")
     wait.until(lambda d: disabled(d, "Resume") is False)
     def resumed(d):                                       # a press within 5 s of the halt is refused: press until it takes
         st, cmds = ledger_state(data)
@@ -229,3 +256,100 @@ def test_dashboard_in_browser(server, browser, tmp_path):
     assert "Traceback" not in log_text
     token = url.split("token=")[1]
     assert log_text.count(token) == 1                     # printed once, in the URL; never logged
+
+
+# -- after a real (simulated) bot run: every rule's bar, the closed trades, a screenshot of each tab
+
+TABS = ["Positions", "Orders", "Fills", "Trades", "Risk", "Equity", "Chart", "Alerts", "Commands"]
+RULES = {"daily_loss", "weekly_loss", "losing_streak", "position", "sector", "correlated", "leverage", "connectivity", "health",
+         "reconciliation"}
+
+def rules_on_page(d) -> dict:
+    "{rule: (data-tripped, text)} of the Risk tab's bars, read in one script."
+    return {r: (t, x) for r, t, x in d.execute_script(_DEEP + "return deepAll(document, '.st-rule', []).map("
+                                                      "e => [e.getAttribute('data-rule'), e.getAttribute('data-tripped'), e.textContent]);")}
+
+def _artifacts(tmp_path:Path) -> Path:
+    "Where the screenshots go: the test's tmp dir, or DASHBOARD_ARTIFACTS (e.g. test-artifacts/, ignored by git) when set."
+    out = Path(os.environ.get("DASHBOARD_ARTIFACTS") or tmp_path / "screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+def _check_png(path:Path):
+    from PIL import Image
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 20_000, path
+    img = Image.open(path).convert("RGB")
+    assert img.size[0] >= 1000 and img.size[1] >= 600
+    colors = img.resize((150, 100)).getcolors(maxcolors=15000)
+    assert colors is None or len(colors) > 30, f"{path} looks blank"
+
+def test_dashboard_after_a_bot_run(bot_run_server, browser, tmp_path):
+    from swingtrader.config import Settings
+    from swingtrader.dashboard import ledger_file
+    from swingtrader.dashboard_trading import closed_trades, money
+    url, data, panel_log = bot_run_server
+    lpath = ledger_file(Settings(data_dir=data))
+    with Ledger(lpath, readonly=True) as lg:
+        halt, trades, held = lg.halt_state(), closed_trades(lg), [p.symbol for p in lg.positions() if p.qty != 0]
+    assert len(trades) > 0, "the simulated day closed no trade: nothing for the Trades tab to show"
+    d, wait = browser, WebDriverWait(browser, WAIT, poll_frequency=0.3)
+    d.get(url)
+    wait.until(lambda d: state(d) == halt.state)
+    if halt.state != "active": assert "no new entries, exits (stops, exit signals) continue" in page_text(d)
+    # every RiskGuard and kill-switch rule has its bar with use / limit; a trip is named on its rule
+    wait.until(lambda d: set(rules_on_page(d)) == RULES)
+    rules = rules_on_page(d)
+    assert all("/" in text for r, (_, text) in rules.items() if r not in ("health", "reconciliation")), rules   # use / limit
+    if halt.state == "halted" and halt.who.startswith("kill_switch:"):
+        trig = {"reconciliation_mismatch": "reconciliation"}.get(halt.who.split(":", 1)[1], halt.who.split(":", 1)[1])
+        assert rules[trig][0] == "true" and "TRIPPED" in rules[trig][1], rules[trig]
+        assert [r for r, (t, _) in rules.items() if t == "true"] == [trig]
+        if trig == "losing_streak":                          # the streak that tripped it, over its limit: e.g. 6 / 5
+            m = re.search(r"(\d+) / 5 TRIPPED", rules[trig][1])
+            assert m and int(m.group(1)) > 5, rules[trig]
+    # the closed trades with their P&L to the cent, in New York time
+    click_tab(d, "Trades")
+    last = trades.iloc[-1]
+    wait.until(lambda d: money(last.pl) in cells(d))
+    cs = cells(d)
+    assert last.symbol in cs and any(c.endswith(("EST", "EDT")) for c in cs)
+    # the per-position close: off with its reason when nothing is held; else asks, then queues a flatten of that symbol only
+    click_tab(d, "Positions")
+    if not held:
+        assert disabled(d, "Close position") is True
+        assert "No open position to close" in page_text(d)
+    else:
+        wait.until(lambda d: disabled(d, "Close position") is False)
+        assert press(d, "Close position") is False
+        wait.until(lambda d: "at market? Its protective stop is cancelled first" in page_text(d))
+        sym = re.search(r"Close\s+([A-Z.]+)\s+(?:\(|at market)", page_text(d)).group(1)
+        assert sym in held
+        assert press(d, "Confirm close") is False
+        def queued():
+            with Ledger(lpath, readonly=True) as lg: return [(c.kind, c.args.get("symbols")) for c in lg.commands()]
+        wait.until(lambda d: queued() == [("flatten", [sym])])
+        wait.until(lambda d: f"Close {sym} requested" in page_text(d))
+    # a screenshot of each tab, then the dark theme
+    out = _artifacts(tmp_path)
+    d.set_window_size(1500, 1500)                            # tall enough for every rule's bar
+    for i, tab in enumerate(TABS):
+        click_tab(d, tab)
+        d.execute_script("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));")
+        shot = out / f"{i:02d}-{tab.lower()}.png"
+        assert d.save_screenshot(str(shot))
+        _check_png(shot)
+    d.get(url + "&theme=dark")
+    wait.until(lambda d: set(rules_on_page(d)) == RULES)
+    bg = d.execute_script("return getComputedStyle(document.body).backgroundColor")
+    shot = out / "99-dark.png"
+    assert d.save_screenshot(str(shot)); _check_png(shot)
+    r, g, b = (int(x) for x in re.findall(r"\d+", bg)[:3])
+    assert r + g + b < 200, f"the dark theme kept a light background: {bg}"
+    for tab in ("Risk", "Chart"):
+        click_tab(d, tab)
+        d.execute_script("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));")
+        shot = out / f"99-dark-{tab.lower()}.png"
+        assert d.save_screenshot(str(shot)); _check_png(shot)
+    log_text = panel_log.read_text()
+    assert "Traceback" not in log_text

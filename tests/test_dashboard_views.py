@@ -173,9 +173,10 @@ def test_dashboard_masks_secrets(ledger, tmp_path):
         k = w.record_intent(None, OrderRequest("IBM", Side.BUY, qty=Decimal(1))).client_key
         w.record_submit_failed(k, "401 for token tok-SUPERSECRET-123", definite=True)
         c = w.enqueue_command("halt", "cli"); w.take_pending_commands(); w.complete_command(c, False, "failed with tok-SUPERSECRET-123")
+        w.log_event("reconcile_mismatch", {"mismatches": ["position IBM: broker said tok-SUPERSECRET-123"]})
     d = Dashboard(Settings(data_dir=tmp_path, tt_client_secret="tok-SUPERSECRET-123"))
-    shown = d.orders.value.to_string() + d.commands.value.to_string() + d.kpis.object + d.badge.object
-    assert "IBM" in shown and "tok-SUPERSECRET-123" not in shown
+    shown = d.orders.value.to_string() + d.commands.value.to_string() + d.kpis.object + d.badge.object + d.rules.object
+    assert "IBM" in shown and "position IBM: broker said" in d.rules.object and "tok-SUPERSECRET-123" not in shown
 
 def test_market_state_from_the_ledger(ledger, tmp_path):
     "The bot's market state (ledger state store) prices and sectors every position; side files only fill in what it lacks."
@@ -202,3 +203,48 @@ def test_market_state_from_the_ledger(ledger, tmp_path):
     # without side files the ledger alone answers; without a market state, the side files do (the old behaviour)
     (tmp_path / "prices.json").unlink(); (tmp_path / "sectors.json").unlink()
     assert db.market_state(ledger, tmp_path) == ({"XOM": Decimal("116.5"), "JPM": Decimal("195.25")}, {"XOM": "Energy", "JPM": "Financials"})
+
+def test_close_one_position_through_the_command_queue(tmp_path):
+    "The page's per-position close queues a flatten of that symbol; the kill switch executing it sells that one only."
+    from datetime import date
+    from swingtrader.risk import KillSwitch
+    from swingtrader.sim.broker import SimBroker
+    from swingtrader.dashboard_trading import dashboard_close
+    sim = SimBroker.from_seed(seed=3, symbols=2, start=date(2026, 3, 2), end=date(2026, 3, 2))
+    sim.advance_to(datetime(2026, 3, 2, 14, 45, tzinfo=timezone.utc))
+    a, b = sim.symbols[:2]
+    stops = {}
+    with Ledger(tmp_path / "ledger.sqlite", clock=sim.clock) as lg:
+        for sym in (a, b):
+            req = OrderRequest(sym, Side.BUY, qty=Decimal(10))
+            lg.record_intent(None, req)
+            lg.record_submitted(req.client_key, o := sim.submit(req))
+            px = o.avg_fill_price or sim.latest_quote(sym).ask
+            lg.record_fill(Fill(f"f-{sym}", o.id, sym, Side.BUY, Decimal(10), Decimal(str(px)), sim.clock.now(), req.client_key))
+            q = sim.latest_quote(sym)
+            stops[sym] = sim.submit(OrderRequest(sym, Side.SELL, qty=Decimal(10), type=OrderType.STOP, tif="gtc",
+                                                 stop_price=Decimal(str(round(q.bid * 0.9, 2)))))
+        assert {p.symbol for p in lg.positions()} == {a, b}
+    msg = dashboard_close(tmp_path / "ledger.sqlite", b.lower(), via="dashboard")
+    assert msg.startswith(f"Close {b} requested")
+    with Ledger(tmp_path / "ledger.sqlite", clock=sim.clock) as lg:
+        ks = KillSwitch(lg, sim.clock, Settings(_env_file=None), broker=sim)
+        (cmd,) = lg.take_pending_commands()
+        assert (cmd.kind, cmd.args["symbols"]) == ("flatten", [b])
+        assert ks.apply(cmd) == "flatten sent 1 orders"
+    held = {p.symbol: p.qty for p in sim.positions() if p.qty}
+    assert held == {a: Decimal(10)}                                  # only b was sold
+    assert sim.order(stops[b].id).status is OrderStatus.CANCELLED     # b's stop first, so it never sells twice
+    assert sim.order(stops[a].id).status.is_open                      # a keeps its stop
+
+def test_rule_use_names_every_rule_and_the_trip(ledger, tmp_path):
+    from swingtrader.dashboard_trading import rule_use
+    with Ledger(tmp_path / "ledger.sqlite") as w: w.set_halt("halted", "kill_switch:weekly_loss", "week P&L -2,600.00 is a 5.10% loss (limit 5.00%)")
+    ru = rule_use(ledger, Settings(_env_file=None), PRICES, SECTORS, tmp_path / "audit").set_index("rule")
+    assert list(ru.index) == ["daily_loss", "weekly_loss", "losing_streak", "position", "sector", "correlated", "leverage",
+                              "connectivity", "health", "reconciliation"]
+    assert ru.tripped.to_dict() == {r: r == "weekly_loss" for r in ru.index}
+    assert ru.loc["weekly_loss", "detail"].startswith("TRIPPED: week P&L")
+    assert ru.loc["position", "now"] == pytest.approx(6900 / 49784)   # XOM, the largest
+    assert ru.loc["leverage", "limit"] == 1.0 and ru.loc["leverage", "now"] == pytest.approx((6900 + 5700 + 3000) / 49784)   # gross: the short counts
+    assert all(s.startswith("SWINGTRADER_") for r, s in ru.setting.items() if r != "health")
