@@ -2492,6 +2492,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'swingtrader.trader.Trader.checkpoint': ('trader.html#trader.checkpoint', 'swingtrader/trader.py'),
                                     'swingtrader.trader.Trader.close_intent': ('trader.html#trader.close_intent', 'swingtrader/trader.py'),
                                     'swingtrader.trader.Trader.decide': ('trader.html#trader.decide', 'swingtrader/trader.py'),
+                                    'swingtrader.trader.Trader.decide_order': ('trader.html#trader.decide_order', 'swingtrader/trader.py'),
                                     'swingtrader.trader.Trader.drop_exit': ('trader.html#trader.drop_exit', 'swingtrader/trader.py'),
                                     'swingtrader.trader.Trader.exit_pending': ('trader.html#trader.exit_pending', 'swingtrader/trader.py'),
                                     'swingtrader.trader.Trader.on_bar': ('trader.html#trader.on_bar', 'swingtrader/trader.py'),

@@ -171,6 +171,20 @@ class Settings(BaseSettings):
     broker_stop_min_move: float = _f(5.0, "give the smallest stop move worth a replace: 1 or more = ticks (e.g. 5, at most 10000), below 1 = a fraction of the price (e.g. 0.001), 0 = any move.", ge=0, le=10_000)
     # -- dashboard
     dashboard_password: SecretStr|None = _f(None, "set a password of at least 12 characters to log in to the dashboard (needed to serve it beyond this machine), or leave unset.")
+    # -- chat (Discord bot and HTTP order API)
+    chat_allow: str = _f("", "list who may do what where as CHANNEL:ROLE:USER entries separated by commas (CHANNEL a channel id or dm, ROLE trade, read or control, USER a user id), e.g. 1234:trade:5678; empty allows no one.")
+    chat_notional_cap: Decimal = _f(Decimal("5000"), "give the largest value in USD one chat or API order may have, more than 0 and at most 1000000000, e.g. 5000.", gt=0, le=Decimal(10**9))
+    chat_read_only: bool = _f(False, "use true or false: true answers questions but places no orders from chat or the API.")
+    chat_confirm_ttl: float = _f(60.0, "give the seconds a confirmation stays valid, between 1 and 600, e.g. 60.", ge=1, le=600)
+    chat_chase_step_seconds: float = _f(5.0, "give the seconds between two steps of a fill chase, between 0.1 and 3600, e.g. 5.", ge=0.1, le=3600)
+    chat_chase_max_ticks: int = _f(10, "give how many ticks a fill chase may move the limit from the mid, between 1 and 10000, e.g. 10.", ge=1, le=10_000)
+    chat_chase_max_seconds: float = _f(120.0, "give the seconds a fill chase may run before it cancels, between 1 and 86400, e.g. 120.", ge=1, le=86_400)
+    discord_token: SecretStr|None = _f(None, "paste the bot token from the Discord developer portal (keep it in .env), or leave unset.")
+    api_tokens: str = _f("", "list API tokens as NAME:SCOPES:SHA256 entries separated by commas (SCOPES trade, read, control joined by +; SHA256 printed by swingtrader api --hash-token); empty allows no one.")
+    api_host: str = _f("127.0.0.1", "give the address the order API listens on; anything but a loopback address needs SWINGTRADER_API_TLS_CERT, SWINGTRADER_API_TLS_KEY and API tokens.")
+    api_port: int = _f(8787, "give a TCP port between 1 and 65535, e.g. 8787.", ge=1, le=65535)
+    api_tls_cert: Path|None = _f(None, "give the PEM certificate file for serving the order API over TLS, or leave unset.")
+    api_tls_key: Path|None = _f(None, "give the PEM private key file for SWINGTRADER_API_TLS_CERT, or leave unset.")
 
 
     @model_validator(mode="before")
