@@ -22,7 +22,8 @@ from .ledger import trading_day
 
 # %% auto #0
 __all__ = ['USAGE', 'NEEDS', 'ROLES', 'PRODUCTION', 'HELP', 'ChatError', 'Command', 'parse', 'Allowlist', 'order_fingerprint',
-           'Confirmations', 'Reply', 'ManualStrategy', 'order_summary', 'shape_of', 'ChatEngine', 'Chase']
+           'Confirmations', 'Reply', 'ManualStrategy', 'order_summary', 'shape_of', 'ChatEngine', 'Chase',
+           'open_engine', 'follow']
 
 # %% ../nbs/75_chat.ipynb #8907817f
 class ChatError(SwingtraderError):
@@ -260,8 +261,8 @@ def _reply(self:ChatEngine, text:str, kind:str="ok", **kw) -> Reply:
     return Reply(f"[{self.environment.upper()}] {text}", self.environment, kind, **kw)
 
 @patch
-def _record(self:ChatEngine, what:str, user:str, channel:str, detail:dict):
-    "Every decision: the ledger's event log and the audit log (never a token)."
+def record(self:ChatEngine, what:str, user:str, channel:str, detail:dict):
+    "Record a decision (`chat_<what>`): every decision: the ledger's event log and the audit log (never a token)."
     doc = {"user": str(user), "channel": str(channel), "environment": self.environment, **detail}
     self.ledger.log_event(f"chat_{what}", doc, symbol=detail.get("symbol"))
     if self.audit is not None: self.audit.health(f"chat_{what}", doc, symbol=detail.get("symbol"), broker=self.trader.broker_name)
@@ -280,18 +281,18 @@ def handle(self:ChatEngine, user:str, # the sender's id
     with self._lock:
         try: cmd = parse(text)
         except ChatError as e:
-            self._record("invalid", user, channel, {"text": text[:200], "problem": e.problem})
+            self.record("invalid", user, channel, {"text": text[:200], "problem": e.problem})
             return self._reply(f"{e.problem} {e.fix}", "invalid")
         need = NEEDS[cmd.verb]
         if not self.allow.allows(user, channel, need):
-            self._record("denied", user, channel, {"command": cmd.verb, "needs": need, "symbol": cmd.symbol})
+            self.record("denied", user, channel, {"command": cmd.verb, "needs": need, "symbol": cmd.symbol})
             return self._reply(f"sorry, you are not allowed to use {cmd.verb} here (it needs the {need} role). Ask an operator to add you.", "denied")
         try: return getattr(self, f"_cmd_{cmd.verb}")(user, channel, cmd)
         except ChatError as e:
-            self._record("refused", user, channel, {"command": cmd.verb, "symbol": cmd.symbol, "problem": e.problem})
+            self.record("refused", user, channel, {"command": cmd.verb, "symbol": cmd.symbol, "problem": e.problem})
             return self._reply(f"{e.problem} {e.fix}".strip(), "refused")
         except SwingtraderError as e:
-            self._record("failed", user, channel, {"command": cmd.verb, "symbol": cmd.symbol, "problem": e.problem})
+            self.record("failed", user, channel, {"command": cmd.verb, "symbol": cmd.symbol, "problem": e.problem})
             return self._reply(f"{e.problem} {e.fix}".strip(), "refused")
 
 @patch
@@ -319,13 +320,13 @@ def _cmd_orders(self:ChatEngine, user, channel, cmd) -> Reply:
 @patch
 def _cmd_halt(self:ChatEngine, user, channel, cmd) -> Reply:
     st = _halt(self.ledger, cmd.arg, who=f"chat:{user}")
-    self._record("halt", user, channel, {"reason": cmd.arg})
+    self.record("halt", user, channel, {"reason": cmd.arg})
     return self._reply(f"trading HALTED ({st.reason}); the running bot cancels its orders. Resume with: resume REASON")
 
 @patch
 def _cmd_resume(self:ChatEngine, user, channel, cmd) -> Reply:
     st = _reset_halt(self.ledger, cmd.arg, who=f"chat:{user}")
-    self._record("resume", user, channel, {"reason": cmd.arg})
+    self.record("resume", user, channel, {"reason": cmd.arg})
     return self._reply(f"trading resumed ({st.state}): {cmd.arg}")
 
 # %% ../nbs/75_chat.ipynb #9ea051b4
@@ -363,7 +364,7 @@ def _cmd_cancel(self:ChatEngine, user, channel, cmd) -> Reply:
     if r is None: raise ChatError(f"order {cmd.arg} was not placed from chat.", "say orders for the chat's open orders.")
     self.chases.pop(cmd.arg, None)
     o = self.broker.cancel(cmd.arg)
-    self._record("cancel", user, channel, {"order_id": o.id, "symbol": o.symbol, "status": o.status.value})
+    self.record("cancel", user, channel, {"order_id": o.id, "symbol": o.symbol, "status": o.status.value})
     return self._reply(f"order {o.id} ({o.side.value} {o.qty} {o.symbol}) is {o.status.value}")
 
 # %% ../nbs/75_chat.ipynb #65b21bcb
@@ -429,7 +430,7 @@ def _order_cmd(self:ChatEngine, user, channel, cmd) -> Reply:
     token, expires = self.confirmations.issue(order_fingerprint(req, self.environment, cmd.chase), self.environment, user, doc)
     preview = {"estimated_cost": str(pv.estimated_cost), "buying_power_effect": str(pv.buying_power_effect), "fees": str(pv.fees),
                "warnings": list(pv.warnings)}
-    self._record("preview", user, channel, {"symbol": req.symbol, "order": _describe(req, cmd.chase), **preview})
+    self.record("preview", user, channel, {"symbol": req.symbol, "order": _describe(req, cmd.chase), **preview})
     warn = f"; warnings: {'; '.join(pv.warnings)}" if pv.warnings else ""
     return self._reply(f"{_describe(req, cmd.chase)}: est. cost {_money(pv.estimated_cost)}, buying power {_money(pv.buying_power_effect)}, "
                        f"fees {_money(pv.fees)}{warn}. Confirm within {self.confirmations.ttl:.0f} s (✅ or `confirm {token}`), ❌ to drop.",
@@ -445,7 +446,7 @@ def confirm(self:ChatEngine, user:str, channel:str, token:str, # the token from 
     user, channel = str(user), str(channel)
     with self._lock:
         if not self.allow.allows(user, channel, "trade"):
-            self._record("denied", user, channel, {"command": "confirm", "needs": "trade"})
+            self.record("denied", user, channel, {"command": "confirm", "needs": "trade"})
             return self._reply("sorry, you are not allowed to confirm orders here.", "denied")
         try:
             if self.read_only: raise ChatError("chat is read-only (SWINGTRADER_CHAT_READ_ONLY): no orders from here.", "")
@@ -464,10 +465,10 @@ def confirm(self:ChatEngine, user:str, channel:str, token:str, # the token from 
                 self.trader.close_intent(req.client_key, Decimal(0))
                 raise ChatError(f"the risk guard now allows {intent.request.qty}, not the {req.qty} previewed.", "send the order again.")
         except ChatError as e:
-            self._record("refused", user, channel, {"command": "confirm", "problem": e.problem})
+            self.record("refused", user, channel, {"command": "confirm", "problem": e.problem})
             return self._reply(f"{e.problem} {e.fix}".strip(), "refused")
         out = Executor(self.trader, self.broker).execute(intent)
-        self._record("placed" if out.placed else "not_placed", user, channel,
+        self.record("placed" if out.placed else "not_placed", user, channel,
                      {"symbol": req.symbol, "order": _describe(req, d.get("chase")), "result": out.result.value,
                       "order_id": out.order.id if out.order else None, "error": str(out.error) if out.error else None})
         if not out.placed:
@@ -486,7 +487,7 @@ def reject(self:ChatEngine, user:str, channel:str, token:str) -> Reply:
     "Drop a previewed order (❌): its token can no longer be used."
     try: self.confirmations.redeem(token, self.environment, str(user), use="rejected")
     except ChatError as e: return self._reply(f"{e.problem} {e.fix}".strip(), "refused")
-    self._record("rejected", user, channel, {})
+    self.record("rejected", user, channel, {})
     return self._reply("dropped: nothing was sent")
 
 @patch
@@ -567,3 +568,36 @@ def tick(self:ChatEngine) -> list[str]:
         t = self._reply(text).text; out.append(t)
         if self.notify is not None: self.notify(ch, t)
     return out
+
+# %% ../nbs/75_chat.ipynb #fc5b2fbb
+def open_engine(settings:Settings, clock=None, **kw) -> tuple[ChatEngine, object]:
+    "A `ChatEngine` on `settings.broker` with the data directory's ledger and audit log; (engine, broker parts)."
+    from swingtrader.clock import MarketCalendar, SimClock, WallClock
+    from swingtrader.registry import broker_parts
+    from swingtrader.session import open_state
+    cal = MarketCalendar()
+    if clock is None and settings.broker == "sim":
+        from datetime import date   # the simulator's seeded week (sim_parts: SimBroker.from_seed), in real time
+        first = cal.sessions(date(2026, 3, 2), date(2026, 3, 6))["open"].iloc[0].to_pydatetime()
+        clock = SimClock(first + timedelta(minutes=5), mode="scaled", speed=1.0)
+    clock = clock or WallClock()
+    parts = broker_parts(settings, clock, cal)
+    ledger, audit = open_state(settings, clock)
+    return ChatEngine.build(settings, parts.broker, ledger, audit=audit, clock=clock, **kw), parts
+
+async def follow(engine:ChatEngine, parts, stop, # an `asyncio.Event`
+                 tick_seconds:float=1.0):
+    "Feed `parts.order_updates` to `engine.on_update` and run `engine.tick` every `tick_seconds` until `stop` is set."
+    import asyncio
+    async def updates():
+        await parts.order_updates.start()
+        async for u in parts.order_updates: await asyncio.to_thread(engine.on_update, u)
+    task = asyncio.create_task(updates())
+    try:
+        while not stop.is_set():
+            await asyncio.to_thread(engine.tick)
+            try: await asyncio.wait_for(stop.wait(), tick_seconds)
+            except asyncio.TimeoutError: pass
+    finally:
+        task.cancel()
+        await parts.order_updates.close()

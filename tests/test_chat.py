@@ -4,7 +4,6 @@ read-only mode, the kill switch, fill chasing — on the SimBroker."""
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 
 from swingtrader.audit import AuditLog
 from swingtrader.chat import ChatEngine, Allowlist, Confirmations, shape_of
