@@ -1,0 +1,90 @@
+"""End to end on a local Discord: unmodified discord.py runs the chat bot against the Discord emulator (only its base
+URLs changed); a message → bot → sandbox dry-run reply with ✅/❌ → someone else's ✅ is ignored and removed → the
+sender's ✅ → the order on the SimBroker → fill → reply. Also: the gateway handshake and heartbeats, the channel filter,
+❌ drops the order, a stranger is refused politely."""
+import asyncio, threading
+
+import pytest
+
+discord = pytest.importorskip("discord")
+
+from swingtrader.chat import ChatEngine
+from swingtrader.chat_discord import ChatBot, CONFIRM, DROP
+from swingtrader.config import Settings
+from swingtrader.emulator.discord import DiscordEmulator, point_discord_at
+from swingtrader.ledger import Ledger
+from swingtrader.models import OrderUpdate
+from swingtrader.sim.broker import SimBroker
+
+TRADER, STRANGER, CHANNEL, OTHER = 7, 8, 100, 555
+
+@pytest.fixture
+def world(tmp_path):
+    emu = DiscordEmulator(heartbeat_ms=500)
+    emu.start()
+    old = point_discord_at(emu.api_base, emu.gateway_url)
+    b = SimBroker.from_seed(symbols=3); b.clock.advance(300)
+    eng = ChatEngine.build(Settings(chat_allow=f"{CHANNEL}:trade:{TRADER}"), b, Ledger(tmp_path / "l.sqlite", clock=b.clock))
+    b.add_listener(lambda ev: eng.on_update(ev) if isinstance(ev, OrderUpdate) else None)
+    bot = ChatBot(eng, guild_ready_timeout=0.1)
+    loop = asyncio.new_event_loop()
+    async def main():
+        async with bot: await bot.start(emu.token)
+    fut = {"task": None}
+    def run():
+        asyncio.set_event_loop(loop)
+        fut["task"] = loop.create_task(main())
+        try: loop.run_until_complete(fut["task"])
+        except (asyncio.CancelledError, Exception): pass
+        finally: loop.run_until_complete(loop.shutdown_asyncgens()); loop.close()
+    t = threading.Thread(target=run, daemon=True); t.start()
+    emu.wait_until(lambda: emu.identify is not None and bot.is_ready(), timeout=60)
+    yield emu, b, eng, bot
+    asyncio.run_coroutine_threadsafe(bot.close(), loop).result(30)
+    t.join(30)
+    point_discord_at(*old)
+    emu.stop()
+
+def _bot_reply(emu, after, contains):
+    return emu.wait_for(lambda m: m.author_id == emu.bot_id and m.id > after.id and contains in m.content, timeout=60)
+
+def test_handshake_minimal_intents_and_heartbeats(world):
+    emu, b, eng, bot = world
+    assert emu.identify["token"] == "***" and emu.identify["intents"] == bot.intents.value
+    assert not bot.intents.members and not bot.intents.presences and bot.intents.message_content
+    assert ("GET", "/api/v10/users/@me") in emu.requests
+    emu.wait_until(lambda: emu.heartbeats >= 2, timeout=60)          # heartbeats are sent and ACKed (else discord.py reconnects)
+
+def test_message_to_fill_end_to_end(world):
+    emu, b, eng, bot = world
+    sym = b.symbols[0]
+    m = emu.post_message(TRADER, CHANNEL, f"buy {sym} 3")
+    preview = _bot_reply(emu, m, "Confirm within")
+    assert preview.content.startswith(f"[SANDBOX] BUY 3 {sym}") and "est. cost" in preview.content
+    emu.wait_until(lambda: {CONFIRM, DROP} <= {e for e, us in preview.reactions.items() if emu.bot_id in us})
+    assert b.orders() == []
+    emu.react(STRANGER, preview, CONFIRM)                              # not theirs: ignored and removed
+    emu.wait_until(lambda: str(STRANGER) not in preview.reactions.get(CONFIRM, set()))
+    assert b.orders() == []
+    emu.react(TRADER, preview, CONFIRM)
+    placed = _bot_reply(emu, preview, "placed")
+    assert "filled" in placed.content and placed.content.startswith("[SANDBOX]")
+    assert [o.status.value for o in b.orders()] == ["filled"] and {p.symbol: p.qty for p in b.positions()} == {sym: 3}
+    emu.react(TRADER, preview, CONFIRM)                                # a second ✅: the ask is gone, nothing happens
+    again = emu.post_message(TRADER, CHANNEL, "orders")
+    _bot_reply(emu, again, "no chat orders open")
+    assert len(b.orders()) == 1
+
+def test_drop_filter_and_stranger(world):
+    emu, b, eng, bot = world
+    sym = b.symbols[0]
+    ignored = emu.post_message(TRADER, OTHER, f"buy {sym} 1")         # not a configured channel
+    m = emu.post_message(TRADER, CHANNEL, f"buy {sym} 1")
+    preview = _bot_reply(emu, m, "Confirm within")
+    emu.wait_until(lambda: {CONFIRM, DROP} <= {e for e, us in preview.reactions.items() if emu.bot_id in us})
+    emu.react(TRADER, preview, DROP)
+    _bot_reply(emu, preview, "dropped")
+    s = emu.post_message(STRANGER, CHANNEL, "status")
+    assert "sorry" in _bot_reply(emu, s, "not allowed").content
+    assert not any(x.channel_id == str(OTHER) and x.author_id == emu.bot_id for x in emu.messages) and ignored.id
+    assert b.orders() == []
