@@ -343,6 +343,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'swingtrader.cli.api': ('cli.html#api', 'swingtrader/cli.py'),
                                  'swingtrader.cli.audit_prune': ('cli.html#audit_prune', 'swingtrader/cli.py'),
                                  'swingtrader.cli.backtest': ('cli.html#backtest', 'swingtrader/cli.py'),
+                                 'swingtrader.cli.chat': ('cli.html#chat', 'swingtrader/cli.py'),
                                  'swingtrader.cli.config': ('cli.html#config', 'swingtrader/cli.py'),
                                  'swingtrader.cli.daily': ('cli.html#daily', 'swingtrader/cli.py'),
                                  'swingtrader.cli.dashboard': ('cli.html#dashboard', 'swingtrader/cli.py'),

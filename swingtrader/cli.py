@@ -15,7 +15,7 @@ from .config import ConfigError, Settings, SwingtraderError
 # %% auto #0
 __all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
            'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
-           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'api']
+           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'api', 'chat']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -461,3 +461,22 @@ def api(host, port, hash_tok):
     try: asyncio.run(loop())
     except KeyboardInterrupt: pass
     finally: srv.stop(); engine.ledger.close()
+
+# %% ../nbs/90_cli.ipynb #3bb821a7
+@main.command()
+@friendly
+def chat():
+    "Run the Discord chat bot (orders with a dry run and a confirmation) until interrupted."
+    import asyncio
+    from swingtrader.chat import Allowlist
+    from swingtrader.chat_discord import run_chat
+    from swingtrader.log import setup_logging
+    s = load_settings()
+    if s.discord_token is None:
+        raise SwingtraderError("SWINGTRADER_DISCORD_TOKEN is not set.", "put the bot token from the Discord developer portal in .env.")
+    if not Allowlist.parse(s.chat_allow).entries:
+        raise SwingtraderError("SWINGTRADER_CHAT_ALLOW is empty: the bot would answer no one.", "list CHANNEL:ROLE:USER entries, e.g. 1234:trade:5678.")
+    if s.broker != "sim": s.require_credentials()
+    setup_logging(s)
+    try: asyncio.run(run_chat(s))
+    except KeyboardInterrupt: pass
