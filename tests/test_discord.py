@@ -88,3 +88,14 @@ def test_drop_filter_and_stranger(world):
     assert "sorry" in _bot_reply(emu, s, "not allowed").content
     assert not any(x.channel_id == str(OTHER) and x.author_id == emu.bot_id for x in emu.messages) and ignored.id
     assert b.orders() == []
+
+def test_rate_limited_sends_are_retried_and_a_dropped_gateway_resumes(world):
+    emu, b, eng, bot = world
+    emu.throttle = 2                                                    # Discord says 429 twice: discord.py waits, resends
+    m = emu.post_message(TRADER, CHANNEL, "status")
+    r = _bot_reply(emu, m, "equity")
+    assert emu.throttled == 2 and r.content.startswith("[SANDBOX]")
+    emu.drop_connections()                                              # the gateway goes away: the bot resumes
+    emu.wait_until(lambda: emu.resumes >= 1 and emu.connections == 1, timeout=60)
+    m2 = emu.post_message(TRADER, CHANNEL, "positions")
+    assert "no open positions" in _bot_reply(emu, m2, "positions").content

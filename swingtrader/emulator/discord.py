@@ -17,7 +17,7 @@ from ..config import SwingtraderError
 # %% auto #0
 __all__ = ['GUILD_MESSAGES', 'GUILD_MESSAGE_REACTIONS', 'DIRECT_MESSAGES', 'DIRECT_MESSAGE_REACTIONS', 'MESSAGE_CONTENT', 'OP',
            'user_doc', 'Sent', 'DiscordEmulator', 'post_message', 'react', 'wait_for', 'wait_until', 'start', 'stop',
-           'point_discord_at']
+           'drop_connections', 'point_discord_at']
 
 # %% ../../nbs/78_emulator_discord.ipynb #3425a3c0
 GUILD_MESSAGES, GUILD_MESSAGE_REACTIONS, DIRECT_MESSAGES, DIRECT_MESSAGE_REACTIONS, MESSAGE_CONTENT = 1 << 9, 1 << 10, 1 << 12, 1 << 13, 1 << 15
@@ -47,7 +47,9 @@ class DiscordEmulator:
         self.messages: list[Sent] = []
         self.users: dict[str, dict] = {self.bot_id: user_doc(bot_id, "swingtrader", bot=True)}
         self.dm_channels: set[str] = set()
-        self.heartbeats = 0
+        self.heartbeats = self.resumes = self.throttled = 0
+        self.throttle = 0                          # answer the next N message posts with 429 (a rate limit), like Discord
+        self.retry_after = 0.2                     # … asking to retry after this many seconds
         self.identify: dict|None = None           # the bot's IDENTIFY payload (token scrubbed)
         self.requests: list[tuple[str, str]] = []  # (method, path) of every REST call
         self._ids = itertools.count(10_000)
@@ -60,6 +62,8 @@ class DiscordEmulator:
 
     @property
     def api_base(self) -> str: return f"{self.url}/api/v10"
+    @property
+    def connections(self) -> int: return len(self._sockets)     # identified (or resumed) gateway sockets
     @property
     def gateway_url(self) -> str: return self.url.replace("http://", "ws://") + "/gateway"
     def __repr__(self): return f"DiscordEmulator({self.url or 'not started'}, {len(self.messages)} messages)"
@@ -97,6 +101,13 @@ def _routes(emu:DiscordEmulator) -> web.Application:
         return _json({"url": emu.gateway_url, "shards": 1,
                                   "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}})
     async def post_message(req):
+        if emu.throttle > 0:
+            emu.throttle -= 1; emu.throttled += 1
+            r = _json({"message": "You are being rate limited.", "retry_after": emu.retry_after, "global": False}, 429)
+            r.headers.update({"Via": "1.1 google", "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+                              "X-RateLimit-Reset-After": str(emu.retry_after), "X-RateLimit-Bucket": "emulated-messages",
+                              "Retry-After": str(emu.retry_after)})
+            return r
         body = await req.json()
         m = Sent(emu._id(), req.match_info["channel"], emu.bot_id, body.get("content") or "", time.monotonic())
         emu._store(m)
@@ -154,6 +165,7 @@ async def _gateway(self:DiscordEmulator, req):
                         "resume_gateway_url": self.gateway_url, "shard": [0, 1], "application": {"id": self.bot_id, "flags": 0},
                         "private_channels": [], "relationships": [], "user_settings": {}}})
                 else:
+                    self.resumes += 1
                     self._sockets.append((ws, state)); self._seq += 1
                     await _send(ws, {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}})
     finally:
@@ -242,7 +254,13 @@ def stop(self:DiscordEmulator):
     finally:
         self.loop.call_soon_threadsafe(self.loop.stop); self._thread.join(30); self.loop = None
 
-for _f in (_call, post_message, react, wait_for, wait_until, start, stop): setattr(DiscordEmulator, _f.__name__, _f)
+def drop_connections(self:DiscordEmulator, code:int=4000):
+    "Close every gateway connection with `code` (4000: an unknown error, which a client resumes from)."
+    async def close():
+        for ws, _ in list(self._sockets): await ws.close(code=code, message=b"emulated drop")
+    self._call(close())
+
+for _f in (_call, post_message, react, wait_for, wait_until, start, stop, drop_connections): setattr(DiscordEmulator, _f.__name__, _f)
 DiscordEmulator.__enter__ = lambda self: (self.start(), self)[1]
 DiscordEmulator.__exit__ = lambda self, *exc: self.stop()
 
