@@ -1773,6 +1773,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'swingtrader/order_api.py'),
                                        'swingtrader.order_api.ConfirmIn': ('order_api.html#confirmin', 'swingtrader/order_api.py'),
                                        'swingtrader.order_api.OrderIn': ('order_api.html#orderin', 'swingtrader/order_api.py'),
+                                       'swingtrader.order_api.ReasonIn': ('order_api.html#reasonin', 'swingtrader/order_api.py'),
                                        'swingtrader.order_api._answer': ('order_api.html#_answer', 'swingtrader/order_api.py'),
                                        'swingtrader.order_api.build_app': ('order_api.html#build_app', 'swingtrader/order_api.py'),
                                        'swingtrader.order_api.check_bind': ('order_api.html#check_bind', 'swingtrader/order_api.py'),

@@ -92,7 +92,11 @@ async def _on_message(self:ChatBot, m:discord.Message):
     if m.author.bot or (self.user is not None and m.author.id == self.user.id): return
     key = "dm" if m.guild is None and getattr(m, "guild_id", None) is None and isinstance(m.channel, discord.DMChannel) else str(m.channel.id)
     if key not in self.engine.allow.channels: return          # the channel filter: not ours, not a word
-    reply = await asyncio.to_thread(self.engine.handle, str(m.author.id), key, m.content)
+    try: reply = await asyncio.to_thread(self.engine.handle, str(m.author.id), key, m.content)
+    except Exception as e:           # a bug or a broker failure the engine did not expect: say so, never stay silent
+        log.exception("chat command failed")
+        self.enqueue(m.channel.id, f"[{self.engine.environment.upper()}] that failed unexpectedly ({type(e).__name__}); "
+                     "it is logged. Say orders to see what is working."); return
     if reply is None: return
     self.enqueue(m.channel.id, reply.text, _Ask(reply.token, str(m.author.id), key) if reply.token else None)
 
@@ -107,7 +111,11 @@ async def _on_raw_reaction_add(self:ChatBot, p:discord.RawReactionActionEvent):
         return
     del self.asks[p.message_id]
     fn = self.engine.confirm if emoji == CONFIRM else self.engine.reject
-    reply = await asyncio.to_thread(fn, ask.user, ask.channel, ask.token)
+    try: reply = await asyncio.to_thread(fn, ask.user, ask.channel, ask.token)
+    except Exception as e:
+        log.exception("chat confirmation failed")
+        self.enqueue(p.channel_id, f"[{self.engine.environment.upper()}] the confirmation failed unexpectedly ({type(e).__name__}); "
+                     "it is logged. Say orders to see whether the order is working."); return
     self.enqueue(p.channel_id, reply.text)
 
 ChatBot.on_message, ChatBot.on_raw_reaction_add = _on_message, _on_raw_reaction_add

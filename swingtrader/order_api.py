@@ -17,8 +17,8 @@ from .config import Settings, SwingtraderError
 from .chat import Allowlist, ChatEngine, ChatError, Reply, order_summary
 
 # %% auto #0
-__all__ = ['SCOPES', 'hash_token', 'ApiTokens', 'OrderIn', 'ConfirmIn', 'build_app', 'is_loopback', 'check_bind', 'ApiServer',
-           'serve']
+__all__ = ['SCOPES', 'hash_token', 'ApiTokens', 'OrderIn', 'ConfirmIn', 'ReasonIn', 'build_app', 'is_loopback', 'check_bind',
+           'ApiServer', 'serve']
 
 # %% ../nbs/77_order_api.ipynb #1b53cab4
 SCOPES = ("trade", "read", "control")
@@ -74,6 +74,10 @@ class ConfirmIn(BaseModel):
     "A confirmation: the token from `POST /orders`, and optionally the order it is meant for (checked against it)."
     token: str
     order: dict|None = None
+
+class ReasonIn(BaseModel):
+    "Why trading halts or resumes (recorded)."
+    reason: str = Field(..., min_length=1)
 
 _STATUS = {"invalid": 422, "denied": 403, "refused": 409, "not_found": 404}
 
@@ -145,6 +149,12 @@ def build_app(engine:ChatEngine, tokens:ApiTokens) -> FastAPI:
         r = engine.handle(user, "api", f"cancel {order_id}")
         ans = _answer(r)
         return {**ans, "order": order_summary(engine.broker.order(order_id))}
+
+    @app.post("/halt", summary="Halt trading (the kill switch; the running bot cancels its orders)")
+    def halt(body:ReasonIn, user:str=Depends(needs("control"))): return _answer(engine.handle(user, "api", f"halt {body.reason}"))
+
+    @app.post("/resume", summary="Resume trading after a halt (a recorded manual reset)")
+    def resume(body:ReasonIn, user:str=Depends(needs("control"))): return _answer(engine.handle(user, "api", f"resume {body.reason}"))
 
     return app
 

@@ -24,7 +24,7 @@ def world(tmp_path):
     emu.start()
     old = point_discord_at(emu.api_base, emu.gateway_url)
     b = SimBroker.from_seed(symbols=3); b.clock.advance(300)
-    eng = ChatEngine.build(Settings(chat_allow=f"{CHANNEL}:trade:{TRADER}"), b, Ledger(tmp_path / "l.sqlite", clock=b.clock))
+    eng = ChatEngine.build(Settings(chat_allow=f"{CHANNEL}:trade:{TRADER} dm:read:{TRADER}"), b, Ledger(tmp_path / "l.sqlite", clock=b.clock))
     b.add_listener(lambda ev: eng.on_update(ev) if isinstance(ev, OrderUpdate) else None)
     bot = ChatBot(eng, guild_ready_timeout=0.1)
     loop = asyncio.new_event_loop()
@@ -99,3 +99,11 @@ def test_rate_limited_sends_are_retried_and_a_dropped_gateway_resumes(world):
     emu.wait_until(lambda: emu.resumes >= 1 and emu.connections == 1, timeout=60)
     m2 = emu.post_message(TRADER, CHANNEL, "positions")
     assert "no open positions" in _bot_reply(emu, m2, "positions").content
+
+def test_direct_messages_use_the_dm_allowlist(world):
+    emu, b, eng, bot = world
+    m = emu.post_message(TRADER, 4242, "status", dm=True)
+    r = _bot_reply(emu, m, "equity")
+    assert r.channel_id == "4242"
+    o = emu.post_message(TRADER, 4242, f"buy {b.symbols[0]} 1", dm=True)          # read only in DMs
+    assert "not allowed" in _bot_reply(emu, o, "sorry").content

@@ -111,3 +111,13 @@ def test_openapi_docs_and_bind_check(api):
     check_bind(Settings(), ApiTokens())
     with pytest.raises(SwingtraderError, match="SWINGTRADER_API_TLS_KEY"): check_bind(Settings(api_host="192.0.2.1"), ApiTokens())
     assert repr(ApiTokens.parse(f"a:read:{hash_token('zz')}")) == "ApiTokens(['a'])"
+
+def test_control_scope_halts_and_resumes(api):
+    c, b, eng = api
+    assert c.post("/halt", headers=H("trader"), json={"reason": "x"}).status_code == 403
+    h = c.post("/halt", headers=H("ops"), json={"reason": "news"})
+    assert h.status_code == 200 and eng.ledger.halt_state().state == "halted" and eng.ledger.halt_state().who == "chat:api:ops"
+    assert c.post("/orders", headers=H("trader"), json=_order(b)).status_code == 409      # halted: the risk guard refuses
+    assert c.post("/resume", headers=H("ops"), json={"reason": "checked"}).status_code == 200
+    assert eng.ledger.halt_state().state == "active"
+    assert c.post("/orders", headers=H("trader"), json=_order(b)).status_code == 201
