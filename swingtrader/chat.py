@@ -581,6 +581,14 @@ def open_engine(settings:Settings, clock=None, **kw) -> tuple[ChatEngine, object
         first = cal.sessions(date(2026, 3, 2), date(2026, 3, 6))["open"].iloc[0].to_pydatetime()
         clock = SimClock(first + timedelta(minutes=5), mode="scaled", speed=1.0)
     clock = clock or WallClock()
+    if settings.environment in PRODUCTION and "shapes_ledger" not in kw:
+        from pathlib import Path
+        from swingtrader.ledger import Ledger
+        p = Path(settings.chat_sandbox_data_dir or "") / "ledger.sqlite"
+        if settings.chat_sandbox_data_dir is None or not p.exists():
+            raise SwingtraderError(f"production chat orders need the sandbox's ledger, and there is none at {p}.",
+                                   "set SWINGTRADER_CHAT_SANDBOX_DATA_DIR to the sandbox bot's data directory.")
+        kw["shapes_ledger"] = Ledger(p, readonly=True)
     parts = broker_parts(settings, clock, cal)
     ledger, audit = open_state(settings, clock)
     return ChatEngine.build(settings, parts.broker, ledger, audit=audit, clock=clock, **kw), parts

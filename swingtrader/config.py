@@ -185,6 +185,7 @@ class Settings(BaseSettings):
     api_port: int = _f(8787, "give a TCP port between 1 and 65535, e.g. 8787.", ge=1, le=65535)
     api_tls_cert: Path|None = _f(None, "give the PEM certificate file for serving the order API over TLS, or leave unset.")
     api_tls_key: Path|None = _f(None, "give the PEM private key file for SWINGTRADER_API_TLS_CERT, or leave unset.")
+    chat_sandbox_data_dir: Path|None = _f(None, "give the data directory of the sandbox bot whose ledger records the order shapes tested today (production chat and API orders need them), or leave unset.")
 
 
     @model_validator(mode="before")

@@ -170,3 +170,11 @@ def test_confirmations_store_only_hashes(tmp_path):
     e, b, sym = _engine(tmp_path)
     p = e.handle("7", "100", f"buy {sym} 1")
     assert p.token not in str(e.ledger.load_state(Confirmations.KEY))
+
+def test_production_engine_needs_the_sandbox_ledger(tmp_path):
+    from swingtrader.chat import open_engine
+    from swingtrader.config import SwingtraderError
+    s = Settings(_env_file=None, broker="tastytrade", environment="production", live_confirm="yes", data_dir=tmp_path)
+    try: open_engine(s)
+    except SwingtraderError as e: assert "SWINGTRADER_CHAT_SANDBOX_DATA_DIR" in e.fix
+    else: raise AssertionError("a production engine opened without the sandbox's ledger")

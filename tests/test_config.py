@@ -70,7 +70,7 @@ def test_every_validated_field_is_covered():
                      "alpaca_api_key", "alpaca_secret_key", "alpaca_base_url", "alpaca_data_url", "data_dir",
                      "notify_urls",   # a secret: its error path (masked value) is tested in test_notify.py
                      "dashboard_password", "lock_dir",
-                     "chat_allow", "discord_token", "api_tokens", "api_host", "api_tls_cert", "api_tls_key"}   # checked where used (chat, order API)
+                     "chat_allow", "discord_token", "api_tokens", "api_host", "api_tls_cert", "api_tls_key", "chat_sandbox_data_dir"}   # checked where used (chat, order API)
     assert {env_name(f) for f in Settings.model_fields if f not in unconstrained} == set(INVALID)
 
 def test_defaults_run_on_the_simulator(clean_env):
