@@ -426,7 +426,8 @@ def _order_cmd(self:ChatEngine, user, channel, cmd) -> Reply:
     req = intent.request
     pv = self.broker.dry_run(req)
     if not pv.ok: raise ChatError(f"the broker's dry run refused {_describe(req)}: {'; '.join(pv.errors) or 'no reason given'}.", "change the order and send it again.")
-    doc = {**_req_doc(req), "chase": cmd.chase, "signal_id": sig.id, "price": sig.price, "channel": str(channel)}
+    doc = {**_req_doc(req), "chase": cmd.chase, "signal_id": sig.id, "price": sig.price, "channel": str(channel),
+           "chase_bound": str(cmd.limit) if cmd.chase and cmd.limit is not None else None}
     token, expires = self.confirmations.issue(order_fingerprint(req, self.environment, cmd.chase), self.environment, user, doc)
     preview = {"estimated_cost": str(pv.estimated_cost), "buying_power_effect": str(pv.buying_power_effect), "fees": str(pv.fees),
                "warnings": list(pv.warnings)}
@@ -477,7 +478,8 @@ def confirm(self:ChatEngine, user:str, channel:str, token:str, # the token from 
         o = out.order
         self.confirmations.mark(token, o.id)
         self._remember(o, user, d.get("channel", channel), bool(d.get("chase")))
-        if d.get("chase") and o.is_open: self.chases[o.id] = Chase.begin(self, o, user, d.get("channel", channel))
+        if d.get("chase") and o.is_open:
+            self.chases[o.id] = Chase.begin(self, o, user, d.get("channel", channel), Decimal(d["chase_bound"]) if d.get("chase_bound") else None)
         if o.status.is_terminal: self._finished(o)
         fill = f", filled {o.filled_qty} @ {o.avg_fill_price}" if o.filled_qty else ""
         return self._reply(f"placed {_describe(req, d.get('chase'))}: order {o.id} {o.status.value}{fill}", "placed", order=order_summary(o))
@@ -536,9 +538,13 @@ class Chase:
     channel: str
     steps: int = 0
     @classmethod
-    def begin(cls, engine:ChatEngine, o:Order, user:str, channel:str) -> Chase:
-        return cls(o.id, o.client_key, o.side, o.limit_price, engine.broker.asset(o.symbol).tick_size, None, engine.clock.now(), user, channel)
-    def price(self, n:int) -> Decimal: return self.first + self.side.sign * self.tick * n
+    def begin(cls, engine:ChatEngine, o:Order, user:str, channel:str, bound:Decimal|None=None) -> Chase:
+        return cls(o.id, o.client_key, o.side, o.limit_price, engine.broker.asset(o.symbol).tick_size, bound, engine.clock.now(), user, channel)
+    def price(self, n:int) -> Decimal:
+        "The limit after `n` steps: `n` ticks from the mid toward the far side, never past the person's own limit."
+        p = self.first + self.side.sign * self.tick * n
+        if self.bound is None: return p
+        return min(p, self.bound) if self.side is Side.BUY else max(p, self.bound)
 
 @patch
 def tick(self:ChatEngine) -> list[str]:
@@ -557,6 +563,8 @@ def tick(self:ChatEngine) -> list[str]:
             if elapsed < (c.steps + 1) * s.chat_chase_step_seconds: continue
             c.steps += 1
             px = c.price(c.steps)
+            if px == o.limit_price:                  # at the person's own limit: wait there until the chase ends
+                lines.append((c.channel, f"chase of {o.symbol} step {c.steps}: at the limit {px}")); continue
             key = hashlib.sha256(f"{c.client_key}|chase|{c.steps}".encode()).hexdigest()[:32]
             new = self.broker.replace(oid, limit_price=px, client_key=key)
             self.chases.pop(oid); c.order_id = new.id; self.chases[new.id] = c

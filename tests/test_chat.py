@@ -178,3 +178,31 @@ def test_production_engine_needs_the_sandbox_ledger(tmp_path):
     try: open_engine(s)
     except SwingtraderError as e: assert "SWINGTRADER_CHAT_SANDBOX_DATA_DIR" in e.fix
     else: raise AssertionError("a production engine opened without the sandbox's ledger")
+
+def test_orders_through_the_tastytrade_emulator(tmp_path, tt_client, tt_settings, sim_broker):
+    "The same engine on the real tastytrade adapter against the broker emulator: its dry run, its submit."
+    s = tt_settings.model_copy(update={"chat_allow": ALLOW})
+    e = ChatEngine.build(s, tt_client, Ledger(tmp_path / "l.sqlite", clock=sim_broker.clock), clock=sim_broker.clock)
+    sym = sim_broker.symbols[0]
+    p = e.handle("7", "100", f"buy {sym} 2")
+    assert p.kind == "preview" and p.text.startswith("[SANDBOX] BUY 2") and "est. cost" in p.text, p.text
+    assert sim_broker.orders() == []
+    r = e.handle("7", "100", f"confirm {p.token}")
+    assert r.kind == "placed", r.text
+    [o] = sim_broker.orders()
+    assert o.client_key == r.order["client_key"] and o.qty == Decimal(2)
+    assert e.handle("7", "100", f"confirm {p.token}").kind == "refused" and len(sim_broker.orders()) == 1
+
+def test_fill_chase_never_passes_the_persons_limit(tmp_path):
+    e, b, sym = _engine(tmp_path, chat_chase_step_seconds=5, chat_chase_max_ticks=5, chat_chase_max_seconds=600)
+    b.set_fill_mode("never")
+    q = b.latest_quote(sym)
+    mid = (Decimal(str(q.bid)) + Decimal(str(q.ask))) / 2
+    cap = mid.quantize(Decimal("0.01")) + Decimal("0.02")
+    r = e.confirm("7", "100", e.handle("7", "100", f"buy {sym} 1 limit {cap} chase").token)
+    assert Decimal(r.order["limit_price"]) <= cap
+    for _ in range(5):
+        b.clock.advance(5); e.tick()
+    assert max(o.limit_price for o in b.orders()) == cap
+    b.clock.advance(5); e.tick()
+    assert b.orders("open") == []
