@@ -107,3 +107,26 @@ def test_direct_messages_use_the_dm_allowlist(world):
     assert r.channel_id == "4242"
     o = emu.post_message(TRADER, 4242, f"buy {b.symbols[0]} 1", dm=True)          # read only in DMs
     assert "not allowed" in _bot_reply(emu, o, "sorry").content
+
+def test_confirm_and_drop_buttons(world):
+    emu, b, eng, bot = world
+    sym = b.symbols[0]
+    m = emu.post_message(TRADER, CHANNEL, f"buy {sym} 2")
+    preview = _bot_reply(emu, m, "Confirm within")
+    emu.wait_until(lambda: {CONFIRM, DROP} <= {e for e, us in preview.reactions.items() if emu.bot_id in us})
+    labels = [c["label"] for row in preview.components for c in row["components"]]
+    assert labels == ["Confirm", "Drop"]
+    other = emu.click(STRANGER, preview, "Confirm")                    # not theirs: a private note, nothing placed
+    note = emu.wait_for(lambda x: x.ephemeral and "not your order" in x.content, timeout=60)
+    assert emu.interactions[other]["response"] == 4 and note.channel_id == str(CHANNEL) and b.orders() == []
+    mine = emu.click(TRADER, preview, "Confirm")
+    placed = _bot_reply(emu, preview, "placed")
+    assert emu.interactions[mine]["response"] == 6 and "filled" in placed.content
+    assert len(b.orders()) == 1
+    emu.react(TRADER, preview, CONFIRM)                                # the reaction after the button: nothing more
+    m2 = emu.post_message(TRADER, CHANNEL, f"buy {sym} 1")
+    p2 = _bot_reply(emu, m2, "Confirm within")
+    emu.wait_until(lambda: {CONFIRM, DROP} <= {e for e, us in p2.reactions.items() if emu.bot_id in us})
+    emu.click(TRADER, p2, "Drop")
+    _bot_reply(emu, p2, "dropped")
+    assert len(b.orders()) == 1

@@ -16,8 +16,8 @@ from ..config import SwingtraderError
 
 # %% auto #0
 __all__ = ['GUILD_MESSAGES', 'GUILD_MESSAGE_REACTIONS', 'DIRECT_MESSAGES', 'DIRECT_MESSAGE_REACTIONS', 'MESSAGE_CONTENT', 'OP',
-           'user_doc', 'Sent', 'DiscordEmulator', 'post_message', 'react', 'wait_for', 'wait_until', 'start', 'stop',
-           'drop_connections', 'point_discord_at']
+           'user_doc', 'Sent', 'DiscordEmulator', 'post_message', 'react', 'click', 'wait_for', 'wait_until', 'start',
+           'stop', 'drop_connections', 'point_discord_at']
 
 # %% ../../nbs/78_emulator_discord.ipynb #3425a3c0
 GUILD_MESSAGES, GUILD_MESSAGE_REACTIONS, DIRECT_MESSAGES, DIRECT_MESSAGE_REACTIONS, MESSAGE_CONTENT = 1 << 9, 1 << 10, 1 << 12, 1 << 13, 1 << 15
@@ -38,6 +38,8 @@ class Sent:
     content: str
     at: float                        # time.monotonic() when the emulator stored it
     reactions: dict = field(default_factory=dict)   # emoji -> set of user ids
+    components: list = field(default_factory=list)  # the message's buttons (action rows), as posted
+    ephemeral: bool = False                         # an interaction reply only its user sees
 
 # %% ../../nbs/78_emulator_discord.ipynb #09fed625
 class DiscordEmulator:
@@ -48,6 +50,7 @@ class DiscordEmulator:
         self.users: dict[str, dict] = {self.bot_id: user_doc(bot_id, "swingtrader", bot=True)}
         self.dm_channels: set[str] = set()
         self.heartbeats = self.resumes = self.throttled = 0
+        self.interactions: dict[str, dict] = {}   # interaction id -> its token, channel, message, whether answered
         self.throttle = 0                          # answer the next N message posts with 429 (a rate limit), like Discord
         self.retry_after = 0.2                     # … asking to retry after this many seconds
         self.identify: dict|None = None           # the bot's IDENTIFY payload (token scrubbed)
@@ -75,6 +78,7 @@ class DiscordEmulator:
         d = {"id": m.id, "channel_id": m.channel_id, "author": self.users.get(m.author_id, user_doc(m.author_id, f"user{m.author_id}")),
              "content": m.content, "timestamp": _now(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
              "mentions": [], "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0}
+        if m.components: d["components"] = m.components
         if m.channel_id not in self.dm_channels: d["guild_id"] = self.guild_id
         return d
 
@@ -109,7 +113,8 @@ def _routes(emu:DiscordEmulator) -> web.Application:
                               "Retry-After": str(emu.retry_after)})
             return r
         body = await req.json()
-        m = Sent(emu._id(), req.match_info["channel"], emu.bot_id, body.get("content") or "", time.monotonic())
+        m = Sent(emu._id(), req.match_info["channel"], emu.bot_id, body.get("content") or "", time.monotonic(),
+                 components=body.get("components") or [])
         emu._store(m)
         doc = emu.message_doc(m)
         await emu._dispatch("MESSAGE_CREATE", doc, GUILD_MESSAGES if "guild_id" in doc else DIRECT_MESSAGES)
@@ -127,6 +132,34 @@ def _routes(emu:DiscordEmulator) -> web.Application:
         who = emu.bot_id if req.match_info["user"] == "@me" else req.match_info["user"]
         with emu._cond: m.reactions.get(unquote(req.match_info["emoji"]), set()).discard(who); emu._cond.notify_all()
         return web.Response(status=204)
+    async def callback(req):
+        "An interaction's response: 4 posts a message (64 in flags: ephemeral), 6 acknowledges, 7 edits the clicked message."
+        it = emu.interactions.get(req.match_info["interaction"])
+        if it is None or it["token"] != req.match_info["token"]:
+            return _json({"message": "Unknown interaction", "code": 10062}, 404)
+        if it["answered"]: return _json({"message": "Interaction has already been acknowledged.", "code": 40060}, 400)
+        it["answered"] = True
+        body = await req.json()
+        kind, data = body.get("type"), body.get("data") or {}
+        res = {"interaction": {"id": req.match_info["interaction"], "type": 3, "response_message_loading": False,
+                               "response_message_ephemeral": bool(data.get("flags", 0) & 64)}}
+        if kind == 4:
+            m = Sent(emu._id(), it["channel_id"], emu.bot_id, data.get("content") or "", time.monotonic(),
+                     components=data.get("components") or [], ephemeral=bool(data.get("flags", 0) & 64))
+            emu._store(m)
+            res["interaction"]["response_message_id"] = m.id
+            res["resource"] = {"type": 4, "message": emu.message_doc(m)}
+        elif kind == 7:
+            m = it["message"]
+            with emu._cond:
+                if "content" in data: m.content = data["content"] or ""
+                if "components" in data: m.components = data["components"] or []
+                emu._cond.notify_all()
+            res["resource"] = {"type": 7, "message": emu.message_doc(m)}
+        it["response"] = kind
+        with emu._cond: emu._cond.notify_all()
+        return _json(res)
+    app.router.add_post("/api/v10/interactions/{interaction}/{token}/callback", callback)   # no bot token: the interaction's own
     for method, path, h in [("GET", "/api/v10/users/@me", me), ("GET", "/api/v10/oauth2/applications/@me", app_info),
                             ("GET", "/api/v10/gateway", gateway), ("GET", "/api/v10/gateway/bot", gateway_bot),
                             ("POST", "/api/v10/channels/{channel}/messages", post_message),
@@ -176,7 +209,7 @@ DiscordEmulator._gateway = _gateway
 async def _dispatch(self:DiscordEmulator, event:str, data:dict, intent:int):
     "Send a dispatch to every identified socket whose intents ask for it."
     for ws, st in list(self._sockets):
-        if st["intents"] is not None and not st["intents"] & intent: continue
+        if intent and st["intents"] is not None and not st["intents"] & intent: continue     # interactions (0) need no intent
         self._seq += 1
         try: await _send(ws, {"op": 0, "t": event, "s": self._seq, "d": data})
         except ConnectionError: pass
@@ -207,6 +240,31 @@ def react(self:DiscordEmulator, user_id:int|str, message:Sent|str, emoji:str):
     dm = m.channel_id in self.dm_channels
     if not dm: d["guild_id"] = self.guild_id
     self._call(self._dispatch("MESSAGE_REACTION_ADD", d, DIRECT_MESSAGE_REACTIONS if dm else GUILD_MESSAGE_REACTIONS))
+
+def click(self:DiscordEmulator, user_id:int|str, message:Sent, label:str) -> str:
+    "A person presses the button labelled `label` on `message`: INTERACTION_CREATE (type 3); the interaction id."
+    button = next((c for row in message.components for c in row.get("components", []) if c.get("label") == label), None)
+    if button is None: raise SwingtraderError(f"message {message.id} has no button {label!r}.", "click a button the bot sent.")
+    uid, iid = str(user_id), self._id()
+    self.users.setdefault(uid, user_doc(uid, f"user{uid}"))
+    dm = message.channel_id in self.dm_channels
+    tok = f"itok-{iid}"
+    self.interactions[iid] = {"token": tok, "channel_id": message.channel_id, "message": message, "answered": False, "response": None,
+                              "user": uid}
+    d = {"id": iid, "application_id": self.bot_id, "type": 3, "token": tok, "version": 1, "attachment_size_limit": 8 << 20,
+         "locale": "en-US", "app_permissions": "0", "entitlements": [], "authorizing_integration_owners": {}, "context": 1 if dm else 0,
+         "data": {"custom_id": button["custom_id"], "component_type": 2}, "channel_id": message.channel_id,
+         "channel": ({"id": message.channel_id, "type": 1, "recipients": [self.users[uid]], "last_message_id": None} if dm else
+                     {"id": message.channel_id, "type": 0, "guild_id": self.guild_id, "name": f"channel-{message.channel_id}", "position": 0,
+                      "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None, "rate_limit_per_user": 0,
+                      "last_message_id": None, "flags": 0}),
+         "message": self.message_doc(message)}
+    if dm: d["user"] = self.users[uid]
+    else:
+        d["guild_id"] = self.guild_id
+        d["member"] = {"user": self.users[uid], "roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0, "permissions": "0"}
+    self._call(self._dispatch("INTERACTION_CREATE", d, 0))
+    return iid
 
 def wait_for(self:DiscordEmulator, pred, timeout:float=60.0):
     "The first stored message with `pred(message)` true, waiting up to `timeout` s for it; raises TimeoutError."
@@ -260,7 +318,7 @@ def drop_connections(self:DiscordEmulator, code:int=4000):
         for ws, _ in list(self._sockets): await ws.close(code=code, message=b"emulated drop")
     self._call(close())
 
-for _f in (_call, post_message, react, wait_for, wait_until, start, stop, drop_connections): setattr(DiscordEmulator, _f.__name__, _f)
+for _f in (_call, post_message, react, click, wait_for, wait_until, start, stop, drop_connections): setattr(DiscordEmulator, _f.__name__, _f)
 DiscordEmulator.__enter__ = lambda self: (self.start(), self)[1]
 DiscordEmulator.__exit__ = lambda self, *exc: self.stop()
 
