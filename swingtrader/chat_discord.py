@@ -52,6 +52,7 @@ class ChatBot(discord.Client):
         super().__init__(**kw)
         self.engine, self.tick_seconds = engine, tick_seconds
         self.asks: dict[int, _Ask] = {}                 # preview message id -> what it asks
+        self.views: dict[int, discord.ui.View] = {}     # preview message id -> its buttons
         self.outbox: asyncio.Queue|None = None
         self.sent = 0
         engine.notify = self.notify
@@ -64,6 +65,8 @@ class ChatBot(discord.Client):
 
     async def close(self):
         "Stop the sender and the chase ticks, then disconnect."
+        for v in self.views.values(): v.stop()
+        self.views.clear()
         for t in getattr(self, "_tasks", []): t.cancel()
         for t in getattr(self, "_tasks", []):
             try: await t
@@ -89,7 +92,7 @@ class ChatBot(discord.Client):
                              else self.get_partial_messageable(cid).send(text[:2000]))
                 self.sent += 1
                 if ask is not None:
-                    self.asks[msg.id] = ask
+                    self.asks[msg.id], self.views[msg.id] = ask, view
                     await msg.add_reaction(CONFIRM); await msg.add_reaction(DROP)
             except discord.DiscordException as e: log.warning("sending to %s failed: %s", cid, e)
 
@@ -122,9 +125,10 @@ async def _on_raw_reaction_add(self:ChatBot, p:discord.RawReactionActionEvent):
         except discord.DiscordException as e: log.info("could not remove a reaction: %s", e)
         return
     del self.asks[p.message_id]
-    await self._decide(ask, emoji == CONFIRM, p.channel_id)
+    await self._decide(ask, emoji == CONFIRM, p.channel_id, p.message_id)
 
-async def _decide(self:ChatBot, ask:_Ask, ok:bool, channel_id:int):
+async def _decide(self:ChatBot, ask:_Ask, ok:bool, channel_id:int, message_id:int):
+    if (v := self.views.pop(message_id, None)) is not None: v.stop()      # one decision per preview: the buttons are done
     fn = self.engine.confirm if ok else self.engine.reject
     try: reply = await asyncio.to_thread(fn, ask.user, ask.channel, ask.token)
     except Exception as e:
@@ -141,9 +145,8 @@ async def _pressed(self:ChatBot, interaction:discord.Interaction, ok:bool, view:
         await interaction.response.send_message("This is not your order to confirm." if ask else "This order is no longer waiting.", ephemeral=True)
         return
     del self.asks[mid]
-    view.stop()
     await interaction.response.defer()            # acknowledged at once; the answer follows as a message
-    await self._decide(ask, ok, interaction.channel_id)
+    await self._decide(ask, ok, interaction.channel_id, mid)
 
 ChatBot.on_message, ChatBot.on_raw_reaction_add, ChatBot._decide, ChatBot.pressed = _on_message, _on_raw_reaction_add, _decide, _pressed
 
