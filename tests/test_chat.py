@@ -206,3 +206,15 @@ def test_fill_chase_never_passes_the_persons_limit(tmp_path):
     assert max(o.limit_price for o in b.orders()) == cap
     b.clock.advance(5); e.tick()
     assert b.orders("open") == []
+
+def test_a_later_fill_is_reported_to_the_channel_and_marks_the_shape(tmp_path):
+    e, b, sym = _engine(tmp_path)
+    b.set_fill_mode("delayed:2")
+    r = e.confirm("7", "100", e.handle("7", "100", f"buy {sym} 2").token)
+    assert r.order["status"] == "accepted" and e.sent == [] and e.tested_shapes() == set()
+    for _ in range(10):
+        if b.order(r.order["id"]).status.value == "filled": break
+        b.clock.advance(60); b.sync()
+    assert any(ch == "100" and f"order {r.order['id']} filled 2 {sym}" in t and t.startswith("[SANDBOX]") for ch, t in e.sent), e.sent
+    assert e.tested_shapes() == {f"{sym}|buy|market|day"} and e.chat_order(r.order["id"])["status"] == "filled"
+    assert {p.symbol: p.qty for p in e.ledger.positions()} == {sym: Decimal(2)}
