@@ -453,11 +453,15 @@ def decide_order(self:Trader, sig:Signal, # ENTER_LONG for a buy, EXIT_LONG for 
     if (sig.action is SignalAction.ENTER_LONG) != (req.side is Side.BUY) or req.qty is None:
         raise TraderError(f"signal {sig.action.value} does not match the {req.side.value} order for {req.symbol}.", "buy with ENTER_LONG, sell with EXIT_LONG, give a qty.")
     entry = sig.action is SignalAction.ENTER_LONG
+    def refuse(why:str, decision:Decision|None=None) -> list:   # noted like `_skip`, but the strategy's view is left alone
+        self.skipped.append({"time": sig.time, "symbol": sig.symbol, "action": sig.action.value, "why": why,
+                             "decision": decision.action.value if decision else None})
+        return []
     if record and self.audit is not None: self.audit.signal(sig)
-    if not entry and self.exit_pending(sig.symbol): return self._skip(sig, "an exit order is already working")
+    if not entry and self.exit_pending(sig.symbol): return refuse("an exit order is already working")
     decision = self.guard.evaluate(sig, self.context(sig.symbol, sig.time), qty=req.qty)
     if record and self.audit is not None: self.audit.risk_check(sig, decision, decision.qty if decision.qty is not None else req.qty)
-    if not decision.passed: return self._skip(sig, decision.reason, decision)
+    if not decision.passed: return refuse(decision.reason, decision)
     if decision.qty != req.qty: req = _dc_replace(req, qty=decision.qty)
     intent = Intent(sig, req, decision)
     if not record: return [intent]
