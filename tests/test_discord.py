@@ -20,12 +20,23 @@ TRADER, STRANGER, CHANNEL, OTHER = 7, 8, 100, 555
 
 @pytest.fixture
 def world(tmp_path):
-    emu = DiscordEmulator(heartbeat_ms=500)
-    emu.start()
-    old = point_discord_at(emu.api_base, emu.gateway_url)
     b = SimBroker.from_seed(symbols=3); b.clock.advance(300)
     eng = ChatEngine.build(Settings(chat_allow=f"{CHANNEL}:trade:{TRADER} dm:read:{TRADER}"), b, Ledger(tmp_path / "l.sqlite", clock=b.clock))
     b.add_listener(lambda ev: eng.on_update(ev) if isinstance(ev, OrderUpdate) else None)
+    yield from _run_world(b, eng)
+
+@pytest.fixture
+def tt_world(tmp_path, tt_client, tt_settings, sim_broker):
+    "The bot over the real tastytrade adapter and the broker emulator (the SimBroker behind it)."
+    s = tt_settings.model_copy(update={"chat_allow": f"{CHANNEL}:trade:{TRADER}"})
+    eng = ChatEngine.build(s, tt_client, Ledger(tmp_path / "l.sqlite", clock=sim_broker.clock), clock=sim_broker.clock)
+    for emu, _, eng, bot in _run_world(tt_client, eng):
+        yield emu, sim_broker, eng, bot
+
+def _run_world(b, eng):
+    emu = DiscordEmulator(heartbeat_ms=500)
+    emu.start()
+    old = point_discord_at(emu.api_base, emu.gateway_url)
     bot = ChatBot(eng, guild_ready_timeout=0.1)
     loop = asyncio.new_event_loop()
     async def main():
@@ -130,3 +141,18 @@ def test_confirm_and_drop_buttons(world):
     emu.click(TRADER, p2, "Drop")
     _bot_reply(emu, p2, "dropped")
     assert len(b.orders()) == 1
+
+def test_message_to_fill_on_the_tastytrade_emulator(tt_world):
+    emu, sim, eng, bot = tt_world
+    sym = sim.symbols[0]
+    m = emu.post_message(TRADER, CHANNEL, f"buy {sym} 2")
+    preview = _bot_reply(emu, m, "Confirm within")
+    assert preview.content.startswith(f"[SANDBOX] BUY 2 {sym}") and sim.orders() == []
+    emu.wait_until(lambda: {CONFIRM, DROP} <= {e for e, us in preview.reactions.items() if emu.bot_id in us})
+    emu.react(TRADER, preview, CONFIRM)
+    placed = _bot_reply(emu, preview, "placed")
+    [o] = sim.orders()
+    assert o.qty == 2 and o.client_key in [r["client_key"] for r in eng.ledger.load_state("chat:orders").values()]
+    assert placed.content.startswith("[SANDBOX] placed BUY 2")
+    sim.clock.advance(60); sim.sync()
+    assert sim.order(o.id).status.value == "filled" and {p.symbol: p.qty for p in sim.positions()} == {sym: 2}
