@@ -121,3 +121,19 @@ def test_control_scope_halts_and_resumes(api):
     assert c.post("/resume", headers=H("ops"), json={"reason": "checked"}).status_code == 200
     assert eng.ledger.halt_state().state == "active"
     assert c.post("/orders", headers=H("trader"), json=_order(b)).status_code == 201
+
+def test_tls_serving(tmp_path):
+    "With a certificate the API speaks HTTPS (what a non-loopback address requires)."
+    import ssl, trustme
+    ca = trustme.CA(); cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "cert.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tokens = ApiTokens.parse(f"t:read:{hash_token('tls-tok')}")
+    b = SimBroker.from_seed(symbols=2); b.clock.advance(300)
+    eng = ChatEngine.build(Settings(), b, Ledger(tmp_path / "l.sqlite", clock=b.clock), allow=tokens.allowlist())
+    s = Settings(api_host="192.0.2.1", api_tls_cert=tmp_path / "cert.pem", api_tls_key=tmp_path / "cert.pem", api_tokens="x")
+    check_bind(s, tokens)                                           # TLS + tokens: a public address is allowed
+    with ApiServer(build_app(eng, tokens), ssl_certfile=str(tmp_path / "cert.pem"), ssl_keyfile=str(tmp_path / "cert.pem")) as srv:
+        assert srv.url.startswith("https://")
+        with httpx.Client(base_url=srv.url, verify=ssl.create_default_context(cafile=str(tmp_path / "ca.pem")), timeout=60) as c:
+            assert c.post("/auth/verify", headers={"Authorization": "Bearer tls-tok"}).json()["name"] == "t"
