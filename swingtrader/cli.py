@@ -15,7 +15,8 @@ from .config import ConfigError, Settings, SwingtraderError
 # %% auto #0
 __all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
            'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
-           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options', 'positions']
+           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options', 'positions',
+           'api', 'chat']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -579,3 +580,53 @@ def positions(account, csv_file, demo, as_json):
     click.echo("")
     click.echo(format_totals(pf.totals))
     if warn: click.echo(warn)
+
+# %% ../nbs/90_cli.ipynb #fca93a2c
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default SWINGTRADER_API_HOST, 127.0.0.1).")
+@click.option("--port", type=Number(int, 1, 65535), default=None, help="Port, 1 to 65535 (default SWINGTRADER_API_PORT).")
+@click.option("--hash-token", "hash_tok", is_flag=True, help="Read a token (prompt, hidden) and print its SHA-256 for SWINGTRADER_API_TOKENS.")
+@friendly
+def api(host, port, hash_tok):
+    "Serve the HTTP order API (preview, confirm, read, cancel) until interrupted."
+    from swingtrader.order_api import ApiTokens, ApiServer, build_app, check_bind, hash_token
+    if hash_tok:
+        click.echo(hash_token(click.prompt("token", hide_input=True))); return
+    import asyncio
+    from swingtrader.chat import open_engine, follow
+    from swingtrader.log import setup_logging
+    s = load_settings()
+    if s.broker != "sim": s.require_credentials()
+    tokens = ApiTokens.parse(s.api_tokens)
+    check_bind(s, tokens, host)
+    setup_logging(s)
+    engine, parts = open_engine(s, allow=tokens.allowlist())
+    srv = ApiServer(build_app(engine, tokens), host or s.api_host, port or s.api_port,
+                    ssl_certfile=str(s.api_tls_cert) if s.api_tls_cert else None, ssl_keyfile=str(s.api_tls_key) if s.api_tls_key else None)
+    click.echo(f"order API on {srv.start()} ({engine.environment}); docs at /docs. Ctrl-C stops it.")
+    async def loop():
+        stop = asyncio.Event()
+        try: await follow(engine, parts, stop)
+        except asyncio.CancelledError: stop.set()
+    try: asyncio.run(loop())
+    except KeyboardInterrupt: pass
+    finally: srv.stop(); engine.ledger.close()
+
+# %% ../nbs/90_cli.ipynb #de6943f6
+@main.command()
+@friendly
+def chat():
+    "Run the Discord chat bot (orders with a dry run and a confirmation) until interrupted."
+    import asyncio
+    from swingtrader.chat import Allowlist
+    from swingtrader.chat_discord import run_chat
+    from swingtrader.log import setup_logging
+    s = load_settings()
+    if s.discord_token is None:
+        raise SwingtraderError("SWINGTRADER_DISCORD_TOKEN is not set.", "put the bot token from the Discord developer portal in .env.")
+    if not Allowlist.parse(s.chat_allow).entries:
+        raise SwingtraderError("SWINGTRADER_CHAT_ALLOW is empty: the bot would answer no one.", "list CHANNEL:ROLE:USER entries, e.g. 1234:trade:5678.")
+    if s.broker != "sim": s.require_credentials()
+    setup_logging(s)
+    try: asyncio.run(run_chat(s))
+    except KeyboardInterrupt: pass

@@ -443,3 +443,26 @@ def resume(cls:Trader, settings:Settings, ledger:Ledger, # the ledger the previo
     t.protection.stops = {s: ProtectiveStop.from_dict(d) for s, d in st.get("protective", {}).items()}
     t.protection.uncertain = t.broker_stops      # after a restart: compare with the broker's orders before anything else
     return t
+
+# %% ../nbs/55_trader.ipynb #08b38b7e
+@patch
+def decide_order(self:Trader, sig:Signal, # ENTER_LONG for a buy, EXIT_LONG for a sell; `sig.id` names the decision
+                 req:OrderRequest, # the person's order (qty, type, tif, prices, client key)
+                 record:bool=True) -> list[Intent]: # False: judge only (nothing recorded or audited)
+    "The intent for a person's order `req`: risk-checked (a resize changes only its qty), recorded in the ledger; [] when refused (why: `skipped[-1]`)."
+    if (sig.action is SignalAction.ENTER_LONG) != (req.side is Side.BUY) or req.qty is None:
+        raise TraderError(f"signal {sig.action.value} does not match the {req.side.value} order for {req.symbol}.", "buy with ENTER_LONG, sell with EXIT_LONG, give a qty.")
+    entry = sig.action is SignalAction.ENTER_LONG
+    def refuse(why:str, decision:Decision|None=None) -> list:   # noted like `_skip`, but the strategy's view is left alone
+        self.skipped.append({"time": sig.time, "symbol": sig.symbol, "action": sig.action.value, "why": why,
+                             "decision": decision.action.value if decision else None})
+        return []
+    if record and self.audit is not None: self.audit.signal(sig)
+    if not entry and self.exit_pending(sig.symbol): return refuse("an exit order is already working")
+    decision = self.guard.evaluate(sig, self.context(sig.symbol, sig.time), qty=req.qty)
+    if record and self.audit is not None: self.audit.risk_check(sig, decision, decision.qty if decision.qty is not None else req.qty)
+    if not decision.passed: return refuse(decision.reason, decision)
+    if decision.qty != req.qty: req = _dc_replace(req, qty=decision.qty)
+    intent = Intent(sig, req, decision)
+    if not record: return [intent]
+    return self._record(sig, req, decision, None, req.qty * D(req.limit_price or sig.price) if entry else Decimal(0))

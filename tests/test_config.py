@@ -47,6 +47,13 @@ INVALID = {
     "SWINGTRADER_POSITIONS_BETA_DELTA_BAND": ("0", "SPY shares"),
     "SWINGTRADER_POSITIONS_GREEKS_WAIT": ("-1", "seconds to wait"),
     "SWINGTRADER_BROKER_STOP_MIN_MOVE": ("-1", "smallest stop move"),
+    "SWINGTRADER_CHAT_NOTIONAL_CAP": ("0", "largest value in USD"),
+    "SWINGTRADER_CHAT_READ_ONLY": ("sort of", "true or false"),
+    "SWINGTRADER_CHAT_CONFIRM_TTL": ("0", "seconds a confirmation"),
+    "SWINGTRADER_CHAT_CHASE_STEP_SECONDS": ("0", "between two steps"),
+    "SWINGTRADER_CHAT_CHASE_MAX_TICKS": ("0", "how many ticks"),
+    "SWINGTRADER_CHAT_CHASE_MAX_SECONDS": ("0", "cancels"),
+    "SWINGTRADER_API_PORT": ("0", "TCP port"),
 }
 
 @pytest.mark.parametrize("var", sorted(INVALID))
@@ -64,7 +71,8 @@ def test_every_validated_field_is_covered():
     unconstrained = {"live_confirm", "tt_client_secret", "tt_refresh_token", "tt_api_url", "tt_streamer_url",
                      "alpaca_api_key", "alpaca_secret_key", "alpaca_base_url", "alpaca_data_url", "data_dir",
                      "notify_urls",   # a secret: its error path (masked value) is tested in test_notify.py
-                     "dashboard_password", "lock_dir"}
+                     "dashboard_password", "lock_dir",
+                     "chat_allow", "discord_token", "api_tokens", "api_host", "api_tls_cert", "api_tls_key", "chat_sandbox_data_dir"}   # checked where used (chat, order API)
     assert {env_name(f) for f in Settings.model_fields if f not in unconstrained} == set(INVALID)
 
 def test_defaults_run_on_the_simulator(clean_env):

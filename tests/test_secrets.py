@@ -8,7 +8,7 @@ from swingtrader.log import setup_logging, scrub
 SECRETS = {"TT_CLIENT_SECRET": "cs-SeCrEt-1111", "TT_REFRESH_TOKEN": "rt-SeCrEt-2222",
            "ALPACA_API_KEY": "ak-SeCrEt-3333", "ALPACA_SECRET_KEY": "sk-SeCrEt-4444",
            "SWINGTRADER_NOTIFY_URLS": "json://127.0.0.1:9/hook/nu-SeCrEt-5555",
-           "SWINGTRADER_DASHBOARD_PASSWORD": "pw-SeCrEt-6666-long"}
+           "SWINGTRADER_DASHBOARD_PASSWORD": "pw-SeCrEt-6666-long", "SWINGTRADER_DISCORD_TOKEN": "dt-SeCrEt-7777"}
 
 def _assert_clean(text):
     for v in SECRETS.values(): assert v not in text, f"secret {v[:3]}… leaked: {text[:200]}"
