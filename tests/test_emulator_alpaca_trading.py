@@ -572,3 +572,43 @@ def test_fixtures_match_the_emulators_keys_and_types(emulator, alpaca_trading):
         problems += compare(name, data, answers[name]); checked.append(name)
     assert problems == [], "\n".join(problems)
     assert len(checked) >= 25 and skipped == [], (checked, skipped)
+
+
+# ---------------------------------------------------------------- outside hours, restarts
+def test_market_orders_outside_hours_wait_for_the_open(emulator, alpaca_trading):
+    tc, s = alpaca_trading, syms(alpaca_trading)
+    control(emulator, "clock", to="2026-03-02T21:30:00+00:00")
+    assert tc.get_clock().is_open is False
+    o = tc.submit_order(MarketOrderRequest(symbol=s[0], qty=2, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    px = price(emulator, s[1])
+    br = tc.submit_order(MarketOrderRequest(symbol=s[1], qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, order_class=OrderClass.BRACKET,
+                                            take_profit=TakeProfitRequest(limit_price=c(px * 2)), stop_loss=StopLossRequest(stop_price=c(px / 2))))
+    assert (o.status, br.status, [l.status for l in br.legs]) == (OrderStatus.ACCEPTED, OrderStatus.ACCEPTED, [OrderStatus.HELD] * 2)
+    assert tc.get_order_by_id(o.id).status == OrderStatus.ACCEPTED and {str(x.id) for x in tc.get_orders()} >= {str(o.id), str(br.id)}
+    control(emulator, "clock", to="2026-03-03T14:35:00+00:00")
+    wait_until(lambda: tc.get_order_by_id(o.id).status == OrderStatus.FILLED and tc.get_order_by_id(br.id).status == OrderStatus.FILLED)
+    assert tc.get_open_position(s[0]).qty == "2"
+    legs = wait_until(lambda: (ls := [tc.get_order_by_id(l.id) for l in br.legs]) and all(x.status == OrderStatus.NEW for x in ls) and ls)
+    assert {x.type.value for x in legs} == {"limit", "stop"}
+
+
+def test_alpaca_state_survives_a_restart(tmp_path):
+    from emu_support import serve
+    from swingtrader.emulator.core import Emulator, restore_broker
+    with serve(tmp_path) as srv:
+        tc = alpaca_trading_client(srv)
+        s = syms(tc)
+        tc.submit_order(MarketOrderRequest(symbol=s[0], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+        wait_until(lambda: tc.get_all_positions())
+        t = tc.submit_order(TrailingStopOrderRequest(symbol=s[0], qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, trail_price=50))
+        odd = tc.submit_order(LimitOrderRequest(symbol=s[1], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+                                                limit_price=c(price(srv, s[1]) / 2), client_order_id="a b/c"))
+    broker = restore_broker(tmp_path)
+    with serve(emu=Emulator(broker, broker.clock, data_dir=tmp_path)) as srv2:
+        tc2 = alpaca_trading_client(srv2)
+        back = tc2.get_order_by_id(t.id)
+        assert (back.type.value, back.status, back.trail_price) == ("trailing_stop", OrderStatus.NEW, "50")
+        assert tc2.get_order_by_client_id("a b/c").id == odd.id and tc2.get_order_by_id(odd.id).status == OrderStatus.NEW
+        with pytest.raises(APIError) as e:
+            tc2.submit_order(LimitOrderRequest(symbol=s[1], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1, client_order_id="a b/c"))
+        assert e.value.code == 40010001

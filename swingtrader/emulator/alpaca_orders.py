@@ -4,7 +4,7 @@
 
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #08b86ea2
 from __future__ import annotations
-import asyncio, hashlib, hmac, logging, uuid
+import asyncio, hashlib, hmac, json, logging, uuid
 from datetime import datetime
 from decimal import Decimal, ROUND_DOWN, ROUND_HALF_UP
 from typing import Callable
@@ -17,15 +17,17 @@ from .alpaca_wire import AlpacaError, alpaca_uuid, num, dec, ts, order_json, ord
 log = logging.getLogger("swingtrader.emulator")
 
 # %% auto #0
-__all__ = ['log', 'ALPACA_KEY_ID', 'ALPACA_SECRET_KEY', 'DEFAULT_CONFIGURATION', 'TYPES', 'TIFS', 'AlpacaTrading', 'alpaca_state',
-           'key_ok', 'message', 'announce', 'on_broker_event', 'schedule', 'update_json', 'flush', 'client_key_for',
-           'uuid_of', 'find', 'order_of', 'order_by_uuid', 'parse_order', 'refusal', 'held_for_sells', 'position_qty',
-           'check_sell', 'sim_submit', 'new_key', 'submit', 'place', 'hold', 'price', 'trail', 'add_legs', 'held_json',
-           'finish', 'cancel_uuid', 'on_leg_event', 'monitor', 'activate', 'trigger', 'to_sim', 'cancel', 'cancel_all',
-           'replace', 'symbol_of', 'close_position', 'close_all']
+__all__ = ['log', 'ALPACA_KEY_ID', 'ALPACA_SECRET_KEY', 'HELD_OPEN', 'DEFAULT_CONFIGURATION', 'STATE_FILE', 'TYPES', 'TIFS',
+           'AlpacaTrading', 'save', 'load', 'alpaca_state', 'key_ok', 'message', 'announce', 'on_broker_event',
+           'schedule', 'update_json', 'flush', 'client_key_for', 'uuid_of', 'find', 'order_of', 'order_by_uuid',
+           'parse_order', 'refusal', 'held_for_sells', 'position_qty', 'check_sell', 'sim_submit', 'new_key', 'submit',
+           'place', 'queues_market', 'hold', 'price', 'trail', 'add_legs', 'held_json', 'finish', 'cancel_uuid',
+           'on_leg_event', 'monitor', 'activate', 'trigger', 'to_sim', 'cancel', 'cancel_all', 'replace', 'symbol_of',
+           'close_position', 'close_all']
 
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #532b08e6
 ALPACA_KEY_ID, ALPACA_SECRET_KEY = "emulator-key-id", "emulator-secret-key"   # the emulator's default Alpaca key pair
+HELD_OPEN = ("held", "new", "accepted")   # states of a held order that is still open (accepted: a market order waiting for the open)
 DEFAULT_CONFIGURATION = {"dtbp_check": "entry", "no_shorting": False, "suspend_trade": False, "fractional_trading": True,
                          "max_margin_multiplier": "2", "pdt_check": "entry", "trade_confirm_email": "all",
                          "ptp_no_exception_entry": False, "max_options_trading_level": 0}
@@ -52,10 +54,49 @@ class AlpacaTrading:
     @property
     def account_id(self) -> str: return alpaca_uuid("account", self.emu.account_number)
 
+STATE_FILE = "alpaca_state.json"   # in the emulator's data_dir, next to its own state
+
+def _enc(x):
+    if isinstance(x, Decimal): return {"$d": str(x)}
+    if isinstance(x, datetime): return {"$t": x.isoformat()}
+    if isinstance(x, dict): return {k: _enc(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [_enc(v) for v in x]
+    return x
+
+def _dec(x):
+    if isinstance(x, dict):
+        if set(x) == {"$d"}: return Decimal(x["$d"])
+        if set(x) == {"$t"}: return datetime.fromisoformat(x["$t"])
+        return {k: _dec(v) for k, v in x.items()}
+    if isinstance(x, list): return [_dec(v) for v in x]
+    return x
+
+def save(self:AlpacaTrading):
+    "Keep the Alpaca-only facts in the emulator's `data_dir` (atomic write); None without one."
+    d = self.emu.data_dir
+    if not d: return None
+    d.mkdir(parents=True, exist_ok=True)
+    body = {"meta": self.meta, "client_ids": self.client_ids, "virtual": self.virtual, "configuration": self.configuration, "by_uuid": self.by_uuid}
+    tmp = d / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(_enc(body))); tmp.replace(d / STATE_FILE)
+    return d / STATE_FILE
+AlpacaTrading.save = save
+
+def load(self:AlpacaTrading):
+    "Read back what `save` wrote (nothing to do without the file)."
+    p = self.emu.data_dir / STATE_FILE if self.emu.data_dir else None
+    if p is None or not p.exists(): return
+    body = _dec(json.loads(p.read_text()))
+    self.meta, self.client_ids, self.virtual = body["meta"], body["client_ids"], body["virtual"]
+    self.configuration, self.by_uuid = body["configuration"], body["by_uuid"]
+AlpacaTrading.load = load
+
 def alpaca_state(emu, **kw) -> AlpacaTrading:
-    "The emulator's `AlpacaTrading`, made on first use (`kw` only then)."
+    "The emulator's `AlpacaTrading`, made on first use (`kw` only then) with what an earlier run saved."
     st = getattr(emu, "alpaca_trading", None)
-    if st is None: st = emu.alpaca_trading = AlpacaTrading(emu, **kw)
+    if st is None:
+        st = emu.alpaca_trading = AlpacaTrading(emu, **kw)
+        st.load()
     return st
 
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #ee6c043e
@@ -330,11 +371,15 @@ def submit(self:AlpacaTrading, body) -> dict:
         if cls == "oco":   # the take-profit limit is the parent, the stop-loss a held child
             parent = {**p, "type": "limit", "limit_price": p["tp"]}
             o = self.place(parent, key, meta)
-            self.add_legs(o, p, ["stop_loss"], state="new")
+            self.add_legs(self.uuid_of(o), key, p, ["stop_loss"], state="new")
         else:
+            roles = [r for r, x in (("take_profit", p["tp"]), ("stop_loss", p["sl_stop"])) if x is not None] if cls in ("bracket", "oto") else []
+            if p["type"] == "market" and self.queues_market():       # outside hours: Alpaca accepts it and sends it at the open
+                rec = self.hold(p, key, meta, state="accepted", role="queued")
+                if roles: self.add_legs(rec["uuid"], key, p, roles, state="held")
+                return self.held_json(rec, nested=True)
             o = self.place(p, key, meta)
-            if cls in ("bracket", "oto"):
-                self.add_legs(o, p, [r for r, x in (("take_profit", p["tp"]), ("stop_loss", p["sl_stop"])) if x is not None], state="held")
+            if roles: self.add_legs(self.uuid_of(o), key, p, roles, state="held")
         self.client_ids[cid] = self.uuid_of(o)
         return self.order_of(self.broker.order(o.id), posted=True, nested=cls != "simple")
     except AlpacaError:
@@ -354,6 +399,11 @@ def place(self:AlpacaTrading, p:dict, key:str, meta:dict) -> Order:
     return self.sim_submit(req, p)
 AlpacaTrading.place = place
 
+def queues_market(self:AlpacaTrading) -> bool:
+    "Must the emulator hold a market order until the open? (outside regular hours, when the simulator would refuse it)"
+    return not self.emu.market_open() and not getattr(self.broker.engine.config, "queue_market_outside_rth", False)
+AlpacaTrading.queues_market = queues_market
+
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #b95a070d
 def _cent(x:Decimal) -> Decimal: return x.quantize(Decimal("0.01"), ROUND_HALF_UP)
 
@@ -361,7 +411,7 @@ def hold(self:AlpacaTrading, p:dict, key:str, meta:dict, state:str, parent:str|N
     "Hold order `p` in the emulator (a trailing stop, or a leg); returns its record."
     now = self.now()
     u = str(uuid.uuid4())
-    rec = dict(uuid=u, key=key, symbol=p["symbol"], side=p["side"], qty=p["qty"], type=p["type"], tif=p["tif"],
+    rec = dict(uuid=u, key=key, symbol=p["symbol"], side=p["side"], qty=p["qty"], notional=p.get("notional"), type=p["type"], tif=p["tif"],
                limit_price=p.get("limit_price"), stop_price=p.get("stop_price"), trail_price=p.get("trail_price"),
                trail_percent=p.get("trail_percent"), hwm=None, state=state, parent=parent, sibling=None, role=role,
                created=now, updated=now, sim_id=None,
@@ -370,7 +420,7 @@ def hold(self:AlpacaTrading, p:dict, key:str, meta:dict, state:str, parent:str|N
     self.meta[key] = meta | {"uuid": u, "time_in_force": p["tif"], "type": p["type"]}
     self.virtual[u] = rec
     self.client_ids[meta["client_order_id"]] = u
-    if state == "new": self.announce(rec, "new")
+    if state in ("new", "accepted"): self.announce(rec, state)
     return rec
 AlpacaTrading.hold = hold
 
@@ -390,9 +440,10 @@ def trail(self:AlpacaTrading, rec:dict, px:Decimal|None):
     rec["stop_price"] = _cent(rec["hwm"] - off if sell else rec["hwm"] + off)
 AlpacaTrading.trail = trail
 
-def add_legs(self:AlpacaTrading, parent:Order, p:dict, roles:list[str], state:str):
-    "Hold the take-profit / stop-loss legs of `parent` (same qty and time in force; the opposite side, except for OCO)."
-    pu, legs = self.uuid_of(parent), []
+def add_legs(self:AlpacaTrading, pu:str, pkey:str, # the parent's UUID and simulator key
+             p:dict, roles:list[str], state:str):
+    "Hold the take-profit / stop-loss legs of parent `pu` (same qty and time in force; the opposite side, except for OCO)."
+    legs = []
     side = p["side"] if p["order_class"] == "oco" else ("sell" if p["side"] == "buy" else "buy")   # OCO legs are exits on the parent's side
     for role in roles:
         if role == "take_profit": lp = dict(type="limit", limit_price=p["tp"], stop_price=None)
@@ -403,21 +454,22 @@ def add_legs(self:AlpacaTrading, parent:Order, p:dict, roles:list[str], state:st
                 "type": lp["type"], "parent": pu}
         legs.append(self.hold(leg, client_key_for(cid), meta, state=state, parent=pu, role=role))
     if len(legs) == 2: legs[0]["sibling"], legs[1]["sibling"] = legs[1]["uuid"], legs[0]["uuid"]
-    if p["order_class"] == "oco": legs[0]["sibling"] = pu; self.meta[parent.client_key]["sibling"] = legs[0]["uuid"]
-    self.meta[parent.client_key]["leg_ids"] = [l["uuid"] for l in legs]
+    if p["order_class"] == "oco": legs[0]["sibling"] = pu; self.meta[pkey]["sibling"] = legs[0]["uuid"]
+    self.meta[pkey]["leg_ids"] = [l["uuid"] for l in legs]
 AlpacaTrading.add_legs = add_legs
 
 def held_json(self:AlpacaTrading, rec:dict, nested:bool=False) -> dict:
     "The Alpaca JSON of a held order (before it became a simulator order)."
     if rec.get("sim_id"):
         return self.order_of(self.broker.order(rec["sim_id"]), nested=nested)
-    t = {"limit": OrderType.LIMIT, "stop_limit": OrderType.STOP_LIMIT}.get(rec["type"], OrderType.STOP)
+    t = {"limit": OrderType.LIMIT, "stop_limit": OrderType.STOP_LIMIT, "market": OrderType.MARKET}.get(rec["type"], OrderType.STOP)
     o = Order(id=rec["uuid"], client_key=rec["key"], symbol=rec["symbol"], side=Side(rec["side"]), type=t,
-              tif=TimeInForce(rec["tif"]), status=OrderStatus.ACCEPTED, qty=rec["qty"], limit_price=rec["limit_price"],
+              tif=TimeInForce(rec["tif"]), status=OrderStatus.ACCEPTED, qty=rec["qty"], notional=rec.get("notional"), limit_price=rec["limit_price"],
               stop_price=rec["stop_price"], created_at=rec["created"], updated_at=rec["updated"])
     m = self.meta.get(rec["key"], {}) | {"status": {"triggered": "new"}.get(rec["state"], rec["state"]), "type": rec["type"],
                                            "trail_price": rec["trail_price"], "trail_percent": rec["trail_percent"], "hwm": rec["hwm"]}
-    m.pop("leg_ids", None)
+    legs = m.pop("leg_ids", None)
+    if nested and legs: m["legs"] = [self.order_by_uuid(u) for u in legs]
     return order_json(o, rec["uuid"], m)
 AlpacaTrading.held_json = held_json
 
@@ -433,7 +485,7 @@ def cancel_uuid(self:AlpacaTrading, u:str|None):
     if not u: return
     rec = self.virtual.get(u)
     if rec is not None:
-        if rec["state"] in ("held", "new") and rec.get("sim_id") is None: self.finish(rec, "canceled")
+        if rec["state"] in HELD_OPEN and rec.get("sim_id") is None: self.finish(rec, "canceled")
         if rec.get("sim_id") is None or rec["state"] == "triggered": return    # a triggered stop is never cancelled by its sibling
     o = self.find(u)
     if o is not None and o.is_open: self.broker.cancel(o.id)
@@ -454,13 +506,20 @@ def monitor(self:AlpacaTrading):
     "Activate legs whose entry filled, cancel those whose entry ended, move trailing stops, trigger stops, expire day orders."
     now, is_open = self.now(), self.emu.market_open()
     for rec in list(self.virtual.values()):
-        if rec.get("sim_id") is not None or rec["state"] not in ("held", "new"): continue
+        if rec.get("sim_id") is not None or rec["state"] not in HELD_OPEN: continue
         if rec["expires"] is not None and now >= rec["expires"]: self.finish(rec, "expired"); continue
         if rec["state"] == "held":
+            pv = self.virtual.get(rec["parent"])
+            if pv is not None and pv.get("sim_id") is None:          # a queued entry: wait for it, or end with it
+                if pv["state"] not in HELD_OPEN: self.finish(rec, "canceled")
+                continue
             parent = self.find(rec["parent"])
             if parent is None: continue
             if parent.status is OrderStatus.FILLED: self.activate(rec, parent.filled_qty)
             elif parent.status.is_terminal: self.finish(rec, "canceled")
+            continue
+        if rec["state"] == "accepted":
+            if is_open: self.to_sim(rec, "market", None)
             continue
         if rec["role"] == "take_profit" or not is_open: continue
         px = self.price(rec["symbol"])
@@ -487,7 +546,8 @@ AlpacaTrading.trigger = trigger
 
 def to_sim(self:AlpacaTrading, rec:dict, typ:str, limit:Decimal|None):
     "Hand a held order to the simulator under its own UUID (a refusal becomes a `rejected` order)."
-    req = OrderRequest(rec["symbol"], Side(rec["side"]), qty=rec["qty"], type=typ, tif=rec["tif"], limit_price=limit, client_key=rec["key"])
+    req = OrderRequest(rec["symbol"], Side(rec["side"]), qty=rec["qty"], notional=rec.get("notional"), type=typ, tif=rec["tif"],
+                       limit_price=limit, client_key=rec["key"])
     try: o = self.broker.submit(req)
     except OrderRejected as e: o = e.order
     except SwingtraderError as e:
@@ -503,7 +563,7 @@ def cancel(self:AlpacaTrading, oid:str):
     "`DELETE /v2/orders/{id}`: 404 unknown, 422 not open; a held leg takes its sibling with it."
     rec = self.virtual.get(oid)
     if rec is not None and rec.get("sim_id") is None:
-        if rec["state"] not in ("held", "new"): raise AlpacaError(422, "order is not cancelable")
+        if rec["state"] not in HELD_OPEN: raise AlpacaError(422, "order is not cancelable")
         self.finish(rec, "canceled"); self.cancel_uuid(rec.get("sibling"))
         return
     o = self.find(oid)
@@ -516,7 +576,7 @@ def cancel_all(self:AlpacaTrading) -> list[dict]:
     "`DELETE /v2/orders`: one `{id, status}` per open order (207 multi-status)."
     out = []
     for rec in list(self.virtual.values()):
-        if rec.get("sim_id") is None and rec["state"] in ("held", "new"):
+        if rec.get("sim_id") is None and rec["state"] in HELD_OPEN:
             self.finish(rec, "canceled"); out.append({"id": rec["uuid"], "status": 200})
     for o in self.broker.orders("open"):
         u = self.uuid_of(o)
@@ -534,7 +594,7 @@ def replace(self:AlpacaTrading, oid:str, body) -> dict:
     lp, sp, tr = _price(body.get("limit_price"), "limit_price"), _price(body.get("stop_price"), "stop_price"), dec(body.get("trail"), "trail")
     rec = self.virtual.get(oid)
     held = rec is not None and rec.get("sim_id") is None
-    if held and rec["state"] not in ("held", "new"): raise AlpacaError(422, "order is not replaceable")
+    if held and rec["state"] not in HELD_OPEN: raise AlpacaError(422, "order is not replaceable")
     o = None if held else self.find(oid)
     if not held and o is None: raise AlpacaError(404, "order not found")
     if o is not None and not o.is_open: raise AlpacaError(422, "order is not replaceable")

@@ -18,7 +18,7 @@ from ..config import SwingtraderError
 from .core import EMULATOR_KEY, read_body
 from .alpaca_wire import (AlpacaError, parse_time, position_json, asset_json,
     account_json, clock_json, calendar_json, activity_json, exchange_of)
-from .alpaca_orders import AlpacaTrading, alpaca_state, client_key_for
+from .alpaca_orders import AlpacaTrading, alpaca_state, client_key_for, HELD_OPEN
 from .alpaca_stream import setup_stream
 
 log = logging.getLogger("swingtrader.emulator")
@@ -215,7 +215,7 @@ def list_orders(st, status:str="open", limit:int=50, after=None, until=None, dir
         rows.append((o.created_at, o.is_open, o.symbol, o.side.value, bool(m.get("parent")), ("sim", o)))
     for rec in st.virtual.values():
         if rec.get("sim_id") is None:
-            rows.append((rec["created"], rec["state"] in ("held", "new"), rec["symbol"], rec["side"], bool(rec.get("parent")), ("held", rec)))
+            rows.append((rec["created"], rec["state"] in HELD_OPEN, rec["symbol"], rec["side"], bool(rec.get("parent")), ("held", rec)))
     keep = []
     for t, is_open, sym, sd, is_leg, obj in rows:
         if status != "all" and is_open != (status == "open"): continue
@@ -437,5 +437,7 @@ def setup_alpaca_trading(app:web.Application, emu):
             try: await t
             except (asyncio.CancelledError, Exception): pass
         st.loop, st.flush_due = None, False
+        try: st.save()
+        except Exception: log.exception("alpaca side: saving its state failed")
     app.on_startup.append(start); app.on_cleanup.append(stop)
     return st
