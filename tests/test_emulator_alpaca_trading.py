@@ -531,7 +531,9 @@ def test_fixtures_match_the_emulators_keys_and_types(emulator, alpaca_trading):
     wait_until(lambda: len(get("/v2/positions")) == 2)
     post({"symbol": s[1], "qty": str(Decimal(get(f"/v2/positions/{s[1]}")["qty"])), "side": "sell", "type": "limit", "time_in_force": "day", "limit_price": str(c(px * 10))})
     close_one = requests.delete(f"{base}/v2/positions/{s[0]}", params={"qty": "1"}, headers=h, timeout=10).json()
-    unauthorized = json.load(open(FIXTURES / "stream_trading_auth_unauthorized.json"))   # compared in the raw-protocol test
+    bad = websocket.create_connection(emulator.alpaca_stream_url, timeout=10)
+    bad.send(json.dumps({"action": "authenticate", "data": {"key_id": "emulator-key-id", "secret_key": "wrong"}}))
+    unauthorized = json.loads(bad.recv())
     answers = {
         "trading_account.json": get("/v2/account"), "trading_account_docs.json": get("/v2/account"),
         "trading_account_configurations.json": get("/v2/account/configurations"),
