@@ -534,6 +534,7 @@ def test_fixtures_match_the_emulators_keys_and_types(emulator, alpaca_trading):
     bad = websocket.create_connection(emulator.alpaca_stream_url, timeout=10)
     bad.send(json.dumps({"action": "authenticate", "data": {"key_id": "emulator-key-id", "secret_key": "wrong"}}))
     unauthorized = json.loads(bad.recv())
+    bad.close()
     answers = {
         "trading_account.json": get("/v2/account"), "trading_account_docs.json": get("/v2/account"),
         "trading_account_configurations.json": get("/v2/account/configurations"),
@@ -549,6 +550,7 @@ def test_fixtures_match_the_emulators_keys_and_types(emulator, alpaca_trading):
         "stream_trading_auth_authorized.json": authorized, "stream_trading_listening_ack.json": listening,
         "stream_trading_trade_update_fill.json": fill, "stream_trading_auth_unauthorized.json": unauthorized,
     }
+    ws.close()
     closed = requests.delete(f"{base}/v2/positions", headers=h, timeout=10).json()        # s[1]'s shares are held: a 403 entry
     cancelled = requests.delete(f"{base}/v2/orders", headers=h, timeout=10).json()
     ok = [r for r in closed if r["status"] == 200]
