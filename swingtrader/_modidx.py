@@ -808,6 +808,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                         'swingtrader/emulator/alpaca_orders.py'),
                                                     'swingtrader.emulator.alpaca_orders.check_sell': ( 'emulator_alpaca_orders.html#check_sell',
                                                                                                        'swingtrader/emulator/alpaca_orders.py'),
+                                                    'swingtrader.emulator.alpaca_orders.check_wash': ( 'emulator_alpaca_orders.html#check_wash',
+                                                                                                       'swingtrader/emulator/alpaca_orders.py'),
                                                     'swingtrader.emulator.alpaca_orders.client_key_for': ( 'emulator_alpaca_orders.html#client_key_for',
                                                                                                            'swingtrader/emulator/alpaca_orders.py'),
                                                     'swingtrader.emulator.alpaca_orders.close_all': ( 'emulator_alpaca_orders.html#close_all',

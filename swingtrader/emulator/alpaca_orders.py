@@ -20,10 +20,10 @@ log = logging.getLogger("swingtrader.emulator")
 __all__ = ['log', 'ALPACA_KEY_ID', 'ALPACA_SECRET_KEY', 'HELD_OPEN', 'DEFAULT_CONFIGURATION', 'STATE_FILE', 'TYPES', 'TIFS',
            'AlpacaTrading', 'save', 'load', 'alpaca_state', 'key_ok', 'message', 'announce', 'on_broker_event',
            'schedule', 'update_json', 'flush', 'client_key_for', 'uuid_of', 'find', 'order_of', 'order_by_uuid',
-           'parse_order', 'refusal', 'held_for_sells', 'position_qty', 'check_sell', 'sim_submit', 'new_key', 'submit',
-           'place', 'queues_market', 'hold', 'price', 'trail', 'add_legs', 'held_json', 'finish', 'cancel_uuid',
-           'on_leg_event', 'monitor', 'activate', 'trigger', 'to_sim', 'cancel', 'cancel_all', 'replace', 'symbol_of',
-           'close_position', 'close_all']
+           'parse_order', 'refusal', 'held_for_sells', 'position_qty', 'check_sell', 'check_wash', 'sim_submit',
+           'new_key', 'submit', 'place', 'queues_market', 'hold', 'price', 'trail', 'add_legs', 'held_json', 'finish',
+           'cancel_uuid', 'on_leg_event', 'monitor', 'activate', 'trigger', 'to_sim', 'cancel', 'cancel_all', 'replace',
+           'symbol_of', 'close_position', 'close_all']
 
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #532b08e6
 ALPACA_KEY_ID, ALPACA_SECRET_KEY = "emulator-key-id", "emulator-secret-key"   # the emulator's default Alpaca key pair
@@ -42,6 +42,7 @@ class AlpacaTrading:
         self.client_ids: dict[str, str] = {}    # client_order_id -> Alpaca UUID, never forgotten (a repeat is refused)
         self.virtual: dict[str, dict] = {}      # Alpaca UUID -> an order the emulator holds itself
         self.configuration = dict(DEFAULT_CONFIGURATION)
+        self.wash_trade_check = True            # refuse simple orders that could trade against an opposite open order (as Alpaca does)
         self.loop: asyncio.AbstractEventLoop|None = None
         self.publish: Callable|None = None      # publish(message): the stream room sets it
         self.sessions: list = []                # trading-stream connections (emulator.alpaca_stream)
@@ -321,6 +322,24 @@ def check_sell(self:AlpacaTrading, symbol:str, qty:Decimal|None):
                           available=num(avail), existing_qty=num(pos), held_for_orders=num(held), symbol=symbol)
 AlpacaTrading.check_sell = check_sell
 
+def check_wash(self:AlpacaTrading, p:dict):
+    "Alpaca's wash-trade protection: a simple order opposite an open order in the same symbol is refused (403) when either is a market or plain stop order, or the buy limit reaches the sell limit; complex orders' legs and trailing stops are exempt."
+    if not self.wash_trade_check or p["order_class"] != "simple" or p["type"] == "trailing_stop": return
+    lp = p["limit_price"] if p["type"] in ("limit", "stop_limit") else None
+    others = [(self.meta.get(o.client_key, {}), o.side.value, o.limit_price, self.uuid_of(o), o.type.value)
+              for o in self.broker.orders("open") if o.symbol == p["symbol"]]
+    others += [(self.meta.get(r["key"], {}), r["side"], r["limit_price"], r["uuid"], r["type"])
+               for r in self.virtual.values() if r["symbol"] == p["symbol"] and r.get("sim_id") is None and r["state"] in HELD_OPEN]
+    for m, side, olp, oid, otype in others:
+        otype = m.get("type", otype)
+        if side == p["side"] or m.get("order_class") or otype == "trailing_stop": continue
+        olp = olp if otype in ("limit", "stop_limit") else None
+        if lp is None or olp is None: why = "opposite side market/stop order exists"
+        elif (lp if p["side"] == "buy" else olp) >= (olp if p["side"] == "buy" else lp): why = "opposite side limit order exists"
+        else: continue
+        raise AlpacaError(403, "potential wash trade detected. use complex orders", existing_order_id=oid, reject_reason=why)
+AlpacaTrading.check_wash = check_wash
+
 def sim_submit(self:AlpacaTrading, req:OrderRequest, p:dict) -> Order:
     "Hand `req` to the simulator; its refusal becomes Alpaca's error (a test fill mode's rejection is an order in status `rejected`)."
     try: return self.broker.submit(req)
@@ -361,6 +380,7 @@ def submit(self:AlpacaTrading, body) -> dict:
     pos = self.position_qty(p["symbol"])
     cls = p["order_class"]
     if p["side"] == "sell" and cls in ("simple", "oco"): self.check_sell(p["symbol"], p["qty"])
+    self.check_wash(p)
     meta = {"client_order_id": cid, "order_class": "" if cls == "simple" else cls, "extended_hours": p["extended_hours"],
             "position_intent": p["position_intent"] or _intent(p["side"], pos)}
     self.client_ids[cid] = ""
