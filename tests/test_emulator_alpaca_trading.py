@@ -335,6 +335,9 @@ def test_portfolio_history_and_fill_activities(emulator, alpaca_trading):
     assert abs(h.equity[-1] - float(acct.equity)) < 0.01
     daily = tc.get_portfolio_history(GetPortfolioHistoryRequest(period="1W", timeframe="1D"))
     assert len(daily.timestamp) >= 1 and daily.timeframe == "1D"
+    control(emulator, "clock", to="2026-03-03T14:40:00+00:00")              # the next session: last_equity is yesterday's close
+    d2 = tc.get_portfolio_history(GetPortfolioHistoryRequest(period="1W", timeframe="1D"))
+    assert d2.equity[-2] != 100000.0 and abs(float(tc.get_account().last_equity) - d2.equity[-2]) < 0.01
     acts = tc.get("/account/activities/FILL", {"page_size": 100})
     assert len(acts) >= 1 and acts[0]["activity_type"] == "FILL" and acts[0]["order_id"] == str(o.id)
     a = TradeActivity(**acts[0])
