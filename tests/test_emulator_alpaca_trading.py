@@ -642,3 +642,14 @@ def test_alpaca_state_survives_a_restart(tmp_path):
         with pytest.raises(APIError) as e:
             tc2.submit_order(LimitOrderRequest(symbol=s[1], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1, client_order_id="a b/c"))
         assert e.value.code == 40010001
+
+
+def test_a_configured_key_pair(tmp_path):
+    "The pair comes from the Emulator's `alpaca_key_id` / `alpaca_secret_key` when set (before the server starts)."
+    from emu_support import serve, make_emulator
+    emu = make_emulator()
+    emu.alpaca_key_id, emu.alpaca_secret_key = "my-key", "my-secret"
+    with serve(emu=emu) as srv:
+        assert alpaca_trading_client(srv, key="my-key", secret="my-secret").get_clock().is_open
+        with pytest.raises(APIError) as e: alpaca_trading_client(srv).get_clock()
+        assert e.value.status_code == 401

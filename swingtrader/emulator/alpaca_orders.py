@@ -36,8 +36,11 @@ DEFAULT_CONFIGURATION = {"dtbp_check": "entry", "no_shorting": False, "suspend_t
 class AlpacaTrading:
     "The emulator's Alpaca side: key pair, Alpaca-only order facts, client ids, orders it holds itself, stream hooks."
     def __init__(self, emu, # the Emulator (its broker is a SimBroker)
-                 key_id:str=ALPACA_KEY_ID, secret_key:str=ALPACA_SECRET_KEY):
-        self.emu, self.key_id, self.secret_key = emu, key_id, secret_key
+                 key_id:str|None=None, # default: the Emulator's `alpaca_key_id` attribute if set, else ALPACA_KEY_ID
+                 secret_key:str|None=None): # default: `alpaca_secret_key`, else ALPACA_SECRET_KEY
+        self.emu = emu
+        self.key_id = key_id or getattr(emu, "alpaca_key_id", None) or ALPACA_KEY_ID
+        self.secret_key = secret_key or getattr(emu, "alpaca_secret_key", None) or ALPACA_SECRET_KEY
         self.meta: dict[str, dict] = {}         # simulator client key -> Alpaca-only facts (alpaca_wire.order_json's `meta`)
         self.by_uuid: dict[str, str] = {}       # Alpaca UUID -> simulator order id
         self.client_ids: dict[str, str] = {}    # client_order_id -> Alpaca UUID, never forgotten (a repeat is refused)
