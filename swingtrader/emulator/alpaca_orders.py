@@ -5,6 +5,7 @@
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #08b86ea2
 from __future__ import annotations
 import asyncio, collections, hashlib, hmac, json, logging, uuid
+from dataclasses import replace as dc_replace
 from datetime import datetime
 from decimal import Decimal, ROUND_DOWN, ROUND_HALF_UP
 from typing import Callable
@@ -20,10 +21,10 @@ log = logging.getLogger("swingtrader.emulator")
 # %% auto #0
 __all__ = ['log', 'ALPACA_KEY_ID', 'ALPACA_SECRET_KEY', 'HELD_OPEN', 'DEFAULT_CONFIGURATION', 'STATE_FILE', 'AlpacaTrading',
            'save', 'load', 'alpaca_state', 'key_ok', 'message', 'announce', 'on_broker_event', 'schedule',
-           'update_json', 'flush', 'client_key_for', 'uuid_of', 'find', 'order_of', 'order_by_uuid', 'held_for_sells',
-           'position_qty', 'check_sell', 'check_wash', 'sim_submit', 'new_key', 'submit', 'place', 'queues_market',
-           'hold', 'price', 'trail', 'add_legs', 'held_json', 'finish', 'cancel_uuid', 'on_leg_event', 'monitor',
-           'activate', 'trigger', 'to_sim', 'cancel', 'cancel_all', 'replace', 'symbol_of', 'close_position',
+           'update_json', 'flush', 'client_key_for', 'uuid_of', 'find', 'as_accepted', 'order_of', 'order_by_uuid',
+           'held_for_sells', 'position_qty', 'check_sell', 'check_wash', 'sim_submit', 'new_key', 'submit', 'place',
+           'queues_market', 'hold', 'price', 'trail', 'add_legs', 'held_json', 'finish', 'cancel_uuid', 'on_leg_event',
+           'monitor', 'activate', 'trigger', 'to_sim', 'cancel', 'cancel_all', 'replace', 'symbol_of', 'close_position',
            'close_all']
 
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #532b08e6
@@ -192,8 +193,14 @@ def find(self:AlpacaTrading, oid:str) -> Order|None:
 AlpacaTrading.find = find
 
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #2ed0ac52
+def as_accepted(o:Order) -> Order:
+    "Order `o` as it was when accepted, before any fill: the reply to POST/PATCH is written then, as Alpaca's is (fills follow on the stream)."
+    if o.status in (OrderStatus.REJECTED, OrderStatus.NEW): return o
+    return dc_replace(o, status=OrderStatus.ACCEPTED, filled_qty=Decimal(0), avg_fill_price=None, updated_at=o.created_at, broker_status="accepted")
+
 def order_of(self:AlpacaTrading, o:Order, posted:bool=False, nested:bool=False) -> dict:
-    "The Alpaca JSON of simulator order `o`; `posted`: as the reply to POST shows it (`accepted` while working)."
+    "The Alpaca JSON of simulator order `o`; `posted`: as the reply to POST shows it (`accepted`, before any fill)."
+    if posted: o = as_accepted(o)
     m = dict(self.meta.get(o.client_key, {}))
     m["commission"] = sum((f.commission for f in self.emu.fills.get(o.id, [])), Decimal(0))
     if o.replaces:
