@@ -60,6 +60,7 @@ class AlpacaTrading:
     @property
     def account_id(self) -> str: return alpaca_uuid("account", self.emu.account_number)
 
+# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #b69504de
 STATE_FILE = "alpaca_state.json"   # in the emulator's data_dir, next to its own state
 
 def _enc(x):
@@ -238,6 +239,7 @@ def position_qty(self:AlpacaTrading, symbol:str) -> Decimal:
     return next((p.qty for p in self.broker.positions() if p.symbol == symbol), Decimal(0))
 AlpacaTrading.position_qty = position_qty
 
+# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #46032433
 def check_sell(self:AlpacaTrading, symbol:str, qty:Decimal|None):
     "Alpaca refuses a sell larger than the long position's shares not held by open sell orders (403)."
     pos = self.position_qty(symbol)
@@ -267,6 +269,7 @@ def check_wash(self:AlpacaTrading, p:dict):
         raise AlpacaError(403, "potential wash trade detected. use complex orders", existing_order_id=oid, reject_reason=why)
 AlpacaTrading.check_wash = check_wash
 
+# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #9e711c87
 def sim_submit(self:AlpacaTrading, req:OrderRequest, p:dict) -> Order:
     "Hand `req` to the simulator; its refusal becomes Alpaca's error (a test fill mode's rejection is an order in status `rejected`)."
     try: return self.broker.submit(req)
@@ -438,6 +441,7 @@ def cancel_uuid(self:AlpacaTrading, u:str|None):
     if o is not None and o.is_open: self.broker.cancel(o.id)
 AlpacaTrading.cancel_uuid = cancel_uuid
 
+# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #43f6e52b
 def on_leg_event(self:AlpacaTrading, ev:OrderUpdate):
     "One leg filled or was cancelled: cancel its sibling (one-cancels-other)."
     if ev.event not in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL, OrderEvent.CANCELLED, OrderEvent.EXPIRED): return
@@ -475,6 +479,7 @@ def monitor(self:AlpacaTrading):
         if (px <= rec["stop_price"]) if rec["side"] == "sell" else (px >= rec["stop_price"]): self.trigger(rec)
 AlpacaTrading.monitor = monitor
 
+# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #0b233d5f
 def activate(self:AlpacaTrading, rec:dict, qty:Decimal):
     "The entry filled: a take-profit goes to the simulator as a limit order, a stop-loss starts waiting for its trigger."
     rec["qty"], rec["updated"] = qty, self.now()
