@@ -654,3 +654,18 @@ def test_a_configured_key_pair():
         assert alpaca_trading_client(srv, key="my-key", secret="my-secret").get_clock().is_open
         with pytest.raises(APIError) as e: alpaca_trading_client(srv).get_clock()
         assert e.value.status_code == 401
+
+
+def test_one_trading_stream_per_account_when_asked(emulator):
+    import websocket
+    emulator.emu.alpaca_trading.one_stream = True
+    with AlpacaStream(emulator) as st:
+        st.wait_listening()
+        with pytest.raises(websocket.WebSocketBadStatusException) as e:
+            websocket.create_connection(emulator.alpaca_stream_url, timeout=10)
+        assert e.value.status_code == 429
+    wait_until(lambda: not emulator.emu.alpaca_trading.sessions)
+    ws = websocket.create_connection(emulator.alpaca_stream_url, timeout=10)    # the first one is gone: welcome again
+    ws.send(json.dumps({"action": "authenticate", "data": {"key_id": "emulator-key-id", "secret_key": "emulator-secret-key"}}))
+    assert json.loads(ws.recv())["data"]["status"] == "authorized"
+    ws.close()

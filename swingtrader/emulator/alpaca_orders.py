@@ -48,6 +48,7 @@ class AlpacaTrading:
         self.virtual: dict[str, dict] = {}      # Alpaca UUID -> an order the emulator holds itself
         self.configuration = dict(DEFAULT_CONFIGURATION)
         self.wash_trade_check = True            # refuse simple orders that could trade against an opposite open order (as Alpaca does)
+        self.one_stream = False                 # True: a second trading-stream connection is refused with 429 (alpaca_stream)
         self.loop: asyncio.AbstractEventLoop|None = None
         self.publish: Callable|None = None      # publish(message): the stream room sets it
         self.sessions: list = []                # trading-stream connections (emulator.alpaca_stream)
