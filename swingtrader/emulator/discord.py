@@ -16,8 +16,8 @@ from ..config import SwingtraderError
 
 # %% auto #0
 __all__ = ['GUILD_MESSAGES', 'GUILD_MESSAGE_REACTIONS', 'DIRECT_MESSAGES', 'DIRECT_MESSAGE_REACTIONS', 'MESSAGE_CONTENT', 'OP',
-           'user_doc', 'Sent', 'DiscordEmulator', 'post_message', 'react', 'click', 'wait_for', 'wait_until', 'start',
-           'stop', 'drop_connections', 'point_discord_at']
+           'user_doc', 'Sent', 'DiscordEmulator', 'gateway_socket', 'dispatch', 'post_message', 'react', 'click',
+           'wait_for', 'wait_until', 'start', 'stop', 'drop_connections', 'point_discord_at']
 
 # %% ../../nbs/78_emulator_discord.ipynb #3425a3c0
 GUILD_MESSAGES, GUILD_MESSAGE_REACTIONS, DIRECT_MESSAGES, DIRECT_MESSAGE_REACTIONS, MESSAGE_CONTENT = 1 << 9, 1 << 10, 1 << 12, 1 << 13, 1 << 15
@@ -58,7 +58,7 @@ class DiscordEmulator:
         self._ids = itertools.count(10_000)
         self._sockets: list = []
         self._seq = 0
-        self._cond = threading.Condition()
+        self.cond = threading.Condition()
         self.loop: asyncio.AbstractEventLoop|None = None
         self._runner = self._thread = None
         self.url = ""
@@ -71,9 +71,9 @@ class DiscordEmulator:
     def gateway_url(self) -> str: return self.url.replace("http://", "ws://") + "/gateway"
     def __repr__(self): return f"DiscordEmulator({self.url or 'not started'}, {len(self.messages)} messages)"
 
-    def _id(self) -> str: return str(next(self._ids))
-    def _store(self, m:Sent):
-        with self._cond: self.messages.append(m); self._cond.notify_all()
+    def next_id(self) -> str: return str(next(self._ids))
+    def store_message(self, m:Sent):
+        with self.cond: self.messages.append(m); self.cond.notify_all()
     def message_doc(self, m:Sent) -> dict:
         d = {"id": m.id, "channel_id": m.channel_id, "author": self.users.get(m.author_id, user_doc(m.author_id, f"user{m.author_id}")),
              "content": m.content, "timestamp": _now(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
@@ -113,24 +113,24 @@ def _routes(emu:DiscordEmulator) -> web.Application:
                               "Retry-After": str(emu.retry_after)})
             return r
         body = await req.json()
-        m = Sent(emu._id(), req.match_info["channel"], emu.bot_id, body.get("content") or "", time.monotonic(),
+        m = Sent(emu.next_id(), req.match_info["channel"], emu.bot_id, body.get("content") or "", time.monotonic(),
                  components=body.get("components") or [])
-        emu._store(m)
+        emu.store_message(m)
         doc = emu.message_doc(m)
-        await emu._dispatch("MESSAGE_CREATE", doc, GUILD_MESSAGES if "guild_id" in doc else DIRECT_MESSAGES)
+        await emu.dispatch("MESSAGE_CREATE", doc, GUILD_MESSAGES if "guild_id" in doc else DIRECT_MESSAGES)
         return _json(doc)
     def _find(req) -> Sent|None:
         return next((m for m in emu.messages if m.id == req.match_info["message"] and m.channel_id == req.match_info["channel"]), None)
     async def react(req):
         m = _find(req)
         if m is None: return _json({"message": "Unknown Message", "code": 10008}, status=404)
-        with emu._cond: m.reactions.setdefault(unquote(req.match_info["emoji"]), set()).add(emu.bot_id); emu._cond.notify_all()
+        with emu.cond: m.reactions.setdefault(unquote(req.match_info["emoji"]), set()).add(emu.bot_id); emu.cond.notify_all()
         return web.Response(status=204)
     async def unreact(req):
         m = _find(req)
         if m is None: return _json({"message": "Unknown Message", "code": 10008}, status=404)
         who = emu.bot_id if req.match_info["user"] == "@me" else req.match_info["user"]
-        with emu._cond: m.reactions.get(unquote(req.match_info["emoji"]), set()).discard(who); emu._cond.notify_all()
+        with emu.cond: m.reactions.get(unquote(req.match_info["emoji"]), set()).discard(who); emu.cond.notify_all()
         return web.Response(status=204)
     async def callback(req):
         "An interaction's response: 4 posts a message (64 in flags: ephemeral), 6 acknowledges, 7 edits the clicked message."
@@ -144,20 +144,20 @@ def _routes(emu:DiscordEmulator) -> web.Application:
         res = {"interaction": {"id": req.match_info["interaction"], "type": 3, "response_message_loading": False,
                                "response_message_ephemeral": bool(data.get("flags", 0) & 64)}}
         if kind == 4:
-            m = Sent(emu._id(), it["channel_id"], emu.bot_id, data.get("content") or "", time.monotonic(),
+            m = Sent(emu.next_id(), it["channel_id"], emu.bot_id, data.get("content") or "", time.monotonic(),
                      components=data.get("components") or [], ephemeral=bool(data.get("flags", 0) & 64))
-            emu._store(m)
+            emu.store_message(m)
             res["interaction"]["response_message_id"] = m.id
             res["resource"] = {"type": 4, "message": emu.message_doc(m)}
         elif kind == 7:
             m = it["message"]
-            with emu._cond:
+            with emu.cond:
                 if "content" in data: m.content = data["content"] or ""
                 if "components" in data: m.components = data["components"] or []
-                emu._cond.notify_all()
+                emu.cond.notify_all()
             res["resource"] = {"type": 7, "message": emu.message_doc(m)}
         it["response"] = kind
-        with emu._cond: emu._cond.notify_all()
+        with emu.cond: emu.cond.notify_all()
         return _json(res)
     app.router.add_post("/api/v10/interactions/{interaction}/{token}/callback", callback)   # no bot token: the interaction's own
     for method, path, h in [("GET", "/api/v10/users/@me", me), ("GET", "/api/v10/oauth2/applications/@me", app_info),
@@ -166,13 +166,13 @@ def _routes(emu:DiscordEmulator) -> web.Application:
                             ("PUT", "/api/v10/channels/{channel}/messages/{message}/reactions/{emoji}/@me", react),
                             ("DELETE", "/api/v10/channels/{channel}/messages/{message}/reactions/{emoji}/{user}", unreact)]:
         app.router.add_route(method, path, authed(h))
-    app.router.add_get("/gateway", emu._gateway)
+    app.router.add_get("/gateway", emu.gateway_socket)
     return app
 
 # %% ../../nbs/78_emulator_discord.ipynb #d4973f51
 async def _send(ws, doc:dict): await ws.send_str(json.dumps(doc))
 
-async def _gateway(self:DiscordEmulator, req):
+async def gateway_socket(self:DiscordEmulator, req):
     ws = web.WebSocketResponse(heartbeat=None)
     await ws.prepare(req)
     await _send(ws, {"op": OP["hello"], "d": {"heartbeat_interval": self.heartbeat_ms}, "s": None, "t": None})
@@ -204,16 +204,16 @@ async def _gateway(self:DiscordEmulator, req):
     finally:
         self._sockets = [(w, s) for w, s in self._sockets if w is not ws]
     return ws
-DiscordEmulator._gateway = _gateway
+DiscordEmulator.gateway_socket = gateway_socket
 
-async def _dispatch(self:DiscordEmulator, event:str, data:dict, intent:int):
+async def dispatch(self:DiscordEmulator, event:str, data:dict, intent:int):
     "Send a dispatch to every identified socket whose intents ask for it."
     for ws, st in list(self._sockets):
         if intent and st["intents"] is not None and not st["intents"] & intent: continue     # interactions (0) need no intent
         self._seq += 1
         try: await _send(ws, {"op": 0, "t": event, "s": self._seq, "d": data})
         except ConnectionError: pass
-DiscordEmulator._dispatch = _dispatch
+DiscordEmulator.dispatch = dispatch
 
 # %% ../../nbs/78_emulator_discord.ipynb #44c6fc94
 def _call(self:DiscordEmulator, coro):
@@ -225,27 +225,27 @@ def post_message(self:DiscordEmulator, user_id:int|str, channel_id:int|str, cont
     uid, cid = str(user_id), str(channel_id)
     self.users.setdefault(uid, user_doc(uid, f"user{uid}"))
     if dm: self.dm_channels.add(cid)
-    m = Sent(self._id(), cid, uid, content, time.monotonic())
-    self._store(m)
+    m = Sent(self.next_id(), cid, uid, content, time.monotonic())
+    self.store_message(m)
     doc = self.message_doc(m)
-    self._call(self._dispatch("MESSAGE_CREATE", doc, (GUILD_MESSAGES if not dm else DIRECT_MESSAGES)))
+    self._call(self.dispatch("MESSAGE_CREATE", doc, (GUILD_MESSAGES if not dm else DIRECT_MESSAGES)))
     return m
 
 def react(self:DiscordEmulator, user_id:int|str, message:Sent|str, emoji:str):
     "A person adds the reaction `emoji` to `message`: MESSAGE_REACTION_ADD."
     m = message if isinstance(message, Sent) else next(x for x in self.messages if x.id == str(message))
     uid = str(user_id)
-    with self._cond: m.reactions.setdefault(emoji, set()).add(uid); self._cond.notify_all()
+    with self.cond: m.reactions.setdefault(emoji, set()).add(uid); self.cond.notify_all()
     d = {"user_id": uid, "channel_id": m.channel_id, "message_id": m.id, "emoji": {"id": None, "name": emoji}, "type": 0, "burst": False}
     dm = m.channel_id in self.dm_channels
     if not dm: d["guild_id"] = self.guild_id
-    self._call(self._dispatch("MESSAGE_REACTION_ADD", d, DIRECT_MESSAGE_REACTIONS if dm else GUILD_MESSAGE_REACTIONS))
+    self._call(self.dispatch("MESSAGE_REACTION_ADD", d, DIRECT_MESSAGE_REACTIONS if dm else GUILD_MESSAGE_REACTIONS))
 
 def click(self:DiscordEmulator, user_id:int|str, message:Sent, label:str) -> str:
     "A person presses the button labelled `label` on `message`: INTERACTION_CREATE (type 3); the interaction id."
     button = next((c for row in message.components for c in row.get("components", []) if c.get("label") == label), None)
     if button is None: raise SwingtraderError(f"message {message.id} has no button {label!r}.", "click a button the bot sent.")
-    uid, iid = str(user_id), self._id()
+    uid, iid = str(user_id), self.next_id()
     self.users.setdefault(uid, user_doc(uid, f"user{uid}"))
     dm = message.channel_id in self.dm_channels
     tok = f"itok-{iid}"
@@ -263,28 +263,28 @@ def click(self:DiscordEmulator, user_id:int|str, message:Sent, label:str) -> str
     else:
         d["guild_id"] = self.guild_id
         d["member"] = {"user": self.users[uid], "roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0, "permissions": "0"}
-    self._call(self._dispatch("INTERACTION_CREATE", d, 0))
+    self._call(self.dispatch("INTERACTION_CREATE", d, 0))
     return iid
 
 def wait_for(self:DiscordEmulator, pred, timeout:float=60.0):
     "The first stored message with `pred(message)` true, waiting up to `timeout` s for it; raises TimeoutError."
     end = time.monotonic() + timeout
-    with self._cond:
+    with self.cond:
         while True:
             for m in self.messages:
                 if pred(m): return m
             left = end - time.monotonic()
             if left <= 0: raise TimeoutError("no such message arrived")
-            self._cond.wait(left)
+            self.cond.wait(left)
 
 def wait_until(self:DiscordEmulator, cond, timeout:float=60.0):
     "Wait until `cond()` holds (checked whenever the emulator's state changes); raises TimeoutError."
     end = time.monotonic() + timeout
-    with self._cond:
+    with self.cond:
         while not cond():
             left = end - time.monotonic()
             if left <= 0: raise TimeoutError("the condition did not come true")
-            self._cond.wait(min(left, 0.5))
+            self.cond.wait(min(left, 0.5))
 
 def start(self:DiscordEmulator, port:int=0) -> str:
     "Serve on 127.0.0.1 in a thread of its own; the base URL."
