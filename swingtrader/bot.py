@@ -519,7 +519,7 @@ async def obey_commands(self:Bot) -> list:
     done = []
     for c in self.ledger.take_pending_commands():
         try:
-            if c.kind == "flatten" and not await self.release_all_stops():     # stops first: never two sells for the same shares
+            if c.kind == "flatten" and not await self.release_all_stops(c.args.get("symbols")):   # stops first: never two sells for the same shares
                 raise BotError("a protective stop could not be cancelled before the flatten.", "check the open orders at the broker, then flatten again.")
             res = await asyncio.to_thread(self.kill_switch.apply, c)
             done.append(self.ledger.complete_command(c.id, True, res))

@@ -63,9 +63,10 @@ async def _release_stop(self:BotStops, symbol:str) -> bool:
     return await self.executor.run_async(self.executor.release_plan(symbol), self.call)
 
 @patch
-async def release_all_stops(self:BotStops) -> bool:
-    "Cancel every protective stop (before a flatten); True when all are gone."
+async def release_all_stops(self:BotStops, symbols:list[str]|None=None) -> bool: # only these symbols' stops (None: every one)
+    "Cancel the protective stops (before a flatten of these symbols, or of all); True when they are all gone."
     ok = True
     async with self._order_gate:
-        for sym in list(self.trader.protective): ok = await self._release_stop(sym) and ok
+        for sym in list(self.trader.protective):
+            if symbols is None or sym in symbols: ok = await self._release_stop(sym) and ok
     return ok

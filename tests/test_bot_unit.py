@@ -98,3 +98,38 @@ def test_health_error_rate_goes_reducing(parts):
     assert bot.kill_switch.state is KillState.REDUCING
     assert bot.health.levels["errors"] == "critical"
     with pytest.raises(BotError, match="malformed"): bot.on_update("garbage")
+
+
+def test_flatten_of_one_symbol_keeps_the_other_positions_stops():
+    "A per-position close (the dashboard's) cancels only that position's protective stop; the others stay at the broker."
+    from swingtrader.models import Bar, OrderType
+    from swingtrader.risk import flatten
+    s = Settings(_env_file=None, macd_fast=6, macd_slow=13, macd_signal=5, trend_ema=20, warmup_bars=30)
+    op = datetime(2026, 3, 3, 14, 30, tzinfo=timezone.utc)
+    sim = SimBroker.from_seed(seed=3, symbols=4, start=date(2026, 3, 2), end=date(2026, 3, 4), clock=SimClock(op, mode="manual"))
+    bot = sim_bot(s, sim, Ledger(":memory:", clock=sim.clock), universe=sim.symbols)
+    def stops():
+        return {o.symbol: o for o in sim.orders(status="open") if o.type is OrderType.STOP}
+    async def go():
+        await bot.startup()
+        t = op
+        while len(stops()) < 2 and t < op + timedelta(hours=6):
+            t += timedelta(minutes=5); sim.advance_to(t)
+            for sym in sim.symbols:
+                for st, r in sim.bars(sym, "5m", t - timedelta(minutes=5), t).iterrows():
+                    if st + timedelta(minutes=5) == t:
+                        await bot.on_bar(Bar(sym, st.to_pydatetime(), *(float(r[c]) for c in ("open", "high", "low", "close", "volume")), "5m"))
+            for _ in range(5): await asyncio.sleep(0)
+        held = stops()
+        assert len(held) >= 2, f"two protected positions by {t}: {list(held)}"
+        one, other = sorted(held)[:2]
+        flatten(bot.ledger, who="test", reason="close one", symbols=[one])
+        done = await bot.obey_commands()
+        for _ in range(5): await asyncio.sleep(0)
+        await bot.shutdown()
+        return one, other, held, done
+    one, other, held, done = asyncio.run(go())
+    assert [c.status for c in done] == ["done"]
+    assert sim.order(held[other].id).status.is_open                          # the other position keeps its broker stop
+    assert not sim.order(held[one].id).status.is_open                        # the closed one's stop is gone
+    assert not any(p.symbol == one and p.qty for p in sim.positions()) and any(p.symbol == other and p.qty for p in sim.positions())
