@@ -50,6 +50,7 @@ def _resolve(fut:asyncio.Future):
     if same: fut.set_result(None)
     elif not loop.is_closed(): loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
 
+# %% ../nbs/02_clock.ipynb #62b9e873
 class SimClock:
     "A simulated clock: stepped by hand, as fast as possible, or scaled real time."
     def __init__(self, start:datetime, # initial time (timezone-aware)
@@ -124,6 +125,7 @@ def _xnys(start:str, end:str):
         warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
         return xc.get_calendar("XNYS", start=start, end=end)
 
+# %% ../nbs/02_clock.ipynb #418d4913
 class MarketCalendar:
     "NYSE regular sessions (holidays and early closes included), timezone-aware throughout."
     def __init__(self, start:str="2015-01-01", end:str="2030-12-31"):

@@ -76,6 +76,7 @@ def _wait_status(broker, order_id:str, done, timeout:float=10.0):
         if done(o.status) or time.monotonic() - t0 > timeout: return o
         time.sleep(0.1)
 
+# %% ../nbs/65_jobs.ipynb #cac5592e
 def run_smoke(broker, symbol:str, clock=None, environment:str="sandbox") -> SmokeReport:
     "Run every smoke step against `broker` (any `Broker`; DXLink steps need a TastytradeBroker)."
     clock = clock or WallClock()

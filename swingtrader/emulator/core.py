@@ -107,6 +107,7 @@ class TokenBook:
 # %% ../../nbs/17a_emulator_core.ipynb #451a5860
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
+# %% ../../nbs/17a_emulator_core.ipynb #b9d08adc
 class Emulator:
     "tastytrade (+ DXLink, TradingView) served from a `SimBroker`."
     dxlink_path = "/dxlink"
@@ -239,6 +240,7 @@ def save(self:Emulator) -> Path|None:
     return self.state_path()
 Emulator.save = save
 
+# %% ../../nbs/17a_emulator_core.ipynb #fa902827
 def load_state(self:Emulator):
     "Read back what `save` wrote (nothing to do without a state file); the constructor calls it."
     p = self.state_path()

@@ -200,6 +200,7 @@ async def cancel_order(request):
     status = "Cancel Requested" if after.status is OrderStatus.CANCELLED else None
     return web.json_response(envelope(order_json(emu, after, status=status), request.path))
 
+# %% ../../nbs/17b_emulator_rest.ipynb #9d40ba90
 async def replace_order(request):
     "Cancel-replace: price, stop-trigger and quantity may change; order type and time in force may not."
     emu = check_account(request)
@@ -277,6 +278,7 @@ async def equity(request):
     if a is None: raise TTApiError(404, "record_not_found", f"Equity {sym} not found.")
     return web.json_response(envelope(equity_to_tt(a, _eq_id(sym)), request.path))
 
+# %% ../../nbs/17b_emulator_rest.ipynb #dffe1341
 def _metrics(emu, sym:str) -> dict|None:
     a = _asset(emu, sym)
     if a is None: return None
@@ -313,6 +315,7 @@ def session_json(emu, d:date) -> dict:
     return {"instrument-collection": "Equity", "session-date": d.isoformat(), "start-at": tt_iso(o - timedelta(hours=5, minutes=30)),
             "open-at": tt_iso(o), "close-at": tt_iso(c), "close-at-ext": tt_iso(c + timedelta(hours=4))}
 
+# %% ../../nbs/17b_emulator_rest.ipynb #0cb47962
 async def market_sessions_current(request):
     emu = request.app[EMULATOR_KEY]
     now = emu.clock.now()

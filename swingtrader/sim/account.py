@@ -179,6 +179,7 @@ def _pay_from_unsettled(self:SimAccount, need:Decimal) -> tuple[Decimal, int]:
     self.pending = [e for e in self.pending if e[1] != 0]
     return used, last
 
+# %% ../../nbs/10a_sim_account.ipynb #9737859e
 @patch
 def apply_fill(self:SimAccount, symbol:str, side:Side, qty:Decimal, price:Decimal,
                commission:Decimal, # fees charged for this fill
@@ -226,6 +227,7 @@ def apply_fill(self:SimAccount, symbol:str, side:Side, qty:Decimal, price:Decima
     if pos.qty == 0: del self.positions[symbol]
     return realized
 
+# %% ../../nbs/10a_sim_account.ipynb #072e9d74
 @patch
 def settle(self:SimAccount, now_ns:int) -> bool:
     "Settle every proceeds entry due by `now_ns`; True when anything settled."
