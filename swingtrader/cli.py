@@ -15,7 +15,7 @@ from .config import ConfigError, Settings, SwingtraderError
 # %% auto #0
 __all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
            'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
-           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore']
+           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -430,3 +430,26 @@ def ledger_restore(file):
     target = _ledger_path(None)
     kept = restore_ledger(file, target)
     click.echo(f"ledger restored from {file} to {target}" + (f"; the replaced file is kept as {kept}" if kept else ""))
+
+# %% ../nbs/90_cli.ipynb #82a49bc2
+def _env_option(var:str):
+    "A click callback that puts the option's value into the environment variable `var`."
+    def set_env(ctx, param, value):
+        import os
+        if value is not None: os.environ[var] = value
+        return value
+    return set_env
+
+def add_broker_options(cmd:click.Command, sim:bool=True) -> click.Command:
+    "Give `cmd` a `--broker` (and with `sim`, a `--sim-broker`) option that sets the setting for this command."
+    cmd.params.append(click.Option(["--broker"], type=click.Choice(["sim", "tastytrade", "alpaca"]), default=None, expose_value=False,
+                                   is_eager=True, callback=_env_option("SWINGTRADER_BROKER"),
+                                   help="Broker for this command (default SWINGTRADER_BROKER)."))
+    if sim:
+        cmd.params.append(click.Option(["--sim-broker"], type=click.Choice(["tastytrade", "alpaca"]), default=None, expose_value=False,
+                                       is_eager=True, callback=_env_option("SWINGTRADER_SIM_BROKER"),
+                                       help="Client the simulator is traded through (default SWINGTRADER_SIM_BROKER)."))
+    return cmd
+
+for _c in (smoke, daily, run): add_broker_options(_c)
+for _c in (status, flatten): add_broker_options(_c, sim=False)

@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     broker_stop_min_move: float = _f(5.0, "give the smallest stop move worth a replace: 1 or more = ticks (e.g. 5, at most 10000), below 1 = a fraction of the price (e.g. 0.001), 0 = any move.", ge=0, le=10_000)
     # -- dashboard
     dashboard_password: SecretStr|None = _f(None, "set a password of at least 12 characters to log in to the dashboard (needed to serve it beyond this machine), or leave unset.")
+    # -- alpaca
+    sim_broker: Literal["tastytrade", "alpaca"] = _f("tastytrade", "use tastytrade or alpaca: the client the simulator is traded through (the emulator speaks both).")
 
 
     @model_validator(mode="before")
