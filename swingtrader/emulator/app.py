@@ -243,6 +243,7 @@ def build_app(emu:Emulator) -> web.Application:
         app.router.add_post("/_emulator/clock", control_clock)
         app.router.add_get("/_emulator/state", control_state)
     setup_dxlink(app, emu); setup_tradingview(app, emu)
+    from swingtrader.emulator.alpaca_data_stream import setup_alpaca_data; setup_alpaca_data(app, emu)  # Alpaca market data: /v2/stocks/*, /v2/iex|sip|test
     app.on_startup.append(_start_tasks)
     app.on_cleanup.append(_stop_tasks)
     return app
@@ -301,6 +302,8 @@ class EmulatorServer:
     def streamer_url(self): return self._url("wss" if self.tls else "ws", self.emu.streamer_path)
     @property
     def dxlink_url(self): return self._url("wss" if self.tls else "ws", self.emu.dxlink_path)
+    @property
+    def alpaca_data_stream_url(self): return self._url("wss" if self.tls else "ws", "/v2/iex")   # StockDataStream(url_override=...)
     @property
     def control_token(self) -> str: return self.emu.control_token
     @property
