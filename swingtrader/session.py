@@ -170,9 +170,12 @@ def run_bot(settings:Settings) -> int:
 def emulated_alpaca(settings:Settings, first_day:date, last_day:date, speed:float, **kw) -> SimEnvironment:
     "Start the emulator over a seeded simulator and return Alpaca paper settings pointing at it (keys: any non-empty pair)."
     env = emulated_tastytrade(settings, first_day, last_day, speed, **kw)
-    url = env.server.api_url
+    url, emu = env.server.api_url, env.server.emu
+    key, secret = "PKEMULATOR0000000000", "emulator-alpaca-secret-key"
+    emu.alpaca_key_id, emu.alpaca_secret_key = key, secret       # the pair both Alpaca sides of the emulator accept
+    if (st := getattr(emu, "alpaca_trading", None)) is not None: st.key_id, st.secret_key = key, secret
     env.settings = settings.model_copy(update=dict(broker="alpaca", environment="paper", live_confirm="",
-                                                   alpaca_api_key=_secret("emulator-key"), alpaca_secret_key=_secret("emulator-secret"),
+                                                   alpaca_api_key=_secret(key), alpaca_secret_key=_secret(secret),
                                                    alpaca_base_url=url, alpaca_data_url=url))
     return env
 
