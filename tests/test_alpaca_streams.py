@@ -12,6 +12,8 @@ from swingtrader.broker import BrokerError
 from swingtrader.session import emulated_alpaca
 from swingtrader.alpaca.broker import AlpacaBroker
 from swingtrader.alpaca.market_data import AlpacaMarketData
+from swingtrader.alpaca.order_updates import AlpacaOrderUpdates
+from swingtrader.models import OrderEvent, OrderRequest
 
 DAY = date(2026, 3, 2)
 
@@ -135,3 +137,66 @@ def test_a_second_stream_with_the_same_key_is_refused_here(env, broker):
         await md3.close()
         return b
     assert asyncio.run(main()).symbol == sym
+
+
+async def next_fill(ou, order_id, timeout=60.0):
+    "The FILL event of `order_id` (other events skipped)."
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ev = await ou.next(1.0)
+        if ev is not None and ev.order.id == order_id and ev.event is OrderEvent.FILL: return ev
+    raise AssertionError(f"no fill of {order_id} within {timeout} s")
+
+
+@pytest.fixture
+def stream_gate(monkeypatch):
+    "gate['open'] = False: the emulator's /stream refuses every authentication (REST keeps working)."
+    alpaca_stream = pytest.importorskip("swingtrader.emulator.alpaca_stream")
+    gate, orig = {"open": True}, alpaca_stream.handle
+    def handle(st, s, raw):
+        replies, close = orig(st, s, raw)
+        if not gate["open"] and s.authorized:
+            s.authorized = False
+            return [{"stream": "authorization", "data": {"status": "unauthorized", "action": "authenticate"}}], True
+        return replies, close
+    monkeypatch.setattr(alpaca_stream, "handle", handle)
+    return gate
+
+
+def test_order_updates_by_stream_and_by_polling_while_it_is_down(env, broker, stream_gate):
+    pytest.importorskip("swingtrader.emulator.alpaca_trading", reason="the emulator's Alpaca trading side (h-alpemu) is not merged here")
+    sym = env.sim.symbols[0]
+    async def main():
+        ou = AlpacaOrderUpdates(broker, poll_interval=0.2)
+        await ou.start(connect_timeout=30)
+        assert ou.streaming
+        o1 = await asyncio.to_thread(broker.submit, OrderRequest(sym, "buy", qty=2))
+        ou.expect(o1)
+        f1 = await next_fill(ou, o1.id)
+        by_stream = ou.stats["stream_events"]
+        stream_gate["open"] = False                          # the stream cannot come back ...
+        await ou.stream.drop()                               # ... after this drop
+        await until(lambda: not ou.streaming)
+        o2 = await asyncio.to_thread(broker.submit, OrderRequest(sym, "sell", qty=2))
+        ou.expect(o2)
+        f2 = await next_fill(ou, o2.id)
+        polled = ou.stats["poll_events"]
+        stream_gate["open"] = True                           # the stream reconnects (alpaca-py's backoff)
+        await until(lambda: ou.streaming)
+        o3 = await asyncio.to_thread(broker.submit, OrderRequest(sym, "buy", qty=1))
+        ou.expect(o3)
+        f3 = await next_fill(ou, o3.id)
+        extra = [e async for e in _drain(ou)]
+        await ou.close()
+        return f1, f2, f3, by_stream, polled, extra, ou.stats
+    f1, f2, f3, by_stream, polled, extra, stats = asyncio.run(main())
+    assert (f1.fill.qty, f2.fill.qty, f3.fill.qty) == (2, 2, 1) and all(f.fill.price > 0 for f in (f1, f2, f3))
+    assert by_stream >= 1 and polled >= 1                     # the first fill came by the stream, the second by polling
+    assert stats["reconnects"] >= 2
+    fills = [e for e in extra if e.fill is not None]
+    assert fills == []                                        # each fill exactly once, whichever source saw it first
+
+
+async def _drain(ou, quiet=1.5):
+    "Events still arriving within `quiet` seconds."
+    while (ev := await ou.next(quiet)) is not None: yield ev

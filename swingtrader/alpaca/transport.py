@@ -60,6 +60,7 @@ class Latency:
 def _path(url:str) -> str:
     "`/v2/orders/<uuid>` -> `/orders/{id}` (latency names without ids)."
     parts = url.split("://", 1)[-1].split("?", 1)[0].split("/")[2:]   # drop host and version
+    if len(parts) == 2 and parts[0] in ("assets", "positions"): return f"/{parts[0]}/{{symbol}}"
     return "/" + "/".join("{id}" if len(p) >= 32 and p.count("-") == 4 else p for p in parts)
 
 class _Timed:
