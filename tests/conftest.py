@@ -88,3 +88,10 @@ def dx_live():
     from dxlink_harness import live
     with live() as L:
         yield L
+
+
+@pytest.fixture
+def alpaca_trading(emulator):
+    "alpaca-py's TradingClient (unmodified) bound to `emulator` with the emulator's Alpaca key pair (emulator-key-id / emulator-secret-key)."
+    import emu_support
+    return emu_support.alpaca_trading_client(emulator)

@@ -98,3 +98,65 @@ def ws_recv_until(ws, pred, limit=50):
         seen.append(m)
         if pred(m): return m, seen
     raise AssertionError(f"no matching message in {seen}")
+
+
+# -- Alpaca trading side (alpaca-py unmodified against the emulator) --
+def alpaca_trading_client(srv, key=None, secret=None, retry_wait=None):
+    "alpaca-py's TradingClient bound to `srv` with the emulator's key pair (or `key`/`secret`); `retry_wait` seconds between its 429/504 retries (default: alpaca-py's 3 s)."
+    from alpaca.trading.client import TradingClient
+    from swingtrader.emulator.alpaca_orders import ALPACA_KEY_ID, ALPACA_SECRET_KEY
+    c = TradingClient(key or ALPACA_KEY_ID, secret or ALPACA_SECRET_KEY, paper=True, url_override=srv.alpaca_url)
+    if retry_wait is not None: c._retry_wait = retry_wait
+    return c
+
+
+def alpaca_headers(key=None, secret=None) -> dict:
+    "The APCA-API-* headers of the emulator's key pair (for raw `requests` calls)."
+    from swingtrader.emulator.alpaca_orders import ALPACA_KEY_ID, ALPACA_SECRET_KEY
+    return {"APCA-API-KEY-ID": key or ALPACA_KEY_ID, "APCA-API-SECRET-KEY": secret or ALPACA_SECRET_KEY}
+
+
+class AlpacaStream:
+    "alpaca-py's TradingStream on `srv`, run in a thread; `updates` collects every TradeUpdate. Use as a context manager."
+    def __init__(self, srv, key=None, secret=None):
+        from alpaca.trading.stream import TradingStream
+        from swingtrader.emulator.alpaca_orders import ALPACA_KEY_ID, ALPACA_SECRET_KEY
+        self.stream = TradingStream(key or ALPACA_KEY_ID, secret or ALPACA_SECRET_KEY, paper=True, url_override=srv.alpaca_stream_url)
+        self.updates, self.srv = [], srv
+        async def on_update(u): self.updates.append(u)
+        self.stream.subscribe_trade_updates(on_update)
+        self.thread = None
+
+    def __enter__(self):
+        import threading
+        self.thread = threading.Thread(target=self.stream.run, name="alpaca-trading-stream", daemon=True)
+        self.thread.start()
+        return self
+
+    def wait_listening(self, timeout=20):
+        "Wait until the emulator has a session listening to trade_updates."
+        import time
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            st = getattr(self.srv.emu, "alpaca_trading", None)
+            if st is not None and any("trade_updates" in s.streams for s in list(st.sessions)): return True
+            time.sleep(0.05)
+        raise AssertionError("the TradingStream never started listening")
+
+    def wait_for(self, pred, timeout=20):
+        "The first update with pred(update) true (generous bound; fails the test otherwise)."
+        import time
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for u in list(self.updates):
+                if pred(u): return u
+            time.sleep(0.05)
+        raise AssertionError(f"no matching trade update in {[(u.event, str(u.order.id)) for u in self.updates]}")
+
+    def __exit__(self, *exc):
+        import time
+        end = time.monotonic() + 10
+        while self.stream._loop is None and time.monotonic() < end: time.sleep(0.05)
+        try: self.stream.stop()
+        except Exception: pass
+        self.thread.join(15)

@@ -7,6 +7,7 @@ import swingtrader.emulator as pkg
 
 ROOT = Path(pkg.__file__).parent
 ROOMS = ("rest", "streamer", "dxlink", "tradingview")
+ALPACA = ("alpaca_wire", "alpaca_orders", "alpaca_stream", "alpaca_trading")   # the Alpaca trading room, in four modules
 # imports of private names from outside the emulator that are still to be made public where they are defined
 KNOWN_PRIVATE = set()
 
@@ -38,8 +39,12 @@ def test_rooms_import_only_core():
     for room in ROOMS: assert emulator_imports(room) <= {"core"}, room
 
 
+def test_alpaca_room_imports_only_core_and_itself():
+    for m in ALPACA: assert emulator_imports(m) <= {"core", *ALPACA}, m
+
+
 def test_app_assembles_every_room():
-    assert emulator_imports("app") == {"core", *ROOMS}
+    assert emulator_imports("app") == {"core", *ROOMS, "alpaca_trading"}
 
 
 def test_no_private_names_cross_a_module():

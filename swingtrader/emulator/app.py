@@ -21,6 +21,7 @@ from .rest import setup_rest
 from .streamer import setup_streamer
 from .dxlink import setup_dxlink
 from .tradingview import setup_tradingview
+from .alpaca_trading import setup_alpaca_trading
 
 log = logging.getLogger("swingtrader.emulator")
 
@@ -243,6 +244,7 @@ def build_app(emu:Emulator) -> web.Application:
         app.router.add_post("/_emulator/clock", control_clock)
         app.router.add_get("/_emulator/state", control_state)
     setup_dxlink(app, emu); setup_tradingview(app, emu)
+    setup_alpaca_trading(app, emu)
     from swingtrader.emulator.alpaca_data_stream import setup_alpaca_data; setup_alpaca_data(app, emu)  # Alpaca market data: /v2/stocks/*, /v2/iex|sip|test
     app.on_startup.append(_start_tasks)
     app.on_cleanup.append(_stop_tasks)
@@ -304,6 +306,14 @@ class EmulatorServer:
     def dxlink_url(self): return self._url("wss" if self.tls else "ws", self.emu.dxlink_path)
     @property
     def alpaca_data_stream_url(self): return self._url("wss" if self.tls else "ws", "/v2/iex")   # StockDataStream(url_override=...)
+    @property
+    def alpaca_url(self):
+        "alpaca-py's `url_override` for `TradingClient` (it appends `/v2/...`)."
+        return self.api_url
+    @property
+    def alpaca_stream_url(self):
+        "alpaca-py's `url_override` for `TradingStream` (used verbatim)."
+        return self._url("wss" if self.tls else "ws", "/stream")
     @property
     def control_token(self) -> str: return self.emu.control_token
     @property

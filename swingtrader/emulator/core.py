@@ -43,10 +43,13 @@ class Faults:
     disconnect_every_s: float = 0.0  # close each websocket N real seconds after it opened, and so on (0: off)
     token_lifetime_s: float = 900.0  # OAuth access-token lifetime
     fill_mode: str|None = None       # SimBroker fill mode: normal | immediate | delayed:N | partial:F | never | reject
+    accept_then_504_next: int = 0    # Alpaca: the next N order submits are placed, then answered 504 (gateway timeout after accept)
+    trading_stream_silent: int = 0   # Alpaca: 1 = trading-stream sockets stay connected but get no trade_updates
 
-    COUNTS = ("rate_limit_next", "rate_limit_every", "server_error_next")  # whole numbers; every other number knob is a float
+    COUNTS = ("rate_limit_next", "rate_limit_every", "server_error_next", "accept_then_504_next", "trading_stream_silent")  # whole numbers; every other number knob is a float
     LIMITS = {"latency_ms": 60_000, "ws_delay_ms": 60_000, "retry_after": 3600, "disconnect_every_s": 86_400,
-              "token_lifetime_s": 7 * 86_400, "rate_limit_next": 10**9, "rate_limit_every": 10**9, "server_error_next": 10**9}  # upper bounds
+              "token_lifetime_s": 7 * 86_400, "rate_limit_next": 10**9, "rate_limit_every": 10**9, "server_error_next": 10**9,
+              "accept_then_504_next": 10**9, "trading_stream_silent": 1}  # upper bounds
 
     def update(self, **kw) -> Faults:
         "Set knobs by name, all or none; unknown names or bad values raise `SwingtraderError`."
