@@ -44,7 +44,7 @@ def test_alpaca_room_imports_only_core_and_itself():
 
 
 def test_app_assembles_every_room():
-    assert emulator_imports("app") == {"core", *ROOMS, "alpaca_trading"}
+    assert emulator_imports("app") == {"core", *ROOMS, "alpaca_trading", "alpaca_data_stream"}   # both Alpaca sides (h-alpemu, h-alpdata)
 
 
 def test_no_private_names_cross_a_module():
