@@ -24,7 +24,8 @@ DAY = date(2026, 3, 2)
 def env():
     "The emulator over a seeded simulator, an hour into the session, 60 simulated seconds per second."
     cal = MarketCalendar()
-    e = emulated_alpaca(Settings(_env_file=None, sim_symbols=3), DAY, DAY, speed=60.0, start=cal.session(DAY)[0] + timedelta(minutes=60))
+    e = emulated_alpaca(Settings(_env_file=None, sim_symbols=3), DAY, DAY, speed=60.0, start=cal.session(DAY)[0] + timedelta(minutes=60),
+                        history_days=12)   # 3 symbols x 12 sessions of minute bars: more than one 10,000-bar page
     yield e
     e.close()
 
@@ -72,13 +73,15 @@ def test_it_is_a_broker_with_account_positions_asset_clock_quote(broker, sym):
 
 def test_bars_history_pages_and_window(broker, sym, env):
     now = env.clock.now()
-    df = broker.bars(sym, "1m", now - timedelta(days=12), now)
+    df = broker.bars(sym, "1m", now - timedelta(days=20), now)
     assert list(df.columns) == ["open", "high", "low", "close", "volume"] and str(df.index.tz) == "UTC"
     assert len(df) > 1000 and df.index.is_monotonic_increasing and df.index[-1] < pd.Timestamp(now)
     five = broker.bars(sym, "5m", now - timedelta(hours=1), now)
     assert 0 < len(five) <= 12 and (five.index >= pd.Timestamp(now - timedelta(hours=1))).all()
-    many = broker.bars_many(env.sim.symbols, "5m", now - timedelta(hours=1), now)
-    assert set(many) == set(env.sim.symbols) and all(len(v) for v in many.values())
+    many = broker.bars_many(env.sim.symbols, "1m", now - timedelta(days=20), now)   # > 10,000 bars: alpaca-py follows next_page_token
+    assert set(many) == set(env.sim.symbols) and sum(map(len, many.values())) > 10_000
+    assert all(v.index.is_unique and v.index.is_monotonic_increasing for v in many.values())
+    assert many[sym].equals(df)                                                         # the same bars, paged or not
 
 
 def test_submit_read_replace_cancel(broker, sym):

@@ -236,12 +236,13 @@ def bars(self:AlpacaMarketData, symbols:list[str], timeframe:str):
 @patch
 async def close(self:AlpacaMarketData):
     "Close the connection (and free this key for another stream)."
-    try: await self.stream.stop_ws(); await self.stream.close()
-    except Exception as e: log.debug("closing the data stream: %s", e)
-    for t in self._tasks: t.cancel()
+    await self.stream.stop_ws()
+    for t in self._tasks: t.cancel()                  # before the socket closes: no "websocket error" from alpaca-py
     for t in self._tasks:
         try: await t
         except (asyncio.CancelledError, Exception): pass
     self._tasks = []
+    try: await self.stream.close()
+    except Exception as e: log.debug("closing the data stream: %s", e)
     k = (self.stream.endpoint, self.key_id)
     if _LIVE.get(k) is self: _LIVE.pop(k)

@@ -218,14 +218,15 @@ async def start(self:AlpacaOrderUpdates, connect_timeout:float=5.0):
 @patch
 async def close(self:AlpacaOrderUpdates):
     "Stop the stream and the poller."
-    if self.stream is not None:
-        try: await self.stream.stop_ws(); await self.stream.close()
-        except Exception as e: log.debug("closing the trading stream: %s", e)
-    for t in self._tasks: t.cancel()
+    if self.stream is not None: await self.stream.stop_ws()
+    for t in self._tasks: t.cancel()                  # before the socket closes: no "websocket error" from alpaca-py
     for t in self._tasks:
         try: await t
         except (asyncio.CancelledError, Exception): pass
     self._tasks = []
+    if self.stream is not None:
+        try: await self.stream.close()
+        except Exception as e: log.debug("closing the trading stream: %s", e)
 
 @patch
 def __aiter__(self:AlpacaOrderUpdates): return self
