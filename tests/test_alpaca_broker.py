@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from swingtrader.config import Settings
 from swingtrader.clock import MarketCalendar
-from swingtrader.broker import AuthError, Broker, OrderNotFound, OrderRejected, UnknownSymbol
+from swingtrader.broker import AuthError, Broker, OrderNotFound, OrderRejected, RateLimited, UnknownSymbol
 from swingtrader.models import OrderRequest, OrderStatus, OrderType, TimeInForce
 from swingtrader.session import emulated_alpaca
 from swingtrader.alpaca.broker import AlpacaBroker
@@ -129,6 +129,19 @@ def test_a_504_after_accept_leaves_exactly_one_order(broker, sym, env):
     assert o.client_key == req.client_key and broker.stats["duplicate_lookups"] == before + 1
     mine = [x for x in broker.orders(status=None, since=o.created_at - timedelta(minutes=5)) if x.client_key == req.client_key]
     assert len(mine) == 1 and mine[0].id == o.id
+    broker.cancel(o.id)
+
+
+def test_rate_limited_beyond_alpaca_pys_retries_places_nothing(broker, sym, env):
+    req = far_limit(broker, sym)
+    f = env.server.emu.faults
+    f.rate_limit_next, f.retry_after = 6, 0.0                # more 429s than alpaca-py's three retries (and the look-up)
+    try:
+        with pytest.raises(RateLimited, match="rate-limited"): broker.submit(req)
+    finally: f.rate_limit_next = 0
+    assert broker.order_by_client_key(req.client_key) is None
+    o = broker.submit(req)                                    # later, the same intent goes through once
+    assert o.client_key == req.client_key
     broker.cancel(o.id)
 
 

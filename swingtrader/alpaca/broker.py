@@ -192,12 +192,13 @@ def _whole_shares(self:AlpacaBroker, req:OrderRequest) -> OrderRequest:
     return OrderRequest(req.symbol, req.side, qty=shares, type=OrderType.MARKET, tif=req.tif, client_key=req.client_key)
 
 @patch
-def _lookup_after_doubt(self:AlpacaBroker, req:OrderRequest, why:str) -> Order:
-    "The order Alpaca holds under `req.client_key` after an unclear POST (a few tries), else an 'outcome unknown' error."
+def _lookup_after_doubt(self:AlpacaBroker, req:OrderRequest, why:str, absent:Exception|None=None) -> Order:
+    "The order Alpaca holds under `req.client_key` after an unclear POST (a few tries); else `absent`, or an 'outcome unknown' error."
     self.stats["duplicate_lookups"] += 1
     for attempt in Retrying(stop=stop_after_attempt(5), wait=wait_random_exponential(0.1, 1.0),
                             retry=retry_if_exception_type(_TRANSIENT), reraise=True):
         with attempt: o = self.order_by_client_key(req.client_key)
+    if o is None and absent is not None: raise absent
     if o is None:
         raise BrokerUnavailable(f"Alpaca gave no answer to {req.side.value} {req.symbol} ({why}) and holds no order with its key "
                                 f"{req.client_key}; the outcome is unknown.", "check the order list before repeating the action.")
@@ -213,7 +214,9 @@ def submit(self:AlpacaBroker, req:OrderRequest) -> Order:
     try: o = wire.order_from_alpaca(self.trading.submit_order(wire.order_request(req)))
     except APIError as e:
         if wire.is_duplicate_key(e): o = self._lookup_after_doubt(req, "duplicate client_order_id")
-        elif (e.status_code or 0) >= 500 or e.status_code == 429: o = self._lookup_after_doubt(req, f"HTTP {e.status_code}")
+        elif e.status_code == 429:                # still limited after alpaca-py's retries: an earlier try may have landed
+            o = self._lookup_after_doubt(req, "HTTP 429", absent=wire.broker_error(e, what, self.transport.secrets()))
+        elif (e.status_code or 0) >= 500: o = self._lookup_after_doubt(req, f"HTTP {e.status_code}")
         else: self._raise(e, what)
     except (requests.ConnectionError, requests.Timeout) as e: o = self._lookup_after_doubt(req, type(e).__name__)
     self.invalidate()
