@@ -531,7 +531,10 @@ def test_fixtures_match_the_emulators_keys_and_types(emulator, alpaca_trading):
     wait_until(lambda: len(get("/v2/positions")) == 2)
     post({"symbol": s[1], "qty": str(Decimal(get(f"/v2/positions/{s[1]}")["qty"])), "side": "sell", "type": "limit", "time_in_force": "day", "limit_price": str(c(px * 10))})
     close_one = requests.delete(f"{base}/v2/positions/{s[0]}", params={"qty": "1"}, headers=h, timeout=10).json()
-    unauthorized = json.load(open(FIXTURES / "stream_trading_auth_unauthorized.json"))   # compared in the raw-protocol test
+    bad = websocket.create_connection(emulator.alpaca_stream_url, timeout=10)
+    bad.send(json.dumps({"action": "authenticate", "data": {"key_id": "emulator-key-id", "secret_key": "wrong"}}))
+    unauthorized = json.loads(bad.recv())
+    bad.close()
     answers = {
         "trading_account.json": get("/v2/account"), "trading_account_docs.json": get("/v2/account"),
         "trading_account_configurations.json": get("/v2/account/configurations"),
@@ -547,6 +550,7 @@ def test_fixtures_match_the_emulators_keys_and_types(emulator, alpaca_trading):
         "stream_trading_auth_authorized.json": authorized, "stream_trading_listening_ack.json": listening,
         "stream_trading_trade_update_fill.json": fill, "stream_trading_auth_unauthorized.json": unauthorized,
     }
+    ws.close()
     closed = requests.delete(f"{base}/v2/positions", headers=h, timeout=10).json()        # s[1]'s shares are held: a 403 entry
     cancelled = requests.delete(f"{base}/v2/orders", headers=h, timeout=10).json()
     ok = [r for r in closed if r["status"] == 200]

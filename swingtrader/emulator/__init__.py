@@ -6,4 +6,4 @@
 __all__ = ['MODULES']
 
 # %% ../../nbs/17_emulator_package.ipynb #47aa7df7
-MODULES = ("core", "rest", "streamer", "dxlink", "tradingview", "app")   # in reading order: core at the bottom, app on top
+MODULES = ("core", "rest", "streamer", "dxlink", "tradingview", "alpaca_wire", "alpaca_orders", "alpaca_stream", "alpaca_trading", "app")   # in reading order: core at the bottom, app on top

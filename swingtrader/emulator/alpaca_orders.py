@@ -4,7 +4,7 @@
 
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #08b86ea2
 from __future__ import annotations
-import asyncio, hashlib, hmac, json, logging, uuid
+import asyncio, collections, hashlib, hmac, json, logging, uuid
 from datetime import datetime
 from decimal import Decimal, ROUND_DOWN, ROUND_HALF_UP
 from typing import Callable
@@ -45,10 +45,10 @@ class AlpacaTrading:
         self.loop: asyncio.AbstractEventLoop|None = None
         self.publish: Callable|None = None      # publish(message): the stream room sets it
         self.sessions: list = []                # trading-stream connections (emulator.alpaca_stream)
-        self.pending: list = []                 # (OrderUpdate, position qty after it) not yet published
+        self.pending = collections.deque()      # (OrderUpdate, position qty after it) not yet published (appended from any thread)
         self.flush_due = False
         emu.add_market_listener(lambda ev: self.on_broker_event(ev))
-    def __repr__(self): return f"AlpacaTrading(key_id={self.key_id!r}, orders={len(self.by_uuid)}, held={len(self.virtual)})"
+    def __repr__(self): return f"AlpacaTrading(account={self.emu.account_number!r}, orders={len(self.by_uuid)}, held={len(self.virtual)})"
     @property
     def broker(self): return self.emu.broker
     @property
@@ -149,8 +149,8 @@ AlpacaTrading.update_json = update_json
 def flush(self:AlpacaTrading):
     "Publish queued simulator updates, then run the legs and held orders (`monitor`)."
     self.flush_due = False
-    batch, self.pending = self.pending, []
-    for ev, pos in batch:
+    while self.pending:
+        ev, pos = self.pending.popleft()
         try:
             m = self.meta.get(ev.order.client_key, {})
             if ev.event is OrderEvent.ACCEPTED and m.get("announced"): continue   # a held stop that triggered: already `new`

@@ -92,7 +92,9 @@ async def stream_ws(request):
         s.queue.put_nowait(None)
         try: await asyncio.wait_for(writer, 2)
         except (asyncio.TimeoutError, asyncio.CancelledError, Exception): writer.cancel()
-        if not ws.closed: await ws.close(code=WSCloseCode.POLICY_VIOLATION if not s.authorized else WSCloseCode.OK)
+        if not ws.closed:   # a peer that never answers the close handshake holds us at most 2 s
+            try: await asyncio.wait_for(ws.close(code=WSCloseCode.POLICY_VIOLATION if not s.authorized else WSCloseCode.OK), 2)
+            except (asyncio.TimeoutError, ConnectionResetError, RuntimeError): pass
     return ws
 
 def setup_stream(app:web.Application, st, path:str="/stream"):
