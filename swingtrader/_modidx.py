@@ -1200,6 +1200,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                                     'swingtrader/emulator/alpaca_data_stream.py'),
                                                          'swingtrader.emulator.alpaca_data_stream.run': ( 'emulator_alpaca_data_stream.html#run',
                                                                                                           'swingtrader/emulator/alpaca_data_stream.py'),
+                                                         'swingtrader.emulator.alpaca_data_stream.send_status': ( 'emulator_alpaca_data_stream.html#send_status',
+                                                                                                                  'swingtrader/emulator/alpaca_data_stream.py'),
                                                          'swingtrader.emulator.alpaca_data_stream.setup_alpaca_data': ( 'emulator_alpaca_data_stream.html#setup_alpaca_data',
                                                                                                                         'swingtrader/emulator/alpaca_data_stream.py'),
                                                          'swingtrader.emulator.alpaca_data_stream.success_msg': ( 'emulator_alpaca_data_stream.html#success_msg',

@@ -160,3 +160,52 @@ class AlpacaStream:
         try: self.stream.stop()
         except Exception: pass
         self.thread.join(15)
+# -- Alpaca market data: alpaca-py, unmodified, against the emulator (swingtrader.emulator.alpaca_data*)
+
+def wait_until(pred, timeout=30.0, every=0.02):
+    "Poll `pred` until it is true or `timeout` seconds pass; returns its last value."
+    import time
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > end: return v
+        time.sleep(every)
+
+
+def alpaca_keys(srv) -> tuple[str, str]:
+    "The Alpaca key pair the emulator behind `srv` accepts."
+    from swingtrader.emulator.alpaca_data import alpaca_keys as keys
+    return keys(srv.emu)
+
+
+def alpaca_data_client(srv, key=None, secret=None, **kw):
+    "alpaca-py's StockHistoricalDataClient pointed at `srv` (the emulator's key pair unless given)."
+    from alpaca.data.historical.stock import StockHistoricalDataClient
+    k, s = alpaca_keys(srv)
+    return StockHistoricalDataClient(key or k, secret or s, url_override=srv.api_url, **kw)
+
+
+def alpaca_data_state(srv) -> dict:
+    "The emulator's Alpaca data-stream state (sessions, authenticated, subscriptions, knobs), read on its loop."
+    from swingtrader.emulator.alpaca_data_stream import ALPACA_DATA_KEY
+    return srv.call(lambda: srv.app[ALPACA_DATA_KEY].state())
+
+
+@contextmanager
+def alpaca_data_stream(srv, setup, key=None, secret=None, url=None, **kw):
+    "alpaca-py's StockDataStream on `srv` running in a thread; `setup(stream)` subscribes before it starts. Stopped at the end."
+    import threading
+    from alpaca.data.enums import DataFeed
+    from alpaca.data.live.stock import StockDataStream
+    k, s = alpaca_keys(srv)
+    st = StockDataStream(key or k, secret or s, feed=DataFeed.IEX, url_override=url or srv.alpaca_data_stream_url, **kw)
+    setup(st)
+    th = st.thread = threading.Thread(target=st.run, name="alpaca-data-stream", daemon=True)   # st.thread: ends when the stream gives up
+    th.start()
+    try: yield st
+    finally:
+        wait_until(lambda: st._loop is not None, 10)
+        try: st.stop()
+        except Exception: pass   # its loop already ended
+        th.join(30)
+        assert not th.is_alive(), "StockDataStream did not stop"

@@ -8,6 +8,7 @@ import swingtrader.emulator as pkg
 ROOT = Path(pkg.__file__).parent
 ROOMS = ("rest", "streamer", "dxlink", "tradingview")
 ALPACA = ("alpaca_wire", "alpaca_orders", "alpaca_stream", "alpaca_trading")   # the Alpaca trading room, in four modules
+ALPACA_DATA = ("alpaca_data", "alpaca_data_stream")   # the Alpaca market-data room, in two modules
 # imports of private names from outside the emulator that are still to be made public where they are defined
 KNOWN_PRIVATE = set()
 
@@ -41,6 +42,10 @@ def test_rooms_import_only_core():
 
 def test_alpaca_room_imports_only_core_and_itself():
     for m in ALPACA: assert emulator_imports(m) <= {"core", *ALPACA}, m
+
+
+def test_alpaca_data_room_imports_only_core_and_itself():
+    for m in ALPACA_DATA: assert emulator_imports(m) <= {"core", *ALPACA_DATA}, m
 
 
 def test_app_assembles_every_room():

@@ -15,6 +15,7 @@ import pandas as pd
 from aiohttp import web
 
 from ..broker import UnknownSymbol
+from .core import EMULATOR_KEY
 
 log = logging.getLogger(__name__)
 NY, UTC = ZoneInfo("America/New_York"), timezone.utc
@@ -29,11 +30,13 @@ __all__ = ['log', 'NY', 'UTC', 'ALPACA_KEY_ID', 'ALPACA_SECRET_KEY', 'BAR_FIELDS
            'setup_alpaca_data_rest']
 
 # %% ../../nbs/17f_emulator_alpaca_data.ipynb #17454aa4
-ALPACA_KEY_ID = "PKEMULATOR0000000000"           # the emulator's default Alpaca key id
-ALPACA_SECRET_KEY = "emulator-alpaca-secret-key"  # ... and secret
+ALPACA_KEY_ID = "emulator-key-id"            # the emulator's default Alpaca key id (as the trading side's)
+ALPACA_SECRET_KEY = "emulator-secret-key"    # ... and secret
 
 def alpaca_keys(emu) -> tuple[str, str]:
     "The (key id, secret) the emulator's Alpaca side accepts."
+    st = getattr(emu, "alpaca_trading", None)
+    if getattr(st, "key_id", None) and getattr(st, "secret_key", None): return st.key_id, st.secret_key
     return (getattr(emu, "alpaca_key_id", None) or ALPACA_KEY_ID, getattr(emu, "alpaca_secret_key", None) or ALPACA_SECRET_KEY)
 
 def keys_ok(emu, key:str|None, secret:str|None) -> bool:
@@ -115,7 +118,7 @@ def bucket_starts(idx:pd.DatetimeIndex, # bar start times (tz-aware)
         mins = np.asarray(naive.hour * 60 + naive.minute)
         lab = day + pd.to_timedelta(mins // tf.minutes * tf.minutes, "min")
     elif tf.unit == "Day": lab = day
-    elif tf.unit == "Week": lab = day - pd.to_timedelta(np.asarray(naive.weekday), "D")
+    elif tf.unit == "Week": lab = day - pd.to_timedelta(np.asarray(naive.day_of_week), "D")
     else:
         m0 = (np.asarray(naive.month) - 1) // tf.amount * tf.amount + 1
         lab = pd.to_datetime(pd.DataFrame({"year": np.asarray(naive.year), "month": m0, "day": 1}))
@@ -371,7 +374,6 @@ def data_options(emu) -> dict:
 def _route(fn):
     "A data route: key check, then `fn(view, request)` -> JSON, `AlpacaDataError` -> its status and message."
     async def handler(request:web.Request):
-        from swingtrader.emulator.core import EMULATOR_KEY
         emu = request.app[EMULATOR_KEY]
         if not keys_ok(emu, *request_keys(request.headers)): return web.json_response({"message": "forbidden"}, status=403)
         try: return web.json_response(fn(MarketView(emu), request))

@@ -19,7 +19,8 @@ UTC = timezone.utc
 # %% auto #0
 __all__ = ['log', 'UTC', 'ERRORS', 'CHANNELS', 'STREAM_OPTIONS', 'FEED_PATHS', 'ALPACA_DATA_KEY', 'error_msg', 'success_msg',
            'encode', 'decode', 'ny_midnight_ns', 'DayBar', 'quote_message', 'AlpacaDataServer', 'AlpacaDataSession',
-           'data', 'handle', 'feed', 'on_market_event', 'configure', 'mute', 'drop', 'run', 'setup_alpaca_data']
+           'data', 'handle', 'feed', 'on_market_event', 'configure', 'mute', 'drop', 'send_status', 'run',
+           'setup_alpaca_data']
 
 # %% ../../nbs/17f_emulator_alpaca_data_stream.ipynb #bb569409
 ERRORS = {400: "invalid syntax", 401: "not authenticated", 402: "auth failed", 403: "already authenticated",
@@ -80,6 +81,7 @@ class AlpacaDataServer:
         self.emu, self.view = emu, MarketView(emu)
         self.options = STREAM_OPTIONS | {k: v for k, v in data_options(emu).items() if k in STREAM_OPTIONS} | options
         self.sessions: set = set()
+        self.connections = 0            # connections accepted so far
         self.authed: dict = {}          # (key, feed) -> the session authenticated with it
         self.fed: set = set()           # symbols the simulator was asked to stream
         self.days: dict = {}            # symbol -> DayBar
@@ -92,7 +94,7 @@ class AlpacaDataServer:
     def base_timeframe(self) -> str: return getattr(self.broker, "base_timeframe", "1m")
     def state(self) -> dict:
         "What the control API reports."
-        return self.options | {"sessions": len(self.sessions), "authenticated": sum(1 for s in self.sessions if s.key),
+        return self.options | {"connections": self.connections, "sessions": len(self.sessions), "authenticated": sum(1 for s in self.sessions if s.key),
                                "muted": sum(1 for s in self.sessions if s.muted),
                                "subscriptions": [s.subscription() for s in self.sessions if s.key]}
 
@@ -262,7 +264,16 @@ def drop(self:AlpacaDataServer) -> int:
         if s.transport is not None and not s.transport.is_closing(): s.transport.abort(); n += 1
     return n
 
-for _f in (configure, mute, drop): setattr(AlpacaDataServer, _f.__name__, _f)
+def send_status(self:AlpacaDataServer, symbol:str, halted:bool=True) -> int:
+    "Announce a trading halt (or its end) of `symbol` to the sessions subscribed to its `statuses`; returns how many."
+    m = {"T": "s", "S": symbol, "t": self.view.now_ns(), "sc": "H" if halted else "T", "sm": "Trading Halt" if halted else "Trading Resumption",
+         "rc": "T12" if halted else "T3", "rm": "Trading Halted; For information requested by the emulator" if halted else "Trading Resumed", "z": "C"}
+    n = 0
+    for s in list(self.sessions):
+        if s.key and s.wants("statuses", symbol): s.data(m); n += 1
+    return n
+
+for _f in (configure, mute, drop, send_status): setattr(AlpacaDataServer, _f.__name__, _f)
 
 # %% ../../nbs/17f_emulator_alpaca_data_stream.ipynb #a46e0490
 async def run(self:AlpacaDataSession):
@@ -310,7 +321,7 @@ def setup_alpaca_data(app:web.Application, emu) -> AlpacaDataServer:
         binary = "msgpack" in request.headers.get("Content-Type", "").lower()
         session = AlpacaDataSession(server, ws, FEED_PATHS[request.path], binary, request.transport)
         if hasattr(emu, "track_ws"): emu.track_ws(ws)
-        server.sessions.add(session)
+        server.sessions.add(session); server.connections += 1
         try: await session.run()
         finally:
             server.sessions.discard(session)
@@ -330,10 +341,14 @@ async def _control(request:web.Request):
         try: body = await request.json() if request.can_read_body else {}
         except ValueError: raise TTApiError(400, "invalid_json", "The request body is not valid JSON.") from None
         if not isinstance(body, dict): raise TTApiError(400, "invalid_request", "Send a JSON object.")
-        acts = {k: body.pop(k) for k in ("mute", "drop") if k in body}
+        acts = {k: body.pop(k) for k in ("mute", "drop", "halt", "resume") if k in body}
+        for k in ("halt", "resume"):
+            if k in acts and not (isinstance(acts[k], str) and acts[k]): raise TTApiError(422, "invalid_knob", f"{k} takes a symbol.")
         try: server.configure(**body)
         except ValueError as e: raise TTApiError(422, "invalid_knob", str(e)) from None
         if acts.get("mute"): server.mute()
         if acts.get("drop"): server.drop()
+        if "halt" in acts: server.send_status(acts["halt"], True)
+        if "resume" in acts: server.send_status(acts["resume"], False)
     elif request.method != "GET": raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
     return web.json_response(server.state())
