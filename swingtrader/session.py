@@ -168,12 +168,10 @@ def run_bot(settings:Settings) -> int:
 
 # %% ../nbs/63_session.ipynb #2be4e69d
 def emulated_alpaca(settings:Settings, first_day:date, last_day:date, speed:float, **kw) -> SimEnvironment:
-    "Start the emulator over a seeded simulator and return Alpaca paper settings pointing at it (keys: any non-empty pair)."
+    "Start the emulator over a seeded simulator and return Alpaca paper settings pointing at it (with the emulator's key pair)."
     env = emulated_tastytrade(settings, first_day, last_day, speed, **kw)
-    url, emu = env.server.api_url, env.server.emu
-    key, secret = "PKEMULATOR0000000000", "emulator-alpaca-secret-key"
-    emu.alpaca_key_id, emu.alpaca_secret_key = key, secret       # the pair both Alpaca sides of the emulator accept
-    if (st := getattr(emu, "alpaca_trading", None)) is not None: st.key_id, st.secret_key = key, secret
+    from swingtrader.emulator.alpaca_data import alpaca_keys
+    url, (key, secret) = env.server.api_url, alpaca_keys(env.server.emu)   # the pair both Alpaca sides of the emulator accept
     env.settings = settings.model_copy(update=dict(broker="alpaca", environment="paper", live_confirm="",
                                                    alpaca_api_key=_secret(key), alpaca_secret_key=_secret(secret),
                                                    alpaca_base_url=url, alpaca_data_url=url))
