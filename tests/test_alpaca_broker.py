@@ -175,3 +175,14 @@ def test_bad_keys_are_an_auth_error_without_the_secret(env):
 def test_latency_is_tracked(broker):
     s = broker.transport.latency.summary()
     assert s["POST /orders"]["n"] >= 3 and s["POST /orders"]["p99_ms"] >= s["POST /orders"]["p50_ms"] > 0
+
+
+def test_compliance_views_agree_with_the_orders(broker, sym):
+    o = broker.submit(OrderRequest(sym, "buy", qty=2))
+    f = wait_for(lambda: broker.order(o.id), lambda x: x.status is OrderStatus.FILLED)
+    acts = [a for a in broker.fill_activities() if a.order_id == o.id]
+    assert sum(a.qty for a in acts) == f.filled_qty == 2 and all(a.symbol == sym and a.side.value == "buy" for a in acts)
+    assert len({a.fill_id for a in broker.fill_activities(page_size=2)}) == len(broker.fill_activities())   # paged, none twice
+    h = broker.portfolio_history(period="1W", timeframe="1D")
+    assert list(h.columns) == ["equity", "profit_loss", "profit_loss_pct"] and len(h) >= 1 and str(h.index.tz) == "UTC"
+    broker.submit(OrderRequest(sym, "sell", qty=2))

@@ -20,7 +20,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from ..config import Settings
 from ..clock import Clock, WallClock, MarketCalendar
-from ..models import (Account, Asset, Order, OrderPreview, OrderRequest, OrderStatus, OrderType, Position, Quote, Side)
+from ..models import (Account, Asset, Fill, Order, OrderPreview, OrderRequest, OrderStatus, OrderType, Position, Quote, Side)
 from ..broker import (BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected, UnknownSymbol, empty_bars)
 from . import wire
 from .transport import AlpacaTransport
@@ -291,3 +291,25 @@ def replace(self:AlpacaBroker, order_id:str, qty:Decimal|None=None, limit_price:
         self._raise(e, f"replace {order_id}")
     self.invalidate()
     return wire.order_from_alpaca(new)
+
+# %% ../../nbs/24c_alpaca_broker.ipynb #5e23a7cc
+@patch
+def fill_activities(self:AlpacaBroker, since:datetime|None=None, # executions after this time (default: all Alpaca keeps)
+                    page_size:int=100) -> list[Fill]:
+    "The account's executions as `Fill`s, oldest first (fill id = Alpaca's activity id)."
+    out, token = [], None
+    while True:
+        q = {"direction": "asc", "page_size": page_size, **({"after": wire.utc(since).isoformat()} if since else {}),
+             **({"page_token": token} if token else {})}
+        page = self._call("fill activities", self.trading.get, "/account/activities/FILL", q) or []
+        out += [wire.fill_from_activity(a) for a in page]
+        if len(page) < page_size: return out
+        token = page[-1]["id"]
+
+@patch
+def portfolio_history(self:AlpacaBroker, period:str="1M", timeframe:str="1D") -> pd.DataFrame:
+    "Equity and P&L over `period` at `timeframe` (Alpaca's own figures), indexed by UTC time."
+    from alpaca.trading.requests import GetPortfolioHistoryRequest
+    h = self._call("portfolio history", self.trading.get_portfolio_history, GetPortfolioHistoryRequest(period=period, timeframe=timeframe))
+    idx = pd.DatetimeIndex(pd.to_datetime(h.timestamp, unit="s", utc=True), name="time")
+    return pd.DataFrame({"equity": h.equity, "profit_loss": h.profit_loss, "profit_loss_pct": h.profit_loss_pct}, index=idx)

@@ -25,9 +25,9 @@ from ..log import scrub
 
 # %% auto #0
 __all__ = ['STATUS', 'EVENTS', 'DUPLICATE_KEY', 'dec', 'utc', 'enum_value', 'order_status', 'as_order_model', 'order_from_alpaca',
-           'order_request', 'as_trade_update', 'fill_from_update', 'update_from_alpaca', 'account_from_alpaca',
-           'position_from_alpaca', 'asset_from_alpaca', 'timeframe', 'bars_frame', 'quote_from_alpaca',
-           'api_error_parts', 'is_duplicate_key', 'broker_error']
+           'order_request', 'as_trade_update', 'fill_from_update', 'fill_from_activity', 'update_from_alpaca',
+           'account_from_alpaca', 'position_from_alpaca', 'asset_from_alpaca', 'timeframe', 'bars_frame',
+           'quote_from_alpaca', 'api_error_parts', 'is_duplicate_key', 'broker_error']
 
 # %% ../../nbs/24a_alpaca_wire.ipynb #664f1c16
 def dec(x) -> Decimal|None:
@@ -118,6 +118,12 @@ def fill_from_update(u) -> Fill|None:
     o = u.order
     fid = str(u.execution_id) if u.execution_id else f"{o.id}:{dec(o.filled_qty)}"
     return Fill(fid, str(o.id), o.symbol or "", Side(enum_value(o.side)), dec(u.qty), dec(u.price), utc(u.timestamp), client_key=o.client_order_id)
+
+def fill_from_activity(a:dict) -> Fill:
+    "A `Fill` from a `FILL` account activity (`/v2/account/activities/FILL`)."
+    t = pd.Timestamp(a["transaction_time"]).tz_convert("UTC").to_pydatetime()
+    return Fill(str(a["id"]), str(a["order_id"]), a["symbol"], Side(a["side"] if a["side"] in ("buy", "sell") else "sell"),
+                dec(a["qty"]), dec(a["price"]), t)
 
 def update_from_alpaca(u) -> OrderUpdate|None:
     "The `OrderUpdate` of a trade update (None for events swingtrader does not report)."
