@@ -136,6 +136,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                                       'swingtrader/alpaca/order_updates.py'),
                                                   'swingtrader.alpaca.order_updates.AlpacaOrderUpdates._poller': ( 'alpaca_order_updates.html#alpacaorderupdates._poller',
                                                                                                                    'swingtrader/alpaca/order_updates.py'),
+                                                  'swingtrader.alpaca.order_updates.AlpacaOrderUpdates._watch_health': ( 'alpaca_order_updates.html#alpacaorderupdates._watch_health',
+                                                                                                                         'swingtrader/alpaca/order_updates.py'),
                                                   'swingtrader.alpaca.order_updates.AlpacaOrderUpdates.close': ( 'alpaca_order_updates.html#alpacaorderupdates.close',
                                                                                                                  'swingtrader/alpaca/order_updates.py'),
                                                   'swingtrader.alpaca.order_updates.AlpacaOrderUpdates.expect': ( 'alpaca_order_updates.html#alpacaorderupdates.expect',

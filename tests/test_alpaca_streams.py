@@ -166,8 +166,10 @@ def stream_gate(monkeypatch):
 def test_order_updates_by_stream_and_by_polling_while_it_is_down(env, broker, stream_gate):
     pytest.importorskip("swingtrader.emulator.alpaca_trading", reason="the emulator's Alpaca trading side (h-alpemu) is not merged here")
     sym = env.sim.symbols[0]
+    health = []
     async def main():
-        ou = AlpacaOrderUpdates(broker, poll_interval=0.2)
+        ou = AlpacaOrderUpdates(broker, poll_interval=0.2, down_alert=0.5)
+        ou.on_health = lambda level, message: health.append(level)
         await ou.start(connect_timeout=30)
         assert ou.streaming
         o1 = await asyncio.to_thread(broker.submit, OrderRequest(sym, "buy", qty=2))
@@ -181,12 +183,14 @@ def test_order_updates_by_stream_and_by_polling_while_it_is_down(env, broker, st
         ou.expect(o2)
         f2 = await next_fill(ou, o2.id)
         polled = ou.stats["poll_events"]
+        await until(lambda: health[-1:] == ["warning"])      # down long enough: a health warning
         stream_gate["open"] = True                           # the stream reconnects (alpaca-py's backoff)
         await until(lambda: ou.streaming)
         o3 = await asyncio.to_thread(broker.submit, OrderRequest(sym, "buy", qty=1))
         ou.expect(o3)
         f3 = await next_fill(ou, o3.id)
         extra = [e async for e in _drain(ou)]
+        await until(lambda: health[-1:] == ["ok"])           # and all clear once it is back
         await ou.close()
         return f1, f2, f3, by_stream, polled, extra, ou.stats
     f1, f2, f3, by_stream, polled, extra, stats = asyncio.run(main())

@@ -23,4 +23,5 @@ def alpaca_parts(settings, # `Settings` with broker=alpaca and the Alpaca keys
     clock, calendar = clock or WallClock(), calendar or MarketCalendar()
     broker = AlpacaBroker(settings, clock=clock, calendar=calendar, **kw)
     md = AlpacaMarketData(broker, silence=silence)
-    return BrokerParts(broker, md, AlpacaOrderUpdates(broker, poll_interval=poll_interval), feeds={"alpaca_data": md})
+    ou = AlpacaOrderUpdates(broker, poll_interval=poll_interval)
+    return BrokerParts(broker, md, ou, feeds={"alpaca_data": md, "alpaca_trading": ou})

@@ -123,7 +123,8 @@ class AlpacaOrderUpdates:
                  idle_poll:float=30.0, # ... while the stream is down and nothing is pending
                  safety_poll:float=30.0, # ... while the stream is up and orders are pending (lost messages)
                  stream:bool=True, # False: polling only
-                 replay:bool=True): # True: report the state of orders open when the stream starts
+                 replay:bool=True, # True: report the state of orders open when the stream starts
+                 down_alert:float=60.0): # seconds the stream may be down before `on_health` hears a warning
         self.broker, self.poll_interval, self.idle_poll, self.safety_poll, self.replay = broker, poll_interval, idle_poll, safety_poll, replay
         self.tracker = UpdateTracker()
         self.queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
@@ -135,7 +136,8 @@ class AlpacaOrderUpdates:
             self.stream.subscribe_trade_updates(self._on_update)
         self._tasks: list[asyncio.Task] = []
         self._wake: asyncio.Event|None = None
-        self.was_up = False
+        self.was_up, self.down_alert, self.down_since, self.alerted = False, down_alert, time.monotonic(), False
+        self.on_health = None                       # (level, message) -> None: set by the session (build_bot)
 
     def __repr__(self): return f"AlpacaOrderUpdates(stream={'up' if self.streaming else 'down'}, pending={len(self.tracker.open)})"
 
@@ -182,6 +184,18 @@ async def _poll(self:AlpacaOrderUpdates, seed:bool=False):
         else: self._emit(self.tracker.from_snapshot(o, now), "poll")
 
 @patch
+def _watch_health(self:AlpacaOrderUpdates, up:bool):
+    "A warning once the stream has been down `down_alert` seconds (orders are polled meanwhile); ok when it is back."
+    if self.stream is None or self.on_health is None: return
+    msg = None
+    if not up and not self.alerted and time.monotonic() - self.down_since >= self.down_alert:
+        self.alerted, level, msg = True, "warning", f"Alpaca trade_updates stream down for {self.down_alert:.0f} s; polling orders every {self.poll_interval:g} s"
+    elif up and self.alerted: self.alerted, level, msg = False, "ok", "Alpaca trade_updates stream is back"
+    if msg is None: return
+    try: self.on_health(level, msg)
+    except Exception: log.exception("Alpaca order updates on_health callback failed")
+
+@patch
 async def _poller(self:AlpacaOrderUpdates):
     "Poll while the stream is down; watch it come and go (a reconnect triggers a catch-up poll)."
     self._wake, last = asyncio.Event(), 0.0
@@ -190,7 +204,9 @@ async def _poller(self:AlpacaOrderUpdates):
         if up != self.was_up:
             self.was_up = up
             if up: self.stats["reconnects"] += 1; last = 0.0     # catch up on what happened while down
+            else: self.down_since = time.monotonic()
             log.info("Alpaca trading stream %s", "up" if up else "down; polling orders")
+        self._watch_health(up)
         if up: wait = self.safety_poll if self.tracker.pending else math.inf
         else: wait = self.poll_interval if self.tracker.pending else self.idle_poll
         if time.monotonic() - last >= wait or (up and last == 0.0):
