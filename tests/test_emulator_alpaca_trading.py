@@ -119,8 +119,9 @@ def test_every_order_type(emulator, alpaca_trading):
     m = tc.submit_order(MarketOrderRequest(symbol=s[0], qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
     assert m.status in (OrderStatus.FILLED, OrderStatus.ACCEPTED) and m.order_class in (OrderClass.SIMPLE, "") and UUID(str(m.id))
     wait_until(lambda: tc.get_order_by_id(m.id).status == OrderStatus.FILLED)
-    lim = tc.submit_order(LimitOrderRequest(symbol=s[0], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=c(px * Decimal("0.5"))))
-    assert lim.status == OrderStatus.ACCEPTED and Decimal(lim.limit_price) == (px * Decimal("0.5")).quantize(Decimal("0.01"))
+    px3 = price(emulator, s[3])
+    lim = tc.submit_order(LimitOrderRequest(symbol=s[3], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=c(px3 * Decimal("0.5"))))
+    assert lim.status == OrderStatus.ACCEPTED and Decimal(lim.limit_price) == (px3 * Decimal("0.5")).quantize(Decimal("0.01"))
     stop = tc.submit_order(StopOrderRequest(symbol=s[0], qty=2, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, stop_price=c(px * Decimal("0.8"))))
     sl = tc.submit_order(StopLimitOrderRequest(symbol=s[0], qty=2, side=OrderSide.SELL, time_in_force=TimeInForce.DAY,
                                                stop_price=c(px * Decimal("0.8")), limit_price=c(px * Decimal("0.79"))))
@@ -178,6 +179,28 @@ def test_order_validation_errors(emulator, alpaca_trading):
     b = json.loads(e.value._error)
     assert e.value.status_code == 403 and b["message"] == "insufficient qty available for order (requested: 5, available: 0)"
     assert (b["available"], b["existing_qty"], b["held_for_orders"], b["symbol"]) == ("0", "5", "5", s[0])
+
+
+def test_wash_trade_protection(emulator, alpaca_trading):
+    tc, s = alpaca_trading, syms(alpaca_trading)
+    for sym in s[:3]: tc.submit_order(MarketOrderRequest(symbol=sym, qty=5, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    wait_until(lambda: len(tc.get_all_positions()) == 3)
+    stop = tc.submit_order(StopOrderRequest(symbol=s[0], qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, stop_price=c(price(emulator, s[0]) / 2)))
+    with pytest.raises(APIError) as e:
+        tc.submit_order(MarketOrderRequest(symbol=s[0], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    b = json.loads(e.value._error)
+    assert (e.value.status_code, b["message"], b["existing_order_id"], b["reject_reason"]) == (
+        403, "potential wash trade detected. use complex orders", str(stop.id), "opposite side market/stop order exists")
+    px = price(emulator, s[1])
+    tc.submit_order(LimitOrderRequest(symbol=s[1], qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, limit_price=c(px * 2)))
+    tc.submit_order(LimitOrderRequest(symbol=s[1], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=c(px / 2)))   # cannot cross
+    with pytest.raises(APIError) as e:
+        tc.submit_order(LimitOrderRequest(symbol=s[1], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=c(px * 3)))
+    assert json.loads(e.value._error)["reject_reason"] == "opposite side limit order exists"
+    tc.submit_order(TrailingStopOrderRequest(symbol=s[2], qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, trail_percent=20))
+    tc.submit_order(MarketOrderRequest(symbol=s[2], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))   # trailing stops are exempt
+    emulator.emu.alpaca_trading.wash_trade_check = False
+    tc.submit_order(MarketOrderRequest(symbol=s[0], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
 
 
 def test_get_replace_cancel_and_lists(emulator, alpaca_trading):
@@ -312,6 +335,9 @@ def test_portfolio_history_and_fill_activities(emulator, alpaca_trading):
     assert abs(h.equity[-1] - float(acct.equity)) < 0.01
     daily = tc.get_portfolio_history(GetPortfolioHistoryRequest(period="1W", timeframe="1D"))
     assert len(daily.timestamp) >= 1 and daily.timeframe == "1D"
+    control(emulator, "clock", to="2026-03-03T14:40:00+00:00")              # the next session: last_equity is yesterday's close
+    d2 = tc.get_portfolio_history(GetPortfolioHistoryRequest(period="1W", timeframe="1D"))
+    assert d2.equity[-2] != 100000.0 and abs(float(tc.get_account().last_equity) - d2.equity[-2]) < 0.01
     acts = tc.get("/account/activities/FILL", {"page_size": 100})
     assert len(acts) >= 1 and acts[0]["activity_type"] == "FILL" and acts[0]["order_id"] == str(o.id)
     a = TradeActivity(**acts[0])
@@ -522,7 +548,7 @@ def test_fixtures_match_the_emulators_keys_and_types(emulator, alpaca_trading):
     listening = json.loads(ws.recv())
     px = price(emulator, s[0])
     market = post({"symbol": s[0], "qty": "10", "side": "buy", "type": "market", "time_in_force": "day", "client_order_id": "fx-1"})
-    limit = post({"symbol": s[0], "qty": "1", "side": "buy", "type": "limit", "time_in_force": "day", "limit_price": str(c(px / 2))})
+    limit = post({"symbol": s[2], "qty": "1", "side": "buy", "type": "limit", "time_in_force": "day", "limit_price": str(c(price(emulator, s[2]) / 2))})
     notional = post({"symbol": s[1], "notional": "500", "side": "buy", "type": "market", "time_in_force": "day"})
     fill = None
     while fill is None:
@@ -616,3 +642,14 @@ def test_alpaca_state_survives_a_restart(tmp_path):
         with pytest.raises(APIError) as e:
             tc2.submit_order(LimitOrderRequest(symbol=s[1], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=1, client_order_id="a b/c"))
         assert e.value.code == 40010001
+
+
+def test_a_configured_key_pair(tmp_path):
+    "The pair comes from the Emulator's `alpaca_key_id` / `alpaca_secret_key` when set (before the server starts)."
+    from emu_support import serve, make_emulator
+    emu = make_emulator()
+    emu.alpaca_key_id, emu.alpaca_secret_key = "my-key", "my-secret"
+    with serve(emu=emu) as srv:
+        assert alpaca_trading_client(srv, key="my-key", secret="my-secret").get_clock().is_open
+        with pytest.raises(APIError) as e: alpaca_trading_client(srv).get_clock()
+        assert e.value.status_code == 401

@@ -12,18 +12,19 @@ from typing import Callable
 from ..models import Order, OrderRequest, OrderStatus, OrderType, TimeInForce, Side, OrderUpdate, OrderEvent
 from ..broker import OrderRejected, OrderNotFound, UnknownSymbol
 from ..config import SwingtraderError
-from .alpaca_wire import AlpacaError, alpaca_uuid, num, dec, ts, order_json, order_status, TRADE_EVENTS
+from .alpaca_wire import (AlpacaError, alpaca_uuid, num, dec, ts, order_json, order_status, TRADE_EVENTS,
+    parse_order, price_param, refusal)
 
 log = logging.getLogger("swingtrader.emulator")
 
 # %% auto #0
-__all__ = ['log', 'ALPACA_KEY_ID', 'ALPACA_SECRET_KEY', 'HELD_OPEN', 'DEFAULT_CONFIGURATION', 'STATE_FILE', 'TYPES', 'TIFS',
-           'AlpacaTrading', 'save', 'load', 'alpaca_state', 'key_ok', 'message', 'announce', 'on_broker_event',
-           'schedule', 'update_json', 'flush', 'client_key_for', 'uuid_of', 'find', 'order_of', 'order_by_uuid',
-           'parse_order', 'refusal', 'held_for_sells', 'position_qty', 'check_sell', 'sim_submit', 'new_key', 'submit',
-           'place', 'queues_market', 'hold', 'price', 'trail', 'add_legs', 'held_json', 'finish', 'cancel_uuid',
-           'on_leg_event', 'monitor', 'activate', 'trigger', 'to_sim', 'cancel', 'cancel_all', 'replace', 'symbol_of',
-           'close_position', 'close_all']
+__all__ = ['log', 'ALPACA_KEY_ID', 'ALPACA_SECRET_KEY', 'HELD_OPEN', 'DEFAULT_CONFIGURATION', 'STATE_FILE', 'AlpacaTrading',
+           'save', 'load', 'alpaca_state', 'key_ok', 'message', 'announce', 'on_broker_event', 'schedule',
+           'update_json', 'flush', 'client_key_for', 'uuid_of', 'find', 'order_of', 'order_by_uuid', 'held_for_sells',
+           'position_qty', 'check_sell', 'check_wash', 'sim_submit', 'new_key', 'submit', 'place', 'queues_market',
+           'hold', 'price', 'trail', 'add_legs', 'held_json', 'finish', 'cancel_uuid', 'on_leg_event', 'monitor',
+           'activate', 'trigger', 'to_sim', 'cancel', 'cancel_all', 'replace', 'symbol_of', 'close_position',
+           'close_all']
 
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #532b08e6
 ALPACA_KEY_ID, ALPACA_SECRET_KEY = "emulator-key-id", "emulator-secret-key"   # the emulator's default Alpaca key pair
@@ -35,13 +36,17 @@ DEFAULT_CONFIGURATION = {"dtbp_check": "entry", "no_shorting": False, "suspend_t
 class AlpacaTrading:
     "The emulator's Alpaca side: key pair, Alpaca-only order facts, client ids, orders it holds itself, stream hooks."
     def __init__(self, emu, # the Emulator (its broker is a SimBroker)
-                 key_id:str=ALPACA_KEY_ID, secret_key:str=ALPACA_SECRET_KEY):
-        self.emu, self.key_id, self.secret_key = emu, key_id, secret_key
+                 key_id:str|None=None, # default: the Emulator's `alpaca_key_id` attribute if set, else ALPACA_KEY_ID
+                 secret_key:str|None=None): # default: `alpaca_secret_key`, else ALPACA_SECRET_KEY
+        self.emu = emu
+        self.key_id = key_id or getattr(emu, "alpaca_key_id", None) or ALPACA_KEY_ID
+        self.secret_key = secret_key or getattr(emu, "alpaca_secret_key", None) or ALPACA_SECRET_KEY
         self.meta: dict[str, dict] = {}         # simulator client key -> Alpaca-only facts (alpaca_wire.order_json's `meta`)
         self.by_uuid: dict[str, str] = {}       # Alpaca UUID -> simulator order id
         self.client_ids: dict[str, str] = {}    # client_order_id -> Alpaca UUID, never forgotten (a repeat is refused)
         self.virtual: dict[str, dict] = {}      # Alpaca UUID -> an order the emulator holds itself
         self.configuration = dict(DEFAULT_CONFIGURATION)
+        self.wash_trade_check = True            # refuse simple orders that could trade against an opposite open order (as Alpaca does)
         self.loop: asyncio.AbstractEventLoop|None = None
         self.publish: Callable|None = None      # publish(message): the stream room sets it
         self.sessions: list = []                # trading-stream connections (emulator.alpaca_stream)
@@ -211,90 +216,6 @@ def order_by_uuid(self:AlpacaTrading, oid:str, nested:bool=False, posted:bool=Fa
     return self.order_of(o, posted=posted, nested=nested)
 AlpacaTrading.order_by_uuid = order_by_uuid
 
-# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #6207fbe3
-TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
-TIFS = ("day", "gtc")            # opg, cls, ioc and fok are refused: the simulator has no auction or immediate-cancel
-
-def _bad(msg): return AlpacaError(422, msg)
-
-def _price(x, name) -> Decimal|None:
-    d = dec(x, name)
-    if d is None: return None
-    if d <= 0: raise _bad(f"{name} must be > 0")
-    if d.as_tuple().exponent < (-2 if d >= 1 else -4):
-        raise _bad(f"invalid {name} {x}. sub-penny increment does not fulfill minimum pricing criteria")
-    return d
-
-def parse_order(body) -> dict:
-    "The checked fields of a `POST /v2/orders` body; 422 `AlpacaError` on a bad one."
-    if not isinstance(body, dict): raise AlpacaError(400, "request body format is invalid", code=40010000)
-    g = body.get
-    sym = g("symbol")
-    if not isinstance(sym, str) or not sym.strip(): raise _bad("symbol is required")
-    side = g("side")
-    if side not in ("buy", "sell"): raise _bad(f"invalid side: {side}" if side else "side is required")
-    typ = g("type") or g("order_type") or "market"
-    if typ not in TYPES: raise _bad(f"invalid order type: {typ}")
-    tif = g("time_in_force")
-    if tif not in TIFS: raise _bad(f"time_in_force {tif} is not supported by the emulator" if tif in ("opg", "cls", "ioc", "fok") else f"invalid time_in_force: {tif}")
-    qty, notional = dec(g("qty"), "qty"), dec(g("notional"), "notional")
-    if qty is not None and notional is not None: raise _bad("only one of qty or notional may be specified")
-    if qty is None and notional is None: raise _bad("qty or notional is required")
-    if qty is not None and qty <= 0: raise _bad("qty must be > 0")
-    if notional is not None and notional < 1: raise _bad("notional must be >= 1")
-    cls = g("order_class") or "simple"
-    if cls not in ("simple", "bracket", "oco", "oto"): raise _bad(f"invalid order_class: {cls}" if cls != "mleg" else "order_class mleg (options) is not supported by the emulator")
-    out = dict(symbol=sym.strip().upper(), side=side, type=typ, tif=tif, qty=qty, notional=notional, order_class=cls,
-               limit_price=_price(g("limit_price"), "limit_price"), stop_price=_price(g("stop_price"), "stop_price"),
-               trail_price=_price(g("trail_price"), "trail_price"), trail_percent=dec(g("trail_percent"), "trail_percent"),
-               extended_hours=bool(g("extended_hours")), client_order_id=g("client_order_id"), position_intent=g("position_intent"))
-    cid = out["client_order_id"]
-    if cid is not None and (not isinstance(cid, str) or not cid or len(cid) > 128): raise _bad("client_order_id must be 1 to 128 characters")
-    lp, sp = out["limit_price"], out["stop_price"]
-    if typ in ("limit", "stop_limit") and lp is None and cls != "oco": raise _bad("limit_price is required")
-    if typ in ("stop", "stop_limit") and sp is None: raise _bad("stop_price is required")
-    if typ in ("market", "stop") and lp is not None: raise _bad(f"limit_price must not be given for {typ} orders")
-    if typ in ("market", "limit") and sp is not None: raise _bad(f"stop_price must not be given for {typ} orders")
-    if typ == "trailing_stop":
-        if (out["trail_price"] is None) == (out["trail_percent"] is None): raise _bad("exactly one of trail_price or trail_percent is required")
-        if out["trail_percent"] is not None and not 0 < out["trail_percent"] < 100: raise _bad("trail_percent must be between 0 and 100")
-    frac = notional is not None or qty != qty.to_integral_value()
-    if frac and tif != "day": raise _bad("fractional orders must be DAY orders")
-    if frac and cls != "simple": raise _bad("fractional orders must be simple orders")
-    if out["extended_hours"] and not (typ == "limit" and tif == "day"): raise _bad("extended hours order must be DAY limit orders")
-    if notional is not None and typ != "market": raise _bad("notional orders must be market orders")
-    tp, sl = g("take_profit"), g("stop_loss")
-    out["tp"] = _price(tp.get("limit_price"), "take_profit.limit_price") if isinstance(tp, dict) else None
-    out["sl_stop"] = _price(sl.get("stop_price"), "stop_loss.stop_price") if isinstance(sl, dict) else None
-    out["sl_limit"] = _price(sl.get("limit_price"), "stop_loss.limit_price") if isinstance(sl, dict) else None
-    if cls in ("bracket", "oco") and (out["tp"] is None or out["sl_stop"] is None): raise _bad(f"{cls} orders require take_profit.limit_price and stop_loss.stop_price")
-    if cls == "oto" and (out["tp"] is None) == (out["sl_stop"] is None): raise _bad("oto orders require one of take_profit or stop_loss")
-    if cls == "oco" and typ != "limit": raise _bad("oco orders must be limit orders")
-    if cls in ("bracket", "oto") and typ not in ("market", "limit", "stop", "stop_limit"): raise _bad(f"{cls} orders require an entry of type market, limit, stop or stop_limit")
-    if cls != "simple" and out["extended_hours"]: raise _bad("extended hours is not supported for complex orders")
-    if cls in ("bracket", "oco") and out["tp"] is not None and out["sl_stop"] is not None:
-        if (out["tp"] <= out["sl_stop"]) if (side == "buy") != (cls == "oco") else (out["tp"] >= out["sl_stop"]):
-            raise _bad("take_profit.limit_price must be above stop_loss.stop_price for a long exit (below for a short)")
-    return out
-
-# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #5a4d933d
-def refusal(e:SwingtraderError, p:dict, engine=None) -> AlpacaError:
-    "The Alpaca error for the simulator's refusal `e` of order `p`."
-    code, sym = getattr(e, "reason", "") or "", p["symbol"]
-    if code == "insufficient_buying_power" or "buying power" in str(e):
-        return AlpacaError(403, "insufficient buying power")
-    if code == "insufficient_position":
-        return AlpacaError(403, f"insufficient qty available for order (requested: {num(p['qty'] or 0)}, available: 0)", symbol=sym)
-    if code == "not_shortable": return AlpacaError(403, f"asset \"{sym}\" cannot be sold short")
-    if code == "not_tradable": return AlpacaError(422, f"asset \"{sym}\" is not tradable")
-    if code == "unknown_symbol" or isinstance(e, UnknownSymbol): return AlpacaError(422, f"asset \"{sym}\" not found")
-    if code == "fractional_not_eligible":
-        return AlpacaError(422, "requested asset is not fractionable" if "cannot be traded in fractions" in str(e) else "fractional orders cannot be sold short")
-    if code == "off_tick": return AlpacaError(422, f"invalid price for {sym}: not on the tick grid")
-    if code == "outside_regular_hours":
-        return AlpacaError(422, "market orders are not accepted outside regular hours by this simulator (queue_market_outside_rth is off)")
-    return AlpacaError(422, getattr(e, "problem", str(e)))
-
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #c2e9c9c6
 def _now(self:AlpacaTrading) -> datetime: return self.emu.clock.now()
 AlpacaTrading.now = _now
@@ -320,6 +241,24 @@ def check_sell(self:AlpacaTrading, symbol:str, qty:Decimal|None):
         raise AlpacaError(403, f"insufficient qty available for order (requested: {num(qty)}, available: {num(avail)})",
                           available=num(avail), existing_qty=num(pos), held_for_orders=num(held), symbol=symbol)
 AlpacaTrading.check_sell = check_sell
+
+def check_wash(self:AlpacaTrading, p:dict):
+    "Alpaca's wash-trade protection: a simple order opposite an open order in the same symbol is refused (403) when either is a market or plain stop order, or the buy limit reaches the sell limit; complex orders' legs and trailing stops are exempt."
+    if not self.wash_trade_check or p["order_class"] != "simple" or p["type"] == "trailing_stop": return
+    lp = p["limit_price"] if p["type"] in ("limit", "stop_limit") else None
+    others = [(self.meta.get(o.client_key, {}), o.side.value, o.limit_price, self.uuid_of(o), o.type.value)
+              for o in self.broker.orders("open") if o.symbol == p["symbol"]]
+    others += [(self.meta.get(r["key"], {}), r["side"], r["limit_price"], r["uuid"], r["type"])
+               for r in self.virtual.values() if r["symbol"] == p["symbol"] and r.get("sim_id") is None and r["state"] in HELD_OPEN]
+    for m, side, olp, oid, otype in others:
+        otype = m.get("type", otype)
+        if side == p["side"] or m.get("order_class") or otype == "trailing_stop": continue
+        olp = olp if otype in ("limit", "stop_limit") else None
+        if lp is None or olp is None: why = "opposite side market/stop order exists"
+        elif (lp if p["side"] == "buy" else olp) >= (olp if p["side"] == "buy" else lp): why = "opposite side limit order exists"
+        else: continue
+        raise AlpacaError(403, "potential wash trade detected. use complex orders", existing_order_id=oid, reject_reason=why)
+AlpacaTrading.check_wash = check_wash
 
 def sim_submit(self:AlpacaTrading, req:OrderRequest, p:dict) -> Order:
     "Hand `req` to the simulator; its refusal becomes Alpaca's error (a test fill mode's rejection is an order in status `rejected`)."
@@ -361,6 +300,7 @@ def submit(self:AlpacaTrading, body) -> dict:
     pos = self.position_qty(p["symbol"])
     cls = p["order_class"]
     if p["side"] == "sell" and cls in ("simple", "oco"): self.check_sell(p["symbol"], p["qty"])
+    self.check_wash(p)
     meta = {"client_order_id": cid, "order_class": "" if cls == "simple" else cls, "extended_hours": p["extended_hours"],
             "position_intent": p["position_intent"] or _intent(p["side"], pos)}
     self.client_ids[cid] = ""
@@ -591,7 +531,7 @@ def replace(self:AlpacaTrading, oid:str, body) -> dict:
     if not isinstance(body, dict): raise AlpacaError(400, "request body format is invalid", code=40010000)
     qty = dec(body.get("qty"), "qty")
     if qty is not None and (qty <= 0 or qty != qty.to_integral_value()): raise AlpacaError(422, "qty must be a positive integer")
-    lp, sp, tr = _price(body.get("limit_price"), "limit_price"), _price(body.get("stop_price"), "stop_price"), dec(body.get("trail"), "trail")
+    lp, sp, tr = price_param(body.get("limit_price"), "limit_price"), price_param(body.get("stop_price"), "stop_price"), dec(body.get("trail"), "trail")
     rec = self.virtual.get(oid)
     held = rec is not None and rec.get("sim_id") is None
     if held and rec["state"] not in HELD_OPEN: raise AlpacaError(422, "order is not replaceable")

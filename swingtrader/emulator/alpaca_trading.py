@@ -124,9 +124,12 @@ def last_equity(st:AlpacaTrading) -> Decimal:
     "Equity at the previous session's close (the account's `last_equity`)."
     now = st.now()
     today = now.astimezone(NY).date()
+    cached = getattr(st, "last_equity_of", None)
+    if cached is not None and cached[0] == today: return cached[1]     # the previous close does not change during the day
     prev = st.emu.calendar.sessions(today - timedelta(days=10), today - timedelta(days=1))
-    if not len(prev): return st.broker.initial_cash
-    return equity_at(st, [prev["close"].iloc[-1].to_pydatetime()])[0]
+    val = equity_at(st, [prev["close"].iloc[-1].to_pydatetime()])[0] if len(prev) else st.broker.initial_cash
+    st.last_equity_of = (today, val)
+    return val
 
 # %% ../../nbs/17e_emulator_alpaca_trading.ipynb #ad22ae6b
 @alpaca_route
@@ -363,8 +366,9 @@ async def get_portfolio_history(request, st):
 def fill_activities(st) -> list[dict]:
     "Every simulator fill as a `FILL` activity, oldest first."
     out, cum = [], defaultdict(Decimal)
+    orders = {o.id: o for o in st.broker.orders()}
     for f in sorted(st.broker.engine.fills, key=lambda f: (f.time, f.fill_id)):
-        o = st.broker.order(f.order_id)
+        o = orders[f.order_id]
         cum[o.id] += f.qty
         left = (o.qty - cum[o.id]) if o.qty is not None else (Decimal(0) if cum[o.id] >= o.filled_qty else o.filled_qty - cum[o.id])
         out.append(activity_json(f, st.uuid_of(o), st.account_id, cum[o.id], max(left, Decimal(0)), "filled" if left <= 0 else "partially_filled"))
