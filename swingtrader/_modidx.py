@@ -1242,6 +1242,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                          'swingtrader/emulator/alpaca_orders.py'),
                                                     'swingtrader.emulator.alpaca_orders.announce': ( 'emulator_alpaca_orders.html#announce',
                                                                                                      'swingtrader/emulator/alpaca_orders.py'),
+                                                    'swingtrader.emulator.alpaca_orders.as_accepted': ( 'emulator_alpaca_orders.html#as_accepted',
+                                                                                                        'swingtrader/emulator/alpaca_orders.py'),
                                                     'swingtrader.emulator.alpaca_orders.cancel': ( 'emulator_alpaca_orders.html#cancel',
                                                                                                    'swingtrader/emulator/alpaca_orders.py'),
                                                     'swingtrader.emulator.alpaca_orders.cancel_all': ( 'emulator_alpaca_orders.html#cancel_all',

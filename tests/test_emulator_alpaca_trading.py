@@ -117,7 +117,8 @@ def test_every_order_type(emulator, alpaca_trading):
     s = syms(tc)
     px = price(emulator, s[0])
     m = tc.submit_order(MarketOrderRequest(symbol=s[0], qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
-    assert m.status in (OrderStatus.FILLED, OrderStatus.ACCEPTED) and m.order_class in (OrderClass.SIMPLE, "") and UUID(str(m.id))
+    assert (m.status, m.filled_qty, m.filled_at) == (OrderStatus.ACCEPTED, "0", None)   # the reply is written at acceptance; the fill follows
+    assert m.order_class in (OrderClass.SIMPLE, "") and UUID(str(m.id))
     wait_until(lambda: tc.get_order_by_id(m.id).status == OrderStatus.FILLED)
     px3 = price(emulator, s[3])
     lim = tc.submit_order(LimitOrderRequest(symbol=s[3], qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=c(px3 * Decimal("0.5"))))
@@ -644,7 +645,7 @@ def test_alpaca_state_survives_a_restart(tmp_path):
         assert e.value.code == 40010001
 
 
-def test_a_configured_key_pair(tmp_path):
+def test_a_configured_key_pair():
     "The pair comes from the Emulator's `alpaca_key_id` / `alpaca_secret_key` when set (before the server starts)."
     from emu_support import serve, make_emulator
     emu = make_emulator()
@@ -653,3 +654,18 @@ def test_a_configured_key_pair(tmp_path):
         assert alpaca_trading_client(srv, key="my-key", secret="my-secret").get_clock().is_open
         with pytest.raises(APIError) as e: alpaca_trading_client(srv).get_clock()
         assert e.value.status_code == 401
+
+
+def test_one_trading_stream_per_account_when_asked(emulator):
+    import websocket
+    emulator.emu.alpaca_trading.one_stream = True
+    with AlpacaStream(emulator) as st:
+        st.wait_listening()
+        with pytest.raises(websocket.WebSocketBadStatusException) as e:
+            websocket.create_connection(emulator.alpaca_stream_url, timeout=10)
+        assert e.value.status_code == 429
+    wait_until(lambda: not emulator.emu.alpaca_trading.sessions)
+    ws = websocket.create_connection(emulator.alpaca_stream_url, timeout=10)    # the first one is gone: welcome again
+    ws.send(json.dumps({"action": "authenticate", "data": {"key_id": "emulator-key-id", "secret_key": "emulator-secret-key"}}))
+    assert json.loads(ws.recv())["data"]["status"] == "authorized"
+    ws.close()

@@ -5,6 +5,7 @@
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #08b86ea2
 from __future__ import annotations
 import asyncio, collections, hashlib, hmac, json, logging, uuid
+from dataclasses import replace as dc_replace
 from datetime import datetime
 from decimal import Decimal, ROUND_DOWN, ROUND_HALF_UP
 from typing import Callable
@@ -20,10 +21,10 @@ log = logging.getLogger("swingtrader.emulator")
 # %% auto #0
 __all__ = ['log', 'ALPACA_KEY_ID', 'ALPACA_SECRET_KEY', 'HELD_OPEN', 'DEFAULT_CONFIGURATION', 'STATE_FILE', 'AlpacaTrading',
            'save', 'load', 'alpaca_state', 'key_ok', 'message', 'announce', 'on_broker_event', 'schedule',
-           'update_json', 'flush', 'client_key_for', 'uuid_of', 'find', 'order_of', 'order_by_uuid', 'held_for_sells',
-           'position_qty', 'check_sell', 'check_wash', 'sim_submit', 'new_key', 'submit', 'place', 'queues_market',
-           'hold', 'price', 'trail', 'add_legs', 'held_json', 'finish', 'cancel_uuid', 'on_leg_event', 'monitor',
-           'activate', 'trigger', 'to_sim', 'cancel', 'cancel_all', 'replace', 'symbol_of', 'close_position',
+           'update_json', 'flush', 'client_key_for', 'uuid_of', 'find', 'as_accepted', 'order_of', 'order_by_uuid',
+           'held_for_sells', 'position_qty', 'check_sell', 'check_wash', 'sim_submit', 'new_key', 'submit', 'place',
+           'queues_market', 'hold', 'price', 'trail', 'add_legs', 'held_json', 'finish', 'cancel_uuid', 'on_leg_event',
+           'monitor', 'activate', 'trigger', 'to_sim', 'cancel', 'cancel_all', 'replace', 'symbol_of', 'close_position',
            'close_all']
 
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #532b08e6
@@ -47,6 +48,7 @@ class AlpacaTrading:
         self.virtual: dict[str, dict] = {}      # Alpaca UUID -> an order the emulator holds itself
         self.configuration = dict(DEFAULT_CONFIGURATION)
         self.wash_trade_check = True            # refuse simple orders that could trade against an opposite open order (as Alpaca does)
+        self.one_stream = False                 # True: a second trading-stream connection is refused with 429 (alpaca_stream)
         self.loop: asyncio.AbstractEventLoop|None = None
         self.publish: Callable|None = None      # publish(message): the stream room sets it
         self.sessions: list = []                # trading-stream connections (emulator.alpaca_stream)
@@ -59,6 +61,7 @@ class AlpacaTrading:
     @property
     def account_id(self) -> str: return alpaca_uuid("account", self.emu.account_number)
 
+# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #b69504de
 STATE_FILE = "alpaca_state.json"   # in the emulator's data_dir, next to its own state
 
 def _enc(x):
@@ -192,8 +195,14 @@ def find(self:AlpacaTrading, oid:str) -> Order|None:
 AlpacaTrading.find = find
 
 # %% ../../nbs/17e_emulator_alpaca_orders.ipynb #2ed0ac52
+def as_accepted(o:Order) -> Order:
+    "Order `o` as it was when accepted, before any fill: the reply to POST/PATCH is written then, as Alpaca's is (fills follow on the stream)."
+    if o.status in (OrderStatus.REJECTED, OrderStatus.NEW): return o
+    return dc_replace(o, status=OrderStatus.ACCEPTED, filled_qty=Decimal(0), avg_fill_price=None, updated_at=o.created_at, broker_status="accepted")
+
 def order_of(self:AlpacaTrading, o:Order, posted:bool=False, nested:bool=False) -> dict:
-    "The Alpaca JSON of simulator order `o`; `posted`: as the reply to POST shows it (`accepted` while working)."
+    "The Alpaca JSON of simulator order `o`; `posted`: as the reply to POST shows it (`accepted`, before any fill)."
+    if posted: o = as_accepted(o)
     m = dict(self.meta.get(o.client_key, {}))
     m["commission"] = sum((f.commission for f in self.emu.fills.get(o.id, [])), Decimal(0))
     if o.replaces:
@@ -231,6 +240,7 @@ def position_qty(self:AlpacaTrading, symbol:str) -> Decimal:
     return next((p.qty for p in self.broker.positions() if p.symbol == symbol), Decimal(0))
 AlpacaTrading.position_qty = position_qty
 
+# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #46032433
 def check_sell(self:AlpacaTrading, symbol:str, qty:Decimal|None):
     "Alpaca refuses a sell larger than the long position's shares not held by open sell orders (403)."
     pos = self.position_qty(symbol)
@@ -260,6 +270,7 @@ def check_wash(self:AlpacaTrading, p:dict):
         raise AlpacaError(403, "potential wash trade detected. use complex orders", existing_order_id=oid, reject_reason=why)
 AlpacaTrading.check_wash = check_wash
 
+# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #9e711c87
 def sim_submit(self:AlpacaTrading, req:OrderRequest, p:dict) -> Order:
     "Hand `req` to the simulator; its refusal becomes Alpaca's error (a test fill mode's rejection is an order in status `rejected`)."
     try: return self.broker.submit(req)
@@ -431,6 +442,7 @@ def cancel_uuid(self:AlpacaTrading, u:str|None):
     if o is not None and o.is_open: self.broker.cancel(o.id)
 AlpacaTrading.cancel_uuid = cancel_uuid
 
+# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #43f6e52b
 def on_leg_event(self:AlpacaTrading, ev:OrderUpdate):
     "One leg filled or was cancelled: cancel its sibling (one-cancels-other)."
     if ev.event not in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL, OrderEvent.CANCELLED, OrderEvent.EXPIRED): return
@@ -468,6 +480,7 @@ def monitor(self:AlpacaTrading):
         if (px <= rec["stop_price"]) if rec["side"] == "sell" else (px >= rec["stop_price"]): self.trigger(rec)
 AlpacaTrading.monitor = monitor
 
+# %% ../../nbs/17e_emulator_alpaca_orders.ipynb #0b233d5f
 def activate(self:AlpacaTrading, rec:dict, qty:Decimal):
     "The entry filled: a take-profit goes to the simulator as a limit order, a stop-loss starts waiting for its trigger."
     rec["qty"], rec["updated"] = qty, self.now()

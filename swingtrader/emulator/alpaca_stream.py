@@ -70,6 +70,8 @@ async def stream_ws(request):
     "`/stream`: alpaca-py's TradingStream endpoint."
     emu = request.app[EMULATOR_KEY]
     st = emu.alpaca_trading
+    if getattr(st, "one_stream", False) and any(x.authorized for x in st.sessions):
+        return web.json_response({"code": 42910000, "message": "too many requests"}, status=429)   # Alpaca refuses a second trade_updates connection at the upgrade
     ws = web.WebSocketResponse(autoping=True, max_msg_size=1024 * 1024)
     await ws.prepare(request)
     s = TradeStreamSession(ws)
