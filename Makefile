@@ -26,8 +26,9 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 
 # The main job: one simulated trading day through the emulator and the real tastytrade client, at 1000x
 # (about half a minute); the executed scheduled/daily_run.ipynb is the report.
+# `make run BROKER=alpaca`: the same day through the Alpaca client (Alpaca paper on the emulator).
 run: $(VENV)/.installed
-	$(BIN)/swingtrader daily --speed 1000
+	$(BIN)/swingtrader daily --speed 1000 $(if $(BROKER),--sim-broker $(BROKER))
 
 check-sync: $(VENV)/.installed-dev
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/check_sync.py

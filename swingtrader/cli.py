@@ -16,7 +16,7 @@ from .config import ConfigError, Settings, SwingtraderError
 __all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
            'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
            'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options', 'positions',
-           'api', 'chat']
+           'api', 'chat', 'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -630,3 +630,26 @@ def chat():
     setup_logging(s)
     try: asyncio.run(run_chat(s))
     except KeyboardInterrupt: pass
+
+# %% ../nbs/90_cli.ipynb #5bcc440d
+def _env_option(var:str):
+    "A click callback that puts the option's value into the environment variable `var`."
+    def set_env(ctx, param, value):
+        import os
+        if value is not None: os.environ[var] = value
+        return value
+    return set_env
+
+def add_broker_options(cmd:click.Command, sim:bool=True) -> click.Command:
+    "Give `cmd` a `--broker` (and with `sim`, a `--sim-broker`) option that sets the setting for this command."
+    cmd.params.append(click.Option(["--broker"], type=click.Choice(["sim", "tastytrade", "alpaca"]), default=None, expose_value=False,
+                                   is_eager=True, callback=_env_option("SWINGTRADER_BROKER"),
+                                   help="Broker for this command (default SWINGTRADER_BROKER)."))
+    if sim:
+        cmd.params.append(click.Option(["--sim-broker"], type=click.Choice(["tastytrade", "alpaca"]), default=None, expose_value=False,
+                                       is_eager=True, callback=_env_option("SWINGTRADER_SIM_BROKER"),
+                                       help="Client the simulator is traded through (default SWINGTRADER_SIM_BROKER)."))
+    return cmd
+
+for _c in (smoke, daily, run): add_broker_options(_c)
+for _c in (status, flatten): add_broker_options(_c, sim=False)

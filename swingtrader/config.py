@@ -189,6 +189,8 @@ class Settings(BaseSettings):
     api_tls_cert: Path|None = _f(None, "give the PEM certificate file for serving the order API over TLS, or leave unset.")
     api_tls_key: Path|None = _f(None, "give the PEM private key file for SWINGTRADER_API_TLS_CERT, or leave unset.")
     chat_sandbox_data_dir: Path|None = _f(None, "give the data directory of the sandbox bot whose ledger records the order shapes tested today (production chat and API orders need them), or leave unset.")
+    # -- alpaca
+    sim_broker: Literal["tastytrade", "alpaca"] = _f("tastytrade", "use tastytrade or alpaca: the client the simulator is traded through (the emulator speaks both).")
 
 
     @model_validator(mode="before")

@@ -61,8 +61,6 @@ def _step(report:SmokeReport, name:str, fn):
 # %% ../nbs/65_jobs.ipynb #62beb16b
 def preflight(settings:Settings, job:str) -> Settings:
     "Refuse a job on a broker it does not support, or without credentials, before anything connects."
-    if settings.broker == "alpaca":
-        raise SwingtraderError(f"the {job} does not support Alpaca yet.", "use SWINGTRADER_BROKER=sim or tastytrade.")
     return settings if settings.broker == "sim" else settings.require_credentials()
 
 def _probe_price(bid:float, tick:Decimal) -> Decimal:
@@ -85,6 +83,11 @@ def run_smoke(broker, symbol:str, clock=None, environment:str="sandbox") -> Smok
         a = broker.account(); st["acct"] = a
         return f"account {a.account_id}: equity {a.equity:,.2f}, buying power {a.buying_power:,.2f}"
     if not _step(rep, "connect", account): return rep
+    if hasattr(broker, "market_clock"):   # Alpaca has a clock endpoint
+        def mclock():
+            c = broker.market_clock()
+            return f"market {'open' if c['is_open'] else 'closed'}, next open {c['next_open']:%Y-%m-%d %H:%M} UTC, next close {c['next_close']:%Y-%m-%d %H:%M} UTC"
+        _step(rep, "clock", mclock)
     _step(rep, "positions", lambda: f"{len(broker.positions())} positions")
     def asset():
         a = broker.asset(symbol); st["asset"] = a
@@ -127,7 +130,7 @@ def run_smoke(broker, symbol:str, clock=None, environment:str="sandbox") -> Smok
 def smoke(settings:Settings, symbol:str|None=None, # symbol to probe (default: SPY, or the first simulated one)
           day:date|None=None) -> SmokeReport: # simulated session (sim only)
     "Connect, stream, dry-run, submit and cancel a probe order; return the report."
-    from swingtrader.session import emulated_tastytrade
+    from swingtrader.session import sim_environment
     from swingtrader.tastytrade.broker import TastytradeBroker
     preflight(settings, "smoke test")
     env = None
@@ -137,16 +140,19 @@ def smoke(settings:Settings, symbol:str|None=None, # symbol to probe (default: S
         ses = cal.sessions(day or SIM_DAY, (day or SIM_DAY) + timedelta(days=10))
         if not len(ses): raise SwingtraderError(f"no NYSE session on or after {day} in the calendar.", "pick a trading day the calendar covers.")
         d = ses.index[0]
-        env = emulated_tastytrade(settings.model_copy(update={"sim_symbols": min(settings.sim_symbols, 8)}), d, d, speed=1.0,
+        env = sim_environment(settings.model_copy(update={"sim_symbols": min(settings.sim_symbols, 8)}), d, d, speed=1.0,
                                   start=cal.session(d)[0] + timedelta(minutes=30))
         tt, clock, symbol = env.settings, env.clock, symbol or env.sim.symbols[0]
     else:
         tt, clock, symbol = settings, WallClock(), symbol or "SPY"
     broker = None
     try:
-        broker = TastytradeBroker(tt, clock=clock)
+        if tt.broker == "alpaca":
+            from swingtrader.alpaca.broker import AlpacaBroker
+            broker = AlpacaBroker(tt, clock=clock)
+        else: broker = TastytradeBroker(tt, clock=clock)
         rep = run_smoke(broker, symbol, clock, environment=settings.environment)
-        if env is not None: rep.broker = "sim (tastytrade client -> emulator)"
+        if env is not None: rep.broker = f"sim ({tt.broker} client -> emulator)"
         return rep
     finally:
         if broker is not None: broker.close()
@@ -173,7 +179,7 @@ def daily(settings:Settings, day:date|None=None, # session to trade (simulator o
 def run_live_day(settings:Settings, clock=None):
     "The bot on the configured broker until today's close; None when today is not a trading day."
     import asyncio
-    from swingtrader.session import tastytrade_bot, open_state
+    from swingtrader.session import build_bot, open_state
     if settings.broker == "sim": raise SwingtraderError("run_live_day trades a broker account, not the simulator.", "use daily() (or run_sim_day) for the simulator.")
     preflight(settings, "live daily run")
     clock, cal = clock or WallClock(), MarketCalendar()
@@ -182,7 +188,7 @@ def run_live_day(settings:Settings, clock=None):
     from swingtrader.runs import start_run
     with start_run(settings, "daily", label=today.isoformat()):    # one bot per data directory and account
         ledger, audit = open_state(settings, clock)
-        bot = tastytrade_bot(settings, clock, ledger, audit, calendar=cal, last_day=today)
+        bot = build_bot(settings, clock, ledger, audit, calendar=cal, last_day=today)   # the registry's parts of settings.broker
         async def _run():
             bot.install_signal_handlers()
             return await bot.run()

@@ -11,7 +11,7 @@ from .clock import Clock, MarketCalendar
 from .broker import Broker, MarketData, OrderUpdates
 
 # %% auto #0
-__all__ = ['BROKERS', 'BrokerParts', 'sim_parts', 'tastytrade_parts', 'broker_parts']
+__all__ = ['BROKERS', 'BrokerParts', 'sim_parts', 'tastytrade_parts', 'alpaca_parts', 'broker_parts']
 
 # %% ../nbs/05_registry.ipynb #dd1ea70f
 @dataclass
@@ -51,10 +51,16 @@ def tastytrade_parts(settings:Settings, clock:Clock, calendar:MarketCalendar|Non
     updates = TastytradeOrderUpdates(broker, replay=True, poll_interval=1.0)
     return BrokerParts(broker, DXLinkMarketData(dx), updates, feeds={"dxlink": dx})
 
+def alpaca_parts(settings:Settings, clock:Clock|None=None, calendar:MarketCalendar|None=None, **kw) -> BrokerParts:
+    "The parts of Alpaca: `AlpacaBroker`, `StockDataStream` market data, `TradingStream` order updates (`swingtrader.alpaca`)."
+    from swingtrader.alpaca import alpaca_parts as parts
+    return parts(settings, clock, calendar, **kw)
+
 # %% ../nbs/05_registry.ipynb #3efc5fba
 BROKERS = {
     "sim": sim_parts,
     "tastytrade": tastytrade_parts,
+    "alpaca": alpaca_parts,
 }
 
 def broker_parts(settings:Settings, clock:Clock|None=None, calendar:MarketCalendar|None=None,

@@ -18,7 +18,7 @@ from .bot import Bot, BotError, DaySummary
 
 # %% auto #0
 __all__ = ['SimEnvironment', 'emulated_tastytrade', 'build_bot', 'tastytrade_bot', 'sim_bot', 'open_state', 'run_sim_day',
-           'run_bot']
+           'run_bot', 'emulated_alpaca', 'sim_environment']
 
 # %% ../nbs/63_session.ipynb #a133c1e2
 @dataclass
@@ -122,11 +122,11 @@ def run_sim_day(settings:Settings, day:date|None=None, # the session to trade (d
     from swingtrader.runs import SIM_DAY, start_run, data_dir
     first, last = _sim_sessions(MarketCalendar(), day or SIM_DAY, days)
     with start_run(settings, "daily", label=first.isoformat(), path=out_dir) as run:
-        env = emulated_tastytrade(settings.model_copy(update={"data_dir": run.dir(data_dir(settings))}), first, last, speed or settings.sim_speed)
+        env = sim_environment(settings.model_copy(update={"data_dir": run.dir(data_dir(settings))}), first, last, speed or settings.sim_speed)
         try:
             ledger, audit = open_state(env.settings, env.clock)
-            bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
-                                 last_day=last, fast_forward_idle=True)
+            bot = build_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
+                            last_day=last, fast_forward_idle=True)   # the registry's parts of env.settings.broker
             try: days_done = asyncio.run(_run_with_signals(bot))
             finally:
                 bot.broker.close(); ledger.close(); audit.close()
@@ -142,18 +142,18 @@ def run_bot(settings:Settings) -> int:
     "The live loop on the configured broker until SIGINT/SIGTERM, as the data directory's current run; 0 on a clean stop."
     from swingtrader.clock import WallClock
     from swingtrader.runs import SIM_DAY, start_run, data_dir
-    if settings.broker not in ("sim", "tastytrade"):
+    if settings.broker not in ("sim", "tastytrade", "alpaca"):
         raise BotError(f"the bot loop does not trade on {settings.broker} yet.", "use SWINGTRADER_BROKER=tastytrade or sim.")
     if settings.broker == "sim":
         cal = MarketCalendar()
         first, last = _sim_sessions(cal, SIM_DAY, 1)
         last = cal.sessions(first, first + timedelta(days=30)).index[-1]
         with start_run(settings, "run", label=first.isoformat()) as run:
-            env = emulated_tastytrade(settings.model_copy(update={"data_dir": run.dir(data_dir(settings))}), first, last, settings.sim_speed)
+            env = sim_environment(settings.model_copy(update={"data_dir": run.dir(data_dir(settings))}), first, last, settings.sim_speed)
             try:
                 ledger, audit = open_state(env.settings, env.clock)
-                bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
-                                     fast_forward_idle=True, last_day=last)
+                bot = build_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
+                                fast_forward_idle=True, last_day=last)
                 try: asyncio.run(_run_with_signals(bot))
                 finally: bot.broker.close(); ledger.close(); audit.close()
             finally: env.close()
@@ -165,3 +165,18 @@ def run_bot(settings:Settings) -> int:
         try: asyncio.run(_run_with_signals(bot))
         finally: bot.broker.close(); ledger.close(); audit.close()
     return 0
+
+# %% ../nbs/63_session.ipynb #2be4e69d
+def emulated_alpaca(settings:Settings, first_day:date, last_day:date, speed:float, **kw) -> SimEnvironment:
+    "Start the emulator over a seeded simulator and return Alpaca paper settings pointing at it (with the emulator's key pair)."
+    env = emulated_tastytrade(settings, first_day, last_day, speed, **kw)
+    from swingtrader.emulator.alpaca_data import alpaca_keys
+    url, (key, secret) = env.server.api_url, alpaca_keys(env.server.emu)   # the pair both Alpaca sides of the emulator accept
+    env.settings = settings.model_copy(update=dict(broker="alpaca", environment="paper", live_confirm="",
+                                                   alpaca_api_key=_secret(key), alpaca_secret_key=_secret(secret),
+                                                   alpaca_base_url=url, alpaca_data_url=url))
+    return env
+
+def sim_environment(settings:Settings, first_day:date, last_day:date, speed:float, **kw) -> SimEnvironment:
+    "The emulator with the client of `settings.sim_broker` (tastytrade or alpaca) wired to it."
+    return (emulated_alpaca if settings.sim_broker == "alpaca" else emulated_tastytrade)(settings, first_day, last_day, speed, **kw)

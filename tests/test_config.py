@@ -19,6 +19,7 @@ INVALID = {
     "SWINGTRADER_MAX_LOSING_STREAK": ("0", "at least 1"),
     "SWINGTRADER_CONNECTIVITY_TIMEOUT": ("-5", "seconds"),
     "SWINGTRADER_ACCOUNT_TYPE": ("ira", "cash, margin or experienced"),
+    "SWINGTRADER_SIM_BROKER": ("ib", "use tastytrade or alpaca"),
     "SWINGTRADER_LIQUIDATE_ON_HALT": ("maybe", "true or false"),
     "SWINGTRADER_DAY_TRADE_GUARD": ("perhaps", "true or false"),
     "SWINGTRADER_RECONCILE_INTERVAL": ("0", "seconds between"),
