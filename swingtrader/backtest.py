@@ -149,6 +149,7 @@ class Backtest:
         else:
             self.trader = Trader(s, MacdSwing.from_settings(s), Sizer.from_settings(s), RiskGuard(s), ledger=self.ledger, **kw)
             self.k = 0
+        self.trader.guard.lazy_correlations = True  # same decisions; no correlation when the correlated cap cannot bind
         self.broker.add_listener(self._on_event)
         self.broker.account_updates = False      # the trader asks for balances (`_snapshot`) only when it decides
         self.elapsed = 0.0

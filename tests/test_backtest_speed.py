@@ -40,3 +40,31 @@ def test_pinned_default_backtest(case):
     assert res.summary()["final_equity"] == final
     assert digest(bt, res) == want
     assert bt.ledger.check() == []
+
+
+def test_lazy_correlations_decide_the_same():
+    "A guard that skips correlations when the correlated cap cannot bind decides exactly what the full guard decides."
+    import random
+    from datetime import date, datetime, timezone
+    from decimal import Decimal
+    from swingtrader.models import Account, Position, Signal, SignalAction
+    from swingtrader.risk import RiskContext, RiskGuard
+    rng = random.Random(3)
+    syms = [f"S{i}" for i in range(8)]
+    full, lazy = RiskGuard(Settings(correlated_cap=0.3, sector_cap=1.0)), RiskGuard(Settings(correlated_cap=0.3, sector_cap=1.0))
+    lazy.lazy_correlations = True
+    base = [rng.gauss(0, 0.01) for _ in range(60)]
+    rets = {s: [b * rng.choice([1, 1, -1]) + rng.gauss(0, 0.004) for b in base] for s in syms}
+    n_skipped = n_resized = 0
+    for day in range(1, 200):
+        held = rng.sample(syms[1:], rng.randint(0, 6))
+        pos = [Position(s, Decimal(rng.randint(1, 150)), Decimal(100), Decimal(100)) for s in held]
+        ctx = RiskContext(Account("A", Decimal(100000), Decimal(50000), Decimal(50000), Decimal(200000)), pos,
+                          prices={s: Decimal(100) for s in syms}, returns=rets, as_of=date(2026, 1, 1) + (date(2026, 1, 2) - date(2026, 1, 1)) * day)
+        sig = Signal("S0", SignalAction.ENTER_LONG, datetime(2026, 3, 2, 15, tzinfo=timezone.utc), 100.0, 1.0, "test", "m")
+        q = Decimal(rng.randint(1, 400))
+        a, b = full.evaluate(sig, ctx, qty=q), lazy.evaluate(sig, ctx, qty=q)
+        assert (a.action, a.qty, a.notional) == (b.action, b.qty, b.notional)
+        n_skipped += "not computed" in b.rules_evaluated[-2].detail
+        n_resized += a.action.value == "resize" and "correlated_cap" in a.reason
+    assert n_skipped > 20 and n_resized > 5, (n_skipped, n_resized)      # both paths were exercised
