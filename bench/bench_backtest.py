@@ -4,7 +4,7 @@ The data is the issue's: 20 generated symbols x 252 trading days of 5-minute bar
 for a quicker run), generated once and handed to every child through a pickle. Each round runs the reference and then
 swingtrader (`CanonicalBacktest`, strategy, sizer, RiskGuard and the rest as the canonical preset sets them), each in a
 fresh process; a child times its engine end to end (building it, running every bar, producing the trades) and reports
-bars/s, trades, final equity and its peak RSS (`resource.getrusage`). Prints each round, then the medians and the ratio,
+bars/s (wall clock, and CPU time of the process, which other load on the machine disturbs less), trades, final equity and its peak RSS (`resource.getrusage`). Prints each round, then the medians and the ratio,
 and whether both produced the same trades.
 Run: python bench/bench_backtest.py [--rounds 3] [--symbols 20] [--days 252]
 """
@@ -48,17 +48,17 @@ def child(which:str, path:str):
     if which == "reference":
         sys.path.insert(0, str(HERE))
         from reference_backtest import run_reference
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         trades, equity = run_reference(bars, BAR_NS)
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         keys = trade_keys(trades)
     else:
         import pandas as pd
         from swingtrader.canonical import CanonicalBacktest
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         bt = CanonicalBacktest(bars, universe=u)
         r = bt.run()
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         equity = r.summary()["final_equity"]
         keys = sorted([(t.symbol, t.entry_signal_time.value, float(t.entry_price), t.exit_signal_time.value, float(t.exit_price), float(t.qty))
                        for t in r.trades.itertuples()] +
@@ -66,7 +66,7 @@ def child(which:str, path:str):
                       key=lambda x: (x[1], x[0]))
         keys = sorted(keys)
     import hashlib
-    print(json.dumps(dict(bars=n, seconds=dt, trades=len(keys), equity=round(float(equity), 2),
+    print(json.dumps(dict(bars=n, seconds=dt, cpu=cpu, trades=len(keys), equity=round(float(equity), 2),
                           digest=hashlib.sha256(repr(keys).encode()).hexdigest()[:16],
                           rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
 
@@ -97,11 +97,14 @@ def main():
                 r = run_child(which, path)
                 res[which].append(r)
                 print(f"round {i + 1} {which:12} {r['bars'] / r['seconds']:>10,.0f} bars/s  {r['seconds']:6.2f} s  "
-                      f"{r['trades']:,} trades  final equity {r['equity']:,.2f}  peak RSS {r['rss_mb']:.0f} MB", flush=True)
-    med = {k: dict(rate=statistics.median(x["bars"] / x["seconds"] for x in v), rss=statistics.median(x["rss_mb"] for x in v)) for k, v in res.items()}
+                      f"(CPU {r['bars'] / r['cpu']:>9,.0f} bars/s)  {r['trades']:,} trades  final equity {r['equity']:,.2f}  peak RSS {r['rss_mb']:.0f} MB", flush=True)
+    med = {k: dict(rate=statistics.median(x["bars"] / x["seconds"] for x in v), cpu=statistics.median(x["bars"] / x["cpu"] for x in v),
+                   rss=statistics.median(x["rss_mb"] for x in v)) for k, v in res.items()}
     ref, ours = res["reference"][0], res["swingtrader"][0]
     print(f"median of {a.rounds}: reference {med['reference']['rate']:,.0f} bars/s, swingtrader {med['swingtrader']['rate']:,.0f} bars/s"
           f" -> ratio {med['swingtrader']['rate'] / med['reference']['rate']:.3f}")
+    print(f"median CPU time: reference {med['reference']['cpu']:,.0f} bars/s, swingtrader {med['swingtrader']['cpu']:,.0f} bars/s"
+          f" -> ratio {med['swingtrader']['cpu'] / med['reference']['cpu']:.3f} (less sensitive to other load on the machine)")
     print(f"peak RSS: reference {med['reference']['rss']:.0f} MB, swingtrader {med['swingtrader']['rss']:.0f} MB"
           f" -> ratio {med['swingtrader']['rss'] / med['reference']['rss']:.2f}")
     same = ref["digest"] == ours["digest"] and ref["trades"] == ours["trades"]

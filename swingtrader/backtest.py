@@ -151,7 +151,8 @@ class Backtest:
             self.k = 0
         self.trader.guard.lazy_correlations = True  # same decisions; no correlation when the correlated cap cannot bind
         self.broker.add_listener(self._on_event)
-        self.broker.account_updates = False      # the trader asks for balances (`_snapshot`) only when it decides
+        self.broker.account_updates = False
+        self.broker.engine.quiet_accepts = True      # an order filled on arrival: one update (its fill), not two      # the trader asks for balances (`_snapshot`) only when it decides
         self.elapsed = 0.0
 
     def __repr__(self): return f"Backtest({len(self.bars)} symbols, {len(self._sym)} bars, fill_at={self.fill_at!r}, at bar {self.k})"

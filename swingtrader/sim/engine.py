@@ -51,6 +51,7 @@ class MatchingEngine:
         self._bar_ns = int(self.config.bar_seconds) * 10**9
         self._slip = self.config.slippage_bps / 1e4
         self._close_mode = self.config.fill_at == "close"
+        self.quiet_accepts = False           # True (backtests): an order filled completely on arrival emits only its fill, not `accepted` first
 
     def __repr__(self): return f"MatchingEngine({len(self.books)} symbols, {len(self.working)} open orders, {len(self.fills)} fills)"
 
@@ -167,12 +168,15 @@ def _accept(self:MatchingEngine, order:Order, now_ns:int, mode:FillMode, est:Dec
     close_ns = int(ss.closes[i]) if order.tif is TimeInForce.DAY else None
     order = _replace(order, status=OrderStatus.ACCEPTED, broker_status="accepted")
     self.by_key[order.client_key] = order.id
+    at = len(self.outbox)
     self._emit(OrderEvent.ACCEPTED, order, now_ns)
     w = Working(order, self.n_orders, active, close_ns, mode, est, res_share)
     self.working[order.id] = w
     self.reserve(w)
     if close_ns is not None: self.next_due = min(self.next_due, close_ns) if self.next_due else close_ns
     self._place(w, now_ns, bell)
+    if self.quiet_accepts and w.order.status is OrderStatus.FILLED and self.outbox[at].event is OrderEvent.ACCEPTED:
+        del self.outbox[at]                  # its fill says all the acceptance did (status, broker id), and more
     return self.orders[order.id]
 
 # %% ../../nbs/11_sim_engine.ipynb #a8c23615
