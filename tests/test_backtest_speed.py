@@ -68,3 +68,30 @@ def test_lazy_correlations_decide_the_same():
         n_skipped += "not computed" in b.rules_evaluated[-2].detail
         n_resized += a.action.value == "resize" and "correlated_cap" in a.reason
     assert n_skipped > 20 and n_resized > 5, (n_skipped, n_resized)      # both paths were exercised
+
+
+def _tables(led) -> dict:
+    "Every row of the book's and state's tables, in rowid order."
+    led.db.execute("SELECT 1")                                           # writes held by a deferring connection land first
+    raw = getattr(led.db, "raw", led.db)
+    return {t: [tuple(r) for r in raw.execute(f"SELECT * FROM {t} ORDER BY rowid")]
+            for t in ("orders", "fills", "positions", "trades", "stops", "halt", "halt_history", "events", "marks")}
+
+
+@pytest.mark.parametrize("case", ["close", "kill", "caps"])
+def test_deferred_writes_leave_the_same_ledger(case):
+    "A backtest's in-memory ledger batches the book's writes; its tables end up row for row what direct writes give."
+    from swingtrader.backtest import RunLedger
+    limits, kw, *_ = CASES[case]
+    runs = []
+    for deferred in (True, False):
+        led = RunLedger()
+        if not deferred: led.db = led.db.raw                              # every statement at once, as a live ledger writes
+        bt = Backtest.from_seed(Settings(warmup_bars=30, **limits), start="2026-03-02", end="2026-03-13", ledger=led, **kw)
+        bt.ledger.clock = bt.clock
+        res = bt.run()
+        runs.append((res, _tables(bt.ledger), bt.ledger.db))
+    (a, ta, db), (b, tb, _) = runs
+    assert type(db).__name__ == "_DeferredWrites" and len(ta["orders"]) > 20 and len(ta["fills"]) > 20
+    assert ta == tb
+    assert a.trades.equals(b.trades)
