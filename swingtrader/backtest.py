@@ -4,7 +4,7 @@
 
 # %% ../nbs/70_backtest.ipynb #eb8ce418
 from __future__ import annotations
-import json, math, sqlite3, time
+import bisect, json, math, sqlite3, time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -272,6 +272,8 @@ def _on_event(self:Backtest, ev):
     if isinstance(ev, OrderUpdate): self.trader.on_update(ev)
 
 # %% ../nbs/70_backtest.ipynb #a5766cd4
+_BLOCK = 65_536                          # bars turned into Python lists at a time
+
 @patch
 def run(self:Backtest, until:datetime|None=None, # stop after the bars closing at or before `until` (default: the end)
         ) -> BacktestResult:
@@ -280,8 +282,7 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     j = n if until is None else int(np.searchsorted(self._close, pd.Timestamp(until).value, side="right"))
     k0 = self.k
     if j <= k0: return self.result()
-    names, sym, gi, times = self.names, self._sym[k0:j].tolist(), self._g[k0:j].tolist(), self._times
-    hs, ls, cs = self._h[k0:j].tolist(), self._l[k0:j].tolist(), self._c[k0:j].tolist()
+    names, times = self.names, self._times
     trader, broker, step = self.trader, self.broker, self.trader.step
     submit = Executor(trader, broker).submit                        # the one way intents reach the broker, as in the bot
     pending = trader.pending
@@ -289,26 +290,33 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     if self.progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=j - k0, unit="bar", unit_scale=True, mininterval=0.5, desc="backtest")
-    cut = (np.flatnonzero(np.diff(self._g[k0:j])) + 1).tolist()      # where the bar time changes
-    led, T, nxt = self.ledger, None, 0
+    starts = [k0] + (np.flatnonzero(np.diff(self._g[k0:j])) + 1 + k0).tolist()   # where each bar time's bars start
+    ends = starts[1:] + [j]
+    led, T, nxt = self.ledger, None, k0
     db = led.db
     t0 = time.perf_counter()
     tx = led.transaction(); tx.__enter__()
     mark = db.total_changes
     try:
-        for a, b in zip([0] + cut, cut + [j - k0]):
-            T, synced = times[gi[a]], False
-            if pending: broker.advance_to(T); synced = True
-            for i in range(a, b):
-                intents = step(names[sym[i]], T, hs[i], ls[i], cs[i])
-                if intents:
-                    if not synced: self._sync(T); synced = True
-                    for it in intents: submit(it)
-            if db.total_changes != mark:                             # this bar time wrote: commit it as one transaction
-                done, tx = tx, None; done.__exit__(None, None, None)
-                nx = led.transaction(); nx.__enter__(); tx = nx
-                mark = db.total_changes
-            if bar is not None and a >= nxt: bar.update(a - bar.n); nxt = a + 8192
+        s0 = 0
+        while s0 < len(starts):                                      # blocks of whole bar times, ~_BLOCK bars each: Python
+            s1 = max(bisect.bisect_right(ends, starts[s0] + _BLOCK), s0 + 1)   # lists of one block at a time (memory)
+            lo, hi = starts[s0], ends[s1 - 1]
+            sym, hs, ls, cs = self._sym[lo:hi].tolist(), self._h[lo:hi].tolist(), self._l[lo:hi].tolist(), self._c[lo:hi].tolist()
+            for a, b in zip(starts[s0:s1], ends[s0:s1]):
+                T, synced = times[self._g[a]], False
+                if pending: broker.advance_to(T); synced = True
+                for i in range(a - lo, b - lo):
+                    intents = step(names[sym[i]], T, hs[i], ls[i], cs[i])
+                    if intents:
+                        if not synced: self._sync(T); synced = True
+                        for it in intents: submit(it)
+                if db.total_changes != mark:                         # this bar time wrote: commit it as one transaction
+                    done, tx = tx, None; done.__exit__(None, None, None)
+                    nx = led.transaction(); nx.__enter__(); tx = nx
+                    mark = db.total_changes
+                if bar is not None and a >= nxt: bar.update(a - k0 - bar.n); nxt = a + 8192
+            s0 = s1
         if T is not None: self._sync(T)
     except BaseException as e:
         if tx is not None: tx.__exit__(type(e), e, e.__traceback__)  # rolls back the bar time that failed
