@@ -5,7 +5,7 @@
 # %% ../../nbs/11_sim_engine.ipynb #d5172003
 from __future__ import annotations
 import math
-from dataclasses import replace as _replace
+from dataclasses import fields, replace as _dc_replace
 from decimal import Decimal, ROUND_DOWN
 
 from fastcore.basics import patch
@@ -19,6 +19,16 @@ from .checks import Reject, check_order
 
 _ZERO, _CENT, _NANO = Decimal(0), Decimal("0.01"), Decimal("1e-9")
 _INF = float("inf")
+
+_ORDER_FIELDS = tuple(f.name for f in fields(Order))
+_new, _set = object.__new__, object.__setattr__
+
+def _replace(o, **changes):
+    "`dataclasses.replace` for the engine's orders, without its per-call introspection (`Order` has no `__post_init__`)."
+    if type(o) is not Order or not changes.keys() <= set(_ORDER_FIELDS): return _dc_replace(o, **changes)
+    n = _new(Order)
+    for f in _ORDER_FIELDS: _set(n, f, changes[f] if f in changes else getattr(o, f))
+    return n
 
 # %% auto #0
 __all__ = ['MatchingEngine']
