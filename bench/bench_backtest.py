@@ -1,76 +1,116 @@
-"""Backtest speed: 20 symbols x one year of 5-minute bars (~390k bars) through the Trader on the SimBroker.
+"""Backtest speed: swingtrader's canonical backtest against the plain-Python reference, interleaved, in one run.
 
-Prints bars/s for: a bare Python loop (one EMA per bar), the same loop building a Bar event per bar (what
-event-driven frameworks do), the strategy's float fast path alone, the full backtest when no order is placed
-(Trader + broker fed every bar), and the full backtest with the default strategy trading (every order through
-sizer, RiskGuard, ledger and matching engine), in `close` and `quote` fill modes; then the ledger's SQL statements per order.
-For scale: established event-driven Python frameworks run such work at about 15,000-60,000 bars/s.
-Run: .venv/bin/python bench/bench_backtest.py [months of trading to run, default 2 (Jan-Feb); 12 = the whole year]
+The data is the issue's: 20 generated symbols x 252 trading days of 5-minute bars (2025, seed 42; `--symbols/--days`
+for a quicker run), generated once and handed to every child through a pickle. Each round runs the reference and then
+swingtrader (`CanonicalBacktest`, strategy, sizer, RiskGuard and the rest as the canonical preset sets them), each in a
+fresh process; a child times its engine end to end (building it, running every bar, producing the trades) and reports
+bars/s (wall clock, and CPU time of the process, which other load on the machine disturbs less), trades, final equity and its peak RSS (`resource.getrusage`). Prints each round, then the medians and the ratio,
+and whether both produced the same trades.
+Run: python bench/bench_backtest.py [--rounds 3] [--symbols 20] [--days 252]
 """
+import argparse
+import json
+import os
+import pickle
+import resource
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from datetime import date, datetime, timezone
+from pathlib import Path
 
-from swingtrader.config import Settings
-from swingtrader.models import Bar
-from swingtrader.strategy import MacdSwing
-from swingtrader.backtest import Backtest
-from swingtrader.sim.data import make_universe, generate_bars, resample_bars
+HERE = Path(__file__).resolve().parent
+BAR_NS = 5 * 60 * 10**9
 
-SYMBOLS, START, END, SEED = 20, date(2025, 1, 2), date(2025, 12, 31), 42
 
-def rate(n, s): return f"{n / s:>12,.0f} bars/s  ({n:,} bars in {s:.2f} s)"
+def make_data(symbols:int, days:int, path:Path):
+    from datetime import date
+    import pandas as pd
+    from swingtrader.sim.data import make_universe, generate_bars, resample_bars
+    u = make_universe(symbols, 42)
+    bars = {s: resample_bars(df, "5m") for s, df in sorted(generate_bars(u, date(2025, 1, 2), date(2025, 12, 31), 42).items())}
+    if days < 252:
+        keep = sorted({d for df in bars.values() for d in df.index.tz_convert("America/New_York").date})[:days]
+        last = pd.Timestamp(keep[-1]) + pd.Timedelta(days=1)
+        bars = {s: df[df.index.tz_convert("America/New_York").tz_localize(None) < last] for s, df in bars.items()}
+    path.write_bytes(pickle.dumps((u, bars)))
+    return sum(map(len, bars.values()))
+
+
+def trade_keys(trades):
+    return sorted((d["symbol"], d["entry_time"], d["entry_price"], d["exit_time"], d["exit_price"], float(d["qty"])) for d in trades)
+
+
+def child(which:str, path:str):
+    u, bars = pickle.loads(Path(path).read_bytes())
+    n = sum(map(len, bars.values()))
+    if which == "reference":
+        sys.path.insert(0, str(HERE))
+        from reference_backtest import run_reference
+        t0, c0 = time.perf_counter(), time.process_time()
+        trades, equity = run_reference(bars, BAR_NS)
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        keys = trade_keys(trades)
+    else:
+        import pandas as pd
+        from swingtrader.canonical import CanonicalBacktest
+        t0, c0 = time.perf_counter(), time.process_time()
+        bt = CanonicalBacktest(bars, universe=u)
+        r = bt.run()
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        equity = r.summary()["final_equity"]
+        keys = sorted([(t.symbol, t.entry_signal_time.value, float(t.entry_price), t.exit_signal_time.value, float(t.exit_price), float(t.qty))
+                       for t in r.trades.itertuples()] +
+                      [(t.symbol, pd.Timestamp(t.entry_signal_time).value, t.entry_price, None, None, t.qty) for t in bt.open_positions().itertuples()],
+                      key=lambda x: (x[1], x[0]))
+        keys = sorted(keys)
+    import hashlib
+    print(json.dumps(dict(bars=n, seconds=dt, cpu=cpu, trades=len(keys), equity=round(float(equity), 2),
+                          digest=hashlib.sha256(repr(keys).encode()).hexdigest()[:16],
+                          rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+
+
+def run_child(which:str, path:Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, __file__, "--child", which, str(path)], capture_output=True, text=True, env=env)
+    if out.returncode: sys.exit(f"error: the {which} child failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
 
 def main():
-    t0 = time.perf_counter()
-    u = make_universe(SYMBOLS, SEED)
-    bars5 = {s: resample_bars(df, "5m") for s, df in generate_bars(u, START, END, SEED).items()}
-    n = sum(map(len, bars5.values()))
-    print(f"data: {SYMBOLS} symbols x {START}..{END}, {n:,} 5-minute bars ({time.perf_counter() - t0:.1f} s to generate)")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--symbols", type=int, default=20)
+    ap.add_argument("--days", type=int, default=252)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child: return child(*a.child)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "bars.pkl"
+        t0 = time.perf_counter()
+        n = make_data(a.symbols, a.days, path)
+        print(f"data: {a.symbols} symbols x {a.days} days of 5-minute bars = {n:,} bars ({time.perf_counter() - t0:.1f} s to generate)")
+        res = {"reference": [], "swingtrader": []}
+        for i in range(a.rounds):
+            for which in ("reference", "swingtrader"):
+                r = run_child(which, path)
+                res[which].append(r)
+                print(f"round {i + 1} {which:12} {r['bars'] / r['seconds']:>10,.0f} bars/s  {r['seconds']:6.2f} s  "
+                      f"(CPU {r['bars'] / r['cpu']:>9,.0f} bars/s)  {r['trades']:,} trades  final equity {r['equity']:,.2f}  peak RSS {r['rss_mb']:.0f} MB", flush=True)
+    med = {k: dict(rate=statistics.median(x["bars"] / x["seconds"] for x in v), cpu=statistics.median(x["bars"] / x["cpu"] for x in v),
+                   rss=statistics.median(x["rss_mb"] for x in v)) for k, v in res.items()}
+    ref, ours = res["reference"][0], res["swingtrader"][0]
+    print(f"median of {a.rounds}: reference {med['reference']['rate']:,.0f} bars/s, swingtrader {med['swingtrader']['rate']:,.0f} bars/s"
+          f" -> ratio {med['swingtrader']['rate'] / med['reference']['rate']:.3f}")
+    print(f"median CPU time: reference {med['reference']['cpu']:,.0f} bars/s, swingtrader {med['swingtrader']['cpu']:,.0f} bars/s"
+          f" -> ratio {med['swingtrader']['cpu'] / med['reference']['cpu']:.3f} (less sensitive to other load on the machine)")
+    print(f"peak RSS: reference {med['reference']['rss']:.0f} MB, swingtrader {med['swingtrader']['rss']:.0f} MB"
+          f" -> ratio {med['swingtrader']['rss'] / med['reference']['rss']:.2f}")
+    same = ref["digest"] == ours["digest"] and ref["trades"] == ours["trades"]
+    print(f"trades: reference {ref['trades']:,}, swingtrader {ours['trades']:,}; final equity: reference {ref['equity']:,.2f}, "
+          f"swingtrader {ours['equity']:,.2f} -> trades {'IDENTICAL' if same else 'DIFFERENT'}")
 
-    bt = Backtest(bars5, Settings(warmup_bars=10_000), universe=u, fill_at="close")   # no entry fires in a run shorter than 10,000 bars per symbol (the default 2 months)
-    names, sym, hs, ls, cs, g, times = bt.names, bt._sym.tolist(), bt._h.tolist(), bt._l.tolist(), bt._c.tolist(), bt._g.tolist(), bt._times
-
-    ema, a = {}, 2 / 13
-    t0 = time.perf_counter()
-    for i in range(n):
-        s, c = names[sym[i]], cs[i]
-        e = ema.get(s)
-        ema[s] = c if e is None else e + a * (c - e)
-    print("bare Python loop, one EMA per bar      ", rate(n, time.perf_counter() - t0))
-
-    ema = {}
-    t0 = time.perf_counter()
-    for i in range(n):
-        c = cs[i]
-        b = Bar(names[sym[i]], times[g[i]], c, max(c, hs[i]), min(c, ls[i]), c, 0.0, "5m")
-        e = ema.get(b.symbol)
-        ema[b.symbol] = c if e is None else e + a * (c - e)
-    print("bare loop + one Bar object per bar     ", rate(n, time.perf_counter() - t0))
-
-    m = MacdSwing()
-    t0 = time.perf_counter()
-    for i in range(n): m.step(names[sym[i]], times[g[i]], hs[i], ls[i], cs[i])
-    print("strategy fast path alone (MacdSwing)   ", rate(n, time.perf_counter() - t0))
-
-    res = bt.run()
-    print("backtest, no orders (Trader + broker)  ", rate(res.info["bars"], bt.elapsed))
-
-    months = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-    until = datetime(2025 + months // 12, months % 12 + 1, 1, tzinfo=timezone.utc)
-    for fill_at in ("close", "quote"):
-        bt2 = Backtest(bars5, Settings(), universe=u, fill_at=fill_at, kill_switch=False)   # trade the whole period (the kill switch, on by default, would stop the entries)
-        r = bt2.run(until=until)
-        orders = len(bt2.ledger.orders())
-        print(f"backtest, trading ({fill_at:5}, {months:2d} mo)   ", rate(r.info["bars"], bt2.elapsed),
-              f"{len(r.trades):,} round trips, {orders:,} orders, ~{bt2.elapsed / max(orders, 1) * 1e3:.2f} ms per order all-in")
-
-    bt3 = Backtest(bars5, Settings(), universe=u, fill_at="close", kill_switch=False)   # not timed: how much SQL an order costs
-    n_sql = [0]
-    bt3.ledger.db.set_trace_callback(lambda _: n_sql.__setitem__(0, n_sql[0] + 1))
-    bt3.run(until=datetime(2025, 2, 1, tzinfo=timezone.utc))
-    orders = len(bt3.ledger.orders())
-    print(f"ledger: {n_sql[0] / max(orders, 1):.1f} SQL statements per order (incl. one BEGIN/COMMIT per bar time), {orders:,} orders in Jan")
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/70_backtest.ipynb #eb8ce418
 from __future__ import annotations
-import json, time
+import bisect, json, sqlite3, time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -71,11 +71,92 @@ def _universe_for(bars:dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("symbol")
 
 # %% ../nbs/70_backtest.ipynb #3dde5bce
+_ORDER_COLS = ("client_key", "signal_id", "symbol", "side", "type", "tif", "qty", "notional", "limit_price", "stop_price",
+               "status", "created_at", "updated_at", "broker_order_id", "filled_qty", "avg_fill_price", "error")
+# the book's statements (swingtrader.ledger.book) a backtest ledger defers, character for character: any other runs at once
+_NEW_ORDER = """INSERT INTO orders(client_key, signal_id, symbol, side, type, tif, qty, notional, limit_price, stop_price,
+                   status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(client_key) DO NOTHING"""
+_SET_ORDER = """UPDATE orders SET broker_order_id=COALESCE(broker_order_id, ?), status=?, filled_qty=?,
+                  avg_fill_price=COALESCE(?, avg_fill_price), error=COALESCE(?, error), updated_at=? WHERE client_key=?"""
+_NEW_FILL = "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(fill_id) DO NOTHING"
+_SET_POSITION = "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)"
+_NEW_TRADE = "INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)"
+_DEFERRED = frozenset((_NEW_ORDER, _SET_ORDER, _NEW_FILL, _SET_POSITION, _NEW_TRADE))
+
+class _Done:
+    "What a deferred write returns: the rows it changes (all a caller reads of it)."
+    __slots__ = ("rowcount",)
+    def __init__(self, n:int): self.rowcount = n
+
+class _DeferredWrites:
+    """An in-memory ledger's connection that holds the book's per-order writes (new orders and their updates, fills, positions,
+    round trips) and writes them in a few `executemany` calls just before any other statement — so the database sees the
+    same rows in the same transactions, and every read sees every write."""
+    def __init__(self, db:sqlite3.Connection):
+        self.raw = db
+        self._n = 0                                   # deferred writes so far (part of `total_changes`)
+        self._known()
+        self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
+
+    def _known(self):
+        self._keys = {r[0] for r in self.raw.execute("SELECT client_key FROM orders")}
+        self._fill_ids = {r[0] for r in self.raw.execute("SELECT fill_id FROM fills")}
+
+    @property
+    def total_changes(self) -> int: return self.raw.total_changes + self._n
+
+    def execute(self, sql:str, args=()):
+        if sql in _DEFERRED: return self._defer(sql, args)
+        if sql == "ROLLBACK":                         # the held writes belong to the transaction rolled back
+            self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
+            out = self.raw.execute(sql); self._known(); return out
+        self.flush()
+        out = self.raw.execute(sql, args)
+        if sql.startswith("INSERT INTO orders"): self._keys.add(args[0])
+        elif sql.startswith("INSERT INTO fills"): self._fill_ids.add(args[0])
+        return out
+
+    def _defer(self, sql:str, a) -> _Done:
+        if sql is _SET_ORDER or sql == _SET_ORDER:
+            row = self._orders.get(a[6])
+            if row is None: self._updates.append(a)                        # a row written before: update it after the new rows
+            else:
+                if row[13] is None: row[13] = a[0]
+                row[10], row[14], row[12] = a[1], a[2], a[5]
+                if a[3] is not None: row[15] = a[3]
+                if a[4] is not None: row[16] = a[4]
+        elif sql == _NEW_ORDER:
+            if a[0] in self._keys: return _Done(0)
+            self._keys.add(a[0]); self._orders[a[0]] = [*a, None, "0", None, None]
+        elif sql == _NEW_FILL:
+            if a[0] in self._fill_ids: return _Done(0)
+            self._fill_ids.add(a[0]); self._fills.append(a)
+        elif sql == _SET_POSITION: self._positions[a[0]] = a
+        else: self._trades.append(a)
+        self._n += 1
+        return _Done(1)
+
+    def flush(self):
+        "Write the held rows now (new orders first: fills refer to them)."
+        if not (self._orders or self._updates or self._fills or self._positions or self._trades): return
+        db = self.raw
+        if self._orders: db.executemany(f"INSERT INTO orders({', '.join(_ORDER_COLS)}) VALUES ({','.join('?' * len(_ORDER_COLS))})", self._orders.values())
+        if self._updates: db.executemany(_SET_ORDER, self._updates)
+        if self._fills: db.executemany(_NEW_FILL, self._fills)
+        if self._positions: db.executemany(_SET_POSITION, self._positions.values())
+        if self._trades: db.executemany(_NEW_TRADE, self._trades)
+        self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
+
+    def __getattr__(self, name):                     # anything else (executemany, backup, close …) sees every write first
+        self.flush()
+        return getattr(self.raw, name)
+
 class RunLedger(Ledger):
-    "A backtest's `Ledger`: no per-order event journal, `synchronous=OFF`; `batch()` is `transaction()`."
+    "A backtest's `Ledger`: no per-order event journal, `synchronous=OFF`; `batch()` is `transaction()`; in memory, the book's per-order writes go in batches."
     def __init__(self, path:str|Path=":memory:", clock=None, readonly:bool=False, synchronous:str="OFF", busy_timeout_ms:int=5000,
                  journal:bool=False): # as `Ledger`, with a backtest's defaults
         super().__init__(path, clock, readonly, synchronous, busy_timeout_ms, journal)
+        if self._memory and not readonly and not journal: self.db = _DeferredWrites(self.db)
 
     def batch(self):
         "Run the block in one write transaction (nested calls join it); rolled back on error (= `transaction()`)."
@@ -149,8 +230,10 @@ class Backtest:
         else:
             self.trader = Trader(s, MacdSwing.from_settings(s), Sizer.from_settings(s), RiskGuard(s), ledger=self.ledger, **kw)
             self.k = 0
+        self.trader.guard.lazy_correlations = True  # same decisions; no correlation when the correlated cap cannot bind
         self.broker.add_listener(self._on_event)
-        self.broker.account_updates = False      # the trader asks for balances (`_snapshot`) only when it decides
+        self.broker.account_updates = False
+        self.broker.engine.quiet_accepts = True      # an order filled on arrival: one update (its fill), not two      # the trader asks for balances (`_snapshot`) only when it decides
         self.elapsed = 0.0
 
     def __repr__(self): return f"Backtest({len(self.bars)} symbols, {len(self._sym)} bars, fill_at={self.fill_at!r}, at bar {self.k})"
@@ -189,6 +272,8 @@ def _on_event(self:Backtest, ev):
     if isinstance(ev, OrderUpdate): self.trader.on_update(ev)
 
 # %% ../nbs/70_backtest.ipynb #a5766cd4
+_BLOCK = 65_536                          # bars turned into Python lists at a time
+
 @patch
 def run(self:Backtest, until:datetime|None=None, # stop after the bars closing at or before `until` (default: the end)
         ) -> BacktestResult:
@@ -197,8 +282,7 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     j = n if until is None else int(np.searchsorted(self._close, pd.Timestamp(until).value, side="right"))
     k0 = self.k
     if j <= k0: return self.result()
-    names, sym, gi, times = self.names, self._sym[k0:j].tolist(), self._g[k0:j].tolist(), self._times
-    hs, ls, cs = self._h[k0:j].tolist(), self._l[k0:j].tolist(), self._c[k0:j].tolist()
+    names, times = self.names, self._times
     trader, broker, step = self.trader, self.broker, self.trader.step
     submit = Executor(trader, broker).submit                        # the one way intents reach the broker, as in the bot
     pending = trader.pending
@@ -206,26 +290,33 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     if self.progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=j - k0, unit="bar", unit_scale=True, mininterval=0.5, desc="backtest")
-    cut = (np.flatnonzero(np.diff(self._g[k0:j])) + 1).tolist()      # where the bar time changes
-    led, T, nxt = self.ledger, None, 0
+    starts = [k0] + (np.flatnonzero(np.diff(self._g[k0:j])) + 1 + k0).tolist()   # where each bar time's bars start
+    ends = starts[1:] + [j]
+    led, T, nxt = self.ledger, None, k0
     db = led.db
     t0 = time.perf_counter()
     tx = led.transaction(); tx.__enter__()
     mark = db.total_changes
     try:
-        for a, b in zip([0] + cut, cut + [j - k0]):
-            T, synced = times[gi[a]], False
-            if pending: broker.advance_to(T); synced = True
-            for i in range(a, b):
-                intents = step(names[sym[i]], T, hs[i], ls[i], cs[i])
-                if intents:
-                    if not synced: self._sync(T); synced = True
-                    for it in intents: submit(it)
-            if db.total_changes != mark:                             # this bar time wrote: commit it as one transaction
-                done, tx = tx, None; done.__exit__(None, None, None)
-                nx = led.transaction(); nx.__enter__(); tx = nx
-                mark = db.total_changes
-            if bar is not None and a >= nxt: bar.update(a - bar.n); nxt = a + 8192
+        s0 = 0
+        while s0 < len(starts):                                      # blocks of whole bar times, ~_BLOCK bars each: Python
+            s1 = max(bisect.bisect_right(ends, starts[s0] + _BLOCK), s0 + 1)   # lists of one block at a time (memory)
+            lo, hi = starts[s0], ends[s1 - 1]
+            sym, hs, ls, cs = self._sym[lo:hi].tolist(), self._h[lo:hi].tolist(), self._l[lo:hi].tolist(), self._c[lo:hi].tolist()
+            for a, b in zip(starts[s0:s1], ends[s0:s1]):
+                T, synced = times[self._g[a]], False
+                if pending: broker.advance_to(T); synced = True
+                for i in range(a - lo, b - lo):
+                    intents = step(names[sym[i]], T, hs[i], ls[i], cs[i])
+                    if intents:
+                        if not synced: self._sync(T); synced = True
+                        for it in intents: submit(it)
+                if db.total_changes != mark:                         # this bar time wrote: commit it as one transaction
+                    done, tx = tx, None; done.__exit__(None, None, None)
+                    nx = led.transaction(); nx.__enter__(); tx = nx
+                    mark = db.total_changes
+                if bar is not None and a >= nxt: bar.update(a - k0 - bar.n); nxt = a + 8192
+            s0 = s1
         if T is not None: self._sync(T)
     except BaseException as e:
         if tx is not None: tx.__exit__(type(e), e, e.__traceback__)  # rolls back the bar time that failed

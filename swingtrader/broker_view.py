@@ -113,19 +113,35 @@ def _returns_of(self:BrokerView, s:str) -> list[float]:
     if s not in self.last: return list(r)
     return r + [self.last[s] / h[-1] - 1.0] if h and h[-1] else list(r)
 
+class _Lazy(Mapping):
+    "A read-only mapping over fixed keys whose values are computed (once) on first read."
+    __slots__ = ("_keys", "_fn", "_got")
+    def __init__(self, keys, fn): self._keys, self._fn, self._got = keys, fn, {}
+    def __getitem__(self, k):
+        got = self._got
+        if k in got: return got[k]
+        if k not in self._keys: raise KeyError(k)
+        v = got[k] = self._fn(k)
+        return v
+    def __iter__(self): return iter(self._keys)
+    def __len__(self): return len(self._keys)
+    def __contains__(self, k): return k in self._keys
+
 @patch
 def context(self:BrokerView, symbol:str, # the signal's symbol
-            at:datetime) -> RiskContext: # the decision time
-    "The `RiskContext` for a decision on `symbol` at `at`."
+            at:datetime, # the decision time
+            full:bool=True) -> RiskContext: # False: only `symbol`'s position, price, sector and returns (all an exit is judged on)
+    "The `RiskContext` for a decision on `symbol` at `at`; sectors and returns are looked up when a rule reads them."
     acct = self._account_view()
     day = trading_day(at)
-    syms = {s for s, p in self.positions.items() if p.qty} | {symbol}
-    prices = {s: Decimal(repr(self.last[s])) for s in syms if s in self.last}
-    positions = [Position(s, p.qty, p.avg_entry_price, prices.get(s, p.market_price)) for s, p in self.positions.items() if p.qty]
+    if full: syms = {s for s, p in self.positions.items() if p.qty} | {symbol}
+    else: syms = {symbol}
+    last = self.last
+    prices = {s: Decimal(repr(last[s])) for s in syms if s in last}
+    positions = [Position(s, p.qty, p.avg_entry_price, prices.get(s, p.market_price)) for s, p in self.positions.items() if p.qty and s in syms]
     day_pl, week_pl = self._track_pl(acct, day)
     return RiskContext(account=acct, positions=positions, prices=prices,
-                       sectors={s: self.asset(s).sector for s in syms},
-                       returns={s: self._returns_of(s) for s in syms},
+                       sectors=_Lazy(syms, lambda s: self.asset(s).sector), returns=_Lazy(syms, self._returns_of),
                        day_pl=day_pl, week_pl=week_pl, losing_streak=self.losing_streak,
                        kill_state=self.ledger.halt_state().state, as_of=day)
 

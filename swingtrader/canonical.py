@@ -41,10 +41,10 @@ class CanonicalBacktest(Backtest):
 
     def _snapshot(self):
         "The account as of the slice's start: equity fixed, cash less the slice's purchases (sales not refunded)."
-        acct, positions = super()._snapshot()
         t = self.trader.last_time
-        if self._slice is None or self._slice[0] != t: self._slice, self._spent = (t, acct), Decimal(0)
-        a0 = self._slice[1]
+        if self._slice is None or self._slice[0] != t:            # the slice's first decision: the broker's snapshot, once
+            self._slice, self._spent = (t, *super()._snapshot()), Decimal(0)
+        _, a0, positions = self._slice
         left = a0.cash - self._spent
         return replace(a0, cash=left, settled_cash=left, buying_power=max(left, Decimal(0))), positions
 

@@ -112,6 +112,7 @@ class RiskGuard:
         self.min_notional = Decimal(min_notional)
         self._corr: dict[tuple, float|None] = {}
         self._corr_day: date|None = None
+        self.lazy_correlations = False   # True (backtests): no correlations when even all positions together leave the correlated cap room
 
     def corr(self, ctx:RiskContext, a:str, b:str) -> float|None:
         "Cached correlation of `a` and `b` for `ctx.as_of`."
@@ -174,23 +175,32 @@ def _halting(self:RiskGuard, ctx:RiskContext, rules:list) -> Decision|None:
 
 # %% ../nbs/44_risk.ipynb #5dd253bc
 @patch
-def _rooms(self:RiskGuard, sym:str, ctx:RiskContext, price:Decimal) -> list[tuple[str, Decimal, str]]:
+def _rooms(self:RiskGuard, sym:str, ctx:RiskContext, price:Decimal,
+           want:Decimal|None=None) -> list[tuple[str, Decimal, str]]: # the order's USD (with `lazy_correlations`: skip what cannot bind)
     "(rule, room in USD, what it measured) for each sizing rule."
     eq = ctx.account.equity
     sector = ctx.sectors.get(sym) or "unknown"
     held = sect = corr = gross = Decimal(0)
     n_corr = 0
+    vals = []
     for p in ctx.positions:
         if p.qty == 0: continue
         v = abs(p.qty) * _price(ctx, p.symbol, p.market_price or p.avg_entry_price)
         gross += v
-        if p.symbol == sym: held += v; corr += v; continue
-        if (ctx.sectors.get(p.symbol) or "unknown") == sector: sect += v
-        c = self.corr(ctx, sym, p.symbol)
+        vals.append((p.symbol, v))
+    # every position counted as correlated still leaves room: the rule cannot bind, so no correlation is needed
+    lazy = self.lazy_correlations and want is not None and want <= max(self.correlated_cap * eq - gross, Decimal(0))
+    for s, v in vals:
+        if s == sym: held += v; corr += v; continue
+        if (ctx.sectors.get(s) or "unknown") == sector: sect += v
+        if lazy: continue
+        c = self.corr(ctx, sym, s)
         if c is not None and c > self.corr_threshold: corr += v; n_corr += 1
     lev = LEVERAGE[self.account_type]
     out = [("position_cap", self.position_cap * eq - held, f"{sym} holds {_fmt(held)}, cap {self.position_cap:.0%} of {_fmt(eq)}"),
            ("sector_cap", self.sector_cap * eq - sect, f"sector {sector} holds {_fmt(sect)}, cap {self.sector_cap:.0%}"),
+           ("correlated_cap", self.correlated_cap * eq - gross,
+            f"correlations not computed: all positions together ({_fmt(gross)}) fit the cap {self.correlated_cap:.0%}") if lazy else
            ("correlated_cap", self.correlated_cap * eq - corr,
             f"{n_corr} positions correlate > {self.corr_threshold} with {sym}: {_fmt(corr)} held, cap {self.correlated_cap:.0%}"),
            ("leverage", lev * eq - gross, f"gross {_fmt(gross)}, cap {lev}x equity ({self.account_type})")]
@@ -213,7 +223,7 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal
     if (d := self._halting(context, rules)) is not None: return d
     want = qty * price if qty is not None else notional
     allowed, binding = want, []
-    for rule, room, what in self._rooms(signal.symbol, context, price):
+    for rule, room, what in self._rooms(signal.symbol, context, price, want):
         room = max(room, Decimal(0))
         if want <= room: rules.append(RuleResult(rule, True, f"{_fmt(want)} fits room {_fmt(room)}: {what}"))
         else:

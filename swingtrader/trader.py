@@ -238,7 +238,7 @@ def _exit(self:Trader, sig:Signal) -> list[Intent]:
     held = self.held(sig.symbol)
     if held <= 0: return self._skip(sig, "nothing held to sell")
     if self.exit_pending(sig.symbol): return self._skip(sig, "an exit order is already working")
-    decision = self.guard.evaluate(sig, self.context(sig.symbol, sig.time), qty=held)
+    decision = self.guard.evaluate(sig, self.context(sig.symbol, sig.time, full=False), qty=held)
     if self.audit is not None: self.audit.risk_check(sig, decision, held)
     if not decision.passed: return self._skip(sig, decision.reason, decision, long=True)
     req = OrderRequest(sig.symbol, Side.SELL, qty=decision.qty, client_key=client_key_for(sig.id))

@@ -5,7 +5,7 @@
 # %% ../../nbs/11_sim_engine.ipynb #d5172003
 from __future__ import annotations
 import math
-from dataclasses import replace as _replace
+from dataclasses import fields, replace as _dc_replace
 from decimal import Decimal, ROUND_DOWN
 
 from fastcore.basics import patch
@@ -19,6 +19,16 @@ from .checks import Reject, check_order
 
 _ZERO, _CENT, _NANO = Decimal(0), Decimal("0.01"), Decimal("1e-9")
 _INF = float("inf")
+
+_ORDER_FIELDS = tuple(f.name for f in fields(Order))
+_new, _set = object.__new__, object.__setattr__
+
+def _replace(o, **changes):
+    "`dataclasses.replace` for the engine's orders, without its per-call introspection (`Order` has no `__post_init__`)."
+    if type(o) is not Order or not changes.keys() <= set(_ORDER_FIELDS): return _dc_replace(o, **changes)
+    n = _new(Order)
+    for f in _ORDER_FIELDS: _set(n, f, changes[f] if f in changes else getattr(o, f))
+    return n
 
 # %% auto #0
 __all__ = ['MatchingEngine']
@@ -51,6 +61,7 @@ class MatchingEngine:
         self._bar_ns = int(self.config.bar_seconds) * 10**9
         self._slip = self.config.slippage_bps / 1e4
         self._close_mode = self.config.fill_at == "close"
+        self.quiet_accepts = False           # True (backtests): an order filled completely on arrival emits only its fill, not `accepted` first
 
     def __repr__(self): return f"MatchingEngine({len(self.books)} symbols, {len(self.working)} open orders, {len(self.fills)} fills)"
 
@@ -167,12 +178,15 @@ def _accept(self:MatchingEngine, order:Order, now_ns:int, mode:FillMode, est:Dec
     close_ns = int(ss.closes[i]) if order.tif is TimeInForce.DAY else None
     order = _replace(order, status=OrderStatus.ACCEPTED, broker_status="accepted")
     self.by_key[order.client_key] = order.id
+    at = len(self.outbox)
     self._emit(OrderEvent.ACCEPTED, order, now_ns)
     w = Working(order, self.n_orders, active, close_ns, mode, est, res_share)
     self.working[order.id] = w
     self.reserve(w)
     if close_ns is not None: self.next_due = min(self.next_due, close_ns) if self.next_due else close_ns
     self._place(w, now_ns, bell)
+    if self.quiet_accepts and w.order.status is OrderStatus.FILLED and self.outbox[at].event is OrderEvent.ACCEPTED:
+        del self.outbox[at]                  # its fill says all the acceptance did (status, broker id), and more
     return self.orders[order.id]
 
 # %% ../../nbs/11_sim_engine.ipynb #a8c23615
