@@ -12,7 +12,7 @@ from fastcore.basics import patch
 
 from .config import Settings, SwingtraderError
 from .clock import Clock, MarketCalendar, SimClock, UTC, NY
-from .models import Bar, Order, OrderEvent, OrderUpdate
+from .models import Bar, Order, OrderEvent, OrderStatus, OrderUpdate
 from .broker import BrokerError, OrderRejected, OrderNotFound, RateLimited, UNREACHABLE, MarketData, OrderUpdates
 from .bot_stops import BotStops
 from .bot_reconcile import BotReconcile
@@ -469,6 +469,23 @@ async def _settled(self:Bot, order_ids:set[str], timeout:float=10.0) -> bool:
     return True
 
 @patch
+def _apply_final(self:Bot, o:Order) -> bool:
+    "Apply a broker's final answer for an order (a cancel's) now, when it adds no fill the ledger lacks; True when applied."
+    row = self.ledger.order(o.client_key) or self.ledger.order_by_broker_id(o.id)
+    if row is None or not row.is_open or o.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED) or o.filled_qty != row.filled_qty:
+        return False                    # not final, unknown, or a fill is still on its way: the update stream settles it
+    self.on_update(OrderUpdate(OrderEvent.EXPIRED if o.status is OrderStatus.EXPIRED else OrderEvent.CANCELLED, o, o.updated_at or self.clock.now()))
+    return True
+
+@patch
+async def _final_day_orders(self:Bot):
+    "Book the final state of every day order the ledger still has working, asked of the broker (it expired or was cancelled at the bell)."
+    for row in self.ledger.orders("open"):
+        if row.tif.value != "day" or not row.broker_order_id: continue
+        try: self._apply_final(await self.call(self.broker.order, row.broker_order_id, what="order"))
+        except Exception as e: self._fail("close", e)
+
+@patch
 async def at_close(self:Bot, day:date):
     "Cancel working day orders, write the daily summary (audit + ledger + notifier), checkpoint."
     d = self.day
@@ -479,9 +496,11 @@ async def at_close(self:Bot, day:date):
                 try:
                     c = await self.call(self.broker.cancel, o.id, what="cancel")
                     cancelled.add(o.id)
+                    self._apply_final(c)      # the cancel's own answer, at once: the stream may lag (and its copy is then a no-op)
                     if self.audit is not None: self.audit.cancel(c, self.broker_name, reason="session close")
                 except OrderNotFound: pass
-        if self.trader.broker_stops:         # an exit cancelled at the bell leaves its position to the GTC stop overnight
+        if self.trader.broker_stops:         # an exit cancelled (or expired) at the bell leaves its position to the GTC stop overnight
+            await self._final_day_orders()
             await self._settled(cancelled)
             await self.sync_stops()
         acct = await self.refresh_account()
@@ -519,9 +538,8 @@ async def obey_commands(self:Bot) -> list:
     done = []
     for c in self.ledger.take_pending_commands():
         try:
-            if c.kind == "flatten" and not await self.release_all_stops(c.args.get("symbols")):   # stops first: never two sells for the same shares
-                raise BotError("a protective stop could not be cancelled before the flatten.", "check the open orders at the broker, then flatten again.")
-            res = await asyncio.to_thread(self.kill_switch.apply, c)
+            if c.kind == "flatten": res = await self.flatten_now(c.args.get("symbols"), command=c)   # stops first: never two sells for the same shares
+            else: res = await asyncio.to_thread(self.kill_switch.apply, c)
             done.append(self.ledger.complete_command(c.id, True, res))
         except Exception as e:
             self._fail(f"command {c.kind}", e)
@@ -586,9 +604,7 @@ async def shutdown(self:Bot):
     self._stopping = True
     if self._flatten_on_stop:
         try:
-            if not await self.release_all_stops():
-                raise BotError("a protective stop could not be cancelled before the flatten.", "check the open orders at the broker, then flatten again.")
-            await asyncio.to_thread(self.kill_switch.flatten)
+            await self.flatten_now()
         except Exception as e: self._fail("flatten", e)
     elif self.started and (self.trader.broker_stops or self.trader.protective):
         try: await asyncio.wait_for(self.sync_stops(), 60)     # leave every position protected at the broker

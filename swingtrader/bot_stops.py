@@ -9,6 +9,7 @@ import asyncio, logging
 from fastcore.basics import patch
 
 from .broker import OrderNotFound, OrderRejected
+from .config import SwingtraderError
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,22 @@ async def _release_stop(self:BotStops, symbol:str) -> bool:
     return await self.executor.run_async(self.executor.release_plan(symbol), self.call)
 
 @patch
-async def release_all_stops(self:BotStops, symbols:list[str]|None=None) -> bool: # only these symbols' stops (None: every one)
+async def release_all_stops(self:BotStops, symbols:list[str]|None=None, # only these symbols' stops (None: every one)
+                            gated:bool=True) -> bool: # False: the caller already holds the order gate
     "Cancel the protective stops (before a flatten of these symbols, or of all); True when they are all gone."
+    if gated:
+        async with self._order_gate: return await self.release_all_stops(symbols, gated=False)
     ok = True
-    async with self._order_gate:
-        for sym in list(self.trader.protective):
-            if symbols is None or sym in symbols: ok = await self._release_stop(sym) and ok
+    for sym in list(self.trader.protective):
+        if symbols is None or sym in symbols: ok = await self._release_stop(sym) and ok
     return ok
+
+@patch
+async def flatten_now(self:BotStops, symbols:list[str]|None=None, # only these positions (None: every one)
+                      command=None) -> object: # a ledger flatten command to apply (None: `KillSwitch.flatten(symbols)`)
+    "Release the protective stops, then send the closing orders — both under the order gate, so no stop is re-placed in between (two sells for the same shares)."
+    async with self._order_gate:
+        if not await self.release_all_stops(symbols, gated=False):
+            raise SwingtraderError("a protective stop could not be cancelled before the flatten.", "check the open orders at the broker, then flatten again.")
+        if command is not None: return await asyncio.to_thread(self.kill_switch.apply, command)
+        return await asyncio.to_thread(self.kill_switch.flatten, symbols)

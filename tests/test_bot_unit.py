@@ -129,7 +129,32 @@ def test_flatten_of_one_symbol_keeps_the_other_positions_stops():
         await bot.shutdown()
         return one, other, held, done
     one, other, held, done = asyncio.run(go())
-    assert [c.status for c in done] == ["done"]
+    assert [c.status for c in done] == ["done"], [(c.status, c.result) for c in done]
     assert sim.order(held[other].id).status.is_open                          # the other position keeps its broker stop
     assert not sim.order(held[one].id).status.is_open                        # the closed one's stop is gone
-    assert not any(p.symbol == one and p.qty for p in sim.positions()) and any(p.symbol == other and p.qty for p in sim.positions())
+    assert not any(p.symbol == one and p.qty for p in sim.positions()) and any(p.symbol == other and p.qty for p in sim.positions()), (one, other, sim.positions(), done)
+
+
+def test_close_applies_the_cancel_answer_without_waiting_for_the_stream(tmp_path):
+    "At the bell the bot cancels working day orders and books each cancel from the broker's own answer: the ledger (and so the\n    protective-stop sync right after) no longer depends on the update stream's timing."
+    from decimal import Decimal
+    from swingtrader.bot import DaySummary
+    from swingtrader.models import OrderRequest, Side
+    op = datetime(2026, 3, 3, 14, 30, tzinfo=timezone.utc)
+    sim = SimBroker.from_seed(seed=3, symbols=2, start=date(2026, 3, 2), end=date(2026, 3, 3), clock=SimClock(op, mode="manual"))
+    sim.advance_to(op + timedelta(minutes=30))
+    ledger = Ledger(tmp_path / "l.sqlite", clock=sim.clock)
+    bot = sim_bot(S, sim, ledger)                       # no start-up: no update consumer runs, only the close's own answers
+    sym = sim.symbols[0]
+    req = OrderRequest(sym, Side.BUY, qty=Decimal(1), type="limit", limit_price=round(sim.latest_quote(sym).bid * 0.9, 2))
+    ledger.record_intent(None, req); ledger.record_submitted(req.client_key, sim.submit(req))
+    assert ledger.order(req.client_key).status == "accepted"
+    bot.day = DaySummary(date(2026, 3, 3))
+    asyncio.run(bot.at_close(date(2026, 3, 3)))                                   # before the bell: cancelled by the close
+    assert ledger.order(req.client_key).status == "cancelled"
+    req2 = OrderRequest(sym, Side.BUY, qty=Decimal(1), type="limit", limit_price=round(sim.latest_quote(sym).bid * 0.9, 2))
+    ledger.record_intent(None, req2); ledger.record_submitted(req2.client_key, sim.submit(req2))
+    sim.advance_to(datetime(2026, 3, 3, 21, 1, tzinfo=timezone.utc))               # after the bell: it expired at the broker
+    asyncio.run(bot.at_close(date(2026, 3, 3)))
+    assert ledger.order(req2.client_key).status == "expired"
+    ledger.close()
