@@ -90,5 +90,8 @@ def test_backtest_and_bot_trip_the_same_rule_on_the_same_day(tmp_path, symbols, 
     # the same warm start: the first trade is the same symbol at the same bar
     bt_rows = res.trades.to_dict("records")
     assert first_trade(bt_rows) == first_trade(bot["trades"])
+    # ... which the backtest needs the warm-up for: cold, it waits `warmup_bars` bars of the week before its first entry
+    cold = Backtest(bot["sim"].market_bars, s, universe=bot["sim"].universe, start=FIRST, end=LAST, calendar=bot["sim"].calendar).run()
+    assert first_trade(cold.trades.to_dict("records"))[1] > first_trade(bot["trades"])[1]
     print(f"{symbols} symbols, seed {seed}: both {bot_trips}; minute bot {trip_at['bot']:%H:%M} / backtest {trip_at['bt']:%H:%M} UTC; "
           f"trades bot {len(bot['trades'])} / backtest {len(res.trades)}")
