@@ -331,6 +331,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'swingtrader/backtest.py'),
                                       'swingtrader.backtest.Backtest.result': ('backtest.html#backtest.result', 'swingtrader/backtest.py'),
                                       'swingtrader.backtest.Backtest.run': ('backtest.html#backtest.run', 'swingtrader/backtest.py'),
+                                      'swingtrader.backtest.Backtest.warm_up': ( 'backtest.html#backtest.warm_up',
+                                                                                 'swingtrader/backtest.py'),
                                       'swingtrader.backtest.BacktestError': ('backtest.html#backtesterror', 'swingtrader/backtest.py'),
                                       'swingtrader.backtest.BacktestResult': ('backtest.html#backtestresult', 'swingtrader/backtest.py'),
                                       'swingtrader.backtest.BacktestResult.__repr__': ( 'backtest.html#backtestresult.__repr__',

@@ -555,3 +555,19 @@ def run_backtest(settings:Settings, start, end, # New York dates, inclusive
         symbols = int(symbols) if symbols.strip().isdigit() else [x for x in symbols.split(",") if x.strip()]
     if fill_at not in ("close", "quote", "bar"): raise BacktestError(f"fill_at={fill_at!r} is unknown.", "use close, quote or bar.")
     return Backtest.from_seed(settings, symbols, start, end, seed, fill_at=fill_at, progress=progress, **kw).run()
+
+# %% ../nbs/70_backtest.ipynb #adb348ec
+@patch
+def warm_up(self:Backtest, history:dict[str, pd.DataFrame], # bars per symbol (1m or the strategy's timeframe); only those closed before the first traded bar are used
+            ) -> int:
+    "Feed history to the strategy without trading (the bot's pre-open backfill); returns the bars fed."
+    from swingtrader.models import Bar
+    if self.k: raise BacktestError("this backtest has already run bars.", "call warm_up before run().")
+    first, tf, tf_min, rows = int(self._t0[0]), self.settings.timeframe, self.bar_ns // 60_000_000_000, []
+    for sym, df in history.items():
+        if sym not in self.bars or df is None or not len(df): continue
+        if _spacing(df) != tf_min: df = resample_bars(df, tf, calendar=self.broker.calendar)
+        df = df[df.index.as_unit("ns").asi8 + self.bar_ns <= first]
+        rows += [(t, sym, o, h, l, c) for t, o, h, l, c in zip(df.index, df["open"], df["high"], df["low"], df["close"])]
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return self.trader.warm_up(Bar(sym, t.to_pydatetime(), float(o), float(h), float(l), float(c), 0.0, tf) for t, sym, o, h, l, c in rows)
