@@ -3452,6 +3452,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                                              'swingtrader/tastytrade/order_updates.py'),
                                                       'swingtrader.tastytrade.order_updates.TastytradeOrderUpdates.streaming': ( 'tastytrade_order_updates.html#tastytradeorderupdates.streaming',
                                                                                                                                  'swingtrader/tastytrade/order_updates.py'),
+                                                      'swingtrader.tastytrade.order_updates._contracts': ( 'tastytrade_order_updates.html#_contracts',
+                                                                                                           'swingtrader/tastytrade/order_updates.py'),
                                                       'swingtrader.tastytrade.order_updates._fills_complete': ( 'tastytrade_order_updates.html#_fills_complete',
                                                                                                                 'swingtrader/tastytrade/order_updates.py'),
                                                       'swingtrader.tastytrade.order_updates._updated': ( 'tastytrade_order_updates.html#_updated',
