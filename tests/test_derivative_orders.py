@@ -153,7 +153,10 @@ def test_option_and_spread_fills_arrive_on_the_order_updates_stream(env):
     fills = [e.fill for e in evs if e.fill]
     assert sorted((f.order_id, f.symbol, f.side, f.qty) for f in fills) == sorted(
         [(single.id, sym, Side.BUY, 1), (spread.id, lo, Side.SELL, 2), (spread.id, hi, Side.BUY, 2)])
-    assert any(e.event is OrderEvent.FILL for e in evs) and ups.stats["streamer_events"] >= 1
+    assert [e.event for e in evs if e.fill and e.fill.order_id == single.id] == [OrderEvent.FILL]
+    # a spread is filled when every leg is: the first leg's fill is partial, the last one completes it
+    assert [e.event for e in evs if e.fill and e.fill.order_id == spread.id] == [OrderEvent.PARTIAL_FILL, OrderEvent.FILL]
+    assert ups.stats["streamer_events"] >= 1
     assert all(isinstance(e.order, DerivativeOrder) for e in evs)
 
 
@@ -186,3 +189,18 @@ def test_the_emulator_refuses_an_unlisted_option_as_a_rejection(env):
         env.b.submit(OrderRequest("ZZZZ  990115C00001000", "buy", qty=1))
     pv = env.b.dry_run(OrderRequest("ZZZZ  990115C00001000", "buy", qty=1))
     assert not pv.ok and "invalid_symbol" in pv.errors[0]
+
+
+def test_the_body_is_tastytrades_documented_vertical():
+    "The request body of tastytrade's own example (a 1x1 AAPL call vertical for a 1.09 debit)."
+    req = MultiLegRequest([OrderLeg("AAPL  230818C00197500", "buy", 1), OrderLeg("AAPL  230818C00200000", "sell", 1)],
+                          limit_price="1.09", price_effect="debit", client_key="k1")
+    body = wire.derivative_body(req, source="my-app")
+    assert {k: body[k] for k in ("time-in-force", "order-type", "price", "price-effect", "source", "legs")} == {
+        "time-in-force": "Day", "order-type": "Limit", "price": "1.09", "price-effect": "Debit", "source": "my-app", "legs": [
+            {"instrument-type": "Equity Option", "symbol": "AAPL  230818C00197500", "quantity": 1, "action": "Buy to Open"},
+            {"instrument-type": "Equity Option", "symbol": "AAPL  230818C00200000", "quantity": 1, "action": "Sell to Open"}]}
+    assert body["external-identifier"] == "k1" and "advanced-instructions" not in body
+    fop = wire.derivative_body(MultiLegRequest([OrderLeg("./ESZ9 EW4U9 190927P2975", "sell", 1, "close")], limit_price="12.25", price_effect="credit"))
+    assert fop["legs"][0] == {"instrument-type": "Future Option", "symbol": "./ESZ9 EW4U9 190927P2975", "quantity": 1, "action": "Sell to Close"}
+    assert fop["advanced-instructions"] == {"strict-position-effect-validation": True}
