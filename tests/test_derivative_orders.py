@@ -204,3 +204,19 @@ def test_the_body_is_tastytrades_documented_vertical():
     fop = wire.derivative_body(MultiLegRequest([OrderLeg("./ESZ9 EW4U9 190927P2975", "sell", 1, "close")], limit_price="12.25", price_effect="credit"))
     assert fop["legs"][0] == {"instrument-type": "Future Option", "symbol": "./ESZ9 EW4U9 190927P2975", "quantity": 1, "action": "Sell to Close"}
     assert fop["advanced-instructions"] == {"strict-position-effect-validation": True}
+
+
+def test_a_working_limit_fills_on_a_later_market_event(env, emulator_control):
+    "A Live limit is re-checked on market events: once marketable it fills, and our client sees the fill."
+    sym = option(env, 1, "P")
+    m = mid(env, sym)
+    tick = wire.derivative_tick(sym, m)
+    o = env.b.submit(OrderRequest(sym, "buy", qty=1, type="limit", limit_price=max(tick, on_tick(m, tick, up=False) - 2 * tick)))
+    assert o.broker_status == "Live"
+    assert env.b.order(o.id).broker_status == "Live"
+    emulator_control("clock", seconds=60)                                # the market moves on; the bid is still too low
+    assert env.b.order(o.id).broker_status == "Live"
+    env.srv.call(lambda: env.dv.working.__setitem__(int(o.id), 1e9))   # as if the mids fell below the limit
+    f = wait_for(lambda: (x := env.b.order(o.id)).status is OrderStatus.FILLED and x)
+    assert f.status is OrderStatus.FILLED and f.filled_qty == 1 and f.avg_fill_price > 0
+    assert {p.symbol: p.qty for p in env.b.positions()}[sym] == 1

@@ -660,7 +660,11 @@ def notify(self:Derivatives, order:dict, filled:bool=False):
     "Push `order` (and after a fill each leg's position and the balances) to connected account streamers."
     emu = self.emu
     if not getattr(emu, "streamers", None): return
-    from .streamer import broadcast
+    from swingtrader.tastytrade.wire import streamer_message
+    def broadcast(emu, type, data):      # as the account-streamer room does (rooms import only core)
+        msg = streamer_message(type, data, emu.clock.now())
+        for s in list(emu.streamers):
+            if s.connected: s.queue.put_nowait(msg)
     broadcast(emu, "Order", order)
     if not filled: return
     for leg in order.get("legs") or []:
@@ -847,12 +851,22 @@ def setup_derivatives(app:web.Application, emu,
             try: dv.push_updates(dx, ev)
             except Exception as e: dx_log.warning("derivative DXLink updates failed: %s", e)
         emu.add_market_listener(_on_market)
-    if hasattr(emu, "add_market_listener"):
-        dv = emu.derivatives
-        def _work(ev):
-            try: dv.work_orders()
-            except Exception as e: dx_log.warning("working derivative orders failed: %s", e)
-        emu.add_market_listener(_work)
+    dv = emu.derivatives
+    def _work(ev=None):
+        if not dv.working: return
+        try: dv.work_orders()
+        except Exception as e: dx_log.warning("working derivative orders failed: %s", e)
+    if hasattr(emu, "add_market_listener"): emu.add_market_listener(_work)
+    async def _worker(app):        # also every `work_interval` s: quotes move with the clock even when nobody streams them
+        import asyncio, contextlib
+        async def loop():
+            while True:
+                await asyncio.sleep(getattr(dv, "work_interval", 0.5)); _work()
+        task = asyncio.get_running_loop().create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError): await task
+    app.cleanup_ctx.append(_worker)
     r = app.router
     r.add_get("/instruments/equity-options", equity_options)
     r.add_get("/instruments/equity-options/{symbol}", equity_option)
