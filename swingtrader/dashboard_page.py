@@ -370,12 +370,51 @@ def do_flatten(self:Dashboard) -> bool:
     self.confirm_row.visible = False
     return self._act(dashboard_flatten, self.ledger_path, "", self.via)
 
+# %% ../nbs/80a_dashboard_page.ipynb #69fc54b5
+@patch
+def greeks_tab(self:Dashboard) -> pn.Column:
+    "The 'Positions & greeks' tab's widgets (built once)."
+    from swingtrader.dashboard_greeks import greeks_source_problem, TOTAL_COLUMNS
+    from swingtrader.positions import COLUMNS as GREEK_COLUMNS
+    if getattr(self, "_greeks_tab", None) is not None: return self._greeks_tab
+    self.greeks_table = _table(pd.DataFrame(columns=GREEK_COLUMNS), height=360)
+    self.greeks_by_root = _table(pd.DataFrame(columns=["root"] + TOTAL_COLUMNS), height=200)
+    self.greeks_totals = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["st-greeks"])
+    self.greeks_btn = pn.widgets.Button(label="Read positions and greeks", color="primary", width=240)
+    problem = greeks_source_problem(self.settings)
+    self.greeks_note = pn.pane.Markdown(problem or "Press the button to read the account's positions and greeks (a few seconds).",
+                                        css_classes=["st-greeks-note"])
+    self.greeks_btn.disabled = problem is not None
+    self.greeks_btn.on_click(lambda e: self.refresh_greeks())
+    self._greeks_tab = pn.Column(pn.Row(self.greeks_btn, self.greeks_note), self.greeks_totals, self.greeks_table,
+                                 pn.pane.Markdown("#### Totals by underlying"), self.greeks_by_root, sizing_mode="stretch_width")
+    return self._greeks_tab
+
+@patch
+def refresh_greeks(self:Dashboard, wait:float=3.0) -> bool:
+    "Read the positions with greeks into the tab; False (and the reason shown) when that fails."
+    from swingtrader.dashboard_greeks import greeks_source_problem, load_portfolio, greeks_frames
+    self.greeks_tab()
+    if (problem := greeks_source_problem(self.settings)): self.greeks_note.object = problem; return False
+    try:
+        pf = load_portfolio(self.settings, wait=wait)
+        pos, by_root, totals = greeks_frames(pf, self.settings.positions_beta_delta_band)
+    except SwingtraderError as e: self.greeks_note.object = self.scrub.text(f"Reading positions failed: {e}"); return False
+    except Exception as e:
+        log.exception("reading positions with greeks failed")
+        self.greeks_note.object = self.scrub.text(f"Reading positions failed: {type(e).__name__}: {e}"); return False
+    _set(self.greeks_table, pos); _set(self.greeks_by_root, by_root)
+    self.greeks_totals.object = totals
+    self.greeks_note.object = f"Read at {ny_time(pd.Timestamp.now(tz='UTC'), '%H:%M:%S %Z')}."
+    return True
+
 # %% ../nbs/80a_dashboard_page.ipynb #38fc86df
 @patch
 def view(self:Dashboard) -> pn.template.BaseTemplate:
     "The page: state and headline numbers on top, tables and charts in tabs, the kill switch in the sidebar."
     close = pn.Column(pn.Row(self.close_symbol, self.close_btn), self.close_note, self.close_row)
-    self.tabs = tabs = pn.Tabs(("Positions", pn.Column(self.positions, close, sizing_mode="stretch_width")), ("Orders", self.orders),
+    self.tabs = tabs = pn.Tabs(("Positions", pn.Column(self.positions, close, sizing_mode="stretch_width")),
+                   ("Positions & greeks", self.greeks_tab()), ("Orders", self.orders),
                    ("Fills", self.fills), ("Trades", self.trades),
                    ("Risk", pn.Column(pn.pane.Markdown("#### Every rule: use against its limit (dashed line = limit)"), self.rules,
                                       pn.pane.Markdown("#### Per position and sector"), self.limits, sizing_mode="stretch_width")),

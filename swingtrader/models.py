@@ -13,10 +13,11 @@ from enum import Enum
 from .config import SwingtraderError
 
 # %% auto #0
-__all__ = ['MONTH_CODES', 'InvalidSymbol', 'InvalidOrder', 'D', 'EquitySymbol', 'OptionSymbol', 'FutureSymbol',
-           'FutureOptionSymbol', 'parse_symbol', 'Bar', 'Quote', 'Trade', 'Asset', 'Side', 'OrderType', 'TimeInForce',
-           'OrderStatus', 'new_client_key', 'OrderRequest', 'Fill', 'Order', 'OrderEvent', 'OrderUpdate',
-           'OrderPreview', 'Position', 'Account', 'SignalAction', 'Signal']
+__all__ = ['MONTH_CODES', 'INSTRUMENT_TYPES', 'LEG_EFFECTS', 'InvalidSymbol', 'InvalidOrder', 'D', 'EquitySymbol', 'OptionSymbol',
+           'FutureSymbol', 'FutureOptionSymbol', 'parse_symbol', 'Bar', 'Quote', 'Trade', 'Asset', 'Side', 'OrderType',
+           'TimeInForce', 'OrderStatus', 'new_client_key', 'OrderRequest', 'Fill', 'Order', 'OrderEvent', 'OrderUpdate',
+           'OrderPreview', 'Position', 'Account', 'SignalAction', 'Signal', 'instrument_type', 'is_derivative',
+           'underlying_of', 'OrderLeg', 'MultiLegRequest', 'DerivativeOrder']
 
 # %% ../nbs/01_models.ipynb #1344f44f
 class InvalidSymbol(SwingtraderError):
@@ -410,3 +411,129 @@ class Signal:
     def direction(self) -> str:
         "long for entries, neutral for exits (the audit schema's vocabulary)."
         return "long" if self.action is SignalAction.ENTER_LONG else "neutral"
+
+# %% ../nbs/01_models.ipynb #1512325b
+INSTRUMENT_TYPES = {OptionSymbol: "Equity Option", FutureSymbol: "Future", FutureOptionSymbol: "Future Option", EquitySymbol: "Equity"}
+
+def instrument_type(symbol:str) -> str:
+    "tastytrade's `instrument-type` for a symbol: Equity, Equity Option, Future or Future Option."
+    return INSTRUMENT_TYPES[type(parse_symbol(symbol))]
+
+def is_derivative(symbol:str) -> bool:
+    "Is `symbol` an option, a future or a future option?"
+    return instrument_type(symbol) != "Equity"
+
+def underlying_of(symbol:str) -> str:
+    "The underlying an order groups by: the option's root ticker, the future (`/ESH6`) of a future or future option."
+    p = parse_symbol(symbol)
+    return p.root if isinstance(p, OptionSymbol) else p.code if isinstance(p, FutureSymbol) else p.future.code if isinstance(p, FutureOptionSymbol) else p.ticker
+
+# %% ../nbs/01_models.ipynb #c3ca2441
+LEG_EFFECTS = ("auto", "open", "close")
+
+def _whole(v, what:str) -> Decimal:
+    d = D(v, what)
+    if d <= 0 or d != d.to_integral_value(): _bad(f"{what}={v} is not a whole number of contracts above zero.", "give e.g. 1 or 2.")
+    return d.to_integral_value()
+
+@dataclass(frozen=True, slots=True)
+class OrderLeg:
+    "One leg of an option or futures order: symbol, side, whole contracts, open/close (`auto`: from the position)."
+    symbol: str
+    side: Side
+    qty: Decimal
+    effect: str = "auto"
+    def __post_init__(self):
+        if not isinstance(self.symbol, str): _bad(f"leg symbol {self.symbol!r} is not a symbol.", "give an OCC option, a future (/ESH6) or a future option.")
+        sym = parse_symbol(self.symbol)
+        if isinstance(sym, EquitySymbol):
+            _bad(f"leg {self.symbol} is an equity.", "order shares with OrderRequest; legs are options, futures and future options.")
+        object.__setattr__(self, "symbol", str(sym))
+        try: object.__setattr__(self, "side", Side(self.side.value if isinstance(self.side, Enum) else str(self.side).lower()))
+        except ValueError: _bad(f"leg side={self.side!r} is not valid.", "use buy or sell.")
+        object.__setattr__(self, "qty", _whole(self.qty, f"leg {self.symbol} qty"))
+        if self.effect not in LEG_EFFECTS: _bad(f"leg effect={self.effect!r} is not valid.", f"use one of {', '.join(LEG_EFFECTS)}.")
+    @property
+    def instrument_type(self) -> str: return instrument_type(self.symbol)
+
+# %% ../nbs/01_models.ipynb #665057d8
+def _gcd_qty(qs) -> Decimal:
+    import math
+    g = 0
+    for q in qs: g = math.gcd(g, int(q))
+    return Decimal(g)
+
+@dataclass(frozen=True, slots=True)
+class MultiLegRequest:
+    "An option/futures order of 1-4 legs at one net `limit_price` per spread unit (`price_effect` debit/credit), or a one-leg market order."
+    legs: tuple
+    type: OrderType = OrderType.LIMIT
+    tif: TimeInForce = TimeInForce.DAY
+    limit_price: Decimal|None = None
+    price_effect: str|None = None      # debit: we pay; credit: we receive (limit orders)
+    client_key: str = field(default_factory=new_client_key)
+
+    def __post_init__(self):
+        legs = tuple(self.legs) if isinstance(self.legs, (list, tuple)) else _bad("legs must be a list of OrderLeg.", "give legs=[OrderLeg(...), ...].")
+        if not 1 <= len(legs) <= 4: _bad(f"An order has 1 to 4 legs, not {len(legs)}.", "split it into several orders.")
+        if not all(isinstance(x, OrderLeg) for x in legs): _bad("every leg must be an OrderLeg.", "build legs with OrderLeg(symbol, side, qty).")
+        object.__setattr__(self, "legs", legs)
+        syms = [x.symbol for x in legs]
+        if len(set(syms)) != len(syms): _bad("a symbol appears in two legs.", "give each instrument once.")
+        kinds = {x.instrument_type for x in legs}
+        if "Future" in kinds and len(legs) > 1: _bad("a futures order has one leg.", "place each future separately.")
+        if len({underlying_of(s) for s in syms}) > 1 and not kinds <= {"Future Option"}:
+            _bad(f"legs on different underlyings ({', '.join(sorted({underlying_of(s) for s in syms}))}).", "one order trades one underlying.")
+        for name, enum in (("type", OrderType), ("tif", TimeInForce)):
+            v = getattr(self, name)
+            try: object.__setattr__(self, name, enum(v.value if isinstance(v, Enum) else str(v).lower()))
+            except ValueError: _bad(f"{name}={v!r} is not valid.", f"use one of {', '.join(e.value for e in enum)}.")
+        if self.type not in (OrderType.MARKET, OrderType.LIMIT):
+            _bad(f"{self.type.value} orders on options and futures are not supported.", "use a limit or a market order.")
+        if self.type is OrderType.MARKET:
+            if len(legs) > 1: _bad("a market order has one leg.", "price a spread with a limit order.")
+            if self.tif is not TimeInForce.DAY: _bad("GTC market orders are not supported.", "use a day market order or a GTC limit.")
+            if self.limit_price is not None or self.price_effect is not None: _bad("a market order has a limit_price.", "drop limit_price/price_effect or use a limit order.")
+        else:
+            if self.limit_price is None: _bad("a limit order has no limit_price.", "give limit_price (net per spread unit) and price_effect.")
+            p = D(self.limit_price, "limit_price")
+            if p < 0: _bad(f"limit_price={self.limit_price} is negative.", "give the net price as a positive amount with price_effect debit or credit.")
+            object.__setattr__(self, "limit_price", p)
+            eff = self.price_effect if self.price_effect is not None else ("debit" if legs[0].side is Side.BUY else "credit") if len(legs) == 1 else None
+            if eff not in ("debit", "credit"): _bad(f"price_effect={self.price_effect!r} is not valid.", "use debit (you pay) or credit (you receive).")
+            object.__setattr__(self, "price_effect", eff)
+            if all(x.side is Side.BUY for x in legs) and eff == "credit": _bad("an order that only buys cannot be for a credit.", "use price_effect='debit'.")
+            if all(x.side is Side.SELL for x in legs) and eff == "debit": _bad("an order that only sells cannot be for a debit.", "use price_effect='credit'.")
+        if not isinstance(self.client_key, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.client_key):
+            _bad(f"client_key={self.client_key!r} is not usable.", "use 1-64 letters, digits or _.:- (or leave it out to generate one).")
+
+    @property
+    def qty(self) -> Decimal: return _gcd_qty(x.qty for x in self.legs)
+    @property
+    def ratios(self) -> tuple: return tuple(x.qty / self.qty for x in self.legs)
+    @property
+    def symbol(self) -> str: return self.legs[0].symbol if len(self.legs) == 1 else underlying_of(self.legs[0].symbol)
+    @property
+    def side(self) -> Side:
+        if self.price_effect is None: return self.legs[0].side
+        return Side.BUY if self.price_effect == "debit" else Side.SELL
+    notional = None
+    stop_price = None
+
+    @classmethod
+    def from_request(cls, r:OrderRequest, effect:str="auto") -> MultiLegRequest:
+        "One leg from an `OrderRequest` whose symbol is an option, future or future option."
+        if r.notional is not None: _bad(f"a notional order for {r.symbol}.", "give qty in contracts for options and futures.")
+        if r.type not in (OrderType.MARKET, OrderType.LIMIT):
+            _bad(f"{r.type.value} orders on {r.symbol} are not supported.", "use a limit or a market order.")
+        return cls((OrderLeg(r.symbol, r.side, r.qty, effect),), type=r.type, tif=r.tif, limit_price=r.limit_price,
+                   price_effect=None, client_key=r.client_key)
+
+# %% ../nbs/01_models.ipynb #b678356c
+@dataclass(frozen=True, slots=True)
+class DerivativeOrder(Order):
+    "An option/futures order at the broker: an `Order` whose quantities count spread units, with its legs."
+    legs: tuple = ()
+    price_effect: str|None = None
+    @property
+    def instrument_types(self) -> tuple: return tuple(x.instrument_type for x in self.legs)

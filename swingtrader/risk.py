@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'LEVERAGE', 'TRIGGERS', 'RiskAction', 'RuleResult', 'Decision', 'KillState', 'RiskContext', 'correlation',
-           'RiskGuard', 'TripReport', 'KillSwitch', 'halt', 'reset_halt', 'flatten']
+           'RiskGuard', 'TripReport', 'KillSwitch', 'halt', 'reset_halt', 'flatten', 'exposure_context']
 
 # %% ../nbs/44_risk.ipynb #ff647c4f
 class RiskAction(str, Enum):
@@ -443,3 +443,59 @@ def apply(self:KillSwitch, command) -> str:
         keys, errors = self.flatten(command.args.get("symbols"))
         return f"flatten sent {len(keys)} orders" + (f"; errors: {'; '.join(errors)}" if errors else "")
     raise SwingtraderError(f"command {command.kind!r} is unknown.", "use halt, resume or flatten.")
+
+# %% ../nbs/44_risk.ipynb #5c29f638
+from dataclasses import replace as _replace
+from .models import underlying_of
+from .sizer import contract_multiplier
+
+def exposure_context(ctx:RiskContext, # the snapshot
+                     multipliers:Mapping[str, Decimal]|None=None, # contract multipliers by symbol or root (default: swingtrader.instruments)
+                     *symbols:str) -> RiskContext: # more derivative symbols that need their underlying's sector and returns
+    "`ctx` with option/future positions scaled to notional (qty × multiplier) and given their underlying's sector and returns."
+    mult = {p.symbol: m for p in ctx.positions if p.qty != 0 and (m := contract_multiplier(p.symbol, multipliers)) is not None}
+    extra = [s for s in symbols if contract_multiplier(s, multipliers) is not None]
+    if not mult and not extra: return ctx
+    positions = tuple(_replace(p, qty=p.qty * mult[p.symbol]) if p.symbol in mult else p for p in ctx.positions)
+    sectors, returns = dict(ctx.sectors), dict(ctx.returns)
+    for s in list(mult) + extra:
+        und = underlying_of(s)
+        if not sectors.get(s): sectors[s] = ctx.sectors.get(und) or ctx.sectors.get(und[:3] if und.startswith("/") else und)
+        if s not in returns and und in ctx.returns: returns[s] = ctx.returns[und]
+    return _replace(ctx, positions=positions, sectors=sectors, returns=returns)
+
+# %% ../nbs/44_risk.ipynb #5272f480
+_evaluate_shares = RiskGuard.evaluate
+
+@patch
+def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal (an equity, or an option/future/future option)
+             context:RiskContext, # the snapshot to judge it against
+             qty:Decimal|None=None, # proposed shares or contracts …
+             notional:Decimal|None=None) -> Decision: # … or proposed USD (equities only)
+    "PASS, RESIZE, REJECT or HALT; option and futures positions and entries count by notional (contracts × price × multiplier)."
+    mults = getattr(self, "multipliers", None)
+    m = contract_multiplier(signal.symbol, mults)
+    if m is None: return _evaluate_shares(self, signal, exposure_context(context, mults), qty, notional)
+    if signal.action is SignalAction.EXIT_LONG: return _evaluate_shares(self, signal, context, qty, notional)   # contracts against contracts
+    if qty is None or notional is not None:
+        raise SwingtraderError(f"RiskGuard.evaluate for {signal.symbol} needs qty in contracts.", "pass the sizer's qty; options and futures have no notional orders.")
+    qty = D(qty, "qty")
+    price = _price(context, signal.symbol, signal.price)
+    ctx = exposure_context(context, mults, signal.symbol)
+    rules: list[RuleResult] = []
+    if (d := self._halting(ctx, rules)) is not None: return d
+    per = price * m
+    want = qty * per
+    rules.append(RuleResult("contract_notional", True, f"{qty} contracts × {_fmt(price)} × {m.normalize():f} = {_fmt(want)}"))
+    allowed, binding = want, []
+    for rule, room, what in self._rooms(signal.symbol, ctx, price):
+        room = max(room, Decimal(0))
+        if want <= room: rules.append(RuleResult(rule, True, f"{_fmt(want)} fits room {_fmt(room)}: {what}"))
+        else:
+            rules.append(RuleResult(rule, False, f"{_fmt(want)} exceeds room {_fmt(room)}: {what}"))
+            binding.append(rule); allowed = min(allowed, room)
+    if not binding: return Decision(RiskAction.PASS, qty, None, tuple(rules), "all rules passed")
+    new_q = (allowed / per).quantize(Decimal(1), rounding=ROUND_DOWN) if per > 0 else Decimal(0)
+    if new_q <= 0:
+        return Decision(RiskAction.REJECT, None, None, tuple(rules), f"not one contract ({_fmt(per)} notional) fits {', '.join(binding)} (room {_fmt(allowed)})")
+    return Decision(RiskAction.RESIZE, new_q, None, tuple(rules), f"resized to {new_q} contracts to fit {', '.join(binding)}")

@@ -11,7 +11,7 @@ from .config import SwingtraderError, Settings
 from .models import D, Account, Asset, Signal, SignalAction
 
 # %% auto #0
-__all__ = ['SizingError', 'SizeDecision', 'Sizer']
+__all__ = ['SizingError', 'SizeDecision', 'Sizer', 'contract_multiplier']
 
 # %% ../nbs/42_sizer.ipynb #76fbd698
 class SizingError(SwingtraderError):
@@ -129,3 +129,71 @@ def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR
                "funds": f"{source} {_usd(funds)} does not buy one share at {_usd(price)}"}[binding]
         return zero(binding, why, *reasons)
     return SizeDecision(n, None, binding, tuple(reasons))
+
+# %% ../nbs/42_sizer.ipynb #28555b8d
+from functools import lru_cache
+from typing import Mapping
+from .models import InvalidSymbol, instrument_type
+from .instruments import SymbolError, instrument_of
+
+@lru_cache(maxsize=4096)
+def _kind(symbol:str) -> str:
+    try: return instrument_type(symbol)
+    except InvalidSymbol: return "Equity"
+
+def contract_multiplier(symbol:str, # an OCC option, a future (/ESH6), a future option; equities -> None
+                        overrides:Mapping[str, Decimal]|None=None) -> Decimal|None: # by symbol or root (/ES, AAPL), e.g. from tastytrade's instruments
+    "Dollars per point of one contract of `symbol`; `None` for an equity; `SizingError` for an unknown product."
+    if overrides and symbol in overrides: return D(overrides[symbol], "multiplier")
+    if _kind(symbol) == "Equity": return None
+    try: ins = instrument_of(symbol)
+    except SymbolError as e:
+        if overrides and (root := symbol.split()[0].lstrip(".")[:3]) in overrides: return D(overrides[root], "multiplier")
+        raise SizingError(f"the contract multiplier of {symbol} is unknown ({e.problem.rstrip('.')}).",
+                          f"pass multipliers={{'{symbol}': ...}} from tastytrade's instruments.") from None
+    if overrides and ins.root in overrides: return D(overrides[ins.root], "multiplier")
+    return ins.multiplier
+
+# %% ../nbs/42_sizer.ipynb #9e966b21
+@patch
+def size_contracts(self:Sizer, signal:Signal, # entry signal on an option/future/future option (price = premium or futures price)
+                   account:Account, committed:Decimal=Decimal(0),
+                   multiplier:Decimal|None=None) -> SizeDecision: # default: from the symbol (`contract_multiplier`)
+    "Size an entry in whole contracts: min of risk, position cap and funds, each per `price × multiplier`."
+    if signal.action is not SignalAction.ENTER_LONG:
+        raise SizingError(f"Sizer.size got a {signal.action.value} signal for {signal.symbol}.", "size entries only; an exit sells the position's quantity.")
+    sym = signal.symbol
+    m = D(multiplier, "multiplier") if multiplier is not None else contract_multiplier(sym)
+    if m is None: raise SizingError(f"{sym} is not an option or a future.", "size shares with Sizer.size.")
+    zero = lambda why, *r: SizeDecision(Decimal(0), None, why, tuple(r))
+    price = D(signal.price, "price")
+    if price <= 0 or m <= 0: return zero("price", f"{sym} price {signal.price} × multiplier {m} is not positive.")
+    E = account.equity
+    if E <= 0: return zero("equity", f"equity {_usd(E)} is not positive.")
+    funds, source = self.available_funds(account, committed)
+    per = price * m
+    future = _kind(sym) == "Future"
+    if future:
+        if signal.atr is None or not signal.atr > 0: return zero("atr", f"{sym} signal has no positive ATR ({signal.atr}): the risk per contract is unknown.")
+        at_risk, risk_what = self.k * D(signal.atr, "atr") * m, f"a {self.k.normalize():f}×ATR stop × {m.normalize():f} per point"
+    else: at_risk, risk_what = per, f"the premium {_usd(price)} × {m.normalize():f} (a long option's largest loss)"
+    risk_usd, cap_usd = self.risk * E, self.cap * E
+    caps = {"risk": (risk_usd / at_risk, f"risk {_pct(self.risk)} of equity = {_usd(risk_usd)} over {_usd(at_risk)}/contract ({risk_what})"),
+            "position_cap": (cap_usd / per, f"position cap {_pct(self.cap)} of equity = {_usd(cap_usd)} at {_usd(per)}/contract notional"),
+            "funds": (funds / per, f"{source} {_usd(funds)} at {_usd(per)}/contract notional")}
+    qty = {k: max(Decimal(0), _floor(v)) for k, (v, _) in caps.items()}
+    binding = min(qty, key=lambda k: (qty[k], list(qty).index(k)))
+    n = qty[binding]
+    reasons = [f"{caps[binding][1]} → {n} contracts (binding)"] + [f"{caps[k][1]} → {v} contracts" for k, v in qty.items() if k != binding]
+    if n == 0: return zero(binding, f"one contract of {sym} ({_usd(per)} notional) does not fit: {caps[binding][1]}", *reasons)
+    return SizeDecision(n, None, binding, tuple(reasons))
+
+_size_shares = Sizer.size
+
+@patch
+def size(self:Sizer, signal:Signal, account:Account, asset:Asset, committed:Decimal=Decimal(0)) -> SizeDecision:
+    "Size an entry: shares (or a notional) for equities; whole contracts by `price × multiplier` for options and futures."
+    if signal.action is SignalAction.ENTER_LONG and _kind(signal.symbol) != "Equity":
+        if not asset.tradable: return SizeDecision(Decimal(0), None, "not_tradable", (f"{signal.symbol} is not tradable at the broker.",))
+        return self.size_contracts(signal, account, committed)
+    return _size_shares(self, signal, account, asset, committed)

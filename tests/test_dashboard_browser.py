@@ -244,6 +244,11 @@ def test_dashboard_in_browser(server, browser, tmp_path):
     assert d.save_screenshot(str(shot))
     click_tab(d, "Fills")
     wait.until(lambda d: "fill-tsla-new" in cells(d))
+    # the broker's positions with greeks: no tastytrade source here, so the tab says what to set and its button is off
+    click_tab(d, "Positions & greeks")
+    wait.until(lambda d: "Positions with greeks come from tastytrade" in page_text(d))
+    assert disabled(d, "Read positions and greeks") is True
+    click_tab(d, "Fills")
     if os.environ.get("DASHBOARD_SCREENSHOT_COPY"): shutil.copy(shot, os.environ["DASHBOARD_SCREENSHOT_COPY"])
     from PIL import Image
     raw = shot.read_bytes()

@@ -29,10 +29,10 @@ __all__ = ['dx_log', 'RATE', 'INDEX_YIELD', 'SPY_REF', 'SKEW', 'CURV', 'DERIVATI
            'future_options', 'resolve', 'underlying_price', 'greeks', 'quote', 'occ_json', 'future_json', 'fop_json',
            'instrument_json', 'option_chain', 'nested_chain', 'nested_futures_chain', 'seed', 'multiplier',
            'mark_price', 'position_json', 'streamer_of', 'positions_json', 'metrics_json', 'knows_streamer',
-           'dx_events', 'is_derivative_order', 'place_order', 'push_updates', 'equity_options', 'equity_option',
-           'futures_list', 'future', 'future_options_list', 'future_option', 'option_chain_nested', 'option_chain_flat',
-           'futures_option_chain', 'futures_option_chain_nested', 'control_seed', 'control_seeded', 'setup_derivatives',
-           'seed_demo']
+           'dx_events', 'is_derivative_order', 'place_order', 'notify', 'order_dict', 'order_list', 'cancel',
+           'fill_working', 'work_orders', 'push_updates', 'equity_options', 'equity_option', 'futures_list', 'future',
+           'future_options_list', 'future_option', 'option_chain_nested', 'option_chain_flat', 'futures_option_chain',
+           'futures_option_chain_nested', 'control_seed', 'control_seeded', 'setup_derivatives', 'seed_demo']
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #0c9b9b8b
 def norm_cdf(x:float) -> float: return 0.5 * (1 + math.erf(x / math.sqrt(2)))
@@ -624,12 +624,16 @@ def place_order(self:Derivatives, body:dict, dry:bool=False) -> dict:
              "received-at": tt_iso(now), "updated-at": 0 if dry else tt_epoch_ms(now), "legs": jl}
     if oid is not None: order = {"id": oid} | order
     if price is not None: order |= {"price": tt_number(price), "price-effect": effect}
+    for k in ("external-identifier", "source"):
+        if isinstance(body.get(k), str) and body[k]: order[k] = body[k][:64]
     if status == "Filled":
         order["terminal-at"] = tt_iso(now)
         for k, key, a, q in legs: self._apply_fill(key, LEG_SIGNS[a] * q, mids[key])
     if not dry:
         if not hasattr(self, "orders"): self.orders = {}
         self.orders[oid] = order
+        if status == "Live": self.working[oid] = signed
+        self.notify(order, filled=status == "Filled")
     cost = sum(LEG_SIGNS[a] * mids[key] * q * float(self.multiplier(key)) for _, key, a, q in legs)
     bp = self.emu.broker.account().buying_power
     return {"order": order, "warnings": [], "buying-power-effect": bp_effect_to_tt(bp, Decimal(str(round(-cost, 2)))),
@@ -648,6 +652,79 @@ def _apply_fill(self:Derivatives, sym:str, dq:int, price:float):
 
 Derivatives.is_derivative_order = staticmethod(is_derivative_order)
 for _f in (_legs, place_order, _apply_fill): setattr(Derivatives, _f.__name__, _f)
+
+# %% ../../nbs/17g_emulator_derivatives.ipynb #66bb4641
+Derivatives.working = property(lambda self: self.__dict__.setdefault("_working", {}))   # order id -> the accepted net debit per unit
+
+def notify(self:Derivatives, order:dict, filled:bool=False):
+    "Push `order` (and after a fill each leg's position and the balances) to connected account streamers."
+    emu = self.emu
+    if not getattr(emu, "streamers", None): return
+    from swingtrader.tastytrade.wire import streamer_message
+    def broadcast(emu, type, data):      # as the account-streamer room does (rooms import only core)
+        msg = streamer_message(type, data, emu.clock.now())
+        for s in list(emu.streamers):
+            if s.connected: s.queue.put_nowait(msg)
+    broadcast(emu, "Order", order)
+    if not filled: return
+    for leg in order.get("legs") or []:
+        s = self.seeded.get(leg["symbol"]) or Seeded(leg["symbol"], Decimal(0), Decimal(0), self.now())
+        j = self.position_json(s, emu.account_number, False) if s.qty else {"account-number": emu.account_number, "symbol": s.symbol,
+             "instrument-type": leg["instrument-type"], "quantity": 0, "quantity-direction": "Zero", "updated-at": tt_iso(self.now())}
+        broadcast(emu, "CurrentPosition", j)
+    emu.notify_account("derivative fill")
+
+def order_dict(self:Derivatives, tid) -> dict|None:
+    "The derivative order with tastytrade id `tid` (int or digit string), or None."
+    try: return getattr(self, "orders", {}).get(int(tid))
+    except (TypeError, ValueError): return None
+
+def order_list(self:Derivatives, live_only:bool=False) -> list[dict]:
+    "Derivative orders, newest first (`live_only`: working ones and those received today, as `/orders/live` lists)."
+    today = self.today()
+    from swingtrader.tastytrade.wire import tt_time
+    keep = lambda o: not live_only or o["status"] == "Live" or (tt_time(o.get("received-at")) or self.now()).astimezone(NY).date() == today
+    return [o for _, o in sorted(getattr(self, "orders", {}).items(), reverse=True) if keep(o)]
+
+def cancel(self:Derivatives, tid) -> dict:
+    "Cancel a working derivative order; a terminal one -> 422 `cannot_update_order`."
+    from swingtrader.tastytrade.wire import tt_epoch_ms
+    o = self.order_dict(tid)
+    if o is None: raise TTApiError(404, "record_not_found", f"Order {tid} not found.")
+    if o["status"] != "Live": raise TTApiError(422, "cannot_update_order", "the order could not be cancelled")
+    now = self.now()
+    o |= {"status": "Cancelled", "cancellable": False, "editable": False, "cancelled-at": tt_iso(now), "terminal-at": tt_iso(now),
+          "updated-at": max(tt_epoch_ms(now), int(o.get("updated-at") or 0) + 1)}
+    self.working.pop(o["id"], None)
+    self.notify(o)
+    return o
+
+def fill_working(self:Derivatives, o:dict):
+    "Fill a working order at the current mids."
+    from swingtrader.tastytrade.wire import tt_epoch_ms
+    now = self.now()
+    for n, leg in enumerate(o["legs"]):
+        mid = self.mark_price(leg["symbol"])
+        leg["fills"] = [{"fill-id": f"EMU_{o['id']}_{n}", "quantity": leg["quantity"], "fill-price": tt_number(mid), "filled-at": tt_iso(now),
+                         "destination-venue": "EMULATOR", "ext-group-fill-id": "0", "ext-exec-id": str(o["id"])}]
+        leg["remaining-quantity"] = 0
+        self._apply_fill(leg["symbol"], LEG_SIGNS[leg["action"]] * leg["quantity"], float(mid))
+    o |= {"status": "Filled", "cancellable": False, "editable": False, "terminal-at": tt_iso(now),
+          "updated-at": max(tt_epoch_ms(now), int(o.get("updated-at") or 0) + 1)}
+    self.working.pop(o["id"], None)
+    self.notify(o, filled=True)
+
+def work_orders(self:Derivatives) -> int:
+    "Fill every working limit that the current mids make marketable; returns how many filled."
+    n = 0
+    for oid, signed in list(self.working.items()):
+        o = self.order_dict(oid)
+        if o is None or o["status"] != "Live": self.working.pop(oid, None); continue
+        net = sum(LEG_SIGNS[x["action"]] * float(self.mark_price(x["symbol"])) * x["quantity"] / o["size"] for x in o["legs"])
+        if signed >= round(net, 6) - 1e-9: self.fill_working(o); n += 1
+    return n
+
+for _f in (notify, order_dict, order_list, cancel, fill_working, work_orders): setattr(Derivatives, _f.__name__, _f)
 
 # %% ../../nbs/17g_emulator_derivatives.ipynb #da80e938
 def push_updates(self:Derivatives, server, ev=None):
@@ -774,6 +851,22 @@ def setup_derivatives(app:web.Application, emu,
             try: dv.push_updates(dx, ev)
             except Exception as e: dx_log.warning("derivative DXLink updates failed: %s", e)
         emu.add_market_listener(_on_market)
+    dv = emu.derivatives
+    def _work(ev=None):
+        if not dv.working: return
+        try: dv.work_orders()
+        except Exception as e: dx_log.warning("working derivative orders failed: %s", e)
+    if hasattr(emu, "add_market_listener"): emu.add_market_listener(_work)
+    async def _worker(app):        # also every `work_interval` s: quotes move with the clock even when nobody streams them
+        import asyncio, contextlib
+        async def loop():
+            while True:
+                await asyncio.sleep(getattr(dv, "work_interval", 0.5)); _work()
+        task = asyncio.get_running_loop().create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError): await task
+    app.cleanup_ctx.append(_worker)
     r = app.router
     r.add_get("/instruments/equity-options", equity_options)
     r.add_get("/instruments/equity-options/{symbol}", equity_option)

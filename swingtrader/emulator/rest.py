@@ -15,9 +15,9 @@ from ..broker import OrderRejected, OrderNotFound, UnknownSymbol
 from ..config import SwingtraderError
 from ..clock import NY, UTC
 from .core import EMULATOR_KEY, order_json, balances_json
-from swingtrader.tastytrade.wire import (TTApiError, envelope, paginate, order_to_tt, order_request_from_tt,
+from ..tastytrade.wire import (TTApiError, envelope, paginate, order_to_tt, order_request_from_tt,
     position_to_tt, equity_to_tt, bp_effect_to_tt, fees_to_tt, transaction_to_tt, tt_iso, preflight_failure,
-    leg_action, tt_number)
+    leg_action, tt_number, tt_time)
 
 # %% auto #0
 __all__ = ['int_param', 'date_param', 'list_param', 'find_order', 'check_account', 'position_qty', 'account_json',
@@ -168,6 +168,8 @@ async def live_orders(request):
     today = _today(emu)
     os_ = [o for o in emu.broker.orders() if o.is_open or ((o.updated_at or o.created_at) and (o.updated_at or o.created_at).astimezone(NY).date() == today)]
     items = [order_json(emu, o) for o in sorted(os_, key=lambda o: emu.tt_id(o.id), reverse=True)]
+    if (dv := getattr(emu, "derivatives", None)) is not None:   # option and futures orders (17g)
+        items = sorted(items + dv.order_list(live_only=True), key=lambda j: j["id"], reverse=True)
     return web.json_response(paginate(items, request.path, int_param(request, "per-page", None, 1, 2000), int_param(request, "page-offset", 0)))
 
 async def order_history(request):
@@ -184,16 +186,24 @@ async def order_history(request):
         j = order_json(emu, o)
         if statuses and j["status"] not in statuses: continue
         items.append(j)
+    for j in (dv.order_list() if (dv := getattr(emu, "derivatives", None)) is not None else []):   # option and futures orders (17g)
+        d = (tt_time(j.get("received-at")) or emu.clock.now()).astimezone(NY).date()
+        if (start and d < start) or (end and d > end) or (syms and j["underlying-symbol"] not in syms) or (statuses and j["status"] not in statuses): continue
+        items.append(j)
     items.sort(key=lambda j: j["id"], reverse=(sort == "Desc"))
     return web.json_response(paginate(items, request.path, per, off))
 
 async def get_order(request):
     emu = check_account(request)
+    if (dv := getattr(emu, "derivatives", None)) is not None and (j := dv.order_dict(request.match_info["id"])) is not None:
+        return web.json_response(envelope(j, request.path))    # an option or futures order (17g)
     return web.json_response(envelope(order_json(emu, find_order(emu, request.match_info["id"])), request.path))
 
 async def cancel_order(request):
     "Cancel; terminal orders -> 422 `cannot_update_order`; the reply shows `Cancel Requested` as tastytrade's does."
     emu = check_account(request)
+    if (dv := getattr(emu, "derivatives", None)) is not None and dv.order_dict(request.match_info["id"]) is not None:
+        return web.json_response(envelope(dv.cancel(request.match_info["id"]), request.path))    # an option or futures order (17g)
     o = find_order(emu, request.match_info["id"])
     if o.status.is_terminal: raise TTApiError(422, "cannot_update_order", "the order could not be cancelled")
     after = emu.broker.cancel(o.id)

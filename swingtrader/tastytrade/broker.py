@@ -17,6 +17,7 @@ from fastcore.basics import patch
 
 from ..config import Settings, ConfigError
 from ..clock import Clock, WallClock, MarketCalendar, UTC
+from ..models import DerivativeOrder, MultiLegRequest, is_derivative
 from ..models import (Account, Asset, Order, OrderPreview, OrderRequest, OrderStatus, Position, Quote, Side,
                                 OrderType)
 from ..broker import (BrokerError, OrderRejected, OrderNotFound, UnknownSymbol)
@@ -156,7 +157,8 @@ def _whole_shares(self:TastytradeBroker, req:OrderRequest) -> OrderRequest:
     return OrderRequest(req.symbol, req.side, qty=shares, type=OrderType.MARKET, tif=req.tif, client_key=req.client_key)
 
 @patch
-def _body(self:TastytradeBroker, req:OrderRequest) -> tuple[OrderRequest, dict]:
+def _body(self:TastytradeBroker, req:OrderRequest|MultiLegRequest) -> tuple[OrderRequest|MultiLegRequest, dict]:
+    if isinstance(req, MultiLegRequest) or is_derivative(req.symbol): return self._derivative_body(req)
     if req.notional is not None and not (self.settings.fractional and self.asset(req.symbol).fractionable):
         req = self._whole_shares(req)
     return req, wire.order_body(req, self._position_qty(req.symbol), source=f"swingtrader", close_only=is_protective_key(req.client_key))
@@ -288,6 +290,7 @@ def replace(self:TastytradeBroker, order_id:str, qty:Decimal|None=None, limit_pr
     if cur.status.is_terminal:
         raise OrderRejected(f"Order {order_id} is {cur.status.value} and cannot be replaced.", "submit a new order instead.",
                             reason="not_replaceable", order=cur)
+    if isinstance(cur, DerivativeOrder): raise OrderRejected("Option and futures orders cannot be replaced here.", "cancel it and submit a new one.", reason="not_replaceable", order=cur)
     if cur.notional is not None: raise OrderRejected("Notional orders cannot be replaced.", "cancel it and submit a new one.", reason="not_replaceable", order=cur)
     if client_key is None:
         base = cur.client_key.rsplit(".r", 1)
@@ -344,3 +347,11 @@ def close(self:TastytradeBroker):
     "Stop the DXLink thread (if started) and close the HTTP session."
     if getattr(self, "_dx", None) is not None: self._dx.stop(); self._dx = None
     self.transport.close()
+
+# %% ../../nbs/20_tastytrade.ipynb #fff38e2a
+@patch
+def _derivative_body(self:TastytradeBroker, req) -> tuple[MultiLegRequest, dict]:
+    "The request as a `MultiLegRequest` and its tastytrade body (positions pick Open/Close)."
+    if not isinstance(req, MultiLegRequest): req = MultiLegRequest.from_request(req, "close" if is_protective_key(req.client_key) else "auto")
+    pos = {p.symbol: p.qty for p in self.positions()} if any(x.effect == "auto" for x in req.legs) else {}
+    return req, wire.derivative_body(req, pos, source="swingtrader")

@@ -56,12 +56,17 @@ def _updated(d:dict) -> int:
     try: return int(d.get("updated-at") or 0)
     except (TypeError, ValueError): return 0
 
+def _contracts(o:Order) -> Decimal:
+    "What the fills of `o` add up to when it is done: its quantity, or for an option/futures order every leg's contracts."
+    legs = getattr(o, "legs", None)
+    return sum((x.qty for x in legs), Decimal(0)) if legs else o.qty
+
 def _fills_complete(o:Order, d:dict) -> bool:
     "Does snapshot `d` carry every fill its quantities imply?"
     have = sum((f.qty for f in wire.fills_from_tt(d)), Decimal(0))
     leg = (d.get("legs") or [{}])[0]
     q, rem = wire.tt_decimal(leg.get("quantity")), wire.tt_decimal(leg.get("remaining-quantity"))
-    if o.status is OrderStatus.FILLED and o.qty is not None: return have >= o.qty
+    if o.status is OrderStatus.FILLED and o.qty is not None: return have >= _contracts(o)
     if q is not None and rem is not None and o.notional is None: return have >= q - rem
     return True
 
@@ -77,7 +82,7 @@ def update(self:OrderTracker, d:dict, at:datetime) -> list[OrderUpdate]:
     done = sum((f.qty for f in fills if f.fill_id in seen), Decimal(0))
     for f in new:
         seen.add(f.fill_id); done += f.qty
-        full = done >= o.qty if o.qty is not None else (o.status is OrderStatus.FILLED and f is new[-1])
+        full = done >= _contracts(o) if o.qty is not None else (o.status is OrderStatus.FILLED and f is new[-1])
         out.append(OrderUpdate(OrderEvent.FILL if full else OrderEvent.PARTIAL_FILL, o, f.time or at, fill=f))
     if _updated(d) < self.updated.get(o.id, 0): return out      # a stale snapshot: only its fills can be news
     self.updated[o.id] = _updated(d)

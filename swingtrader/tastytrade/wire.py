@@ -9,6 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 from ..config import SwingtraderError
+import math
+from decimal import ROUND_FLOOR
+from ..models import (DerivativeOrder, MultiLegRequest, OrderLeg, is_derivative)
+from ..instruments import InstrumentKind, instrument_of, option_tick
 from ..models import (D, Account, Asset, Fill, Order, OrderRequest, OrderStatus, OrderType, Position,
                                 Side, TimeInForce, InvalidOrder)
 from ..broker import (BrokerError, OrderRejected, OrderNotFound, AuthError, RateLimited,
@@ -21,7 +25,8 @@ __all__ = ['UTC', 'TT_STATUS', 'TT_TERMINAL', 'TT_ORDER_TYPE', 'ORDER_TYPE_TT', 
            'side_of_action', 'leg_action', 'order_body', 'order_request_from_tt', 'fills_from_tt', 'order_from_tt',
            'tt_status_of', 'fill_to_tt', 'order_to_tt', 'account_from_tt', 'position_from_tt', 'balance_to_tt',
            'position_to_tt', 'tick_size_for', 'asset_from_tt', 'equity_to_tt', 'bp_effect_to_tt', 'fees_to_tt',
-           'preview_amounts', 'transaction_to_tt', 'streamer_message']
+           'preview_amounts', 'transaction_to_tt', 'streamer_message', 'derivative_tick', 'derivative_body',
+           'derivative_order_from_tt']
 
 # %% ../../nbs/15_tastytrade_wire.ipynb #8d834319
 UTC = timezone.utc
@@ -178,7 +183,9 @@ def order_body(req:OrderRequest, # the order to place
                position_qty:Decimal=Decimal(0), # current signed position in the symbol (picks open/close)
                source:str|None=None,
                close_only:bool=False) -> dict: # a closing order whatever the position (a protective stop): refused rather than opening
-    "tastytrade JSON body for `req`."
+    "tastytrade JSON body for `req` (an option or future symbol: one leg through `derivative_body`)."
+    if is_derivative(req.symbol):
+        return derivative_body(MultiLegRequest.from_request(req, "close" if close_only else "auto"), {req.symbol: D(position_qty)}, source)
     effect = "Debit" if req.side is Side.BUY else "Credit"
     action = f"{req.side.value.title()} to Close" if close_only else leg_action(req.side, req.qty, position_qty)
     leg = {"instrument-type": "Equity", "symbol": req.symbol, "action": action}
@@ -261,8 +268,9 @@ def fills_from_tt(d:dict) -> list[Fill]:
     return out
 
 def order_from_tt(d:dict) -> Order:
-    "A tastytrade order object as an `Order` (single-leg equity orders)."
+    "A tastytrade order object as an `Order` (single-leg equity orders; options and futures: a `DerivativeOrder`)."
     legs = d.get("legs") or [{}]
+    if any(isinstance(x, dict) and x.get("instrument-type") not in (None, "Equity") for x in legs): return derivative_order_from_tt(d)
     leg = legs[0]
     fills = fills_from_tt(d)
     filled = sum((f.qty for f in fills), Decimal(0))
@@ -495,3 +503,70 @@ def transaction_to_tt(f:Fill, id:int, account_number:str, order_id:int, action:s
 def streamer_message(type:str, data:dict, at:datetime) -> dict:
     "An account-streamer notification: complete object, same JSON as REST, `timestamp` in ms."
     return {"type": type, "data": data, "timestamp": tt_epoch_ms(at)}
+
+# %% ../../nbs/15_tastytrade_wire.ipynb #d56df86e
+def derivative_tick(symbol:str, price:Decimal, n_legs:int=1) -> Decimal:
+    "The price increment of a limit order on `symbol` at `price` (a spread of `n_legs` equity options: 0.01)."
+    ins = instrument_of(symbol)
+    if ins.kind is InstrumentKind.EQUITY_OPTION: return option_tick(price) if n_legs == 1 else Decimal("0.01")
+    return ins.tick_size
+
+def _check_tick(req:MultiLegRequest):
+    p = req.limit_price
+    tick = min(derivative_tick(x.symbol, p, len(req.legs)) for x in req.legs)
+    if p % tick != 0:
+        lo = (p // tick) * tick
+        raise InvalidOrder(f"limit_price={p} is not on the {tick} tick of {req.symbol}.", f"use {lo} or {lo + tick}.")
+
+def derivative_body(req:MultiLegRequest, # the legs and net price
+                    positions:dict[str, Decimal]|None=None, # signed position per symbol (picks Open/Close for `auto` legs)
+                    source:str|None=None) -> dict:
+    "tastytrade JSON body for an option/futures order."
+    pos, legs = positions or {}, []
+    for x in req.legs:
+        action = leg_action(x.side, x.qty, D(pos.get(x.symbol, 0))) if x.effect == "auto" else f"{x.side.value.title()} to {x.effect.title()}"
+        legs.append({"instrument-type": x.instrument_type, "symbol": x.symbol, "quantity": _qty(x.qty), "action": action})
+    body = {"time-in-force": TIF_TT[req.tif], "order-type": ORDER_TYPE_TT[req.type], "external-identifier": req.client_key}
+    if req.limit_price is not None:
+        _check_tick(req)
+        body |= {"price": tt_number(req.limit_price), "price-effect": req.price_effect.title()}
+    if source: body["source"] = source
+    if all(x["action"].endswith("to Close") for x in legs):   # a closing order never turns into an opening one
+        body["advanced-instructions"] = {"strict-position-effect-validation": True}
+    body["legs"] = legs
+    return body
+
+# %% ../../nbs/15_tastytrade_wire.ipynb #477dfe9f
+def _leg_filled(x:dict) -> Decimal:
+    fs = x.get("fills") or []
+    if fs: return sum((tt_decimal(f.get("quantity"), "quantity") for f in fs), Decimal(0))
+    q, rem = tt_decimal(x.get("quantity")), tt_decimal(x.get("remaining-quantity"))
+    return q - rem if q is not None and rem is not None else Decimal(0)
+
+def _leg_avg(x:dict) -> Decimal|None:
+    fs = x.get("fills") or []
+    n = sum((tt_decimal(f.get("quantity")) for f in fs), Decimal(0))
+    return sum((tt_decimal(f.get("quantity")) * tt_decimal(f.get("fill-price")) for f in fs), Decimal(0)) / n if n else None
+
+def derivative_order_from_tt(d:dict) -> DerivativeOrder:
+    "A tastytrade order with option/futures legs as a `DerivativeOrder`."
+    raw = [x for x in d.get("legs") or [] if isinstance(x, dict)]
+    legs = tuple(OrderLeg(x.get("symbol", ""), side_of_action(x.get("action", "")), tt_decimal(x.get("quantity"), "quantity"),
+                          "close" if str(x.get("action")).endswith("to Close") else "open" if str(x.get("action")).endswith("to Open") else "auto")
+                 for x in raw)
+    size = tt_decimal(d.get("size")) or Decimal(math.gcd(*(int(x.qty) for x in legs)) if legs else 1)
+    ratios = [x.qty / size for x in legs]
+    units = min((_leg_filled(x) / r for x, r in zip(raw, ratios)), default=Decimal(0)).to_integral_value(rounding=ROUND_FLOOR)
+    avgs = [_leg_avg(x) for x in raw]
+    avg = abs(sum((l.side.sign * a * r for l, a, r in zip(legs, avgs, ratios)), Decimal(0))) if units > 0 and None not in avgs else None
+    otype, status, oid = d.get("order-type", "Limit"), d.get("status", "Received"), d.get("id")
+    eff = (d.get("price-effect") or "").lower() or None
+    side = Side.BUY if eff == "debit" else Side.SELL if eff == "credit" else legs[0].side
+    return DerivativeOrder(id=str(oid) if oid is not None else "", client_key=d.get("external-identifier") or f"tt-{oid}",
+                           symbol=legs[0].symbol if len(legs) == 1 else d.get("underlying-symbol") or legs[0].symbol, side=side,
+                           type=TT_ORDER_TYPE.get(otype, OrderType.LIMIT), tif=TT_TIF.get(d.get("time-in-force"), TimeInForce.DAY),
+                           status=tt_status(status, units), qty=size, limit_price=tt_decimal(d.get("price")) if otype == "Limit" else None,
+                           filled_qty=units, avg_fill_price=avg, created_at=tt_time(d.get("received-at")), updated_at=tt_time(d.get("updated-at")),
+                           broker_status=status, reject_reason=d.get("reject-reason"),
+                           replaces=str(d["replaces-order-id"]) if d.get("replaces-order-id") is not None else None,
+                           legs=legs, price_effect=eff)
