@@ -6,7 +6,7 @@
 from __future__ import annotations
 import hashlib, json, logging, math, time, uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, ROUND_FLOOR
 from enum import Enum
 from pathlib import Path
@@ -29,7 +29,7 @@ log = logging.getLogger("swingtrader.agent")
 # %% auto #0
 __all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'Mode', 'check_mode', 'Policy', 'LinearPolicy', 'LoadedPolicy',
            'as_policy', 'load_policy', 'save_linear_policy', 'example_policy', 'AgentStrategy', 'agent_trader',
-           'AgentStep', 'AgentRunner', 'drive_sim']
+           'AgentStep', 'AgentRunner', 'drive_sim', 'run_parts', 'run_agent']
 
 # %% ../nbs/86_agent_runner.ipynb #ef797521
 class Mode(str, Enum):
@@ -441,3 +441,107 @@ def drive_sim(broker, # a `SimBroker` on a manual `SimClock`
     finally:
         broker.unsubscribe(symbols, (timeframe,)); remove()
     return steps
+
+# %% ../nbs/86_agent_runner.ipynb #1a53b92f
+import asyncio
+
+@patch
+def warm_up(self:AgentRunner, frames:dict, # symbol -> bars frame (index: bar start, columns open … volume)
+            timeframe:str) -> int:
+    "Feed history to the features without acting; bars used."
+    n = 0
+    for sym, df in frames.items():
+        for start, row in zip(df.index, df.itertuples(index=False)):
+            self.update_features(Bar(sym, start.to_pydatetime(), float(row.open), float(row.high), float(row.low), float(row.close),
+                                     float(row.volume), timeframe)); n += 1
+    return n
+
+async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's broker
+                    symbols:list[str], timeframe:str="1m", max_bars:int|None=None, # stop after this many bars (None: until `stop`)
+                    stop:asyncio.Event|None=None, warmup:int=60, # bars of history fed to the features first
+                    batch_window:float|None=None, # default settings.agent_batch_window
+                    drain:float=5.0) -> list[AgentStep]: # seconds to wait at the end for the updates of orders just sent
+    "Run `runner` on live bars of `symbols` until `stop` is set or `max_bars` bars were decided on; the steps taken."
+    window = runner.settings.agent_batch_window if batch_window is None else batch_window
+    stop = stop or asyncio.Event()
+    lock = asyncio.Lock()
+    async def call(fn, *args):
+        async with lock: return await asyncio.to_thread(fn, *args)
+    now = runner.broker.clock.now() if hasattr(runner.broker, "clock") else None
+    if warmup and now is not None:
+        hist = await parts.market_data.backfill(symbols, now - timeframe_delta(timeframe) * (warmup + 1), timeframe)
+        await call(runner.warm_up, hist, timeframe)
+    await parts.order_updates.start()
+    async def updates():
+        async for u in parts.order_updates: await call(runner.on_update, u)
+    upd = asyncio.create_task(updates())
+    stream = parts.market_data.bars(symbols, timeframe).__aiter__()
+    steps, seen = [], 0
+    try:
+        while not stop.is_set() and (max_bars is None or seen < max_bars):
+            nxt = asyncio.ensure_future(stream.__anext__())
+            stopper = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if nxt not in done: nxt.cancel(); break
+            try: batch = {nxt.result().symbol: nxt.result()}
+            except StopAsyncIteration: break
+            end = asyncio.get_running_loop().time() + window
+            while window > 0 and (left := end - asyncio.get_running_loop().time()) > 0:
+                try: b = await asyncio.wait_for(stream.__anext__(), left)
+                except (asyncio.TimeoutError, StopAsyncIteration): break
+                batch[b.symbol] = b
+            seen += len(batch)
+            steps += await call(runner.on_bars, list(batch.values()))
+    finally:
+        end = asyncio.get_running_loop().time() + drain         # let the updates of orders just sent arrive (resting limits excepted)
+        while not upd.done() and asyncio.get_running_loop().time() < end and (set(runner.trader.pending) - {w[1] for w in runner.working.values()}):
+            await asyncio.sleep(0.05)
+        upd.cancel()
+        await asyncio.gather(upd, return_exceptions=True)
+        await parts.order_updates.close(); await parts.market_data.close()
+    return steps
+
+# %% ../nbs/86_agent_runner.ipynb #0be2dd84
+def run_agent(settings:Settings, policy_file:str|Path, mode:str="shadow", minutes:int|None=None, # simulator: minutes to run (default: the session)
+              symbols:list[str]|None=None, # tickers to trade (simulator default: its first `count`)
+              count:int=3, run_id:str|None=None, ramp:float|None=None) -> dict:
+    "Run a policy file in `mode` on the configured broker; a summary (steps by result, orders, latency per stage)."
+    from collections import Counter
+    from swingtrader.session import open_state
+    m = check_mode(settings, mode)
+    pol = load_policy(policy_file)
+    run_id = run_id or f"{pol.model_id}-{pol.sha256[:8]}-{m.value}"
+    out_dir = Path(settings.data_dir) / "agent" / run_id
+    st = settings.model_copy(update={"data_dir": out_dir})
+    if settings.broker == "sim":
+        from swingtrader.sim.broker import SimBroker
+        b = SimBroker.from_seed(seed=settings.sim_seed, symbols=settings.sim_symbols, cash=settings.sim_cash, end=date(2026, 3, 2))
+        syms = list(symbols) if symbols else list(b.symbols[:count])
+        if (bad := [x for x in syms if x not in b.symbols]):
+            raise AgentError(f"the simulator has no symbol {', '.join(bad)}.", f"use some of {', '.join(b.symbols[:8])} …, or leave --symbols out.")
+        ledger, audit = open_state(st, b.clock)
+        try:
+            tr = agent_trader(settings, b, ledger, audit=audit, policy=pol)
+            r = AgentRunner(settings, tr, b, pol, mode=m, run_id=run_id, ramp=ramp)
+            steps = drive_sim(b, r, syms, minutes if minutes is not None else 390)
+            orders = len(b.orders())
+        finally: ledger.close(); audit.close()
+    else:
+        from swingtrader.clock import WallClock
+        from swingtrader.registry import broker_parts
+        if not symbols: raise AgentError(f"an agent on {settings.broker} needs the symbols to trade.", "pass --symbols AAPL,MSFT.")
+        settings.require_credentials()
+        syms = list(symbols)
+        parts = broker_parts(settings, WallClock())
+        ledger, audit = open_state(st, WallClock())
+        try:
+            tr = agent_trader(settings, parts.broker, ledger, audit=audit, policy=pol, clock=WallClock())
+            r = AgentRunner(settings, tr, parts.broker, pol, mode=m, run_id=run_id, ramp=ramp)
+            try: steps = asyncio.run(run_parts(r, parts, syms, "1m"))
+            except KeyboardInterrupt: steps = r.steps
+            orders = len([x for x in steps if x.result == "placed"])
+        finally: ledger.close(); audit.close()
+    return {"run_id": run_id, "mode": m.value, "model_id": pol.model_id, "sha256": pol.sha256, "symbols": syms,
+            "steps": len(steps), "results": dict(Counter(x.result for x in steps)), "orders": orders, "dir": str(out_dir),
+            "latency": r.latency_summary()}

@@ -205,3 +205,53 @@ def test_modes_and_policy_files(tmp_path):
     with pytest.raises(AgentError, match="not valid JSON"): load_policy(tmp_path / "y.json")
     (tmp_path / "z.json").write_text(json.dumps({"kind": "linear", "weights": np.zeros((19, len(FEATURES) + 1)).tolist()}))
     with pytest.raises(AgentError, match="shape"): load_policy(tmp_path / "z.json")
+
+# -- any broker's parts, the CLI ---------------------------------------------------------------------------------
+
+def test_run_parts_on_the_simulators_streams(tmp_path):
+    "The async loop over `BrokerParts` (what Alpaca / tastytrade use): bars in batches, order updates to the trader."
+    import asyncio
+    from swingtrader.agent_runner import run_parts
+    from swingtrader.clock import SimClock
+    from swingtrader.registry import sim_parts
+    from swingtrader.models import OrderStatus
+    s = Settings()
+    b = SimBroker.from_seed(seed=5, symbols=2, start=date(2026, 3, 2), end=date(2026, 3, 2))
+    b.advance_to(b.clock.now() + timedelta(minutes=10))
+    b.clock = SimClock(b.clock.now(), mode="scaled", speed=300.0)           # 5 simulated minutes per second
+    pol = _policy(tmp_path)
+    tr = agent_trader(s, b, Ledger(tmp_path / "l.sqlite", clock=b.clock), audit=AuditLog(tmp_path / "audit", b.clock, fsync=False), policy=pol)
+    r = AgentRunner(s, tr, b, pol, mode="paper", run_id="parts", ramp=1.0, target_qty=4)
+    r.policy = type(r.policy)(lambda obs: 1, "always_buy", "1" * 64)     # MARKET buy 0.25 of 4: one share a bar
+    async def go():
+        stop = asyncio.Event()
+        drv = asyncio.create_task(b.run(stop))
+        try: return await asyncio.wait_for(run_parts(r, sim_parts(s, broker=b), b.symbols, "1m", max_bars=8, warmup=5, batch_window=0.05), 120)
+        finally: stop.set(); await drv
+    steps = asyncio.run(go())
+    assert len(steps) >= 8 and {x.symbol for x in steps} == set(b.symbols)
+    placed = [x for x in steps if x.result == "placed"]
+    assert placed and all(b.order(x.order_id).status is OrderStatus.FILLED for x in placed)
+    assert all(r.features[x].n >= 5 for x in b.symbols)                      # warmed up from the backfill
+    # every fill reached the trader through the order-update stream
+    assert {k: p.qty for k, p in tr.positions.items() if p.qty} == {p.symbol: p.qty for p in b.positions()}
+    assert {o.client_key: (o.status, o.filled_qty) for o in tr.ledger.orders()} == {o.client_key: (o.status.value, o.filled_qty) for o in b.orders()}
+
+def test_cli_agent(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from swingtrader.cli import main
+    for k in list(__import__("os").environ):
+        if k.startswith("SWINGTRADER_"): monkeypatch.delenv(k)
+    monkeypatch.setenv("SWINGTRADER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SWINGTRADER_SIM_SYMBOLS", "3")
+    pf = save_linear_policy(tmp_path / "p.json", *example_policy(), model_id="demo")
+    run = CliRunner().invoke
+    r = run(main, ["agent", "--policy", str(pf), "--mode", "shadow", "--minutes", "15"])
+    assert r.exit_code == 0 and "shadow on" in r.output and "0 orders" in r.output and "budget 150 ms" in r.output, r.output
+    for args, start in [(["--mode", "paperish"], "error: agent mode 'paperish' is not one of shadow, paper, live."),
+                        (["--mode", "live"], "error: live mode trades real money"),
+                        (["--ramp", "0"], "error: ")]:
+        r = run(main, ["agent", "--policy", str(pf), *args])
+        assert r.exit_code == 2 and r.output.startswith(start) and len(r.output.strip().splitlines()) == 1, r.output
+    r = run(main, ["agent", "--policy", str(tmp_path / "missing.json")])
+    assert r.exit_code == 2 and r.output.startswith("error: model file ") and "does not exist" in r.output, r.output
