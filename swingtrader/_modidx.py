@@ -62,6 +62,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'swingtrader/agent_runner.py'),
                                           'swingtrader.agent_runner.AgentRunner.act': ( 'agent_runner.html#agentrunner.act',
                                                                                         'swingtrader/agent_runner.py'),
+                                          'swingtrader.agent_runner.AgentRunner.follow_halt': ( 'agent_runner.html#agentrunner.follow_halt',
+                                                                                                'swingtrader/agent_runner.py'),
                                           'swingtrader.agent_runner.AgentRunner.latency_summary': ( 'agent_runner.html#agentrunner.latency_summary',
                                                                                                     'swingtrader/agent_runner.py'),
                                           'swingtrader.agent_runner.AgentRunner.observe': ( 'agent_runner.html#agentrunner.observe',

@@ -210,6 +210,7 @@ class AgentRunner:
                  target_qty:int|None=None, # full size in shares (default settings.agent_target_qty)
                  ramp:float|None=None, # share of the target traded now (default settings.agent_size_ramp)
                  feature_ttl:float|None=None, # seconds the observation and the account view are cached
+                 halt_from:list|tuple=(), # other ledgers (e.g. the bot's) whose halt the agent follows: `swingtrader halt` stops it too
                  perf:Callable[[], float]=time.perf_counter):
         self.settings, self.trader, self.broker = settings, trader, broker
         self.policy = as_policy(policy)
@@ -218,7 +219,7 @@ class AgentRunner:
         self.target_qty = int(target_qty if target_qty is not None else settings.agent_target_qty)
         self.ramp = 0.0; self.set_ramp(settings.agent_size_ramp if ramp is None else ramp)
         self.ttl = float(settings.agent_feature_ttl if feature_ttl is None else feature_ttl)
-        self.perf = perf
+        self.perf, self.halt_from = perf, list(halt_from)
         self.executor = Executor(trader, broker)
         self.features: dict[str, SymbolFeatures] = trader.strategy.symbols if isinstance(trader.strategy, AgentStrategy) else {}
         self.working: dict[str, tuple[str, str]] = {}          # symbol -> (order id, client key) of its working limit order
@@ -377,6 +378,10 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
     if not bars: return []
     quotes = dict(quotes or {})
     p0 = self.perf()
+    self.follow_halt()
+    if self.working and self.mode is not Mode.SHADOW and self.trader.ledger.halt_state().state == "halted":
+        t = bars[0].start + timeframe_delta(bars[0].timeframe)
+        for sym in list(self.working): self._cancel(sym, t, AgentAction(ExecutionAction.CANCEL))   # halted: the agent's working orders go
     rows = []
     for bar in bars:
         t = self.update_features(bar)
@@ -395,6 +400,18 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
     for k, v in (("features", _ms(p0, p1)), ("inference", _ms(p1, p2)), ("risk", risk), ("submission", sub), ("total", _ms(p0, p3))):
         self.latency[k].append(v)
     return out
+
+@patch
+def follow_halt(self:AgentRunner) -> str|None:
+    "Copy a halt of a ledger in `halt_from` into the trader's ledger (entries stop; a manual reset resumes); the state copied."
+    own = self.trader.ledger
+    for other in self.halt_from:
+        h = other.halt_state()
+        if h.state != "active" and own.halt_state().state == "active":
+            own.set_halt(h.state, "agent", f"followed {getattr(other, 'path', 'another ledger')}: {h.reason or h.state}")
+            log.warning("agent %s: trading %s by %s (%s)", self.run_id, h.state, h.who, h.reason)
+            return h.state
+    return None
 
 @patch
 def on_bar(self:AgentRunner, bar:Bar, quote:Quote|None=None) -> AgentStep:
@@ -514,34 +531,42 @@ def run_agent(settings:Settings, policy_file:str|Path, mode:str="shadow", minute
     run_id = run_id or f"{pol.model_id}-{pol.sha256[:8]}-{m.value}"
     out_dir = Path(settings.data_dir) / "agent" / run_id
     st = settings.model_copy(update={"data_dir": out_dir})
-    if settings.broker == "sim":
-        from swingtrader.sim.broker import SimBroker
-        b = SimBroker.from_seed(seed=settings.sim_seed, symbols=settings.sim_symbols, cash=settings.sim_cash, end=date(2026, 3, 2))
-        syms = list(symbols) if symbols else list(b.symbols[:count])
-        if (bad := [x for x in syms if x not in b.symbols]):
-            raise AgentError(f"the simulator has no symbol {', '.join(bad)}.", f"use some of {', '.join(b.symbols[:8])} …, or leave --symbols out.")
-        ledger, audit = open_state(st, b.clock)
-        try:
-            tr = agent_trader(settings, b, ledger, audit=audit, policy=pol)
-            r = AgentRunner(settings, tr, b, pol, mode=m, run_id=run_id, ramp=ramp)
-            steps = drive_sim(b, r, syms, minutes if minutes is not None else 390)
-            orders = len(b.orders())
-        finally: ledger.close(); audit.close()
-    else:
-        from swingtrader.clock import WallClock
-        from swingtrader.registry import broker_parts
-        if not symbols: raise AgentError(f"an agent on {settings.broker} needs the symbols to trade.", "pass --symbols AAPL,MSFT.")
-        settings.require_credentials()
-        syms = list(symbols)
-        parts = broker_parts(settings, WallClock())
-        ledger, audit = open_state(st, WallClock())
-        try:
-            tr = agent_trader(settings, parts.broker, ledger, audit=audit, policy=pol, clock=WallClock())
-            r = AgentRunner(settings, tr, parts.broker, pol, mode=m, run_id=run_id, ramp=ramp)
-            try: steps = asyncio.run(run_parts(r, parts, syms, "1m"))
-            except KeyboardInterrupt: steps = r.steps
-            orders = len([x for x in steps if x.result == "placed"])
-        finally: ledger.close(); audit.close()
+    from swingtrader.ledger import Ledger
+    from swingtrader.risk import KillSwitch
+    bot_ledger = Ledger(settings.ledger_path, readonly=True) if Path(settings.ledger_path).is_file() else None   # its halt stops the agent too
+    follow = [bot_ledger] if bot_ledger is not None else []
+    try:
+        if settings.broker == "sim":
+            from swingtrader.sim.broker import SimBroker
+            b = SimBroker.from_seed(seed=settings.sim_seed, symbols=settings.sim_symbols, cash=settings.sim_cash, end=date(2026, 3, 2))
+            syms = list(symbols) if symbols else list(b.symbols[:count])
+            if (bad := [x for x in syms if x not in b.symbols]):
+                raise AgentError(f"the simulator has no symbol {', '.join(bad)}.", f"use some of {', '.join(b.symbols[:8])} …, or leave --symbols out.")
+            ledger, audit = open_state(st, b.clock)
+            try:
+                tr = agent_trader(settings, b, ledger, audit=audit, policy=pol, kill_switch=KillSwitch(ledger, b.clock, settings, audit=audit))
+                r = AgentRunner(settings, tr, b, pol, mode=m, run_id=run_id, ramp=ramp, halt_from=follow)
+                steps = drive_sim(b, r, syms, minutes if minutes is not None else 390)
+                orders = len(b.orders())
+            finally: ledger.close(); audit.close()
+        else:
+            from swingtrader.clock import WallClock
+            from swingtrader.registry import broker_parts
+            if not symbols: raise AgentError(f"an agent on {settings.broker} needs the symbols to trade.", "pass --symbols AAPL,MSFT.")
+            settings.require_credentials()
+            syms = list(symbols)
+            parts = broker_parts(settings, WallClock())
+            ledger, audit = open_state(st, WallClock())
+            try:
+                tr = agent_trader(settings, parts.broker, ledger, audit=audit, policy=pol, clock=WallClock(),
+                                  kill_switch=KillSwitch(ledger, WallClock(), settings, audit=audit))
+                r = AgentRunner(settings, tr, parts.broker, pol, mode=m, run_id=run_id, ramp=ramp, halt_from=follow)
+                try: steps = asyncio.run(run_parts(r, parts, syms, "1m"))
+                except KeyboardInterrupt: steps = r.steps
+                orders = len([x for x in steps if x.result == "placed"])
+            finally: ledger.close(); audit.close()
+    finally:
+        if bot_ledger is not None: bot_ledger.close()
     return {"run_id": run_id, "mode": m.value, "model_id": pol.model_id, "sha256": pol.sha256, "symbols": syms,
             "steps": len(steps), "results": dict(Counter(x.result for x in steps)), "orders": orders, "dir": str(out_dir),
             "latency": r.latency_summary()}

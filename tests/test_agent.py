@@ -255,3 +255,20 @@ def test_cli_agent(tmp_path, monkeypatch):
         assert r.exit_code == 2 and r.output.startswith(start) and len(r.output.strip().splitlines()) == 1, r.output
     r = run(main, ["agent", "--policy", str(tmp_path / "missing.json")])
     assert r.exit_code == 2 and r.output.startswith("error: model file ") and "does not exist" in r.output, r.output
+
+def test_a_halt_of_the_bots_ledger_stops_the_agent(tmp_path):
+    b, tr, r, pol, a = _setup(tmp_path, ramp=1.0, target_qty=10)
+    bot = Ledger(tmp_path / "bot.sqlite", clock=b.clock)
+    r.halt_from = [Ledger(tmp_path / "bot.sqlite", readonly=True)]
+    sym = b.symbols[0]
+    r.policy = type(r.policy)(lambda obs: ActionGrid().index(AgentAction("limit_passive", 1.0)), "bidder", "2" * 64)
+    first = r.on_bar(_bar(b, sym))
+    assert first.result == "placed" and r.working                                   # a resting bid
+    halt(bot, "operator says stop")
+    bar = _bar(b, sym)
+    st = r.on_bar(Bar(sym, bar.start + timedelta(minutes=1), bar.open, bar.high, bar.low, bar.close, bar.volume, "1m"))   # the next decision
+    assert tr.ledger.halt_state().state == "halted" and "operator says stop" in tr.ledger.halt_state().reason
+    assert (st.result, st.decision) == ("refused", "halt") and not r.working             # no entry; its working bid cancelled
+    assert [o.status.value for o in b.orders()] == ["cancelled"]
+    cancels = [x for x in _records(a, "health") if x["details"]["what"] == "agent_action" and x["details"]["result"] == "cancelled"]
+    assert len(cancels) == 1 and cancels[0]["model_id"] == "bidder@sha256:" + "2" * 64
