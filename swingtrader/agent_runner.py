@@ -484,7 +484,8 @@ async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's b
     lock = asyncio.Lock()
     async def call(fn, *args):
         async with lock: return await asyncio.to_thread(fn, *args)
-    now = runner.broker.clock.now() if hasattr(runner.broker, "clock") else None
+    clk = getattr(runner.trader, "clock", None) or getattr(runner.broker, "clock", None)
+    now = clk.now() if clk is not None else None
     if warmup and now is not None:
         hist = await parts.market_data.backfill(symbols, now - timeframe_delta(timeframe) * (warmup + 1), timeframe)
         await call(runner.warm_up, hist, timeframe)
