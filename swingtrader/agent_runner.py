@@ -338,6 +338,14 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
     row = tr.ledger.order(key)
     if row is not None and row.status not in UNRESOLVED and row.status != NOT_SUBMITTED:
         return self._done(AgentStep(t, symbol, action, "replayed", qty, client_key=key, order_id=row.broker_order_id, why="decided and sent before"))
+    if row is None:                                             # another action of this bar sent already (a policy that is not deterministic)
+        for other in self.grid.actions:
+            if other == action or other.kind is ExecutionAction.CANCEL: continue
+            k2 = agent_client_key(self.run_id, t, symbol, other)
+            r2 = tr.ledger.order(k2)
+            if r2 is not None and r2.status != NOT_SUBMITTED:
+                return self._done(AgentStep(t, symbol, action, "replayed", qty, client_key=k2, order_id=r2.broker_order_id,
+                                            why=f"this bar's order was {other} already"))
     try: req = order_request(action, symbol, qty, quote, tr.asset(symbol), key)
     except AgentError as e: return self._done(AgentStep(t, symbol, action, "refused", qty, client_key=key, why=e.problem))
     sf = self.features.get(symbol)
