@@ -16,7 +16,7 @@ from .config import ConfigError, Settings, SwingtraderError
 __all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
            'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
            'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options', 'positions',
-           'api', 'chat', 'add_broker_options']
+           'api', 'chat', 'add_broker_options', 'agent']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -653,3 +653,26 @@ def add_broker_options(cmd:click.Command, sim:bool=True) -> click.Command:
 
 for _c in (smoke, daily, run): add_broker_options(_c)
 for _c in (status, flatten): add_broker_options(_c, sim=False)
+
+# %% ../nbs/90_cli.ipynb #d5b45bca
+@main.command()
+@click.option("--policy", "policy_file", required=True, help="The policy file: a linear .json (save_linear_policy) or an .onnx model.")
+@click.option("--mode", default="shadow", show_default=True, help="shadow (audit only), paper, or live (needs the live opt-in).")
+@click.option("--symbols", default=None, help="Comma-separated tickers (default on the simulator: its first --count symbols).")
+@click.option("--count", default=3, show_default=True, type=Number(int, 1, 500), help="Simulator symbols to trade when --symbols is not given.")
+@click.option("--minutes", default=None, type=Number(int, 1, 100_000), help="Simulator minutes to run (default: one session).")
+@click.option("--ramp", default=None, type=Number(float, 0, 1, lo_open=True), help="Share of the target size for this run, above 0 and at most 1 (default SWINGTRADER_AGENT_SIZE_RAMP).")
+@click.option("--run-id", default=None, help="Run id (part of every client key; the same id never sends a bar's order twice).")
+@friendly
+def agent(policy_file, mode, symbols, count, minutes, ramp, run_id):
+    "Run an execution policy through the RiskGuard and the executor (shadow, paper or live)."
+    from swingtrader.agent_runner import check_mode, run_agent
+    s = load_settings()
+    check_mode(s, mode)
+    syms = [x.strip().upper() for x in symbols.split(",") if x.strip()] if symbols else None
+    r = run_agent(s, policy_file, mode, minutes=minutes, symbols=syms, count=count, run_id=run_id, ramp=ramp)
+    res = ", ".join(f"{k} {v}" for k, v in sorted(r["results"].items()))
+    click.echo(f"agent {r['model_id']} (sha256 {r['sha256'][:12]}…) {r['mode']} on {', '.join(r['symbols'])}: "
+               f"{r['steps']} actions ({res}), {r['orders']} orders; ledger and audit in {r['dir']}")
+    for st, v in r["latency"].items():
+        click.echo(f"  {st:<10} p50 {v['p50']:7.3f} ms  p99 {v['p99']:7.3f} ms  (budget {v['budget']:.0f} ms)")

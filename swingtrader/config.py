@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     chat_sandbox_data_dir: Path|None = _f(None, "give the data directory of the sandbox bot whose ledger records the order shapes tested today (production chat and API orders need them), or leave unset.")
     # -- alpaca
     sim_broker: Literal["tastytrade", "alpaca"] = _f("tastytrade", "use tastytrade or alpaca: the client the simulator is traded through (the emulator speaks both).")
+    # -- agents
+    agent_target_qty: int = _f(100, "give the agent's full order size in shares, between 1 and 1000000, e.g. 100.", ge=1, le=1_000_000)
+    agent_size_ramp: float = _f(0.25, "give the share of the target size an agent trades now, above 0 and at most 1 (start at 0.25, raise it as it proves itself).", gt=0, le=1)
+    agent_feature_ttl: float = _f(1.0, "give the seconds an agent's features stay cached, between 0 and 60, e.g. 1.", ge=0, le=60)
+    agent_batch_window: float = _f(0.1, "give the seconds an agent's signals are batched over, between 0 and 5, e.g. 0.1.", ge=0, le=5)
 
 
     @model_validator(mode="before")

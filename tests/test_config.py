@@ -55,6 +55,10 @@ INVALID = {
     "SWINGTRADER_CHAT_CHASE_MAX_TICKS": ("0", "how many ticks"),
     "SWINGTRADER_CHAT_CHASE_MAX_SECONDS": ("0", "cancels"),
     "SWINGTRADER_API_PORT": ("0", "TCP port"),
+    "SWINGTRADER_AGENT_TARGET_QTY": ("0", "full order size"),
+    "SWINGTRADER_AGENT_SIZE_RAMP": ("0", "share of the target size"),
+    "SWINGTRADER_AGENT_FEATURE_TTL": ("-1", "stay cached"),
+    "SWINGTRADER_AGENT_BATCH_WINDOW": ("9", "batched over"),
 }
 
 @pytest.mark.parametrize("var", sorted(INVALID))
