@@ -191,6 +191,10 @@ class Settings(BaseSettings):
     chat_sandbox_data_dir: Path|None = _f(None, "give the data directory of the sandbox bot whose ledger records the order shapes tested today (production chat and API orders need them), or leave unset.")
     # -- alpaca
     sim_broker: Literal["tastytrade", "alpaca"] = _f("tastytrade", "use tastytrade or alpaca: the client the simulator is traded through (the emulator speaks both).")
+    # -- health
+    health_error_threshold: int = _f(10, "give a whole number of failed broker calls, e.g. 10: more in SWINGTRADER_HEALTH_ERROR_WINDOW put the bot in preservation mode (REDUCING: exits and stops only); 0 turns it off.", ge=0)
+    health_error_window: float = _f(300.0, "give seconds above 0, e.g. 300: the window failed broker calls are counted over.", gt=0)
+    health_auto_resume: bool = _f(True, "use true or false: leave preservation mode by itself once broker calls recover (false: only a person's reset-halt resumes).")
 
 
     @model_validator(mode="before")
