@@ -3,7 +3,6 @@ activities match the ledger's fills (count, shares, value per symbol and side) a
 a difference is flagged; a broker without the views is skipped with a note."""
 import asyncio
 from datetime import date
-from decimal import Decimal
 
 import pytest
 
