@@ -55,6 +55,9 @@ INVALID = {
     "SWINGTRADER_CHAT_CHASE_MAX_TICKS": ("0", "how many ticks"),
     "SWINGTRADER_CHAT_CHASE_MAX_SECONDS": ("0", "cancels"),
     "SWINGTRADER_API_PORT": ("0", "TCP port"),
+    "SWINGTRADER_HEALTH_ERROR_THRESHOLD": ("-1", "failed broker calls"),
+    "SWINGTRADER_HEALTH_ERROR_WINDOW": ("0", "seconds above 0"),
+    "SWINGTRADER_HEALTH_AUTO_RESUME": ("sometimes", "true or false"),
 }
 
 @pytest.mark.parametrize("var", sorted(INVALID))
