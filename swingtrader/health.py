@@ -59,6 +59,7 @@ class HealthMonitor:
         self.call_error_threshold = getattr(s, "health_error_threshold", 10)
         self.call_error_window = getattr(s, "health_error_window", 300.0)
         self.auto_resume = getattr(s, "health_auto_resume", True)
+        self.preserving: bool|None = None     # in its own preservation mode (None: not known yet this run)
 
     def __repr__(self): return f"HealthMonitor({self.summary()})"
 
@@ -108,17 +109,24 @@ def _preservation(self:HealthMonitor, ok:bool, what:str, now:datetime):
     n, limit, ks = len(self.call_errors), self.call_error_threshold, self.kill_switch
     if not limit or ks is None: return
     from swingtrader.risk import KillState
-    state = ks.state
-    if not ok and n > limit and state is KillState.ACTIVE:
-        whats = sorted({w for _, w in self.call_errors})
-        msg = f"{n} failed broker calls in {self.call_error_window:.0f} s ({', '.join(whats)[:200]}): preservation mode, exits and stops only"
-        self.set_level("broker_errors", "critical", msg, errors=n, window_s=self.call_error_window)
-        ks.reduce(PRESERVATION, msg)
-    elif ok and n <= limit // 2 and state is KillState.REDUCING and ks.ledger.halt_state().who == PRESERVATION:
-        if not self.auto_resume: return
-        msg = f"broker calls recovered ({n} failed in the last {self.call_error_window:.0f} s): preservation mode over, entries allowed again"
-        ks.ledger.set_halt(KillState.ACTIVE.value, PRESERVATION, msg)
-        self.set_level("broker_errors", "ok", msg, errors=n)     # a critical that ends is sent to the notifier too
+    if not ok:
+        if n > limit and not self.preserving and ks.state is KillState.ACTIVE:
+            whats = sorted({w for _, w in self.call_errors})
+            msg = f"{n} failed broker calls in {self.call_error_window:.0f} s ({', '.join(whats)[:200]}): preservation mode, exits and stops only"
+            self.set_level("broker_errors", "critical", msg, errors=n, window_s=self.call_error_window)
+            ks.reduce(PRESERVATION, msg)
+            self.preserving = True
+        return
+    if not self.auto_resume: return
+    if self.preserving is None:        # the first answer of this run: a preservation mode an earlier run left behind?
+        h = ks.ledger.halt_state(); self.preserving = h.state == KillState.REDUCING.value and h.who == PRESERVATION
+    if not self.preserving or n > limit // 2: return     # (the ledger is read only while in preservation mode)
+    self.preserving = False
+    h = ks.ledger.halt_state()
+    if h.state != KillState.REDUCING.value or h.who != PRESERVATION: return   # a person (or a halt) took over: theirs to lift
+    msg = f"broker calls recovered ({n} failed in the last {self.call_error_window:.0f} s): preservation mode over, entries allowed again"
+    ks.ledger.set_halt(KillState.ACTIVE.value, PRESERVATION, msg)
+    self.set_level("broker_errors", "ok", msg, errors=n)     # a critical that ends is sent to the notifier too
 
 # %% ../nbs/61_health.ipynb #83c02b78
 @patch
