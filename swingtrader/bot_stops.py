@@ -53,6 +53,7 @@ async def sync_stops(self:BotStops, reconcile:bool=False) -> int: # first compar
     n = 0
     async with self._order_gate:
         if reconcile or tr.stops_uncertain:
+            await self.call(tr.protection.resolve_unknown, self.broker, what="orders")   # a stop sent without an answer
             orders = await self.call(self.broker.orders, "open", what="orders")
             n += await self._send_stops(tr.reconcile_stops(orders, self.clock.now()))
         n += await self._send_stops(tr.protect(self.clock.now()))

@@ -14,7 +14,7 @@ from .config import Settings
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'LEVELS', 'p95', 'HealthMonitor', 'TimedGuard']
+__all__ = ['log', 'LEVELS', 'PRESERVATION', 'p95', 'HealthMonitor', 'TimedGuard']
 
 # %% ../nbs/61_health.ipynb #35f14b15
 LEVELS = ("ok", "warning", "critical")
@@ -55,6 +55,11 @@ class HealthMonitor:
         self.levels: dict[str, str] = {}
         self.error_count = 0
         self.lost_since: datetime|None = None
+        self.call_errors: deque[tuple[datetime, str]] = deque()     # broker calls that failed (unreachable, rate limited), in the window
+        self.call_error_threshold = getattr(s, "health_error_threshold", 10)
+        self.call_error_window = getattr(s, "health_error_window", 300.0)
+        self.auto_resume = getattr(s, "health_auto_resume", True)
+        self.preserving: bool|None = None     # in its own preservation mode (None: not known yet this run)
 
     def __repr__(self): return f"HealthMonitor({self.summary()})"
 
@@ -93,6 +98,36 @@ def reject_rate(self:HealthMonitor) -> float:
     "Share of rejected orders among the recent ones (0 with none)."
     return sum(self.orders) / len(self.orders) if self.orders else 0.0
 
+# %% ../nbs/61_health.ipynb #6a77e99d
+PRESERVATION = "health_monitor"     # who the ledger records for the monitor's own preservation mode
+
+@patch
+def _preservation(self:HealthMonitor, ok:bool, what:str, now:datetime):
+    "Count failed broker calls in the window; enter preservation mode above the threshold, leave it once they recover."
+    if ok is False: self.call_errors.append((now, what))
+    while self.call_errors and (now - self.call_errors[0][0]).total_seconds() > self.call_error_window: self.call_errors.popleft()
+    n, limit, ks = len(self.call_errors), self.call_error_threshold, self.kill_switch
+    if not limit or ks is None: return
+    from swingtrader.risk import KillState
+    if not ok:
+        if n > limit and not self.preserving and ks.state is KillState.ACTIVE:
+            whats = sorted({w for _, w in self.call_errors})
+            msg = f"{n} failed broker calls in {self.call_error_window:.0f} s ({', '.join(whats)[:200]}): preservation mode, exits and stops only"
+            self.set_level("broker_errors", "critical", msg, errors=n, window_s=self.call_error_window)
+            ks.reduce(PRESERVATION, msg)
+            self.preserving = True
+        return
+    if not self.auto_resume: return
+    if self.preserving is None:        # the first answer of this run: a preservation mode an earlier run left behind?
+        h = ks.ledger.halt_state(); self.preserving = h.state == KillState.REDUCING.value and h.who == PRESERVATION
+    if not self.preserving or n > limit // 2: return     # (the ledger is read only while in preservation mode)
+    self.preserving = False
+    h = ks.ledger.halt_state()
+    if h.state != KillState.REDUCING.value or h.who != PRESERVATION: return   # a person (or a halt) took over: theirs to lift
+    msg = f"broker calls recovered ({n} failed in the last {self.call_error_window:.0f} s): preservation mode over, entries allowed again"
+    ks.ledger.set_halt(KillState.ACTIVE.value, PRESERVATION, msg)
+    self.set_level("broker_errors", "ok", msg, errors=n)     # a critical that ends is sent to the notifier too
+
 # %% ../nbs/61_health.ipynb #83c02b78
 @patch
 def broker_call(self:HealthMonitor, ok:bool, # the broker answered (an order rejection is an answer)
@@ -100,6 +135,7 @@ def broker_call(self:HealthMonitor, ok:bool, # the broker answered (an order rej
                 what:str="call"):
     "Record one broker call."
     now = self.clock.now()
+    self._preservation(ok, what, now)
     if ok:
         if seconds is not None: self.latencies.append(seconds)
         if self.lost_since is not None:

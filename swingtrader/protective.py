@@ -222,5 +222,18 @@ def sync(self:ProtectiveStops, broker, now:datetime|None=None,
         return c, self.stop_sent(c, o, err, now)
     done = []
     if reconcile or self.uncertain:
+        self.resolve_unknown(broker)
         done += [send(c) for c in self.reconcile(broker.orders("open"), now)]
     return done + [send(c) for c in self.protect(now)]
+
+@patch
+def resolve_unknown(self:ProtectiveStops, broker) -> list[str]:
+    """Resolve the ledger's protective-stop intents whose submit ended without an answer, by client key (the broker's order,
+    or none): until then the ledger is not quiet and the periodic reconciliation waits. Only protective intents: the stop
+    keeper is the only one sending them, and it is not sending now. Returns the keys resolved."""
+    led, done = self.owner.ledger, []
+    for o in led.unresolved_intents():
+        if o.signal_id != PROTECTIVE and not is_protective_key(o.client_key): continue
+        led.resolve_intent(o.client_key, broker.order_by_client_key(o.client_key))
+        done.append(o.client_key)
+    return done

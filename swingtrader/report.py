@@ -20,7 +20,8 @@ __all__ = ['REASONS', 'KILL_RULES', 'RISK_RULES', 'CSS', 'money', 'pct', 'ny_tim
            'esc', 'table', 'cards', 'plotly_js', 'figure_html', 'market_rangebreaks', 'ny_index', 'fig_equity_drawdown',
            'fig_candles', 'session_for', 'sim_day_bars', 'intraday_equity', 'DayReport', 'headline', 'equity_section',
            'trades_section', 'orders_section', 'longest_losing_streak', 'risk_section', 'fig_risk_use', 'halt_section',
-           'health_section', 'charts_section', 'smoke_section', 'notebook_html']
+           'health_section', 'charts_section', 'load_activity', 'activity_check', 'account_section', 'smoke_section',
+           'notebook_html']
 
 # %% ../nbs/66_report.ipynb #056cf968
 def _num(x) -> float|None:
@@ -544,6 +545,78 @@ def charts_section(self:DayReport) -> Html:
 
 for _f in (headline, equity_section, trades_section, orders_section, risk_section, fig_risk_use, halt_section, health_section, charts_section):
     setattr(DayReport, _f.__name__, _f)
+
+# %% ../nbs/66_report.ipynb #ba8624a7
+def _activity_broker(s:Settings):
+    "A broker for the account views from the settings, when the configured broker offers them (Alpaca), else None."
+    if s.broker != "alpaca": return None
+    from swingtrader.alpaca.broker import AlpacaBroker
+    return AlpacaBroker(s)
+
+def load_activity(self:DayReport, broker=None) -> DayReport: # default: one from the settings, when their broker offers the views
+    "Read the broker's FILL activities of the day and its portfolio-history equity (kept in `activity`; a note when not offered)."
+    own = broker is None
+    name = getattr(broker, "name", None) or self.settings.broker
+    try: broker = _activity_broker(self.settings) if own else broker
+    except Exception as e:
+        self.activity = {"note": f"could not connect to {name} for its account activity: {type(e).__name__}: {e}"}; return self
+    if broker is None or not (hasattr(broker, "fill_activities") and hasattr(broker, "portfolio_history")):
+        self.activity = {"note": f"{name} offers no fill activities or portfolio history: this section is skipped."}; return self
+    try:
+        start = datetime.combine(self.day, datetime.min.time(), NY).astimezone(UTC)
+        acts = [a for a in broker.fill_activities(since=start) if a.time.astimezone(NY).date() == self.day]
+        hist = broker.portfolio_history(period="1M", timeframe="1D")
+        self.activity = {"broker": name, "fills": acts, "history": hist}
+    except Exception as e: self.activity = {"note": f"could not read {name}'s account activity: {type(e).__name__}: {e}"}
+    finally:
+        if own: broker.close()
+    return self
+
+def _day_equity(hist:pd.DataFrame, day:date) -> float|None:
+    "The broker's equity for `day` from a daily portfolio history (the point dated that day, New York)."
+    if hist is None or not len(hist): return None
+    on = hist[[t.tz_convert(NY).date() == day for t in hist.index]]
+    return float(on["equity"].iloc[-1]) if len(on) and on["equity"].iloc[-1] is not None else None
+
+def activity_check(self:DayReport) -> dict:
+    "The comparison behind the section: rows per symbol and side, the flags, and both equities."
+    a = getattr(self, "activity", None)
+    if a is None: a = self.load_activity().activity
+    if "note" in a: return {"note": a["note"]}
+    b = pd.DataFrame([{"symbol": f.symbol, "side": f.side.value, "qty": float(f.qty), "value": float(f.qty * f.price)} for f in a["fills"]],
+                     columns=["symbol", "side", "qty", "value"])
+    l = self.fills
+    l = pd.DataFrame({"symbol": l["symbol"], "side": l["side"], "qty": l["qty"].astype(float),
+                      "value": l["qty"].astype(float) * l["price"].astype(float)}) if len(l) else b.iloc[0:0]
+    agg = lambda d: d.groupby(["symbol", "side"]).agg(n=("qty", "size"), qty=("qty", "sum"), value=("value", "sum"))
+    m = agg(b).reset_index().merge(agg(l).reset_index(), on=["symbol", "side"], how="outer", suffixes=("_broker", "_ledger")).fillna(0)
+    flags = []
+    for r in m.itertuples():
+        same = abs(r.qty_broker - r.qty_ledger) < 1e-6 and abs(r.value_broker - r.value_ledger) < 0.01
+        if not same: flags.append(f"{r.symbol} {r.side}: broker {shares(r.qty_broker)} shares for {money(r.value_broker)}, "
+                                  f"ledger {shares(r.qty_ledger)} for {money(r.value_ledger)}")
+        elif r.n_broker != r.n_ledger: flags.append(f"{r.symbol} {r.side}: {int(r.n_broker)} executions at the broker, {int(r.n_ledger)} fills "
+                                                    "in the ledger (same shares and value: fills derived from order totals)")
+    eq_b, eq_r = _day_equity(a["history"], self.day), _start_end(self)[1]
+    if eq_b is not None and eq_r is not None and abs(eq_b - eq_r) > max(0.01, 0.001 * abs(eq_r)):
+        flags.append(f"equity: broker {money(eq_b)}, report {money(eq_r)} (difference {money(eq_b - eq_r, sign=True)})")
+    return {"broker": a["broker"], "rows": m, "flags": flags, "n_broker": len(b), "n_ledger": len(l), "equity_broker": eq_b, "equity_report": eq_r}
+
+def account_section(self:DayReport) -> Html:
+    "Account activity (broker): its FILL activities vs the ledger's fills, its portfolio-history equity vs the report's."
+    c = self.activity_check()
+    if "note" in c: return Html(f"<p class='st-empty'>{esc(c['note'])}</p>")
+    m = c["rows"]
+    df = pd.DataFrame({"symbol": m["symbol"], "side": m["side"], "broker executions": m["n_broker"].astype(int), "ledger fills": m["n_ledger"].astype(int),
+                       "broker shares": m["qty_broker"].map(shares), "ledger shares": m["qty_ledger"].map(shares),
+                       "broker value": m["value_broker"].map(money), "ledger value": m["value_ledger"].map(money)}) if len(m) else m
+    head = (f"<p>{esc(c['broker'])}: {c['n_broker']} executions (FILL activities) today, {c['n_ledger']} fills in the ledger; "
+            f"equity {money(c['equity_broker'])} by the broker's portfolio history, {money(c['equity_report'])} in this report.</p>")
+    verdict = ("<p class='st-note'>Differences:</p><ul>" + "".join(f"<li>{esc(f)}</li>" for f in c["flags"]) + "</ul>") if c["flags"] \
+              else "<p>The broker's record and the ledger agree.</p>"
+    return Html(head + verdict + table(df, empty="no fills today at the broker or in the ledger"))
+
+for _f in (load_activity, activity_check, account_section): setattr(DayReport, _f.__name__, _f)
 
 # %% ../nbs/66_report.ipynb #4cbfd00b
 def smoke_section(report, # a `jobs.SmokeReport`

@@ -1,5 +1,6 @@
-"""One bot process for tests/test_chaos_week.py: the real tastytrade bot (REST through the transport, DXLink candles, account
-streamer, TradingView scan) against the emulator served by the test process, on the data directory's ledger and audit log.
+"""One bot process for tests/test_chaos_week.py: the real bot of `settings.broker` — tastytrade (REST through the transport,
+DXLink candles, account streamer) or alpaca (alpaca-py's TradingClient, StockDataStream, TradingStream) — with the TradingView
+scan, against the emulator served by the test process, on the data directory's ledger and audit log.
 
     python tests/chaos_child.py CONFIG.json RUN_NAME
 
@@ -55,9 +56,9 @@ def main(cfg_path:str, run:str):
 
 def run_bot(cfg:dict, run:str, settings, clock, data:Path):
     from swingtrader.clock import MarketCalendar
-    from swingtrader.session import tastytrade_bot, open_state, _run_with_signals
+    from swingtrader.session import build_bot, open_state, _run_with_signals
     ledger, audit = open_state(settings, clock)
-    bot = tastytrade_bot(settings, clock, ledger, audit, scan_url=cfg["scan_url"], calendar=MarketCalendar(),
+    bot = build_bot(settings, clock, ledger, audit, scan_url=cfg["scan_url"], calendar=MarketCalendar(),   # the registry's parts
                          last_day=date.fromisoformat(cfg["last_day"]), fast_forward_idle=cfg["fast_forward"], check_every=120.0)
 
     for k, v in (cfg.get("polls") or {}).items(): setattr(bot.order_updates, k, v)

@@ -186,3 +186,46 @@ def test_compliance_views_agree_with_the_orders(broker, sym):
     h = broker.portfolio_history(period="1W", timeframe="1D")
     assert list(h.columns) == ["equity", "profit_loss", "profit_loss_pct"] and len(h) >= 1 and str(h.index.tz) == "UTC"
     broker.submit(OrderRequest(sym, "sell", qty=2))
+
+
+def test_notional_entries_go_as_whole_shares_while_broker_stops_are_on(env, sym):
+    """Stop orders are for whole shares: with broker-side stops on, a notional buy is sent as whole shares (rounded down at
+    the ask), so the protective stop covers the whole position and no fraction stays open after it fills. Off: fractional."""
+    q = None
+    for stops, key in ((True, f"wh-{uuid.uuid4().hex[:10]}"), (False, f"fr-{uuid.uuid4().hex[:10]}")):
+        b = AlpacaBroker(env.settings.model_copy(update={"broker_stops": stops}), clock=env.clock, calendar=env.calendar, retry_wait=0.2)
+        try:
+            q = b.latest_quote(sym)
+            o = b.submit(OrderRequest(sym, "buy", notional=Decimal(str(round(q.ask * 3.5, 2))), client_key=key))
+            f = wait_for(lambda: b.order(o.id), lambda x: x.status is OrderStatus.FILLED)
+            if stops: assert f.filled_qty == f.filled_qty.to_integral_value() and f.filled_qty >= 3 and "broker-side stops" in o.note
+            else: assert f.filled_qty != f.filled_qty.to_integral_value()
+            assert b.whole_shares_why(OrderRequest(sym, "sell", qty=1)) is None      # a qty order is never converted
+            b.submit(OrderRequest(sym, "sell", qty=f.filled_qty))
+            if stops:
+                with pytest.raises(OrderRejected, match="less than one share.*broker-side stops"):
+                    b.submit(OrderRequest(sym, "buy", notional=Decimal(str(round(q.ask / 2, 2)))))
+        finally: b.close()
+
+
+def test_a_sell_for_more_than_is_held_is_refused(broker, sym):
+    """Alpaca takes a sell for more than the long position as a short sale: a protective stop (client key `ps-…`) or an exit
+    sized from a stale view of the position is refused before it reaches Alpaca, definitely (nothing placed); one for what is
+    held goes."""
+    buy = broker.submit(OrderRequest(sym, "buy", qty=2))
+    wait_for(lambda: broker.order(buy.id), lambda x: x.status is OrderStatus.FILLED)
+    held = sum(p.qty for p in broker.positions() if p.symbol == sym)
+    px = (broker.latest_quote(sym).bid * 0.5)
+    key = f"ps-{uuid.uuid4().hex[:20]}"
+    with pytest.raises(OrderRejected, match="would open a short") as e:
+        broker.submit(OrderRequest(sym, "sell", qty=held + 1, type="stop", tif="gtc", stop_price=Decimal(str(round(px, 2))), client_key=key))
+    assert e.value.reason == "exceeds_position" and broker.order_by_client_key(key) is None
+    ok = broker.submit(OrderRequest(sym, "sell", qty=held, type="stop", tif="gtc", stop_price=Decimal(str(round(px, 2))), client_key=key + "b"))
+    assert ok.status.is_open
+    with pytest.raises(OrderRejected, match="would open a short"):
+        broker.replace(ok.id, qty=held + 1, client_key=key + "c")
+    broker.cancel(ok.id)
+    wait_for(lambda: broker.order(ok.id), lambda x: x.status.is_terminal)
+    with pytest.raises(OrderRejected, match="a sell for .* would open a short"):       # an exit too: long only
+        broker.submit(OrderRequest(sym, "sell", qty=held + 1))
+    broker.submit(OrderRequest(sym, "sell", qty=held))

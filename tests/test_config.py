@@ -59,6 +59,9 @@ INVALID = {
     "SWINGTRADER_AGENT_SIZE_RAMP": ("0", "share of the target size"),
     "SWINGTRADER_AGENT_FEATURE_TTL": ("-1", "stay cached"),
     "SWINGTRADER_AGENT_BATCH_WINDOW": ("9", "batched over"),
+    "SWINGTRADER_HEALTH_ERROR_THRESHOLD": ("-1", "failed broker calls"),
+    "SWINGTRADER_HEALTH_ERROR_WINDOW": ("0", "seconds above 0"),
+    "SWINGTRADER_HEALTH_AUTO_RESUME": ("sometimes", "true or false"),
 }
 
 @pytest.mark.parametrize("var", sorted(INVALID))

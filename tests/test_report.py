@@ -6,7 +6,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SECTIONS = ["Headline", "Equity and drawdown", "Trades", "Orders and fills", "Risk use per rule", "Kill switch", "Health alerts",
-            "Charts of the traded symbols"]
+            "Account activity (broker)", "Charts of the traded symbols"]
 KERNEL_NOISE = ["Kernel is running over TCP", "KeyboardInterrupt", "IPKernelApp", "[NbConvertApp]", "WARNING |"]
 
 def run(args, data_dir, timeout=600):
@@ -55,6 +55,12 @@ def test_daily_html_is_self_contained_with_every_section(daily):
     assert "Traceback" not in doc and "output_stderr" not in doc
     assert doc.count("Plotly.newPlot") >= 2          # the equity curve and at least one candle chart
     assert "not a trading session: this run traded the next session, Mon 2026-03-02" in doc
+
+def test_daily_account_activity_is_skipped_with_a_note_on_the_simulator(daily):
+    "The simulator offers no FILL activities or portfolio history: the section says so (tests/test_alpaca_report.py has Alpaca's)."
+    _, html, _ = daily
+    assert "offers no fill activities or portfolio history" in section(html.read_text(), "Account activity (broker)")
+
 
 def test_daily_money_is_to_the_cent_and_times_are_new_york(daily):
     _, html, _ = daily

@@ -24,6 +24,7 @@ from ..models import (Account, Asset, Fill, Order, OrderPreview, OrderRequest, O
 from ..broker import (BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected, UnknownSymbol, empty_bars)
 from . import wire
 from .transport import AlpacaTransport
+from ..stops import is_protective_key
 
 log = logging.getLogger(__name__)
 
@@ -179,16 +180,27 @@ def order_by_client_key(self:AlpacaBroker, client_key:str) -> Order|None:
 
 # %% ../../nbs/24c_alpaca_broker.ipynb #eb2b7055
 @patch
-def _whole_shares(self:AlpacaBroker, req:OrderRequest) -> OrderRequest:
+def whole_shares_why(self:AlpacaBroker, req:OrderRequest) -> str|None:
+    """Why notional `req` must go as whole shares (None: it may stay fractional). Fractional orders off or an asset Alpaca
+    does not fraction; and a buy while broker-side protective stops are on: stop orders are for whole shares, so the fraction
+    of a notional entry would stay outside the broker's stop (and stay open after it fills)."""
+    if req.notional is None: return None
+    if not self.settings.fractional: return "fractional orders are off"
+    if not self.asset(req.symbol).fractionable: return f"{req.symbol} is not fractionable"
+    if req.side is Side.BUY and getattr(self.settings, "broker_stops", False): return "broker-side stops cover whole shares only"
+    return None
+
+@patch
+def _whole_shares(self:AlpacaBroker, req:OrderRequest, why:str="fractional orders are off") -> OrderRequest:
     "A notional request as whole shares at the current price (rounded down)."
     q = self.latest_quote(req.symbol)
     price = Decimal(str(q.ask if req.side is Side.BUY else q.bid))
     if price <= 0: raise BrokerError(f"No usable price for {req.symbol} to size a notional order.", "give qty instead of notional.")
     shares = (req.notional / price).to_integral_value(rounding=ROUND_DOWN)
     if shares < 1:
-        raise OrderRejected(f"${req.notional} buys less than one share of {req.symbol} at {price} and fractional orders are off.",
+        raise OrderRejected(f"${req.notional} buys less than one share of {req.symbol} at {price} and {why}.",
                             "raise the notional above one share's price, or give qty.", reason="notional_below_one_share")
-    self.conversions[req.client_key] = {"notional": req.notional, "price": price, "qty": shares}
+    self.conversions[req.client_key] = {"notional": req.notional, "price": price, "qty": shares, "why": why}
     return OrderRequest(req.symbol, req.side, qty=shares, type=OrderType.MARKET, tif=req.tif, client_key=req.client_key)
 
 @patch
@@ -206,10 +218,24 @@ def _lookup_after_doubt(self:AlpacaBroker, req:OrderRequest, why:str, absent:Exc
     return o
 
 @patch
+def _close_only(self:AlpacaBroker, symbol:str, qty:Decimal|None, client_key:str|None):
+    """A sell (an exit, a protective stop) sells only what is held: swingtrader trades long only, and Alpaca takes a sell for
+    more than the long position as a short sale. A sell sized from a stale view of the position (its protective stop filled
+    and the trade update is not in yet) would open a short: refused, definitely (nothing placed); unless Alpaca already holds
+    an order under `client_key` (a retry), which the caller then returns."""
+    if qty is None: return None
+    held = sum((p.qty for p in self.positions() if p.symbol == symbol), Decimal(0))
+    if qty <= held: return None
+    if client_key and (done := self.order_by_client_key(client_key)) is not None: return done
+    what = "a protective stop" if is_protective_key(client_key) else "a sell"
+    raise OrderRejected(f"{what} for {qty} {symbol} but Alpaca holds {held}: it would open a short (swingtrader trades long only).",
+                        "let the fills arrive; the bot sells what is held.", reason="exceeds_position")
+
+@patch
 def submit(self:AlpacaBroker, req:OrderRequest) -> Order:
     "Place `req` (at most once per client key)."
-    if req.notional is not None and not (self.settings.fractional and self.asset(req.symbol).fractionable):
-        req = self._whole_shares(req)
+    if req.side is Side.SELL and (done := self._close_only(req.symbol, req.qty, req.client_key)) is not None: return done
+    if (why := self.whole_shares_why(req)) is not None: req = self._whole_shares(req, why)
     what = f"{req.side.value} {req.qty or '$' + str(req.notional)} {req.symbol}"
     try: o = wire.order_from_alpaca(self.trading.submit_order(wire.order_request(req)))
     except APIError as e:
@@ -221,7 +247,7 @@ def submit(self:AlpacaBroker, req:OrderRequest) -> Order:
     except (requests.ConnectionError, requests.Timeout) as e: o = self._lookup_after_doubt(req, type(e).__name__)
     self.invalidate()
     if (conv := self.conversions.get(req.client_key)):
-        o = dc_replace(o, note=f"notional ${conv['notional']} sent as {conv['qty']} whole shares at {conv['price']}")
+        o = dc_replace(o, note=f"notional ${conv['notional']} sent as {conv['qty']} whole shares at {conv['price']} ({conv['why']})")
     if o.status is OrderStatus.REJECTED:
         raise OrderRejected(f"Alpaca rejected {what}: {o.reject_reason}.", "change the order as the reason says.",
                             reason=o.reject_reason or "rejected", order=o)
@@ -282,6 +308,7 @@ def replace(self:AlpacaBroker, order_id:str, qty:Decimal|None=None, limit_price:
                             reason="not_replaceable", order=cur)
     if qty is not None and qty != qty.to_integral_value():
         raise OrderRejected(f"Alpaca replaces whole-share quantities only (got {qty}).", "cancel and submit a new order.", reason="not_replaceable")
+    if cur.side is Side.SELL and (done := self._close_only(cur.symbol, qty, client_key or cur.client_key)) is not None: return done
     r = ReplaceOrderRequest(qty=int(qty) if qty is not None else None, limit_price=float(limit_price) if limit_price is not None else None,
                             stop_price=float(stop_price) if stop_price is not None else None, client_order_id=client_key)
     try: new = self.trading.replace_order_by_id(order_id, r)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import asyncio, logging, math, time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from alpaca.trading.stream import TradingStream
@@ -18,7 +18,7 @@ from . import wire
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'UpdateTracker', 'AlpacaTradingStream', 'AlpacaOrderUpdates']
+__all__ = ['log', 'UpdateTracker', 'execution_id', 'AlpacaTradingStream', 'AlpacaOrderUpdates']
 
 # %% ../../nbs/24e_alpaca_order_updates.ipynb #c6a376d7
 @dataclass
@@ -83,8 +83,30 @@ def from_stream(self:UpdateTracker, u) -> list[OrderUpdate]:
     self._track(o)
     return out
 
+def execution_id(activity_id:str) -> str:
+    "The execution of a `FILL` activity: the UUID after `::` in its id (the `execution_id` its trade update carried)."
+    return str(activity_id).rsplit("::", 1)[-1]
+
 @patch
-def from_snapshot(self:UpdateTracker, order, at:datetime) -> list[OrderUpdate]:
+def _activity_fills(self:UpdateTracker, o:Order, s:_Seen, acts:list[Fill], at:datetime) -> list[OrderUpdate]:
+    """The fills of order `o` beyond what `s` has reported, one per `FILL` activity `acts` (its executions: their own ids, prices
+    and times, so a fill a poll finds is the very fill its trade update would have been); what they do not explain is derived."""
+    out, cum = [], Decimal(0)
+    for a in sorted(acts, key=lambda a: a.time):
+        end = cum + a.qty
+        if end > o.filled_qty: break                           # an execution the snapshot does not show yet
+        if end > s.qty:
+            if cum < s.qty: break                              # the reported quantity ends inside this execution: derive the rest
+            s.qty, s.value = end, s.value + a.qty * a.price
+            full = o.status is OrderStatus.FILLED and end >= o.filled_qty
+            f = Fill(execution_id(a.fill_id), o.id, o.symbol, o.side, a.qty, a.price, a.time, client_key=o.client_key)
+            out.append(OrderUpdate(OrderEvent.FILL if full else OrderEvent.PARTIAL_FILL, o, a.time, fill=f))
+        cum = end
+    return out + self._fill(o, s, at)
+
+@patch
+def from_snapshot(self:UpdateTracker, order, at:datetime,
+                  activities:list[Fill]|None=None) -> list[OrderUpdate]: # the order's FILL activities, if the poll read them
     "The new `OrderUpdate`s implied by a polled order (alpaca-py `Order` or JSON); `at` stamps events without a time."
     m = wire.as_order_model(order)
     o = wire.order_from_alpaca(m)
@@ -92,7 +114,7 @@ def from_snapshot(self:UpdateTracker, order, at:datetime) -> list[OrderUpdate]:
     t = o.updated_at or at
     if o.filled_qty > 0: s.events.add(OrderEvent.ACCEPTED)   # fills imply acceptance
     out = self._status(o, s, OrderEvent.ACCEPTED, t) if o.broker_status not in ("pending_new", "pending_review", "rejected") else []
-    out += self._fill(o, s, t)
+    out += self._activity_fills(o, s, activities, t) if activities else self._fill(o, s, t)
     out += self._status(o, s, _STATUS_EVENT.get(o.broker_status), t)
     self._track(o)
     return out
@@ -124,7 +146,9 @@ class AlpacaOrderUpdates:
                  safety_poll:float=30.0, # ... while the stream is up and orders are pending (lost messages)
                  stream:bool=True, # False: polling only
                  replay:bool=True, # True: report the state of orders open when the stream starts
-                 down_alert:float=60.0): # seconds the stream may be down before `on_health` hears a warning
+                 down_alert:float=60.0, # seconds the stream may be down before `on_health` hears a warning
+                 replay_days:float=7.0): # replay: orders closed this many days back are replayed too (their fills by execution id)
+        self.replay_days = replay_days
         self.broker, self.poll_interval, self.idle_poll, self.safety_poll, self.replay = broker, poll_interval, idle_poll, safety_poll, replay
         self.tracker = UpdateTracker()
         self.queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
@@ -162,26 +186,43 @@ class AlpacaOrderUpdates:
 
 # %% ../../nbs/24e_alpaca_order_updates.ipynb #06302595
 @patch
-def _poll_once(self:AlpacaOrderUpdates) -> list:
-    "One poll (in a thread): the open orders, plus tracked orders that left the open list."
+def _poll_once(self:AlpacaOrderUpdates, closed_since:datetime|None=None) -> tuple[list, dict]:
+    """One poll (in a thread): the open orders, tracked orders that left the open list, and (`closed_since`: at start) the
+    orders closed since then; with the `FILL` activities of every order that shows fills not reported yet."""
     tr = self.broker.trading
     from alpaca.trading.requests import GetOrdersRequest
     from alpaca.trading.enums import QueryOrderStatus
     items = list(tr.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)))
     self.stats["polls"] += 1
     ids = {str(o.id) for o in items}
+    if closed_since is not None:
+        for o in tr.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED, after=closed_since, limit=500, direction="asc")):
+            if str(o.id) not in ids: items.append(o); ids.add(str(o.id))
     for oid in [i for i in list(self.tracker.open) if i not in ids]:
         try: items.append(tr.get_order_by_id(oid))
         except Exception as e: log.debug("poll of order %s failed: %s", oid, e)
-    return items
+    return items, self._activities_for(items)
 
 @patch
-async def _poll(self:AlpacaOrderUpdates, seed:bool=False):
-    items = await asyncio.to_thread(self._poll_once)
+def _activities_for(self:AlpacaOrderUpdates, items:list) -> dict[str, list[Fill]]:
+    "The `FILL` activities of the orders in `items` with fills the tracker has not reported (by order id; {} if none or unreadable)."
+    need = [o for o in map(wire.order_from_alpaca, items) if o.filled_qty > self.tracker.seen.get(o.id, _Seen()).qty]
+    if not need or not hasattr(self.broker, "fill_activities"): return {}
+    since = min((o.created_at for o in need if o.created_at), default=None)
+    try: acts = self.broker.fill_activities(since=since - timedelta(seconds=1) if since else None)
+    except Exception as e:
+        log.debug("fill activities unreadable (fills derived from the orders): %s", e); return {}
+    out = {}
+    for a in acts: out.setdefault(a.order_id, []).append(a)
+    return out
+
+@patch
+async def _poll(self:AlpacaOrderUpdates, seed:bool=False, closed_since:datetime|None=None):
+    items, acts = await asyncio.to_thread(self._poll_once, closed_since)
     now = self.broker.clock.now()
     for o in items:
         if seed: self.tracker.seed(o)
-        else: self._emit(self.tracker.from_snapshot(o, now), "poll")
+        else: self._emit(self.tracker.from_snapshot(o, now, acts.get(str(o.id))), "poll")
 
 @patch
 def _watch_health(self:AlpacaOrderUpdates, up:bool):
@@ -223,7 +264,8 @@ async def _poller(self:AlpacaOrderUpdates):
 async def start(self:AlpacaOrderUpdates, connect_timeout:float=5.0):
     "Seed from the open orders, start the stream and the poller; wait up to `connect_timeout` for the stream."
     if self._tasks: return self
-    await self._poll(seed=not self.replay)
+    # replay: also the orders that closed while no bot listened (a restart), so fills made meanwhile reach the ledger
+    await self._poll(seed=not self.replay, closed_since=self.broker.clock.now() - timedelta(days=self.replay_days) if self.replay else None)
     if self.stream is not None: self._tasks.append(asyncio.create_task(self.stream.run_forever()))
     self._tasks.append(asyncio.create_task(self._poller()))
     t0 = time.monotonic()
