@@ -197,8 +197,8 @@ class Settings(BaseSettings):
     agent_feature_ttl: float = _f(1.0, "give the seconds an agent's features stay cached, between 0 and 60, e.g. 1.", ge=0, le=60)
     agent_batch_window: float = _f(0.1, "give the seconds an agent's signals are batched over, between 0 and 5, e.g. 0.1.", ge=0, le=5)
     # -- health
-    health_error_threshold: int = _f(10, "give a whole number of failed broker calls, e.g. 10: more in SWINGTRADER_HEALTH_ERROR_WINDOW put the bot in preservation mode (REDUCING: exits and stops only); 0 turns it off.", ge=0)
-    health_error_window: float = _f(300.0, "give seconds above 0, e.g. 300: the window failed broker calls are counted over.", gt=0)
+    health_error_threshold: int = _f(10, "give a whole number of failed broker calls between 0 and 100000, e.g. 10: more in SWINGTRADER_HEALTH_ERROR_WINDOW put the bot in preservation mode (REDUCING: exits and stops only); 0 turns it off.", ge=0, le=100_000)
+    health_error_window: float = _f(300.0, "give seconds above 0 and at most 86400, e.g. 300: the window failed broker calls are counted over.", gt=0, le=86_400)
     health_auto_resume: bool = _f(True, "use true or false: leave preservation mode by itself once broker calls recover (false: only a person's reset-halt resumes).")
 
 
