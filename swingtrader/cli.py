@@ -15,8 +15,8 @@ from .config import ConfigError, Settings, SwingtraderError
 # %% auto #0
 __all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
            'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
-           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options', 'positions',
-           'api', 'chat', 'add_broker_options', 'agent']
+           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options',
+           'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -69,6 +69,16 @@ class _Main(click.Group):
             except OSError: pass
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    # commands whose module loads only when they run (heavier dependencies: DXLink greeks, FastAPI, discord.py, gymnasium)
+    LAZY = {"positions": "swingtrader.cli_interfaces", "api": "swingtrader.cli_interfaces", "chat": "swingtrader.cli_interfaces",
+            "agent": "swingtrader.cli_interfaces"}
+    def list_commands(self, ctx): return sorted({*super().list_commands(ctx), *self.LAZY})
+    def get_command(self, ctx, name):
+        if name in self.LAZY and name not in self.commands:
+            import importlib
+            return getattr(importlib.import_module(self.LAZY[name]), name)
+        return super().get_command(ctx, name)
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
@@ -546,91 +556,6 @@ def pd_options():
     import pandas as pd
     return pd.option_context("display.width", 200, "display.max_columns", 30)
 
-# %% ../nbs/90_cli.ipynb #4c94ce79
-@main.command()
-@click.option("--account", default=None, help="tastytrade account number (default: TT_ACCOUNT_NUMBER, else the only account).")
-@click.option("--csv", "csv_file", default=None, help="Read tastytrade's positions CSV export FILE instead of the API.")
-@click.option("--demo", is_flag=True, help="Use the built-in emulator with a seeded portfolio (the default unless the broker is tastytrade).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (table, totals, problems) instead of the formatted table.")
-@friendly
-def positions(account, csv_file, demo, as_json):
-    "Positions with greeks and β-weighted delta: the table, totals by underlying and expiry, and a band warning."
-    import json as _json
-    from swingtrader.positions import (Portfolio, read_positions_csv, fetch_portfolio, demo_portfolio, band_warning,
-                                       format_table, format_totals, format_balances, to_json)
-    s = load_settings(**({"tt_account_number": account} if account else {}))
-    if csv_file:
-        df = read_positions_csv(csv_file)
-        pf = Portfolio(account or "(csv)", df, fetched=len(df), source="csv")
-    elif demo or s.broker != "tastytrade": pf = demo_portfolio(s, wait=s.positions_greeks_wait)
-    else:
-        from swingtrader.tastytrade.broker import TastytradeBroker
-        with TastytradeBroker(s) as b: pf = fetch_portfolio(b, wait=s.positions_greeks_wait)
-    warn = band_warning(pf.totals["overall"].get("beta_delta", float("nan")), -s.positions_beta_delta_band, s.positions_beta_delta_band) if len(pf.table) else None
-    if as_json:
-        click.echo(_json.dumps(to_json(pf, warn), indent=2, default=str))
-        return
-    click.echo(f"account {pf.account} ({pf.source}): {pf.fetched} positions fetched, {pf.normalised} normalised")
-    if pf.balances is not None: click.echo(format_balances(pf.balances))
-    for sym, why in pf.problems: click.echo(f"  {sym}: {why}")
-    if pf.table.empty:
-        click.echo("no positions")
-        return
-    click.echo(format_table(pf.table))
-    click.echo("")
-    click.echo(format_totals(pf.totals))
-    if warn: click.echo(warn)
-
-# %% ../nbs/90_cli.ipynb #fca93a2c
-@main.command()
-@click.option("--host", default=None, help="Address to listen on (default SWINGTRADER_API_HOST, 127.0.0.1).")
-@click.option("--port", type=Number(int, 1, 65535), default=None, help="Port, 1 to 65535 (default SWINGTRADER_API_PORT).")
-@click.option("--hash-token", "hash_tok", is_flag=True, help="Read a token (prompt, hidden) and print its SHA-256 for SWINGTRADER_API_TOKENS.")
-@friendly
-def api(host, port, hash_tok):
-    "Serve the HTTP order API (preview, confirm, read, cancel) until interrupted."
-    from swingtrader.order_api import ApiTokens, ApiServer, build_app, check_bind, hash_token
-    if hash_tok:
-        click.echo(hash_token(click.prompt("token", hide_input=True))); return
-    import asyncio
-    from swingtrader.chat import open_engine, follow
-    from swingtrader.log import setup_logging
-    s = load_settings()
-    if s.broker != "sim": s.require_credentials()
-    tokens = ApiTokens.parse(s.api_tokens)
-    check_bind(s, tokens, host)
-    setup_logging(s)
-    engine, parts = open_engine(s, allow=tokens.allowlist())
-    srv = ApiServer(build_app(engine, tokens), host or s.api_host, port or s.api_port,
-                    ssl_certfile=str(s.api_tls_cert) if s.api_tls_cert else None, ssl_keyfile=str(s.api_tls_key) if s.api_tls_key else None)
-    click.echo(f"order API on {srv.start()} ({engine.environment}); docs at /docs. Ctrl-C stops it.")
-    async def loop():
-        stop = asyncio.Event()
-        try: await follow(engine, parts, stop)
-        except asyncio.CancelledError: stop.set()
-    try: asyncio.run(loop())
-    except KeyboardInterrupt: pass
-    finally: srv.stop(); engine.ledger.close()
-
-# %% ../nbs/90_cli.ipynb #de6943f6
-@main.command()
-@friendly
-def chat():
-    "Run the Discord chat bot (orders with a dry run and a confirmation) until interrupted."
-    import asyncio
-    from swingtrader.chat import Allowlist
-    from swingtrader.chat_discord import run_chat
-    from swingtrader.log import setup_logging
-    s = load_settings()
-    if s.discord_token is None:
-        raise SwingtraderError("SWINGTRADER_DISCORD_TOKEN is not set.", "put the bot token from the Discord developer portal in .env.")
-    if not Allowlist.parse(s.chat_allow).entries:
-        raise SwingtraderError("SWINGTRADER_CHAT_ALLOW is empty: the bot would answer no one.", "list CHANNEL:ROLE:USER entries, e.g. 1234:trade:5678.")
-    if s.broker != "sim": s.require_credentials()
-    setup_logging(s)
-    try: asyncio.run(run_chat(s))
-    except KeyboardInterrupt: pass
-
 # %% ../nbs/90_cli.ipynb #5bcc440d
 def _env_option(var:str):
     "A click callback that puts the option's value into the environment variable `var`."
@@ -653,26 +578,3 @@ def add_broker_options(cmd:click.Command, sim:bool=True) -> click.Command:
 
 for _c in (smoke, daily, run): add_broker_options(_c)
 for _c in (status, flatten): add_broker_options(_c, sim=False)
-
-# %% ../nbs/90_cli.ipynb #d5b45bca
-@main.command()
-@click.option("--policy", "policy_file", required=True, help="The policy file: a linear .json (save_linear_policy) or an .onnx model.")
-@click.option("--mode", default="shadow", show_default=True, help="shadow (audit only), paper, or live (needs the live opt-in).")
-@click.option("--symbols", default=None, help="Comma-separated tickers (default on the simulator: its first --count symbols).")
-@click.option("--count", default=3, show_default=True, type=Number(int, 1, 500), help="Simulator symbols to trade when --symbols is not given.")
-@click.option("--minutes", default=None, type=Number(int, 1, 100_000), help="Simulator minutes to run (default: one session).")
-@click.option("--ramp", default=None, type=Number(float, 0, 1, lo_open=True), help="Share of the target size for this run, above 0 and at most 1 (default SWINGTRADER_AGENT_SIZE_RAMP).")
-@click.option("--run-id", default=None, help="Run id (part of every client key; the same id never sends a bar's order twice).")
-@friendly
-def agent(policy_file, mode, symbols, count, minutes, ramp, run_id):
-    "Run an execution policy through the RiskGuard and the executor (shadow, paper or live)."
-    from swingtrader.agent_runner import check_mode, run_agent
-    s = load_settings()
-    check_mode(s, mode)
-    syms = [x.strip().upper() for x in symbols.split(",") if x.strip()] if symbols else None
-    r = run_agent(s, policy_file, mode, minutes=minutes, symbols=syms, count=count, run_id=run_id, ramp=ramp)
-    res = ", ".join(f"{k} {v}" for k, v in sorted(r["results"].items()))
-    click.echo(f"agent {r['model_id']} (sha256 {r['sha256'][:12]}…) {r['mode']} on {', '.join(r['symbols'])}: "
-               f"{r['steps']} actions ({res}), {r['orders']} orders; ledger and audit in {r['dir']}")
-    for st, v in r["latency"].items():
-        click.echo(f"  {st:<10} p50 {v['p50']:7.3f} ms  p99 {v['p99']:7.3f} ms  (budget {v['budget']:.0f} ms)")
