@@ -499,7 +499,7 @@ def summary_text(self:BacktestResult) -> str:
 def fig_equity(self:BacktestResult):
     "Equity, and cash on its own axis (plotly; New York time, closed hours left out)."
     import plotly.graph_objects as go
-    from swingtrader.report import ny_index
+    from swingtrader.report_format import ny_index
     from swingtrader.tearsheet import gap_rangebreaks
     e = self.equity
     x = ny_index(e.index)
@@ -513,7 +513,7 @@ def fig_equity(self:BacktestResult):
 def fig_drawdown(self:BacktestResult):
     "Drawdown from the running equity peak (plotly; New York time, closed hours left out)."
     import plotly.graph_objects as go
-    from swingtrader.report import ny_index
+    from swingtrader.report_format import ny_index
     from swingtrader.tearsheet import gap_rangebreaks
     e = self.equity
     x = ny_index(e.index)

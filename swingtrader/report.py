@@ -4,7 +4,7 @@
 
 # %% ../nbs/66_report.ipynb #3eeabbaa
 from __future__ import annotations
-import html, math, re
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -14,178 +14,14 @@ import pandas as pd
 
 from .config import Settings, env_name
 from .clock import MarketCalendar, NY, UTC
+from .report_format import (as_float, money, pct, ny_time, price, shares, reason_words, Html, esc, table, cards,
+                                       figure_html, market_rangebreaks, ny_index, fig_equity_drawdown, fig_candles)
 
 # %% auto #0
-__all__ = ['REASONS', 'KILL_RULES', 'RISK_RULES', 'CSS', 'money', 'pct', 'ny_time', 'price', 'shares', 'reason_words', 'Html',
-           'esc', 'table', 'cards', 'plotly_js', 'figure_html', 'market_rangebreaks', 'ny_index', 'fig_equity_drawdown',
-           'fig_candles', 'session_for', 'sim_day_bars', 'intraday_equity', 'DayReport', 'headline', 'equity_section',
-           'trades_section', 'orders_section', 'longest_losing_streak', 'risk_section', 'fig_risk_use', 'halt_section',
-           'health_section', 'charts_section', 'load_activity', 'activity_check', 'account_section', 'smoke_section',
-           'notebook_html']
-
-# %% ../nbs/66_report.ipynb #056cf968
-def _num(x) -> float|None:
-    if x is None: return None
-    try: v = float(x)
-    except (TypeError, ValueError): return None
-    return None if math.isnan(v) else v
-
-def money(x, sign:bool=False, # show + for gains
-          cur:str="$") -> str:
-    "`x` dollars to the cent: `$1,234.56`, `-$95.42` (`+$3.10` with `sign`); `—` for a missing value."
-    v = _num(x)
-    if v is None: return "—"
-    v = round(v, 2)
-    s = "-" if v < 0 else ("+" if sign and v > 0 else "")
-    return f"{s}{cur}{abs(v):,.2f}"
-
-def pct(x, digits:int=2, sign:bool=True) -> str:
-    "A fraction as a percentage: `0.0123` → `+1.23%`; `—` for a missing value."
-    v = _num(x)
-    if v is None: return "—"
-    return f"{v:+.{digits}%}" if sign else f"{v:.{digits}%}"
-
-def ny_time(t, fmt:str="%H:%M:%S") -> str:
-    "A time (datetime, pandas Timestamp or ISO string; naive = UTC) in New York: `10:36:35 ET`."
-    if t is None or (isinstance(t, float) and math.isnan(t)) or t is pd.NaT: return "—"
-    ts = pd.Timestamp(t)
-    if ts is pd.NaT: return "—"
-    if ts.tzinfo is None: ts = ts.tz_localize(UTC)
-    return ts.tz_convert(NY).strftime(fmt) + " ET"
-
-def price(x) -> str:
-    "A share price to the cent (4 decimals below $1)."
-    v = _num(x)
-    if v is None: return "—"
-    return f"{v:,.4f}" if abs(v) < 1 else f"{v:,.2f}"
-
-def shares(x) -> str:
-    "A share count: whole shares as integers, fractions to 3 decimals."
-    v = _num(x)
-    if v is None: return "—"
-    return f"{v:,.0f}" if abs(v - round(v)) < 1e-9 else f"{v:,.3f}"
-
-# %% ../nbs/66_report.ipynb #e2e4e587
-REASONS = {"macd_cross_up": "MACD crossed above its signal line in an uptrend",
-           "macd_cross_down": "MACD crossed below its signal line",
-           "trailing_stop": "the trailing stop was hit (code-side)",
-           "protective-stop": "the protective stop order at the broker filled",
-           "initial_stop": "the initial stop was hit",
-           "breakeven_stop": "the break-even stop was hit",
-           "flatten": "closed by a flatten command",
-           "liquidation": "closed by the kill switch's liquidation",
-           "eod": "closed at the end of the day"}
-
-def reason_words(reason) -> str:
-    "`code: numbers` → `what it means (numbers)`."
-    if reason is None or (isinstance(reason, float) and math.isnan(reason)): return "—"
-    code, _, rest = str(reason).partition(":")
-    words = REASONS.get(code.strip())
-    if words is None: return str(reason)
-    return f"{words} ({rest.strip()})" if rest.strip() else words
-
-# %% ../nbs/66_report.ipynb #fcda3263
-class Html(str):
-    "A string Jupyter shows as HTML (its plain-text form is the text without tags, scripts or styles)."
-    def _repr_html_(self): return str(self)
-    def _repr_pretty_(self, p, cycle): p.text(self.text())
-    def text(self) -> str:
-        "The visible text."
-        t = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", str(self))
-        t = re.sub(r"(?s)<(br|/p|/tr|/h\d|/div)\s*/?>", "\n", t)
-        return re.sub(r"[ \t]+", " ", html.unescape(re.sub(r"(?s)<[^>]+>", " ", t))).strip()
-
-def esc(x) -> str: return html.escape(str(x))
-
-def table(df:pd.DataFrame, cls:str="st-table", empty:str="none",
-          wrap:tuple=()) -> Html: # columns whose text may wrap (the others keep one line)
-    "A DataFrame of display strings as a plain HTML table (no index); `empty` when it has no rows."
-    if df is None or not len(df): return Html(f"<p class='st-empty'>{esc(empty)}</p>")
-    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
-    td = ["<td class='wrap'>" if c in wrap else "<td>" for c in df.columns]
-    rows = "".join("<tr>" + "".join(f"{t}{esc(v)}</td>" for t, v in zip(td, r)) + "</tr>" for r in df.astype(str).itertuples(index=False))
-    return Html(f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-
-def cards(items:list[tuple[str, str]], tone:dict|None=None) -> Html:
-    "Headline figures as a row of label/value cards; `tone` maps a label to good|bad|warn."
-    tone = tone or {}
-    return Html("<div class='st-cards'>" + "".join(
-        f"<div class='st-card {tone.get(k, '')}'><div class='st-label'>{esc(k)}</div><div class='st-value'>{esc(v)}</div></div>"
-        for k, v in items) + "</div>")
-
-# %% ../nbs/66_report.ipynb #e96650a2
-def plotly_js() -> Html:
-    "The plotly.js bundle as one inline script (no CDN)."
-    from plotly.offline import get_plotlyjs
-    return Html(f"<script type='text/javascript'>{get_plotlyjs()}</script>")
-
-def figure_html(fig, height:int|None=None) -> Html:
-    "A plotly figure as an HTML fragment that uses the inlined bundle (`plotly_js`)."
-    if height: fig.update_layout(height=height)
-    return Html(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True}))
-
-def market_rangebreaks(intraday:bool=True) -> list[dict]:
-    "plotly rangebreaks that hide weekends and, intraday, the hours outside 9:30-16:00 New York (axis in New York time)."
-    rb = [dict(bounds=["sat", "mon"])]
-    if intraday: rb.append(dict(bounds=[16, 9.5], pattern="hour"))
-    return rb
-
-def ny_index(idx) -> pd.DatetimeIndex:
-    "A UTC time index as naive New York wall time (what plotly's rangebreaks work on)."
-    idx = pd.DatetimeIndex(idx)
-    if idx.tz is None: idx = idx.tz_localize(UTC)
-    return idx.tz_convert(NY).tz_localize(None)
-
-# %% ../nbs/66_report.ipynb #a5d79073
-def fig_equity_drawdown(equity:pd.Series, # equity over time (UTC index)
-                        title:str="Equity", benchmark:pd.Series|None=None, # e.g. buy & hold, same units
-                        intraday:bool=True):
-    "Equity (and an optional benchmark) over drawdown, sharing the time axis, closed hours removed."
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
-    x = ny_index(equity.index)
-    fig.add_trace(go.Scatter(x=x, y=equity.values, name="equity", line=dict(color="#1f77b4"),
-                             hovertemplate="%{x|%b %d %H:%M} ET<br>$%{y:,.2f}<extra></extra>"), 1, 1)
-    if benchmark is not None and len(benchmark):
-        fig.add_trace(go.Scatter(x=ny_index(benchmark.index), y=benchmark.values, name="buy & hold", line=dict(color="#999", dash="dot"),
-                                 hovertemplate="%{x|%b %d %H:%M} ET<br>$%{y:,.2f}<extra></extra>"), 1, 1)
-    dd = equity / equity.cummax() - 1.0
-    fig.add_trace(go.Scatter(x=x, y=dd.values, name="drawdown", fill="tozeroy", line=dict(color="indianred"),
-                             hovertemplate="%{x|%b %d %H:%M} ET<br>%{y:.2%}<extra></extra>"), 2, 1)
-    fig.update_yaxes(title_text="USD", tickprefix="$", tickformat=",.0f", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown", tickformat=".2%", row=2, col=1)
-    fig.update_xaxes(rangebreaks=market_rangebreaks(intraday))
-    fig.update_xaxes(title_text="New York time", row=2, col=1)
-    return fig.update_layout(title=title, height=460, margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=1.08))
-
-def fig_candles(bars:pd.DataFrame, # OHLC bars (UTC index = bar open)
-                symbol:str, trades:pd.DataFrame|None=None, # entry_time, entry_price, exit_time, exit_price (UTC)
-                stops:pd.DataFrame|None=None, # start, end, stop (UTC): the stop level while it worked
-                intraday:bool=True):
-    "A candlestick chart of `symbol` with entries, exits and the stop level."
-    import plotly.graph_objects as go
-    fig = go.Figure(go.Candlestick(x=ny_index(bars.index), open=bars["open"], high=bars["high"], low=bars["low"], close=bars["close"],
-                                   name=symbol, showlegend=False))
-    if trades is not None and len(trades):
-        e = trades.dropna(subset=["entry_time"])
-        fig.add_trace(go.Scatter(x=ny_index(e["entry_time"]), y=e["entry_price"].astype(float), mode="markers", name="entry",
-                                 marker=dict(symbol="triangle-up", size=12, color="seagreen", line=dict(width=1, color="black")),
-                                 hovertemplate="entry %{x|%H:%M:%S} ET at $%{y:,.2f}<extra></extra>"))
-        x = trades.dropna(subset=["exit_time"])
-        fig.add_trace(go.Scatter(x=ny_index(x["exit_time"]), y=x["exit_price"].astype(float), mode="markers", name="exit",
-                                 marker=dict(symbol="triangle-down", size=12, color="indianred", line=dict(width=1, color="black")),
-                                 hovertemplate="exit %{x|%H:%M:%S} ET at $%{y:,.2f}<extra></extra>"))
-    if stops is not None and len(stops):
-        xs, ys = [], []
-        for r in stops.itertuples(index=False):
-            xs += [r.start, r.end, None]; ys += [float(r.stop), float(r.stop), None]
-        xs = [ny_index([v])[0] if v is not None else None for v in xs]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="stop", line=dict(color="darkorange", width=2, shape="hv"),
-                                 hovertemplate="stop $%{y:,.2f}<extra></extra>"))
-    fig.update_xaxes(rangebreaks=market_rangebreaks(intraday), rangeslider_visible=False, title_text="New York time")
-    return fig.update_layout(title=f"{symbol}: entries ▲, exits ▼, stop", yaxis_title="USD", height=380,
-                             margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=1.1))
+__all__ = ['KILL_RULES', 'RISK_RULES', 'CSS', 'session_for', 'sim_day_bars', 'intraday_equity', 'DayReport', 'headline',
+           'equity_section', 'trades_section', 'orders_section', 'longest_losing_streak', 'risk_section',
+           'fig_risk_use', 'halt_section', 'health_section', 'charts_section', 'load_activity', 'activity_check',
+           'account_section', 'smoke_section', 'notebook_html']
 
 # %% ../nbs/66_report.ipynb #95fa3f8d
 def session_for(day:date, calendar:MarketCalendar|None=None) -> tuple[date, str|None]:
@@ -320,12 +156,12 @@ def _load(cls, ledger_path:str|Path, audit_dir:str|Path, settings:Settings|None=
     trips = [{"at": h["timestamp"], "trigger": h["details"].get("trigger"), "message": h["details"].get("message", "")} for h in ks]
     if not trips: trips = [{"at": e["at"], "trigger": e.get("trigger"), "message": e.get("detail", "")} for e in halts]
     r = cls(s, day, summ, tr, orders, fills, stops, risk, health, trips, state, requested_day if requested_day != day else None,
-            ledger_problems=problems, week_pl=_num(week), positions=held)
+            ledger_problems=problems, week_pl=as_float(week), positions=held)
     if bars if bars is not None else s.broker == "sim":
         syms = sorted(set(tr["symbol"]) | set(fills["symbol"] if len(fills) else []))
         try: r.bars = sim_day_bars(s, day, syms)
         except Exception: r.bars = {}
-    start = _num(summ.get("start_equity")) or float(s.sim_cash)
+    start = as_float(summ.get("start_equity")) or float(s.sim_cash)
     if r.bars: r.equity = intraday_equity(fills, r.bars, start)
     return r
 
@@ -357,7 +193,7 @@ DayReport.stop_at_entry = _stop_at_entry
 # %% ../nbs/66_report.ipynb #5f990dde
 def _start_end(self:DayReport) -> tuple[float|None, float|None]:
     s = self.summary
-    a, b = _num(s.get("start_equity")), _num(s.get("equity"))
+    a, b = as_float(s.get("start_equity")), as_float(s.get("equity"))
     if len(self.equity): b = float(self.equity.iloc[-1]) if b is None else b
     return a, b
 

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .clock import NY
-from .report import (Html, esc, money, pct, table, cards, plotly_js, figure_html, ny_index, ny_time,
-                                fig_candles, CSS)
+from .report_format import (Html, esc, money, pct, table, cards, plotly_js, figure_html, ny_index, ny_time,
+                                       fig_candles)
+from .report import CSS
 
 # %% auto #0
 __all__ = ['LABELS', 'daily_equity', 'daily_returns', 'drawdown_duration', 'stats', 'stats_table', 'stats_text',

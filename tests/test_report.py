@@ -91,7 +91,8 @@ def test_daily_report_equity_agrees_with_the_ledger(daily):
     "The report's minute-by-minute equity (rebuilt from the seed's bars) ends at the bot's own end-of-day equity, to the cent."
     _, html, ledger = daily
     from swingtrader.config import Settings
-    from swingtrader.report import DayReport, money
+    from swingtrader.report import DayReport
+    from swingtrader.report_format import money
     rep = DayReport.load(ledger, ledger.parent/"audit", Settings())
     assert len(rep.equity) == 390 and rep.day.isoformat() == "2026-03-02"
     assert money(rep.equity.iloc[-1]) == money(rep.summary["equity"])
