@@ -100,6 +100,7 @@ class DayReport:
     positions: pd.DataFrame = field(default_factory=pd.DataFrame)   # open positions at the report's time
     bars: dict = field(default_factory=dict)        # symbol -> 1-minute bars of the day (simulator)
     equity: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    entry_atr: dict = field(default_factory=dict)   # (symbol, entry bar time as a UTC Timestamp) -> the entry signal's ATR (audit)
 
     def __repr__(self): return f"DayReport({self.day}, {len(self.trades)} trades, {len(self.orders)} orders, state {self.halt_state})"
 
@@ -152,11 +153,13 @@ def _load(cls, ledger_path:str|Path, audit_dir:str|Path, settings:Settings|None=
         if close is not None: stops.loc[stops["status"].isin(["accepted", "live", "working", "new", "pending"]), "end"] = pd.Timestamp(close)
     audit = AuditLog(audit_dir, WallClock())
     risk, health = audit.read("risk_check", day), audit.read("health", day)
+    atr = {(x.get("symbol"), _ts(x["details"]["bar_time"])): x["details"].get("atr")
+           for x in audit.read("signal", day) if (x.get("details") or {}).get("action") == "enter_long" and x["details"].get("bar_time")}
     ks = [h for h in health if (h.get("details") or {}).get("what") == "kill_switch"]
     trips = [{"at": h["timestamp"], "trigger": h["details"].get("trigger"), "message": h["details"].get("message", "")} for h in ks]
     if not trips: trips = [{"at": e["at"], "trigger": e.get("trigger"), "message": e.get("detail", "")} for e in halts]
     r = cls(s, day, summ, tr, orders, fills, stops, risk, health, trips, state, requested_day if requested_day != day else None,
-            ledger_problems=problems, week_pl=as_float(week), positions=held)
+            ledger_problems=problems, week_pl=as_float(week), positions=held, entry_atr=atr)
     if bars if bars is not None else s.broker == "sim":
         syms = sorted(set(tr["symbol"]) | set(fills["symbol"] if len(fills) else []))
         try: r.bars = sim_day_bars(s, day, syms)
@@ -181,6 +184,9 @@ def _trade_table(self:DayReport) -> pd.DataFrame:
     r = []
     for row in tr.itertuples(index=False):
         stop = _stop_at_entry(self, row.symbol, row.entry_time)
+        if stop is None or stop >= row.entry_price:        # no broker stop (a sub-share position, or out before one was placed):
+            a = as_float(self.entry_atr.get((row.symbol, row.entry_signal_time)))
+            stop = row.entry_price - self.settings.atr_stop_mult * a if a else None    # the code-side initial stop: entry − k·ATR
         risk = (row.entry_price - stop) * row.qty if stop is not None and stop < row.entry_price else None
         r.append(row.pl / risk if risk else float("nan"))
     tr["r_multiple"] = r
