@@ -397,7 +397,7 @@ def demo_portfolio(settings, wait:float=5.0) -> Portfolio:
     from swingtrader.sim.broker import SimBroker
     from swingtrader.emulator.core import Emulator
     from swingtrader.emulator.app import EmulatorServer
-    from swingtrader.emulator.derivatives import seed_demo
+    from swingtrader.emulator.derivatives_api import seed_demo
     from swingtrader.tastytrade.broker import TastytradeBroker
     from pydantic import SecretStr
     sim = SimBroker.from_seed(seed=settings.sim_seed, symbols=min(settings.sim_symbols, 6), start=date(2026, 3, 2), end=date(2026, 3, 3))

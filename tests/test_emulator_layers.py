@@ -7,6 +7,7 @@ import swingtrader.emulator as pkg
 
 ROOT = Path(pkg.__file__).parent
 ROOMS = ("rest", "streamer", "dxlink", "tradingview", "derivatives")
+DERIVATIVES = ("derivatives", "derivatives_api")   # the options and futures room, in two modules
 ALPACA_DATA = ("alpaca_data", "alpaca_data_stream")   # the Alpaca market-data room, in two modules
 ALPACA = ("alpaca_wire", "alpaca_orders", "alpaca_stream", "alpaca_trading")   # the Alpaca trading room, in four modules
 # imports of private names from outside the emulator that are still to be made public where they are defined
@@ -38,6 +39,7 @@ def test_core_is_the_bottom():
 
 def test_rooms_import_only_core():
     for room in ROOMS: assert emulator_imports(room) <= {"core"}, room
+    for m in DERIVATIVES: assert emulator_imports(m) <= {"core", *DERIVATIVES}, m
 
 
 def test_alpaca_data_room_imports_only_core_and_itself():
@@ -49,7 +51,7 @@ def test_alpaca_room_imports_only_core_and_itself():
 
 
 def test_app_assembles_every_room():
-    assert emulator_imports("app") == {"core", *ROOMS, "alpaca_data_stream", "alpaca_trading"}
+    assert emulator_imports("app") == {"core", *(set(ROOMS) - {"derivatives"}), "derivatives_api", "alpaca_data_stream", "alpaca_trading"}
 
 
 def test_no_private_names_cross_a_module():

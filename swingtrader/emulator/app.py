@@ -21,7 +21,7 @@ from .rest import setup_rest
 from .streamer import setup_streamer
 from .dxlink import setup_dxlink, DXLINK_KEY
 from .tradingview import setup_tradingview
-from .derivatives import setup_derivatives
+from .derivatives_api import setup_derivatives
 from .alpaca_trading import setup_alpaca_trading
 
 log = logging.getLogger("swingtrader.emulator")
