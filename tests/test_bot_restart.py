@@ -154,7 +154,9 @@ def test_no_client_key_twice(crash):
     assert not led.unresolved_intents()
     # the order the broker accepted while the ledger never heard of it: found by its client key after the restart, not resent
     k2 = crash["k2"]["client_key"]
-    assert crash["r2"]["order"].status == "pending_submit"
+    # at the kill the ledger holds the intent (pending_submit), or already the broker's `accepted` if the account stream
+    # delivered it in the instant between the broker call and the SIGKILL: either way the restart must not send it again
+    assert crash["r2"]["order"].status in ("pending_submit", "accepted", "filled"), crash["r2"]["order"]
     assert k2 not in crash["s3"]["unresolved"] and led.order(k2).status == "filled"
     h = crash["h"]
     sim_id = h.sim_order(k2).id
