@@ -4,183 +4,27 @@
 
 # %% ../nbs/75_chat.ipynb #cd63fcec
 from __future__ import annotations
-import hashlib, hmac, json, re, secrets, threading, uuid
+import hashlib, threading, uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation, ROUND_HALF_UP
+from decimal import Decimal, ROUND_HALF_UP
 from typing import Callable
 
 from fastcore.basics import patch
 
 from .config import Settings, SwingtraderError
-from .models import OrderRequest, OrderType, Side, Signal, SignalAction, Order, OrderUpdate, OrderStatus, D
+from .models import OrderRequest, OrderType, Side, Signal, SignalAction, Order, OrderUpdate, OrderStatus, D, Asset, is_derivative
+from .instruments import InstrumentKind, instrument_of
 from .executor import Executor
 from .sizer import Sizer
 from .risk import RiskGuard, halt as _halt, reset_halt as _reset_halt
 from .ledger import trading_day
+from .chat_commands import (ChatError, USAGE, NEEDS, Command, parse, Allowlist, Confirmations, order_fingerprint, request_doc,
+                                       request_from, describe, money, shape_of, order_summary, display_symbol)
 
 # %% auto #0
-__all__ = ['USAGE', 'NEEDS', 'ROLES', 'PRODUCTION', 'HELP', 'ChatError', 'Command', 'parse', 'Allowlist', 'order_fingerprint',
-           'Confirmations', 'Reply', 'ManualStrategy', 'order_summary', 'shape_of', 'ChatEngine', 'Chase',
-           'open_engine', 'follow']
-
-# %% ../nbs/75_chat.ipynb #8907817f
-class ChatError(SwingtraderError):
-    "A command that cannot be carried out as given (bad syntax, refused, expired …)."
-
-USAGE = {"buy": "buy SYM QTY [limit P] [stop P] [gtc] [chase]", "sell": "sell SYM QTY [limit P] [stop P] [gtc] [chase]",
-         "close": "close SYM", "cancel": "cancel ORDER_ID", "orders": "orders", "positions": "positions", "status": "status",
-         "halt": "halt REASON", "resume": "resume REASON", "confirm": "confirm TOKEN", "reject": "reject TOKEN", "help": "help"}
-NEEDS = {"buy": "trade", "sell": "trade", "close": "trade", "cancel": "trade", "confirm": "trade", "reject": "trade",
-         "orders": "read", "positions": "read", "status": "read", "help": "read", "halt": "control", "resume": "control"}
-_SYM = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
-
-@dataclass(frozen=True)
-class Command:
-    "A parsed chat command."
-    verb: str
-    symbol: str|None = None
-    qty: Decimal|None = None
-    limit: Decimal|None = None
-    stop: Decimal|None = None
-    tif: str = "day"
-    chase: bool = False
-    arg: str = ""                 # the order id (cancel), token (confirm/reject) or reason (halt/resume)
-
-def _num(word:str, what:str, verb:str) -> Decimal:
-    try: d = Decimal(word)
-    except (InvalidOperation, ValueError): d = None
-    if d is None or not d.is_finite() or d <= 0: raise ChatError(f"{what} {word!r} is not a positive number.", f"usage: {USAGE[verb]}")
-    return d
-
-def parse(text:str) -> Command:
-    "The `Command` in `text` (a leading `!` is allowed); `ChatError` with the usage when it is not one."
-    words = (text or "").strip().lstrip("!").split()
-    if not words: raise ChatError("empty command.", "say help for the commands.")
-    verb, rest = words[0].lower(), words[1:]
-    if verb not in USAGE: raise ChatError(f"unknown command {words[0]!r}.", f"use one of: {', '.join(USAGE)}.")
-    use = f"usage: {USAGE[verb]}"
-    if verb in ("buy", "sell"):
-        if len(rest) < 2: raise ChatError(f"{verb} needs a symbol and a quantity.", use)
-        sym, kw = rest[0].upper(), {}
-        if not _SYM.match(sym): raise ChatError(f"{rest[0]!r} is not a symbol.", use)
-        qty, i = _num(rest[1], "quantity", verb), 2
-        while i < len(rest):
-            w = rest[i].lower()
-            if w in ("limit", "stop"):
-                if i + 1 >= len(rest): raise ChatError(f"{w} needs a price.", use)
-                if w in kw: raise ChatError(f"{w} is given twice.", use)
-                kw[w] = _num(rest[i + 1], f"{w} price", verb); i += 2
-            elif w in ("gtc", "day"): kw["tif"] = w; i += 1
-            elif w == "chase": kw["chase"] = True; i += 1
-            else: raise ChatError(f"{rest[i]!r} is not understood.", use)
-        if kw.get("chase") and "stop" in kw: raise ChatError("a chase works on limit orders, not stop orders.", use)
-        return Command(verb, sym, qty, **kw)
-    if verb in ("close", "cancel", "confirm", "reject"):
-        if len(rest) != 1: raise ChatError(f"{verb} takes exactly one argument.", use)
-        if verb == "close":
-            if not _SYM.match(rest[0].upper()): raise ChatError(f"{rest[0]!r} is not a symbol.", use)
-            return Command(verb, rest[0].upper())
-        return Command(verb, arg=rest[0])
-    if verb in ("halt", "resume"):
-        if not rest: raise ChatError(f"{verb} needs a reason.", use)
-        return Command(verb, arg=" ".join(rest))
-    if rest: raise ChatError(f"{verb} takes no arguments.", use)
-    return Command(verb)
-
-# %% ../nbs/75_chat.ipynb #e5ec4ba0
-ROLES = ("trade", "read", "control")
-
-class Allowlist:
-    "Who may use which role in which channel; deny by default."
-    def __init__(self, entries:dict[tuple[str, str], frozenset[str]]|None=None): self.entries = dict(entries or {})
-    @classmethod
-    def parse(cls, spec:str) -> Allowlist:
-        "From `CHANNEL:ROLE:USER, …` (the `SWINGTRADER_CHAT_ALLOW` form)."
-        out: dict[tuple[str, str], set[str]] = {}
-        for item in re.split(r"[,\s]+", spec or ""):
-            if not item: continue
-            parts = item.split(":")
-            if len(parts) != 3 or parts[1] not in ROLES or not parts[0] or not parts[2]:
-                raise ChatError(f"SWINGTRADER_CHAT_ALLOW entry {item!r} is not CHANNEL:ROLE:USER.",
-                                f"write entries such as 1234:trade:5678 (ROLE one of {', '.join(ROLES)}, CHANNEL a channel id or dm).")
-            out.setdefault((parts[0], parts[1]), set()).add(parts[2])
-        return cls({k: frozenset(v) for k, v in out.items()})
-    @property
-    def channels(self) -> set[str]: return {c for c, _ in self.entries}
-    def roles(self, user:str, channel:str) -> set[str]:
-        "The roles `user` has in `channel` (`trade` includes `read`)."
-        r = {role for (c, role), users in self.entries.items() if c == str(channel) and str(user) in users}
-        return r | {"read"} if "trade" in r else r
-    def allows(self, user:str, channel:str, role:str) -> bool: return role in self.roles(user, channel)
-    def __repr__(self): return f"Allowlist({len(self.entries)} channel roles)"
-
-# %% ../nbs/75_chat.ipynb #7581b77e
-def _sha(s:str) -> str: return hashlib.sha256(s.encode()).hexdigest()
-
-def order_fingerprint(req:OrderRequest, environment:str, chase:bool=False) -> str:
-    "SHA-256 of the order's exact terms (not its client key) and the target environment."
-    doc = {"symbol": req.symbol, "side": req.side.value, "qty": str(req.qty), "type": req.type.value, "tif": req.tif.value,
-           "limit": str(req.limit_price) if req.limit_price is not None else None,
-           "stop": str(req.stop_price) if req.stop_price is not None else None, "chase": bool(chase), "environment": environment}
-    return _sha(json.dumps(doc, sort_keys=True))
-
-def _req_doc(req:OrderRequest) -> dict:
-    return {"symbol": req.symbol, "side": req.side.value, "qty": str(req.qty), "type": req.type.value, "tif": req.tif.value,
-            "limit_price": str(req.limit_price) if req.limit_price is not None else None,
-            "stop_price": str(req.stop_price) if req.stop_price is not None else None, "client_key": req.client_key}
-
-def _req_from(d:dict) -> OrderRequest:
-    return OrderRequest(d["symbol"], d["side"], qty=Decimal(d["qty"]), type=d["type"], tif=d["tif"],
-                        limit_price=d["limit_price"] and Decimal(d["limit_price"]), stop_price=d["stop_price"] and Decimal(d["stop_price"]),
-                        client_key=d["client_key"])
-
-class Confirmations:
-    "Single-use confirmation tokens, kept (hashed) in the ledger's state document `chat:confirmations`."
-    KEY = "chat:confirmations"
-    def __init__(self, ledger, clock, ttl:float=60.0):
-        self.ledger, self.clock, self.ttl = ledger, clock, float(ttl)
-        self._lock = threading.RLock()
-    def _load(self) -> dict: return self.ledger.load_state(self.KEY) or {}
-    def _save(self, doc:dict):
-        now = self.clock.now()   # forget what expired a day ago
-        keep = {h: r for h, r in doc.items() if datetime.fromisoformat(r["expires"]) > now - timedelta(days=1)}
-        self.ledger.save_state(self.KEY, keep, at=now)
-    def issue(self, fingerprint:str, environment:str, user:str, order:dict) -> tuple[str, datetime]:
-        "A new token for `order` (whose terms hash to `fingerprint`) and its expiry."
-        token = secrets.token_urlsafe(12)
-        expires = self.clock.now() + timedelta(seconds=self.ttl)
-        with self._lock:
-            doc = self._load()
-            doc[_sha(token)] = {"fingerprint": fingerprint, "environment": environment, "user": str(user), "order": order,
-                                "expires": expires.isoformat(), "used": None}
-            self._save(doc)
-        return token, expires
-    def peek(self, token:str) -> dict|None:
-        "The record of `token`, or None."
-        return self._load().get(_sha(token or ""))
-    def redeem(self, token:str, environment:str, user:str, fingerprint:str|None=None, use:str="confirmed") -> dict:
-        "The order bound to `token`, marked used; `ChatError` when unknown, used, late, someone else's or for another order."
-        with self._lock:
-            doc, h = self._load(), _sha(token or "")
-            r = doc.get(h)
-            if r is None: raise ChatError("that confirmation is unknown.", "send the order again for a new one.")
-            if r["used"]: raise ChatError(f"that confirmation was already used ({r['used']}).", "send the order again to place another.")
-            if r["user"] != str(user): raise ChatError("that confirmation belongs to someone else.", "only the person who sent the order confirms it.")
-            if r["environment"] != environment:
-                raise ChatError(f"that confirmation is for {r['environment']}, not {environment}.", "send the order again here.")
-            if fingerprint is not None and not hmac.compare_digest(fingerprint, r["fingerprint"]):
-                raise ChatError("the order differs from the one previewed.", "send the changed order again for a new preview.")
-            if self.clock.now() > datetime.fromisoformat(r["expires"]):
-                r["used"] = "expired"; self._save(doc)
-                raise ChatError(f"that confirmation expired ({self.ttl:.0f} s).", "send the order again for a fresh preview.")
-            r["used"] = use; self._save(doc)
-            return r
-    def mark(self, token:str, note:str):
-        "Add what became of a redeemed token (e.g. the order id)."
-        with self._lock:
-            doc = self._load(); r = doc.get(_sha(token))
-            if r is not None: r["result"] = note; self._save(doc)
+__all__ = ['PRODUCTION', 'HELP', 'ENDED', 'SHAPES', 'CONTRACT_BROKERS', 'OPTIONS', 'Reply', 'ManualStrategy', 'ChatEngine',
+           'Chase', 'open_engine', 'follow']
 
 # %% ../nbs/75_chat.ipynb #f73a9c99
 PRODUCTION = ("production", "live")
@@ -206,24 +50,7 @@ class ManualStrategy:
     def state(self) -> dict: return {}
     def is_long(self, symbol) -> bool: return False
 
-def order_summary(o:Order) -> dict:
-    "An order as JSON-ready fields."
-    return {"id": o.id, "client_key": o.client_key, "symbol": o.symbol, "side": o.side.value, "type": o.type.value, "tif": o.tif.value,
-            "status": o.status.value, "qty": str(o.qty) if o.qty is not None else None,
-            "limit_price": str(o.limit_price) if o.limit_price is not None else None,
-            "stop_price": str(o.stop_price) if o.stop_price is not None else None, "filled_qty": str(o.filled_qty),
-            "avg_fill_price": str(o.avg_fill_price) if o.avg_fill_price is not None else None, "reject_reason": o.reject_reason}
 
-def _money(x) -> str: return f"{Decimal(x):,.2f}"
-
-def _describe(req:OrderRequest, chase:bool=False) -> str:
-    px = {OrderType.MARKET: "market", OrderType.LIMIT: f"limit {req.limit_price}", OrderType.STOP: f"stop {req.stop_price}",
-          OrderType.STOP_LIMIT: f"stop {req.stop_price} limit {req.limit_price}"}[req.type]
-    return f"{req.side.value.upper()} {req.qty} {req.symbol} {px} {req.tif.value}" + (" with a fill chase" if chase else "")
-
-def shape_of(req) -> str:
-    "An order's shape for the sandbox-first rule: symbol, side, type, time in force (not the size)."
-    return f"{req.symbol}|{req.side.value}|{req.type.value}|{req.tif.value}"
 
 # %% ../nbs/75_chat.ipynb #9df6d154
 class ChatEngine:
@@ -243,13 +70,18 @@ class ChatEngine:
         self.cap, self.read_only = Decimal(settings.chat_notional_cap), settings.chat_read_only
         self.confirmations = Confirmations(self.ledger, self.clock, settings.chat_confirm_ttl)
         self.chases: dict[str, Chase] = {}
+        self.orders_keep = timedelta(days=30)     # how long `chat:orders` remembers an order that ended
         self._lock = threading.RLock()
     @classmethod
     def build(cls, settings:Settings, broker, ledger, audit=None, clock=None, **kw) -> ChatEngine:
         "An engine with its own `Trader` (manual strategy, the settings' risk guard) on `broker` and `ledger`."
         from swingtrader.trader import Trader
+        def asset(sym:str) -> Asset:     # the broker's instruments are equities; a contract's asset comes from its symbol
+            if not is_derivative(sym): return broker.asset(sym)
+            ins = instrument_of(sym)
+            return Asset(ins.symbol, tick_size=ins.tick_size, name=ins.kind.value)
         t = Trader(settings, ManualStrategy(), Sizer.from_settings(settings), RiskGuard(settings), None, ledger, audit=audit,
-                   clock=clock or broker.clock, assets=broker.asset, broker_name=getattr(broker, "name", "broker"))
+                   clock=clock or broker.clock, assets=asset, broker_name=getattr(broker, "name", "broker"))
         return cls(settings, t, broker, **kw)
     @property
     def production(self) -> bool: return self.environment in PRODUCTION
@@ -273,11 +105,13 @@ HELP = ("commands: " + "; ".join(USAGE.values()) +
 @patch
 def handle(self:ChatEngine, user:str, # the sender's id
            channel:str, # the channel id, or 'dm'
-           text:str) -> Reply|None:
+           text:str,
+           reply_to:str|None=None) -> Reply|None: # where fills and chase steps of its order go (a DM's channel id; default: `channel`)
     "The reply to `text` from `user` in `channel`; None when the channel is not one of the configured ones."
     user, channel = str(user), str(channel)
     if channel not in self.allow.channels: return None
     with self._lock:
+        self._route = str(reply_to) if reply_to else channel
         try: cmd = parse(text)
         except ChatError as e:
             self.record("invalid", user, channel, {"text": text[:200], "problem": e.problem})
@@ -302,13 +136,13 @@ def _cmd_status(self:ChatEngine, user, channel, cmd) -> Reply:
     a, h = self.broker.account(), self.ledger.halt_state()
     mode = "read-only" if self.read_only else "trading"
     return self._reply(f"{mode}; kill switch {h.state}" + (f" ({h.reason}, by {h.who})" if h.state != "active" else "") +
-                       f"; equity {_money(a.equity)}, buying power {_money(a.buying_power)}; {len(self.open_orders())} chat orders open")
+                       f"; equity {money(a.equity)}, buying power {money(a.buying_power)}; {len(self.open_orders())} chat orders open")
 
 @patch
 def _cmd_positions(self:ChatEngine, user, channel, cmd) -> Reply:
     ps = [p for p in self.broker.positions() if p.qty]
     if not ps: return self._reply("no open positions")
-    return self._reply("; ".join(f"{p.symbol} {p.qty} @ {_money(p.avg_entry_price)}" for p in ps))
+    return self._reply("; ".join(f"{p.symbol} {p.qty} @ {money(p.avg_entry_price)}" for p in ps))
 
 @patch
 def _cmd_orders(self:ChatEngine, user, channel, cmd) -> Reply:
@@ -332,13 +166,24 @@ def _cmd_resume(self:ChatEngine, user, channel, cmd) -> Reply:
 @patch
 def _orders_doc(self:ChatEngine) -> dict: return self.ledger.load_state("chat:orders") or {}
 
+ENDED = ("filled", "cancelled", "rejected", "expired")
+
+@patch
+def _save_orders(self:ChatEngine, doc:dict):
+    "Store `chat:orders`, without the orders that ended more than `settings`' keep (30 days) ago."
+    now = self.clock.now()
+    cut = now - self.orders_keep
+    keep = {k: r for k, r in doc.items() if r["status"] not in ENDED or datetime.fromisoformat(r.get("at") or now.isoformat()) > cut}
+    self.ledger.save_state("chat:orders", keep, at=now)
+
 @patch
 def _remember(self:ChatEngine, o:Order, user:str, channel:str, chase:bool=False, of:str|None=None):
     doc = self._orders_doc()
     base = doc.get(of, {}) if of else {}
     doc[o.id] = {"client_key": o.client_key, "user": str(user), "channel": str(channel), "shape": shape_of(o),
-                 "environment": self.environment, "chase": chase, "status": o.status.value, "root": base.get("root", o.id)}
-    self.ledger.save_state("chat:orders", doc, at=self.clock.now())
+                 "environment": self.environment, "chase": chase, "status": o.status.value, "root": base.get("root", o.id),
+                 "at": self.clock.now().isoformat()}
+    self._save_orders(doc)
 
 @patch
 def chat_order(self:ChatEngine, order_id:str) -> dict|None:
@@ -350,7 +195,7 @@ def open_orders(self:ChatEngine) -> list[Order]:
     "The chat's orders the broker still works."
     out = []
     for oid, r in self._orders_doc().items():
-        if r["status"] in ("filled", "cancelled", "rejected", "expired"): continue
+        if r["status"] in ENDED: continue
         try: o = self.broker.order(oid)
         except SwingtraderError: continue
         if o.is_open: out.append(o)
@@ -367,28 +212,36 @@ def _cmd_cancel(self:ChatEngine, user, channel, cmd) -> Reply:
     return self._reply(f"order {o.id} ({o.side.value} {o.qty} {o.symbol}) is {o.status.value}")
 
 # %% ../nbs/75_chat.ipynb #65b21bcb
+SHAPES = "chat:sandbox-shapes"
+
 @patch
 def tested_shapes(self:ChatEngine, day=None) -> set[str]:
     "The order shapes placed and filled or cancelled cleanly in the sandbox on `day` (default: today, New York)."
     day = day or trading_day(self.clock.now())
-    return set((self.shapes_ledger.load_state(f"chat:sandbox-shapes:{day}") or {}).get("shapes", []))
+    return set((self.shapes_ledger.load_state(SHAPES) or {}).get(str(day), []))
 
 @patch
 def _tested(self:ChatEngine, shape:str):
     day = trading_day(self.clock.now())
-    key = f"chat:sandbox-shapes:{day}"
-    doc = self.ledger.load_state(key) or {"shapes": []}
-    if shape not in doc["shapes"]: doc["shapes"].append(shape); self.ledger.save_state(key, doc, at=self.clock.now())
+    doc = self.ledger.load_state(SHAPES) or {}
+    if shape in doc.get(str(day), []): return
+    doc = {d: v for d, v in doc.items() if d >= str(day - timedelta(days=3))}      # a few days, not forever
+    doc.setdefault(str(day), []).append(shape)
+    self.ledger.save_state(SHAPES, doc, at=self.clock.now())
 
 @patch
 def _build(self:ChatEngine, user:str, cmd:Command) -> tuple[Signal, OrderRequest]:
     sym = cmd.symbol
     if self.read_only: raise ChatError("chat is read-only (SWINGTRADER_CHAT_READ_ONLY): no orders from here.", "ask an operator to turn read-only off.")
-    q = self.broker.latest_quote(sym)
+    contract = is_derivative(sym)
+    if contract: self._check_contract(sym)
+    q = None if contract else self.broker.latest_quote(sym)
     if cmd.verb == "close":
         self.trader.set_account(self.broker.account(), self.broker.positions())
         qty = self.trader.held(sym)
-        if qty <= 0: raise ChatError(f"the bot holds no {sym}.", "say positions for what is held.")
+        if qty <= 0: raise ChatError(f"the bot holds no {display_symbol(sym)}.", "say positions for what is held.")
+        if contract and instrument_of(sym).kind in OPTIONS:
+            raise ChatError(f"closing an option from chat needs a limit price.", f"use: sell {display_symbol(sym)} {qty} limit P")
         cmd = Command("sell", sym, qty)
     side = Side.BUY if cmd.verb == "buy" else Side.SELL
     limit = cmd.limit
@@ -400,12 +253,14 @@ def _build(self:ChatEngine, user:str, cmd:Command) -> tuple[Signal, OrderRequest
            else OrderType.STOP if cmd.stop is not None else OrderType.MARKET)
     req = OrderRequest(sym, side, qty=cmd.qty, type=typ, tif=cmd.tif, limit_price=limit, stop_price=cmd.stop,
                        client_key=uuid.uuid4().hex)
-    px = limit or cmd.stop or D(q.ask if side is Side.BUY else q.bid)
-    if req.qty * px > self.cap:
-        raise ChatError(f"{_describe(req)} is worth about {_money(req.qty * px)}, above the chat cap of {_money(self.cap)}.",
+    mult = instrument_of(sym).multiplier if contract else Decimal(1)
+    px = limit or cmd.stop or (self._contract_price(req, mult) if contract else D(q.ask if side is Side.BUY else q.bid))
+    if req.qty * px * mult > self.cap:
+        per = f" ({req.qty} x {px} x {mult})" if contract else ""
+        raise ChatError(f"{describe(req)} is worth about {money(req.qty * px * mult)}{per}, above the chat cap of {money(self.cap)}.",
                         "send a smaller order, or raise SWINGTRADER_CHAT_NOTIONAL_CAP.")
     if self.production and shape_of(req) not in self.tested_shapes():
-        raise ChatError(f"{req.symbol} {side.value} {typ.value} {req.tif.value} has not run cleanly in the sandbox today.",
+        raise ChatError(f"{display_symbol(req.symbol)} {side.value} {typ.value} {req.tif.value} has not run cleanly in the sandbox today.",
                         "place the same order shape in the sandbox first (any size), then send it here again.")
     sig = Signal(sym, SignalAction.ENTER_LONG if side is Side.BUY else SignalAction.EXIT_LONG, self.clock.now(), float(px),
                  reason=f"chat order by {user}", model_id=f"chat:{user}", id=uuid.uuid4().hex)
@@ -415,7 +270,7 @@ def _build(self:ChatEngine, user:str, cmd:Command) -> tuple[Signal, OrderRequest
 def _judge(self:ChatEngine, sig:Signal, req:OrderRequest, record:bool):
     self.trader.set_account(self.broker.account(), self.broker.positions())
     got = self.trader.decide_order(sig, req, record=record)
-    if not got: raise ChatError(f"the risk guard refused {_describe(req)}: {self.trader.skipped[-1]['why']}.", "")
+    if not got: raise ChatError(f"the risk guard refused {describe(req)}: {self.trader.skipped[-1]['why']}.", "")
     return got[0]
 
 @patch
@@ -424,21 +279,45 @@ def _order_cmd(self:ChatEngine, user, channel, cmd) -> Reply:
     intent = self._judge(sig, req, record=False)
     req = intent.request
     pv = self.broker.dry_run(req)
-    if not pv.ok: raise ChatError(f"the broker's dry run refused {_describe(req)}: {'; '.join(pv.errors) or 'no reason given'}.", "change the order and send it again.")
-    doc = {**_req_doc(req), "chase": cmd.chase, "signal_id": sig.id, "price": sig.price, "channel": str(channel),
+    if not pv.ok: raise ChatError(f"the broker's dry run refused {describe(req)}: {'; '.join(pv.errors) or 'no reason given'}.", "change the order and send it again.")
+    doc = {**request_doc(req), "chase": cmd.chase, "signal_id": sig.id, "price": sig.price, "channel": getattr(self, "_route", None) or str(channel),
            "chase_bound": str(cmd.limit) if cmd.chase and cmd.limit is not None else None}
     token, expires = self.confirmations.issue(order_fingerprint(req, self.environment, cmd.chase), self.environment, user, doc)
     preview = {"estimated_cost": str(pv.estimated_cost), "buying_power_effect": str(pv.buying_power_effect), "fees": str(pv.fees),
                "warnings": list(pv.warnings)}
-    self.record("preview", user, channel, {"symbol": req.symbol, "order": _describe(req, cmd.chase), **preview})
+    self.record("preview", user, channel, {"symbol": req.symbol, "order": describe(req, cmd.chase), **preview})
     warn = f"; warnings: {'; '.join(pv.warnings)}" if pv.warnings else ""
-    return self._reply(f"{_describe(req, cmd.chase)}: est. cost {_money(pv.estimated_cost)}, buying power {_money(pv.buying_power_effect)}, "
-                       f"fees {_money(pv.fees)}{warn}. Confirm within {self.confirmations.ttl:.0f} s (✅ or `confirm {token}`), ❌ to drop.",
-                       "preview", token=token, expires=expires, order=_req_doc(req), preview=preview)
+    return self._reply(f"{describe(req, cmd.chase)}: est. cost {money(pv.estimated_cost)}, buying power {money(pv.buying_power_effect)}, "
+                       f"fees {money(pv.fees)}{warn}. Confirm within {self.confirmations.ttl:.0f} s (✅ or `confirm {token}`), ❌ to drop.",
+                       "preview", token=token, expires=expires, order=request_doc(req), preview=preview)
 
 ChatEngine._cmd_buy = ChatEngine._cmd_sell = ChatEngine._cmd_close = ChatEngine._order_cmd
 
 # %% ../nbs/75_chat.ipynb #91a5158b
+CONTRACT_BROKERS = ("tastytrade",)          # the brokers whose executor places option and futures orders
+OPTIONS = (InstrumentKind.EQUITY_OPTION, InstrumentKind.FUTURE_OPTION)
+
+@patch
+def _check_contract(self:ChatEngine, sym:str):
+    "Refuse an option or future the broker cannot take from here, or one that has expired."
+    name = getattr(self.broker, "name", "this")
+    if name not in CONTRACT_BROKERS:
+        raise ChatError(f"the {name} broker's executor places no option or futures orders (only tastytrade's does).",
+                        "trade options and futures with SWINGTRADER_BROKER=tastytrade, or trade shares here.")
+    ins = instrument_of(sym)
+    if ins.expiry is not None and ins.expiry < trading_day(self.clock.now()):
+        raise ChatError(f"{display_symbol(sym)} expired on {ins.expiry.isoformat()}.", "pick a later expiry.")
+
+@patch
+def _contract_price(self:ChatEngine, req:OrderRequest, mult:Decimal) -> Decimal:
+    "The price per contract of a market order, from the broker's dry run."
+    pv = self.broker.dry_run(req)
+    if not pv.ok or not pv.estimated_cost:
+        why = "; ".join(pv.errors) or "it gave no cost"
+        raise ChatError(f"the broker's dry run prices no {describe(req)} ({why}).", f"give a limit price: {req.side.value} {display_symbol(req.symbol)} {req.qty} limit P")
+    return abs(D(pv.estimated_cost)) / (req.qty * mult)
+
+# %% ../nbs/75_chat.ipynb #4a86f805
 @patch
 def confirm(self:ChatEngine, user:str, channel:str, token:str, # the token from the preview
             order:dict|None=None) -> Reply: # the order the caller believes it confirms (checked against the token's hash)
@@ -452,11 +331,11 @@ def confirm(self:ChatEngine, user:str, channel:str, token:str, # the token from 
             if self.read_only: raise ChatError("chat is read-only (SWINGTRADER_CHAT_READ_ONLY): no orders from here.", "")
             fp = None
             if order is not None:
-                r = _req_from({**order, "client_key": order.get("client_key") or uuid.uuid4().hex})
+                r = request_from({**order, "client_key": order.get("client_key") or uuid.uuid4().hex})
                 fp = order_fingerprint(r, self.environment, bool(order.get("chase")))
             rec = self.confirmations.redeem(token, self.environment, user, fp)
             d = rec["order"]
-            req = _req_from(d)
+            req = request_from(d)
             sig = Signal(req.symbol, SignalAction.ENTER_LONG if req.side is Side.BUY else SignalAction.EXIT_LONG, self.clock.now(),
                          float(d["price"]), reason=f"chat order by {user}", model_id=f"chat:{user}", id=d["signal_id"])
             intent = self._judge(sig, req, record=True)      # the guard again, now: the account may have changed
@@ -469,11 +348,11 @@ def confirm(self:ChatEngine, user:str, channel:str, token:str, # the token from 
             return self._reply(f"{e.problem} {e.fix}".strip(), "refused")
         out = Executor(self.trader, self.broker).execute(intent)
         self.record("placed" if out.placed else "not_placed", user, channel,
-                     {"symbol": req.symbol, "order": _describe(req, d.get("chase")), "result": out.result.value,
+                     {"symbol": req.symbol, "order": describe(req, d.get("chase")), "result": out.result.value,
                       "order_id": out.order.id if out.order else None, "error": str(out.error) if out.error else None})
         if not out.placed:
             self.confirmations.mark(token, out.result.value)
-            return self._reply(f"{_describe(req)} was not placed ({out.result.value}: {out.error}).", "refused")
+            return self._reply(f"{describe(req)} was not placed ({out.result.value}: {out.error}).", "refused")
         o = out.order
         self.confirmations.mark(token, o.id)
         self._remember(o, user, d.get("channel", channel), bool(d.get("chase")))
@@ -481,7 +360,7 @@ def confirm(self:ChatEngine, user:str, channel:str, token:str, # the token from 
             self.chases[o.id] = Chase.begin(self, o, user, d.get("channel", channel), Decimal(d["chase_bound"]) if d.get("chase_bound") else None)
         if o.status.is_terminal: self._finished(o)
         fill = f", filled {o.filled_qty} @ {o.avg_fill_price}" if o.filled_qty else ""
-        return self._reply(f"placed {_describe(req, d.get('chase'))}: order {o.id} {o.status.value}{fill}", "placed", order=order_summary(o))
+        return self._reply(f"placed {describe(req, d.get('chase'))}: order {o.id} {o.status.value}{fill}", "placed", order=order_summary(o))
 
 @patch
 def reject(self:ChatEngine, user:str, channel:str, token:str) -> Reply:
@@ -503,7 +382,7 @@ def _finished(self:ChatEngine, o:Order):
     doc = self._orders_doc()
     r = doc.get(o.id)
     if r is None: return
-    if r["status"] != o.status.value: r["status"] = o.status.value; self.ledger.save_state("chat:orders", doc, at=self.clock.now())
+    if r["status"] != o.status.value: r.update(status=o.status.value, at=self.clock.now().isoformat()); self._save_orders(doc)
     if not self.production and o.status in (OrderStatus.FILLED, OrderStatus.CANCELLED) and not o.reject_reason:
         self._tested(shape_of(o))
 

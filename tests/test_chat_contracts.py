@@ -1,0 +1,129 @@
+"""Option and futures orders from chat on the real tastytrade adapter against the broker emulator: the command forms
+(`SPY 2026-12-18 600C`, OCC, `/ESZ6`) go through the same engine — risk guard, the broker's dry run, a single-use
+token, the executor — and reach the emulator's derivatives desk; mistakes and what the executor cannot do are one line."""
+import asyncio, threading, time
+from contextlib import contextmanager
+from decimal import Decimal
+
+import pytest
+
+from swingtrader.chat import ChatEngine
+from swingtrader.instruments import option_tick
+from swingtrader.ledger import Ledger
+from swingtrader.models import DerivativeOrder
+
+pytestmark = pytest.mark.timeout(300)
+ALLOW = "100:trade:7 100:read:8"
+
+@pytest.fixture
+def sim_spec():
+    "A big account behind the emulator: one /ES contract (about 280,000 notional) fits its risk caps."
+    return {"cash": Decimal(10_000_000)}
+
+@pytest.fixture
+def desk(tmp_path, tt_client, tt_settings, sim_broker, emulator):
+    def make(**settings):
+        s = tt_settings.model_copy(update={"chat_allow": ALLOW, **settings})
+        return ChatEngine.build(s, tt_client, Ledger(tmp_path / f"l{len(settings)}.sqlite", clock=sim_broker.clock), clock=sim_broker.clock)
+    return make, emulator.emu.derivatives, tt_client
+
+@contextmanager
+def order_updates(engine, broker):
+    "tastytrade's account stream (from the emulator) feeding `engine.on_update`, as `chat.follow` does in the bot."
+    from swingtrader.tastytrade.order_updates import TastytradeOrderUpdates
+    stop, up = threading.Event(), threading.Event()
+    async def pump():
+        ups = await TastytradeOrderUpdates(broker, poll_interval=0.5).start()
+        up.set()
+        try:
+            while not stop.is_set():
+                if (u := await ups.next(timeout=0.2)) is not None: await asyncio.to_thread(engine.on_update, u)
+        finally: await ups.close()
+    t = threading.Thread(target=lambda: asyncio.run(pump()), daemon=True); t.start()
+    assert up.wait(60)
+    try: yield
+    finally: stop.set(); t.join(60)
+
+def _until(cond, what, timeout=60.0):
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+def _words(o):
+    "An OptionSymbol as people write it: SPY 2026-03-20 600C."
+    return f"{o.root} {o.expiry.isoformat()} {format(o.strike.normalize(), 'f')}{o.call_put}"
+
+def _limit(mark):
+    p = Decimal(str(mark))
+    t = option_tick(p)
+    return (p // t) * t
+
+def test_an_option_limit_order_previews_confirms_and_reaches_the_desk(desk):
+    make, dv, tt = desk
+    e = make()
+    o = next(x for x in dv.option_chain("SPY") if 1 < dv.mark_price(x.occ) < 40)
+    px = _limit(dv.mark_price(o.occ))
+    p = e.handle("7", "100", f"buy {_words(o)} 1 limit {px}")
+    assert p.kind == "preview", p.text
+    assert p.text.startswith(f"[SANDBOX] BUY 1 contract {_words(o)} limit {px}") and "est. cost" in p.text
+    assert p.order["symbol"] == o.occ and tt.orders() == []
+    r = e.handle("7", "100", f"confirm {p.token}")
+    assert r.kind == "placed", r.text
+    [placed] = tt.orders(since=e.clock.now().replace(hour=0))
+    assert isinstance(placed, DerivativeOrder) and placed.symbol == o.occ and placed.client_key == p.order["client_key"]
+    assert e.chat_order(placed.id)["shape"] == f"{o.occ}|buy|limit|day"
+    assert e.handle("7", "100", f"confirm {p.token}").kind == "refused"           # single use, for options too
+    same = e.handle("7", "100", f"buy {o.occ.replace(' ', '')} 1 limit {px}")  # the OCC form: the same order
+    assert same.kind == "preview" and same.order["symbol"] == o.occ
+
+def test_a_future_counts_its_multiplier_against_the_cap_then_opens_and_closes(desk):
+    make, dv, tt = desk
+    fut = dv.futures()[0].symbol
+    small = make()
+    r = small.handle("7", "100", f"buy {fut} 1")
+    assert r.kind == "refused" and "chat cap" in r.text and "x 50)" in r.text and tt.positions() == []
+    e = make(chat_notional_cap=Decimal(10**7))
+    sent = []
+    e.notify = lambda ch, text: sent.append((ch, text))
+    with order_updates(e, tt):
+        p = e.handle("7", "100", f"buy {fut} 1")
+        assert p.kind == "preview" and p.order["type"] == "market" and p.text.startswith(f"[SANDBOX] BUY 1 contract {fut} market"), p.text
+        r = e.handle("7", "100", f"confirm {p.token}")
+        assert r.kind == "placed", r.text
+        assert {x.symbol: x.qty for x in tt.positions()} == {fut: Decimal(1)}
+        _until(lambda: {x.symbol: x.qty for x in e.ledger.positions()} == {fut: Decimal(1)}, "the fill in the ledger")
+        _until(lambda: any(ch == "100" and f"filled 1 {fut}" in t for ch, t in sent), "the fill reported to the channel")
+        c = e.handle("7", "100", f"close {fut}")
+        assert c.kind == "preview" and c.order["side"] == "sell" and c.order["qty"] == "1", c.text
+        assert e.handle("7", "100", f"confirm {c.token}").kind == "placed"
+        assert tt.positions() == []
+        _until(lambda: e.ledger.positions() == [], "the closing fill in the ledger")
+    assert f"{fut}|buy|market|day" in e.tested_shapes() and f"{fut}|sell|market|day" in e.tested_shapes()
+
+def test_contract_mistakes_and_limits_are_one_line_each(desk):
+    make, dv, tt = desk
+    e = make()
+    o = dv.option_chain("SPY")[10]
+    for text, says in [(f"buy {_words(o)} 1", "need a limit price"), (f"buy {_words(o)} 2.5 limit 1.00", "whole contracts"),
+                       (f"buy {_words(o)} 1 limit 1.03", "tick"), (f"buy {o.root} 2026-02-30 600C 1 limit 1", "not a date"),
+                       (f"buy {o.root} {o.expiry.isoformat()} 600X 1 limit 1", "C or P"), ("buy /ESZ6 1 stop 5000", "stop orders"),
+                       ("buy /ESZ6 1 limit 5000 chase", "does not replace"), ("buy /QQZ6 1", "unknown")]:
+        r = e.handle("7", "100", text)
+        assert r.kind == "invalid" and "\n" not in r.text and says in r.text, (text, r.text)
+    old = e.handle("7", "100", "buy SPY 2026-01-16 600C 1 limit 1.00")              # before the emulator's today
+    assert old.kind == "refused" and "expired on 2026-01-16" in old.text
+    held = e.handle("7", "100", f"close {_words(o)}")
+    assert held.kind == "refused" and "holds no" in held.text
+    assert e.handle("8", "100", f"buy {_words(o)} 1 limit 1.00").kind == "denied"
+    assert tt.orders() == []
+
+def test_the_sim_broker_says_it_places_no_contracts(tmp_path):
+    from swingtrader.config import Settings
+    from swingtrader.sim.broker import SimBroker
+    b = SimBroker.from_seed(symbols=2); b.clock.advance(300)
+    e = ChatEngine.build(Settings(_env_file=None, chat_allow=ALLOW), b, Ledger(tmp_path / "l.sqlite", clock=b.clock))
+    for text in ("buy /ESZ6 1", "buy SPY 2026-12-18 600C 1 limit 2.50", "close /ESZ6"):
+        r = e.handle("7", "100", text)
+        assert r.kind == "refused" and "only tastytrade's" in r.text and "SWINGTRADER_BROKER=tastytrade" in r.text, r.text
+    assert b.orders() == []
