@@ -131,6 +131,7 @@ def handle(self:ChatEngine, user:str, # the sender's id
 @patch
 def _cmd_help(self:ChatEngine, user, channel, cmd) -> Reply: return self._reply(HELP)
 
+# %% ../nbs/75_chat.ipynb #2e32468b
 @patch
 def _cmd_status(self:ChatEngine, user, channel, cmd) -> Reply:
     a, h = self.broker.account(), self.ledger.halt_state()
@@ -229,6 +230,7 @@ def _tested(self:ChatEngine, shape:str):
     doc.setdefault(str(day), []).append(shape)
     self.ledger.save_state(SHAPES, doc, at=self.clock.now())
 
+# %% ../nbs/75_chat.ipynb #f3520e3d
 @patch
 def _build(self:ChatEngine, user:str, cmd:Command) -> tuple[Signal, OrderRequest]:
     sym = cmd.symbol
@@ -266,6 +268,7 @@ def _build(self:ChatEngine, user:str, cmd:Command) -> tuple[Signal, OrderRequest
                  reason=f"chat order by {user}", model_id=f"chat:{user}", id=uuid.uuid4().hex)
     return sig, req
 
+# %% ../nbs/75_chat.ipynb #dded4a52
 @patch
 def _judge(self:ChatEngine, sig:Signal, req:OrderRequest, record:bool):
     self.trader.set_account(self.broker.account(), self.broker.positions())

@@ -8,6 +8,7 @@ import asyncio, logging
 from dataclasses import dataclass
 
 import discord
+from fastcore.basics import patch
 
 from .chat import ChatEngine
 
@@ -53,12 +54,13 @@ class ChatBot(discord.Client):
         self.asks: dict[int, _Ask] = {}                 # preview message id -> what it asks
         self.views: dict[int, discord.ui.View] = {}     # preview message id -> its buttons
         self.outbox: asyncio.Queue|None = None
+        self._bot_loop: asyncio.AbstractEventLoop|None = None
         self.sent = 0
         engine.notify = self.notify
     def __repr__(self): return f"ChatBot({self.engine!r}, waiting={len(self.asks)})"
 
     async def setup_hook(self):
-        self.outbox = asyncio.Queue()
+        self.outbox, self._bot_loop = asyncio.Queue(), asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._sender(), name="chat-sender")]
         if self.tick_seconds: self._tasks.append(asyncio.create_task(self._ticker(), name="chat-tick"))
 
@@ -77,36 +79,41 @@ class ChatBot(discord.Client):
         "Queue a message (from the bot's loop)."
         self.outbox.put_nowait((int(channel_id), text, ask))
 
-    def notify(self, channel:str, text:str):
-        "Queue a message from any thread (the engine's fills and chase steps); DMs have no channel id here and are skipped."
-        if channel == "dm" or self.outbox is None: return
-        self.loop.call_soon_threadsafe(self.enqueue, int(channel), text)
+    def notify(self, channel:str, # a Discord channel id (a DM's own id for orders sent by DM); others (`api`) are not ours
+               text:str):
+        "Queue a message from any thread (the engine's fills and chase steps); never blocks nor raises into the caller."
+        if not str(channel).isdigit() or self.outbox is None or self._bot_loop is None: return
+        try: self._bot_loop.call_soon_threadsafe(self.enqueue, int(channel), text)
+        except RuntimeError: log.warning("the bot has stopped: a message to %s is dropped", channel)    # the loop is closed
 
-    async def _sender(self):
-        while True:
-            cid, text, ask = await self.outbox.get()
-            try:
-                view = ConfirmButtons(self, self.engine.confirmations.ttl) if ask is not None else None
-                msg = await (self.get_partial_messageable(cid).send(text[:2000], view=view) if view is not None
-                             else self.get_partial_messageable(cid).send(text[:2000]))
-                self.sent += 1
-                if ask is not None:
-                    self.asks[msg.id], self.views[msg.id] = ask, view
-                    await msg.add_reaction(CONFIRM); await msg.add_reaction(DROP)
-            except discord.DiscordException as e: log.warning("sending to %s failed: %s", cid, e)
+# %% ../nbs/76_chat_discord.ipynb #baf0f8f2
+@patch
+async def _sender(self:ChatBot):
+    while True:
+        cid, text, ask = await self.outbox.get()
+        try:
+            view = ConfirmButtons(self, self.engine.confirmations.ttl) if ask is not None else None
+            msg = await (self.get_partial_messageable(cid).send(text[:2000], view=view) if view is not None
+                         else self.get_partial_messageable(cid).send(text[:2000]))
+            self.sent += 1
+            if ask is not None:
+                self.asks[msg.id], self.views[msg.id] = ask, view
+                await msg.add_reaction(CONFIRM); await msg.add_reaction(DROP)
+        except Exception as e: log.warning("sending to %s failed: %s", cid, e)     # the sender never dies on one message
 
-    async def _ticker(self):
-        while True:
-            await asyncio.sleep(self.tick_seconds)
-            try: await asyncio.to_thread(self.engine.tick)
-            except Exception as e: log.warning("chase tick failed: %s", e)
+@patch
+async def _ticker(self:ChatBot):
+    while True:
+        await asyncio.sleep(self.tick_seconds)
+        try: await asyncio.to_thread(self.engine.tick)
+        except Exception as e: log.warning("chase tick failed: %s", e)
 
 # %% ../nbs/76_chat_discord.ipynb #9389e789
 async def _on_message(self:ChatBot, m:discord.Message):
     if m.author.bot or (self.user is not None and m.author.id == self.user.id): return
     key = "dm" if m.guild is None and getattr(m, "guild_id", None) is None and isinstance(m.channel, discord.DMChannel) else str(m.channel.id)
     if key not in self.engine.allow.channels: return          # the channel filter: not ours, not a word
-    try: reply = await asyncio.to_thread(self.engine.handle, str(m.author.id), key, m.content)
+    try: reply = await asyncio.to_thread(self.engine.handle, str(m.author.id), key, m.content, str(m.channel.id))
     except Exception as e:           # a bug or a broker failure the engine did not expect: say so, never stay silent
         log.exception("chat command failed")
         self.enqueue(m.channel.id, f"[{self.engine.environment.upper()}] that failed unexpectedly ({type(e).__name__}); "

@@ -5,6 +5,7 @@
 # %% ../nbs/77_order_api.ipynb #12a55c97
 from __future__ import annotations
 import hashlib, hmac, ipaddress, re, threading, time
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -13,11 +14,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from .config import Settings, SwingtraderError
-from .chat import Allowlist, ChatEngine, ChatError, Reply, order_summary
+from .chat import ChatEngine, Reply
+from .chat_commands import Allowlist, ChatError, order_summary, sha256_hex
 
 # %% auto #0
-__all__ = ['SCOPES', 'hash_token', 'ApiTokens', 'OrderIn', 'ConfirmIn', 'ReasonIn', 'build_app', 'is_loopback', 'check_bind',
-           'ApiServer', 'serve']
+__all__ = ['SCOPES', 'hash_token', 'ApiTokens', 'OrderIn', 'ConfirmIn', 'ReasonIn', 'ConfirmReplays', 'build_app', 'is_loopback',
+           'check_bind', 'ApiServer', 'serve']
 
 # %% ../nbs/77_order_api.ipynb #1b53cab4
 SCOPES = ("trade", "read", "control")
@@ -60,14 +62,18 @@ class ApiTokens:
 
 # %% ../nbs/77_order_api.ipynb #4808d6a6
 class OrderIn(BaseModel):
-    "An order to preview."
-    symbol: str = Field(..., examples=["AAPL"])
+    "An order to preview (`symbol`: a ticker, an OCC option, /ESZ6 or a future option)."
+    symbol: str = Field(..., examples=["AAPL", "SPY261218C00600000", "/ESZ6"])
     side: Literal["buy", "sell"]
     qty: Decimal = Field(..., gt=0)
     limit_price: Decimal|None = Field(None, gt=0)
     stop_price: Decimal|None = Field(None, gt=0)
     tif: Literal["day", "gtc"] = "day"
     chase: bool = False
+    def command(self) -> str:
+        "The same order as a chat command."
+        return (f"{self.side} {self.symbol} {self.qty}" + (f" limit {self.limit_price}" if self.limit_price else "") +
+                (f" stop {self.stop_price}" if self.stop_price else "") + f" {self.tif}" + (" chase" if self.chase else ""))
 
 class ConfirmIn(BaseModel):
     "A confirmation: the token from `POST /orders`, and optionally the order it is meant for (checked against it)."
@@ -85,19 +91,36 @@ def _answer(r:Reply, code:int=200) -> dict:
     return {"environment": r.environment, "message": r.text, "token": r.token,
             "expires_at": r.expires.isoformat() if r.expires else None, "order": r.order, "preview": r.preview}
 
-def build_app(engine:ChatEngine, tokens:ApiTokens) -> FastAPI:
-    "The FastAPI app over `engine` for the callers in `tokens`."
-    app = FastAPI(title="swingtrader order API", version="1",
-                  description="Orders through swingtrader's risk guard, the broker's dry run and a single-use confirmation.")
-    bearer = HTTPBearer(auto_error=False)
-    lock = threading.RLock()
-    app.state.engine, app.state.tokens = engine, tokens
+# %% ../nbs/77_order_api.ipynb #c68397c2
+class ConfirmReplays:
+    "The answers of placed confirmations by token hash, for idempotent retries; pruned after `window`."
+    KEY = "api:confirmed"
+    def __init__(self, ledger, clock, window:timedelta=timedelta(hours=24)):
+        self.ledger, self.clock, self.window = ledger, clock, window
+    def _load(self) -> dict: return self.ledger.load_state(self.KEY) or {}
+    def __len__(self) -> int: return len(self._load())
+    def get(self, token:str) -> dict|None:
+        "The stored answer for `token` within the window, or None."
+        r = self._load().get(sha256_hex(token))
+        return r if r is not None and datetime.fromisoformat(r["at"]) > self.clock.now() - self.window else None
+    def put(self, token:str, user:str, answer:dict, idempotency_key:str|None):
+        "Store `answer` for `token` (and drop those older than the window)."
+        now = self.clock.now()
+        doc = {h: r for h, r in self._load().items() if datetime.fromisoformat(r["at"]) > now - self.window}
+        doc[sha256_hex(token)] = {"user": user, "answer": answer, "at": now.isoformat(),
+                                  "idem": sha256_hex(idempotency_key) if idempotency_key else None}
+        self.ledger.save_state(self.KEY, doc, at=now)
+    def replays(self, rec:dict, user:str, idempotency_key:str|None) -> bool:
+        "Is this request the same caller's retry (same `Idempotency-Key`) of the stored confirm `rec`?"
+        return bool(idempotency_key) and rec["user"] == user and hmac.compare_digest(sha256_hex(idempotency_key), rec["idem"] or "")
 
+# %% ../nbs/77_order_api.ipynb #f881767f
+def _guards(engine:ChatEngine, tokens:ApiTokens):
+    bearer = HTTPBearer(auto_error=False)
     def caller(cred:HTTPAuthorizationCredentials|None=Depends(bearer)) -> tuple[str, frozenset[str]]:
         who = tokens.verify(cred.credentials if cred is not None and cred.scheme.lower() == "bearer" else None)
         if who is None: raise HTTPException(401, detail="a valid bearer token is needed", headers={"WWW-Authenticate": "Bearer"})
         return who
-
     def needs(scope:str):
         def check(who=Depends(caller)):
             name, scopes = who
@@ -106,32 +129,47 @@ def build_app(engine:ChatEngine, tokens:ApiTokens) -> FastAPI:
                 raise HTTPException(403, detail=f"this token lacks the {scope} scope")
             return f"api:{name}"
         return check
+    return caller, needs
+
+def build_app(engine:ChatEngine, tokens:ApiTokens) -> FastAPI:
+    "The FastAPI app over `engine` for the callers in `tokens`."
+    app = FastAPI(title="swingtrader order API", version="1",
+                  description="Orders through swingtrader's risk guard, the broker's dry run and a single-use confirmation.")
+    app.state.engine, app.state.tokens = engine, tokens
+    caller, needs = _guards(engine, tokens)
 
     @app.post("/auth/verify", summary="Check a bearer token; its name and scopes")
     def verify(who=Depends(caller)): return {"name": who[0], "scopes": sorted(who[1]), "environment": engine.environment}
 
+    _order_routes(app, engine, needs)
+
+    @app.post("/halt", summary="Halt trading (the kill switch; the running bot cancels its orders)")
+    def halt(body:ReasonIn, user:str=Depends(needs("control"))): return _answer(engine.handle(user, "api", f"halt {body.reason}"))
+
+    @app.post("/resume", summary="Resume trading after a halt (a recorded manual reset)")
+    def resume(body:ReasonIn, user:str=Depends(needs("control"))): return _answer(engine.handle(user, "api", f"resume {body.reason}"))
+    return app
+
+# %% ../nbs/77_order_api.ipynb #18df8d1d
+def _order_routes(app:FastAPI, engine:ChatEngine, needs):
+    lock, replays = threading.RLock(), ConfirmReplays(engine.ledger, engine.clock)
+    app.state.replays = replays
+
     @app.post("/orders", status_code=201, summary="Preview an order: risk check + broker dry run; returns a confirmation token")
     def preview(o:OrderIn, user:str=Depends(needs("trade"))):
-        text = f"{o.side} {o.symbol} {o.qty}" + (f" limit {o.limit_price}" if o.limit_price else "") + \
-               (f" stop {o.stop_price}" if o.stop_price else "") + f" {o.tif}" + (" chase" if o.chase else "")
-        r = engine.handle(user, "api", text)
+        r = engine.handle(user, "api", o.command())
         if r.kind == "ok": raise HTTPException(422, detail={"environment": r.environment, "kind": "invalid", "message": r.text})
         return _answer(r)
 
     @app.post("/orders/confirm", summary="Place a previewed order (once; a retry with the same Idempotency-Key returns the same order)")
     def confirm(c:ConfirmIn, user:str=Depends(needs("trade")), idempotency_key:str|None=Header(None)):
-        key = f"api:confirm:{hashlib.sha256(c.token.encode()).hexdigest()}"
         with lock:
-            done = engine.ledger.load_state(key)
-            if done is not None:
-                same = idempotency_key and hmac.compare_digest(hashlib.sha256(idempotency_key.encode()).hexdigest(), done["idem"] or "")
-                if same and done["user"] == user: return {**done["answer"], "replayed": True}
+            if (done := replays.get(c.token)) is not None:
+                if replays.replays(done, user, idempotency_key): return {**done["answer"], "replayed": True}
                 raise HTTPException(409, detail={"environment": engine.environment, "kind": "refused",
                                                  "message": f"that confirmation was already used (order {done['answer']['order']['id']})."})
-            r = engine.confirm(user, "api", c.token, c.order)
-            ans = _answer(r)
-            engine.ledger.save_state(key, {"user": user, "answer": ans,
-                                           "idem": hashlib.sha256(idempotency_key.encode()).hexdigest() if idempotency_key else None})
+            ans = _answer(engine.confirm(user, "api", c.token, c.order))
+            replays.put(c.token, user, ans, idempotency_key)
             return ans
 
     @app.get("/orders/{order_id}", summary="An order placed through the API or chat")
@@ -145,17 +183,8 @@ def build_app(engine:ChatEngine, tokens:ApiTokens) -> FastAPI:
     @app.put("/orders/{order_id}/cancel", summary="Cancel an order placed through the API or chat")
     def cancel(order_id:str, user:str=Depends(needs("trade"))):
         if engine.chat_order(order_id) is None: raise HTTPException(404, detail=f"order {order_id} was not placed through chat or the API")
-        r = engine.handle(user, "api", f"cancel {order_id}")
-        ans = _answer(r)
+        ans = _answer(engine.handle(user, "api", f"cancel {order_id}"))
         return {**ans, "order": order_summary(engine.broker.order(order_id))}
-
-    @app.post("/halt", summary="Halt trading (the kill switch; the running bot cancels its orders)")
-    def halt(body:ReasonIn, user:str=Depends(needs("control"))): return _answer(engine.handle(user, "api", f"halt {body.reason}"))
-
-    @app.post("/resume", summary="Resume trading after a halt (a recorded manual reset)")
-    def resume(body:ReasonIn, user:str=Depends(needs("control"))): return _answer(engine.handle(user, "api", f"resume {body.reason}"))
-
-    return app
 
 # %% ../nbs/77_order_api.ipynb #be7cfafb
 def is_loopback(host:str) -> bool:

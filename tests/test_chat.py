@@ -218,3 +218,23 @@ def test_a_later_fill_is_reported_to_the_channel_and_marks_the_shape(tmp_path):
     assert any(ch == "100" and f"order {r.order['id']} filled 2 {sym}" in t and t.startswith("[SANDBOX]") for ch, t in e.sent), e.sent
     assert e.tested_shapes() == {f"{sym}|buy|market|day"} and e.chat_order(r.order["id"])["status"] == "filled"
     assert {p.symbol: p.qty for p in e.ledger.positions()} == {sym: Decimal(2)}
+
+def test_chat_orders_and_sandbox_shapes_are_pruned(tmp_path):
+    "Orders that ended are forgotten after `orders_keep` (open ones stay); tested shapes are kept three days, not forever."
+    from swingtrader.chat import SHAPES
+    e, b, sym = _engine(tmp_path)
+    e.orders_keep = timedelta(hours=1)
+    done = e.handle("7", "100", f"confirm {e.handle('7', '100', f'buy {sym} 1').token}").order["id"]
+    low = (Decimal(str(b.latest_quote(sym).bid)) * Decimal("0.8")).quantize(Decimal("0.01"))
+    working = e.handle("7", "100", f"confirm {e.handle('7', '100', f'buy {sym} 1 limit {low} gtc').token}").order["id"]
+    assert set(e.ledger.load_state("chat:orders")) == {done, working}
+    b.clock.advance(2 * 3600)
+    new = e.handle("7", "100", f"confirm {e.handle('7', '100', f'buy {sym} 1').token}").order["id"]
+    assert set(e.ledger.load_state("chat:orders")) == {working, new}              # the filled one is forgotten, the open one kept
+    assert e.chat_order(done) is None and e.handle("7", "100", f"cancel {working}").kind == "ok"
+    first_day = str(trading_day(b.clock.now()))
+    assert list(e.ledger.load_state(SHAPES)) == [first_day]
+    b.clock.advance(4 * 24 * 3600)
+    e.handle("7", "100", f"confirm {e.handle('7', '100', f'buy {sym} 1').token}")
+    assert list(e.ledger.load_state(SHAPES)) == [str(trading_day(b.clock.now()))]   # four days on: the first day is gone
+    assert e.tested_shapes() == {f"{sym}|buy|market|day"}

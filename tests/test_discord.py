@@ -156,3 +156,50 @@ def test_message_to_fill_on_the_tastytrade_emulator(tt_world):
     assert placed.content.startswith("[SANDBOX] placed BUY 2")
     sim.clock.advance(60); sim.sync()
     assert sim.order(o.id).status.value == "filled" and {p.symbol: p.qty for p in sim.positions()} == {sym: 2}
+
+@pytest.fixture
+def dm_world(tmp_path):
+    "Trading allowed in DMs too (and the fills of a delayed-fill SimBroker come later, through its listener)."
+    b = SimBroker.from_seed(symbols=3); b.clock.advance(300)
+    eng = ChatEngine.build(Settings(chat_allow=f"{CHANNEL}:trade:{TRADER} dm:trade:{TRADER}"), b, Ledger(tmp_path / "l.sqlite", clock=b.clock))
+    b.add_listener(lambda ev: eng.on_update(ev) if isinstance(ev, OrderUpdate) else None)
+    yield from _run_world(b, eng)
+
+def _confirmed(emu, user, channel, text, dm=False):
+    m = emu.post_message(user, channel, text, dm=dm)
+    preview = _bot_reply(emu, m, "Confirm within")
+    emu.wait_until(lambda: {CONFIRM, DROP} <= {e for e, us in preview.reactions.items() if emu.bot_id in us})
+    emu.react(user, preview, CONFIRM)
+    return _bot_reply(emu, preview, "placed")
+
+def test_a_later_fill_of_a_dm_order_is_reported_in_that_dm(dm_world):
+    emu, b, eng, bot = dm_world
+    sym, dm = b.symbols[0], 4242
+    b.set_fill_mode("delayed:2")
+    placed = _confirmed(emu, TRADER, dm, f"buy {sym} 2", dm=True)
+    assert placed.channel_id == str(dm) and "accepted" in placed.content
+    oid = eng.open_orders()[0].id
+    for _ in range(10):                                                 # the market moves on; the order fills
+        if b.order(oid).status.value == "filled": break
+        b.clock.advance(60); b.sync()
+    fill = _bot_reply(emu, placed, f"order {oid} filled 2 {sym}")
+    assert fill.channel_id == str(dm) and fill.content.startswith("[SANDBOX]")
+    assert not any(m.author_id == emu.bot_id and "filled 2" in m.content and m.channel_id != str(dm) for m in emu.messages)
+
+def test_chase_steps_are_reported_in_the_channel_through_rate_limits(dm_world):
+    emu, b, eng, bot = dm_world
+    sym = b.symbols[0]
+    b.set_fill_mode("never")
+    placed = _confirmed(emu, TRADER, CHANNEL, f"buy {sym} 1 chase")
+    assert "with a fill chase" in placed.content
+    emu.throttle = 3                                                    # Discord answers the next sends with 429
+    step = eng.settings.chat_chase_step_seconds
+    b.clock.advance(step)                                               # the bot's tick task takes the first step …
+    first = _bot_reply(emu, placed, "step 1")
+    b.clock.advance(step)
+    second = _bot_reply(emu, first, "step 2")
+    assert emu.throttled == 3 and first.channel_id == second.channel_id == str(CHANNEL)
+    open_ = b.orders("open")
+    assert len(open_) == 1 and f"limit {open_[0].limit_price}" in second.content
+    cancel = emu.post_message(TRADER, CHANNEL, f"cancel {open_[0].id}")
+    assert "cancelled" in _bot_reply(emu, cancel, "is cancelled").content

@@ -1,6 +1,7 @@
 """The order API over HTTP against a real uvicorn on 127.0.0.1 (httpx client): authentication (401), scopes (403),
 the preview → confirm flow, idempotent confirm retries (one order at the broker, also when sent concurrently), expired /
 reused / mismatched tokens, cancel, the bind check, OpenAPI docs."""
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -137,3 +138,31 @@ def test_tls_serving(tmp_path):
         assert srv.url.startswith("https://")
         with httpx.Client(base_url=srv.url, verify=ssl.create_default_context(cafile=str(tmp_path / "ca.pem")), timeout=60) as c:
             assert c.post("/auth/verify", headers={"Authorization": "Bearer tls-tok"}).json()["name"] == "t"
+
+def _rows(eng):
+    import sqlite3
+    with sqlite3.connect(eng.ledger.path) as db: return db.execute("SELECT count(*) FROM trader_state").fetchone()[0]
+
+def test_replay_and_confirmation_records_are_pruned_and_late_retries_still_leave_one_order(api):
+    "Idempotency answers live 24 h, token records a day past their expiry; then they go — and a retry never places twice."
+    c, b, eng = api
+    def confirm(tok, key): return c.post("/orders/confirm", headers=H("trader", **{"Idempotency-Key": key}), json={"token": tok})
+    toks = [c.post("/orders", headers=H("trader"), json=_order(b, qty="1")).json()["token"] for _ in range(3)]
+    first = [confirm(t, f"k{i}") for i, t in enumerate(toks)]
+    assert [r.status_code for r in first] == [200] * 3 and len(b.orders()) == 3
+    assert confirm(toks[0], "k0").json()["replayed"] is True                  # within the window: the same answer
+    state = eng.ledger.load_state
+    assert len(state("api:confirmed")) == 3 and len(state("chat:confirmations")) == 3
+    rows = _rows(eng)
+    b.clock.advance(24 * 3600 + 30)                                            # a day later: a new order prunes the old answers
+    t4 = c.post("/orders", headers=H("trader"), json=_order(b, qty="1")).json()["token"]
+    assert confirm(t4, "k4").status_code == 200
+    assert list(state("api:confirmed")) == [hashlib.sha256(t4.encode()).hexdigest()]
+    late = confirm(toks[0], "k0")                                              # the old retry: refused by the used token
+    assert late.status_code == 409 and "already used" in late.json()["detail"]["message"] and len(b.orders()) == 4
+    b.clock.advance(2 * 24 * 3600)                                             # the token records expire from the ledger too
+    c.post("/orders", headers=H("trader"), json=_order(b, qty="1"))
+    assert len(state("chat:confirmations")) == 1                               # only the newest, unconfirmed preview
+    gone = confirm(toks[1], "k1")
+    assert gone.status_code == 409 and "unknown" in gone.json()["detail"]["message"] and len(b.orders()) == 4
+    assert _rows(eng) <= rows + 1                                              # the state table does not grow with each order

@@ -82,6 +82,37 @@ class DiscordEmulator:
         return d
 
 # %% ../../nbs/78_emulator_discord.ipynb #80b00481
+def _interaction_callback(emu:DiscordEmulator):
+    async def callback(req):
+        "An interaction's response: 4 posts a message (64 in flags: ephemeral), 6 acknowledges, 7 edits the clicked message."
+        it = emu.interactions.get(req.match_info["interaction"])
+        if it is None or it["token"] != req.match_info["token"]:
+            return _json({"message": "Unknown interaction", "code": 10062}, 404)
+        if it["answered"]: return _json({"message": "Interaction has already been acknowledged.", "code": 40060}, 400)
+        it["answered"] = True
+        body = await req.json()
+        kind, data = body.get("type"), body.get("data") or {}
+        res = {"interaction": {"id": req.match_info["interaction"], "type": 3, "response_message_loading": False,
+                               "response_message_ephemeral": bool(data.get("flags", 0) & 64)}}
+        if kind == 4:
+            m = Sent(emu.next_id(), it["channel_id"], emu.bot_id, data.get("content") or "", time.monotonic(),
+                     components=data.get("components") or [], ephemeral=bool(data.get("flags", 0) & 64))
+            emu.store_message(m)
+            res["interaction"]["response_message_id"] = m.id
+            res["resource"] = {"type": 4, "message": emu.message_doc(m)}
+        elif kind == 7:
+            m = it["message"]
+            with emu.cond:
+                if "content" in data: m.content = data["content"] or ""
+                if "components" in data: m.components = data["components"] or []
+                emu.cond.notify_all()
+            res["resource"] = {"type": 7, "message": emu.message_doc(m)}
+        it["response"] = kind
+        with emu.cond: emu.cond.notify_all()
+        return _json(res)
+    return callback
+
+# %% ../../nbs/78_emulator_discord.ipynb #cc36bd8f
 def _json(doc, status:int=200) -> web.Response:
     "JSON with Discord's exact content type (discord.py parses a body only when it is `application/json`, no charset)."
     return web.Response(body=json.dumps(doc).encode(), status=status, content_type="application/json")
@@ -131,34 +162,7 @@ def _routes(emu:DiscordEmulator) -> web.Application:
         who = emu.bot_id if req.match_info["user"] == "@me" else req.match_info["user"]
         with emu.cond: m.reactions.get(unquote(req.match_info["emoji"]), set()).discard(who); emu.cond.notify_all()
         return web.Response(status=204)
-    async def callback(req):
-        "An interaction's response: 4 posts a message (64 in flags: ephemeral), 6 acknowledges, 7 edits the clicked message."
-        it = emu.interactions.get(req.match_info["interaction"])
-        if it is None or it["token"] != req.match_info["token"]:
-            return _json({"message": "Unknown interaction", "code": 10062}, 404)
-        if it["answered"]: return _json({"message": "Interaction has already been acknowledged.", "code": 40060}, 400)
-        it["answered"] = True
-        body = await req.json()
-        kind, data = body.get("type"), body.get("data") or {}
-        res = {"interaction": {"id": req.match_info["interaction"], "type": 3, "response_message_loading": False,
-                               "response_message_ephemeral": bool(data.get("flags", 0) & 64)}}
-        if kind == 4:
-            m = Sent(emu.next_id(), it["channel_id"], emu.bot_id, data.get("content") or "", time.monotonic(),
-                     components=data.get("components") or [], ephemeral=bool(data.get("flags", 0) & 64))
-            emu.store_message(m)
-            res["interaction"]["response_message_id"] = m.id
-            res["resource"] = {"type": 4, "message": emu.message_doc(m)}
-        elif kind == 7:
-            m = it["message"]
-            with emu.cond:
-                if "content" in data: m.content = data["content"] or ""
-                if "components" in data: m.components = data["components"] or []
-                emu.cond.notify_all()
-            res["resource"] = {"type": 7, "message": emu.message_doc(m)}
-        it["response"] = kind
-        with emu.cond: emu.cond.notify_all()
-        return _json(res)
-    app.router.add_post("/api/v10/interactions/{interaction}/{token}/callback", callback)   # no bot token: the interaction's own
+    app.router.add_post("/api/v10/interactions/{interaction}/{token}/callback", _interaction_callback(emu))   # no bot token: the interaction's own
     for method, path, h in [("GET", "/api/v10/users/@me", me), ("GET", "/api/v10/oauth2/applications/@me", app_info),
                             ("GET", "/api/v10/gateway", gateway), ("GET", "/api/v10/gateway/bot", gateway_bot),
                             ("POST", "/api/v10/channels/{channel}/messages", post_message),
@@ -265,6 +269,9 @@ def click(self:DiscordEmulator, user_id:int|str, message:Sent, label:str) -> str
     self._call(self.dispatch("INTERACTION_CREATE", d, 0))
     return iid
 
+for _f in (_call, post_message, react, click): setattr(DiscordEmulator, _f.__name__, _f)
+
+# %% ../../nbs/78_emulator_discord.ipynb #1bab319c
 def wait_for(self:DiscordEmulator, pred, timeout:float=60.0):
     "The first stored message with `pred(message)` true, waiting up to `timeout` s for it; raises TimeoutError."
     end = time.monotonic() + timeout
@@ -317,10 +324,11 @@ def drop_connections(self:DiscordEmulator, code:int=4000):
         for ws, _ in list(self._sockets): await ws.close(code=code, message=b"emulated drop")
     self._call(close())
 
-for _f in (_call, post_message, react, click, wait_for, wait_until, start, stop, drop_connections): setattr(DiscordEmulator, _f.__name__, _f)
+for _f in (wait_for, wait_until, start, stop, drop_connections): setattr(DiscordEmulator, _f.__name__, _f)
 DiscordEmulator.__enter__ = lambda self: (self.start(), self)[1]
 DiscordEmulator.__exit__ = lambda self, *exc: self.stop()
 
+# %% ../../nbs/78_emulator_discord.ipynb #de8b1468
 def point_discord_at(api_base:str, gateway_url:str) -> tuple:
     "Point discord.py (unmodified) at another Discord: its REST base and gateway URL; returns the old pair to restore."
     import discord.http, discord.gateway, yarl
