@@ -20,7 +20,8 @@ from .sizer import Sizer
 from .risk import RiskGuard, halt as _halt, reset_halt as _reset_halt
 from .ledger import trading_day
 from .chat_commands import (ChatError, USAGE, NEEDS, Command, parse, Allowlist, Confirmations, order_fingerprint, request_doc,
-                                       request_from, describe, money, shape_of, order_summary, display_symbol)
+                                       request_from, describe, money, shape_of, order_summary, display_symbol,
+                                       CONTRACT_FORMS)
 
 # %% auto #0
 __all__ = ['PRODUCTION', 'HELP', 'ENDED', 'SHAPES', 'CONTRACT_BROKERS', 'OPTIONS', 'Reply', 'ManualStrategy', 'ChatEngine',
@@ -99,7 +100,7 @@ def record(self:ChatEngine, what:str, user:str, channel:str, detail:dict):
     if self.audit is not None: self.audit.health(f"chat_{what}", doc, symbol=detail.get("symbol"), broker=self.trader.broker_name)
 
 # %% ../nbs/75_chat.ipynb #a9b456d7
-HELP = ("commands: " + "; ".join(USAGE.values()) +
+HELP = ("commands: " + "; ".join(USAGE.values()) + f". SYM: shares by ticker; {CONTRACT_FORMS}" +
         ". Orders show a dry run first and need a confirmation within the TTL; production needs the same order shape run in the sandbox today.")
 
 @patch
@@ -280,7 +281,7 @@ def _judge(self:ChatEngine, sig:Signal, req:OrderRequest, record:bool):
 def _order_cmd(self:ChatEngine, user, channel, cmd) -> Reply:
     sig, req = self._build(user, cmd)
     intent = self._judge(sig, req, record=False)
-    req = intent.request
+    asked, req = req.qty, intent.request
     pv = self.broker.dry_run(req)
     if not pv.ok: raise ChatError(f"the broker's dry run refused {describe(req)}: {'; '.join(pv.errors) or 'no reason given'}.", "change the order and send it again.")
     doc = {**request_doc(req), "chase": cmd.chase, "signal_id": sig.id, "price": sig.price, "channel": getattr(self, "_route", None) or str(channel),
@@ -290,6 +291,7 @@ def _order_cmd(self:ChatEngine, user, channel, cmd) -> Reply:
                "warnings": list(pv.warnings)}
     self.record("preview", user, channel, {"symbol": req.symbol, "order": describe(req, cmd.chase), **preview})
     warn = f"; warnings: {'; '.join(pv.warnings)}" if pv.warnings else ""
+    warn += f"; the risk guard allows {req.qty} of the {asked} asked" if req.qty != asked else ""
     return self._reply(f"{describe(req, cmd.chase)}: est. cost {money(pv.estimated_cost)}, buying power {money(pv.buying_power_effect)}, "
                        f"fees {money(pv.fees)}{warn}. Confirm within {self.confirmations.ttl:.0f} s (✅ or `confirm {token}`), ❌ to drop.",
                        "preview", token=token, expires=expires, order=request_doc(req), preview=preview)

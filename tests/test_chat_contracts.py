@@ -100,6 +100,12 @@ def test_a_future_counts_its_multiplier_against_the_cap_then_opens_and_closes(de
         assert tt.positions() == []
         _until(lambda: e.ledger.positions() == [], "the closing fill in the ledger")
     assert f"{fut}|buy|market|day" in e.tested_shapes() and f"{fut}|sell|market|day" in e.tested_shapes()
+    prod = ChatEngine(e.settings, e.trader, tt, environment="production", allow=e.allow, shapes_ledger=e.ledger)
+    ok = prod.handle("7", "100", f"buy {fut} 2")                                 # the shape ran in the sandbox today: any size
+    assert ok.kind == "preview" and ok.text.startswith(f"[PRODUCTION] BUY 1 contract {fut}"), ok.text
+    assert "the risk guard allows 1 of the 2 asked" in ok.text                   # 2 x 280,000 is over the 5 % position cap
+    gate = prod.handle("7", "100", f"buy {fut} 1 limit 5000")                    # a limit order on it did not
+    assert gate.kind == "refused" and "has not run cleanly in the sandbox today" in gate.text
 
 def test_contract_mistakes_and_limits_are_one_line_each(desk):
     make, dv, tt = desk
@@ -127,3 +133,40 @@ def test_the_sim_broker_says_it_places_no_contracts(tmp_path):
         r = e.handle("7", "100", text)
         assert r.kind == "refused" and "only tastytrade's" in r.text and "SWINGTRADER_BROKER=tastytrade" in r.text, r.text
     assert b.orders() == []
+
+def test_a_future_option_in_tastytrades_own_form(desk):
+    make, dv, tt = desk
+    e = make()
+    fo = next(x for x in dv.future_options() if 2 < dv.mark_price(x.symbol) < 60)
+    px = (Decimal(str(dv.mark_price(fo.symbol))) / Decimal("0.25")).to_integral_value() * Decimal("0.25")
+    p = e.handle("7", "100", f"buy {fo.symbol} 1 limit {px}")
+    assert p.kind == "preview" and p.order["symbol"] == fo.symbol, p.text
+    assert e.handle("7", "100", f"confirm {p.token}").kind == "placed"
+    [o] = tt.orders(since=e.clock.now().replace(hour=0))
+    assert o.symbol == fo.symbol and o.legs[0].instrument_type == "Future Option"
+    off = e.handle("7", "100", f"buy {fo.symbol} 1 limit {px + Decimal('0.1')}")
+    assert off.kind == "invalid" and "0.25 tick" in off.text
+
+def test_the_order_api_takes_the_same_contract_forms(desk):
+    "POST /orders with an OCC symbol and with a future: the same engine, the same token flow, over HTTP."
+    import httpx
+    from swingtrader.order_api import ApiServer, ApiTokens, build_app, hash_token
+    make, dv, tt = desk
+    tokens = ApiTokens.parse(f"bot:trade:{hash_token('tok-1')}")
+    e = make()
+    e.allow = tokens.allowlist()
+    o = next(x for x in dv.option_chain("SPY") if 1 < dv.mark_price(x.occ) < 40)
+    px = str(_limit(dv.mark_price(o.occ)))
+    auth = {"Authorization": "Bearer tok-1"}
+    with ApiServer(build_app(e, tokens)) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        p = c.post("/orders", headers=auth, json={"symbol": o.occ, "side": "buy", "qty": "1", "limit_price": px})
+        assert p.status_code == 201 and p.json()["order"]["symbol"] == o.occ, p.text
+        r = c.post("/orders/confirm", headers={**auth, "Idempotency-Key": "a"}, json={"token": p.json()["token"]})
+        again = c.post("/orders/confirm", headers={**auth, "Idempotency-Key": "a"}, json={"token": p.json()["token"]})
+        assert r.status_code == 200 and again.json()["replayed"] is True and again.json()["order"]["id"] == r.json()["order"]["id"]
+        assert c.get(f"/orders/{r.json()['order']['id']}", headers=auth).json()["order"]["symbol"] == o.occ
+        bad = c.post("/orders", headers=auth, json={"symbol": o.occ, "side": "buy", "qty": "1"})
+        assert bad.status_code == 422 and "need a limit price" in bad.json()["detail"]["message"]
+        fut = c.post("/orders", headers=auth, json={"symbol": dv.futures()[0].symbol, "side": "buy", "qty": "1", "stop_price": "5000"})
+        assert fut.status_code == 422 and "stop orders" in fut.json()["detail"]["message"]
+    assert len(tt.orders(since=e.clock.now().replace(hour=0))) == 1
