@@ -72,6 +72,7 @@ class ChatEngine:
         self.confirmations = Confirmations(self.ledger, self.clock, settings.chat_confirm_ttl)
         self.chases: dict[str, Chase] = {}
         self.orders_keep = timedelta(days=30)     # how long `chat:orders` remembers an order that ended
+        self._route: str|None = None               # where the command being handled wants its fills reported
         self._lock = threading.RLock()
     @classmethod
     def build(cls, settings:Settings, broker, ledger, audit=None, clock=None, **kw) -> ChatEngine:
@@ -284,7 +285,7 @@ def _order_cmd(self:ChatEngine, user, channel, cmd) -> Reply:
     asked, req = req.qty, intent.request
     pv = self.broker.dry_run(req)
     if not pv.ok: raise ChatError(f"the broker's dry run refused {describe(req)}: {'; '.join(pv.errors) or 'no reason given'}.", "change the order and send it again.")
-    doc = {**request_doc(req), "chase": cmd.chase, "signal_id": sig.id, "price": sig.price, "channel": getattr(self, "_route", None) or str(channel),
+    doc = {**request_doc(req), "chase": cmd.chase, "signal_id": sig.id, "price": sig.price, "channel": self._route or str(channel),
            "chase_bound": str(cmd.limit) if cmd.chase and cmd.limit is not None else None}
     token, expires = self.confirmations.issue(order_fingerprint(req, self.environment, cmd.chase), self.environment, user, doc)
     preview = {"estimated_cost": str(pv.estimated_cost), "buying_power_effect": str(pv.buying_power_effect), "fees": str(pv.fees),
