@@ -258,7 +258,7 @@ def _build(self:ChatEngine, user:str, cmd:Command) -> tuple[Signal, OrderRequest
     req = OrderRequest(sym, side, qty=cmd.qty, type=typ, tif=cmd.tif, limit_price=limit, stop_price=cmd.stop,
                        client_key=uuid.uuid4().hex)
     mult = instrument_of(sym).multiplier if contract else Decimal(1)
-    px = limit or cmd.stop or (self._contract_price(req, mult) if contract else D(q.ask if side is Side.BUY else q.bid))
+    px = limit or cmd.stop or (self._contract_price(req) if contract else D(q.ask if side is Side.BUY else q.bid))
     if req.qty * px * mult > self.cap:
         per = f" ({req.qty} x {px} x {mult})" if contract else ""
         raise ChatError(f"{describe(req)} is worth about {money(req.qty * px * mult)}{per}, above the chat cap of {money(self.cap)}.",
@@ -315,13 +315,14 @@ def _check_contract(self:ChatEngine, sym:str):
         raise ChatError(f"{display_symbol(sym)} expired on {ins.expiry.isoformat()}.", "pick a later expiry.")
 
 @patch
-def _contract_price(self:ChatEngine, req:OrderRequest, mult:Decimal) -> Decimal:
-    "The price per contract of a market order, from the broker's dry run."
-    pv = self.broker.dry_run(req)
-    if not pv.ok or not pv.estimated_cost:
-        why = "; ".join(pv.errors) or "it gave no cost"
-        raise ChatError(f"the broker's dry run prices no {describe(req)} ({why}).", f"give a limit price: {req.side.value} {display_symbol(req.symbol)} {req.qty} limit P")
-    return abs(D(pv.estimated_cost)) / (req.qty * mult)
+def _contract_price(self:ChatEngine, req:OrderRequest) -> Decimal:
+    "The price per contract of a market order: the far side of its quote (DXLink, by its streamer symbol)."
+    fix = f"give a limit price: {req.side.value} {display_symbol(req.symbol)} {req.qty} limit P"
+    try: q = self.broker.latest_quote(instrument_of(req.symbol).streamer_symbol)
+    except SwingtraderError as e: raise ChatError(f"no quote for {display_symbol(req.symbol)} ({e.problem.rstrip('.')}).", fix) from None
+    px = D(q.ask if req.side is Side.BUY else q.bid)
+    if not px > 0: raise ChatError(f"the quote of {display_symbol(req.symbol)} has no {'ask' if req.side is Side.BUY else 'bid'}.", fix)
+    return px
 
 # %% ../nbs/75_chat.ipynb #4a86f805
 @patch

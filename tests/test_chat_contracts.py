@@ -83,6 +83,8 @@ def test_a_future_counts_its_multiplier_against_the_cap_then_opens_and_closes(de
     small = make()
     r = small.handle("7", "100", f"buy {fut} 1")
     assert r.kind == "refused" and "chat cap" in r.text and "x 50)" in r.text and tt.positions() == []
+    ask = tt.latest_quote(dv.futures()[0].streamer()).ask                     # valued at the ask of its DXLink quote
+    assert f"(1 x {Decimal(str(ask))} x 50)" in r.text, r.text
     e = make(chat_notional_cap=Decimal(10**7))
     sent = []
     e.notify = lambda ch, text: sent.append((ch, text))
@@ -107,7 +109,7 @@ def test_a_future_counts_its_multiplier_against_the_cap_then_opens_and_closes(de
     gate = prod.handle("7", "100", f"buy {fut} 1 limit 5000")                    # a limit order on it did not
     assert gate.kind == "refused" and "has not run cleanly in the sandbox today" in gate.text
 
-def test_contract_mistakes_and_limits_are_one_line_each(desk):
+def test_contract_mistakes_and_limits_are_one_line_each(desk, monkeypatch):
     make, dv, tt = desk
     e = make()
     o = dv.option_chain("SPY")[10]
@@ -122,6 +124,11 @@ def test_contract_mistakes_and_limits_are_one_line_each(desk):
     held = e.handle("7", "100", f"close {_words(o)}")
     assert held.kind == "refused" and "holds no" in held.text
     assert e.handle("8", "100", f"buy {_words(o)} 1 limit 1.00").kind == "denied"
+    from swingtrader.broker import BrokerError
+    def no_quote(sym): raise BrokerError(f"No quote for {sym} arrived from DXLink within 5 s.", "check the feed.")
+    monkeypatch.setattr(tt, "latest_quote", no_quote)                          # a market order on a future needs its quote
+    blind = e.handle("7", "100", f"buy {dv.futures()[0].symbol} 1")
+    assert blind.kind == "refused" and "no quote for /ES" in blind.text and "give a limit price" in blind.text, blind.text
     assert tt.orders() == []
 
 def test_the_sim_broker_says_it_places_no_contracts(tmp_path):
