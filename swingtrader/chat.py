@@ -145,13 +145,13 @@ def _cmd_status(self:ChatEngine, user, channel, cmd) -> Reply:
 def _cmd_positions(self:ChatEngine, user, channel, cmd) -> Reply:
     ps = [p for p in self.broker.positions() if p.qty]
     if not ps: return self._reply("no open positions")
-    return self._reply("; ".join(f"{p.symbol} {p.qty} @ {money(p.avg_entry_price)}" for p in ps))
+    return self._reply("; ".join(f"{display_symbol(p.symbol)} {p.qty} @ {money(p.avg_entry_price)}" for p in ps))
 
 @patch
 def _cmd_orders(self:ChatEngine, user, channel, cmd) -> Reply:
     os_ = self.open_orders()
     if not os_: return self._reply("no chat orders open")
-    return self._reply("; ".join(f"{o.id}: {o.side.value} {o.qty} {o.symbol} {o.type.value} {o.status.value}" for o in os_))
+    return self._reply("; ".join(f"{o.id}: {o.side.value} {o.qty} {display_symbol(o.symbol)} {o.type.value} {o.status.value}" for o in os_))
 
 @patch
 def _cmd_halt(self:ChatEngine, user, channel, cmd) -> Reply:
@@ -211,8 +211,9 @@ def _cmd_cancel(self:ChatEngine, user, channel, cmd) -> Reply:
     if r is None: raise ChatError(f"order {cmd.arg} was not placed from chat.", "say orders for the chat's open orders.")
     self.chases.pop(cmd.arg, None)
     o = self.broker.cancel(cmd.arg)
+    if o.status.is_terminal: self._finished(o)       # no need to wait for the update: the shape ran cleanly
     self.record("cancel", user, channel, {"order_id": o.id, "symbol": o.symbol, "status": o.status.value})
-    return self._reply(f"order {o.id} ({o.side.value} {o.qty} {o.symbol}) is {o.status.value}")
+    return self._reply(f"order {o.id} ({o.side.value} {o.qty} {display_symbol(o.symbol)}) is {o.status.value}")
 
 # %% ../nbs/75_chat.ipynb #65b21bcb
 SHAPES = "chat:sandbox-shapes"
@@ -402,7 +403,7 @@ def on_update(self:ChatEngine, u:OrderUpdate):
         r = self.chat_order(o.id)
         if r is None: return
         if u.fill is not None and self.notify is not None:
-            self.notify(r["channel"], self._reply(f"order {o.id} filled {u.fill.qty} {o.symbol} @ {u.fill.price} ({o.filled_qty} of {o.qty})").text)
+            self.notify(r["channel"], self._reply(f"order {o.id} filled {u.fill.qty} {display_symbol(o.symbol)} @ {u.fill.price} ({o.filled_qty} of {o.qty})").text)
         if o.status.is_terminal:
             self._finished(o)
             if self.notify is not None and o.status is not OrderStatus.FILLED:

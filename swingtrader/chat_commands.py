@@ -51,9 +51,11 @@ def _num(word:str, what:str, verb:str) -> Decimal:
 
 # %% ../nbs/75a_chat_commands.ipynb #29ecaca2
 def display_symbol(sym:str) -> str:
-    "A symbol as people write it: an option as `SPY 2026-12-18 600C`; others unchanged."
-    if not is_derivative(sym): return sym
-    ins = instrument_of(sym)
+    "A symbol as people write it: an option as `SPY 2026-12-18 600C`; others (and what does not parse) unchanged."
+    try:
+        if not is_derivative(sym): return sym
+        ins = instrument_of(sym)
+    except SwingtraderError: return sym
     if ins.kind is InstrumentKind.EQUITY_OPTION: return f"{ins.root} {ins.expiry.isoformat()} {format(ins.strike.normalize(), 'f')}{ins.call_put}"
     return sym
 

@@ -74,6 +74,12 @@ def test_an_option_limit_order_previews_confirms_and_reaches_the_desk(desk):
     assert isinstance(placed, DerivativeOrder) and placed.symbol == o.occ and placed.client_key == p.order["client_key"]
     assert e.chat_order(placed.id)["shape"] == f"{o.occ}|buy|limit|day"
     assert e.handle("7", "100", f"confirm {p.token}").kind == "refused"           # single use, for options too
+    if placed.is_open:                                                         # below the mark: it works; orders, cancel
+        assert f"{placed.id}: buy 1 {_words(o)} limit" in e.handle("8", "100", "orders").text
+        gone = e.handle("7", "100", f"cancel {placed.id}")
+        assert gone.kind == "ok" and f"(buy 1 {_words(o)}) is cancelled" in gone.text, gone.text
+        assert f"{o.occ}|buy|limit|day" in e.tested_shapes()
+    else: assert f"{_words(o)} 1 @" in e.handle("8", "100", "positions").text
     same = e.handle("7", "100", f"buy {o.occ.replace(' ', '')} 1 limit {px}")  # the OCC form: the same order
     assert same.kind == "preview" and same.order["symbol"] == o.occ
 
