@@ -203,3 +203,19 @@ def test_chase_steps_are_reported_in_the_channel_through_rate_limits(dm_world):
     assert len(open_) == 1 and f"limit {open_[0].limit_price}" in second.content
     cancel = emu.post_message(TRADER, CHANNEL, f"cancel {open_[0].id}")
     assert "cancelled" in _bot_reply(emu, cancel, "is cancelled").content
+
+def test_notify_never_blocks_nor_raises_into_trading(tmp_path):
+    "The engine reports fills from the trading thread: before the bot runs, after it stopped, or for a non-Discord channel, nothing breaks."
+    b = SimBroker.from_seed(symbols=2); b.clock.advance(300)
+    eng = ChatEngine.build(Settings(chat_allow=f"{CHANNEL}:trade:{TRADER}"), b, Ledger(tmp_path / "l.sqlite", clock=b.clock))
+    bot = ChatBot(eng)
+    assert eng.notify == bot.notify and bot.notify(str(CHANNEL), "not started") is None
+    loop = asyncio.new_event_loop()
+    bot.outbox, bot._bot_loop = asyncio.Queue(), loop
+    bot.notify("api", "an API order's fill"); bot.notify("dm", "no channel id")
+    assert loop.run_until_complete(asyncio.sleep(0, result=bot.outbox.qsize())) == 0
+    bot.notify(str(CHANNEL), "queued")
+    loop.run_until_complete(asyncio.sleep(0))
+    assert bot.outbox.get_nowait() == (CHANNEL, "queued", None)
+    loop.close()
+    assert bot.notify(str(CHANNEL), "after the bot stopped") is None           # dropped (logged), not raised
