@@ -17,7 +17,7 @@ from .clock import Clock, UTC
 from .models import (D, Asset, Bar, Fill, Order, OrderRequest, OrderStatus, OrderUpdate, Position,
                                 Side, Signal, SignalAction)
 from .strategy import MacdSwing, timeframe_delta
-from .sizer import Sizer, SizeDecision
+from .sizer import Sizer, SizeDecision, contract_multiplier
 from .stops import StopBook, TrailingStop, PROTECTIVE, ProtectiveStop
 from .risk import RiskGuard, Decision, RiskAction, RuleResult
 from .ledger import Ledger, UNRESOLVED, NOT_SUBMITTED, trading_day
@@ -465,4 +465,5 @@ def decide_order(self:Trader, sig:Signal, # ENTER_LONG for a buy, EXIT_LONG for 
     if decision.qty != req.qty: req = _dc_replace(req, qty=decision.qty)
     intent = Intent(sig, req, decision)
     if not record: return [intent]
-    return self._record(sig, req, decision, None, req.qty * D(req.limit_price or sig.price) if entry else Decimal(0))
+    mult = (contract_multiplier(req.symbol) or Decimal(1)) if entry else Decimal(1)   # an option or future: dollars per point
+    return self._record(sig, req, decision, None, req.qty * D(req.limit_price or sig.price) * mult if entry else Decimal(0))
