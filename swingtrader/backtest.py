@@ -24,6 +24,7 @@ from .ledger import Ledger
 from .trader import Trader
 from .executor import Executor
 from .sim.broker import SimBroker
+from .backtest_fast import CloseFillBroker, send
 from .sim.data import make_universe, generate_bars, resample_bars
 from .sim.account import to_ns
 
@@ -178,6 +179,7 @@ class Backtest:
                  progress:bool=False, # tqdm progress bar
                  calendar:MarketCalendar|None=None,
                  resume_from:str|Path|None=None, # a SimBroker.save file: continue a checkpointed run (ledger must be its file)
+                 fast:bool=True, # close fills booked without the matching engine when they cannot differ (`CloseFillBroker`)
                  **engine_options): # more EngineConfig options (slippage_bps, commission_per_share, participation …)
         self.settings = s = settings or Settings()
         self.fill_at, self.progress = fill_at, progress
@@ -211,11 +213,12 @@ class Backtest:
         clock = SimClock(first, mode="fast")
         acct = s.account_type if s.account_type in ("cash", "margin") else "margin"
         opts = dict(fill_at=fill_at, bar_seconds=tf_min * 60, **engine_options)
+        broker_cls = CloseFillBroker if fast and fill_at == "close" else SimBroker
         if resume_from is not None:
-            self.broker = SimBroker.restore(resume_from, market_bars=frames, universe=self.universe, clock=None, calendar=calendar)
+            self.broker = broker_cls.restore(resume_from, market_bars=frames, universe=self.universe, clock=None, calendar=calendar)
             clock = self.broker.clock
         else:
-            self.broker = SimBroker(frames, self.universe, clock, cash=cash if cash is not None else s.sim_cash, account_type=acct,
+            self.broker = broker_cls(frames, self.universe, clock, cash=cash if cash is not None else s.sim_cash, account_type=acct,
                                     calendar=calendar, **opts)
         self.clock = clock
         self.initial_cash = self.broker.initial_cash
@@ -284,7 +287,8 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     if j <= k0: return self.result()
     names, times = self.names, self._times
     trader, broker, step = self.trader, self.broker, self.trader.step
-    submit = Executor(trader, broker).submit                        # the one way intents reach the broker, as in the bot
+    ex = Executor(trader, broker)                                    # the one way intents reach the broker, as in the bot …
+    submit = (lambda it: send(trader, broker, ex, it)) if isinstance(broker, CloseFillBroker) else ex.submit  # … or its shortcut
     pending = trader.pending
     bar = None
     if self.progress:
@@ -297,6 +301,7 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     t0 = time.perf_counter()
     tx = led.transaction(); tx.__enter__()
     mark = db.total_changes
+    per_time = not isinstance(db, _DeferredWrites)                  # an in-memory book: one transaction, written once at the end
     try:
         s0 = 0
         while s0 < len(starts):                                      # blocks of whole bar times, ~_BLOCK bars each: Python
@@ -311,7 +316,7 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
                     if intents:
                         if not synced: self._sync(T); synced = True
                         for it in intents: submit(it)
-                if db.total_changes != mark:                         # this bar time wrote: commit it as one transaction
+                if per_time and db.total_changes != mark:            # this bar time wrote: commit it as one transaction
                     done, tx = tx, None; done.__exit__(None, None, None)
                     nx = led.transaction(); nx.__enter__(); tx = nx
                     mark = db.total_changes
