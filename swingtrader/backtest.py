@@ -24,7 +24,7 @@ from .ledger import Ledger
 from .trader import Trader
 from .executor import Executor
 from .sim.broker import SimBroker
-from .backtest_fast import CloseFillBroker, send
+from .backtest_fast import BacktestBook, CloseFillBroker, send
 from .sim.data import make_universe, generate_bars, resample_bars
 from .sim.account import to_ns
 
@@ -132,7 +132,7 @@ class _DeferredWrites:
         elif sql == _NEW_FILL:
             if a[0] in self._fill_ids: return _Done(0)
             self._fill_ids.add(a[0]); self._fills.append(a)
-        elif sql == _SET_POSITION: self._positions[a[0]] = a
+        elif sql == _SET_POSITION: self._positions.pop(a[0], None); self._positions[a[0]] = a   # a replaced row moves to the end
         else: self._trades.append(a)
         self._n += 1
         return _Done(1)
@@ -223,7 +223,9 @@ class Backtest:
         self.clock = clock
         self.initial_cash = self.broker.initial_cash
         self.ledger = ledger if isinstance(ledger, Ledger) else RunLedger(ledger or ":memory:", clock=clock)
-        ks = KillSwitch(self.ledger, clock, s, broker=self.broker, audit=audit) if kill_switch else None
+        # the trader's orders, fills and positions in memory, written to the ledger at the end of each run (same rows)
+        self.book = BacktestBook(self.ledger) if fast and resume_from is None and not self.ledger.journal else None
+        ks = KillSwitch(self.book or self.ledger, clock, s, broker=self.broker, audit=audit) if kill_switch else None
         kw = dict(stops=StopBook.from_settings(s) if stops else None, audit=audit, clock=clock, assets=self.broker.asset,
                   broker_name="sim", kill_switch=ks, account_provider=self._snapshot)
         if resume_from is not None:
@@ -231,7 +233,7 @@ class Backtest:
             lt = self.trader.last_time
             self.k = int(np.searchsorted(self._close, pd.Timestamp(lt).value, side="right")) if lt else 0
         else:
-            self.trader = Trader(s, MacdSwing.from_settings(s), Sizer.from_settings(s), RiskGuard(s), ledger=self.ledger, **kw)
+            self.trader = Trader(s, MacdSwing.from_settings(s), Sizer.from_settings(s), RiskGuard(s), ledger=self.book or self.ledger, **kw)
             self.k = 0
         self.trader.guard.lazy_correlations = True  # same decisions; no correlation when the correlated cap cannot bind
         self.broker.add_listener(self._on_event)
@@ -323,7 +325,9 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
                 if bar is not None and a >= nxt: bar.update(a - k0 - bar.n); nxt = a + 8192
             s0 = s1
         if T is not None: self._sync(T)
+        if self.book is not None: self.book.flush()                  # the run's rows, written once
     except BaseException as e:
+        if self.book is not None: self.book.discard()
         if tx is not None: tx.__exit__(type(e), e, e.__traceback__)  # rolls back the bar time that failed
         raise
     tx.__exit__(None, None, None)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 from decimal import Decimal, ROUND_DOWN
 
-from .models import Order, OrderEvent, OrderStatus, OrderType, OrderUpdate, Fill, Side
+from fastcore.basics import patch
+
+from .models import Order, OrderEvent, OrderStatus, OrderType, OrderUpdate, Fill, Side, TimeInForce
 from .sim.broker import SimBroker
 from .sim.account import from_ns, to_dec
 from .sim.book import FillMode
@@ -16,7 +18,7 @@ from .sim.checks import Reject, check_order
 log = logging.getLogger("swingtrader.backtest")
 
 # %% auto #0
-__all__ = ['log', 'CloseFillBroker', 'send']
+__all__ = ['log', 'ORDER_COLS', 'CloseFillBroker', 'send', 'merge_status', 'BacktestBook']
 
 # %% ../nbs/70a_backtest_fast.ipynb #dfba04ad
 _NORMAL = FillMode()
@@ -38,9 +40,17 @@ class CloseFillBroker(SimBroker):
             if b.last_end <= ss.opens[ss.index(now)]: return False     # no bar of this session yet: the order would rest
         elif e.at_bell(req.symbol, now) < 0: return False             # outside hours: queued or rejected by the engine
         if req.qty is None and self._notional_qty(req) is None: return False   # a notional order not filled in one go
+        if req.side is Side.SELL and req.qty is not None and self._sell_passes(req): return True
         try: check_order(e, req, now, _NORMAL)
         except Reject: return False                                   # the engine rejects it: let it say so
         return True
+
+    def _sell_passes(self, req) -> bool:
+        "`check_order`'s verdict on a sale of at most the shares held, with no open orders: it passes (what else it checks holds)."
+        a, pos = self.engine.assets[req.symbol], self.engine.account.positions.get(req.symbol)
+        whole = req.qty == req.qty.to_integral_value()
+        return (pos is not None and 0 < req.qty <= pos.qty and a.tradable and req.type is OrderType.MARKET
+                and (whole or (a.fractionable and req.tif is not TimeInForce.GTC)))
 
     def _notional_qty(self, req) -> Decimal|None:
         "The shares a notional order buys at the last close when the engine fills it completely at once, else None."
@@ -89,3 +99,143 @@ def send(trader, # the `Trader` the intent is from
         if trader.audit is not None: trader.audit.order(order, trader.broker_name, intent.signal.id, intent.signal.model_id)
         return order
     return executor.submit(intent)
+
+# %% ../nbs/70a_backtest_fast.ipynb #23331e27
+from .clock import UTC
+from .ledger import INTENT_PENDING, LedgerOrder
+from .ledger.book import step_position
+from .ledger.store import as_text, iso_now
+
+_RANK = {INTENT_PENDING: 0, "submit_unknown": 0, "not_submitted": 0, "new": 1, "accepted": 2, "partially_filled": 3}
+
+def merge_status(old:str, new:str) -> str:
+    "The ledger's rule: never move a terminal order back to working, nor a working order backwards."
+    if old in _RANK and new in _RANK: return new if _RANK[new] >= _RANK[old] else old
+    if old in _RANK: return new
+    return old
+
+ORDER_COLS = ("client_key", "signal_id", "symbol", "side", "type", "tif", "qty", "notional", "limit_price", "stop_price",
+              "status", "created_at", "updated_at", "broker_order_id", "filled_qty", "avg_fill_price", "error")
+_ZERO = Decimal(0)
+_PASS = frozenset(("halt_state", "set_halt", "log_event", "save_stop", "delete_stop", "clock", "path", "journal", "transaction",
+                   "halt_history"))   # ledger calls that neither read nor write orders, fills or positions
+
+class BacktestBook:
+    "The trader's ledger during a backtest: orders, fills, positions and round trips in memory, written to `ledger` by `flush`."
+    def __init__(self, ledger): # a `Ledger` (in a backtest: its `RunLedger`)
+        self.ledger = ledger
+        db = ledger.db
+        self._known = {r[0] for r in db.execute("SELECT client_key FROM orders")}     # keys the ledger holds (its own)
+        self._fill_ids = {r[0] for r in db.execute("SELECT fill_id FROM fills")}
+        self._rows: dict[str, list] = {}            # key -> order row (ORDER_COLS) not yet written
+        self._tot: dict[str, Decimal] = {}          # key -> filled quantity from its fills
+        self._kinds: dict[str, tuple] = {}          # key -> (side, type, tif) of its request
+        self._fills: list[tuple] = []
+        self._trades: list[tuple] = []
+        self._pos: dict[str, tuple] = {}            # symbol -> (qty, avg, realized, trip): the book's, once it has moved it
+        self._pos_rows: dict[str, tuple] = {}       # symbol -> positions row not yet written (in last-write order)
+        self._ledger_syms: set[str] = set()         # symbols whose fills the ledger books itself (after a fallback)
+
+    def __repr__(self): return f"BacktestBook({len(self._rows)} orders, {len(self._fills)} fills unwritten, over {self.ledger!r})"
+
+    def __getattr__(self, name):                     # anything else: the ledger, with every row written first
+        if name.startswith("__") or name == "ledger": raise AttributeError(name)
+        if name not in _PASS: self.flush()
+        return getattr(self.ledger, name)
+
+# %% ../nbs/70a_backtest_fast.ipynb #5132a489
+@patch
+def record_intent(self:BacktestBook, signal, request) -> LedgerOrder:
+    "`Ledger.record_intent`: the intent (status `pending_submit`) in memory; the same client key twice is a no-op."
+    key = request.client_key
+    if key in self._rows: return self._obj(key)
+    if key in self._known: self.flush(); return self.ledger.record_intent(signal, request)
+    now = iso_now(self.ledger.clock)
+    self._rows[key] = [key, signal.id if signal else None, request.symbol, request.side.value, request.type.value, request.tif.value,
+                       as_text(request.qty), as_text(request.notional), as_text(request.limit_price), as_text(request.stop_price),
+                       INTENT_PENDING, now, now, None, "0", None, None]
+    self._tot[key] = _ZERO
+    self._kinds[key] = (request.side, request.type, request.tif)
+    return self._obj(key)
+
+@patch
+def _obj(self:BacktestBook, key:str) -> LedgerOrder:
+    "The order row of `key` as the ledger returns it."
+    r, (side, typ, tif) = self._rows[key], self._kinds[key]
+    dec = lambda x: None if x is None else Decimal(x)
+    return LedgerOrder(key, r[2], side, typ, tif, r[10], dec(r[6]), dec(r[7]), dec(r[8]), dec(r[9]), r[13], r[1], Decimal(r[14]),
+                       dec(r[15]), r[16], False, r[11], r[12])
+
+@patch
+def _apply(self:BacktestBook, key:str, o:Order, fills:Decimal|None=None):
+    "The broker's view of the order onto its row (the ledger's `_apply_order`)."
+    r = self._rows[key]
+    old = Decimal(r[14])
+    filled = str(max(old if fills is None else max(fills, old), o.filled_qty))
+    if r[13] is None: r[13] = o.id
+    r[10], r[14], r[12] = merge_status(r[10], o.status.value), filled, iso_now(self.ledger.clock)
+    if o.avg_fill_price is not None: r[15] = str(o.avg_fill_price)
+    if o.reject_reason is not None: r[16] = o.reject_reason
+
+@patch
+def record_submitted(self:BacktestBook, client_key:str, order:Order) -> LedgerOrder:
+    "`Ledger.record_submitted`: what the broker answered to the submit."
+    if client_key not in self._rows: self.flush(); return self.ledger.record_submitted(client_key, order)
+    self._apply(client_key, order)
+    return self._obj(client_key)
+
+@patch
+def _position(self:BacktestBook, sym:str) -> tuple:
+    p = self._pos.get(sym)
+    if p is None:
+        r = self.ledger.db.execute("SELECT qty, avg_entry_price, realized_pl, trip_pl FROM positions WHERE symbol=?", (sym,)).fetchone()
+        p = tuple(map(Decimal, r)) if r else (_ZERO,) * 4
+    return p
+
+@patch
+def record_update(self:BacktestBook, update:OrderUpdate) -> bool:
+    "`Ledger.record_update`: the order's new state and its fill (with the position and round trip it moves); True if the fill was new."
+    o, f = update.order, update.fill
+    key = o.client_key
+    if key not in self._rows or (f is not None and (f.client_key != key or f.symbol in self._ledger_syms)):
+        self.flush()
+        if f is not None: self._ledger_syms.add(f.symbol); self._pos.pop(f.symbol, None)   # the ledger books this symbol from now on
+        return self.ledger.record_update(update)
+    if f is None or f.fill_id in self._fill_ids: self._apply(key, o); return False
+    now = iso_now(self.ledger.clock)
+    self._fill_ids.add(f.fill_id)
+    side, sym = f.side, f.symbol
+    self._fills.append((f.fill_id, key, f.order_id, sym, side.value, str(f.qty), str(f.price), str(f.commission),
+                        f.time.astimezone(UTC).isoformat(), now))
+    tot = self._tot[key] = self._tot[key] + f.qty
+    qty, avg, realized, trip = self._position(sym)
+    new, navg, pl = step_position(qty, avg, side, f.qty, f.price)
+    pl -= f.commission
+    realized, trip = realized + pl, trip + pl
+    if new == 0 or (qty != 0 and (new > 0) != (qty > 0)):          # flat or flipped: a round trip closed
+        self._trades.append((sym, str(trip), now)); trip = _ZERO
+    self._pos_rows.pop(sym, None)                                    # INSERT OR REPLACE: the row moves to the end
+    self._pos_rows[sym] = (sym, str(new), str(navg), str(realized), str(trip), now)
+    self._pos[sym] = (new, navg, realized, trip)
+    self._apply(key, o, tot)
+    return True
+
+@patch
+def flush(self:BacktestBook):
+    "Write the rows held in memory to the ledger (a few bulk inserts in one transaction) and forget them."
+    if not (self._rows or self._fills or self._pos_rows or self._trades): return
+    led = self.ledger
+    with led.transaction():
+        db = led.db
+        if self._rows:
+            db.executemany(f"INSERT INTO orders({', '.join(ORDER_COLS)}) VALUES ({','.join('?' * len(ORDER_COLS))})", list(self._rows.values()))
+        if self._fills: db.executemany("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?)", self._fills)
+        if self._pos_rows: db.executemany("INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)", list(self._pos_rows.values()))
+        if self._trades: db.executemany("INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)", self._trades)
+    self._known.update(self._rows)
+    self.discard()
+
+@patch
+def discard(self:BacktestBook):
+    "Forget the rows not written (their transaction was rolled back); positions are read from the ledger again."
+    self._rows, self._tot, self._kinds, self._fills, self._trades, self._pos_rows = {}, {}, {}, [], [], {}

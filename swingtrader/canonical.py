@@ -4,14 +4,15 @@
 
 # %% ../nbs/72_canonical.ipynb #fb32224b
 from __future__ import annotations
-from dataclasses import replace
 from decimal import Decimal
 
 import pandas as pd
 
 from .config import Settings
-from .models import OrderUpdate, Side
+from .models import Account, OrderUpdate, Side
 from .backtest import Backtest
+
+_ZERO = Decimal(0)
 
 # %% auto #0
 __all__ = ['CANONICAL', 'canonical_settings', 'CanonicalBacktest']
@@ -48,7 +49,7 @@ class CanonicalBacktest(Backtest):
             self._slice, self._spent = (t, *super()._snapshot()), Decimal(0)
         _, a0, positions = self._slice
         left = a0.cash - self._spent
-        return replace(a0, cash=left, settled_cash=left, buying_power=max(left, Decimal(0))), positions
+        return Account(a0.account_id, a0.equity, left, left, max(left, _ZERO), a0.account_type, a0.day_trade_count, a0.currency), positions
 
     def _on_event(self, ev):
         f = ev.fill if isinstance(ev, OrderUpdate) else None
