@@ -2,11 +2,11 @@
 
 The data is the issue's: 20 generated symbols x 252 trading days of 5-minute bars (2025, seed 42; `--symbols/--days`
 for a quicker run), generated once and handed to every child through a pickle. Each round runs the reference and then
-swingtrader (`CanonicalBacktest`, strategy, sizer, RiskGuard and the rest as the canonical preset sets them), each in a
-fresh process; a child times its engine end to end (building it, running every bar, producing the trades) and reports
+swingtrader (`CanonicalBacktest`, strategy, sizer, RiskGuard and the rest as the canonical preset sets them; with `--full`
+also its full order path, `fast=False`), each in a fresh process; a child times its engine end to end (building it, running every bar, producing the trades) and reports
 bars/s (wall clock, and CPU time of the process, which other load on the machine disturbs less), trades, final equity and its peak RSS (`resource.getrusage`). Prints each round, then the medians and the ratio,
 and whether both produced the same trades.
-Run: python bench/bench_backtest.py [--rounds 3] [--symbols 20] [--days 252]
+Run: python bench/bench_backtest.py [--rounds 3] [--symbols 20] [--days 252] [--full]
 """
 import argparse
 import json
@@ -56,7 +56,7 @@ def child(which:str, path:str):
         import pandas as pd
         from swingtrader.canonical import CanonicalBacktest
         t0, c0 = time.perf_counter(), time.process_time()
-        bt = CanonicalBacktest(bars, universe=u)
+        bt = CanonicalBacktest(bars, universe=u, fast=which == "swingtrader")     # "full": executor + matching engine per order
         r = bt.run()
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         equity = r.summary()["final_equity"]
@@ -83,6 +83,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--symbols", type=int, default=20)
     ap.add_argument("--days", type=int, default=252)
+    ap.add_argument("--full", action="store_true", help="also run swingtrader's full order path (executor, matching engine, ledger per order) each round")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child: return child(*a.child)
@@ -91,9 +92,10 @@ def main():
         t0 = time.perf_counter()
         n = make_data(a.symbols, a.days, path)
         print(f"data: {a.symbols} symbols x {a.days} days of 5-minute bars = {n:,} bars ({time.perf_counter() - t0:.1f} s to generate)")
-        res = {"reference": [], "swingtrader": []}
+        engines = ("reference", "swingtrader") + (("full",) if a.full else ())
+        res = {k: [] for k in engines}
         for i in range(a.rounds):
-            for which in ("reference", "swingtrader"):
+            for which in engines:
                 r = run_child(which, path)
                 res[which].append(r)
                 print(f"round {i + 1} {which:12} {r['bars'] / r['seconds']:>10,.0f} bars/s  {r['seconds']:6.2f} s  "
@@ -105,6 +107,10 @@ def main():
           f" -> ratio {med['swingtrader']['rate'] / med['reference']['rate']:.3f}")
     print(f"median CPU time: reference {med['reference']['cpu']:,.0f} bars/s, swingtrader {med['swingtrader']['cpu']:,.0f} bars/s"
           f" -> ratio {med['swingtrader']['cpu'] / med['reference']['cpu']:.3f} (less sensitive to other load on the machine)")
+    if a.full:
+        print(f"swingtrader's full order path: {med['full']['rate']:,.0f} bars/s (CPU {med['full']['cpu']:,.0f}) -> ratio {med['full']['rate'] / med['reference']['rate']:.3f}"
+              f" (CPU {med['full']['cpu'] / med['reference']['cpu']:.3f}); the fast path is {med['swingtrader']['cpu'] / med['full']['cpu']:.2f}x its CPU speed"
+              f"; trades {'IDENTICAL' if res['full'][0]['digest'] == ours['digest'] else 'DIFFERENT'}")
     print(f"peak RSS: reference {med['reference']['rss']:.0f} MB, swingtrader {med['swingtrader']['rss']:.0f} MB"
           f" -> ratio {med['swingtrader']['rss'] / med['reference']['rss']:.2f}")
     same = ref["digest"] == ours["digest"] and ref["trades"] == ours["trades"]

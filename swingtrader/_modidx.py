@@ -538,6 +538,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.BacktestBook.flush': ( 'backtest_fast.html#backtestbook.flush',
                                                                                              'swingtrader/backtest_fast.py'),
+                                           'swingtrader.backtest_fast.BacktestBook.now': ( 'backtest_fast.html#backtestbook.now',
+                                                                                           'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.BacktestBook.record_intent': ( 'backtest_fast.html#backtestbook.record_intent',
                                                                                                      'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.BacktestBook.record_submitted': ( 'backtest_fast.html#backtestbook.record_submitted',

@@ -95,7 +95,9 @@ def send(trader, # the `Trader` the intent is from
     if (isinstance(broker, CloseFillBroker) and (intent.is_entry or not (trader.protective or trader.broker_stops))
             and broker.can_fill_now(req)):
         order = broker.fill_now(req)
-        trader.ledger.record_submitted(req.client_key, order)
+        led = trader.ledger
+        if isinstance(led, BacktestBook) and req.client_key in led._rows: led._apply(req.client_key, order)   # = record_submitted
+        else: led.record_submitted(req.client_key, order)
         if trader.audit is not None: trader.audit.order(order, trader.broker_name, intent.signal.id, intent.signal.model_id)
         return order
     return executor.submit(intent)
@@ -104,7 +106,7 @@ def send(trader, # the `Trader` the intent is from
 from .clock import UTC
 from .ledger import INTENT_PENDING, LedgerOrder
 from .ledger.book import step_position
-from .ledger.store import as_text, iso_now
+from .ledger.store import as_text
 
 _RANK = {INTENT_PENDING: 0, "submit_unknown": 0, "not_submitted": 0, "new": 1, "accepted": 2, "partially_filled": 3}
 
@@ -135,6 +137,13 @@ class BacktestBook:
         self._pos: dict[str, tuple] = {}            # symbol -> (qty, avg, realized, trip): the book's, once it has moved it
         self._pos_rows: dict[str, tuple] = {}       # symbol -> positions row not yet written (in last-write order)
         self._ledger_syms: set[str] = set()         # symbols whose fills the ledger books itself (after a fallback)
+        self._stamp = (None, "")
+
+    def now(self) -> str:
+        "The ledger clock's now as the ledger stores it (ISO, UTC), formatted once per distinct time."
+        t = self.ledger.clock.now()
+        if t != self._stamp[0]: self._stamp = (t, t.astimezone(UTC).isoformat())     # = iso_now(clock)
+        return self._stamp[1]
 
     def __repr__(self): return f"BacktestBook({len(self._rows)} orders, {len(self._fills)} fills unwritten, over {self.ledger!r})"
 
@@ -150,7 +159,7 @@ def record_intent(self:BacktestBook, signal, request) -> LedgerOrder:
     key = request.client_key
     if key in self._rows: return self._obj(key)
     if key in self._known: self.flush(); return self.ledger.record_intent(signal, request)
-    now = iso_now(self.ledger.clock)
+    now = self.now()
     self._rows[key] = [key, signal.id if signal else None, request.symbol, request.side.value, request.type.value, request.tif.value,
                        as_text(request.qty), as_text(request.notional), as_text(request.limit_price), as_text(request.stop_price),
                        INTENT_PENDING, now, now, None, "0", None, None]
@@ -173,7 +182,7 @@ def _apply(self:BacktestBook, key:str, o:Order, fills:Decimal|None=None):
     old = Decimal(r[14])
     filled = str(max(old if fills is None else max(fills, old), o.filled_qty))
     if r[13] is None: r[13] = o.id
-    r[10], r[14], r[12] = merge_status(r[10], o.status.value), filled, iso_now(self.ledger.clock)
+    r[10], r[14], r[12] = merge_status(r[10], o.status.value), filled, self.now()
     if o.avg_fill_price is not None: r[15] = str(o.avg_fill_price)
     if o.reject_reason is not None: r[16] = o.reject_reason
 
@@ -202,11 +211,11 @@ def record_update(self:BacktestBook, update:OrderUpdate) -> bool:
         if f is not None: self._ledger_syms.add(f.symbol); self._pos.pop(f.symbol, None)   # the ledger books this symbol from now on
         return self.ledger.record_update(update)
     if f is None or f.fill_id in self._fill_ids: self._apply(key, o); return False
-    now = iso_now(self.ledger.clock)
+    now = self.now()
     self._fill_ids.add(f.fill_id)
     side, sym = f.side, f.symbol
     self._fills.append((f.fill_id, key, f.order_id, sym, side.value, str(f.qty), str(f.price), str(f.commission),
-                        f.time.astimezone(UTC).isoformat(), now))
+                        now if f.time == self._stamp[0] else f.time.astimezone(UTC).isoformat(), now))
     tot = self._tot[key] = self._tot[key] + f.qty
     qty, avg, realized, trip = self._position(sym)
     new, navg, pl = step_position(qty, avg, side, f.qty, f.price)
