@@ -223,8 +223,9 @@ class Backtest:
         self.clock = clock
         self.initial_cash = self.broker.initial_cash
         self.ledger = ledger if isinstance(ledger, Ledger) else RunLedger(ledger or ":memory:", clock=clock)
-        # the trader's orders, fills and positions in memory, written to the ledger at the end of each run (same rows)
-        self.book = BacktestBook(self.ledger) if fast and resume_from is None and not self.ledger.journal else None
+        # an in-memory ledger: the trader's orders, fills and positions in a `BacktestBook`, written at the end of each run (same
+        # rows); a file ledger keeps its rows durable bar time by bar time (a run can crash and resume from a checkpoint)
+        self.book = BacktestBook(self.ledger) if fast and resume_from is None and isinstance(self.ledger.db, _DeferredWrites) else None
         ks = KillSwitch(self.book or self.ledger, clock, s, broker=self.broker, audit=audit) if kill_switch else None
         kw = dict(stops=StopBook.from_settings(s) if stops else None, audit=audit, clock=clock, assets=self.broker.asset,
                   broker_name="sim", kill_switch=ks, account_provider=self._snapshot)

@@ -131,3 +131,15 @@ def test_the_book_hands_what_it_cannot_book_to_the_ledger():
     book.flush()
     assert [o.client_key for o in led.orders()] == ["k1", "k2", "k3"]
     assert led.order("k2").adopted and led.position("AAA").qty == 12 and led.check() == []
+
+
+def test_a_file_ledger_is_written_bar_time_by_bar_time(tmp_path):
+    "A file ledger gets no in-memory book (its rows stay durable per bar time); the close-fill shortcut still runs; same results."
+    kw = dict(start="2026-03-02", end="2026-03-06", fill_at="close", symbols=6, seed=7, kill_switch=False)
+    f = Backtest.from_seed(Settings(warmup_bars=30), ledger=tmp_path / "run.db", **kw)
+    m = Backtest.from_seed(Settings(warmup_bars=30), **kw)
+    assert f.book is None and m.book is not None and isinstance(f.broker, CloseFillBroker)
+    rf, rm = f.run(), m.run()
+    assert f.broker.fast_fills > 10
+    assert rf.trades.drop(columns=["return"]).equals(rm.trades.drop(columns=["return"])) and len(rf.fills) == len(rm.fills)
+    assert f.ledger.check() == []
