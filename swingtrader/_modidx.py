@@ -548,6 +548,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                      'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.CloseFillBroker': ( 'backtest_fast.html#closefillbroker',
                                                                                           'swingtrader/backtest_fast.py'),
+                                           'swingtrader.backtest_fast.CloseFillBroker._book_fill': ( 'backtest_fast.html#closefillbroker._book_fill',
+                                                                                                     'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.CloseFillBroker._notional_qty': ( 'backtest_fast.html#closefillbroker._notional_qty',
                                                                                                         'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.CloseFillBroker._sell_passes': ( 'backtest_fast.html#closefillbroker._sell_passes',

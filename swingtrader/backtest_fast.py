@@ -10,8 +10,8 @@ from decimal import Decimal, ROUND_DOWN
 from fastcore.basics import patch
 
 from .models import Order, OrderEvent, OrderStatus, OrderType, OrderUpdate, Fill, Side, TimeInForce
-from .sim.broker import SimBroker
-from .sim.account import from_ns, to_dec
+from .sim.broker import AccountUpdate, SimBroker
+from .sim.account import from_ns, to_dec, to_ns
 from .sim.book import FillMode
 from .sim.checks import Reject, check_order
 
@@ -31,8 +31,9 @@ class CloseFillBroker(SimBroker):
     def can_fill_now(self, req) -> bool:
         "True when the engine would accept `req` now and fill all of it at the last close (then `fill_now` books it)."
         e = self.engine
-        if (e.config.fill_at != "close" or req.type is not OrderType.MARKET or e.fill_modes or e.working
+        if (e.config.fill_at != "close" or req.type is not OrderType.MARKET or e.fill_modes or e.working or not e.quiet_accepts
                 or req.client_key in e.by_key or req.symbol not in e.books): return False
+        if to_ns(self.clock.now()) > self.synced_ns: self.sync()          # as `submit` does: every bar closed by now first
         b = e.books[req.symbol]
         if b.last_close is None: return False
         now, ss = self.synced_ns, e.sessions
@@ -60,6 +61,9 @@ class CloseFillBroker(SimBroker):
 
     def fill_now(self, req) -> Order:
         "Book `req` (for which `can_fill_now` is True) as the engine would: one fill at the last close, one `FILL` update."
+        with self._lock: return self._book_fill(req)
+
+    def _book_fill(self, req) -> Order:
         e, now = self.engine, self.synced_ns
         ss = e.sessions
         e.n_orders += 1
@@ -78,11 +82,13 @@ class CloseFillBroker(SimBroker):
                       qty, (qty * px / qty).quantize(_AVG), t, t, "filled")
         e.orders[oid] = order; e.by_key[req.client_key] = oid
         self.fast_fills += 1
-        e.account_changed = True
-        u = OrderUpdate(OrderEvent.FILL, order, t, fill)
-        for cb in list(self._listeners):                              # as `SimBroker` dispatches: a failing listener is logged
-            try: cb(u)
-            except Exception: log.exception("CloseFillBroker listener %r failed on a fill", cb)
+        events = [OrderUpdate(OrderEvent.FILL, order, t, fill)]      # what `SimBroker` would dispatch after this submit
+        if self.account_updates: events.append(AccountUpdate(t, self._snapshot(now), "fill"))
+        e.account_changed = False
+        for ev in events:
+            for cb in list(self._listeners):                          # a failing listener is logged, as `SimBroker` does
+                try: cb(ev)
+                except Exception: log.exception("CloseFillBroker listener %r failed on %s", cb, type(ev).__name__)
         return order
 
 # %% ../nbs/70a_backtest_fast.ipynb #55994c5e
