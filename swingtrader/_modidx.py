@@ -528,6 +528,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                 'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.BacktestBook.__repr__': ( 'backtest_fast.html#backtestbook.__repr__',
                                                                                                 'swingtrader/backtest_fast.py'),
+                                           'swingtrader.backtest_fast.BacktestBook.__setattr__': ( 'backtest_fast.html#backtestbook.__setattr__',
+                                                                                                   'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.BacktestBook._apply': ( 'backtest_fast.html#backtestbook._apply',
                                                                                               'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.BacktestBook._obj': ( 'backtest_fast.html#backtestbook._obj',

@@ -158,6 +158,10 @@ class BacktestBook:
         if name not in _PASS: self.flush()
         return getattr(self.ledger, name)
 
+    def __setattr__(self, name, value):              # the book's own state starts with _; anything else is the ledger's (e.g. clock)
+        if name.startswith("_") or name == "ledger": object.__setattr__(self, name, value)
+        else: setattr(self.ledger, name, value)
+
 # %% ../nbs/70a_backtest_fast.ipynb #5132a489
 @patch
 def record_intent(self:BacktestBook, signal, request) -> LedgerOrder:
