@@ -2,11 +2,11 @@
 
 The data is the issue's: 20 generated symbols x 252 trading days of 5-minute bars (2025, seed 42; `--symbols/--days`
 for a quicker run), generated once and handed to every child through a pickle. Each round runs the reference and then
-swingtrader (`CanonicalBacktest`, strategy, sizer, RiskGuard and the rest as the canonical preset sets them), each in a
-fresh process; a child times its engine end to end (building it, running every bar, producing the trades) and reports
+swingtrader (`CanonicalBacktest`, strategy, sizer, RiskGuard and the rest as the canonical preset sets them; with `--full`
+also its full order path, `fast=False`), each in a fresh process; a child times its engine end to end (building it, running every bar, producing the trades) and reports
 bars/s (wall clock, and CPU time of the process, which other load on the machine disturbs less), trades, final equity and its peak RSS (`resource.getrusage`). Prints each round, then the medians and the ratio,
 and whether both produced the same trades.
-Run: python bench/bench_backtest.py [--rounds 3] [--symbols 20] [--days 252]
+Run: python bench/bench_backtest.py [--rounds 3] [--symbols 20] [--days 252] [--full] [--baseline DIR]
 """
 import argparse
 import json
@@ -56,7 +56,8 @@ def child(which:str, path:str):
         import pandas as pd
         from swingtrader.canonical import CanonicalBacktest
         t0, c0 = time.perf_counter(), time.process_time()
-        bt = CanonicalBacktest(bars, universe=u)
+        kw = {} if which == "baseline" else dict(fast=which == "swingtrader")   # "full": executor + matching engine per order
+        bt = CanonicalBacktest(bars, universe=u, **kw)
         r = bt.run()
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         equity = r.summary()["final_equity"]
@@ -71,8 +72,9 @@ def child(which:str, path:str):
                           rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
 
 
-def run_child(which:str, path:Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+def run_child(which:str, path:Path, baseline:str|None=None) -> dict:
+    src = baseline if which == "baseline" else str(HERE.parent)       # "baseline": swingtrader from another checkout
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, __file__, "--child", which, str(path)], capture_output=True, text=True, env=env)
     if out.returncode: sys.exit(f"error: the {which} child failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -83,6 +85,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--symbols", type=int, default=20)
     ap.add_argument("--days", type=int, default=252)
+    ap.add_argument("--full", action="store_true", help="also run swingtrader's full order path (executor, matching engine, ledger per order) each round")
+    ap.add_argument("--baseline", metavar="DIR", help="also run swingtrader from another checkout (e.g. `git worktree` or `git archive` of an older commit) each round")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child: return child(*a.child)
@@ -91,10 +95,11 @@ def main():
         t0 = time.perf_counter()
         n = make_data(a.symbols, a.days, path)
         print(f"data: {a.symbols} symbols x {a.days} days of 5-minute bars = {n:,} bars ({time.perf_counter() - t0:.1f} s to generate)")
-        res = {"reference": [], "swingtrader": []}
+        engines = ("reference", "swingtrader") + (("full",) if a.full else ()) + (("baseline",) if a.baseline else ())
+        res = {k: [] for k in engines}
         for i in range(a.rounds):
-            for which in ("reference", "swingtrader"):
-                r = run_child(which, path)
+            for which in engines:
+                r = run_child(which, path, a.baseline)
                 res[which].append(r)
                 print(f"round {i + 1} {which:12} {r['bars'] / r['seconds']:>10,.0f} bars/s  {r['seconds']:6.2f} s  "
                       f"(CPU {r['bars'] / r['cpu']:>9,.0f} bars/s)  {r['trades']:,} trades  final equity {r['equity']:,.2f}  peak RSS {r['rss_mb']:.0f} MB", flush=True)
@@ -105,6 +110,15 @@ def main():
           f" -> ratio {med['swingtrader']['rate'] / med['reference']['rate']:.3f}")
     print(f"median CPU time: reference {med['reference']['cpu']:,.0f} bars/s, swingtrader {med['swingtrader']['cpu']:,.0f} bars/s"
           f" -> ratio {med['swingtrader']['cpu'] / med['reference']['cpu']:.3f} (less sensitive to other load on the machine)")
+    if a.full:
+        print(f"swingtrader's full order path: {med['full']['rate']:,.0f} bars/s (CPU {med['full']['cpu']:,.0f}) -> ratio {med['full']['rate'] / med['reference']['rate']:.3f}"
+              f" (CPU {med['full']['cpu'] / med['reference']['cpu']:.3f}); the fast path is {med['swingtrader']['cpu'] / med['full']['cpu']:.2f}x its CPU speed"
+              f"; trades {'IDENTICAL' if res['full'][0]['digest'] == ours['digest'] else 'DIFFERENT'}")
+    if a.baseline:
+        b = med["baseline"]
+        print(f"baseline ({a.baseline}): {b['rate']:,.0f} bars/s (CPU {b['cpu']:,.0f}) -> ratio {b['rate'] / med['reference']['rate']:.3f}"
+              f" (CPU {b['cpu'] / med['reference']['cpu']:.3f}), peak RSS {b['rss']:.0f} MB; swingtrader is {med['swingtrader']['cpu'] / b['cpu']:.2f}x its CPU speed"
+              f"; trades {'IDENTICAL' if res['baseline'][0]['digest'] == ours['digest'] else 'DIFFERENT'}")
     print(f"peak RSS: reference {med['reference']['rss']:.0f} MB, swingtrader {med['swingtrader']['rss']:.0f} MB"
           f" -> ratio {med['swingtrader']['rss'] / med['reference']['rss']:.2f}")
     same = ref["digest"] == ours["digest"] and ref["trades"] == ours["trades"]

@@ -24,6 +24,7 @@ from .ledger import Ledger
 from .trader import Trader
 from .executor import Executor
 from .sim.broker import SimBroker
+from .backtest_fast import BacktestBook, CloseFillBroker, send
 from .sim.data import make_universe, generate_bars, resample_bars
 from .sim.account import to_ns
 
@@ -131,7 +132,7 @@ class _DeferredWrites:
         elif sql == _NEW_FILL:
             if a[0] in self._fill_ids: return _Done(0)
             self._fill_ids.add(a[0]); self._fills.append(a)
-        elif sql == _SET_POSITION: self._positions[a[0]] = a
+        elif sql == _SET_POSITION: self._positions.pop(a[0], None); self._positions[a[0]] = a   # a replaced row moves to the end
         else: self._trades.append(a)
         self._n += 1
         return _Done(1)
@@ -178,6 +179,7 @@ class Backtest:
                  progress:bool=False, # tqdm progress bar
                  calendar:MarketCalendar|None=None,
                  resume_from:str|Path|None=None, # a SimBroker.save file: continue a checkpointed run (ledger must be its file)
+                 fast:bool=True, # close fills booked without the matching engine when they cannot differ (`CloseFillBroker`)
                  **engine_options): # more EngineConfig options (slippage_bps, commission_per_share, participation …)
         self.settings = s = settings or Settings()
         self.fill_at, self.progress = fill_at, progress
@@ -211,16 +213,20 @@ class Backtest:
         clock = SimClock(first, mode="fast")
         acct = s.account_type if s.account_type in ("cash", "margin") else "margin"
         opts = dict(fill_at=fill_at, bar_seconds=tf_min * 60, **engine_options)
+        broker_cls = CloseFillBroker if fast and fill_at == "close" else SimBroker
         if resume_from is not None:
-            self.broker = SimBroker.restore(resume_from, market_bars=frames, universe=self.universe, clock=None, calendar=calendar)
+            self.broker = broker_cls.restore(resume_from, market_bars=frames, universe=self.universe, clock=None, calendar=calendar)
             clock = self.broker.clock
         else:
-            self.broker = SimBroker(frames, self.universe, clock, cash=cash if cash is not None else s.sim_cash, account_type=acct,
+            self.broker = broker_cls(frames, self.universe, clock, cash=cash if cash is not None else s.sim_cash, account_type=acct,
                                     calendar=calendar, **opts)
         self.clock = clock
         self.initial_cash = self.broker.initial_cash
         self.ledger = ledger if isinstance(ledger, Ledger) else RunLedger(ledger or ":memory:", clock=clock)
-        ks = KillSwitch(self.ledger, clock, s, broker=self.broker, audit=audit) if kill_switch else None
+        # an in-memory ledger: the trader's orders, fills and positions in a `BacktestBook`, written at the end of each run (same
+        # rows); a file ledger keeps its rows durable bar time by bar time (a run can crash and resume from a checkpoint)
+        self.book = BacktestBook(self.ledger) if fast and resume_from is None and isinstance(self.ledger.db, _DeferredWrites) else None
+        ks = KillSwitch(self.book or self.ledger, clock, s, broker=self.broker, audit=audit) if kill_switch else None
         kw = dict(stops=StopBook.from_settings(s) if stops else None, audit=audit, clock=clock, assets=self.broker.asset,
                   broker_name="sim", kill_switch=ks, account_provider=self._snapshot)
         if resume_from is not None:
@@ -228,7 +234,7 @@ class Backtest:
             lt = self.trader.last_time
             self.k = int(np.searchsorted(self._close, pd.Timestamp(lt).value, side="right")) if lt else 0
         else:
-            self.trader = Trader(s, MacdSwing.from_settings(s), Sizer.from_settings(s), RiskGuard(s), ledger=self.ledger, **kw)
+            self.trader = Trader(s, MacdSwing.from_settings(s), Sizer.from_settings(s), RiskGuard(s), ledger=self.book or self.ledger, **kw)
             self.k = 0
         self.trader.guard.lazy_correlations = True  # same decisions; no correlation when the correlated cap cannot bind
         self.broker.add_listener(self._on_event)
@@ -284,7 +290,8 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     if j <= k0: return self.result()
     names, times = self.names, self._times
     trader, broker, step = self.trader, self.broker, self.trader.step
-    submit = Executor(trader, broker).submit                        # the one way intents reach the broker, as in the bot
+    ex = Executor(trader, broker)                                    # the one way intents reach the broker, as in the bot …
+    submit = (lambda it: send(trader, broker, ex, it)) if isinstance(broker, CloseFillBroker) else ex.submit  # … or its shortcut
     pending = trader.pending
     bar = None
     if self.progress:
@@ -297,6 +304,7 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     t0 = time.perf_counter()
     tx = led.transaction(); tx.__enter__()
     mark = db.total_changes
+    per_time = not isinstance(db, _DeferredWrites)                  # an in-memory book: one transaction, written once at the end
     try:
         s0 = 0
         while s0 < len(starts):                                      # blocks of whole bar times, ~_BLOCK bars each: Python
@@ -311,14 +319,16 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
                     if intents:
                         if not synced: self._sync(T); synced = True
                         for it in intents: submit(it)
-                if db.total_changes != mark:                         # this bar time wrote: commit it as one transaction
+                if per_time and db.total_changes != mark:            # this bar time wrote: commit it as one transaction
                     done, tx = tx, None; done.__exit__(None, None, None)
                     nx = led.transaction(); nx.__enter__(); tx = nx
                     mark = db.total_changes
                 if bar is not None and a >= nxt: bar.update(a - k0 - bar.n); nxt = a + 8192
             s0 = s1
         if T is not None: self._sync(T)
+        if self.book is not None: self.book.flush()                  # the run's rows, written once
     except BaseException as e:
+        if self.book is not None: self.book.discard()
         if tx is not None: tx.__exit__(type(e), e, e.__traceback__)  # rolls back the bar time that failed
         raise
     tx.__exit__(None, None, None)

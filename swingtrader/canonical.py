@@ -4,14 +4,15 @@
 
 # %% ../nbs/72_canonical.ipynb #fb32224b
 from __future__ import annotations
-from dataclasses import replace
 from decimal import Decimal
 
 import pandas as pd
 
 from .config import Settings
-from .models import OrderUpdate, Side
+from .models import Account, OrderUpdate, Side
 from .backtest import Backtest
+
+_ZERO = Decimal(0)
 
 # %% auto #0
 __all__ = ['CANONICAL', 'canonical_settings', 'CanonicalBacktest']
@@ -31,10 +32,12 @@ class CanonicalBacktest(Backtest):
     def __init__(self, bars:dict[str, pd.DataFrame], # bars per symbol (index = bar open time, UTC)
                  settings:Settings|None=None, # the timeframe and cash come from here; the rules are `CANONICAL`
                  universe:pd.DataFrame|None=None, start=None, end=None, cash:Decimal|None=None, ledger=None,
-                 progress:bool=False, calendar=None):
+                 progress:bool=False, calendar=None,
+                 fast:bool=True): # the backtest's fast order path (same results; False: executor and matching engine for every order)
         self._slice, self._spent = None, Decimal(0)
         super().__init__(bars, canonical_settings(settings), universe=universe, start=start, end=end, fill_at="close", cash=cash,
-                         ledger=ledger, stops=False, kill_switch=False, progress=progress, calendar=calendar)
+                         ledger=ledger, stops=False, kill_switch=False, progress=progress, calendar=calendar,
+                         fast=fast)
         g, inf = self.trader.guard, Decimal("Infinity")
         g.daily_loss_halt = g.sector_cap = g.correlated_cap = inf    # the canonical rules have no loss halt and no portfolio caps
         self.trader.strategy.entries_until = self._times[-1]        # no entry on the data's last bar
@@ -46,7 +49,7 @@ class CanonicalBacktest(Backtest):
             self._slice, self._spent = (t, *super()._snapshot()), Decimal(0)
         _, a0, positions = self._slice
         left = a0.cash - self._spent
-        return replace(a0, cash=left, settled_cash=left, buying_power=max(left, Decimal(0))), positions
+        return Account(a0.account_id, a0.equity, left, left, max(left, _ZERO), a0.account_type, a0.day_trade_count, a0.currency), positions
 
     def _on_event(self, ev):
         f = ev.fill if isinstance(ev, OrderUpdate) else None
