@@ -29,7 +29,7 @@ log = logging.getLogger("swingtrader.agent")
 # %% auto #0
 __all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'Mode', 'check_mode', 'Policy', 'LinearPolicy', 'LoadedPolicy',
            'as_policy', 'load_policy', 'save_linear_policy', 'example_policy', 'AgentStrategy', 'agent_trader',
-           'AgentStep', 'AgentRunner', 'drive_sim', 'run_parts', 'run_agent']
+           'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy', 'run_parts', 'run_agent']
 
 # %% ../nbs/86_agent_runner.ipynb #ef797521
 class Mode(str, Enum):
@@ -466,6 +466,32 @@ def drive_sim(broker, # a `SimBroker` on a manual `SimClock`
     finally:
         broker.unsubscribe(symbols, (timeframe,)); remove()
     return steps
+
+# %% ../nbs/86_agent_runner.ipynb #26a15142
+def backtest_policy(bars:dict, # symbol -> 1-minute bars (index: bar start, UTC)
+                    policy, # a `LoadedPolicy`, a `Policy` or a callable obs -> action
+                    settings:Settings|None=None, # the RiskGuard's limits (the timeframe is 1m)
+                    universe=None, calendar=None, start=None, end=None, # as `Backtest`
+                    fill_at:str="quote", # the environment's convention: fills against the quote
+                    cash=None, limit_model=None, # a `swingtrader.sim.engine.LimitFillModel`, or None
+                    run_id:str="backtest", target_qty:int|None=None, ramp:float=1.0, stops:bool=False,
+                    **engine_options): # slippage_bps, commission_per_share, participation …
+    "Backtest `policy` on `bars`; (the `BacktestResult`, the `AgentRunner` with its steps)."
+    from swingtrader.backtest import Backtest
+    s = (settings or Settings()).model_copy(update={"timeframe": "1m"})
+    bt = Backtest(bars, s, universe=universe, start=start, end=end, fill_at=fill_at, cash=cash, stops=False, kill_switch=False,
+                  calendar=calendar, **engine_options)
+    if limit_model is not None: bt.broker.engine.set_limit_model(limit_model)
+    pol = as_policy(policy)
+    bt.trader = tr = agent_trader(s, bt.broker, bt.ledger, policy=pol, clock=bt.clock, stops=stops)
+    runner = AgentRunner(s, tr, bt.broker, pol, mode=Mode.PAPER, run_id=run_id, target_qty=target_qty, ramp=ramp, feature_ttl=0)
+    one = timeframe_delta("1m")
+    def step(symbol, t, h, l, c):                              # the backtest's decision at a bar close: the runner's
+        bt.broker.advance_to(t)
+        runner.on_bar(Bar(symbol, t - one, c, h, l, c, 0.0, "1m"))
+        return []                                              # sent already, through the runner's executor
+    tr.step = step
+    return bt.run(), runner
 
 # %% ../nbs/86_agent_runner.ipynb #1a53b92f
 import asyncio
