@@ -108,26 +108,47 @@ def _linear(doc:dict, path:Path, n_actions:int) -> LinearPolicy:
                          f"train it on the same action grid and features ({', '.join(FEATURES)}).")
     return LinearPolicy(w, b)
 
-def _onnx(path:Path):
-    try: import onnxruntime as ort
-    except ImportError: raise AgentError(f"model file {path} is an ONNX model, and onnxruntime is not installed.",
-                                         "pip install onnxruntime, or export the policy as a linear .json file.") from None
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    class OnnxPolicy:
-        def act(self, obs): return int(np.argmax(sess.run(None, {name: np.asarray(obs, dtype=np.float32)[None, :]})[0][0]))
-    return OnnxPolicy()
+def _int8(p:Path, sha:str, grid:ActionGrid, observations=None) -> tuple[Path, float]:
+    "The INT8 twin of the fp32 model `p` (cached by its hash) and its action agreement with `p`; refused below the threshold."
+    import tempfile
+    from swingtrader.agent_policy import INT8_MIN_AGREEMENT, OnnxPolicy, action_agreement, quantize_int8, sample_observations
+    d = Path(tempfile.gettempdir()) / "swingtrader-int8"; d.mkdir(exist_ok=True)
+    q = d / f"{sha[:16]}.int8.onnx"
+    if not q.is_file():
+        tmp = quantize_int8(p, d / f"{sha[:16]}.{uuid.uuid4().hex[:8]}.int8.onnx")
+        tmp.replace(q)
+    obs = sample_observations(1000, seed=0) if observations is None else observations
+    agree = action_agreement(OnnxPolicy(p, grid), OnnxPolicy(q, grid), obs)
+    if agree < INT8_MIN_AGREEMENT:
+        raise AgentError(f"the INT8 model of {p.name} picks the fp32 model's action on only {agree:.1%} of {len(obs)} observations (needs {INT8_MIN_AGREEMENT:.0%}).",
+                         "run the fp32 model (no --int8).")
+    return q, agree
 
-def load_policy(path:str|Path, # a .json linear policy or an .onnx model
+def load_policy(path:str|Path, # a .json linear policy, an .onnx model, or a stable-baselines3 .zip (extra [rl])
                 grid:ActionGrid|None=None, # the action grid it was trained on
-                model_id:str|None=None) -> LoadedPolicy: # default: the file's "model_id", else its stem
+                model_id:str|None=None, # default: the file's model id, else its stem
+                int8:bool=False, # an .onnx model: run its dynamic INT8 quantisation (checked against the fp32 model)
+                check_observations=None) -> LoadedPolicy: # int8: the observations of the accuracy check (default 1,000 of the simulator)
     "The policy in `path`, with its SHA-256 and model id."
     p, grid = Path(path), grid or ActionGrid()
-    if not p.is_file(): raise AgentError(f"model file {p} does not exist.", "give the path of a policy file (.json or .onnx).")
+    if not p.is_file(): raise AgentError(f"model file {p} does not exist.", "give the path of a policy file (.json, .onnx or .zip).")
     data = p.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    if p.suffix.lower() == ".onnx": return LoadedPolicy(_onnx(p), model_id or p.stem, sha, p)
-    if p.suffix.lower() != ".json": raise AgentError(f"model file {p} is neither .json nor .onnx.", "export the policy as a linear .json or an .onnx file.")
+    suffix = p.suffix.lower()
+    if int8 and suffix != ".onnx": raise AgentError(f"INT8 inference needs an .onnx model, not {p.name}.", "export the policy to ONNX, or drop --int8.")
+    if suffix == ".onnx":
+        from swingtrader.agent_policy import OnnxPolicy
+        if int8:
+            q, agree = _int8(p, sha, grid, check_observations)
+            pol = OnnxPolicy(q, grid)
+            log.info("INT8 model of %s: %.2f%% action agreement with fp32", p.name, agree * 100)
+            return LoadedPolicy(pol, f"{model_id or pol.model_id or p.stem}+int8", hashlib.sha256(q.read_bytes()).hexdigest(), q)
+        pol = OnnxPolicy(p, grid)
+        return LoadedPolicy(pol, model_id or pol.model_id or p.stem, sha, p)
+    if suffix == ".zip":
+        from swingtrader.agent_policy import load_sb3
+        return LoadedPolicy(load_sb3(p), model_id or p.stem, sha, p)
+    if suffix != ".json": raise AgentError(f"model file {p} is not .json, .onnx or .zip.", "export the policy as a linear .json or an .onnx file.")
     try: doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise AgentError(f"model file {p} is not valid JSON ({e}).", "write the policy with save_linear_policy.") from None

@@ -200,7 +200,7 @@ def test_modes_and_policy_files(tmp_path):
     with pytest.raises(AgentError, match="real money"): check_mode(live, "paper")
     with pytest.raises(AgentError, match="does not exist"): load_policy(tmp_path / "nope.json")
     (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(AgentError, match="neither .json nor .onnx"): load_policy(tmp_path / "x.txt")
+    with pytest.raises(AgentError, match="is not .json, .onnx or .zip"): load_policy(tmp_path / "x.txt")
     (tmp_path / "y.json").write_text("{not json")
     with pytest.raises(AgentError, match="not valid JSON"): load_policy(tmp_path / "y.json")
     (tmp_path / "z.json").write_text(json.dumps({"kind": "linear", "weights": np.zeros((19, len(FEATURES) + 1)).tolist()}))
