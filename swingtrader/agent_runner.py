@@ -27,7 +27,7 @@ from .agent import (FEATURES, ActionGrid, AgentAction, AgentError, ExecutionActi
 log = logging.getLogger("swingtrader.agent")
 
 # %% auto #0
-__all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'Mode', 'check_mode', 'Policy', 'LinearPolicy', 'LoadedPolicy',
+__all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'PARTS', 'Mode', 'check_mode', 'Policy', 'LinearPolicy', 'LoadedPolicy',
            'as_policy', 'load_policy', 'save_linear_policy', 'example_policy', 'AgentStrategy', 'agent_trader',
            'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy', 'run_parts', 'run_agent']
 
@@ -204,6 +204,7 @@ def agent_trader(settings:Settings, broker, ledger, audit=None, policy:LoadedPol
 # %% ../nbs/86_agent_runner.ipynb #a1569bc3
 STAGES = ("features", "inference", "risk", "submission", "total")
 BUDGET_MS = {"features": 10.0, "inference": 20.0, "risk": 5.0, "submission": 100.0, "total": 150.0}
+PARTS = ("journal", "audit", "exits")   # measured apart (in `total`, without a budget of their own)
 
 @dataclass
 class AgentStep:
@@ -245,7 +246,9 @@ class AgentRunner:
         self.features: dict[str, SymbolFeatures] = trader.strategy.symbols if isinstance(trader.strategy, AgentStrategy) else {}
         self.working: dict[str, tuple[str, str]] = {}          # symbol -> (order id, client key) of its working limit order
         self.steps: list[AgentStep] = []
-        self.latency: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.latency: dict[str, list[float]] = {s: [] for s in STAGES + PARTS}
+        self._audits: list|None = None                          # agent_action records held back until the batch's orders are out
+        self._guard_acc = self._time_guard()
         self._obs: dict[str, tuple] = {}                        # symbol -> (bar time, stamp, observation)
         self._acct_at = -math.inf
     def __repr__(self):
@@ -260,6 +263,27 @@ class AgentRunner:
     def qty_for(self, action:AgentAction) -> Decimal:
         "Shares for `action` now: |size| × target × ramp, whole shares (rounded down)."
         return (Decimal(repr(abs(action.size))) * self.target_qty * Decimal(repr(self.ramp))).to_integral_value(ROUND_FLOOR)
+
+# %% ../nbs/86_agent_runner.ipynb #b782ce93
+from fastcore.basics import patch
+
+@patch
+def _time_guard(self:AgentRunner) -> list|None:
+    "Time the trader's RiskGuard (`Trader.context` and `RiskGuard.evaluate`); the running total in ms (None: not timeable)."
+    tr, acc = self.trader, None
+    try:
+        for obj, name in ((tr, "context"), (tr.guard, "evaluate")):
+            f = getattr(obj, name)
+            if hasattr(f, "agent_ms"): acc = f.agent_ms; continue   # timed already (another runner on this trader)
+            acc = acc if acc is not None else [0.0]
+            def timed(*a, _f=f, _acc=acc, **k):
+                t = time.perf_counter()
+                try: return _f(*a, **k)
+                finally: _acc[0] += (time.perf_counter() - t) * 1000.0
+            timed.agent_ms = acc
+            setattr(obj, name, timed)
+    except AttributeError: return None
+    return acc
 
 # %% ../nbs/86_agent_runner.ipynb #adc98a82
 from fastcore.basics import patch
@@ -317,9 +341,15 @@ def _audit_action(self:AgentRunner, step:AgentStep, sig:Signal|None=None):
 
 @patch
 def _done(self:AgentRunner, step:AgentStep, sig:Signal|None=None) -> AgentStep:
-    self._audit_action(step, sig)
+    if self._audits is not None: self._audits.append((step, sig))   # in a batch: written once its orders are sent
+    else: self._audit_action(step, sig)
     self.steps.append(step)
     return step
+
+@patch
+def _flush_audits(self:AgentRunner):
+    held, self._audits = self._audits or [], None
+    for step, sig in held: self._audit_action(step, sig)
 
 @patch
 def _cancel(self:AgentRunner, symbol:str, t:datetime, action:AgentAction) -> AgentStep:
@@ -355,6 +385,8 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
     w = self.working.get(symbol)
     if w is not None and w[1] in tr.pending:
         return self._done(AgentStep(t, symbol, action, "refused", why="an agent order is working: CANCEL it first", client_key=w[1], order_id=w[0]))
+    if action.side is Side.BUY and tr.exit_pending(symbol):    # a buy against a working sell is a wash trade to the broker (Alpaca refuses it)
+        return self._done(AgentStep(t, symbol, action, "refused", why=f"an exit of {symbol} is working: no buy until it is done"))
     key = agent_client_key(self.run_id, t, symbol, action)
     row = tr.ledger.order(key)
     if row is not None and row.status not in UNRESOLVED and row.status != NOT_SUBMITTED:
@@ -376,8 +408,14 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
                  self.policy.audit_id, uuid.uuid5(uuid.NAMESPACE_OID, f"signal|{key}").hex)
     shadow = self.mode is Mode.SHADOW
     if shadow and tr.audit is not None: tr.audit.signal(sig, details={"mode": "shadow"})
+    pj = self.perf()
+    self._guard_ms = 0.0
+    g0 = self._guard_acc[0] if self._guard_acc is not None else 0.0
     got = tr.decide_order(sig, req, record=not shadow)
-    p1 = self.perf(); times["risk"] = _ms(p0, p1)
+    p1 = self.perf()
+    judged = self._guard_acc[0] - g0 if self._guard_acc is not None else _ms(pj, p1)   # the RiskGuard's judgement inside decide_order
+    times["risk"] = _ms(p0, pj) + judged
+    times["journal"] = max(0.0, _ms(pj, p1) - judged)           # the write-ahead: signal and risk-check audit records, the ledger's intent
     if not got:
         sk = tr.skipped[-1] if tr.skipped else {}
         return self._done(AgentStep(t, symbol, action, "refused", qty, sk.get("decision"), key, why=sk.get("why", "")), sig)
@@ -399,6 +437,9 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
 def _stops(self:AgentRunner, bar:Bar):
     for intent in self.trader.on_bar(bar):                     # trailing-stop exits (recorded in the ledger)
         if self.mode is Mode.SHADOW: self.trader.drop_exit(intent, "shadow mode sends nothing"); continue
+        sym = intent.request.symbol
+        if sym in self.working:                                # the exit first: with the agent's limit resting on the other side it
+            self._cancel(sym, bar.start + timeframe_delta(bar.timeframe), AgentAction(ExecutionAction.CANCEL))   # is a wash trade (Alpaca refuses it)
         self.executor.execute(intent)
 
 @patch
@@ -407,26 +448,31 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
     if not bars: return []
     quotes = dict(quotes or {})
     p0 = self.perf()
-    self.follow_halt()
-    if self.working and self.mode is not Mode.SHADOW and self.trader.ledger.halt_state().state == "halted":
-        t = bars[0].start + timeframe_delta(bars[0].timeframe)
-        for sym in list(self.working): self._cancel(sym, t, AgentAction(ExecutionAction.CANCEL))   # halted: the agent's working orders go
-    rows = []
-    for bar in bars:
-        t = self.update_features(bar)
-        self._stops(bar)
-        q = quotes.get(bar.symbol) or self.quote(bar.symbol)
-        rows.append((bar, t, q, self.observe(bar.symbol, t, q)))
-    p1 = self.perf()
-    acts = self.policy.act_batch([r[3] for r in rows]) if len(rows) > 1 else [self.policy.act(rows[0][3])]
-    p2 = self.perf()
-    out, risk, sub = [], 0.0, 0.0
-    for (bar, t, q, _), a in zip(rows, acts):
-        times = {}
-        out.append(self.act(bar.symbol, t, a, q, bar.close, times))
-        risk += times.get("risk", 0.0); sub += times.get("submission", 0.0)
-    p3 = self.perf()
-    for k, v in (("features", _ms(p0, p1)), ("inference", _ms(p1, p2)), ("risk", risk), ("submission", sub), ("total", _ms(p0, p3))):
+    self._audits = []                                          # the agent_action records: written after the batch's orders
+    try:
+        self.follow_halt()
+        if self.working and self.mode is not Mode.SHADOW and self.trader.ledger.halt_state().state == "halted":
+            t = bars[0].start + timeframe_delta(bars[0].timeframe)
+            for sym in list(self.working): self._cancel(sym, t, AgentAction(ExecutionAction.CANCEL))   # halted: the agent's working orders go
+        rows, exits = [], 0.0
+        for bar in bars:
+            t = self.update_features(bar)
+            pe = self.perf(); self._stops(bar); exits += _ms(pe, self.perf())
+            q = quotes.get(bar.symbol) or self.quote(bar.symbol)
+            rows.append((bar, t, q, self.observe(bar.symbol, t, q)))
+        p1 = self.perf()
+        acts = self.policy.act_batch([r[3] for r in rows]) if len(rows) > 1 else [self.policy.act(rows[0][3])]
+        p2 = self.perf()
+        out, sums = [], {"risk": 0.0, "journal": 0.0, "submission": 0.0}
+        for (bar, t, q, _), a in zip(rows, acts):
+            times = {}
+            out.append(self.act(bar.symbol, t, a, q, bar.close, times))
+            for k in sums: sums[k] += times.get(k, 0.0)
+        p3 = self.perf()
+    finally: self._flush_audits()
+    p4 = self.perf()
+    for k, v in (("features", _ms(p0, p1) - exits), ("inference", _ms(p1, p2)), ("risk", sums["risk"]), ("submission", sums["submission"]),
+                 ("total", _ms(p0, p3) - exits), ("journal", sums["journal"]), ("audit", _ms(p3, p4)), ("exits", exits)):
         self.latency[k].append(v)
     return out
 
@@ -459,11 +505,11 @@ def on_update(self:AgentRunner, u:OrderUpdate):
 def latency_summary(self:AgentRunner) -> dict[str, dict]:
     "p50 / p99 / max in ms per stage, with its budget."
     out = {}
-    for s in STAGES:
+    for s in STAGES + PARTS:
         v = np.asarray(self.latency[s], dtype=float)
         out[s] = {"n": int(v.size), "p50": float(np.percentile(v, 50)) if v.size else math.nan,
                   "p99": float(np.percentile(v, 99)) if v.size else math.nan, "max": float(v.max()) if v.size else math.nan,
-                  "budget": BUDGET_MS[s]}
+                  "budget": BUDGET_MS.get(s)}
     return out
 
 # %% ../nbs/86_agent_runner.ipynb #aa921c4d
@@ -578,12 +624,16 @@ async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's b
 # %% ../nbs/86_agent_runner.ipynb #0be2dd84
 def run_agent(settings:Settings, policy_file:str|Path, mode:str="shadow", minutes:int|None=None, # simulator: minutes to run (default: the session)
               symbols:list[str]|None=None, # tickers to trade (simulator default: its first `count`)
-              count:int=3, run_id:str|None=None, ramp:float|None=None) -> dict:
-    "Run a policy file in `mode` on the configured broker; a summary (steps by result, orders, latency per stage)."
+              count:int=3, run_id:str|None=None, ramp:float|None=None,
+              int8:bool=False) -> dict: # an .onnx model: run its INT8 quantisation (checked against fp32)
+    "Run a policy file (or `example`: the shipped example model) in `mode` on the configured broker; a summary (steps by result, orders, latency per stage)."
     from collections import Counter
     from swingtrader.session import open_state
     m = check_mode(settings, mode)
-    pol = load_policy(policy_file)
+    if str(policy_file) == "example":
+        from swingtrader.agent_policy import example_model_path
+        policy_file = example_model_path()
+    pol = load_policy(policy_file, int8=int8)
     run_id = run_id or f"{pol.model_id}-{pol.sha256[:8]}-{m.value}"
     out_dir = Path(settings.data_dir) / "agent" / run_id
     st = settings.model_copy(update={"data_dir": out_dir})

@@ -101,7 +101,8 @@ def chat():
 
 # %% ../nbs/91_cli_interfaces.ipynb #11ae0c79
 @click.command()
-@click.option("--policy", "policy_file", required=True, help="The policy file: a linear .json (save_linear_policy) or an .onnx model.")
+@click.option("--policy", "policy_file", required=True, help="The policy file: an .onnx model, a linear .json (save_linear_policy), a stable-baselines3 .zip (extra [rl]), or 'example' (the shipped example PPO model).")
+@click.option("--int8", is_flag=True, help="Run the .onnx model's dynamic INT8 quantisation (refused when it picks the fp32 model's action on under 98 % of 1,000 observations).")
 @click.option("--mode", default="shadow", show_default=True, help="shadow (audit only), paper, or live (needs the live opt-in).")
 @click.option("--symbols", default=None, help="Comma-separated tickers (default on the simulator: its first --count symbols).")
 @click.option("--count", default=3, show_default=True, type=Number(int, 1, 500), help="Simulator symbols to trade when --symbols is not given.")
@@ -109,15 +110,16 @@ def chat():
 @click.option("--ramp", default=None, type=Number(float, 0, 1, lo_open=True), help="Share of the target size for this run, above 0 and at most 1 (default SWINGTRADER_AGENT_SIZE_RAMP).")
 @click.option("--run-id", default=None, help="Run id (part of every client key; the same id never sends a bar's order twice).")
 @friendly
-def agent(policy_file, mode, symbols, count, minutes, ramp, run_id):
+def agent(policy_file, int8, mode, symbols, count, minutes, ramp, run_id):
     "Run an execution policy through the RiskGuard and the executor (shadow, paper or live)."
     from swingtrader.agent_runner import check_mode, run_agent
     s = load_settings()
     check_mode(s, mode)
     syms = [x.strip().upper() for x in symbols.split(",") if x.strip()] if symbols else None
-    r = run_agent(s, policy_file, mode, minutes=minutes, symbols=syms, count=count, run_id=run_id, ramp=ramp)
+    r = run_agent(s, policy_file, mode, minutes=minutes, symbols=syms, count=count, run_id=run_id, ramp=ramp, int8=int8)
     res = ", ".join(f"{k} {v}" for k, v in sorted(r["results"].items()))
     click.echo(f"agent {r['model_id']} (sha256 {r['sha256'][:12]}…) {r['mode']} on {', '.join(r['symbols'])}: "
                f"{r['steps']} actions ({res}), {r['orders']} orders; ledger and audit in {r['dir']}")
     for st, v in r["latency"].items():
-        click.echo(f"  {st:<10} p50 {v['p50']:7.3f} ms  p99 {v['p99']:7.3f} ms  (budget {v['budget']:.0f} ms)")
+        budget = f"budget {v['budget']:.0f} ms" if v["budget"] is not None else "no budget of its own"
+        click.echo(f"  {st:<10} p50 {v['p50']:7.3f} ms  p99 {v['p99']:7.3f} ms  ({budget})")
