@@ -204,7 +204,7 @@ def agent_trader(settings:Settings, broker, ledger, audit=None, policy:LoadedPol
 # %% ../nbs/86_agent_runner.ipynb #a1569bc3
 STAGES = ("features", "inference", "risk", "submission", "total")
 BUDGET_MS = {"features": 10.0, "inference": 20.0, "risk": 5.0, "submission": 100.0, "total": 150.0}
-PARTS = ("journal", "audit", "exits")   # measured apart (in `total`, without a budget of their own)
+PARTS = ("reads", "journal", "audit", "exits")   # measured apart (in `total`, without a budget of their own)
 
 @dataclass
 class AgentStep:
@@ -249,6 +249,7 @@ class AgentRunner:
         self.latency: dict[str, list[float]] = {s: [] for s in STAGES + PARTS}
         self._audits: list|None = None                          # agent_action records held back until the batch's orders are out
         self._guard_acc = self._time_guard()
+        self._reads_ms = 0.0                                    # broker reads (quotes, the account view) so far
         self._obs: dict[str, tuple] = {}                        # symbol -> (bar time, stamp, observation)
         self._acct_at = -math.inf
     def __repr__(self):
@@ -293,14 +294,17 @@ def _refresh_account(self:AgentRunner, force:bool=False):
     now = self.perf()
     if force or now - self._acct_at >= self.ttl or self.trader.account is None:
         self.trader.set_account(self.broker.account(), self.broker.positions())
-        self._acct_at = now
+        self._acct_at = p = self.perf()
+        self._reads_ms += _ms(now, p)
 
 @patch
 def quote(self:AgentRunner, symbol:str) -> Quote|None:
     "The broker's latest quote (None when it has none)."
+    p0 = self.perf()
     try: return self.broker.latest_quote(symbol)
     except Exception as e:
         log.warning("no quote for %s (%s: %s)", symbol, type(e).__name__, e); return None
+    finally: self._reads_ms += _ms(p0, self.perf())
 
 @patch
 def update_features(self:AgentRunner, bar:Bar) -> datetime:
@@ -372,9 +376,11 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
     "Carry out one action for `symbol` (risk, then the executor unless shadow); the step."
     action = self.grid.decode(action)
     times = times if times is not None else {}
-    p0 = self.perf()
+    p0, r0 = self.perf(), self._reads_ms
     if action.kind is ExecutionAction.CANCEL:
-        step = self._cancel(symbol, t, action); times["risk"] = 0.0; times["submission"] = _ms(p0, self.perf()); return step
+        step = self._cancel(symbol, t, action)
+        if step.result == "cancelled": times["submission"] = _ms(p0, self.perf())
+        return step
     tr = self.trader
     self._refresh_account()                                     # cached: a broker call at most every `feature_ttl` s, or after a fill
     qty = self.qty_for(action)
@@ -414,7 +420,7 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
     got = tr.decide_order(sig, req, record=not shadow)
     p1 = self.perf()
     judged = self._guard_acc[0] - g0 if self._guard_acc is not None else _ms(pj, p1)   # the RiskGuard's judgement inside decide_order
-    times["risk"] = _ms(p0, pj) + judged
+    times["risk"] = _ms(p0, pj) - (self._reads_ms - r0) + judged   # broker reads (a stale account view) are `reads`
     times["journal"] = max(0.0, _ms(pj, p1) - judged)           # the write-ahead: signal and risk-check audit records, the ledger's intent
     if not got:
         sk = tr.skipped[-1] if tr.skipped else {}
@@ -447,7 +453,7 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
     "Decide on closed `bars` (one per symbol, e.g. those of one batch window); the steps taken."
     if not bars: return []
     quotes = dict(quotes or {})
-    p0 = self.perf()
+    p0, r0 = self.perf(), self._reads_ms
     self._audits = []                                          # the agent_action records: written after the batch's orders
     try:
         self.follow_halt()
@@ -460,19 +466,20 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
             pe = self.perf(); self._stops(bar); exits += _ms(pe, self.perf())
             q = quotes.get(bar.symbol) or self.quote(bar.symbol)
             rows.append((bar, t, q, self.observe(bar.symbol, t, q)))
-        p1 = self.perf()
+        p1, r1 = self.perf(), self._reads_ms
         acts = self.policy.act_batch([r[3] for r in rows]) if len(rows) > 1 else [self.policy.act(rows[0][3])]
         p2 = self.perf()
-        out, sums = [], {"risk": 0.0, "journal": 0.0, "submission": 0.0}
+        out = []
         for (bar, t, q, _), a in zip(rows, acts):
             times = {}
             out.append(self.act(bar.symbol, t, a, q, bar.close, times))
-            for k in sums: sums[k] += times.get(k, 0.0)
+            for k in ("risk", "journal", "submission"):        # per decision that reached the stage
+                if k in times: self.latency[k].append(times[k])
         p3 = self.perf()
     finally: self._flush_audits()
     p4 = self.perf()
-    for k, v in (("features", _ms(p0, p1) - exits), ("inference", _ms(p1, p2)), ("risk", sums["risk"]), ("submission", sums["submission"]),
-                 ("total", _ms(p0, p3) - exits), ("journal", sums["journal"]), ("audit", _ms(p3, p4)), ("exits", exits)):
+    for k, v in (("features", _ms(p0, p1) - exits - (r1 - r0)), ("inference", _ms(p1, p2)), ("total", _ms(p0, p3) - exits),
+                 ("reads", self._reads_ms - r0), ("audit", _ms(p3, p4)), ("exits", exits)):
         self.latency[k].append(v)
     return out
 
