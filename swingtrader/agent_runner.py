@@ -250,6 +250,9 @@ class AgentRunner:
         self._audits: list|None = None                          # agent_action records held back until the batch's orders are out
         self._guard_acc = self._time_guard()
         self._reads_ms = 0.0                                    # broker reads (quotes, the account view) so far
+        self._decided: dict[tuple, tuple] = {}                  # (bar time, symbol) -> (client key, action) this runner recorded
+        clk = getattr(trader, "clock", None) or getattr(broker, "clock", None)
+        self._fresh_after = clk.now() if clk is not None else None   # bars closing later were decided by no earlier run
         self._obs: dict[str, tuple] = {}                        # symbol -> (bar time, stamp, observation)
         self._acct_at = -math.inf
     def __repr__(self):
@@ -397,7 +400,12 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
     row = tr.ledger.order(key)
     if row is not None and row.status not in UNRESOLVED and row.status != NOT_SUBMITTED:
         return self._done(AgentStep(t, symbol, action, "replayed", qty, client_key=key, order_id=row.broker_order_id, why="decided and sent before"))
-    if row is None:                                             # another action of this bar sent already (a policy that is not deterministic)
+    mine = self._decided.get((t, symbol))
+    if row is None and mine is not None and mine[0] != key:     # another action of this bar sent already (a policy that is not deterministic)
+        r2 = tr.ledger.order(mine[0])
+        return self._done(AgentStep(t, symbol, action, "replayed", qty, client_key=mine[0], order_id=r2.broker_order_id if r2 else None,
+                                    why=f"this bar's order was {mine[1]} already"))
+    if row is None and (self._fresh_after is None or t <= self._fresh_after):   # a bar from before this runner: maybe a run before a restart
         for other in self.grid.actions:
             if other == action or other.kind is ExecutionAction.CANCEL: continue
             k2 = agent_client_key(self.run_id, t, symbol, other)
@@ -419,6 +427,9 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
     g0 = self._guard_acc[0] if self._guard_acc is not None else 0.0
     got = tr.decide_order(sig, req, record=not shadow)
     p1 = self.perf()
+    if got and not shadow:                                     # recorded in the ledger: this bar's order
+        self._decided[(t, symbol)] = (key, str(action))
+        if len(self._decided) > 50_000: del self._decided[next(iter(self._decided))]
     judged = self._guard_acc[0] - g0 if self._guard_acc is not None else _ms(pj, p1)   # the RiskGuard's judgement inside decide_order
     times["risk"] = _ms(p0, pj) - (self._reads_ms - r0) + judged   # broker reads (a stale account view) are `reads`
     times["journal"] = max(0.0, _ms(pj, p1) - judged)           # the write-ahead: signal and risk-check audit records, the ledger's intent

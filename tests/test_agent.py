@@ -172,6 +172,13 @@ def test_replaying_a_bar_sends_nothing_twice(tmp_path):
     # a restarted runner with the same run id and ledger replays the bar without sending
     r2 = AgentRunner(Settings(), tr, b, r.policy, mode="paper", run_id="t", ramp=1.0, target_qty=5)
     assert r2.on_bar(bar, q).result == "replayed" and len(b.orders()) == 1
+    # another action for a bar already decided: by this runner (its memory), by a run before a restart (the ledger)
+    other = AgentAction("limit_aggressive", 0.5)
+    st = r.act(sym, first.time, other, q, bar.close)
+    assert (st.result, st.client_key, st.why) == ("replayed", first.client_key, "this bar's order was market:+0.25 already")
+    r4 = AgentRunner(Settings(), tr, b, r.policy, mode="paper", run_id="t", ramp=1.0, target_qty=5)
+    st = r4.act(sym, first.time, other, q, bar.close)
+    assert (st.result, st.client_key) == ("replayed", first.client_key) and len(b.orders()) == 1
     # another run id is another decision
     r3 = AgentRunner(Settings(), tr, b, r.policy, mode="paper", run_id="t2", ramp=1.0, target_qty=5)
     assert r3.on_bar(bar, q).result == "placed" and len(b.orders()) == 2
