@@ -29,7 +29,7 @@ log = logging.getLogger("swingtrader.agent")
 # %% auto #0
 __all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'PARTS', 'Mode', 'check_mode', 'Policy', 'LinearPolicy', 'LoadedPolicy',
            'as_policy', 'load_policy', 'save_linear_policy', 'example_policy', 'AgentStrategy', 'agent_trader',
-           'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy', 'run_parts', 'run_agent']
+           'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy', 'evaluate_policy', 'run_parts', 'run_agent']
 
 # %% ../nbs/86_agent_runner.ipynb #ef797521
 class Mode(str, Enum):
@@ -577,6 +577,29 @@ def backtest_policy(bars:dict, # symbol -> 1-minute bars (index: bar start, UTC)
         return []                                              # sent already, through the runner's executor
     tr.step = step
     return bt.run(), runner
+
+# %% ../nbs/86_agent_runner.ipynb #bd1cf063
+def evaluate_policy(settings:Settings, policy_file:str|Path, start:date=date(2026, 3, 16), end:date=date(2026, 3, 20),
+                    symbols:list[str]|None=None, count:int=3, int8:bool=False, target_qty:int|None=None,
+                    limit_model:bool=True, # resting limits fill by queue position and a seeded fill probability
+                    **engine_options):
+    "Backtest a policy file (or `example`) on the seeded simulator's sessions from `start` to `end`; (the `BacktestResult`, the `AgentRunner`)."
+    from swingtrader.sim.broker import SimBroker
+    from swingtrader.sim.engine import LimitFillModel
+    if str(policy_file) == "example":
+        from swingtrader.agent_policy import example_model_path
+        policy_file = example_model_path()
+    if end < start: raise AgentError(f"the evaluation ends ({end}) before it starts ({start}).", "give --start on or before --end.")
+    pol = load_policy(policy_file, int8=int8)
+    n = max(int(count), len(symbols or []), 1)
+    sb = SimBroker.from_seed(seed=settings.sim_seed, symbols=max(n, settings.sim_symbols), start=start, end=end)
+    syms = list(symbols) if symbols else list(sb.symbols[:n])
+    if (bad := [x for x in syms if x not in sb.market_bars]):
+        raise AgentError(f"the simulator has no symbol {', '.join(bad)}.", f"use some of {', '.join(sb.symbols[:8])} …, or leave --symbols out.")
+    bars = {x: sb.market_bars[x] for x in syms}
+    return backtest_policy(bars, pol, settings, universe=sb.universe.loc[syms], calendar=sb.calendar, cash=settings.sim_cash,
+                           limit_model=LimitFillModel(seed=settings.sim_seed) if limit_model else None,
+                           run_id=f"evaluate-{pol.sha256[:8]}", target_qty=target_qty, **engine_options)
 
 # %% ../nbs/86_agent_runner.ipynb #1a53b92f
 import asyncio
