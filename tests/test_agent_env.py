@@ -159,3 +159,30 @@ def test_the_limit_model_changes_fills_where_bars_touch_limits():
     plain, _ = _env_and_backtest(m, None, {})
     queued, queued_bt = _env_and_backtest(m, LimitFillModel(seed=9, depth_share=0.0), {})
     assert queued != plain and queued == queued_bt
+
+def test_queue_fills_do_not_depend_on_other_orders():
+    "The model's draws are keyed on (seed, client key, bar): orders in another symbol leave a symbol's fills unchanged."
+    from decimal import Decimal
+    from swingtrader.clock import SimClock
+    from swingtrader.models import OrderRequest
+    m = _coarse_market()
+    a, b2 = list(m["bars"])
+    def run(both, model=True):
+        t0 = m["bars"][a].index[400].to_pydatetime()
+        sb = SimBroker(m["bars"], m["universe"], SimClock(t0, mode="manual"), calendar=m["calendar"])
+        if model: sb.engine.set_limit_model(LimitFillModel(seed=2, depth_share=0.01))
+        for i in range(60):
+            t = t0 + timedelta(minutes=i + 1)
+            sb.advance_to(t)
+            for s in ((a, b2) if both else (a,)):
+                if i % 5 == 0:
+                    for o in sb.orders():
+                        if o.symbol == s and o.is_open: sb.cancel(o.id)
+                    q = sb.latest_quote(s)
+                    side, px = ("buy", q.bid) if (i // 5) % 2 == 0 else ("sell", q.ask)
+                    if side == "sell" and not any(p.symbol == s and p.qty > 0 for p in sb.positions()): side, px = "buy", q.bid
+                    sb.submit(OrderRequest(s, side, qty=Decimal(5), type="limit", limit_price=Decimal(str(px)), tif="gtc", client_key=f"{s}-{i}"))
+        return [(f.time, f.side, f.qty, f.price) for f in sb.engine.fills if f.symbol == a]
+    alone, together = run(False), run(True)
+    assert len(alone) >= 3 and alone == together
+    assert alone != run(False, model=False)                   # touches filled by the queue model in this stretch
