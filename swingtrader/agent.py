@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, ROUND_CEILING, ROUND_FLOOR
 from enum import Enum
+from functools import cached_property
 
 import numpy as np
 
@@ -59,8 +60,8 @@ class ActionGrid:
         if not sz or any(not 0 < s <= 1 for s in sz):
             raise AgentError(f"size grid {self.sizes!r} needs sizes in (0, 1].", "give e.g. (0.25, 0.5, 1.0).")
         object.__setattr__(self, "sizes", sz)
-    @property
-    def actions(self) -> tuple[AgentAction, ...]:
+    @cached_property
+    def actions(self) -> tuple[AgentAction, ...]:                # built once: `decode` runs on every decision
         return (AgentAction(ExecutionAction.CANCEL),) + tuple(AgentAction(k, sign * s) for k in TRADING for sign in (1, -1) for s in self.sizes)
     def __len__(self) -> int: return 1 + len(TRADING) * 2 * len(self.sizes)
     def decode(self, i) -> AgentAction:

@@ -15,6 +15,7 @@ from .config import Settings
 from .clock import SimClock
 from .broker import OrderRejected
 from .models import Side
+from .sim.engine import LimitFillModel
 from .agent import (FEATURES, ActionGrid, AgentError, ExecutionAction, SymbolFeatures, agent_client_key,
                                observation, order_request)
 
@@ -38,6 +39,7 @@ class ExecutionEnv(gym.Env):
                  cash:int=100_000,
                  settings:Settings|None=None, # indicator periods
                  sim_options:dict|None=None, # SimBroker engine options: commission_per_share, slippage_bps, participation, …
+                 limit_model:LimitFillModel|None=None, # resting limits that a bar only touches: queue position and fill probability (None: trade-through only)
                  bars:dict|None=None, universe=None, calendar=None): # a market of your own (SimBroker's `market_bars`, `universe`)
         from swingtrader.sim.broker import SimBroker
         if episode_bars < 1 or warmup_bars < 0 or target_qty < 1:
@@ -45,7 +47,7 @@ class ExecutionEnv(gym.Env):
                              "give at least one bar per episode, no negative warm-up, and a target of at least one share.")
         self.grid, self.target_qty, self.cash = grid or ActionGrid(), int(target_qty), cash
         self.episode_bars, self.warmup_bars = int(episode_bars), int(warmup_bars)
-        self.settings, self.sim_options = settings or Settings(), dict(sim_options or {})
+        self.settings, self.sim_options, self.limit_model = settings or Settings(), dict(sim_options or {}), limit_model
         if bars is None:
             base = SimBroker.from_seed(seed=data_seed, symbols=symbols, start=start, end=end)
             bars, universe, calendar = base.market_bars, base.universe, base.calendar
@@ -63,6 +65,12 @@ class ExecutionEnv(gym.Env):
         self.broker = None
 
     def __repr__(self): return f"ExecutionEnv({self.symbol}, {len(self.grid)} actions, {self.episode_bars} bars)"
+    @property
+    def market(self) -> dict: return dict(self._market)       # symbol -> bars: what a backtest of the same market takes
+    @property
+    def universe(self): return self._universe
+    @property
+    def calendar(self): return self._calendar
 
 # %% ../nbs/85a_agent_env.ipynb #a68e41e2
 from fastcore.basics import patch
@@ -97,6 +105,7 @@ def reset(self:ExecutionEnv, *, seed:int|None=None, options:dict|None=None):
     first = self._day_bars.index[self._i0].to_pydatetime()
     self.broker = SimBroker(self._market, self._universe, SimClock(first, mode="manual"), cash=self.cash, calendar=self._calendar,
                             **self.sim_options)
+    if self.limit_model is not None: self.broker.engine.set_limit_model(self.limit_model)
     self.features = SymbolFeatures(self.settings)
     for i in range(self._i0, self._i0 + self.warmup_bars + 1): self.features.update(*self._bar_at(i))
     self._i = self._i0 + self.warmup_bars                       # the last bar seen

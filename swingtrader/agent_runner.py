@@ -27,9 +27,9 @@ from .agent import (FEATURES, ActionGrid, AgentAction, AgentError, ExecutionActi
 log = logging.getLogger("swingtrader.agent")
 
 # %% auto #0
-__all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'Mode', 'check_mode', 'Policy', 'LinearPolicy', 'LoadedPolicy',
+__all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'PARTS', 'Mode', 'check_mode', 'Policy', 'LinearPolicy', 'LoadedPolicy',
            'as_policy', 'load_policy', 'save_linear_policy', 'example_policy', 'AgentStrategy', 'agent_trader',
-           'AgentStep', 'AgentRunner', 'drive_sim', 'run_parts', 'run_agent']
+           'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy', 'evaluate_policy', 'run_parts', 'run_agent']
 
 # %% ../nbs/86_agent_runner.ipynb #ef797521
 class Mode(str, Enum):
@@ -108,26 +108,47 @@ def _linear(doc:dict, path:Path, n_actions:int) -> LinearPolicy:
                          f"train it on the same action grid and features ({', '.join(FEATURES)}).")
     return LinearPolicy(w, b)
 
-def _onnx(path:Path):
-    try: import onnxruntime as ort
-    except ImportError: raise AgentError(f"model file {path} is an ONNX model, and onnxruntime is not installed.",
-                                         "pip install onnxruntime, or export the policy as a linear .json file.") from None
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    class OnnxPolicy:
-        def act(self, obs): return int(np.argmax(sess.run(None, {name: np.asarray(obs, dtype=np.float32)[None, :]})[0][0]))
-    return OnnxPolicy()
+def _int8(p:Path, sha:str, grid:ActionGrid, observations=None) -> tuple[Path, float]:
+    "The INT8 twin of the fp32 model `p` (cached by its hash) and its action agreement with `p`; refused below the threshold."
+    import tempfile
+    from swingtrader.agent_policy import INT8_MIN_AGREEMENT, OnnxPolicy, action_agreement, quantize_int8, sample_observations
+    d = Path(tempfile.gettempdir()) / "swingtrader-int8"; d.mkdir(exist_ok=True)
+    q = d / f"{sha[:16]}.int8.onnx"
+    if not q.is_file():
+        tmp = quantize_int8(p, d / f"{sha[:16]}.{uuid.uuid4().hex[:8]}.int8.onnx")
+        tmp.replace(q)
+    obs = sample_observations(1000, seed=0) if observations is None else observations
+    agree = action_agreement(OnnxPolicy(p, grid), OnnxPolicy(q, grid), obs)
+    if agree < INT8_MIN_AGREEMENT:
+        raise AgentError(f"the INT8 model of {p.name} picks the fp32 model's action on only {agree:.1%} of {len(obs)} observations (needs {INT8_MIN_AGREEMENT:.0%}).",
+                         "run the fp32 model (no --int8).")
+    return q, agree
 
-def load_policy(path:str|Path, # a .json linear policy or an .onnx model
+def load_policy(path:str|Path, # a .json linear policy, an .onnx model, or a stable-baselines3 .zip (extra [rl])
                 grid:ActionGrid|None=None, # the action grid it was trained on
-                model_id:str|None=None) -> LoadedPolicy: # default: the file's "model_id", else its stem
+                model_id:str|None=None, # default: the file's model id, else its stem
+                int8:bool=False, # an .onnx model: run its dynamic INT8 quantisation (checked against the fp32 model)
+                check_observations=None) -> LoadedPolicy: # int8: the observations of the accuracy check (default 1,000 of the simulator)
     "The policy in `path`, with its SHA-256 and model id."
     p, grid = Path(path), grid or ActionGrid()
-    if not p.is_file(): raise AgentError(f"model file {p} does not exist.", "give the path of a policy file (.json or .onnx).")
+    if not p.is_file(): raise AgentError(f"model file {p} does not exist.", "give the path of a policy file (.json, .onnx or .zip).")
     data = p.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    if p.suffix.lower() == ".onnx": return LoadedPolicy(_onnx(p), model_id or p.stem, sha, p)
-    if p.suffix.lower() != ".json": raise AgentError(f"model file {p} is neither .json nor .onnx.", "export the policy as a linear .json or an .onnx file.")
+    suffix = p.suffix.lower()
+    if int8 and suffix != ".onnx": raise AgentError(f"INT8 inference needs an .onnx model, not {p.name}.", "export the policy to ONNX, or drop --int8.")
+    if suffix == ".onnx":
+        from swingtrader.agent_policy import OnnxPolicy
+        if int8:
+            q, agree = _int8(p, sha, grid, check_observations)
+            pol = OnnxPolicy(q, grid)
+            log.info("INT8 model of %s: %.2f%% action agreement with fp32", p.name, agree * 100)
+            return LoadedPolicy(pol, f"{model_id or pol.model_id or p.stem}+int8", hashlib.sha256(q.read_bytes()).hexdigest(), q)
+        pol = OnnxPolicy(p, grid)
+        return LoadedPolicy(pol, model_id or pol.model_id or p.stem, sha, p)
+    if suffix == ".zip":
+        from swingtrader.agent_policy import load_sb3
+        return LoadedPolicy(load_sb3(p), model_id or p.stem, sha, p)
+    if suffix != ".json": raise AgentError(f"model file {p} is not .json, .onnx or .zip.", "export the policy as a linear .json or an .onnx file.")
     try: doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise AgentError(f"model file {p} is not valid JSON ({e}).", "write the policy with save_linear_policy.") from None
@@ -183,6 +204,7 @@ def agent_trader(settings:Settings, broker, ledger, audit=None, policy:LoadedPol
 # %% ../nbs/86_agent_runner.ipynb #a1569bc3
 STAGES = ("features", "inference", "risk", "submission", "total")
 BUDGET_MS = {"features": 10.0, "inference": 20.0, "risk": 5.0, "submission": 100.0, "total": 150.0}
+PARTS = ("reads", "journal", "audit", "exits")   # measured apart (in `total`, without a budget of their own)
 
 @dataclass
 class AgentStep:
@@ -224,7 +246,13 @@ class AgentRunner:
         self.features: dict[str, SymbolFeatures] = trader.strategy.symbols if isinstance(trader.strategy, AgentStrategy) else {}
         self.working: dict[str, tuple[str, str]] = {}          # symbol -> (order id, client key) of its working limit order
         self.steps: list[AgentStep] = []
-        self.latency: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.latency: dict[str, list[float]] = {s: [] for s in STAGES + PARTS}
+        self._audits: list|None = None                          # agent_action records held back until the batch's orders are out
+        self._guard_acc = self._time_guard()
+        self._reads_ms = 0.0                                    # broker reads (quotes, the account view) so far
+        self._decided: dict[tuple, tuple] = {}                  # (bar time, symbol) -> (client key, action) this runner recorded
+        clk = getattr(trader, "clock", None) or getattr(broker, "clock", None)
+        self._fresh_after = clk.now() if clk is not None else None   # bars closing later were decided by no earlier run
         self._obs: dict[str, tuple] = {}                        # symbol -> (bar time, stamp, observation)
         self._acct_at = -math.inf
     def __repr__(self):
@@ -240,6 +268,27 @@ class AgentRunner:
         "Shares for `action` now: |size| × target × ramp, whole shares (rounded down)."
         return (Decimal(repr(abs(action.size))) * self.target_qty * Decimal(repr(self.ramp))).to_integral_value(ROUND_FLOOR)
 
+# %% ../nbs/86_agent_runner.ipynb #b782ce93
+from fastcore.basics import patch
+
+@patch
+def _time_guard(self:AgentRunner) -> list|None:
+    "Time the trader's RiskGuard (`Trader.context` and `RiskGuard.evaluate`); the running total in ms (None: not timeable)."
+    tr, acc = self.trader, None
+    try:
+        for obj, name in ((tr, "context"), (tr.guard, "evaluate")):
+            f = getattr(obj, name)
+            if hasattr(f, "agent_ms"): acc = f.agent_ms; continue   # timed already (another runner on this trader)
+            acc = acc if acc is not None else [0.0]
+            def timed(*a, _f=f, _acc=acc, **k):
+                t = time.perf_counter()
+                try: return _f(*a, **k)
+                finally: _acc[0] += (time.perf_counter() - t) * 1000.0
+            timed.agent_ms = acc
+            setattr(obj, name, timed)
+    except AttributeError: return None
+    return acc
+
 # %% ../nbs/86_agent_runner.ipynb #adc98a82
 from fastcore.basics import patch
 
@@ -248,14 +297,17 @@ def _refresh_account(self:AgentRunner, force:bool=False):
     now = self.perf()
     if force or now - self._acct_at >= self.ttl or self.trader.account is None:
         self.trader.set_account(self.broker.account(), self.broker.positions())
-        self._acct_at = now
+        self._acct_at = p = self.perf()
+        self._reads_ms += _ms(now, p)
 
 @patch
 def quote(self:AgentRunner, symbol:str) -> Quote|None:
     "The broker's latest quote (None when it has none)."
+    p0 = self.perf()
     try: return self.broker.latest_quote(symbol)
     except Exception as e:
         log.warning("no quote for %s (%s: %s)", symbol, type(e).__name__, e); return None
+    finally: self._reads_ms += _ms(p0, self.perf())
 
 @patch
 def update_features(self:AgentRunner, bar:Bar) -> datetime:
@@ -296,9 +348,15 @@ def _audit_action(self:AgentRunner, step:AgentStep, sig:Signal|None=None):
 
 @patch
 def _done(self:AgentRunner, step:AgentStep, sig:Signal|None=None) -> AgentStep:
-    self._audit_action(step, sig)
+    if self._audits is not None: self._audits.append((step, sig))   # in a batch: written once its orders are sent
+    else: self._audit_action(step, sig)
     self.steps.append(step)
     return step
+
+@patch
+def _flush_audits(self:AgentRunner):
+    held, self._audits = self._audits or [], None
+    for step, sig in held: self._audit_action(step, sig)
 
 @patch
 def _cancel(self:AgentRunner, symbol:str, t:datetime, action:AgentAction) -> AgentStep:
@@ -321,9 +379,11 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
     "Carry out one action for `symbol` (risk, then the executor unless shadow); the step."
     action = self.grid.decode(action)
     times = times if times is not None else {}
-    p0 = self.perf()
+    p0, r0 = self.perf(), self._reads_ms
     if action.kind is ExecutionAction.CANCEL:
-        step = self._cancel(symbol, t, action); times["risk"] = 0.0; times["submission"] = _ms(p0, self.perf()); return step
+        step = self._cancel(symbol, t, action)
+        if step.result == "cancelled": times["submission"] = _ms(p0, self.perf())
+        return step
     tr = self.trader
     self._refresh_account()                                     # cached: a broker call at most every `feature_ttl` s, or after a fill
     qty = self.qty_for(action)
@@ -334,11 +394,18 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
     w = self.working.get(symbol)
     if w is not None and w[1] in tr.pending:
         return self._done(AgentStep(t, symbol, action, "refused", why="an agent order is working: CANCEL it first", client_key=w[1], order_id=w[0]))
+    if action.side is Side.BUY and tr.exit_pending(symbol):    # a buy against a working sell is a wash trade to the broker (Alpaca refuses it)
+        return self._done(AgentStep(t, symbol, action, "refused", why=f"an exit of {symbol} is working: no buy until it is done"))
     key = agent_client_key(self.run_id, t, symbol, action)
     row = tr.ledger.order(key)
     if row is not None and row.status not in UNRESOLVED and row.status != NOT_SUBMITTED:
         return self._done(AgentStep(t, symbol, action, "replayed", qty, client_key=key, order_id=row.broker_order_id, why="decided and sent before"))
-    if row is None:                                             # another action of this bar sent already (a policy that is not deterministic)
+    mine = self._decided.get((t, symbol))
+    if row is None and mine is not None and mine[0] != key:     # another action of this bar sent already (a policy that is not deterministic)
+        r2 = tr.ledger.order(mine[0])
+        return self._done(AgentStep(t, symbol, action, "replayed", qty, client_key=mine[0], order_id=r2.broker_order_id if r2 else None,
+                                    why=f"this bar's order was {mine[1]} already"))
+    if row is None and (self._fresh_after is None or t <= self._fresh_after):   # a bar from before this runner: maybe a run before a restart
         for other in self.grid.actions:
             if other == action or other.kind is ExecutionAction.CANCEL: continue
             k2 = agent_client_key(self.run_id, t, symbol, other)
@@ -355,8 +422,17 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
                  self.policy.audit_id, uuid.uuid5(uuid.NAMESPACE_OID, f"signal|{key}").hex)
     shadow = self.mode is Mode.SHADOW
     if shadow and tr.audit is not None: tr.audit.signal(sig, details={"mode": "shadow"})
+    pj = self.perf()
+    self._guard_ms = 0.0
+    g0 = self._guard_acc[0] if self._guard_acc is not None else 0.0
     got = tr.decide_order(sig, req, record=not shadow)
-    p1 = self.perf(); times["risk"] = _ms(p0, p1)
+    p1 = self.perf()
+    if got and not shadow:                                     # recorded in the ledger: this bar's order
+        self._decided[(t, symbol)] = (key, str(action))
+        if len(self._decided) > 50_000: del self._decided[next(iter(self._decided))]
+    judged = self._guard_acc[0] - g0 if self._guard_acc is not None else _ms(pj, p1)   # the RiskGuard's judgement inside decide_order
+    times["risk"] = _ms(p0, pj) - (self._reads_ms - r0) + judged   # broker reads (a stale account view) are `reads`
+    times["journal"] = max(0.0, _ms(pj, p1) - judged)           # the write-ahead: signal and risk-check audit records, the ledger's intent
     if not got:
         sk = tr.skipped[-1] if tr.skipped else {}
         return self._done(AgentStep(t, symbol, action, "refused", qty, sk.get("decision"), key, why=sk.get("why", "")), sig)
@@ -378,6 +454,9 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
 def _stops(self:AgentRunner, bar:Bar):
     for intent in self.trader.on_bar(bar):                     # trailing-stop exits (recorded in the ledger)
         if self.mode is Mode.SHADOW: self.trader.drop_exit(intent, "shadow mode sends nothing"); continue
+        sym = intent.request.symbol
+        if sym in self.working:                                # the exit first: with the agent's limit resting on the other side it
+            self._cancel(sym, bar.start + timeframe_delta(bar.timeframe), AgentAction(ExecutionAction.CANCEL))   # is a wash trade (Alpaca refuses it)
         self.executor.execute(intent)
 
 @patch
@@ -385,27 +464,33 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
     "Decide on closed `bars` (one per symbol, e.g. those of one batch window); the steps taken."
     if not bars: return []
     quotes = dict(quotes or {})
-    p0 = self.perf()
-    self.follow_halt()
-    if self.working and self.mode is not Mode.SHADOW and self.trader.ledger.halt_state().state == "halted":
-        t = bars[0].start + timeframe_delta(bars[0].timeframe)
-        for sym in list(self.working): self._cancel(sym, t, AgentAction(ExecutionAction.CANCEL))   # halted: the agent's working orders go
-    rows = []
-    for bar in bars:
-        t = self.update_features(bar)
-        self._stops(bar)
-        q = quotes.get(bar.symbol) or self.quote(bar.symbol)
-        rows.append((bar, t, q, self.observe(bar.symbol, t, q)))
-    p1 = self.perf()
-    acts = self.policy.act_batch([r[3] for r in rows]) if len(rows) > 1 else [self.policy.act(rows[0][3])]
-    p2 = self.perf()
-    out, risk, sub = [], 0.0, 0.0
-    for (bar, t, q, _), a in zip(rows, acts):
-        times = {}
-        out.append(self.act(bar.symbol, t, a, q, bar.close, times))
-        risk += times.get("risk", 0.0); sub += times.get("submission", 0.0)
-    p3 = self.perf()
-    for k, v in (("features", _ms(p0, p1)), ("inference", _ms(p1, p2)), ("risk", risk), ("submission", sub), ("total", _ms(p0, p3))):
+    p0, r0 = self.perf(), self._reads_ms
+    self._audits = []                                          # the agent_action records: written after the batch's orders
+    try:
+        self.follow_halt()
+        if self.working and self.mode is not Mode.SHADOW and self.trader.ledger.halt_state().state == "halted":
+            t = bars[0].start + timeframe_delta(bars[0].timeframe)
+            for sym in list(self.working): self._cancel(sym, t, AgentAction(ExecutionAction.CANCEL))   # halted: the agent's working orders go
+        rows, exits = [], 0.0
+        for bar in bars:
+            t = self.update_features(bar)
+            pe = self.perf(); self._stops(bar); exits += _ms(pe, self.perf())
+            q = quotes.get(bar.symbol) or self.quote(bar.symbol)
+            rows.append((bar, t, q, self.observe(bar.symbol, t, q)))
+        p1, r1 = self.perf(), self._reads_ms
+        acts = self.policy.act_batch([r[3] for r in rows]) if len(rows) > 1 else [self.policy.act(rows[0][3])]
+        p2 = self.perf()
+        out = []
+        for (bar, t, q, _), a in zip(rows, acts):
+            times = {}
+            out.append(self.act(bar.symbol, t, a, q, bar.close, times))
+            for k in ("risk", "journal", "submission"):        # per decision that reached the stage
+                if k in times: self.latency[k].append(times[k])
+        p3 = self.perf()
+    finally: self._flush_audits()
+    p4 = self.perf()
+    for k, v in (("features", _ms(p0, p1) - exits - (r1 - r0)), ("inference", _ms(p1, p2)), ("total", _ms(p0, p3) - exits),
+                 ("reads", self._reads_ms - r0), ("audit", _ms(p3, p4)), ("exits", exits)):
         self.latency[k].append(v)
     return out
 
@@ -438,11 +523,11 @@ def on_update(self:AgentRunner, u:OrderUpdate):
 def latency_summary(self:AgentRunner) -> dict[str, dict]:
     "p50 / p99 / max in ms per stage, with its budget."
     out = {}
-    for s in STAGES:
+    for s in STAGES + PARTS:
         v = np.asarray(self.latency[s], dtype=float)
         out[s] = {"n": int(v.size), "p50": float(np.percentile(v, 50)) if v.size else math.nan,
                   "p99": float(np.percentile(v, 99)) if v.size else math.nan, "max": float(v.max()) if v.size else math.nan,
-                  "budget": BUDGET_MS[s]}
+                  "budget": BUDGET_MS.get(s)}
     return out
 
 # %% ../nbs/86_agent_runner.ipynb #aa921c4d
@@ -466,6 +551,55 @@ def drive_sim(broker, # a `SimBroker` on a manual `SimClock`
     finally:
         broker.unsubscribe(symbols, (timeframe,)); remove()
     return steps
+
+# %% ../nbs/86_agent_runner.ipynb #26a15142
+def backtest_policy(bars:dict, # symbol -> 1-minute bars (index: bar start, UTC)
+                    policy, # a `LoadedPolicy`, a `Policy` or a callable obs -> action
+                    settings:Settings|None=None, # the RiskGuard's limits (the timeframe is 1m)
+                    universe=None, calendar=None, start=None, end=None, # as `Backtest`
+                    fill_at:str="quote", # the environment's convention: fills against the quote
+                    cash=None, limit_model=None, # a `swingtrader.sim.engine.LimitFillModel`, or None
+                    run_id:str="backtest", target_qty:int|None=None, ramp:float=1.0, stops:bool=False,
+                    **engine_options): # slippage_bps, commission_per_share, participation …
+    "Backtest `policy` on `bars`; (the `BacktestResult`, the `AgentRunner` with its steps)."
+    from swingtrader.backtest import Backtest
+    s = (settings or Settings()).model_copy(update={"timeframe": "1m"})
+    bt = Backtest(bars, s, universe=universe, start=start, end=end, fill_at=fill_at, cash=cash, stops=False, kill_switch=False,
+                  calendar=calendar, **engine_options)
+    if limit_model is not None: bt.broker.engine.set_limit_model(limit_model)
+    pol = as_policy(policy)
+    bt.trader = tr = agent_trader(s, bt.broker, bt.ledger, policy=pol, clock=bt.clock, stops=stops)
+    runner = AgentRunner(s, tr, bt.broker, pol, mode=Mode.PAPER, run_id=run_id, target_qty=target_qty, ramp=ramp, feature_ttl=0)
+    one = timeframe_delta("1m")
+    def step(symbol, t, h, l, c):                              # the backtest's decision at a bar close: the runner's
+        bt.broker.advance_to(t)
+        runner.on_bar(Bar(symbol, t - one, c, h, l, c, 0.0, "1m"))
+        return []                                              # sent already, through the runner's executor
+    tr.step = step
+    return bt.run(), runner
+
+# %% ../nbs/86_agent_runner.ipynb #bd1cf063
+def evaluate_policy(settings:Settings, policy_file:str|Path, start:date=date(2026, 3, 16), end:date=date(2026, 3, 20),
+                    symbols:list[str]|None=None, count:int=3, int8:bool=False, target_qty:int|None=None,
+                    limit_model:bool=True, # resting limits fill by queue position and a seeded fill probability
+                    **engine_options):
+    "Backtest a policy file (or `example`) on the seeded simulator's sessions from `start` to `end`; (the `BacktestResult`, the `AgentRunner`)."
+    from swingtrader.sim.broker import SimBroker
+    from swingtrader.sim.engine import LimitFillModel
+    if str(policy_file) == "example":
+        from swingtrader.agent_policy import example_model_path
+        policy_file = example_model_path()
+    if end < start: raise AgentError(f"the evaluation ends ({end}) before it starts ({start}).", "give --start on or before --end.")
+    pol = load_policy(policy_file, int8=int8)
+    n = max(int(count), len(symbols or []), 1)
+    sb = SimBroker.from_seed(seed=settings.sim_seed, symbols=max(n, settings.sim_symbols), start=start, end=end)
+    syms = list(symbols) if symbols else list(sb.symbols[:n])
+    if (bad := [x for x in syms if x not in sb.market_bars]):
+        raise AgentError(f"the simulator has no symbol {', '.join(bad)}.", f"use some of {', '.join(sb.symbols[:8])} …, or leave --symbols out.")
+    bars = {x: sb.market_bars[x] for x in syms}
+    return backtest_policy(bars, pol, settings, universe=sb.universe.loc[syms], calendar=sb.calendar, cash=settings.sim_cash,
+                           limit_model=LimitFillModel(seed=settings.sim_seed) if limit_model else None,
+                           run_id=f"evaluate-{pol.sha256[:8]}", target_qty=target_qty, **engine_options)
 
 # %% ../nbs/86_agent_runner.ipynb #1a53b92f
 import asyncio
@@ -531,12 +665,16 @@ async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's b
 # %% ../nbs/86_agent_runner.ipynb #0be2dd84
 def run_agent(settings:Settings, policy_file:str|Path, mode:str="shadow", minutes:int|None=None, # simulator: minutes to run (default: the session)
               symbols:list[str]|None=None, # tickers to trade (simulator default: its first `count`)
-              count:int=3, run_id:str|None=None, ramp:float|None=None) -> dict:
-    "Run a policy file in `mode` on the configured broker; a summary (steps by result, orders, latency per stage)."
+              count:int=3, run_id:str|None=None, ramp:float|None=None,
+              int8:bool=False) -> dict: # an .onnx model: run its INT8 quantisation (checked against fp32)
+    "Run a policy file (or `example`: the shipped example model) in `mode` on the configured broker; a summary (steps by result, orders, latency per stage)."
     from collections import Counter
     from swingtrader.session import open_state
     m = check_mode(settings, mode)
-    pol = load_policy(policy_file)
+    if str(policy_file) == "example":
+        from swingtrader.agent_policy import example_model_path
+        policy_file = example_model_path()
+    pol = load_policy(policy_file, int8=int8)
     run_id = run_id or f"{pol.model_id}-{pol.sha256[:8]}-{m.value}"
     out_dir = Path(settings.data_dir) / "agent" / run_id
     st = settings.model_copy(update={"data_dir": out_dir})

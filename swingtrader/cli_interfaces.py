@@ -12,7 +12,7 @@ from .config import SwingtraderError
 from .cli import Number, friendly, load_settings
 
 # %% auto #0
-__all__ = ['positions', 'api', 'chat', 'agent']
+__all__ = ['positions', 'api', 'chat', 'agent', 'agent_evaluate']
 
 # %% ../nbs/91_cli_interfaces.ipynb #ce84e1eb
 @click.command()
@@ -100,24 +100,55 @@ def chat():
     except KeyboardInterrupt: pass
 
 # %% ../nbs/91_cli_interfaces.ipynb #11ae0c79
-@click.command()
-@click.option("--policy", "policy_file", required=True, help="The policy file: a linear .json (save_linear_policy) or an .onnx model.")
+@click.group(invoke_without_command=True)
+@click.option("--policy", "policy_file", default=None, help="The policy file: an .onnx model, a linear .json (save_linear_policy), a stable-baselines3 .zip (extra [rl]), or 'example' (the shipped example PPO model).")
+@click.option("--int8", is_flag=True, help="Run the .onnx model's dynamic INT8 quantisation (refused when it picks the fp32 model's action on under 98 % of 1,000 observations).")
 @click.option("--mode", default="shadow", show_default=True, help="shadow (audit only), paper, or live (needs the live opt-in).")
 @click.option("--symbols", default=None, help="Comma-separated tickers (default on the simulator: its first --count symbols).")
 @click.option("--count", default=3, show_default=True, type=Number(int, 1, 500), help="Simulator symbols to trade when --symbols is not given.")
 @click.option("--minutes", default=None, type=Number(int, 1, 100_000), help="Simulator minutes to run (default: one session).")
 @click.option("--ramp", default=None, type=Number(float, 0, 1, lo_open=True), help="Share of the target size for this run, above 0 and at most 1 (default SWINGTRADER_AGENT_SIZE_RAMP).")
 @click.option("--run-id", default=None, help="Run id (part of every client key; the same id never sends a bar's order twice).")
+@click.pass_context
 @friendly
-def agent(policy_file, mode, symbols, count, minutes, ramp, run_id):
-    "Run an execution policy through the RiskGuard and the executor (shadow, paper or live)."
+def agent(ctx, policy_file, int8, mode, symbols, count, minutes, ramp, run_id):
+    "Run an execution policy through the RiskGuard and the executor (shadow, paper or live); `agent evaluate` backtests one."
+    if ctx.invoked_subcommand is not None: return
     from swingtrader.agent_runner import check_mode, run_agent
+    from swingtrader.config import SwingtraderError
+    if policy_file is None: raise SwingtraderError("agent needs a policy.", "pass --policy FILE (or --policy example).")
     s = load_settings()
     check_mode(s, mode)
     syms = [x.strip().upper() for x in symbols.split(",") if x.strip()] if symbols else None
-    r = run_agent(s, policy_file, mode, minutes=minutes, symbols=syms, count=count, run_id=run_id, ramp=ramp)
+    r = run_agent(s, policy_file, mode, minutes=minutes, symbols=syms, count=count, run_id=run_id, ramp=ramp, int8=int8)
     res = ", ".join(f"{k} {v}" for k, v in sorted(r["results"].items()))
     click.echo(f"agent {r['model_id']} (sha256 {r['sha256'][:12]}…) {r['mode']} on {', '.join(r['symbols'])}: "
                f"{r['steps']} actions ({res}), {r['orders']} orders; ledger and audit in {r['dir']}")
     for st, v in r["latency"].items():
-        click.echo(f"  {st:<10} p50 {v['p50']:7.3f} ms  p99 {v['p99']:7.3f} ms  (budget {v['budget']:.0f} ms)")
+        budget = f"budget {v['budget']:.0f} ms" if v["budget"] is not None else "no budget of its own"
+        click.echo(f"  {st:<10} p50 {v['p50']:7.3f} ms  p99 {v['p99']:7.3f} ms  ({budget})")
+
+# %% ../nbs/91_cli_interfaces.ipynb #d6fe6577
+@agent.command("evaluate")
+@click.option("--policy", "policy_file", required=True, help="The policy file (.onnx, .json, .zip) or 'example'.")
+@click.option("--int8", is_flag=True, help="Evaluate the .onnx model's INT8 quantisation (checked against fp32).")
+@click.option("--start", default="2026-03-16", show_default=True, help="First New York session (YYYY-MM-DD).")
+@click.option("--end", default="2026-03-20", show_default=True, help="Last New York session (YYYY-MM-DD).")
+@click.option("--symbols", default=None, help="Comma-separated tickers of the simulator (default: its first --count).")
+@click.option("--count", default=3, show_default=True, type=Number(int, 1, 500), help="Simulator symbols when --symbols is not given.")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Write the report's files (CSVs, summary.json, tearsheet) here.")
+@friendly
+def agent_evaluate(policy_file, int8, start, end, symbols, count, out):
+    "Backtest an execution policy on held-out simulator sessions; print the backtest's statistics."
+    from datetime import date as _date
+    from swingtrader.agent_runner import evaluate_policy
+    from swingtrader.config import SwingtraderError
+    try: a, b = _date.fromisoformat(start), _date.fromisoformat(end)
+    except ValueError: raise SwingtraderError(f"--start {start} / --end {end} is not a date.", "give dates as YYYY-MM-DD.") from None
+    syms = [x.strip().upper() for x in symbols.split(",") if x.strip()] if symbols else None
+    res, rn = evaluate_policy(load_settings(), policy_file, a, b, symbols=syms, count=count, int8=int8)
+    click.echo(f"agent {rn.policy.model_id} (sha256 {rn.policy.sha256[:12]}…) evaluated: {len(rn.steps)} actions, {len(res.fills)} fills")
+    click.echo(res.summary_text())
+    if out is not None:
+        res.save(out)
+        click.echo(f"report in {out}")

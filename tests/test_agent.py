@@ -172,6 +172,13 @@ def test_replaying_a_bar_sends_nothing_twice(tmp_path):
     # a restarted runner with the same run id and ledger replays the bar without sending
     r2 = AgentRunner(Settings(), tr, b, r.policy, mode="paper", run_id="t", ramp=1.0, target_qty=5)
     assert r2.on_bar(bar, q).result == "replayed" and len(b.orders()) == 1
+    # another action for a bar already decided: by this runner (its memory), by a run before a restart (the ledger)
+    other = AgentAction("limit_aggressive", 0.5)
+    st = r.act(sym, first.time, other, q, bar.close)
+    assert (st.result, st.client_key, st.why) == ("replayed", first.client_key, "this bar's order was market:+0.25 already")
+    r4 = AgentRunner(Settings(), tr, b, r.policy, mode="paper", run_id="t", ramp=1.0, target_qty=5)
+    st = r4.act(sym, first.time, other, q, bar.close)
+    assert (st.result, st.client_key) == ("replayed", first.client_key) and len(b.orders()) == 1
     # another run id is another decision
     r3 = AgentRunner(Settings(), tr, b, r.policy, mode="paper", run_id="t2", ramp=1.0, target_qty=5)
     assert r3.on_bar(bar, q).result == "placed" and len(b.orders()) == 2
@@ -200,7 +207,7 @@ def test_modes_and_policy_files(tmp_path):
     with pytest.raises(AgentError, match="real money"): check_mode(live, "paper")
     with pytest.raises(AgentError, match="does not exist"): load_policy(tmp_path / "nope.json")
     (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(AgentError, match="neither .json nor .onnx"): load_policy(tmp_path / "x.txt")
+    with pytest.raises(AgentError, match="is not .json, .onnx or .zip"): load_policy(tmp_path / "x.txt")
     (tmp_path / "y.json").write_text("{not json")
     with pytest.raises(AgentError, match="not valid JSON"): load_policy(tmp_path / "y.json")
     (tmp_path / "z.json").write_text(json.dumps({"kind": "linear", "weights": np.zeros((19, len(FEATURES) + 1)).tolist()}))

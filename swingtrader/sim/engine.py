@@ -31,7 +31,7 @@ def _replace(o, **changes):
     return n
 
 # %% auto #0
-__all__ = ['MatchingEngine']
+__all__ = ['MatchingEngine', 'LimitFillModel']
 
 # %% ../../nbs/11_sim_engine.ipynb #920e1235
 class MatchingEngine:
@@ -417,3 +417,110 @@ def dry_run(self:MatchingEngine, req:OrderRequest, now_ns:int) -> OrderPreview:
         warnings.append("uses unsettled funds: selling this position before they settle is a good-faith violation.")
     return OrderPreview(req, True, estimated_cost=cost.quantize(_CENT), buying_power_effect=-(cost * res_share + fees).quantize(_CENT),
                         fees=fees, warnings=tuple(warnings))
+
+# %% ../../nbs/11_sim_engine.ipynb #cdb09fbc
+import hashlib, types
+from dataclasses import dataclass as _dataclass
+
+from ..config import SwingtraderError
+
+@_dataclass(frozen=True)
+class LimitFillModel:
+    "Resting limits that a bar only touches: a queue-position approximation and a seeded fill probability."
+    seed: int = 0              # the draws' seed
+    depth_share: float = 0.25  # displayed depth at a level ahead of a new order at (or behind) the touch, a share of the last bar's volume
+    def __post_init__(self):
+        if not (isinstance(self.seed, int) and math.isfinite(self.depth_share) and self.depth_share >= 0):
+            raise SwingtraderError(f"limit fill model seed={self.seed!r}, depth_share={self.depth_share!r} is not usable.",
+                                   "give a whole-number seed and a depth_share of 0 or more (e.g. 0.25).")
+    def queue_ahead(self, buy:bool, limit:float, bid:float, ask:float, last_vol:float) -> float:
+        "Shares ahead of a new limit: none inside the spread (a new best price), the level's depth at or behind the touch."
+        inside = limit > bid + 1e-9 if buy else limit < ask - 1e-9
+        return 0.0 if inside else self.depth_share * float(last_vol)
+    @staticmethod
+    def level_volume(h:float, l:float, v:float, tick:float) -> float:
+        "Expected shares a bar trades at one price level: its volume spread evenly over its levels."
+        return float(v) * tick / (max(h - l, 0.0) + tick)
+    @staticmethod
+    def fill_probability(queue:float, # shares ahead of the order
+                         level_volume:float) -> float: # expected shares traded at the level in the bar
+        "P(the volume traded at the level exceeds the queue ahead), that volume exponential around `level_volume`."
+        if queue <= 0: return 1.0
+        return math.exp(-queue / level_volume) if level_volume > 0 else 0.0
+    def draw(self, key:str, t_ns:int) -> float:
+        "A uniform number in [0, 1) from (seed, key, bar time): the same in every run."
+        d = hashlib.blake2b(f"{self.seed}|{key}|{int(t_ns)}".encode(), digest_size=8).digest()
+        return int.from_bytes(d, "big") / 2.0**64
+
+# %% ../../nbs/11_sim_engine.ipynb #8685ddc7
+@patch
+def set_limit_model(self:MatchingEngine, model:LimitFillModel|None):
+    "Fill resting limits with `model` from now on (None: the default trade-through rule)."
+    self.limit_model, self.queue = model, {}            # queue: order id -> shares ahead of it
+    for name in ("on_bar", "_place"): self.__dict__.pop(name, None)
+    if model is not None:
+        self.on_bar = types.MethodType(_on_bar_queued, self)
+        self._place = types.MethodType(_place_queued, self)
+    return self
+
+def _place_queued(self:MatchingEngine, w:Working, now_ns:int, bell:bool=False):
+    MatchingEngine._place(self, w, now_ns, bell)
+    if w.where in ("bl", "sl") and w.type is OrderType.LIMIT and (q := self.quote(w.symbol)) is not None:
+        self.queue[w.order.id] = self.limit_model.queue_ahead(w.buy, w.limit, q[0], q[1], self.books[w.symbol].last_vol)
+
+def _on_bar_queued(self:MatchingEngine, symbol:str, t:int, o:float, h:float, l:float, c:float, v:float):
+    "`on_bar` that also matches limits a bar touches."
+    b = self.books[symbol]
+    if b.delayed: self._tick_delayed(b, t)
+    if self._close_mode: o = h = l = c
+    if (b.market or (b.bl and -b.bl[0][0] >= l - 1e-9) or (b.sl and b.sl[0][0] <= h + 1e-9)
+            or (b.bs and b.bs[0][0] <= h) or (b.ss and -b.ss[0][0] >= l)):
+        if self._sess_lo <= t < self._sess_hi or self._enter_session(t):
+            self._match_queued(b, t, o, h, l, c, v)
+    b.last_close, b.last_vol, b.last_end = c, v, t + self._bar_ns
+    self.account.marks[symbol] = c
+
+@patch
+def _match_queued(self:MatchingEngine, b:Book, t:int, o:float, h:float, l:float, c:float, v:float):
+    "`_match` with the queue model's rule for limits."
+    left = _INF if self._close_mode else math.floor(v * self.config.participation)
+    nxt = t + self._bar_ns
+    for lst, buy in ((b.bs, True), (b.ss, False)):       # 1. stops, 2. market orders: as `_match`
+        hit = []
+        for key, _, w in lst:
+            if (key > h) if buy else (-key < l): break
+            if w.active_ns <= t: hit.append(w)
+        for w in hit:
+            self.books[w.symbol].unrest(w)
+            w.triggered = True
+            trig = (o if o >= w.stop else w.stop) if buy else (o if o <= w.stop else w.stop)
+            if w.type is OrderType.STOP or ((trig <= w.limit) if buy else (trig >= w.limit)):
+                if left > 0: left -= self._fill(w, trig, left, t)
+            if w.where != "done":
+                w.active_ns = nxt
+                self.books[w.symbol].rest(w)
+    if b.market:
+        for w in list(b.market):
+            if w.active_ns > t: continue
+            if w.force: self._fill(w, o, _INF, t)
+            elif left > 0: left -= self._fill(w, o, left, t)
+    m, queue = self.limit_model, self.queue                # 3. limits traded through fill; limits touched wait their turn
+    lv = m.level_volume(h, l, v, b.tick)
+    for lst, buy in ((b.bl, True), (b.sl, False)):
+        if left <= 0: break
+        hit = []
+        for key, _, w in lst:
+            if (-key < l - 1e-9) if buy else (key > h + 1e-9): break
+            if w.active_ns <= t: hit.append(w)
+        for w in hit:
+            if left <= 0: break
+            oid = w.order.id
+            if (w.limit > l + 1e-9) if buy else (w.limit < h - 1e-9):
+                left -= self._fill(w, min(o, w.limit) if buy else max(o, w.limit), left, t)
+                queue[oid] = 0.0
+            else:
+                q = queue.get(oid)
+                if q is None: q = m.depth_share * b.last_vol   # rested without a quote (before the first bar, a delayed order)
+                if m.draw(w.order.client_key or oid, t) < m.fill_probability(q, lv): left -= self._fill(w, w.limit, left, t)
+                queue[oid] = max(0.0, q - lv)
+            if w.where == "done": queue.pop(oid, None)
