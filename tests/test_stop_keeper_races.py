@@ -32,10 +32,11 @@ S = Settings(_env_file=None, warmup_bars=30, broker_stop_min_move=5, broker_stop
 DROP = 20                                                  # the minute the market gaps below the stop, on thin volume
 
 
-def market(n=390):
-    "AAA at 100 on heavy volume; from minute DROP at 90 on 200 shares a bar (a triggered stop fills 20 shares a bar)."
+def market(n=390, thin=True):
+    "AAA at 100 on heavy volume; from minute DROP at 90 — on 200 shares a bar when `thin` (a triggered stop fills 20 a bar)."
     c, v = np.full(n, 100.0), np.full(n, 1e6)
-    c[DROP:], v[DROP:] = 90.0, 200.0
+    c[DROP:] = 90.0
+    if thin: v[DROP:] = 200.0
     idx = pd.date_range(OPEN, periods=n, freq="1min", name="start")
     return pd.DataFrame({"open": c, "high": c, "low": c, "close": c, "volume": v}, index=idx)
 
@@ -64,9 +65,9 @@ def check(sim, when:str):
 
 class Harness:
     "A bot on a SimBroker with a manual clock; its order updates wait in the stream's queue until `deliver`."
-    def __init__(self):
+    def __init__(self, thin=True):
         self.clock = SimClock(OPEN, mode="manual")
-        self.sim = SimBroker({"AAA": market()}, universe(), self.clock, fill_at="quote")
+        self.sim = SimBroker({"AAA": market(thin=thin)}, universe(), self.clock, fill_at="quote")
         self.bot = sim_bot(S, self.sim, Ledger(":memory:", clock=self.clock), universe=["AAA"])
         self.tr = self.bot.trader
 
@@ -87,11 +88,17 @@ class Harness:
 
     def at(self, minute:int, seconds:int=0): self.sim.advance_to(OPEN + timedelta(minutes=minute, seconds=seconds))
 
-    async def enter(self):
+    def decide(self, action:SignalAction, price:float=100.0):
         t = self.clock.now()
-        self.tr.last["AAA"], self.tr.last_time = 100.0, t
-        (it,) = self.tr._entry(Signal("AAA", SignalAction.ENTER_LONG, t, 100.0, 1.0))
+        self.tr.last["AAA"], self.tr.last_time = price, t
+        return self.tr.decide(Signal("AAA", action, t, price, 1.0))
+
+    async def send(self, it):
         async with self.bot._order_gate: return await self.bot.submit(it)
+
+    async def enter(self):
+        (it,) = self.decide(SignalAction.ENTER_LONG)
+        return await self.send(it)
 
 
 async def protected_position(h:Harness):
@@ -155,6 +162,29 @@ def test_resize_while_the_stops_own_partial_fill_is_on_its_way():
         await h.deliver(); await h.bot.sync_stops(); await h.deliver()
         check(h.sim, "after every update arrived")
         assert h.tr.held("AAA") == held(h.sim) and sum((o.remaining_qty for o in stops(h.sim)), Decimal(0)) == held(h.sim)
+    asyncio.run(go())
+
+
+def test_exit_decided_before_the_stops_fill_arrived():
+    """The chaos week's short (tastytrade, Monday 14:53 New York): the protective stop filled at the broker; the code-side
+    exit was decided on the next bar from the position the bot still believed (the fill's update not in yet) and waited for
+    the order gate; the fill arrived meanwhile and removed the stop's record, so the exit found no stop to release and went
+    out — a sell of the whole position with nothing held: short. The exit is dropped instead (never sent)."""
+    async def go():
+        h = Harness(thin=False)
+        a = await protected_position(h)
+        h.at(DROP + 1)                                             # the gap: the broker stop fills at once ...
+        assert held(h.sim) == 0 and h.tr.held("AAA") == a.qty      # ... the bot has not heard of it yet
+        (it,) = h.decide(SignalAction.EXIT_LONG, 90.0)             # the code-side stop says exit: all it believes held
+        assert it.request.qty == a.qty
+        await h.deliver()                                          # the stop's fill arrives while the exit waits
+        assert h.tr.held("AAA") == 0 and "AAA" not in h.tr.protective
+        assert await h.send(it) is None                            # not sent: nothing is held
+        h.at(DROP + 3)
+        check(h.sim, "after the exit")
+        assert h.sim.order_by_client_key(it.client_key) is None
+        assert h.bot.ledger.order(it.client_key).status == "rejected" and it.client_key not in h.tr.pending
+        assert h.tr.held("AAA") == held(h.sim) == 0 and h.bot.ledger.check() == []
     asyncio.run(go())
 
 
