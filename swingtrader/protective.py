@@ -23,11 +23,14 @@ __all__ = ['StopExceedsPosition', 'StopCall', 'ProtectiveStops']
 
 # %% ../nbs/55a_protective.ipynb #70ffc649
 class StopExceedsPosition(OrderRejected):
-    "A protective stop for more than the broker holds: not sent (it could open a short); `held` is the broker's position."
-    def __init__(self, symbol:str, qty:Decimal, held:Decimal):
-        super().__init__(f"a protective stop for {qty} {symbol} but the broker holds {held}: not sent (it could open a short).",
-                         "nothing to do: the next stop is sized from the broker's position.", reason="exceeds_position")
-        self.symbol, self.qty, self.held = symbol, qty, held
+    "A protective stop for more than the broker holds (net of other working sells): not sent, it could open a short."
+    def __init__(self, symbol:str, qty:Decimal,
+                 held:Decimal, # the broker's position
+                 other:Decimal|None=None): # the other sells working for `symbol` at the broker (when they were the excess)
+        more = f" of which {other} is already under other working sell orders" if other else ""
+        super().__init__(f"a protective stop for {qty} {symbol} but the broker holds {held}{more}: not sent (it could open a short).",
+                         "nothing to do: the next stop is sized from the broker's position and orders.", reason="exceeds_position")
+        self.symbol, self.qty, self.held, self.other = symbol, qty, held, other
 
 @dataclass(frozen=True)
 class StopCall:
@@ -44,6 +47,9 @@ class StopCall:
         if self.kind in ("place", "replace"):
             held = sum((p.qty for p in broker.positions() if p.symbol == self.symbol), Decimal(0))
             if self.request.qty > held: raise StopExceedsPosition(self.symbol, self.request.qty, held)
+            other = sum((o.remaining_qty or Decimal(0) for o in broker.orders("open")    # a sell the bot lost track of
+                         if o.symbol == self.symbol and o.side is Side.SELL and o.id != self.order_id), Decimal(0))
+            if self.request.qty > held - other: raise StopExceedsPosition(self.symbol, self.request.qty, held, other)
         if self.kind == "place": return broker.submit(self.request)
         if self.kind == "replace":
             return broker.replace(self.order_id, qty=self.request.qty, stop_price=self.request.stop_price, client_key=self.request.client_key)
@@ -161,7 +167,7 @@ def stop_sent(self:ProtectiveStops, call:StopCall, order:Order|None=None, error:
     t.ledger.record_submit_failed(key, f"{type(error).__name__}: {error}", definite=definite)
     if isinstance(error, StopExceedsPosition):           # the trader's view is behind the broker's: size from the broker's
         self.behind[sym] = error.held
-        if call.kind == "replace": self.uncertain = True   # the stop at the broker (filled in part?) is read again first
+        self.uncertain = True      # the broker's orders are read first: the stop being replaced (filled in part?), one it lost
         return None
     if ps is not None:
         ps.at, ps.fails = now, ps.fails + 1

@@ -188,6 +188,24 @@ def test_exit_decided_before_the_stops_fill_arrived():
     asyncio.run(go())
 
 
+def test_a_second_stop_next_to_one_the_bot_lost_track_of():
+    """A protective stop works at the broker but the bot's record of it is gone (a place whose answer was lost, a record
+    cleared by a stale update): the keeper's next place would be a second stop for the same shares — when one fills, the
+    other is a stop for more than held. It is not sent; the broker's orders are read and the working stop adopted."""
+    async def go():
+        h = Harness()
+        a = await protected_position(h)
+        h.tr.protective.pop("AAA")                                 # the record is lost; the broker's stop still works
+        await h.bot.sync_stops()
+        check(h.sim, "after the keeper's place")
+        assert [o.id for o in stops(h.sim)] == [a.id]
+        assert h.tr.stops_uncertain
+        await h.bot.sync_stops()                                   # compare with the broker's orders: adopt the working one
+        assert h.tr.protective["AAA"].order_id == a.id and [o.id for o in stops(h.sim)] == [a.id]
+        assert await h.bot.sync_stops() == 0
+    asyncio.run(go())
+
+
 def test_a_place_for_more_than_held_is_never_sent():
     "The guard itself, on any broker: a place or replace for more than the position is refused before the broker call."
     clock = SimClock(OPEN, mode="manual")
