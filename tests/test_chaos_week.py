@@ -327,10 +327,19 @@ class Chaos:
         else: raise AssertionError(kind)
         self.event(f"{kind} {arg if arg is not None else ''}")
 
+    def snapshot(self) -> tuple[list, dict]:
+        """The simulator's open orders and positions at ONE instant: synced once, then both read with no sync between them.
+        (`orders("open")` then `positions()` synced twice: a bar closing in between filled a protective stop after the orders
+        were read, and a sample showed the stop still working next to the position it had just sold — 206 shares working,
+        0.85 held — a violation that never was.)"""
+        sim = self.env.sim
+        sim.sync()
+        return [o for o in sim.engine.orders.values() if o.is_open], {p.symbol: p.qty for p in sim.account_state.position_list()}
+
     def sample(self):
         """Right now at the broker: no two working entries (or exits) for one symbol, no working sell stops for more than
         the position (a stop that could open a short), no short position (the bot trades long only)."""
-        open_, pos = self.call(lambda: (self.env.sim.orders("open"), {p.symbol: p.qty for p in self.env.sim.positions()}))
+        open_, pos = self.call(self.snapshot)
         per = Counter((o.symbol, o.side.value) for o in open_ if not is_stop(o))
         for k, n in per.items():
             if n > 1: self.violations.append((self.now().isoformat(), k, [o.client_key for o in open_ if (o.symbol, o.side.value) == k]))
