@@ -8,8 +8,14 @@ believes held. A cancel-replace sets the new order's quantity as given (the simu
 takes the part beyond the position as a short sale: a sell stop for more than is held, which can open a short.
 
 Each test drives that interleaving deterministically: a simulated broker on a manual clock, the bot's order updates held
-back (the stream is late) and delivered when the test says so. The invariant is checked after every step."""
+back (the stream is late) and delivered when the test says so. The invariant is checked after every step.
+
+The sample that reported it, though, was the chaos week's own: it read the broker's open orders and then its positions,
+each call syncing the simulator to its own "now" — a bar closing in between filled the stop after the orders were read,
+so the stop still looked working next to the position it had just sold (206 shares of stop, the 0.85 share a whole-share
+stop leaves). The last test pins the one-instant snapshot the week samples now."""
 import asyncio
+from types import SimpleNamespace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -221,3 +227,44 @@ def test_a_place_for_more_than_held_is_never_sent():
     o = StopCall("place", "AAA", req(5, "ps-k2")).send(sim)
     with pytest.raises(StopExceedsPosition): StopCall("replace", "AAA", req(6, "ps-k3"), o.id).send(sim)
     assert [x.id for x in stops(sim)] == [o.id] and sim.order_by_client_key("ps-k3") is None
+
+
+class TickingClock(SimClock):
+    "A manual clock that, once `ticking`, moves `step` seconds each time it is read: every broker call sees a later instant (at 2000x, a few ms)."
+    def __init__(self, start, step=2.0):
+        super().__init__(start, mode="manual"); self.step, self.ticking = step, False
+    def now(self):
+        t = super().now()
+        if self.ticking: self._t = t + timedelta(seconds=self.step)
+        return t
+
+
+def test_the_chaos_sample_reads_orders_and_positions_at_one_instant():
+    """The chaos week's sampler read `orders("open")`, then `positions()`: two syncs. Just before the bar close that fills a
+    protective stop, the two reads straddle it — a stop for 50 working next to 0 held, in a week where no such stop ever
+    worked. `Chaos.snapshot` syncs once and reads both."""
+    from test_chaos_week import Chaos
+    def protected(clock):
+        "50 AAA bought at the open, a GTC sell stop at 95 for all of it (the market gaps to 90 at minute DROP)."
+        b = SimBroker({"AAA": market(thin=False)}, universe(), clock, fill_at="quote")
+        clock.set(OPEN + timedelta(minutes=1)); b.sync(); b.submit(OrderRequest("AAA", Side.BUY, qty=Decimal(50)))
+        clock.set(OPEN + timedelta(minutes=2)); b.sync()
+        st = b.submit(OrderRequest("AAA", Side.SELL, qty=Decimal(50), type=OrderType.STOP, tif="gtc", stop_price=Decimal("95")))
+        return b, st
+    probe, st = protected(SimClock(OPEN, mode="manual"))        # the bar close that fills the stop
+    fill_at = next(t for t in (OPEN + timedelta(minutes=m, seconds=x) for m in range(DROP, DROP + 5) for x in range(0, 60, 5))
+                   if (probe.advance_to(t), probe.order(st.id).status.is_terminal)[1])
+    def straddling():
+        "That broker, 1.5 s before the fill, read through a clock that moves 2 s per read."
+        c = TickingClock(OPEN)
+        b, _ = protected(c)
+        c.set(fill_at - timedelta(seconds=1.5)); c.ticking = True
+        return b
+    def two_reads(b): return b.orders("open"), {p.symbol: p.qty for p in b.positions()}       # the sampler before
+    def oversized(open_, pos):
+        return [(o.symbol, o.remaining_qty, pos.get(o.symbol, Decimal(0))) for o in open_
+                if o.side is Side.SELL and o.type is OrderType.STOP and o.remaining_qty > pos.get(o.symbol, Decimal(0))]
+    assert oversized(*two_reads(straddling())) == [("AAA", Decimal(50), Decimal(0))]      # the reported violation, reproduced
+    b = straddling()
+    assert oversized(*Chaos.snapshot(SimpleNamespace(env=SimpleNamespace(sim=b)))) == []   # one instant: consistent
+    assert b.orders("open") == [] and held(b) == 0                                         # the stop sold the position
