@@ -168,6 +168,7 @@ def stop_sent(self:ProtectiveStops, call:StopCall, order:Order|None=None, error:
     if isinstance(error, StopExceedsPosition):           # the trader's view is behind the broker's: size from the broker's
         self.behind[sym] = error.held
         self.uncertain = True      # the broker's orders are read first: the stop being replaced (filled in part?), one it lost
+        if error.other and ps is not None: ps.at, ps.fails = now, ps.fails + 1   # a sell not ours to adopt: back off
         return None
     if ps is not None:
         ps.at, ps.fails = now, ps.fails + 1
