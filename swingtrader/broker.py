@@ -5,18 +5,18 @@
 # %% ../nbs/03_broker.ipynb #d2c912a8
 from __future__ import annotations
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, ROUND_FLOOR
 from typing import Protocol, AsyncIterator, runtime_checkable
 
 import pandas as pd
 
 from .config import SwingtraderError
-from .models import (Account, Asset, Bar, Order, OrderPreview, OrderRequest, OrderStatus, OrderUpdate,
-                                Position, Quote)
+from .models import (Account, Asset, Bar, Order, OrderPreview, OrderRequest, OrderStatus, OrderType, OrderUpdate,
+                                Position, Quote, Side)
 
 # %% auto #0
 __all__ = ['UNREACHABLE', 'BAR_COLUMNS', 'BrokerError', 'OrderRejected', 'OrderNotFound', 'AuthError', 'RateLimited',
-           'BrokerUnavailable', 'UnknownSymbol', 'Broker', 'empty_bars', 'MarketData', 'OrderUpdates']
+           'BrokerUnavailable', 'UnknownSymbol', 'Broker', 'empty_bars', 'MarketData', 'OrderUpdates', 'whole_shares']
 
 # %% ../nbs/03_broker.ipynb #3fa5b388
 class BrokerError(SwingtraderError):
@@ -88,3 +88,18 @@ class OrderUpdates(Protocol):
     def __aiter__(self) -> AsyncIterator[OrderUpdate]: ...
     def expect(self, order:Order) -> None: ...                                    # an order was just placed
     async def close(self) -> None: ...
+
+# %% ../nbs/03_broker.ipynb #e428195e
+def whole_shares(req:OrderRequest, # a notional order
+                 quote:Quote, # the price it is sized at: the ask for a buy, the bid for a sell
+                 why:str, # why it cannot stay fractional (the order's note, the refusal)
+                 conversions:dict|None=None) -> OrderRequest: # client key -> {notional, price, qty, why}: recorded here
+    "Notional `req` as a market order for the whole shares it buys at `quote` (rounded down); `OrderRejected` below one share."
+    price = Decimal(str(quote.ask if req.side is Side.BUY else quote.bid))
+    if price <= 0: raise BrokerError(f"No usable price for {req.symbol} to size a notional order.", "give qty instead of notional.")
+    shares = (req.notional / price).to_integral_value(rounding=ROUND_FLOOR)
+    if shares < 1:
+        raise OrderRejected(f"${req.notional} buys less than one share of {req.symbol} at {price} and {why}.",
+                            "raise the notional above one share's price, or give qty.", reason="notional_below_one_share")
+    if conversions is not None: conversions[req.client_key] = {"notional": req.notional, "price": price, "qty": shares, "why": why}
+    return OrderRequest(req.symbol, req.side, qty=shares, type=OrderType.MARKET, tif=req.tif, client_key=req.client_key)

@@ -110,6 +110,9 @@ def plan(self:Executor, intent) -> Generator:
     owner, key = self.owner, intent.client_key
     if not intent.is_entry and not (yield from self.release_plan(intent.request.symbol)):
         owner.drop_exit(intent); return Outcome(intent, Result.DROPPED)
+    if not intent.is_entry and intent.request.qty is not None and hasattr(owner, "held") \
+            and intent.request.qty > (now_held := owner.held(intent.request.symbol)):   # a stop's fill arrived since the decision
+        owner.drop_exit(intent, f"it sells {intent.request.qty} but {now_held} is held now"); return Outcome(intent, Result.DROPPED)
     err = None
     for attempt in range(1, self.resend + 2):
         try: order = yield Call(self.broker.submit, (intent.request,), "submit")

@@ -19,9 +19,19 @@ from .broker import OrderRejected, OrderNotFound
 from .executor import Executor
 
 # %% auto #0
-__all__ = ['StopCall', 'ProtectiveStops']
+__all__ = ['StopExceedsPosition', 'StopCall', 'ProtectiveStops']
 
 # %% ../nbs/55a_protective.ipynb #70ffc649
+class StopExceedsPosition(OrderRejected):
+    "A protective stop for more than the broker holds (net of other working sells): not sent, it could open a short."
+    def __init__(self, symbol:str, qty:Decimal,
+                 held:Decimal, # the broker's position
+                 other:Decimal|None=None): # the other sells working for `symbol` at the broker (when they were the excess)
+        more = f" of which {other} is already under other working sell orders" if other else ""
+        super().__init__(f"a protective stop for {qty} {symbol} but the broker holds {held}{more}: not sent (it could open a short).",
+                         "nothing to do: the next stop is sized from the broker's position and orders.", reason="exceeds_position")
+        self.symbol, self.qty, self.held, self.other = symbol, qty, held, other
+
 @dataclass(frozen=True)
 class StopCall:
     "One broker call for a protective stop: place it, replace it (move / resize) or cancel it."
@@ -33,7 +43,13 @@ class StopCall:
     def client_key(self) -> str|None: return self.request.client_key if self.request is not None else None
 
     def send(self, broker, settle:int=10) -> Order: # cancel: re-reads while the broker still shows the order working
-        "The broker call alone (safe on any thread)."
+        "The broker call alone (safe on any thread); a place or replace for more than the broker holds is not sent."
+        if self.kind in ("place", "replace"):
+            held = sum((p.qty for p in broker.positions() if p.symbol == self.symbol), Decimal(0))
+            if self.request.qty > held: raise StopExceedsPosition(self.symbol, self.request.qty, held)
+            other = sum((o.remaining_qty or Decimal(0) for o in broker.orders("open")    # a sell the bot lost track of
+                         if o.symbol == self.symbol and o.side is Side.SELL and o.id != self.order_id), Decimal(0))
+            if self.request.qty > held - other: raise StopExceedsPosition(self.symbol, self.request.qty, held, other)
         if self.kind == "place": return broker.submit(self.request)
         if self.kind == "replace":
             return broker.replace(self.order_id, qty=self.request.qty, stop_price=self.request.stop_price, client_key=self.request.client_key)
@@ -55,6 +71,7 @@ class ProtectiveStops:
         self.owner = owner
         self.stops: dict[str, ProtectiveStop] = {}   # symbol -> its protective stop order at the broker
         self.uncertain = False                        # a call's outcome is unknown: reconcile with the broker's orders
+        self.behind: dict[str, Decimal] = {}          # symbol -> what the broker held when the trader's view was more
     def __repr__(self): return f"ProtectiveStops({sorted(self.stops)}, uncertain={self.uncertain})"
 
     def _now(self) -> datetime:
@@ -74,6 +91,14 @@ class ProtectiveStops:
         self.owner.ledger.record_intent(Signal(ps.symbol, SignalAction.EXIT_LONG, at, float(stop), None, PROTECTIVE, PROTECTIVE, id=PROTECTIVE), req)
         return req
 
+    def sellable(self, symbol:str) -> Decimal:
+        "The whole shares a protective stop may cover: the owner's `held`, capped by what the broker last said it holds."
+        q, cap = self.owner.held(symbol), self.behind.get(symbol)
+        if cap is not None:
+            if q <= cap: del self.behind[symbol]        # the fills the broker had already counted have arrived
+            else: q = cap
+        return _whole(q)
+
     def _other_sell(self, symbol:str) -> bool:
         "Is a sell that is not a protective stop working or unresolved for `symbol` (an exit, a flatten)?"
         if self.owner.exit_pending(symbol): return True
@@ -88,14 +113,15 @@ def protect(self:ProtectiveStops, now:datetime|None=None) -> list[StopCall]:
     if not t.broker_stops and not self.stops: return []
     now = now or self._now()
     calls = []
+    for sym in list(self.behind): self.sellable(sym)    # forget the caps the owner's view has caught up with
     for sym, ps in list(self.stops.items()):          # positions closed: no stop may stay (it could open a short)
-        if _whole(t.held(sym)) > 0 and t.broker_stops: continue
+        if self.sellable(sym) > 0 and t.broker_stops: continue
         if ps.order_id is not None: calls.append(StopCall("cancel", sym, order_id=ps.order_id))
         elif ps.key is None: del self.stops[sym]
     if not t.broker_stops or t.ledger.halt_state().state == "halted": return calls
     for sym in list(t.positions):
         ts, ps = t.stops.stops.get(sym), self.stops.get(sym)
-        qty = _whole(t.held(sym))                                     # never more than the broker holds
+        qty = self.sellable(sym)                                      # never more than the broker holds
         if qty <= 0 or (ts is None and ps is None) or self._other_sell(sym): continue
         if ps is None: ps = self.stops[sym] = ProtectiveStop(sym, self._opened_at(sym))
         if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first
@@ -125,7 +151,7 @@ def stop_sent(self:ProtectiveStops, call:StopCall, order:Order|None=None, error:
             t.audit.cancel(order, t.broker_name, reason=f"{PROTECTIVE} cancelled", details={"purpose": PROTECTIVE})
         if ps is not None and ps.order_id == call.order_id and (order is None or order.status.is_terminal):
             ps.key = ps.order_id = ps.stop = ps.qty = ps.at = None
-            if _whole(t.held(sym)) <= 0: del self.stops[sym]
+            if self.sellable(sym) <= 0: del self.stops[sym]
         elif order is not None and not order.status.is_terminal: self.uncertain = True
         return order
     key = call.client_key
@@ -139,6 +165,11 @@ def stop_sent(self:ProtectiveStops, call:StopCall, order:Order|None=None, error:
         return order
     definite = isinstance(error, OrderRejected)
     t.ledger.record_submit_failed(key, f"{type(error).__name__}: {error}", definite=definite)
+    if isinstance(error, StopExceedsPosition):           # the trader's view is behind the broker's: size from the broker's
+        self.behind[sym] = error.held
+        self.uncertain = True      # the broker's orders are read first: the stop being replaced (filled in part?), one it lost
+        if error.other and ps is not None: ps.at, ps.fails = now, ps.fails + 1   # a sell not ours to adopt: back off
+        return None
     if ps is not None:
         ps.at, ps.fails = now, ps.fails + 1
         if not definite:
@@ -197,7 +228,7 @@ def reconcile(self:ProtectiveStops, open_orders:list[Order], # the broker's open
     calls = []
     for sym in sorted(set(mine) | set(self.stops)):
         orders, ps = mine.get(sym, []), self.stops.get(sym)
-        want = t.broker_stops and _whole(t.held(sym)) > 0      # a held position keeps its stop, even if its trail was lost
+        want = t.broker_stops and self.sellable(sym) > 0       # a held position keeps its stop, even if its trail was lost
         if not want:
             calls += [StopCall("cancel", sym, order_id=o.id) for o in orders]
             self.stops.pop(sym, None)

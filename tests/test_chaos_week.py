@@ -104,10 +104,12 @@ SCHEDULE = [
 
 # Both weeks pass most runs, but in the last `make test` runs of 2026-12-05 each failed about 1 run in 4:
 # - alpaca: a sell fill lost under dropped trade updates (ledger 434 IIY, broker 0);
-# - tastytrade: a sample in session with a 206-share protective stop working while 0.85 shares were held.
+# - tastytrade: a sample in session with a 206-share protective stop working while 0.85 shares were held — the sampler's own
+#   two-instant read (see `Chaos.snapshot`); the real races it led to (a stop or an exit sized from a position the broker had
+#   already sold) are fixed, tests/test_stop_keeper_races.py. The tastytrade week gates CI again.
 # Both are real bugs, reported in the closing note and open. Until they are found the weeks run and report (XPASS/XFAIL)
 # but do not fail CI.
-BROKERS = [pytest.param("tastytrade", marks=pytest.mark.xfail(strict=False, reason="intermittent: a protective stop for more than held (see above)")),
+BROKERS = [pytest.param("tastytrade"),
            pytest.param("alpaca", marks=pytest.mark.xfail(strict=False, reason="intermittent lost fill under dropped trade updates (issue 13)"))]
 # On alpaca there are no tokens to revoke: the trading stream goes connected-but-silent for 40 minutes instead.
 ALPACA_SCHEDULE = [x for d, t, kind, arg in SCHEDULE
@@ -169,6 +171,7 @@ class Chaos:
         self.drop_rate, self.rng = 0.0, random.Random(CHAOS_SEED)
         self.violations, self.stop_violations, self.shorts, self.events, self.resumed = [], [], [], [], None
         self.armed_504 = 0                        # accept-then-504 order POSTs armed (alpaca)
+        self.protected_samples = 0                # samples of a whole-share position with exactly one working stop
         (self._instrument_alpaca if broker == "alpaca" else self._instrument)(mp)
         # every order works for a few of its symbol's one-minute bars before it fills: orders are in flight when faults hit
         knobs = dict(retry_after=0.2) | ({} if broker == "alpaca" else dict(token_lifetime_s=TOKEN_LIFETIME_S))
@@ -327,10 +330,19 @@ class Chaos:
         else: raise AssertionError(kind)
         self.event(f"{kind} {arg if arg is not None else ''}")
 
+    def snapshot(self) -> tuple[list, dict]:
+        """The simulator's open orders and positions at ONE instant: synced once, then both read with no sync between them.
+        (`orders("open")` then `positions()` synced twice: a bar closing in between filled a protective stop after the orders
+        were read, and a sample showed the stop still working next to the position it had just sold — 206 shares working,
+        0.85 held — a violation that never was.)"""
+        sim = self.env.sim
+        sim.sync()
+        return [o for o in sim.engine.orders.values() if o.is_open], {p.symbol: p.qty for p in sim.account_state.position_list()}
+
     def sample(self):
         """Right now at the broker: no two working entries (or exits) for one symbol, no working sell stops for more than
         the position (a stop that could open a short), no short position (the bot trades long only)."""
-        open_, pos = self.call(lambda: (self.env.sim.orders("open"), {p.symbol: p.qty for p in self.env.sim.positions()}))
+        open_, pos = self.call(self.snapshot)
         per = Counter((o.symbol, o.side.value) for o in open_ if not is_stop(o))
         for k, n in per.items():
             if n > 1: self.violations.append((self.now().isoformat(), k, [o.client_key for o in open_ if (o.symbol, o.side.value) == k]))
@@ -341,6 +353,8 @@ class Chaos:
             if q > max(pos.get(sym, Decimal(0)), Decimal(0)):
                 self.stop_violations.append((self.now().isoformat(), sym, str(q), str(pos.get(sym, 0))))
         self.shorts += [(self.now().isoformat(), sym, str(q)) for sym, q in pos.items() if q < 0]
+        n_stops = Counter(o.symbol for o in open_ if o.side is Side.SELL and is_stop(o))
+        self.protected_samples += sum(1 for sym, q in pos.items() if q >= 1 and n_stops[sym] == 1)
 
 
 def run_week(c:Chaos) -> dict:
@@ -492,7 +506,8 @@ def test_broker_stops(week):
         if o.is_open and o.side is Side.SELL and is_stop(o): assert o.qty is not None and o.remaining_qty <= qty[o.symbol], (o, qty)
     assert week["c"].stop_violations == [], week["c"].stop_violations[:5]     # ... nor at any sample during the week
     whole = {s for s in held if qty[s] >= 1}  # stop orders are for whole shares: a fraction of one share stays under the code-side stop
-    assert whole, "no open position of a whole share at the end of the week: the stop check proved nothing"
+    # a week may end flat (every position sold): then the samples must have seen positions under exactly one stop
+    assert whole or week["c"].protected_samples > 0, "no whole-share position under one stop all week: the stop check proved nothing"
     assert all(per[s] == (1 if s in whole else 0) for s in held), per    # exactly one protective stop per open position
 
 

@@ -436,13 +436,16 @@ def test_tastytrade_protective_stop_cannot_open_a_short():
         tt = TastytradeBroker(settings, clock=WallClock(), verify=srv.ca_file)
         stop = lambda key, qty: OrderRequest("AAA", Side.SELL, qty=Decimal(qty), type=OrderType.STOP, tif=TimeInForce.GTC,
                                              stop_price=Decimal(95), client_key=key)
-        with pytest.raises(OrderRejected, match="no position to close"): tt.submit(stop(protective_key("AAA", "z", 1), 10))
+        # refused by the adapter (a sell beyond the position), else by tastytrade (strict position effect): never placed
+        with pytest.raises(OrderRejected, match="would open a short|no position to close"): tt.submit(stop(protective_key("AAA", "z", 1), 10))
         assert sim.orders("open") == []
         tt.submit(OrderRequest("AAA", Side.BUY, qty=Decimal(10)))
         o = tt.submit(stop(protective_key("AAA", "z", 2), 10))                       # with the shares: accepted, a closing order
         leg = tt._call("get", f"{tt._acct}/orders/{o.id}")["data"]["legs"][0]
         assert o.status is OrderStatus.ACCEPTED and leg["action"] == "Sell to Close"
-        with pytest.raises(OrderRejected, match="no position to close"): tt.submit(stop(protective_key("AAA", "z", 3), 11))  # more than held
+        body = tt._body(stop(protective_key("AAA", "z", 4), 10))[1]                 # and tastytrade would check it too
+        assert body["advanced-instructions"] == {"strict-position-effect-validation": True}
+        with pytest.raises(OrderRejected, match="would open a short|no position to close"): tt.submit(stop(protective_key("AAA", "z", 3), 11))  # more than held
     finally:
         if tt is not None: tt.close()
         stack.close()

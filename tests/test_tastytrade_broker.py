@@ -89,6 +89,31 @@ def test_replace_with_our_client_key_once(env):
     assert [o.id for o in b.orders(status="open")] == [r.id]
     assert b.cancel(r.id).id == r.id
 
+def test_a_sell_for_more_than_held_is_refused(env):
+    """The chaos week's two real-money faults, at the adapter: an exit decided before the fill of the position's protective
+    stop arrived, and a protective stop replaced (resized) for the shares the bot still believed held. tastytrade takes a
+    sell beyond the long position as `Sell to Open` and a cancel-replace sets the quantity as given: both would go short.
+    Refused before anything is sent."""
+    b, sym = env.broker(), env.sim.symbols[1]
+    held = lambda: sum((p.qty for p in env.sim.positions() if p.symbol == sym), Decimal(0))
+    buy = b.submit(OrderRequest(sym, "buy", qty=5))
+    assert wait_for(lambda: b.order(buy.id).status is OrderStatus.FILLED) and held() == 5
+    st = b.submit(OrderRequest(sym, "sell", qty=5, type="stop", tif="gtc", stop_price=Decimal("0.50"), client_key="ps-race-1"))
+    part = b.submit(OrderRequest(sym, "sell", qty=3))                 # 3 of the 5 sold (as the stop would, in part)
+    assert wait_for(lambda: b.order(part.id).status is OrderStatus.FILLED) and held() == 2
+    with pytest.raises(OrderRejected, match="would open a short") as e:
+        b.replace(st.id, qty=Decimal(5), stop_price=Decimal("0.60"), client_key="ps-race-2")
+    assert e.value.reason == "exceeds_position"
+    assert "ps-race-2" not in [o.client_key for o in env.sim_orders()] and b.order(st.id).status.is_open
+    r = b.replace(st.id, qty=Decimal(2), stop_price=Decimal("0.60"), client_key="ps-race-3")   # what is held: fine
+    assert (r.qty, r.replaces) == (Decimal(2), st.id)
+    b.cancel(r.id)
+    out = b.submit(OrderRequest(sym, "sell", qty=2, client_key="exit-1"))
+    assert wait_for(lambda: b.order(out.id).status is OrderStatus.FILLED) and held() == 0
+    with pytest.raises(OrderRejected, match="holds 0"):              # the exit decided while the stop was filling
+        b.submit(OrderRequest(sym, "sell", qty=2, client_key="exit-2"))
+    assert "exit-2" not in [o.client_key for o in env.sim_orders()] and held() == 0
+
 def test_marketable_limit_fills(env):
     b, sym = env.broker(), env.sim.symbols[2]
     px = Decimal(str(round(env.sim.latest_quote(sym).ask * 1.05, 2)))
@@ -113,12 +138,25 @@ def test_stop_and_stop_limit(env):
     assert wait_for(lambda: b.orders(status="open") == [])
 
 def test_notional_fractional(env):
-    b, sym = env.broker(), sym_where(env, True)
+    b, sym = env.broker(env.settings.model_copy(update={"broker_stops": False})), sym_where(env, True)
     o = b.submit(OrderRequest(sym, "buy", notional=Decimal("250")))
     assert o.notional == Decimal("250") and o.qty is None
     f = wait_for(lambda: (x := b.order(o.id)).status is OrderStatus.FILLED and x)
     assert f and f.filled_qty > 0 and f.filled_qty != f.filled_qty.to_integral_value()
     assert o.client_key not in b.conversions
+
+def test_notional_buy_is_whole_shares_while_broker_stops_are_on(env):
+    "Broker stop orders are whole shares: with broker stops on, a notional entry leaves no fraction outside the stop."
+    assert env.settings.broker_stops
+    b, sym = env.broker(), sym_where(env, True)
+    q = b.latest_quote(sym)
+    o = b.submit(OrderRequest(sym, "buy", notional=Decimal("1000")))
+    assert o.notional is None and o.qty == int(Decimal("1000") / Decimal(str(q.ask)))
+    assert b.conversions[o.client_key]["why"] == "broker-side stops cover whole shares only"
+    f = wait_for(lambda: (x := b.order(o.id)).status is OrderStatus.FILLED and x)
+    assert f and f.filled_qty == o.qty and f.filled_qty == f.filled_qty.to_integral_value()
+    s = b.submit(OrderRequest(sym, "sell", notional=Decimal("100")))    # a notional sell is no entry: it may stay fractional
+    assert s.notional == Decimal("100") and s.client_key not in b.conversions
 
 def test_notional_whole_shares(env):
     b, sym = env.broker(), sym_where(env, False)
@@ -126,7 +164,7 @@ def test_notional_whole_shares(env):
     o = b.submit(OrderRequest(sym, "buy", notional=Decimal("1000")))
     assert o.notional is None and o.qty == int(Decimal("1000") / Decimal(str(q.ask)))
     conv = b.conversions[o.client_key]
-    assert conv["qty"] == o.qty and conv["reason"] == "instrument not fractional-eligible"
+    assert conv["qty"] == o.qty and conv["why"] == "instrument not fractional-eligible"
     assert o.note.startswith("notional $1000 sent as") and "whole shares" in o.note
     with pytest.raises(OrderRejected, match="less than one share"):
         b.submit(OrderRequest(sym, "buy", notional=Decimal("0.5")))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging, threading, time, uuid
 from dataclasses import replace as dc_replace
 from datetime import datetime, timezone
-from decimal import Decimal, ROUND_DOWN
+from decimal import Decimal
 
 import pandas as pd
 import requests
@@ -20,8 +20,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from ..config import Settings
 from ..clock import Clock, WallClock, MarketCalendar
-from ..models import (Account, Asset, Fill, Order, OrderPreview, OrderRequest, OrderStatus, OrderType, Position, Quote, Side)
-from ..broker import (BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected, UnknownSymbol, empty_bars)
+from ..models import (Account, Asset, Fill, Order, OrderPreview, OrderRequest, OrderStatus, Position, Quote, Side)
+from ..broker import (BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected, UnknownSymbol, empty_bars, whole_shares)
 from . import wire
 from .transport import AlpacaTransport
 from ..stops import is_protective_key
@@ -191,19 +191,6 @@ def whole_shares_why(self:AlpacaBroker, req:OrderRequest) -> str|None:
     return None
 
 @patch
-def _whole_shares(self:AlpacaBroker, req:OrderRequest, why:str="fractional orders are off") -> OrderRequest:
-    "A notional request as whole shares at the current price (rounded down)."
-    q = self.latest_quote(req.symbol)
-    price = Decimal(str(q.ask if req.side is Side.BUY else q.bid))
-    if price <= 0: raise BrokerError(f"No usable price for {req.symbol} to size a notional order.", "give qty instead of notional.")
-    shares = (req.notional / price).to_integral_value(rounding=ROUND_DOWN)
-    if shares < 1:
-        raise OrderRejected(f"${req.notional} buys less than one share of {req.symbol} at {price} and {why}.",
-                            "raise the notional above one share's price, or give qty.", reason="notional_below_one_share")
-    self.conversions[req.client_key] = {"notional": req.notional, "price": price, "qty": shares, "why": why}
-    return OrderRequest(req.symbol, req.side, qty=shares, type=OrderType.MARKET, tif=req.tif, client_key=req.client_key)
-
-@patch
 def _lookup_after_doubt(self:AlpacaBroker, req:OrderRequest, why:str, absent:Exception|None=None) -> Order:
     "The order Alpaca holds under `req.client_key` after an unclear POST (a few tries); else `absent`, or an 'outcome unknown' error."
     self.stats["duplicate_lookups"] += 1
@@ -235,7 +222,7 @@ def _close_only(self:AlpacaBroker, symbol:str, qty:Decimal|None, client_key:str|
 def submit(self:AlpacaBroker, req:OrderRequest) -> Order:
     "Place `req` (at most once per client key)."
     if req.side is Side.SELL and (done := self._close_only(req.symbol, req.qty, req.client_key)) is not None: return done
-    if (why := self.whole_shares_why(req)) is not None: req = self._whole_shares(req, why)
+    if (why := self.whole_shares_why(req)) is not None: req = whole_shares(req, self.latest_quote(req.symbol), why, self.conversions)
     what = f"{req.side.value} {req.qty or '$' + str(req.notional)} {req.symbol}"
     try: o = wire.order_from_alpaca(self.trading.submit_order(wire.order_request(req)))
     except APIError as e:

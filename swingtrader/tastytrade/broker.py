@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging, time
 from dataclasses import replace
 from datetime import datetime, timedelta
-from decimal import Decimal, ROUND_DOWN
+from decimal import Decimal
 from urllib.parse import quote as urlquote
 
 import pandas as pd
@@ -18,9 +18,8 @@ from fastcore.basics import patch
 from ..config import Settings, ConfigError
 from ..clock import Clock, WallClock, MarketCalendar, UTC
 from ..models import DerivativeOrder, MultiLegRequest, is_derivative
-from ..models import (Account, Asset, Order, OrderPreview, OrderRequest, OrderStatus, Position, Quote, Side,
-                                OrderType)
-from ..broker import (BrokerError, OrderRejected, OrderNotFound, UnknownSymbol)
+from ..models import (Account, Asset, Order, OrderPreview, OrderRequest, OrderStatus, Position, Quote, Side)
+from ..broker import (BrokerError, OrderRejected, OrderNotFound, UnknownSymbol, whole_shares)
 from .transport import TastytradeTransport, sdk_api
 from . import wire
 from ..stops import is_protective_key
@@ -142,26 +141,36 @@ def _position_qty(self:TastytradeBroker, symbol:str) -> Decimal:
     return next((p.qty for p in self.positions() if p.symbol == symbol), Decimal(0))
 
 @patch
-def _whole_shares(self:TastytradeBroker, req:OrderRequest) -> OrderRequest:
-    "A notional request as whole shares at the current price (rounded down)."
-    q = self.latest_quote(req.symbol)
-    price = Decimal(str(q.ask if req.side is Side.BUY else q.bid))
-    if price <= 0: raise BrokerError(f"No usable price for {req.symbol} to size a notional order.", "give qty instead of notional.")
-    shares = (req.notional / price).to_integral_value(rounding=ROUND_DOWN)
-    if shares < 1:
-        raise OrderRejected(f"{req.symbol} is not eligible for fractional orders and ${req.notional} buys less than one share at {price}.",
-                            "raise the notional above one share's price, or give qty.", reason="notional_below_one_share")
-    self.conversions[req.client_key] = {"notional": req.notional, "price": price, "qty": shares,
-                                        "reason": "instrument not fractional-eligible" if self.settings.fractional else "SWINGTRADER_FRACTIONAL=false"}
-    log.info("order %s: %s is not traded fractionally; $%s -> %s whole shares at %s", req.client_key, req.symbol, req.notional, shares, price)
-    return OrderRequest(req.symbol, req.side, qty=shares, type=OrderType.MARKET, tif=req.tif, client_key=req.client_key)
+def whole_shares_why(self:TastytradeBroker, req:OrderRequest) -> str|None:
+    """Why notional `req` must go as whole shares (None: it may stay fractional): fractional orders off, an instrument that
+    is not fractional-eligible, or a buy while broker-side protective stops are on (stop orders are for whole shares: the
+    fraction of a notional entry would stay outside the broker's stop, and open after it fills)."""
+    if req.notional is None: return None
+    if not self.settings.fractional: return "fractional orders are off"
+    if not self.asset(req.symbol).fractionable: return "instrument not fractional-eligible"
+    if req.side is Side.BUY and self.settings.broker_stops: return "broker-side stops cover whole shares only"
+    return None
+
+@patch
+def _within_position(self:TastytradeBroker, req:OrderRequest, position:Decimal):
+    """A sell (an exit, a protective stop) sells only what is held: swingtrader trades long only, and tastytrade takes a sell
+    for more than the long position as `Sell to Open` — a short sale (and a cancel-replace sets the new quantity as given).
+    A sell sized from a stale view of the position (its protective stop filled, the update not in yet) is refused, definitely
+    (nothing placed)."""
+    if req.side is not Side.SELL or req.qty is None or req.qty <= max(position, Decimal(0)): return
+    what = "a protective stop" if is_protective_key(req.client_key) else "a sell"
+    raise OrderRejected(f"{what} for {req.qty} {req.symbol} but tastytrade holds {position}: it would open a short (swingtrader trades long only).",
+                        "let the fills arrive; the bot sells what is held.", reason="exceeds_position")
 
 @patch
 def _body(self:TastytradeBroker, req:OrderRequest|MultiLegRequest) -> tuple[OrderRequest|MultiLegRequest, dict]:
     if isinstance(req, MultiLegRequest) or is_derivative(req.symbol): return self._derivative_body(req)
-    if req.notional is not None and not (self.settings.fractional and self.asset(req.symbol).fractionable):
-        req = self._whole_shares(req)
-    return req, wire.order_body(req, self._position_qty(req.symbol), source=f"swingtrader", close_only=is_protective_key(req.client_key))
+    if (why := self.whole_shares_why(req)) is not None:
+        req = whole_shares(req, self.latest_quote(req.symbol), why, self.conversions)
+        log.info("order %s: $%s of %s sent as %s whole shares (%s)", req.client_key, self.conversions[req.client_key]["notional"], req.symbol, req.qty, why)
+    pos = self._position_qty(req.symbol)
+    self._within_position(req, pos)
+    return req, wire.order_body(req, pos, source=f"swingtrader", close_only=is_protective_key(req.client_key))
 
 # %% ../../nbs/20_tastytrade.ipynb #72adb4fa
 @patch
@@ -256,7 +265,7 @@ def submit(self:TastytradeBroker, req:OrderRequest) -> Order:
     d = self._call("post", f"{self._acct}/orders", data=body).get("data") or {}
     o = wire.order_from_tt(d.get("order") or {})
     if (conv := self.conversions.get(req.client_key)):
-        o = replace(o, note=f"notional ${conv['notional']} sent as {conv['qty']} whole shares at {conv['price']} ({conv['reason']})")
+        o = replace(o, note=f"notional ${conv['notional']} sent as {conv['qty']} whole shares at {conv['price']} ({conv['why']})")
     if o.status is OrderStatus.REJECTED:
         raise OrderRejected(f"tastytrade rejected {req.side.value} {req.symbol}: {o.reject_reason or o.broker_status}.",
                             "change the order as the reason says.", reason=o.reject_reason or "rejected", order=o)
@@ -299,7 +308,9 @@ def replace(self:TastytradeBroker, order_id:str, qty:Decimal|None=None, limit_pr
     req = OrderRequest(cur.symbol, cur.side, qty=qty if qty is not None else cur.remaining_qty, type=cur.type, tif=cur.tif,
                        limit_price=limit_price if limit_price is not None else cur.limit_price,
                        stop_price=stop_price if stop_price is not None else cur.stop_price, client_key=client_key)
-    body = wire.order_body(req, self._position_qty(req.symbol), close_only=is_protective_key(req.client_key))
+    pos = self._position_qty(req.symbol)
+    self._within_position(req, pos)
+    body = wire.order_body(req, pos, close_only=is_protective_key(req.client_key))
     d = self._call("put", f"{self._acct}/orders/{int(order_id)}", order=cur, data=body).get("data") or {}
     new = wire.order_from_tt(d.get("order") if isinstance(d.get("order"), dict) else d)
     return new
