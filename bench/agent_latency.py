@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from swingtrader.agent_policy import OnnxPolicy, example_model_path, sample_observations
-from swingtrader.agent_runner import BUDGET_MS, PARTS, STAGES, AgentRunner, agent_trader, drive_sim, load_policy
+from swingtrader.agent_runner import BUDGET_MS, PARTS, STAGES, AgentRunner, agent_trader, drive_sim
+from swingtrader.agent_policy import load_policy
 from swingtrader.audit import AuditLog
 from swingtrader.config import Settings
 from swingtrader.ledger import Ledger

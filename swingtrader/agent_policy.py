@@ -4,17 +4,22 @@
 
 # %% ../nbs/85b_agent_policy.ipynb #271dae20
 from __future__ import annotations
-import importlib.resources
+import hashlib, importlib.resources, json, logging, uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .agent import FEATURES, ActionGrid, AgentError
+from .agent import FEATURES, ActionGrid, AgentAction, AgentError, ExecutionAction
+
+log = logging.getLogger("swingtrader.agent")
 
 # %% auto #0
-__all__ = ['META_FEATURES', 'META_SIZES', 'META_MODEL_ID', 'EXAMPLE_MODEL', 'EXAMPLE_MODEL_INT8', 'INT8_MIN_AGREEMENT',
+__all__ = ['log', 'META_FEATURES', 'META_SIZES', 'META_MODEL_ID', 'EXAMPLE_MODEL', 'EXAMPLE_MODEL_INT8', 'INT8_MIN_AGREEMENT',
            'OnnxPolicy', 'example_model_path', 'quantize_int8', 'action_agreement', 'sample_observations', 'Sb3Policy',
-           'load_sb3', 'sb3_to_onnx']
+           'load_sb3', 'sb3_to_onnx', 'Policy', 'LinearPolicy', 'LoadedPolicy', 'as_policy', 'load_policy',
+           'save_linear_policy', 'example_policy']
 
 # %% ../nbs/85b_agent_policy.ipynb #82de3694
 META_FEATURES, META_SIZES, META_MODEL_ID = "swingtrader.features", "swingtrader.sizes", "swingtrader.model_id"
@@ -157,3 +162,127 @@ def sb3_to_onnx(model, # a trained stable-baselines3 PPO, A2C or DQN with a Disc
         e = mp.metadata_props.add(); e.key, e.value = k, v
     onnx.save(mp, str(p))
     return p
+
+# %% ../nbs/85b_agent_policy.ipynb #a5c88d1f
+@runtime_checkable
+class Policy(Protocol):
+    "What the runner asks: an action for an observation."
+    def act(self, observation:np.ndarray): ...
+
+@dataclass
+class LinearPolicy:
+    "argmax(W·obs + b): one row of W per action of the grid, one column per feature."
+    weights: np.ndarray
+    bias: np.ndarray
+    def act(self, observation): return int(np.argmax(self.weights @ np.asarray(observation, dtype=np.float64) + self.bias))
+    def act_batch(self, observations) -> list[int]:
+        "One action per row of `observations` (one matrix product)."
+        return [int(i) for i in np.argmax(np.asarray(observations, dtype=np.float64) @ self.weights.T + self.bias, axis=1)]
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    "A policy with its identity: `model_id` and the SHA-256 of its model file."
+    policy: object
+    model_id: str
+    sha256: str
+    path: Path|None = None
+    @property
+    def audit_id(self) -> str:
+        "What every audit record of the agent carries as `model_id`."
+        return f"{self.model_id}@sha256:{self.sha256}"
+    def act(self, observation):
+        p = self.policy
+        return p.act(observation) if hasattr(p, "act") else p(observation)
+    def act_batch(self, observations) -> list:
+        p = self.policy
+        if hasattr(p, "act_batch"): return p.act_batch(observations)
+        return [self.act(o) for o in observations]
+
+def as_policy(policy, model_id:str|None=None) -> LoadedPolicy:
+    "Any policy object or callable as a `LoadedPolicy` (its hash: of its qualified name, there being no file)."
+    if isinstance(policy, LoadedPolicy): return policy
+    if not (hasattr(policy, "act") or callable(policy)):
+        raise AgentError(f"{type(policy).__name__} is not a policy.", "give an object with act(observation) or a callable.")
+    name = model_id or getattr(policy, "model_id", None) or getattr(policy, "__qualname__", type(policy).__qualname__)
+    ident = f"{type(policy).__module__}.{getattr(policy, '__qualname__', type(policy).__qualname__)}"
+    return LoadedPolicy(policy, str(name), hashlib.sha256(ident.encode()).hexdigest())
+
+# %% ../nbs/85b_agent_policy.ipynb #e08e54ee
+def _linear(doc:dict, path:Path, n_actions:int) -> LinearPolicy:
+    try:
+        w, b = np.asarray(doc["weights"], dtype=np.float64), np.asarray(doc.get("bias", [0.0] * n_actions), dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as e:
+        raise AgentError(f"model file {path} has no usable weights ({e}).", "write weights as a list of rows of numbers.") from None
+    if w.shape != (n_actions, len(FEATURES)) or b.shape != (n_actions,) or not (np.isfinite(w).all() and np.isfinite(b).all()):
+        raise AgentError(f"model file {path} has weights of shape {w.shape} (bias {b.shape}); the runner needs ({n_actions}, {len(FEATURES)}) and ({n_actions},), finite.",
+                         f"train it on the same action grid and features ({', '.join(FEATURES)}).")
+    return LinearPolicy(w, b)
+
+def _int8(p:Path, sha:str, grid:ActionGrid, observations=None) -> tuple[Path, float]:
+    "The INT8 twin of the fp32 model `p` (cached by its hash) and its action agreement with `p`; refused below the threshold."
+    import tempfile
+    d = Path(tempfile.gettempdir()) / "swingtrader-int8"; d.mkdir(exist_ok=True)
+    q = d / f"{sha[:16]}.int8.onnx"
+    if not q.is_file():
+        tmp = quantize_int8(p, d / f"{sha[:16]}.{uuid.uuid4().hex[:8]}.int8.onnx")
+        tmp.replace(q)
+    obs = sample_observations(1000, seed=0) if observations is None else observations
+    agree = action_agreement(OnnxPolicy(p, grid), OnnxPolicy(q, grid), obs)
+    if agree < INT8_MIN_AGREEMENT:
+        raise AgentError(f"the INT8 model of {p.name} picks the fp32 model's action on only {agree:.1%} of {len(obs)} observations (needs {INT8_MIN_AGREEMENT:.0%}).",
+                         "run the fp32 model (no --int8).")
+    return q, agree
+
+def load_policy(path:str|Path, # a .json linear policy, an .onnx model, or a stable-baselines3 .zip (extra [rl])
+                grid:ActionGrid|None=None, # the action grid it was trained on
+                model_id:str|None=None, # default: the file's model id, else its stem
+                int8:bool=False, # an .onnx model: run its dynamic INT8 quantisation (checked against the fp32 model)
+                check_observations=None) -> LoadedPolicy: # int8: the observations of the accuracy check (default 1,000 of the simulator)
+    "The policy in `path`, with its SHA-256 and model id."
+    p, grid = Path(path), grid or ActionGrid()
+    if not p.is_file(): raise AgentError(f"model file {p} does not exist.", "give the path of a policy file (.json, .onnx or .zip).")
+    data = p.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    suffix = p.suffix.lower()
+    if int8 and suffix != ".onnx": raise AgentError(f"INT8 inference needs an .onnx model, not {p.name}.", "export the policy to ONNX, or drop --int8.")
+    if suffix == ".onnx":
+        if int8:
+            q, agree = _int8(p, sha, grid, check_observations)
+            pol = OnnxPolicy(q, grid)
+            log.info("INT8 model of %s: %.2f%% action agreement with fp32", p.name, agree * 100)
+            return LoadedPolicy(pol, f"{model_id or pol.model_id or p.stem}+int8", hashlib.sha256(q.read_bytes()).hexdigest(), q)
+        pol = OnnxPolicy(p, grid)
+        return LoadedPolicy(pol, model_id or pol.model_id or p.stem, sha, p)
+    if suffix == ".zip":
+        return LoadedPolicy(load_sb3(p), model_id or p.stem, sha, p)
+    if suffix != ".json": raise AgentError(f"model file {p} is not .json, .onnx or .zip.", "export the policy as a linear .json or an .onnx file.")
+    try: doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AgentError(f"model file {p} is not valid JSON ({e}).", "write the policy with save_linear_policy.") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "linear":
+        raise AgentError(f"model file {p} is not a linear policy (kind {doc.get('kind') if isinstance(doc, dict) else None!r}).", 'give a JSON file with "kind": "linear".')
+    if tuple(doc.get("features", FEATURES)) != FEATURES:
+        raise AgentError(f"model file {p} was trained on features {doc.get('features')}, the runner computes {list(FEATURES)}.", "retrain on the runner's features.")
+    return LoadedPolicy(_linear(doc, p, len(grid)), str(model_id or doc.get("model_id") or p.stem), sha, p)
+
+def save_linear_policy(path:str|Path, weights, bias=None, model_id:str="linear", grid:ActionGrid|None=None) -> Path:
+    "Write a linear policy file; returns its path."
+    grid = grid or ActionGrid()
+    w = np.asarray(weights, dtype=np.float64); b = np.zeros(len(grid)) if bias is None else np.asarray(bias, dtype=np.float64)
+    doc = {"kind": "linear", "model_id": model_id, "features": list(FEATURES), "sizes": list(grid.sizes),
+           "weights": w.tolist(), "bias": b.tolist()}
+    _linear(doc, Path(path), len(grid))
+    p = Path(path); p.write_text(json.dumps(doc, indent=1)); return p
+
+def example_policy(grid:ActionGrid|None=None) -> tuple[np.ndarray, np.ndarray]:
+    "A tiny hand-made momentum policy (weights, bias): aggressive buys on a rising MACD histogram when flat, passive sells when it turns while long, else hold."
+    grid = grid or ActionGrid()
+    w, b = np.zeros((len(grid), len(FEATURES))), np.zeros(len(grid))
+    f = {n: i for i, n in enumerate(FEATURES)}
+    buy, sell = grid.index(AgentAction(ExecutionAction.LIMIT_AGGRESSIVE, 1.0)), grid.index(AgentAction(ExecutionAction.LIMIT_PASSIVE, -1.0))
+    hold = grid.index(AgentAction(ExecutionAction.CANCEL))
+    b[hold] = 0.0
+    w[buy, f["macd_hist"]], w[buy, f["position"]], b[buy] = 2000.0, -50.0, -0.1
+    w[sell, f["macd_hist"]], w[sell, f["position"]], b[sell] = -2000.0, 50.0, -0.6
+    b[[i for i in range(len(grid)) if i not in (buy, sell, hold)]] = -1e6
+    return w, b

@@ -9,8 +9,8 @@ import pytest
 
 from swingtrader.agent import (FEATURES, ActionGrid, AgentAction, AgentError, ExecutionAction, agent_client_key,
                                limit_price, order_request)
-from swingtrader.agent_runner import (AgentRunner, Mode, agent_trader, check_mode, drive_sim, example_policy,
-                                      load_policy, save_linear_policy)
+from swingtrader.agent_runner import AgentRunner, Mode, agent_trader, check_mode, drive_sim
+from swingtrader.agent_policy import example_policy, load_policy, save_linear_policy
 from swingtrader.audit import AuditLog
 from swingtrader.config import Settings
 from swingtrader.ledger import Ledger

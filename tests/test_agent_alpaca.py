@@ -5,7 +5,8 @@ import time
 from datetime import date, timedelta
 
 from swingtrader.agent import ActionGrid, AgentAction
-from swingtrader.agent_runner import AgentRunner, agent_trader, example_policy, load_policy, save_linear_policy
+from swingtrader.agent_runner import AgentRunner, agent_trader
+from swingtrader.agent_policy import example_policy, load_policy, save_linear_policy
 from swingtrader.alpaca.broker import AlpacaBroker
 from swingtrader.audit import AuditLog
 from swingtrader.clock import MarketCalendar

@@ -13,7 +13,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from swingtrader.agent_policy import example_model_path
-from swingtrader.agent_runner import AgentRunner, agent_trader, load_policy
+from swingtrader.agent_runner import AgentRunner, agent_trader
+from swingtrader.agent_policy import load_policy
 from swingtrader.alpaca.broker import AlpacaBroker
 from swingtrader.audit import AuditLog
 from swingtrader.clock import UTC

@@ -6,7 +6,8 @@ from datetime import date, timedelta
 import pytest
 
 from swingtrader.agent import ActionGrid, AgentAction
-from swingtrader.agent_runner import AgentRunner, agent_trader, example_policy, load_policy, save_linear_policy
+from swingtrader.agent_runner import AgentRunner, agent_trader
+from swingtrader.agent_policy import example_policy, load_policy, save_linear_policy
 from swingtrader.audit import AuditLog
 from swingtrader.ledger import Ledger
 from swingtrader.models import Bar, OrderType

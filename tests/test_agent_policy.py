@@ -11,7 +11,7 @@ from swingtrader import agent_policy
 from swingtrader.agent import FEATURES, ActionGrid, AgentError
 from swingtrader.agent_policy import (INT8_MIN_AGREEMENT, OnnxPolicy, action_agreement, example_model_path, load_sb3,
                                       quantize_int8, sample_observations)
-from swingtrader.agent_runner import load_policy
+from swingtrader.agent_policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
