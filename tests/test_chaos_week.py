@@ -368,7 +368,11 @@ def run_week(c:Chaos) -> dict:
     while True:
         assert time.monotonic() < limit, "the week did not end within 10 real minutes\n" + "\n".join(c.events[-20:]) + c.log(bot.args[-1])
         now = c.now()
-        while pending and pending[0][0] <= now:
+        # Faults wait for the running bot to be through its start-up (its startup file): the clock gives the first process
+        # 10 real seconds, and on a loaded machine its imports alone can take longer — four 503s on its very first token
+        # request then ended the week before it began. A fault due during a start-up fires the moment the start-up is done.
+        up = (c.tmp / f"startup-{bot.args[-1]}.json").exists()
+        while up and pending and pending[0][0] <= now:
             t, kind, arg = pending.pop(0)
             if kind == "kill": kill_from = t; c.event("kill armed")
             elif kind == "second_instance": dup = "wait_quiet"; c.event("second instance armed")
