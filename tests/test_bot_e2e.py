@@ -1,6 +1,9 @@
-"""The bot trades a simulated week through the emulator and the real tastytrade client (REST via tastytrade-sdk, DXLink candles,
-account streamer, TradingView scan), in scaled time; at the end the ledger matches the emulator's account exactly."""
+"""The bot trades a simulated week through the emulator in scaled time, on each broker it trades: the real tastytrade client
+(REST via tastytrade-sdk, DXLink candles, account streamer) and the real alpaca-py (TradingClient, StockDataStream bars,
+TradingStream trade_updates), both with the TradingView scan. Scan, backfill, entries, fills, protective stops, exits, a
+daily-loss halt; at the end the ledger matches the emulator's account exactly."""
 import asyncio
+from collections import Counter
 from datetime import date
 from decimal import Decimal
 
@@ -9,7 +12,8 @@ import pytest
 from swingtrader.config import Settings
 from swingtrader.audit import AuditLog
 from swingtrader.ledger import Ledger
-from swingtrader.session import emulated_tastytrade, tastytrade_bot
+from swingtrader.models import OrderType
+from swingtrader.session import build_bot, emulated_alpaca, emulated_tastytrade
 
 SPEED = 2000.0     # simulated seconds per real second: a week (with the overnights skipped) in about a minute
 
@@ -19,15 +23,18 @@ def week_settings(tmp_path, **kw):
                     max_losing_streak=1000,          # keep trading through the week ...
                     daily_loss_halt=0.0015, **kw)    # ... until a realistic small daily loss (150 USD of 100k) halts it
 
-@pytest.fixture(scope="module")
-def week(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("week")
+@pytest.fixture(scope="module", params=["tastytrade", "alpaca"])
+def week(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"week-{request.param}")
     s = week_settings(tmp)
-    env = emulated_tastytrade(s, date(2026, 3, 2), date(2026, 3, 6), SPEED)
+    start = emulated_alpaca if request.param == "alpaca" else emulated_tastytrade
+    env = start(s, date(2026, 3, 2), date(2026, 3, 6), SPEED)
+    assert env.settings.broker == request.param
     ledger = Ledger(tmp / "ledger.sqlite", clock=env.clock)
     audit = AuditLog(tmp / "audit", env.clock, env.settings.secret_values())
-    bot = tastytrade_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,
-                         last_day=date(2026, 3, 6), fast_forward_idle=True)
+    bot = build_bot(env.settings, env.clock, ledger, audit, scan_url=env.scan_url(), calendar=env.calendar,   # the registry's parts
+                    last_day=date(2026, 3, 6), fast_forward_idle=True)
+    assert bot.broker.name == request.param
     async def go():
         # a person resumes trading each morning after a halt (a recorded, manual decision): the week keeps trading
         async def resumer():
@@ -64,9 +71,15 @@ def test_entries_exits_and_stops(week):
     sells = [o for o in led.orders() if o.side.value == "sell" and o.status == "filled"]
     assert buys and sells
     assert bot.trader.trades and all(t["exit_reason"] for t in bot.trader.trades)
-    # every entry fill opened a trailing stop (state in the ledger while the position was open): the audit shows the stops at work
-    stop_events = [e for e in led.events() if e["kind"] == "daily_summary"]
-    assert len(stop_events) == 5
+    assert len([e for e in led.events() if e["kind"] == "daily_summary"]) == 5    # one close-of-day summary per session
+    # every entry of a whole share put a protective stop at the broker; at the end each held position has exactly one
+    # working stop, never more than it holds, and no stop is left without a position
+    stops = [o for o in week["sim_orders"] if o.side.value == "sell" and o.type in (OrderType.STOP, OrderType.STOP_LIMIT)]
+    assert {o.symbol for o in buys if o.filled_qty >= 1} <= {o.symbol for o in stops}
+    held = {p.symbol: p.qty for p in week["sim_positions"] if p.qty >= 1}
+    working = Counter(o.symbol for o in stops if o.is_open)
+    assert set(working) == set(held) and all(n == 1 for n in working.values()), (working, held)
+    assert all(o.remaining_qty <= held[o.symbol] for o in stops if o.is_open)
     for o in buys:
         assert o.signal_id is not None                 # each order carries the signal behind it
 
