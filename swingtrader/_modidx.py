@@ -975,6 +975,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'swingtrader/cli_interfaces.py'),
                                             'swingtrader.cli_interfaces.agent_evaluate': ( 'cli_interfaces.html#agent_evaluate',
                                                                                            'swingtrader/cli_interfaces.py'),
+                                            'swingtrader.cli_interfaces.agent_run': ( 'cli_interfaces.html#agent_run',
+                                                                                      'swingtrader/cli_interfaces.py'),
                                             'swingtrader.cli_interfaces.api': ('cli_interfaces.html#api', 'swingtrader/cli_interfaces.py'),
                                             'swingtrader.cli_interfaces.chat': ( 'cli_interfaces.html#chat',
                                                                                  'swingtrader/cli_interfaces.py'),

@@ -12,7 +12,7 @@ from .config import SwingtraderError
 from .cli import Number, friendly, load_settings
 
 # %% auto #0
-__all__ = ['positions', 'api', 'chat', 'agent', 'agent_evaluate']
+__all__ = ['positions', 'api', 'chat', 'agent', 'agent_run', 'agent_evaluate']
 
 # %% ../nbs/91_cli_interfaces.ipynb #ce84e1eb
 @click.command()
@@ -100,8 +100,12 @@ def chat():
     except KeyboardInterrupt: pass
 
 # %% ../nbs/91_cli_interfaces.ipynb #11ae0c79
-@click.group(invoke_without_command=True)
-@click.option("--policy", "policy_file", default=None, help="The policy file: an .onnx model, a linear .json (save_linear_policy), a stable-baselines3 .zip (extra [rl]), or 'example' (the shipped example PPO model).")
+@click.group()
+def agent():
+    "Execution agents: `agent run` trades a policy through the RiskGuard and the executor, `agent evaluate` backtests one."
+
+@agent.command("run")
+@click.option("--model", "--policy", "policy_file", default=None, help="The policy file: an .onnx model, a linear .json (save_linear_policy), a stable-baselines3 .zip (extra [rl]), or 'example' (the shipped example PPO model).")
 @click.option("--int8", is_flag=True, help="Run the .onnx model's dynamic INT8 quantisation (refused when it picks the fp32 model's action on under 98 % of 1,000 observations).")
 @click.option("--mode", default="shadow", show_default=True, help="shadow (audit only), paper, or live (needs the live opt-in).")
 @click.option("--symbols", default=None, help="Comma-separated tickers (default on the simulator: its first --count symbols).")
@@ -109,14 +113,12 @@ def chat():
 @click.option("--minutes", default=None, type=Number(int, 1, 100_000), help="Simulator minutes to run (default: one session).")
 @click.option("--ramp", default=None, type=Number(float, 0, 1, lo_open=True), help="Share of the target size for this run, above 0 and at most 1 (default SWINGTRADER_AGENT_SIZE_RAMP).")
 @click.option("--run-id", default=None, help="Run id (part of every client key; the same id never sends a bar's order twice).")
-@click.pass_context
 @friendly
-def agent(ctx, policy_file, int8, mode, symbols, count, minutes, ramp, run_id):
-    "Run an execution policy through the RiskGuard and the executor (shadow, paper or live); `agent evaluate` backtests one."
-    if ctx.invoked_subcommand is not None: return
+def agent_run(policy_file, int8, mode, symbols, count, minutes, ramp, run_id):
+    "Run an execution policy through the RiskGuard and the executor: shadow (audit only), paper or live."
     from swingtrader.agent_runner import check_mode, run_agent
     from swingtrader.config import SwingtraderError
-    if policy_file is None: raise SwingtraderError("agent needs a policy.", "pass --policy FILE (or --policy example).")
+    if policy_file is None: raise SwingtraderError("agent run needs a model.", "pass --model FILE (or --model example).")
     s = load_settings()
     check_mode(s, mode)
     syms = [x.strip().upper() for x in symbols.split(",") if x.strip()] if symbols else None
@@ -130,7 +132,7 @@ def agent(ctx, policy_file, int8, mode, symbols, count, minutes, ramp, run_id):
 
 # %% ../nbs/91_cli_interfaces.ipynb #d6fe6577
 @agent.command("evaluate")
-@click.option("--policy", "policy_file", required=True, help="The policy file (.onnx, .json, .zip) or 'example'.")
+@click.option("--model", "--policy", "policy_file", required=True, help="The policy file (.onnx, .json, .zip) or 'example'.")
 @click.option("--int8", is_flag=True, help="Evaluate the .onnx model's INT8 quantisation (checked against fp32).")
 @click.option("--start", default="2026-03-16", show_default=True, help="First New York session (YYYY-MM-DD).")
 @click.option("--end", default="2026-03-20", show_default=True, help="Last New York session (YYYY-MM-DD).")

@@ -253,14 +253,14 @@ def test_cli_agent(tmp_path, monkeypatch):
     monkeypatch.setenv("SWINGTRADER_SIM_SYMBOLS", "3")
     pf = save_linear_policy(tmp_path / "p.json", *example_policy(), model_id="demo")
     run = CliRunner().invoke
-    r = run(main, ["agent", "--policy", str(pf), "--mode", "shadow", "--minutes", "15"])
+    r = run(main, ["agent", "run", "--model", str(pf), "--mode", "shadow", "--minutes", "15"])
     assert r.exit_code == 0 and "shadow on" in r.output and "0 orders" in r.output and "budget 150 ms" in r.output, r.output
     for args, start in [(["--mode", "paperish"], "error: agent mode 'paperish' is not one of shadow, paper, live."),
                         (["--mode", "live"], "error: live mode trades real money"),
                         (["--ramp", "0"], "error: ")]:
-        r = run(main, ["agent", "--policy", str(pf), *args])
+        r = run(main, ["agent", "run", "--model", str(pf), *args])
         assert r.exit_code == 2 and r.output.startswith(start) and len(r.output.strip().splitlines()) == 1, r.output
-    r = run(main, ["agent", "--policy", str(tmp_path / "missing.json")])
+    r = run(main, ["agent", "run", "--model", str(tmp_path / "missing.json")])
     assert r.exit_code == 2 and r.output.startswith("error: model file ") and "does not exist" in r.output, r.output
 
 def test_a_halt_of_the_bots_ledger_stops_the_agent(tmp_path):
