@@ -3751,6 +3751,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'swingtrader/sim/engine.py'),
                                         'swingtrader.sim.engine.MatchingEngine._match_queued': ( 'sim_engine.html#matchingengine._match_queued',
                                                                                                  'swingtrader/sim/engine.py'),
+                                        'swingtrader.sim.engine.MatchingEngine._match_stops_market': ( 'sim_engine.html#matchingengine._match_stops_market',
+                                                                                                       'swingtrader/sim/engine.py'),
                                         'swingtrader.sim.engine.MatchingEngine._place': ( 'sim_engine.html#matchingengine._place',
                                                                                           'swingtrader/sim/engine.py'),
                                         'swingtrader.sim.engine.MatchingEngine._tick_delayed': ( 'sim_engine.html#matchingengine._tick_delayed',

@@ -314,7 +314,22 @@ def _tick_delayed(self:MatchingEngine, b:Book, t:int):
 # %% ../../nbs/11_sim_engine.ipynb #4e5b396f
 @patch
 def _match(self:MatchingEngine, b:Book, t:int, o:float, h:float, l:float, c:float, v:float):
-    left = _INF if self._close_mode else math.floor(v * self.config.participation)
+    left = self._match_stops_market(b, t, o, h, l, _INF if self._close_mode else math.floor(v * self.config.participation))
+    # 3. limits the bar trades through
+    for lst, buy in ((b.bl, True), (b.sl, False)):
+        if left <= 0: break
+        hit = []
+        for key, _, w in lst:
+            if (-key <= l) if buy else (key >= h): break
+            if w.active_ns <= t: hit.append(w)
+        for w in hit:
+            if left <= 0: break
+            px = min(o, w.limit) if buy else max(o, w.limit)
+            left -= self._fill(w, px, left, t)
+
+@patch
+def _match_stops_market(self:MatchingEngine, b:Book, t:int, o:float, h:float, l:float, left:float) -> float:
+    "Stops the bar touches, then market orders at its open; returns the bar's volume `left` for the limits."
     nxt = t + self._bar_ns
     # 1. stops trigger on touch; fill at the stop, or at the open when the bar gaps through
     for lst, buy in ((b.bs, True), (b.ss, False)):
@@ -337,17 +352,7 @@ def _match(self:MatchingEngine, b:Book, t:int, o:float, h:float, l:float, c:floa
             if w.active_ns > t: continue
             if w.force: self._fill(w, o, _INF, t)
             elif left > 0: left -= self._fill(w, o, left, t)
-    # 3. limits the bar trades through
-    for lst, buy in ((b.bl, True), (b.sl, False)):
-        if left <= 0: break
-        hit = []
-        for key, _, w in lst:
-            if (-key <= l) if buy else (key >= h): break
-            if w.active_ns <= t: hit.append(w)
-        for w in hit:
-            if left <= 0: break
-            px = min(o, w.limit) if buy else max(o, w.limit)
-            left -= self._fill(w, px, left, t)
+    return left
 
 # %% ../../nbs/11_sim_engine.ipynb #d0ecc158
 @patch
@@ -483,27 +488,7 @@ def _on_bar_queued(self:MatchingEngine, symbol:str, t:int, o:float, h:float, l:f
 @patch
 def _match_queued(self:MatchingEngine, b:Book, t:int, o:float, h:float, l:float, c:float, v:float):
     "`_match` with the queue model's rule for limits."
-    left = _INF if self._close_mode else math.floor(v * self.config.participation)
-    nxt = t + self._bar_ns
-    for lst, buy in ((b.bs, True), (b.ss, False)):       # 1. stops, 2. market orders: as `_match`
-        hit = []
-        for key, _, w in lst:
-            if (key > h) if buy else (-key < l): break
-            if w.active_ns <= t: hit.append(w)
-        for w in hit:
-            self.books[w.symbol].unrest(w)
-            w.triggered = True
-            trig = (o if o >= w.stop else w.stop) if buy else (o if o <= w.stop else w.stop)
-            if w.type is OrderType.STOP or ((trig <= w.limit) if buy else (trig >= w.limit)):
-                if left > 0: left -= self._fill(w, trig, left, t)
-            if w.where != "done":
-                w.active_ns = nxt
-                self.books[w.symbol].rest(w)
-    if b.market:
-        for w in list(b.market):
-            if w.active_ns > t: continue
-            if w.force: self._fill(w, o, _INF, t)
-            elif left > 0: left -= self._fill(w, o, left, t)
+    left = self._match_stops_market(b, t, o, h, l, _INF if self._close_mode else math.floor(v * self.config.participation))
     m, queue = self.limit_model, self.queue                # 3. limits traded through fill; limits touched wait their turn
     lv = m.level_volume(h, l, v, b.tick)
     for lst, buy in ((b.bl, True), (b.sl, False)):
