@@ -106,7 +106,9 @@ def from_stream(self:UpdateTracker, u) -> list[OrderUpdate]:
     return out
 
 def execution_id(activity_id:str) -> str:
-    "The execution of a `FILL` activity: the UUID after `::` in its id (the `execution_id` its trade update carried)."
+    """The id a fill found through a `FILL` activity is recorded under: the UUID after `::` in the activity's id. Whether it is
+    the `execution_id` the fill's trade update carried, Alpaca does not document; nothing depends on it (fills are counted by
+    each order's cumulative quantity, and a replay by what the ledger holds), it only decides the id."""
     return str(activity_id).rsplit("::", 1)[-1]
 
 @patch
