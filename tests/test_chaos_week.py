@@ -327,10 +327,18 @@ class Chaos:
         else: raise AssertionError(kind)
         self.event(f"{kind} {arg if arg is not None else ''}")
 
+    def snapshot(self):
+        """The simulator's open orders and positions of one instant. Read one after the other, each call syncs the simulator to
+        its own `now` (at 2000x a bar closes in 30 ms): a stop's last fill between them showed a working stop with nothing held."""
+        sim = self.env.sim
+        with sim._lock:                       # re-entrant: `orders` syncs to now under it, the positions are of that instant
+            open_ = sim.orders("open")
+            return open_, {p.symbol: p.qty for p in sim.account_state.position_list()}
+
     def sample(self):
         """Right now at the broker: no two working entries (or exits) for one symbol, no working sell stops for more than
         the position (a stop that could open a short), no short position (the bot trades long only)."""
-        open_, pos = self.call(lambda: (self.env.sim.orders("open"), {p.symbol: p.qty for p in self.env.sim.positions()}))
+        open_, pos = self.call(self.snapshot)
         per = Counter((o.symbol, o.side.value) for o in open_ if not is_stop(o))
         for k, n in per.items():
             if n > 1: self.violations.append((self.now().isoformat(), k, [o.client_key for o in open_ if (o.symbol, o.side.value) == k]))
