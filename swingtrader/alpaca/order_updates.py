@@ -204,9 +204,10 @@ class AlpacaOrderUpdates:
 
     async def _on_update(self, u):
         self.stats["stream_msgs"] += 1
+        gaps = len(self.tracker.missing)
         try: self._emit(self.tracker.from_stream(u), "stream")
         except Exception as e: log.warning("trade update not understood: %s", e)
-        if self.tracker.missing: self._poke()        # a fill the stream did not explain (a lost update): ask REST now
+        if len(self.tracker.missing) > gaps: self._poke()    # a fill the stream did not explain (a lost update): ask REST now
 
     def _poke(self):
         "Poll now, stream up or not."
