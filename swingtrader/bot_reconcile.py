@@ -16,7 +16,7 @@ from .stops import PROTECTIVE
 from .risk import KillState
 
 # %% auto #0
-__all__ = ['BotReconciler', 'BotReconcile']
+__all__ = ['STUCK_AFTER', 'BotReconciler', 'BotReconcile']
 
 # %% ../nbs/60b_bot_reconcile.ipynb #c5eb10d1
 class BotReconciler(Reconciler):
@@ -63,11 +63,19 @@ def reconcile(self:BotReconcile, grace:float=30.0):
     self.health.broker_call(True, dt, "reconcile")
     return r
 
+STUCK_AFTER = 120.0   # real seconds the ledger may go on settling (an order open, a fill missing) before a reconcile runs anyway
+
 @patch
 def _quiet(self:BotReconcile) -> bool:
-    "No order in flight: nothing the order-update stream is still settling (protective stops resting at the broker do not count)."
-    return self._inflight == 0 and not self.ledger.unresolved_intents() \
-           and not any(not self._resting(o) for o in self.ledger.orders("open")) and not self.ledger.symbols_missing_fills()
+    """No order in flight: nothing the order-update stream is still settling (protective stops resting at the broker do not
+    count). Settling that lasts `STUCK_AFTER` real seconds with no submit running no longer holds the reconcile back: a fill
+    that never arrives must show as a difference (pending, then a mismatch that halts), not stop reconciliation in silence."""
+    settling = bool(self.ledger.unresolved_intents()) or any(not self._resting(o) for o in self.ledger.orders("open")) \
+               or bool(self.ledger.symbols_missing_fills())
+    now, since = time.monotonic(), getattr(self, "_settling_since", None)
+    self._settling_since = None if not settling else since if since is not None else now
+    if self._inflight: return False
+    return not settling or now - self._settling_since >= getattr(self, "stuck_after", STUCK_AFTER)
 
 @patch
 def _reconcile_settled(self:BotReconcile, grace:float) -> tuple:

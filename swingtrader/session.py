@@ -81,6 +81,7 @@ def build_bot(settings:Settings, clock:Clock, ledger:Ledger, audit=None,
     bot = Bot(settings, parts.broker, parts.market_data, parts.order_updates, clock, cal, ledger, audit=audit, scanner=scanner, **bot_kw)
     for feed, src in parts.feeds.items():   # e.g. DXLink's repeated failed sessions
         src.on_health = lambda level, message, feed=feed: bot.health.set_level(feed, level, message)
+    if hasattr(parts.order_updates, "use_ledger"): parts.order_updates.use_ledger(ledger)   # a replay adds only what the ledger lacks
     return bot
 
 def tastytrade_bot(settings:Settings, clock:Clock, ledger:Ledger, audit=None, scan_url:str|None=None,

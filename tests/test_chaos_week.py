@@ -102,15 +102,13 @@ SCHEDULE = [
 ]
 
 
-# Both weeks pass most runs, but in the last `make test` runs of 2026-12-05 each failed about 1 run in 4:
-# - alpaca: a sell fill lost under dropped trade updates (ledger 434 IIY, broker 0);
-# - tastytrade: a sample in session with a 206-share protective stop working while 0.85 shares were held — the sampler's own
-#   two-instant read (see `Chaos.snapshot`); the real races it led to (a stop or an exit sized from a position the broker had
-#   already sold) are fixed, tests/test_stop_keeper_races.py. The tastytrade week gates CI again.
-# Both are real bugs, reported in the closing note and open. Until they are found the weeks run and report (XPASS/XFAIL)
-# but do not fail CI.
-BROKERS = [pytest.param("tastytrade"),
-           pytest.param("alpaca", marks=pytest.mark.xfail(strict=False, reason="intermittent lost fill under dropped trade updates (issue 13)"))]
+# Both weeks failed about 1 run in 4 in the `make test` runs of 2026-12-05 morning; both causes are fixed and both weeks gate CI:
+# - alpaca ("ledger 434 IIY, broker 0"): a lost partial_fill's gap was booked under a made-up fill id, and the restart's replay
+#   booked the same execution again under its real id (tests/test_alpaca_lost_fill.py);
+# - tastytrade ("a 206-share stop working while 0.85 held"): the sampler's own two-instant read (see `Chaos.snapshot`); the
+#   real races it led to (a stop or an exit sized from a position the broker had already sold) are fixed
+#   (tests/test_stop_keeper_races.py).
+BROKERS = ["tastytrade", "alpaca"]
 # On alpaca there are no tokens to revoke: the trading stream goes connected-but-silent for 40 minutes instead.
 ALPACA_SCHEDULE = [x for d, t, kind, arg in SCHEDULE
                    for x in ([(d, t, "trading_silent", 1), (d, f"{int(t[:2]) + 1:02d}{t[2:]}", "trading_silent", 0)] if kind == "revoke" else
@@ -331,13 +329,14 @@ class Chaos:
         self.event(f"{kind} {arg if arg is not None else ''}")
 
     def snapshot(self) -> tuple[list, dict]:
-        """The simulator's open orders and positions at ONE instant: synced once, then both read with no sync between them.
-        (`orders("open")` then `positions()` synced twice: a bar closing in between filled a protective stop after the orders
-        were read, and a sample showed the stop still working next to the position it had just sold — 206 shares working,
-        0.85 held — a violation that never was.)"""
+        """The simulator's open orders and positions at ONE instant: synced once, then both read with no sync between them, under
+        the simulator's (re-entrant) lock. (`orders("open")` then `positions()` synced twice: at 2000x a bar closes in 30 ms, and
+        a bar closing in between filled a protective stop after the orders were read — a sample showed the stop still working
+        next to the position it had just sold, 206 shares working with 0.85 held: a violation that never was.)"""
         sim = self.env.sim
-        sim.sync()
-        return [o for o in sim.engine.orders.values() if o.is_open], {p.symbol: p.qty for p in sim.account_state.position_list()}
+        with sim._lock:
+            sim.sync()
+            return [o for o in sim.engine.orders.values() if o.is_open], {p.symbol: p.qty for p in sim.account_state.position_list()}
 
     def sample(self):
         """Right now at the broker: no two working entries (or exits) for one symbol, no working sell stops for more than

@@ -34,20 +34,38 @@ _STATUS_EVENT = {"new": OrderEvent.ACCEPTED, "accepted": OrderEvent.ACCEPTED, "h
 
 class UpdateTracker:
     "Stream events and polled snapshots in, each `OrderUpdate` out once."
-    def __init__(self): self.seen: dict[str, _Seen] = {}; self.open: dict[str, Order] = {}
+    def __init__(self, derive_after:float=0.0, # seconds a gap in an order's fills waits for its executions before it is derived
+                 recorded=None): # (Order) -> (qty, value) of the order's fills the ledger already holds; None: nothing known
+        self.seen: dict[str, _Seen] = {}; self.open: dict[str, Order] = {}
+        self.missing: dict[str, float] = {}     # order id -> monotonic time a gap in its reported fills was first seen
+        self.derive_after, self.recorded = derive_after, recorded
 
     @property
     def pending(self) -> bool: return bool(self.open)
 
+    def _base(self, o:Order, s:_Seen):
+        "Count the fills the ledger already holds for `o` as reported (a replay after a restart: whatever ids they came under)."
+        if self.recorded is None or o.filled_qty <= s.qty: return
+        try: q, v = self.recorded(o)
+        except Exception as e: log.warning("fills recorded for order %s unreadable: %s", o.id, e); return
+        if q > s.qty: s.qty, s.value = q, v
+
+    def _overdue(self, o:Order) -> bool:
+        "May a gap in `o`'s fills be derived from its cumulative quantity now (it waited `derive_after` for its executions)?"
+        t0 = self.missing.setdefault(o.id, time.monotonic())
+        return time.monotonic() - t0 >= self.derive_after
+
     def _fill(self, o:Order, s:_Seen, at:datetime, qty:Decimal|None=None, price:Decimal|None=None, fill_id:str|None=None) -> list[OrderUpdate]:
-        "The fill that takes `s` to the order's cumulative quantity (nothing if already reported)."
+        "The fill that takes `s` to the order's cumulative quantity (nothing if already reported, or while a gap waits for its executions)."
         cum = o.filled_qty
         if cum <= s.qty: return []
         delta = cum - s.qty
-        if qty is None or qty != delta or price is None:       # derive it from the cumulative average
+        if qty is None or qty != delta or price is None:       # a gap (a lost trade update): derived from the cumulative average ...
+            if not self._overdue(o): return []                 # ... only once its executions (FILL activities) had time to explain it
             total = (o.avg_fill_price or Decimal(0)) * cum
             price = ((total - s.value) / delta).quantize(Decimal("0.000001")) if delta else o.avg_fill_price
             fill_id = f"{o.id}:{cum}"
+            if self.derive_after > 0: log.warning("order %s: %s filled shares derived from the order (no execution explained them)", o.id, delta)
         s.qty, s.value = cum, s.value + delta * price
         full = o.status is OrderStatus.FILLED or (o.qty is not None and cum >= o.qty)
         f = Fill(fill_id or f"{o.id}:{cum}", o.id, o.symbol, o.side, delta, price, at, client_key=o.client_key)
@@ -57,11 +75,14 @@ class UpdateTracker:
         if ev is None or ev in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL): return []
         if ev is OrderEvent.ACCEPTED and (OrderEvent.ACCEPTED in s.events or s.qty > 0): s.events.add(ev); return []
         if ev in s.events: return []
+        if o.status.is_terminal and o.filled_qty > s.qty: return []   # the order's end waits for its fills
         s.events.add(ev)
         return [OrderUpdate(ev, o, at)]
 
-    def _track(self, o:Order):
-        if o.status.is_open: self.open[o.id] = o
+    def _track(self, o:Order, s:_Seen):
+        "Open orders, and orders whose fills are not all reported yet, stay tracked (polled)."
+        if o.filled_qty <= s.qty: self.missing.pop(o.id, None)
+        if o.status.is_open or o.filled_qty > s.qty: self.open[o.id] = o
         else: self.open.pop(o.id, None)
 
 # %% ../../nbs/24e_alpaca_order_updates.ipynb #a1d83db0
@@ -73,6 +94,7 @@ def from_stream(self:UpdateTracker, u) -> list[OrderUpdate]:
     u = wire.as_trade_update(u)
     o, at, name = wire.order_from_alpaca(u.order), wire.utc(u.timestamp), wire.enum_value(u.event)
     s = self.seen.setdefault(o.id, _Seen())
+    self._base(o, s)
     out = []
     if name in ("fill", "partial_fill"):
         s.events.add(OrderEvent.ACCEPTED)                     # fills imply acceptance
@@ -80,11 +102,13 @@ def from_stream(self:UpdateTracker, u) -> list[OrderUpdate]:
     else:
         out += self._fill(o, s, at)                           # a snapshot may carry fills we missed
         out += self._status(o, s, wire.EVENTS.get(name), at)
-    self._track(o)
+    self._track(o, s)
     return out
 
 def execution_id(activity_id:str) -> str:
-    "The execution of a `FILL` activity: the UUID after `::` in its id (the `execution_id` its trade update carried)."
+    """The id a fill found through a `FILL` activity is recorded under: the UUID after `::` in the activity's id. Whether it is
+    the `execution_id` the fill's trade update carried, Alpaca does not document; nothing depends on it (fills are counted by
+    each order's cumulative quantity, and a replay by what the ledger holds), it only decides the id."""
     return str(activity_id).rsplit("::", 1)[-1]
 
 @patch
@@ -111,20 +135,21 @@ def from_snapshot(self:UpdateTracker, order, at:datetime,
     m = wire.as_order_model(order)
     o = wire.order_from_alpaca(m)
     s = self.seen.setdefault(o.id, _Seen())
+    self._base(o, s)
     t = o.updated_at or at
     if o.filled_qty > 0: s.events.add(OrderEvent.ACCEPTED)   # fills imply acceptance
     out = self._status(o, s, OrderEvent.ACCEPTED, t) if o.broker_status not in ("pending_new", "pending_review", "rejected") else []
     out += self._activity_fills(o, s, activities, t) if activities else self._fill(o, s, t)
     out += self._status(o, s, _STATUS_EVENT.get(o.broker_status), t)
-    self._track(o)
+    self._track(o, s)
     return out
 
 @patch
 def seed(self:UpdateTracker, order):
     "Remember `order` as already reported (its state before the stream started)."
     o = wire.order_from_alpaca(order)
-    self.seen[o.id] = _Seen(o.filled_qty, o.filled_qty * (o.avg_fill_price or Decimal(0)), set(OrderEvent))
-    self._track(o)
+    self.seen[o.id] = s = _Seen(o.filled_qty, o.filled_qty * (o.avg_fill_price or Decimal(0)), set(OrderEvent))
+    self._track(o, s)
 
 # %% ../../nbs/24e_alpaca_order_updates.ipynb #a12775e0
 class AlpacaTradingStream(TradingStream):
@@ -147,10 +172,13 @@ class AlpacaOrderUpdates:
                  stream:bool=True, # False: polling only
                  replay:bool=True, # True: report the state of orders open when the stream starts
                  down_alert:float=60.0, # seconds the stream may be down before `on_health` hears a warning
-                 replay_days:float=7.0): # replay: orders closed this many days back are replayed too (their fills by execution id)
+                 replay_days:float=7.0, # replay: orders closed this many days back are replayed too (their fills by execution id)
+                 derive_after:float=30.0): # seconds a gap in an order's fills (a lost trade update) waits for its FILL activities
         self.replay_days = replay_days
         self.broker, self.poll_interval, self.idle_poll, self.safety_poll, self.replay = broker, poll_interval, idle_poll, safety_poll, replay
-        self.tracker = UpdateTracker()
+        # without FILL activities (a stand-in broker) a gap can only be derived from the order, at once
+        self.tracker = UpdateTracker(derive_after if hasattr(broker, "fill_activities") else 0.0)
+        self._poll_now = False
         self.queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
         self.stats = {"stream_msgs": 0, "polls": 0, "events": 0, "stream_events": 0, "poll_events": 0, "reconnects": 0}
         self.stream = None
@@ -176,8 +204,26 @@ class AlpacaOrderUpdates:
 
     async def _on_update(self, u):
         self.stats["stream_msgs"] += 1
+        gaps = len(self.tracker.missing)
         try: self._emit(self.tracker.from_stream(u), "stream")
         except Exception as e: log.warning("trade update not understood: %s", e)
+        if len(self.tracker.missing) > gaps: self._poke()    # a fill the stream did not explain (a lost update): ask REST now
+
+    def _poke(self):
+        "Poll now, stream up or not."
+        self._poll_now = True
+        if self._wake: self._wake.set()
+
+    def use_ledger(self, ledger):
+        """Count the fills `ledger` already holds for an order as reported: a replay after a restart (or a fill recorded some
+        other way) adds only what the ledger lacks, whatever ids the fills came under (the session calls this)."""
+        def recorded(o:Order) -> tuple[Decimal, Decimal]:
+            key = o.client_key
+            if (lo := ledger.order(key) if key else None) is None: lo = ledger.order_by_broker_id(o.id)
+            fs = [f for f in ledger.fills(client_key=lo.client_key) if f.order_id == o.id] if lo is not None else []
+            return sum((f.qty for f in fs), Decimal(0)), sum((f.qty * f.price for f in fs), Decimal(0))
+        self.tracker.recorded = recorded
+        return self
 
     def expect(self, order:Order):
         "An order was just placed: track it (polling starts at once while the stream is down)."
@@ -250,6 +296,8 @@ async def _poller(self:AlpacaOrderUpdates):
         self._watch_health(up)
         if up: wait = self.safety_poll if self.tracker.pending else math.inf
         else: wait = self.poll_interval if self.tracker.pending else self.idle_poll
+        if self.tracker.missing: wait = min(wait, self.poll_interval)    # fills to explain: poll often, stream up or not
+        if self._poll_now: self._poll_now, last = False, 0.0
         if time.monotonic() - last >= wait or (up and last == 0.0):
             try: await self._poll()
             except (BrokerError, Exception) as e: log.warning("order poll failed: %s", e)

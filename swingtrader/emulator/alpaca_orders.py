@@ -49,6 +49,7 @@ class AlpacaTrading:
         self.configuration = dict(DEFAULT_CONFIGURATION)
         self.wash_trade_check = True            # refuse simple orders that could trade against an opposite open order (as Alpaca does)
         self.one_stream = False                 # True: a second trading-stream connection is refused with 429 (alpaca_stream)
+        self.activity_execution_ids = True      # FILL activity ids end in the fill's trade-update execution_id (False: ids of their own; undocumented at Alpaca)
         self.loop: asyncio.AbstractEventLoop|None = None
         self.publish: Callable|None = None      # publish(message): the stream room sets it
         self.sessions: list = []                # trading-stream connections (emulator.alpaca_stream)

@@ -371,7 +371,8 @@ def fill_activities(st) -> list[dict]:
         o = orders[f.order_id]
         cum[o.id] += f.qty
         left = (o.qty - cum[o.id]) if o.qty is not None else (Decimal(0) if cum[o.id] >= o.filled_qty else o.filled_qty - cum[o.id])
-        out.append(activity_json(f, st.uuid_of(o), st.account_id, cum[o.id], max(left, Decimal(0)), "filled" if left <= 0 else "partially_filled"))
+        out.append(activity_json(f, st.uuid_of(o), st.account_id, cum[o.id], max(left, Decimal(0)), "filled" if left <= 0 else "partially_filled",
+                                 execution_ids=getattr(st, "activity_execution_ids", True)))
     return out
 
 @alpaca_route

@@ -276,10 +276,15 @@ def calendar_json(day:date, open_:datetime, close:datetime, next_day:date|None) 
     return {"date": day.isoformat(), "open": f"{o:%H:%M}", "close": f"{c:%H:%M}", "session_open": "0400",
             "session_close": f"{late:%H%M}", "settlement_date": (next_day or day).isoformat()}
 
-def activity_json(f:Fill, order_id:str, account_id:str, cum_qty:Decimal, leaves_qty:Decimal, order_status:str) -> dict:
-    "A fill as a `FILL` account activity (`id` = `YYYYMMDDHHMMSSmmm::<uuid>`); `account_id` added so alpaca-py's `TradeActivity` parses it."
-    t = f.time.astimezone(UTC)
-    return {"id": f"{t:%Y%m%d%H%M%S}{t.microsecond // 1000:03d}::{alpaca_uuid('fill', f.fill_id)}", "account_id": account_id,
+def activity_json(f:Fill, order_id:str, account_id:str, cum_qty:Decimal, leaves_qty:Decimal, order_status:str,
+                  execution_ids:bool=True) -> dict: # the UUID in `id` is the fill's trade-update `execution_id` (False: one of its own)
+    """A fill as a `FILL` account activity (`id` = `YYYYMMDDHHMMSSmmm::<uuid>`); `account_id` added so alpaca-py's `TradeActivity`
+    parses it. The timestamp in `id` is New York time, as in Alpaca's examples (`20220202135509981::...` for a fill at
+    18:55:09.981Z); `transaction_time` is UTC. Whether Alpaca's `<uuid>` is the `execution_id` the fill's trade update
+    carried is not documented (see 24e): the emulator does so by default, and `execution_ids=False` gives ids of their own."""
+    t = f.time.astimezone(NY)
+    u = alpaca_uuid("fill" if execution_ids else "activity", f.fill_id)
+    return {"id": f"{t:%Y%m%d%H%M%S}{t.microsecond // 1000:03d}::{u}", "account_id": account_id,
             "activity_type": "FILL", "transaction_time": ts(f.time), "type": "fill" if leaves_qty == 0 else "partial_fill",
             "price": num(f.price), "qty": num(f.qty), "side": f.side.value, "symbol": f.symbol, "leaves_qty": num(leaves_qty),
             "order_id": order_id, "cum_qty": num(cum_qty), "order_status": order_status}
