@@ -376,8 +376,10 @@ def run_week(c:Chaos) -> dict:
             if kind == "kill": kill_from = t; c.event("kill armed")
             elif kind == "second_instance": dup = "wait_quiet"; c.event("second instance armed")
             else: c.fire(kind, arg)
-        # SIGKILL the bot once an order is working (or 90 simulated minutes after the time), then restart it
-        if kill_from is not None and (c.working_in_ledger() or now >= kill_from + timedelta(minutes=90)):
+        # SIGKILL the bot once an order is working (or 90 simulated minutes after the time), then restart it; never while a
+        # second instance is starting (killed, the first bot's lock is free: the second would take it and refuse the restart)
+        dup_running = dup is not None and not isinstance(dup, str)
+        if kill_from is not None and not dup_running and (c.working_in_ledger() or now >= kill_from + timedelta(minutes=90)):
             kill_from = None
             working = c.working_in_ledger()
             bot.send_signal(signal.SIGKILL); bot.wait(30)
