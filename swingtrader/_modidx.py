@@ -597,6 +597,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.BacktestBook.flush': ( 'backtest_fast.html#backtestbook.flush',
                                                                                              'swingtrader/backtest_fast.py'),
+                                           'swingtrader.backtest_fast.BacktestBook.note_submitted': ( 'backtest_fast.html#backtestbook.note_submitted',
+                                                                                                      'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.BacktestBook.now': ( 'backtest_fast.html#backtestbook.now',
                                                                                            'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.BacktestBook.record_intent': ( 'backtest_fast.html#backtestbook.record_intent',

@@ -102,7 +102,7 @@ def send(trader, # the `Trader` the intent is from
             and broker.can_fill_now(req)):
         order = broker.fill_now(req)
         led = trader.ledger
-        if isinstance(led, BacktestBook) and req.client_key in led._rows: led._apply(req.client_key, order)   # = record_submitted
+        if isinstance(led, BacktestBook): led.note_submitted(req.client_key, order)
         else: led.record_submitted(req.client_key, order)
         if trader.audit is not None: trader.audit.order(order, trader.broker_name, intent.signal.id, intent.signal.model_id)
         return order
@@ -202,6 +202,12 @@ def record_submitted(self:BacktestBook, client_key:str, order:Order) -> LedgerOr
     if client_key not in self._rows: self.flush(); return self.ledger.record_submitted(client_key, order)
     self._apply(client_key, order)
     return self._obj(client_key)
+
+@patch
+def note_submitted(self:BacktestBook, client_key:str, order:Order):
+    "`record_submitted` without building the row's `LedgerOrder` (the backtest's shortcut does not read it)."
+    if client_key in self._rows: self._apply(client_key, order)
+    else: self.record_submitted(client_key, order)
 
 @patch
 def _position(self:BacktestBook, sym:str) -> tuple:
