@@ -39,12 +39,15 @@ def main(cfg_path: str, run: str):
         real, n = bot.broker.submit, [0]
         def submit(req):
             if kill.get("side") not in (None, req.side.value): return real(req)
+            after = kill["when"] == "after_submit"
+            # after_submit counts the submits the broker took: one it refused (e.g. a notional under one whole share while
+            # broker stops are on) raises here and is not the order this kill is about
+            order = real(req) if after else None
             n[0] += 1
             if n[0] == kill["nth"]:
                 (data / f"killed-{run}.json").write_text(json.dumps({"when": kill["when"], "client_key": req.client_key, "symbol": req.symbol}))
-                if kill["when"] == "after_submit": real(req)       # the broker has it; the ledger never hears the answer
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(req)
+                os.kill(os.getpid(), signal.SIGKILL)   # after_submit: the broker has it; the ledger never hears the answer
+            return order if after else real(req)
         bot.broker.submit = submit
 
     startup = bot.startup
