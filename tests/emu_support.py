@@ -209,3 +209,28 @@ class AlpacaStream:
         try: self.stream.stop()
         except Exception: pass
         self.thread.join(15)
+
+
+# -- the Alpaca side in scaled time: `from emu_support import alpaca_env, alpaca_broker` gives a test module the fixtures
+# `env` (the emulator over a seeded 3-symbol simulator, 30 minutes into 2026-03-02's session, 60 simulated seconds per
+# second) and `broker` (an `AlpacaBroker` on it)
+import pytest
+
+ALPACA_DAY = date(2026, 3, 2)
+
+@pytest.fixture(name="env")
+def alpaca_env():
+    from swingtrader.clock import MarketCalendar
+    from swingtrader.config import Settings
+    from swingtrader.session import emulated_alpaca
+    e = emulated_alpaca(Settings(_env_file=None, sim_symbols=3), ALPACA_DAY, ALPACA_DAY, speed=60.0,
+                        start=MarketCalendar().session(ALPACA_DAY)[0] + timedelta(minutes=30))
+    yield e
+    e.close()
+
+@pytest.fixture(name="broker")
+def alpaca_broker(env):
+    from swingtrader.alpaca.broker import AlpacaBroker
+    b = AlpacaBroker(env.settings, clock=env.clock, calendar=env.calendar)
+    yield b
+    b.close()

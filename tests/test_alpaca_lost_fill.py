@@ -8,35 +8,19 @@ gap from the order's cumulative quantity, under a made-up id (`<order id>:<cumul
 a restart the replay read the order's executions (`FILL` activities) under their own ids, which the ledger did not know: it
 recorded them again — the entry counted twice, so after the exit the ledger still held what the broker no longer had."""
 import asyncio, time
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
-from swingtrader.config import Settings
-from swingtrader.clock import MarketCalendar
 from swingtrader.ledger import Ledger
-from swingtrader.session import emulated_alpaca
-from swingtrader.alpaca.broker import AlpacaBroker
 from swingtrader.alpaca.order_updates import AlpacaOrderUpdates
 from swingtrader.models import OrderRequest, OrderStatus
 
 DAY = date(2026, 3, 2)
 
 
-@pytest.fixture
-def env():
-    cal = MarketCalendar()
-    e = emulated_alpaca(Settings(_env_file=None, sim_symbols=3), DAY, DAY, speed=60.0, start=cal.session(DAY)[0] + timedelta(minutes=30))
-    yield e
-    e.close()
-
-
-@pytest.fixture
-def broker(env):
-    b = AlpacaBroker(env.settings, clock=env.clock, calendar=env.calendar)
-    yield b
-    b.close()
+from emu_support import alpaca_env, alpaca_broker   # noqa: F401  (the fixtures env and broker)
 
 
 @pytest.fixture

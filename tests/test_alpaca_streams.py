@@ -6,11 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from swingtrader.config import Settings
-from swingtrader.clock import MarketCalendar
 from swingtrader.broker import BrokerError
-from swingtrader.session import emulated_alpaca
-from swingtrader.alpaca.broker import AlpacaBroker
 from swingtrader.alpaca.market_data import AlpacaMarketData
 from swingtrader.alpaca.order_updates import AlpacaOrderUpdates
 from swingtrader.models import OrderEvent, OrderRequest
@@ -18,20 +14,7 @@ from swingtrader.models import OrderEvent, OrderRequest
 DAY = date(2026, 3, 2)
 
 
-@pytest.fixture
-def env():
-    "The emulator over a seeded simulator, 30 minutes into the session, 60 simulated seconds per second."
-    cal = MarketCalendar()
-    e = emulated_alpaca(Settings(_env_file=None, sim_symbols=3), DAY, DAY, speed=60.0, start=cal.session(DAY)[0] + timedelta(minutes=30))
-    yield e
-    e.close()
-
-
-@pytest.fixture
-def broker(env):
-    b = AlpacaBroker(env.settings, clock=env.clock, calendar=env.calendar)
-    yield b
-    b.close()
+from emu_support import alpaca_env, alpaca_broker   # noqa: F401  (the fixtures env and broker)
 
 
 def data_server(env):
