@@ -234,3 +234,12 @@ def alpaca_broker(env):
     b = AlpacaBroker(env.settings, clock=env.clock, calendar=env.calendar)
     yield b
     b.close()
+
+
+async def until(pred, timeout=60.0, step=0.05):
+    "Wait in a coroutine for `pred()` (generous bound; never a fixed sleep as synchronisation)."
+    import asyncio, time
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end: raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(step)

@@ -7,7 +7,7 @@ of the order (its `fill`, or here its `canceled`) shows more filled than was rep
 gap from the order's cumulative quantity, under a made-up id (`<order id>:<cumulative qty>`). The ledger recorded that. After
 a restart the replay read the order's executions (`FILL` activities) under their own ids, which the ledger did not know: it
 recorded them again — the entry counted twice, so after the exit the ledger still held what the broker no longer had."""
-import asyncio, time
+import asyncio
 from datetime import date
 from decimal import Decimal
 
@@ -20,7 +20,7 @@ from swingtrader.models import OrderRequest, OrderStatus
 DAY = date(2026, 3, 2)
 
 
-from emu_support import alpaca_env, alpaca_broker   # noqa: F401  (the fixtures env and broker)
+from emu_support import alpaca_env, alpaca_broker, until   # noqa: F401  (the fixtures env and broker)
 
 
 @pytest.fixture
@@ -43,14 +43,6 @@ def wired(broker, ledger, **kw) -> AlpacaOrderUpdates:
     ou = AlpacaOrderUpdates(broker, poll_interval=0.2, **kw)     # safety poll 30 s: the stream is up, so it tells first
     ou.use_ledger(ledger)
     return ou
-
-
-async def until(pred, timeout=60.0, step=0.05):
-    "Wait for `pred()` (generous bound; never a fixed sleep as synchronisation)."
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end: raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(step)
 
 
 def applying(ou, ledger) -> asyncio.Task:

@@ -14,20 +14,12 @@ from swingtrader.models import OrderEvent, OrderRequest
 DAY = date(2026, 3, 2)
 
 
-from emu_support import alpaca_env, alpaca_broker   # noqa: F401  (the fixtures env and broker)
+from emu_support import alpaca_env, alpaca_broker, until   # noqa: F401  (the fixtures env and broker)
 
 
 def data_server(env):
     from swingtrader.emulator.alpaca_data_stream import ALPACA_DATA_KEY
     return env.server.app[ALPACA_DATA_KEY]
-
-
-async def until(pred, timeout=60.0, step=0.05):
-    "Wait for `pred()` (generous bound; never a fixed sleep as synchronisation)."
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end: raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(step)
 
 
 @pytest.fixture
