@@ -3408,6 +3408,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'swingtrader.risk.RuleResult': ('risk.html#ruleresult', 'swingtrader/risk.py'),
                                   'swingtrader.risk.RuleResult.to_dict': ('risk.html#ruleresult.to_dict', 'swingtrader/risk.py'),
                                   'swingtrader.risk.TripReport': ('risk.html#tripreport', 'swingtrader/risk.py'),
+                                  'swingtrader.risk._fit': ('risk.html#_fit', 'swingtrader/risk.py'),
                                   'swingtrader.risk._fmt': ('risk.html#_fmt', 'swingtrader/risk.py'),
                                   'swingtrader.risk._price': ('risk.html#_price', 'swingtrader/risk.py'),
                                   'swingtrader.risk.correlation': ('risk.html#correlation', 'swingtrader/risk.py'),

@@ -129,6 +129,17 @@ class RiskGuard:
 # %% ../nbs/44_risk.ipynb #5e42d178
 def _fmt(x:Decimal) -> str: return f"{x:,.2f}"
 
+def _fit(rooms, want:Decimal, rules:list) -> tuple[Decimal, list[str]]:
+    "Each sizing rule's room against `want` (a result per rule into `rules`): the amount allowed and the rules that bind."
+    allowed, binding = want, []
+    for rule, room, what in rooms:
+        room = max(room, Decimal(0))
+        if want <= room: rules.append(RuleResult(rule, True, f"{_fmt(want)} fits room {_fmt(room)}: {what}"))
+        else:
+            rules.append(RuleResult(rule, False, f"{_fmt(want)} exceeds room {_fmt(room)}: {what}"))
+            binding.append(rule); allowed = min(allowed, room)
+    return allowed, binding
+
 @patch
 def _exit(self:RiskGuard, signal:Signal, ctx:RiskContext, qty, notional, price) -> Decision:
     held = next((p.qty for p in ctx.positions if p.symbol == signal.symbol), Decimal(0))
@@ -222,13 +233,7 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal
     rules: list[RuleResult] = []
     if (d := self._halting(context, rules)) is not None: return d
     want = qty * price if qty is not None else notional
-    allowed, binding = want, []
-    for rule, room, what in self._rooms(signal.symbol, context, price, want):
-        room = max(room, Decimal(0))
-        if want <= room: rules.append(RuleResult(rule, True, f"{_fmt(want)} fits room {_fmt(room)}: {what}"))
-        else:
-            rules.append(RuleResult(rule, False, f"{_fmt(want)} exceeds room {_fmt(room)}: {what}"))
-            binding.append(rule); allowed = min(allowed, room)
+    allowed, binding = _fit(self._rooms(signal.symbol, context, price, want), want, rules)
     if not binding: return Decision(RiskAction.PASS, qty, notional, tuple(rules), "all rules passed")
     if qty is not None:
         step = Decimal(1) if qty == qty.to_integral_value() else Decimal("0.000001")
@@ -487,13 +492,7 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal (an equity, 
     per = price * m
     want = qty * per
     rules.append(RuleResult("contract_notional", True, f"{qty} contracts × {_fmt(price)} × {m.normalize():f} = {_fmt(want)}"))
-    allowed, binding = want, []
-    for rule, room, what in self._rooms(signal.symbol, ctx, price):
-        room = max(room, Decimal(0))
-        if want <= room: rules.append(RuleResult(rule, True, f"{_fmt(want)} fits room {_fmt(room)}: {what}"))
-        else:
-            rules.append(RuleResult(rule, False, f"{_fmt(want)} exceeds room {_fmt(room)}: {what}"))
-            binding.append(rule); allowed = min(allowed, room)
+    allowed, binding = _fit(self._rooms(signal.symbol, ctx, price), want, rules)
     if not binding: return Decision(RiskAction.PASS, qty, None, tuple(rules), "all rules passed")
     new_q = (allowed / per).quantize(Decimal(1), rounding=ROUND_DOWN) if per > 0 else Decimal(0)
     if new_q <= 0:
