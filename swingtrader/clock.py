@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio, time
 from datetime import datetime, date, timedelta, timezone
 from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from .config import SwingtraderError
@@ -18,7 +21,7 @@ NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
 
 # %% auto #0
-__all__ = ['NY', 'UTC', 'Clock', 'WallClock', 'SimClock', 'MarketCalendar']
+__all__ = ['NY', 'UTC', 'Clock', 'WallClock', 'SimClock', 'xnys_schedule', 'write_xnys_table', 'MarketCalendar']
 
 # %% ../nbs/02_clock.ipynb #9971f1d5
 @runtime_checkable
@@ -118,6 +121,9 @@ class SimClock:
     def __repr__(self): return f"SimClock({self.now().isoformat()}, mode={self.mode!r})"
 
 # %% ../nbs/02_clock.ipynb #87f00c0c
+_TABLE = Path(str(files("swingtrader")))/"assets"/"xnys_sessions.npz"
+_TABLE_RANGE = ("2015-01-01", "2030-12-31")
+
 @lru_cache(maxsize=4)
 def _xnys(start:str, end:str):
     import exchange_calendars as xc, warnings
@@ -125,16 +131,33 @@ def _xnys(start:str, end:str):
         warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
         return xc.get_calendar("XNYS", start=start, end=end)
 
+def xnys_schedule(start:str, end:str, table:bool=True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "NYSE sessions from `start` to `end` (ISO dates): (days since 1970, open ns UTC, close ns UTC); from the shipped table when it covers them."
+    if table and _TABLE_RANGE[0] <= str(start)[:10] and str(end)[:10] <= _TABLE_RANGE[1] and _TABLE.is_file():
+        with np.load(_TABLE) as z: days, opens, closes = z["days"], z["opens"], z["closes"]
+        lo, hi = (np.datetime64(str(x)[:10], "D").astype(np.int64) for x in (start, end))
+        keep = (days >= lo) & (days <= hi)
+        return days[keep], opens[keep], closes[keep]
+    s = _xnys(str(start)[:10], str(end)[:10]).schedule
+    days = s.index.to_numpy().astype("datetime64[D]").astype(np.int64)
+    return days, s["open"].dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype(np.int64), \
+        s["close"].dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype(np.int64)
+
+def write_xnys_table(path:Path=_TABLE) -> Path:
+    "Write the default range's sessions from exchange-calendars (run after upgrading it: `python -c 'from swingtrader.clock import write_xnys_table as w; w()'`)."
+    days, opens, closes = xnys_schedule(*_TABLE_RANGE, table=False)
+    np.savez_compressed(path, days=days, opens=opens, closes=closes)
+    return path
+
 # %% ../nbs/02_clock.ipynb #418d4913
 class MarketCalendar:
     "NYSE regular sessions (holidays and early closes included), timezone-aware throughout."
     def __init__(self, start:str="2015-01-01", end:str="2030-12-31"):
-        self.cal = _xnys(start, end)
-        s = self.cal.schedule
-        self._sessions = pd.DataFrame({"open": s["open"].dt.tz_convert(NY).array, "close": s["close"].dt.tz_convert(NY).array},
-                                      index=pd.Index(s.index.date, dtype=object))
-        self._opens = s["open"].dt.tz_convert(None).to_numpy()
-        self._closes = s["close"].dt.tz_convert(None).to_numpy()
+        days, opens, closes = xnys_schedule(start, end)
+        o, c = pd.DatetimeIndex(opens, tz=UTC), pd.DatetimeIndex(closes, tz=UTC)
+        self._sessions = pd.DataFrame({"open": o.tz_convert(NY), "close": c.tz_convert(NY)},
+                                      index=pd.Index(days.astype("datetime64[D]").astype(object), dtype=object))
+        self._opens, self._closes = opens.astype("datetime64[ns]"), closes.astype("datetime64[ns]")
         self.start, self.end = date.fromisoformat(str(start)[:10]), date.fromisoformat(str(end)[:10])   # the supported range
 
     def _outside(self, what) -> SwingtraderError:
