@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from .trader import Trader
 from .executor import Executor
 from .sim.broker import SimBroker
 from .backtest_fast import BacktestBook, CloseFillBroker, send
+from .backtest_events import can_skip, run_events
 from .sim.data import make_universe, generate_bars, resample_bars
 from .sim.account import to_ns
 
@@ -180,9 +182,10 @@ class Backtest:
                  calendar:MarketCalendar|None=None,
                  resume_from:str|Path|None=None, # a SimBroker.save file: continue a checkpointed run (ledger must be its file)
                  fast:bool=True, # close fills booked without the matching engine when they cannot differ (`CloseFillBroker`)
+                 events:bool=True, # step only the bars where the trader can act, when the strategy can say which (`backtest_events`)
                  **engine_options): # more EngineConfig options (slippage_bps, commission_per_share, participation …)
         self.settings = s = settings or Settings()
-        self.fill_at, self.progress = fill_at, progress
+        self.fill_at, self.progress, self.events = fill_at, progress, events
         if not isinstance(bars, dict) or not bars or all(df is None or not len(df) for df in bars.values()):
             raise BacktestError("the backtest got no bars.", "pass a dict of symbol → bars DataFrame (e.g. from sim.data.generate_bars or load_csv).")
         tf_min = _minutes(s.timeframe)
@@ -259,6 +262,7 @@ def _tape(self:Backtest):
     self._close = self._t0 + self.bar_ns
     self._times_ns, self._g = np.unique(self._close, return_inverse=True)
     self._times = list(pd.DatetimeIndex(self._times_ns, tz=UTC).to_pydatetime())
+    self.tape = SimpleNamespace(names=names, sym=self._sym, g=self._g, times=self._times, h=self._h, l=self._l, c=self._c, close=self._close)
 
 @patch
 def _sync(self:Backtest, t:datetime):
@@ -305,26 +309,32 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     tx = led.transaction(); tx.__enter__()
     mark = db.total_changes
     per_time = not isinstance(db, _DeferredWrites)                  # an in-memory book: one transaction, written once at the end
+    def commit():                                                    # a bar time that wrote: its rows as one transaction
+        nonlocal tx, mark
+        if db.total_changes == mark: return
+        done, tx = tx, None; done.__exit__(None, None, None)
+        nx = led.transaction(); nx.__enter__(); tx = nx
+        mark = db.total_changes
     try:
-        s0 = 0
-        while s0 < len(starts):                                      # blocks of whole bar times, ~_BLOCK bars each: Python
-            s1 = max(bisect.bisect_right(ends, starts[s0] + _BLOCK), s0 + 1)   # lists of one block at a time (memory)
-            lo, hi = starts[s0], ends[s1 - 1]
-            sym, hs, ls, cs = self._sym[lo:hi].tolist(), self._h[lo:hi].tolist(), self._l[lo:hi].tolist(), self._c[lo:hi].tolist()
-            for a, b in zip(starts[s0:s1], ends[s0:s1]):
-                T, synced = times[self._g[a]], False
-                if pending: broker.advance_to(T); synced = True
-                for i in range(a - lo, b - lo):
-                    intents = step(names[sym[i]], T, hs[i], ls[i], cs[i])
-                    if intents:
-                        if not synced: self._sync(T); synced = True
-                        for it in intents: submit(it)
-                if per_time and db.total_changes != mark:            # this bar time wrote: commit it as one transaction
-                    done, tx = tx, None; done.__exit__(None, None, None)
-                    nx = led.transaction(); nx.__enter__(); tx = nx
-                    mark = db.total_changes
-                if bar is not None and a >= nxt: bar.update(a - k0 - bar.n); nxt = a + 8192
-            s0 = s1
+        if self.events and can_skip(trader, broker):                # only the bars where the trader can act (`backtest_events`)
+            T = run_events(trader, broker, self.tape, k0, j, commit=commit if per_time else None, progress=bar)
+        else:
+            s0 = 0
+            while s0 < len(starts):                                  # blocks of whole bar times, ~_BLOCK bars each: Python
+                s1 = max(bisect.bisect_right(ends, starts[s0] + _BLOCK), s0 + 1)   # lists of one block at a time (memory)
+                lo, hi = starts[s0], ends[s1 - 1]
+                sym, hs, ls, cs = self._sym[lo:hi].tolist(), self._h[lo:hi].tolist(), self._l[lo:hi].tolist(), self._c[lo:hi].tolist()
+                for a, b in zip(starts[s0:s1], ends[s0:s1]):
+                    T, synced = times[self._g[a]], False
+                    if pending: broker.advance_to(T); synced = True
+                    for i in range(a - lo, b - lo):
+                        intents = step(names[sym[i]], T, hs[i], ls[i], cs[i])
+                        if intents:
+                            if not synced: self._sync(T); synced = True
+                            for it in intents: submit(it)
+                    if per_time: commit()
+                    if bar is not None and a >= nxt: bar.update(a - k0 - bar.n); nxt = a + 8192
+                s0 = s1
         if T is not None: self._sync(T)
         if self.book is not None: self.book.flush()                  # the run's rows, written once
     except BaseException as e:

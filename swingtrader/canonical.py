@@ -33,11 +33,12 @@ class CanonicalBacktest(Backtest):
                  settings:Settings|None=None, # the timeframe and cash come from here; the rules are `CANONICAL`
                  universe:pd.DataFrame|None=None, start=None, end=None, cash:Decimal|None=None, ledger=None,
                  progress:bool=False, calendar=None,
-                 fast:bool=True): # the backtest's fast order path (same results; False: executor and matching engine for every order)
+                 fast:bool=True, # the backtest's fast order path (same results; False: executor and matching engine for every order)
+                 events:bool=True): # step only the bars where the trader can act (same results; False: every bar)
         self._slice, self._spent = None, Decimal(0)
         super().__init__(bars, canonical_settings(settings), universe=universe, start=start, end=end, fill_at="close", cash=cash,
                          ledger=ledger, stops=False, kill_switch=False, progress=progress, calendar=calendar,
-                         fast=fast)
+                         fast=fast, events=events)
         g, inf = self.trader.guard, Decimal("Infinity")
         g.daily_loss_halt = g.sector_cap = g.correlated_cap = inf    # the canonical rules have no loss halt and no portfolio caps
         self.trader.strategy.entries_until = self._times[-1]        # no entry on the data's last bar

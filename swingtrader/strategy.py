@@ -298,3 +298,57 @@ def frame_signals(frame:pd.DataFrame, # output of `signals_frame`
         else:
             out.append(Signal(symbol, SignalAction.EXIT_LONG, t, r.close, r.atr, _exit_reason(r.reason, r.macd, r.signal, r.close, r.highest, r.atr, p.atr_mult), model_id))
     return out
+
+# %% ../nbs/41_strategy.ipynb #81093914
+from array import array
+from types import SimpleNamespace
+
+def _ewm(x:np.ndarray, alpha:float, seed:float|None) -> np.ndarray:
+    "EMA of `x` (adjust=False) continuing from `seed` (None: seeded with the first value), as `step` computes it."
+    if seed is None: return pd.Series(x).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+    return pd.Series(np.r_[seed, x]).ewm(alpha=alpha, adjust=False).mean().to_numpy()[1:]
+
+@patch
+def series(self:MacdSwing, symbol:str, high, low, close) -> SimpleNamespace:
+    "`symbol`'s indicators after each of these bars (continuing from its state, which is not changed) and where it could act."
+    p, s = self.params, self.symbols.get(symbol)
+    h, l, c = (np.asarray(x, dtype=float) for x in (high, low, close))
+    warm = s is not None and s.n > 0
+    seed = (lambda v: v) if warm else (lambda v: None)
+    ef = _ewm(c, 2 / (p.fast + 1), seed(s.ef if warm else 0)); es = _ewm(c, 2 / (p.slow + 1), seed(s.es if warm else 0))
+    m = ef - es
+    g = _ewm(m, 2 / (p.signal + 1), seed(s.eg if warm else 0))
+    et = _ewm(c, 2 / (p.trend + 1), seed(s.et if warm else 0))
+    pc = np.r_[s.pc if warm else c[:1], c[:-1]]
+    atr = _ewm(np.maximum(pc, h) - np.minimum(pc, l), 1 / p.atr_period, seed(s.atr if warm else 0))
+    n0 = s.n if warm else 0
+    pm, ps = np.r_[s.pm if warm else np.nan, m[:-1]], np.r_[s.ps if warm else np.nan, g[:-1]]
+    up = (np.arange(n0 + 1, n0 + len(c) + 1) > p.warmup) & (pm <= ps) & (m > g) & (c > et)
+    return SimpleNamespace(n0=n0, ef=ef, es=es, g=g, et=et, atr=atr, up=np.flatnonzero(up),   # compact: 8 bytes a close, 1 a flag
+                           close=array("d", c.tobytes()), katr=array("d", (self._k * atr).tobytes()), down=((pm >= ps) & (m < g)).tobytes())
+
+@patch
+def seek(self:MacdSwing, symbol:str, ser:SimpleNamespace, # `series` of a run of `symbol`'s bars
+         i:int, # the bar the next `step` applies (0-based in the run)
+         since:int=0): # the first bar of the run the state has not seen (a held position's highest close covers it)
+    "Set `symbol`'s state to just after bar `i - 1` of the run (bar `i - 1` and every bar before it as if each had been stepped)."
+    if i <= since: return
+    s = self.symbols.get(symbol)
+    if s is None: s = self.symbols[symbol] = SymbolState()
+    k = i - 1
+    s.n, s.ef, s.es, s.eg, s.et, s.atr = ser.n0 + i, float(ser.ef[k]), float(ser.es[k]), float(ser.g[k]), float(ser.et[k]), float(ser.atr[k])
+    s.pc, s.pm, s.ps = ser.close[k], s.ef - s.es, s.eg
+    if s.long:
+        top = max(ser.close[since:i])
+        if top > s.hi: s.hi = top
+
+@patch
+def next_exit(self:MacdSwing, symbol:str, ser:SimpleNamespace, i:int) -> int|None:
+    "The first bar from `i` on where `symbol`'s held position exits (as `step` judges it, state just before bar `i`); None: none in the run."
+    hi = self.symbols[symbol].hi
+    down, close, katr = ser.down, ser.close, ser.katr
+    for j in range(i, len(close)):
+        c = close[j]
+        if c > hi: hi = c
+        if down[j] or c <= hi - katr[j]: return j
+    return None

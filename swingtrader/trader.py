@@ -467,3 +467,21 @@ def decide_order(self:Trader, sig:Signal, # ENTER_LONG for a buy, EXIT_LONG for 
     if not record: return [intent]
     mult = (contract_multiplier(req.symbol) or Decimal(1)) if entry else Decimal(1)   # an option or future: dollars per point
     return self._record(sig, req, decision, None, req.qty * D(req.limit_price or sig.price) * mult if entry else Decimal(0))
+
+# %% ../nbs/55_trader.ipynb #d11fc1c4
+@patch
+def catch_up(self:Trader, symbol:str, day:date, # the UTC date of the symbol's last bar
+             close:float, # its close
+             daily:list[float]|None=None): # the last close of each earlier day, oldest first (None: unchanged)
+    "Set `symbol`'s last close, last bar date and daily closes as stepping every bar up to that one would."
+    self.last[symbol], self._day[symbol] = close, day
+    if daily is not None:
+        self.daily[symbol] = daily[-self._keep:]
+        self._daily_rets.pop(symbol, None)
+
+@patch
+def daily_base(self:Trader, symbol:str, day:date) -> list[float]: # the UTC date of the next bar to step
+    "The daily closes `symbol` has once its next bar (on `day`) is stepped: the completed days so far, and its last close when `day` starts a new one."
+    h = list(self.daily.get(symbol, []))
+    if self._day.get(symbol) != day and symbol in self.last: h.append(self.last[symbol])
+    return h
