@@ -159,7 +159,7 @@ class BarTape:
         end = int(self.close.searchsorted(until_ns, side="right"))
         start, names, step, on_time = self.pos, self.symbols, engine.on_bar, engine.on_time
         working = getattr(engine, "working", None)
-        if on_bar is None and working is not None and not working and end - start > 24:
+        if on_bar is None and working is not None and not working and end - start > len(names):
             return self._jump(step, end)            # nothing can trade: only each symbol's last bar leaves a trace
         while self.pos < end:                      # in chunks: Python lists iterate fast, but not a year at once
             i = self.pos; j = min(end, i + 65536)
@@ -175,10 +175,15 @@ class BarTape:
 
     def _jump(self, step, end:int) -> int:
         "Feed only each symbol's last bar before `end` (an engine with no open order keeps nothing else of a bar)."
-        start = self.pos
-        u, first = np.unique(self.sym[start:end][::-1], return_index=True)
-        for s, k in zip(u.tolist(), (end - 1 - first).tolist()):
+        start, n, sym = self.pos, len(self.symbols), self.sym
+        last, k, stop = {}, end - 1, max(start, end - 4 * n)
+        while k >= stop and len(last) < n:              # the last bar time or two hold every symbol's last bar, usually
+            last.setdefault(int(sym[k]), k); k -= 1
+        if len(last) < n and k >= start:                 # a symbol without a recent bar: look further back at once
+            u, first = np.unique(sym[start:k + 1][::-1], return_index=True)
+            for s, i in zip(u.tolist(), (k - first).tolist()): last.setdefault(s, i)
+        for k in sorted(last.values()):
             o, h, l, c, v = self.vals[k].tolist()
-            step(self.symbols[s], int(self.t[k]), o, h, l, c, v)
+            step(self.symbols[int(sym[k])], int(self.t[k]), o, h, l, c, v)
         self.pos = end
         return end - start
