@@ -22,7 +22,7 @@ from ..broker import BrokerError, UnknownSymbol, empty_bars, BAR_COLUMNS
 from ..clock import Clock, SimClock, MarketCalendar
 from .account import SimAccount, SimPosition, Lot, GoodFaithViolation, SessionTable, to_ns, from_ns
 from .book import EngineConfig, FillMode, BarTape, Working
-from .engine import MatchingEngine
+from .engine import MatchingEngine, LimitFillModel
 from .data import make_universe, generate_bars, resample_bars, asset_for, parse_timeframe
 
 log = logging.getLogger(__name__)
@@ -472,7 +472,9 @@ def save(self:SimBroker, path) -> Path:
             engine=dict(orders=[_enc(o) for o in e.orders.values()], by_key=e.by_key, fills=[_enc(f) for f in e.fills],
                         n_orders=e.n_orders, n_fills=e.n_fills, n_replaces=e.n_replaces, next_due=e.next_due,
                         fill_modes=[[k, str(m)] for k, m in e.fill_modes.items()], working=working,
-                        books={s: [b.last_close, b.last_vol, b.last_end] for s, b in e.books.items() if b.last_close is not None}),
+                        books={s: [b.last_close, b.last_vol, b.last_end] for s, b in e.books.items() if b.last_close is not None},
+                        limit_model=None if getattr(e, "limit_model", None) is None else
+                            dict(seed=e.limit_model.seed, depth_share=e.limit_model.depth_share, queue=e.queue)),
             account=dict(cash=str(a.cash), pending=[[t, str(x)] for t, x in a.pending], marks=a.marks,
                          realized_pl=str(a.realized_pl), commissions=str(a.commissions),
                          positions={s: dict(qty=str(p.qty), avg=str(p.avg),
@@ -509,6 +511,9 @@ def restore(cls:SimBroker, path, market_bars:dict|None=None, universe:pd.DataFra
     e.by_key, e.fills = dict(es["by_key"]), [_dec(Fill, d) for d in es["fills"]]
     e.n_orders, e.n_fills, e.n_replaces, e.next_due = es["n_orders"], es["n_fills"], es["n_replaces"], es["next_due"]
     e.fill_modes = {k: FillMode.parse(m) for k, m in es["fill_modes"]}
+    if (lm := es.get("limit_model")) is not None:           # resting limits filled by queue position: the model and each place
+        e.set_limit_model(LimitFillModel(seed=lm["seed"], depth_share=lm["depth_share"]))
+        e.queue = {k: float(v) for k, v in lm["queue"].items()}
     for s, (c, v, t) in es["books"].items():
         bk = e.books[s]; bk.last_close, bk.last_vol, bk.last_end = c, v, t
     a.cash, a.pending, a.marks = Decimal(ac["cash"]), [[t, Decimal(x)] for t, x in ac["pending"]], dict(ac["marks"])

@@ -284,12 +284,17 @@ def on_bar(self:MatchingEngine, symbol:str, t:int, o:float, h:float, l:float, c:
     b = self.books[symbol]
     if b.delayed: self._tick_delayed(b, t)
     if self._close_mode: o = h = l = c
-    if (b.market or (b.bl and -b.bl[0][0] > l) or (b.sl and b.sl[0][0] < h)
+    if (b.market or ((b.bl or b.sl) and self._limits_hit(b, h, l))
             or (b.bs and b.bs[0][0] <= h) or (b.ss and -b.ss[0][0] >= l)):
         if self._sess_lo <= t < self._sess_hi or self._enter_session(t):
             self._match(b, t, o, h, l, c, v)
     b.last_close, b.last_vol, b.last_end = c, v, t + self._bar_ns
     self.account.marks[symbol] = c
+
+@patch
+def _limits_hit(self:MatchingEngine, b:Book, h:float, l:float) -> bool:
+    "Does the bar trade through the best resting buy or sell limit? (A limit fill model also counts a touch.)"
+    return bool((b.bl and -b.bl[0][0] > l) or (b.sl and b.sl[0][0] < h))
 
 @patch
 def _enter_session(self:MatchingEngine, t:int) -> bool:
@@ -462,9 +467,10 @@ class LimitFillModel:
 def set_limit_model(self:MatchingEngine, model:LimitFillModel|None):
     "Fill resting limits with `model` from now on (None: the default trade-through rule)."
     self.limit_model, self.queue = model, {}            # queue: order id -> shares ahead of it
-    for name in ("on_bar", "_place"): self.__dict__.pop(name, None)
-    if model is not None:
-        self.on_bar = types.MethodType(_on_bar_queued, self)
+    for name in ("_limits_hit", "_match", "_place"): self.__dict__.pop(name, None)
+    if model is not None:                                # the bar loop (`on_bar`) stays the same; what it asks changes
+        self._limits_hit = types.MethodType(_touched, self)
+        self._match = types.MethodType(_match_queued, self)
         self._place = types.MethodType(_place_queued, self)
     return self
 
@@ -473,19 +479,10 @@ def _place_queued(self:MatchingEngine, w:Working, now_ns:int, bell:bool=False):
     if w.where in ("bl", "sl") and w.type is OrderType.LIMIT and (q := self.quote(w.symbol)) is not None:
         self.queue[w.order.id] = self.limit_model.queue_ahead(w.buy, w.limit, q[0], q[1], self.books[w.symbol].last_vol)
 
-def _on_bar_queued(self:MatchingEngine, symbol:str, t:int, o:float, h:float, l:float, c:float, v:float):
-    "`on_bar` that also matches limits a bar touches."
-    b = self.books[symbol]
-    if b.delayed: self._tick_delayed(b, t)
-    if self._close_mode: o = h = l = c
-    if (b.market or (b.bl and -b.bl[0][0] >= l - 1e-9) or (b.sl and b.sl[0][0] <= h + 1e-9)
-            or (b.bs and b.bs[0][0] <= h) or (b.ss and -b.ss[0][0] >= l)):
-        if self._sess_lo <= t < self._sess_hi or self._enter_session(t):
-            self._match_queued(b, t, o, h, l, c, v)
-    b.last_close, b.last_vol, b.last_end = c, v, t + self._bar_ns
-    self.account.marks[symbol] = c
+def _touched(self:MatchingEngine, b:Book, h:float, l:float) -> bool:
+    "`_limits_hit` for the queue model: a bar that reaches a limit's price may fill it."
+    return bool((b.bl and -b.bl[0][0] >= l - 1e-9) or (b.sl and b.sl[0][0] <= h + 1e-9))
 
-@patch
 def _match_queued(self:MatchingEngine, b:Book, t:int, o:float, h:float, l:float, c:float, v:float):
     "`_match` with the queue model's rule for limits."
     left = self._match_stops_market(b, t, o, h, l, _INF if self._close_mode else math.floor(v * self.config.participation))
