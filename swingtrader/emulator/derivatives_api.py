@@ -241,17 +241,21 @@ def _one(request, prefix:str="") -> str:
 def _items(request, items:list[dict]):
     return web.json_response(paginate(items, request.path))
 
-async def equity_options(request):
-    dv = _deriv(request)
-    syms = _list(request, "symbol")
+def _listed(request, kind:str):
+    "The instruments of one type named by `symbol[]` (required)."
+    dv, syms = _deriv(request), _list(request, "symbol")
     if not syms: raise TTApiError(400, "invalid_parameter", "symbol[] is required.")
-    return _items(request, [j for j in (dv.instrument_json(s) for s in syms) if j and j.get("instrument-type") == "Equity Option"])
+    return _items(request, [j for j in (dv.instrument_json(s) for s in syms) if j and j.get("instrument-type") == kind])
 
-async def equity_option(request):
-    dv, s = _deriv(request), _one(request)
+def _single(request, kind:str, prefix:str=""):
+    "One instrument of type `kind` by the symbol in the path, or 404."
+    dv, s = _deriv(request), _one(request, prefix)
     j = dv.instrument_json(s)
-    if not j or j.get("instrument-type") != "Equity Option": raise TTApiError(404, "record_not_found", f"Equity option {s} not found.")
+    if not j or j.get("instrument-type") != kind: raise TTApiError(404, "record_not_found", f"{kind.capitalize()} {s} not found.")
     return web.json_response(envelope(j, request.path))
+
+async def equity_options(request): return _listed(request, "Equity Option")
+async def equity_option(request): return _single(request, "Equity Option")
 
 async def futures_list(request):
     dv = _deriv(request)
@@ -260,23 +264,9 @@ async def futures_list(request):
     else: items = [dv.future_json(f) for r in dv.futures_roots if not codes or r[1:] in codes for f in dv.futures(r)]
     return _items(request, [j for j in items if j and j.get("instrument-type") == "Future"])
 
-async def future(request):
-    dv, s = _deriv(request), _one(request, "/")
-    j = dv.instrument_json(s)
-    if not j or j.get("instrument-type") != "Future": raise TTApiError(404, "record_not_found", f"Future {s} not found.")
-    return web.json_response(envelope(j, request.path))
-
-async def future_options_list(request):
-    dv = _deriv(request)
-    syms = _list(request, "symbol")
-    if not syms: raise TTApiError(400, "invalid_parameter", "symbol[] is required.")
-    return _items(request, [j for j in (dv.instrument_json(s) for s in syms) if j and j.get("instrument-type") == "Future Option"])
-
-async def future_option(request):
-    dv, s = _deriv(request), _one(request)
-    j = dv.instrument_json(s)
-    if not j or j.get("instrument-type") != "Future Option": raise TTApiError(404, "record_not_found", f"Future option {s} not found.")
-    return web.json_response(envelope(j, request.path))
+async def future(request): return _single(request, "Future", "/")
+async def future_options_list(request): return _listed(request, "Future Option")
+async def future_option(request): return _single(request, "Future Option")
 
 def _underlying(request) -> str:
     dv, s = _deriv(request), _one(request).upper()
