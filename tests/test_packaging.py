@@ -88,7 +88,7 @@ def test_wheel_and_sdist_contents(dist):
     mods = {p.relative_to(ROOT).as_posix() for p in (ROOT/"swingtrader").rglob("*.py")}
     assert mods <= names, sorted(mods - names)
     for f in ["swingtrader/py.typed", "swingtrader/__main__.py", "swingtrader/scheduled/daily_run.ipynb",
-              "swingtrader/scheduled/smoke_test.ipynb"]:
+              "swingtrader/scheduled/smoke_test.ipynb", "swingtrader/assets/xnys_sessions.npz", "swingtrader/assets/example_ppo.onnx"]:
         assert f in names, f
     assert not [n for n in names if n.startswith(("tests/", "nbs/", "tools/", "bench/"))]
     meta = zipfile.ZipFile(whl).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
