@@ -109,3 +109,18 @@ def test_canonical_event_loop_equals_every_bar():
     assert len(a[1].trades) > 100
     same(a, b)
     pd.testing.assert_frame_equal(a[0].open_positions(), b[0].open_positions())
+
+
+def test_after_a_warm_up_the_event_loop_equals_every_bar():
+    "History fed first (strategy indicators, last closes; no daily bookkeeping): the loop continues from that state."
+    u = make_universe(6, 5)
+    hist = {s: resample_bars(df, "5m") for s, df in generate_bars(u, date(2026, 2, 23), date(2026, 2, 27), 5).items()}
+    bars = {s: resample_bars(df, "5m") for s, df in generate_bars(u, date(2026, 3, 2), date(2026, 3, 13), 5).items()}
+    def make(events):
+        bt = Backtest(bars, Settings(warmup_bars=60, correlated_cap=0.05), universe=u, events=events)
+        assert bt.warm_up(hist) > 1000
+        bt.ledger.clock = bt.clock
+        return bt
+    a, b = pair(make)
+    assert len(a[1].trades) > 10
+    same(a, b)
