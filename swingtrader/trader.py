@@ -278,18 +278,25 @@ def _apply_fill(self:Trader, f:Fill):
 def on_update(self:Trader, u:OrderUpdate):
     "Record an order update and act on it (stops, strategy position, trades)."
     o = u.order
-    new_fill = self.ledger.record_update(u)
-    p = self.pending.get(o.client_key)
-    prot = self.protection.update(u) if self.protective or self.broker_stops else False
-    if u.fill is not None and new_fill:
-        f = u.fill
-        self._apply_fill(f)
-        if self.audit is not None:
-            self.audit.fill(f, self.broker_name, expected_price=p.price if p else None, signal_id=p.signal_id if p else None,
-                            details={"purpose": PROTECTIVE} if prot else None)
-        if p is not None: p.filled += f.qty
-        if f.side is Side.BUY: self._opened(f, p)
-        else: self._reduced(f, p, PROTECTIVE if prot else None)
+    # One commit: the fill, the position it moves and the trailing stop it opens or closes. A crash in between (a kill -9
+    # after the fill's row, before its stop's) would leave a held position without a stop, and the replayed fill would then
+    # be a known one that opens nothing; rolled back, the replay books the fill and its stop together.
+    with self.ledger.transaction():
+        new_fill = self.ledger.record_update(u)
+        p = self.pending.get(o.client_key)
+        prot = self.protection.update(u) if self.protective or self.broker_stops else False
+        closed = False
+        if u.fill is not None and new_fill:
+            f = u.fill
+            self._apply_fill(f)
+            if self.audit is not None:
+                self.audit.fill(f, self.broker_name, expected_price=p.price if p else None, signal_id=p.signal_id if p else None,
+                                details={"purpose": PROTECTIVE} if prot else None)
+            if p is not None: p.filled += f.qty
+            if f.side is Side.BUY: self._opened(f, p)
+            else: closed = self._reduced(f, p, PROTECTIVE if prot else None)
+    if closed and self.kill_switch is not None and self.account is not None:   # after the commit: a trip may call the broker
+        self.kill_switch.check(self.account.equity, losing_streak=self.losing_streak)
     if o.status.is_terminal and p is not None:
         if self.audit is not None and o.status is not OrderStatus.FILLED:
             self.audit.cancel(o, self.broker_name, reason=o.reject_reason or o.status.value)
@@ -323,7 +330,8 @@ def _opened(self:Trader, f:Fill, p:_Pending|None):
     self.strategy.mark_position(sym, True, float(self.positions[sym].avg_entry_price))
 
 @patch
-def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None): # why: the reason of a sell the trader did not decide on
+def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None) -> bool: # why: the reason of a sell the trader did not decide on
+    "Book a sale into its round trip; True when it closed the round trip (the losing streak moved)."
     sym = f.symbol
     if self.held(sym) <= 0:
         if p is None: self.strategy.mark_position(sym, False)     # a protective stop (or an outside sell) closed it
@@ -331,12 +339,12 @@ def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None): # why: th
         if ps is not None and ((ps.order_id is None and ps.key is None) or ps.order_id == f.order_id or ps.key == f.client_key):
             del self.protective[sym]                              # else a live stop is left: `protect` cancels it
     t = self.open_trades.get(sym)
-    if t is None: return
+    if t is None: return False
     t.setdefault("sold", "0"); t.setdefault("proceeds", "0")
     t["sold"] = str(Decimal(t["sold"]) + f.qty); t["proceeds"] = str(Decimal(t["proceeds"]) + f.qty * f.price)
     t["commission"] = str(Decimal(t["commission"]) + f.commission)
     t["exit_time"], t["exit_signal_time"], t["exit_reason"] = f.time.isoformat(), p.signal_time if p else None, p.reason if p else (why or "external")
-    if self.held(sym) > 0: return
+    if self.held(sym) > 0: return False
     del self.open_trades[sym]
     if self.stops is not None and self.stops.close(sym) is not None: self.ledger.delete_stop(sym)
     qty, cost, proceeds, com = (Decimal(t[k]) for k in ("qty", "cost", "proceeds", "commission"))
@@ -345,8 +353,7 @@ def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None): # why: th
                         "exit_price": str(proceeds / Decimal(t["sold"])), "qty": str(qty), "commission": str(com),
                         "pl": str(proceeds - cost - com), "entry_reason": t["entry_reason"], "exit_reason": t["exit_reason"]})
     self.losing_streak = self.losing_streak + 1 if proceeds - cost - com < 0 else 0
-    if self.kill_switch is not None and self.account is not None:
-        self.kill_switch.check(self.account.equity, losing_streak=self.losing_streak)
+    return True
 
 
 
