@@ -3,7 +3,6 @@ shares even for a fractionable asset, and an entry below one share is skipped wi
 broker never refuses it. The Trader asks for whole shares whenever it keeps broker stops (the bot, on any broker)."""
 import json
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
 
 from hypothesis import given, settings, strategies as st
 
