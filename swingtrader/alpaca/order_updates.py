@@ -238,11 +238,17 @@ def _poll_once(self:AlpacaOrderUpdates, closed_since:datetime|None=None) -> tupl
     tr = self.broker.trading
     from alpaca.trading.requests import GetOrdersRequest
     from alpaca.trading.enums import QueryOrderStatus
-    items = list(tr.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)))
+    from alpaca.common.exceptions import APIError
+    def orders(what, req):     # Alpaca's refusal (bad keys: 401) as the broker's error, one clear line
+        try: return list(tr.get_orders(req))
+        except APIError as e:
+            t = getattr(self.broker, "transport", None)
+            raise wire.broker_error(e, what, t.secrets() if t is not None else []) from None
+    items = orders("the open orders", GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500))
     self.stats["polls"] += 1
     ids = {str(o.id) for o in items}
     if closed_since is not None:
-        for o in tr.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED, after=closed_since, limit=500, direction="asc")):
+        for o in orders("the closed orders", GetOrdersRequest(status=QueryOrderStatus.CLOSED, after=closed_since, limit=500, direction="asc")):
             if str(o.id) not in ids: items.append(o); ids.add(str(o.id))
     for oid in [i for i in list(self.tracker.open) if i not in ids]:
         try: items.append(tr.get_order_by_id(oid))
