@@ -363,6 +363,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                             'swingtrader/alpaca/order_updates.py'),
                                                   'swingtrader.alpaca.order_updates.UpdateTracker._fill': ( 'alpaca_order_updates.html#updatetracker._fill',
                                                                                                             'swingtrader/alpaca/order_updates.py'),
+                                                  'swingtrader.alpaca.order_updates.UpdateTracker._known_final': ( 'alpaca_order_updates.html#updatetracker._known_final',
+                                                                                                                   'swingtrader/alpaca/order_updates.py'),
                                                   'swingtrader.alpaca.order_updates.UpdateTracker._overdue': ( 'alpaca_order_updates.html#updatetracker._overdue',
                                                                                                                'swingtrader/alpaca/order_updates.py'),
                                                   'swingtrader.alpaca.order_updates.UpdateTracker._status': ( 'alpaca_order_updates.html#updatetracker._status',

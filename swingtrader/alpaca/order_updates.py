@@ -35,10 +35,11 @@ _STATUS_EVENT = {"new": OrderEvent.ACCEPTED, "accepted": OrderEvent.ACCEPTED, "h
 class UpdateTracker:
     "Stream events and polled snapshots in, each `OrderUpdate` out once."
     def __init__(self, derive_after:float=0.0, # seconds a gap in an order's fills waits for its executions before it is derived
-                 recorded=None): # (Order) -> (qty, value) of the order's fills the ledger already holds; None: nothing known
+                 recorded=None, # (Order) -> (qty, value) of the order's fills the ledger already holds; None: nothing known
+                 final=None): # (Order) -> does the ledger hold this finished order as it is (status, fills)? None: never
         self.seen: dict[str, _Seen] = {}; self.open: dict[str, Order] = {}
         self.missing: dict[str, float] = {}     # order id -> monotonic time a gap in its reported fills was first seen
-        self.derive_after, self.recorded = derive_after, recorded
+        self.derive_after, self.recorded, self.final = derive_after, recorded, final
 
     @property
     def pending(self) -> bool: return bool(self.open)
@@ -134,6 +135,8 @@ def from_snapshot(self:UpdateTracker, order, at:datetime,
     "The new `OrderUpdate`s implied by a polled order (alpaca-py `Order` or JSON); `at` stamps events without a time."
     m = wire.as_order_model(order)
     o = wire.order_from_alpaca(m)
+    if o.id not in self.seen and o.status.is_terminal and self._known_final(o):   # a replay of what the ledger holds: nothing new
+        self.seed(m); return []
     s = self.seen.setdefault(o.id, _Seen())
     self._base(o, s)
     t = o.updated_at or at
@@ -143,6 +146,12 @@ def from_snapshot(self:UpdateTracker, order, at:datetime,
     out += self._status(o, s, _STATUS_EVENT.get(o.broker_status), t)
     self._track(o, s)
     return out
+
+@patch
+def _known_final(self:UpdateTracker, o:Order) -> bool:
+    if self.final is None: return False
+    try: return bool(self.final(o))
+    except Exception as e: log.warning("ledger state of order %s unreadable: %s", o.id, e); return False
 
 @patch
 def seed(self:UpdateTracker, order):
@@ -180,7 +189,9 @@ class AlpacaOrderUpdates:
         self.tracker = UpdateTracker(derive_after if hasattr(broker, "fill_activities") else 0.0)
         self._poll_now = False
         self.queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
-        self.stats = {"stream_msgs": 0, "polls": 0, "events": 0, "stream_events": 0, "poll_events": 0, "reconnects": 0}
+        # events by source: the stream, polls while running (stream down, safety, gaps), the start's replay of orders that
+        # changed while no bot listened (closed_since)
+        self.stats = {"stream_msgs": 0, "polls": 0, "events": 0, "stream_events": 0, "poll_events": 0, "replay_events": 0, "reconnects": 0}
         self.stream = None
         if stream:
             key, secret = broker.transport.keys()
@@ -222,7 +233,11 @@ class AlpacaOrderUpdates:
             if (lo := ledger.order(key) if key else None) is None: lo = ledger.order_by_broker_id(o.id)
             fs = [f for f in ledger.fills(client_key=lo.client_key) if f.order_id == o.id] if lo is not None else []
             return sum((f.qty for f in fs), Decimal(0)), sum((f.qty * f.price for f in fs), Decimal(0))
-        self.tracker.recorded = recorded
+        def final(o:Order) -> bool:        # finished in the ledger with every fill: a replay has nothing to tell about it
+            key = o.client_key
+            if (lo := ledger.order(key) if key else None) is None: lo = ledger.order_by_broker_id(o.id)
+            return lo is not None and lo.status == o.status.value and lo.filled_qty == o.filled_qty and recorded(o)[0] == o.filled_qty
+        self.tracker.recorded, self.tracker.final = recorded, final
         return self
 
     def expect(self, order:Order):
@@ -274,7 +289,7 @@ async def _poll(self:AlpacaOrderUpdates, seed:bool=False, closed_since:datetime|
     now = self.broker.clock.now()
     for o in items:
         if seed: self.tracker.seed(o)
-        else: self._emit(self.tracker.from_snapshot(o, now, acts.get(str(o.id))), "poll")
+        else: self._emit(self.tracker.from_snapshot(o, now, acts.get(str(o.id))), "poll" if closed_since is None else "replay")
 
 @patch
 def _watch_health(self:AlpacaOrderUpdates, up:bool):
