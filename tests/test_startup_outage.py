@@ -95,26 +95,40 @@ def test_bad_credentials_are_an_error_at_once(which, tmp_path, caplog):
     finally: env.close()
 
 
+def _cli_env(which, s, tmp_path) -> dict:
+    "The environment of `swingtrader run` on `which` pointed at the emulator of settings `s`."
+    if which == "tastytrade":
+        kw = dict(TT_API_URL=s.tt_api_url, TT_STREAMER_URL=s.tt_streamer_url, TT_ACCOUNT_NUMBER=s.tt_account_number,
+                  TT_CLIENT_SECRET=s.tt_client_secret.get_secret_value(), TT_REFRESH_TOKEN=s.tt_refresh_token.get_secret_value(),
+                  SWINGTRADER_ENVIRONMENT="sandbox")
+    else:
+        kw = dict(ALPACA_BASE_URL=s.alpaca_base_url, ALPACA_DATA_URL=s.alpaca_data_url, ALPACA_API_KEY=s.alpaca_api_key.get_secret_value(),
+                  ALPACA_SECRET_KEY=s.alpaca_secret_key.get_secret_value(), SWINGTRADER_ENVIRONMENT="paper")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))          # this checkout's swingtrader
+    return proc_support.env(tmp_path, SWINGTRADER_BROKER=which, SWINGTRADER_CONNECTIVITY_TIMEOUT="2",
+                            PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]), **kw)
+
+
+@pytest.mark.parametrize("which", BROKERS)
 @pytest.mark.parametrize("case", ["outage", "credentials"])
-def test_swingtrader_run_prints_one_error_line(case, tmp_path):
-    "`swingtrader run` on tastytrade: a long outage or a refused token is one `error:` line and exit code 2, no traceback."
-    env = _env("tastytrade", tmp_path, timeout=2)
+def test_swingtrader_run_prints_one_error_line(which, case, tmp_path):
+    "`swingtrader run`: a long outage or refused credentials is one `error:` line and exit code 2, no traceback."
+    env = _env(which, tmp_path, timeout=2)
     try:
-        if case == "outage": env.server.call(lambda: env.server.emu.faults.update(server_error_next=10**9))
-        else: env.server.emu.strict = True
         s = env.settings
-        if case == "credentials": s = s.model_copy(update={"tt_refresh_token": SecretStr("wrong-secret-4242")})
-        e = proc_support.env(tmp_path, SWINGTRADER_BROKER="tastytrade", SWINGTRADER_ENVIRONMENT="sandbox",
-                             SWINGTRADER_CONNECTIVITY_TIMEOUT="2", TT_API_URL=s.tt_api_url, TT_STREAMER_URL=s.tt_streamer_url,
-                             TT_ACCOUNT_NUMBER=s.tt_account_number, TT_CLIENT_SECRET=s.tt_client_secret.get_secret_value(),
-                             TT_REFRESH_TOKEN=s.tt_refresh_token.get_secret_value(),
-                             PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]))
-        p = subprocess.run([sys.executable, "-m", "swingtrader", "run"], env=e, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        if case == "outage": env.server.call(lambda: env.server.emu.faults.update(server_error_next=10**9))
+        elif which == "tastytrade":
+            env.server.emu.strict = True
+            s = s.model_copy(update={"tt_refresh_token": SecretStr("wrong-secret-4242")})
+        else: s = s.model_copy(update={"alpaca_secret_key": SecretStr("wrong-secret-4242")})
+        p = subprocess.run([sys.executable, "-m", "swingtrader", "run"], env=_cli_env(which, s, tmp_path), cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
         errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
         assert p.returncode == 2, p.stderr[-2000:]
         assert len(errors) == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
         if case == "outage":
             assert "looks unreachable or down" in errors[0] and WAITS in p.stderr
         else:
-            assert "refused the refresh token" in errors[0] and WAITS not in p.stderr and "wrong-secret-4242" not in p.stderr
+            assert ("refused the refresh token" if which == "tastytrade" else "refused the credentials") in errors[0]
+            assert WAITS not in p.stderr and "wrong-secret-4242" not in p.stderr
     finally: env.close()
