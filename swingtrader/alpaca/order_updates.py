@@ -28,6 +28,7 @@ class _Seen:
     events: set = None
     def __post_init__(self): self.events = set() if self.events is None else self.events
 
+_ENDS = {OrderEvent.CANCELLED, OrderEvent.EXPIRED, OrderEvent.REJECTED, OrderEvent.REPLACED}
 _STATUS_EVENT = {"new": OrderEvent.ACCEPTED, "accepted": OrderEvent.ACCEPTED, "held": OrderEvent.ACCEPTED,
                  "canceled": OrderEvent.CANCELLED, "replaced": OrderEvent.REPLACED, "expired": OrderEvent.EXPIRED,
                  "rejected": OrderEvent.REJECTED, "pending_cancel": OrderEvent.PENDING_CANCEL}
@@ -76,6 +77,7 @@ class UpdateTracker:
         if ev is None or ev in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL): return []
         if ev is OrderEvent.ACCEPTED and (OrderEvent.ACCEPTED in s.events or s.qty > 0): s.events.add(ev); return []
         if ev in s.events: return []
+        if ev not in _ENDS and s.events & _ENDS: return []           # a stale snapshot (taken before the end it follows): nothing after the end
         if o.status.is_terminal and o.filled_qty > s.qty: return []   # the order's end waits for its fills
         s.events.add(ev)
         return [OrderUpdate(ev, o, at)]
@@ -155,9 +157,10 @@ def _known_final(self:UpdateTracker, o:Order) -> bool:
 
 @patch
 def seed(self:UpdateTracker, order):
-    "Remember `order` as already reported (its state before the stream started)."
+    "Remember `order` as already reported (its state before the stream started): what happens to it later is reported."
     o = wire.order_from_alpaca(order)
-    self.seen[o.id] = s = _Seen(o.filled_qty, o.filled_qty * (o.avg_fill_price or Decimal(0)), set(OrderEvent))
+    told = {OrderEvent.ACCEPTED} | ({ev} if (ev := _STATUS_EVENT.get(o.broker_status)) is not None else set())
+    self.seen[o.id] = s = _Seen(o.filled_qty, o.filled_qty * (o.avg_fill_price or Decimal(0)), told)
     self._track(o, s)
 
 # %% ../../nbs/24e_alpaca_order_updates.ipynb #a12775e0
