@@ -2,7 +2,9 @@
 
 Submit latency: wall time of `AlpacaBroker.submit` (alpaca-py's POST /v2/orders plus our wrapping) for resting
 limit orders. Fill detection: from the call of `submit` for a market order to its FILL event out of
-`AlpacaOrderUpdates` (the `trade_updates` stream; REST polling only while the stream is down).
+`AlpacaOrderUpdates` (the `trade_updates` stream; REST polling only while the stream is down). Order events are counted by
+source: the stream, polls while running (stream down, safety polls, fill gaps: 0 with a healthy stream), and the start's
+replay of orders that changed while no listener ran (here the resting limit orders, cancelled before the updates start).
 Run: .venv/bin/python bench/alpaca_latency.py [orders, default 100]
 """
 import asyncio, sys, time
@@ -53,7 +55,9 @@ def main(n:int=100):
         print(f"Alpaca adapter on the emulator (alpaca-py {version('alpaca-py')}), {sym}")
         print(line("submit (limit, resting)", sub))
         print(line("fill detection (submit -> FILL)", det))
-        print(f"order events: {stats['stream_events']} by stream, {stats['poll_events']} by polling")
+        print(f"order events: {stats['stream_events']} by stream, {stats['poll_events']} by polling while running "
+              f"({stats['polls']} polls), {stats['replay_events']} replayed at start (the {n} limit orders above, placed and "
+              "cancelled before the order updates started: accepted + cancelled each)")
         http = b.transport.latency.summary().get("POST /orders", {})
         print(f"POST /v2/orders alone: p50 {http.get('p50_ms')} ms, p99 {http.get('p99_ms')} ms (n={http.get('n')})")
         b.close()

@@ -44,7 +44,7 @@ def _frac(x, name) -> Decimal:
 
 def _usd(x:Decimal) -> str: return f"${x:,.2f}"
 def _pct(x:Decimal) -> str: return f"{(x * 100).normalize():f} %"
-def _floor(x:Decimal, q:Decimal=Decimal(1)) -> Decimal: return (x / q).to_integral_value(rounding=ROUND_FLOOR) * q
+def _floor(x:Decimal, q:Decimal=Decimal(1)) -> Decimal: return ((x / q).to_integral_value(rounding=ROUND_FLOOR) * q).quantize(q)   # 10, not 1E+1
 _CENT = Decimal("0.01")
 
 class Sizer:
@@ -88,7 +88,8 @@ def available_funds(self:Sizer, account:Account, committed:Decimal=Decimal(0)) -
 def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR at the decision)
          account:Account, # balances as of the decision, before its orders
          asset:Asset, # fractionable? tradable?
-         committed:Decimal=Decimal(0)) -> SizeDecision: # funds promised to orders not yet in `account`
+         committed:Decimal=Decimal(0), # funds promised to orders not yet in `account`
+         whole:bool=False) -> SizeDecision: # whole shares only (broker-side stops are on: stop orders are for whole shares)
     "Size an entry: min of risk budget, position cap and available funds."
     if signal.action is not SignalAction.ENTER_LONG:
         raise SizingError(f"Sizer.size got a {signal.action.value} signal for {signal.symbol}.", "size entries only; an exit sells the position's quantity.")
@@ -103,8 +104,9 @@ def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR
     funds, source = self.available_funds(account, committed)
     dist = self.k * D(signal.atr, "atr")
     risk_usd, cap_usd = self.risk * E, self.cap * E
-    frac = self.fractional and asset.fractionable
-    notes = [] if frac else [f"{sym} is not fractionable: whole shares." if self.fractional else "fractional sizing is off in the settings: whole shares."]
+    frac = self.fractional and asset.fractionable and not whole
+    notes = [] if frac else [("fractional sizing is off in the settings" if not self.fractional else f"{sym} is not fractionable"
+                              if not asset.fractionable else "broker-side stops cover whole shares only") + ": whole shares."]
     # the three caps, in shares (exact) and as text
     caps = {"risk": (risk_usd / dist, f"risk {_pct(self.risk)} of equity {_usd(E)} = {_usd(risk_usd)} over a {self.k.normalize():f}×ATR stop distance of {_usd(dist)}/share"),
             "position_cap": (cap_usd / price, f"position cap {_pct(self.cap)} of equity = {_usd(cap_usd)} at {_usd(price)}"),
@@ -127,7 +129,7 @@ def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR
         why = {"risk": f"ATR stop distance too wide for {_pct(self.risk)} risk: {_usd(dist)}/share > {_usd(risk_usd)} budget",
                "position_cap": f"one share at {_usd(price)} is above the {_pct(self.cap)} position cap {_usd(cap_usd)}",
                "funds": f"{source} {_usd(funds)} does not buy one share at {_usd(price)}"}[binding]
-        return zero(binding, why, *reasons)
+        return zero(binding, f"below one whole share: {why}", *reasons)
     return SizeDecision(n, None, binding, tuple(reasons))
 
 # %% ../nbs/42_sizer.ipynb #28555b8d
@@ -191,9 +193,9 @@ def size_contracts(self:Sizer, signal:Signal, # entry signal on an option/future
 _size_shares = Sizer.size
 
 @patch
-def size(self:Sizer, signal:Signal, account:Account, asset:Asset, committed:Decimal=Decimal(0)) -> SizeDecision:
+def size(self:Sizer, signal:Signal, account:Account, asset:Asset, committed:Decimal=Decimal(0), whole:bool=False) -> SizeDecision:
     "Size an entry: shares (or a notional) for equities; whole contracts by `price × multiplier` for options and futures."
     if signal.action is SignalAction.ENTER_LONG and _kind(signal.symbol) != "Equity":
         if not asset.tradable: return SizeDecision(Decimal(0), None, "not_tradable", (f"{signal.symbol} is not tradable at the broker.",))
         return self.size_contracts(signal, account, committed)
-    return _size_shares(self, signal, account, asset, committed)
+    return _size_shares(self, signal, account, asset, committed, whole)

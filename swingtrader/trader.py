@@ -213,7 +213,7 @@ def _entry(self:Trader, sig:Signal) -> list[Intent]:
     if self.audit is not None: self.audit.signal(sig)
     if self._entry_pending(sig.symbol): return self._skip(sig, f"an entry order for {sig.symbol} is still working")   # one position per symbol
     acct = self._account_view()
-    size = self.sizer.size(sig, acct, self.asset(sig.symbol), self.committed())
+    size = self.sizer.size(sig, acct, self.asset(sig.symbol), self.committed(), whole=self.broker_stops)   # a broker stop covers whole shares
     if not size.ok:
         decision = Decision(RiskAction.REJECT, None, None, (RuleResult("sizer", False, "; ".join(size.reasons)),), f"size is zero ({size.binding})")
         if self.audit is not None: self.audit.risk_check(sig, decision, 0)

@@ -28,6 +28,7 @@ class _Seen:
     events: set = None
     def __post_init__(self): self.events = set() if self.events is None else self.events
 
+_ENDS = {OrderEvent.CANCELLED, OrderEvent.EXPIRED, OrderEvent.REJECTED, OrderEvent.REPLACED}
 _STATUS_EVENT = {"new": OrderEvent.ACCEPTED, "accepted": OrderEvent.ACCEPTED, "held": OrderEvent.ACCEPTED,
                  "canceled": OrderEvent.CANCELLED, "replaced": OrderEvent.REPLACED, "expired": OrderEvent.EXPIRED,
                  "rejected": OrderEvent.REJECTED, "pending_cancel": OrderEvent.PENDING_CANCEL}
@@ -35,10 +36,11 @@ _STATUS_EVENT = {"new": OrderEvent.ACCEPTED, "accepted": OrderEvent.ACCEPTED, "h
 class UpdateTracker:
     "Stream events and polled snapshots in, each `OrderUpdate` out once."
     def __init__(self, derive_after:float=0.0, # seconds a gap in an order's fills waits for its executions before it is derived
-                 recorded=None): # (Order) -> (qty, value) of the order's fills the ledger already holds; None: nothing known
+                 recorded=None, # (Order) -> (qty, value) of the order's fills the ledger already holds; None: nothing known
+                 final=None): # (Order) -> does the ledger hold this finished order as it is (status, fills)? None: never
         self.seen: dict[str, _Seen] = {}; self.open: dict[str, Order] = {}
         self.missing: dict[str, float] = {}     # order id -> monotonic time a gap in its reported fills was first seen
-        self.derive_after, self.recorded = derive_after, recorded
+        self.derive_after, self.recorded, self.final = derive_after, recorded, final
 
     @property
     def pending(self) -> bool: return bool(self.open)
@@ -75,6 +77,7 @@ class UpdateTracker:
         if ev is None or ev in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL): return []
         if ev is OrderEvent.ACCEPTED and (OrderEvent.ACCEPTED in s.events or s.qty > 0): s.events.add(ev); return []
         if ev in s.events: return []
+        if ev not in _ENDS and s.events & _ENDS: return []           # a stale snapshot (taken before the end it follows): nothing after the end
         if o.status.is_terminal and o.filled_qty > s.qty: return []   # the order's end waits for its fills
         s.events.add(ev)
         return [OrderUpdate(ev, o, at)]
@@ -134,6 +137,8 @@ def from_snapshot(self:UpdateTracker, order, at:datetime,
     "The new `OrderUpdate`s implied by a polled order (alpaca-py `Order` or JSON); `at` stamps events without a time."
     m = wire.as_order_model(order)
     o = wire.order_from_alpaca(m)
+    if o.id not in self.seen and o.status.is_terminal and self._known_final(o):   # a replay of what the ledger holds: nothing new
+        self.seed(m); return []
     s = self.seen.setdefault(o.id, _Seen())
     self._base(o, s)
     t = o.updated_at or at
@@ -145,10 +150,17 @@ def from_snapshot(self:UpdateTracker, order, at:datetime,
     return out
 
 @patch
+def _known_final(self:UpdateTracker, o:Order) -> bool:
+    if self.final is None: return False
+    try: return bool(self.final(o))
+    except Exception as e: log.warning("ledger state of order %s unreadable: %s", o.id, e); return False
+
+@patch
 def seed(self:UpdateTracker, order):
-    "Remember `order` as already reported (its state before the stream started)."
+    "Remember `order` as already reported (its state before the stream started): what happens to it later is reported."
     o = wire.order_from_alpaca(order)
-    self.seen[o.id] = s = _Seen(o.filled_qty, o.filled_qty * (o.avg_fill_price or Decimal(0)), set(OrderEvent))
+    told = {OrderEvent.ACCEPTED} | ({ev} if (ev := _STATUS_EVENT.get(o.broker_status)) is not None else set())
+    self.seen[o.id] = s = _Seen(o.filled_qty, o.filled_qty * (o.avg_fill_price or Decimal(0)), told)
     self._track(o, s)
 
 # %% ../../nbs/24e_alpaca_order_updates.ipynb #a12775e0
@@ -180,7 +192,9 @@ class AlpacaOrderUpdates:
         self.tracker = UpdateTracker(derive_after if hasattr(broker, "fill_activities") else 0.0)
         self._poll_now = False
         self.queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
-        self.stats = {"stream_msgs": 0, "polls": 0, "events": 0, "stream_events": 0, "poll_events": 0, "reconnects": 0}
+        # events by source: the stream, polls while running (stream down, safety, gaps), the start's replay of orders that
+        # changed while no bot listened (closed_since)
+        self.stats = {"stream_msgs": 0, "polls": 0, "events": 0, "stream_events": 0, "poll_events": 0, "replay_events": 0, "reconnects": 0}
         self.stream = None
         if stream:
             key, secret = broker.transport.keys()
@@ -222,7 +236,11 @@ class AlpacaOrderUpdates:
             if (lo := ledger.order(key) if key else None) is None: lo = ledger.order_by_broker_id(o.id)
             fs = [f for f in ledger.fills(client_key=lo.client_key) if f.order_id == o.id] if lo is not None else []
             return sum((f.qty for f in fs), Decimal(0)), sum((f.qty * f.price for f in fs), Decimal(0))
-        self.tracker.recorded = recorded
+        def final(o:Order) -> bool:        # finished in the ledger with every fill: a replay has nothing to tell about it
+            key = o.client_key
+            if (lo := ledger.order(key) if key else None) is None: lo = ledger.order_by_broker_id(o.id)
+            return lo is not None and lo.status == o.status.value and lo.filled_qty == o.filled_qty and recorded(o)[0] == o.filled_qty
+        self.tracker.recorded, self.tracker.final = recorded, final
         return self
 
     def expect(self, order:Order):
@@ -238,11 +256,17 @@ def _poll_once(self:AlpacaOrderUpdates, closed_since:datetime|None=None) -> tupl
     tr = self.broker.trading
     from alpaca.trading.requests import GetOrdersRequest
     from alpaca.trading.enums import QueryOrderStatus
-    items = list(tr.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)))
+    from alpaca.common.exceptions import APIError
+    def orders(what, req):     # Alpaca's refusal (bad keys: 401) as the broker's error, one clear line
+        try: return list(tr.get_orders(req))
+        except APIError as e:
+            t = getattr(self.broker, "transport", None)
+            raise wire.broker_error(e, what, t.secrets() if t is not None else []) from None
+    items = orders("the open orders", GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500))
     self.stats["polls"] += 1
     ids = {str(o.id) for o in items}
     if closed_since is not None:
-        for o in tr.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED, after=closed_since, limit=500, direction="asc")):
+        for o in orders("the closed orders", GetOrdersRequest(status=QueryOrderStatus.CLOSED, after=closed_since, limit=500, direction="asc")):
             if str(o.id) not in ids: items.append(o); ids.add(str(o.id))
     for oid in [i for i in list(self.tracker.open) if i not in ids]:
         try: items.append(tr.get_order_by_id(oid))
@@ -268,7 +292,7 @@ async def _poll(self:AlpacaOrderUpdates, seed:bool=False, closed_since:datetime|
     now = self.broker.clock.now()
     for o in items:
         if seed: self.tracker.seed(o)
-        else: self._emit(self.tracker.from_snapshot(o, now, acts.get(str(o.id))), "poll")
+        else: self._emit(self.tracker.from_snapshot(o, now, acts.get(str(o.id))), "poll" if closed_since is None else "replay")
 
 @patch
 def _watch_health(self:AlpacaOrderUpdates, up:bool):

@@ -15,8 +15,8 @@ from ..config import Settings, ConfigError, is_production_host
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'live_allowed', 'alpaca_urls', 'stream_urls', 'Latency', 'AlpacaTradingClient', 'AlpacaDataClient',
-           'AlpacaTransport']
+__all__ = ['log', 'live_allowed', 'alpaca_urls', 'stream_urls', 'Latency', 'StartupWait', 'AlpacaTradingClient',
+           'AlpacaDataClient', 'AlpacaTransport']
 
 # %% ../../nbs/24b_alpaca_transport.ipynb #b6b7eddb
 def live_allowed(settings:Settings) -> bool:
@@ -57,6 +57,58 @@ class Latency:
         return out
 
 # %% ../../nbs/24b_alpaca_transport.ipynb #62425901
+import requests
+from alpaca.common.exceptions import APIError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from ..broker import BrokerUnavailable
+
+def _transient(e:BaseException) -> bool:
+    "Is `e` an outage worth waiting out (5xx, no connection, a timeout) rather than an answer?"
+    if isinstance(e, APIError): return (e.status_code or 0) >= 500
+    return isinstance(e, (requests.ConnectionError, requests.Timeout))
+
+def _why(e:BaseException) -> str: return f"HTTP {e.status_code}" if isinstance(e, APIError) else type(e).__name__
+
+class StartupWait:
+    "Until Alpaca first answers: wait out an outage for up to `seconds` from the first request, each wait logged."
+    def __init__(self, seconds:float, # Settings.connectivity_timeout; 0 = never wait
+                 name:str="Alpaca", first_wait:float=0.25, max_wait:float=4.0):
+        self.seconds, self.name, self.first_wait, self.max_wait = float(seconds), name, first_wait, max_wait
+        self.reached, self.t0, self.waits = self.seconds <= 0, None, 0
+        self._lock = threading.Lock()
+
+    def __repr__(self): return f"StartupWait({self.seconds:g} s, reached={self.reached})"
+
+    @property
+    def active(self) -> bool:
+        "Still before the first answer and inside the window?"
+        return not self.reached and (self.t0 is None or time.monotonic() - self.t0 < self.seconds)
+
+    def call(self, what:str, send): # send() -> the answer, or raises
+        "`send()`, outages waited out while the window lasts; `BrokerUnavailable` when it ends."
+        if not self.active: return send()
+        with self._lock:
+            if self.t0 is None: self.t0 = time.monotonic()
+        left = lambda: max(0.0, self.seconds - (time.monotonic() - self.t0))
+        base = wait_exponential(multiplier=self.first_wait, max=self.max_wait)
+        def log_wait(rs):
+            self.waits += 1
+            log.warning("%s did not answer %s (%s); retrying in %.1f s (start-up waits up to %g s: SWINGTRADER_CONNECTIVITY_TIMEOUT)",
+                        self.name, what, _why(rs.outcome.exception()), rs.next_action.sleep, self.seconds)
+        try:
+            for attempt in Retrying(stop=stop_after_delay(left()), wait=lambda rs: min(base(rs), left()), retry=retry_if_exception(_transient),
+                                    before_sleep=log_wait, reraise=True):
+                with attempt: r = send()
+        except BaseException as e:
+            if not _transient(e): raise
+            raise BrokerUnavailable(f"{self.name} did not answer {what} ({_why(e)}) for {time.monotonic() - self.t0:.0f} s at start-up: "
+                                    "it looks unreachable or down.", f"check the network and https://status.alpaca.markets, then start "
+                                    f"again; start-up waits SWINGTRADER_CONNECTIVITY_TIMEOUT={self.seconds:g} s for an outage to pass.") from None
+        self.reached = True
+        return r
+
+# %% ../../nbs/24b_alpaca_transport.ipynb #868105ad
 def _path(url:str) -> str:
     "`/v2/orders/<uuid>` -> `/orders/{id}` (latency names without ids)."
     parts = url.split("://", 1)[-1].split("?", 1)[0].split("/")[2:]   # drop host and version
@@ -64,25 +116,32 @@ def _path(url:str) -> str:
     return "/" + "/".join("{id}" if len(p) >= 32 and p.count("-") == 4 else p for p in parts)
 
 class _Timed:
-    "Mixin: a timeout on every request and its latency recorded."
-    def _setup(self, timeout:float, retry_wait:float, latency:Latency):
-        self.timeout, self.latency, self._retry_wait = timeout, latency, retry_wait
-    def _one_request(self, method:str, url:str, opts:dict, retry:int):
+    "Mixin: a timeout on every request and its latency recorded; GETs wait out a start-up outage (`startup`)."
+    def _setup(self, timeout:float, retry_wait:float, latency:Latency, startup:StartupWait|None=None):
+        self.timeout, self.latency, self._retry_wait, self.startup = timeout, latency, retry_wait, startup
+    def _timed(self, method:str, url:str, opts:dict, retry:int):
         t0 = time.perf_counter()
         try: return super()._one_request(method, url, {**opts, "timeout": self.timeout}, retry)
         finally: self.latency.record(f"{method.upper()} {_path(url)}", time.perf_counter() - t0)
+    def _one_request(self, method:str, url:str, opts:dict, retry:int):
+        st = self.startup
+        if st is None or st.reached: return self._timed(method, url, opts, retry)
+        if method.upper() == "GET": return st.call(f"{method.upper()} {_path(url)}", lambda: self._timed(method, url, opts, retry))
+        r = self._timed(method, url, opts, retry)
+        st.reached = True                                # any answer that is not an error: Alpaca is up
+        return r
     def close(self): self._session.close()
 
 class AlpacaTradingClient(_Timed, TradingClient):
     "alpaca-py's `TradingClient` with timeouts and latency."
-    def __init__(self, *a, timeout:float=10.0, retry_wait:float=3.0, latency:Latency|None=None, **kw):
-        super().__init__(*a, **kw); self._setup(timeout, retry_wait, latency or Latency())
+    def __init__(self, *a, timeout:float=10.0, retry_wait:float=3.0, latency:Latency|None=None, startup:StartupWait|None=None, **kw):
+        super().__init__(*a, **kw); self._setup(timeout, retry_wait, latency or Latency(), startup)
     def __repr__(self): return f"AlpacaTradingClient({self._base_url!r})"
 
 class AlpacaDataClient(_Timed, StockHistoricalDataClient):
     "alpaca-py's `StockHistoricalDataClient` with timeouts and latency."
-    def __init__(self, *a, timeout:float=10.0, retry_wait:float=3.0, latency:Latency|None=None, **kw):
-        super().__init__(*a, **kw); self._setup(timeout, retry_wait, latency or Latency())
+    def __init__(self, *a, timeout:float=10.0, retry_wait:float=3.0, latency:Latency|None=None, startup:StartupWait|None=None, **kw):
+        super().__init__(*a, **kw); self._setup(timeout, retry_wait, latency or Latency(), startup)
     def __repr__(self): return f"AlpacaDataClient({self._base_url!r})"
 
 # %% ../../nbs/24b_alpaca_transport.ipynb #c50ecf8e
@@ -91,7 +150,8 @@ class AlpacaTransport:
     def __init__(self, settings:Settings, # broker=alpaca with ALPACA_API_KEY and ALPACA_SECRET_KEY
                  timeout:float=10.0, # seconds, every REST request
                  retry_wait:float=3.0, # seconds between alpaca-py's retries of 429/504
-                 feed:str="iex"): # market-data feed: iex (free) or sip
+                 feed:str="iex", # market-data feed: iex (free) or sip
+                 startup_wait:float|None=None): # seconds a first GET waits out an outage (default: Settings.connectivity_timeout; 0: never)
         if (miss := settings.missing_credentials("alpaca")):
             raise ConfigError([f"{v} is not set but the Alpaca transport needs it: export {v}=… or add it to .env." for v in miss])
         self.settings, self.feed = settings, feed
@@ -101,8 +161,9 @@ class AlpacaTransport:
         self.latency = Latency()
         key, secret = self.keys()
         kw = dict(timeout=timeout, retry_wait=retry_wait, latency=self.latency)
-        self.trading = AlpacaTradingClient(key, secret, paper=self.paper, url_override=self.base_url, **kw)
-        self.data = AlpacaDataClient(key, secret, url_override=self.data_url, **kw)
+        wait = settings.connectivity_timeout if startup_wait is None else startup_wait
+        self.trading = AlpacaTradingClient(key, secret, paper=self.paper, url_override=self.base_url, startup=StartupWait(wait), **kw)
+        self.data = AlpacaDataClient(key, secret, url_override=self.data_url, startup=StartupWait(wait, "Alpaca market data"), **kw)
 
     def keys(self) -> tuple[str, str]:
         "(key id, secret key): for the clients and streams only; never log them."

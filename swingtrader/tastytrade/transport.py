@@ -109,13 +109,15 @@ class TastytradeTransport:
                  backoff:float=0.25, # first retry delay, doubling
                  verify:bool|str=True, # TLS verification, or a CA bundle path (the emulator's `ca_file`)
                  confirm_window:float|None=None, # seconds to look for an unanswered order before resending (3 x timeout)
-                 api_version:str|None=None): # Accept-Version header; never sent against the sandbox
+                 api_version:str|None=None, # Accept-Version header; never sent against the sandbox
+                 startup_wait:float|None=None): # seconds the first token request waits out an outage (default: Settings.connectivity_timeout; 0 with retries=0)
         if settings.missing_credentials("tastytrade"):
             raise ConfigError([f"{v} is not set but the tastytrade transport needs it: export {v}=… or add it to .env."
                                for v in settings.missing_credentials("tastytrade")])
         self.settings, self.clock = settings, clock or WallClock()
         self.base_url, self.streamer_url = tt_urls(settings)
         self.timeout, self.retries, self.backoff, self.rate_retries = timeout, retries, backoff, rate_retries
+        self.startup_wait = float(startup_wait if startup_wait is not None else settings.connectivity_timeout if retries else 0)
         self.confirm_window = 3 * timeout if confirm_window is None else confirm_window
         self.api_version = api_version if settings.environment == "production" else None
         self.session = requests.Session()
@@ -140,40 +142,57 @@ class TastytradeTransport:
 
 # %% ../../nbs/20a_tastytrade_transport.ipynb #05f53fea
 from fastcore.basics import patch
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
 _AUTH_FIX = ("check TT_CLIENT_SECRET (the OAuth application's client secret) and TT_REFRESH_TOKEN (a grant's refresh "
              "token) for this environment; sandbox and production need separate OAuth applications.")
 
+class _NoToken(Exception):
+    "The token endpoint did not answer usefully (no connection, 429, 5xx): worth another try."
+    def __init__(self, why:str, retry_after:float|None=None): super().__init__(why); self.why, self.retry_after = why, retry_after
+
+@patch
+def _token_once(self:TastytradeTransport, url:str, body:dict) -> _Token:
+    "One token request: the token, `_NoToken` (transient) or `AuthError` (the credentials)."
+    try: r = self.session.post(url, json=body, timeout=self.timeout, headers={"Authorization": None}, verify=self.verify)
+    except requests.RequestException as e: raise _NoToken(type(e).__name__) from None
+    if r.status_code == 429 or r.status_code >= 500:
+        raise _NoToken(f"HTTP {r.status_code}", min(5.0, _retry_after(r) or 0) if r.status_code == 429 else None)
+    if r.status_code >= 400:
+        try: j = r.json(); why = j.get("error_description") or j.get("error_code") or j.get("error", "")
+        except ValueError: why = ""
+        why = scrub(str(why), self._secrets())
+        raise AuthError(f"tastytrade refused the refresh token (HTTP {r.status_code}{': ' + why if why else ''}).", _AUTH_FIX)
+    try:
+        j = r.json(); value, life = j["access_token"], float(j.get("expires_in", 900))
+    except (ValueError, KeyError, TypeError):
+        raise AuthError("tastytrade's token endpoint answered without an access_token.", _AUTH_FIX) from None
+    self.refreshes += 1
+    log.debug("access token refreshed (lifetime %.0f s)", life)
+    return _Token(value, self.clock.now() + timedelta(seconds=life - min(60.0, life / 4)))
+
 @patch
 def _fetch_token(self:TastytradeTransport) -> _Token:
-    "Exchange the refresh token for an access token (retrying transient failures)."
+    "Exchange the refresh token for an access token: transient failures retried (the first token: for up to `startup_wait` s)."
     body = {"grant_type": "refresh_token", "client_secret": self.settings.tt_client_secret.get_secret_value(),
             "refresh_token": self.settings.tt_refresh_token.get_secret_value()}
-    url, last = f"{self.base_url}/oauth/token", ""
-    for attempt in range(self.retries + 1):
-        if attempt: time.sleep(min(4.0, self.backoff * 2 ** (attempt - 1)) * (1 + random.random() / 4))
-        try:
-            r = self.session.post(url, json=body, timeout=self.timeout, headers={"Authorization": None}, verify=self.verify)
-        except requests.RequestException as e:
-            last = f"{type(e).__name__}"; continue
-        if r.status_code == 429 or r.status_code >= 500:
-            last = f"HTTP {r.status_code}"
-            if r.status_code == 429: time.sleep(min(5.0, _retry_after(r) or 0))
-            continue
-        if r.status_code >= 400:
-            try: j = r.json(); why = j.get("error_description") or j.get("error_code") or j.get("error", "")
-            except ValueError: why = ""
-            why = scrub(str(why), self._secrets())
-            raise AuthError(f"tastytrade refused the refresh token (HTTP {r.status_code}{': ' + why if why else ''}).", _AUTH_FIX)
-        try:
-            j = r.json(); value, life = j["access_token"], float(j.get("expires_in", 900))
-        except (ValueError, KeyError, TypeError):
-            raise AuthError("tastytrade's token endpoint answered without an access_token.", _AUTH_FIX) from None
-        self.refreshes += 1
-        log.debug("access token refreshed (lifetime %.0f s)", life)
-        return _Token(value, self.clock.now() + timedelta(seconds=life - min(60.0, life / 4)))
-    raise AuthError(f"Could not get a tastytrade access token after {self.retries + 1} attempts ({last}).",
-                    "check the network and TT_API_URL; " + _AUTH_FIX)
+    url, first = f"{self.base_url}/oauth/token", self.refreshes == 0 and self.startup_wait > 0
+    t0 = time.monotonic()
+    def wait(rs):
+        w = max(min(4.0, self.backoff * 2 ** (rs.attempt_number - 1)) * (1 + random.random() / 4), rs.outcome.exception().retry_after or 0)
+        return min(w, max(0.0, self.startup_wait - (time.monotonic() - t0))) if first else w
+    def waiting(rs):
+        if first: log.warning("tastytrade did not give an access token (%s); retrying in %.1f s (start-up waits up to %g s: "
+                              "SWINGTRADER_CONNECTIVITY_TIMEOUT)", rs.outcome.exception().why, rs.next_action.sleep, self.startup_wait)
+    stop = stop_after_delay(self.startup_wait) if first else stop_after_attempt(self.retries + 1)
+    try:
+        for attempt in Retrying(stop=stop, wait=wait, retry=retry_if_exception_type(_NoToken), before_sleep=waiting, reraise=True):
+            with attempt: return self._token_once(url, body)
+    except _NoToken as e:
+        n, took = attempt.retry_state.attempt_number, time.monotonic() - t0
+        raise BrokerUnavailable(f"tastytrade gave no access token ({e.why}) in {n} attempts over {took:.0f} s: it looks unreachable or down.",
+                                f"check the network, TT_API_URL and https://status.tastytrade.com, then start again"
+                                f"{f'; start-up waits SWINGTRADER_CONNECTIVITY_TIMEOUT={self.startup_wait:g} s for an outage to pass' if first else ''}.") from None
 
 @patch
 def access_token(self:TastytradeTransport) -> str:
