@@ -14,7 +14,7 @@ Each test drives the interleaving deterministically: a simulated broker on a man
 test says so), thin volume so a market exit fills 20 shares a bar, the bot's real order-update consumer applying the
 updates, and then ONE keeper cycle (`Bot.sync_stops`, what the stop keeper runs when an update wakes it). Through the
 simulator, and through the emulator with the real tastytrade and Alpaca clients and their update streams."""
-import asyncio
+import asyncio, time
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -26,14 +26,14 @@ from swingtrader.audit import AuditLog
 from swingtrader.clock import MarketCalendar, SimClock
 from swingtrader.config import Settings
 from swingtrader.ledger import Ledger
-from swingtrader.models import OrderRequest, OrderType, Side, Signal, SignalAction
+from swingtrader.models import Bar, OrderRequest, OrderType, Side, Signal, SignalAction
 from swingtrader.registry import broker_parts, sim_parts
 from swingtrader.session import build_bot
 from swingtrader.sim.broker import SimBroker
 from swingtrader.sim.data import make_universe
 from swingtrader.stops import PROTECTIVE, is_protective_key
 
-from emu_support import make_emulator, serve, until
+from emu_support import make_emulator, serve
 
 UTC = timezone.utc
 OPEN = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)          # Monday 9:30 New York
@@ -90,13 +90,13 @@ class Rig:
         self.stack.close(); self.audit.close(); self.ledger.close()
 
     # -- driving
-    async def start(self):
+    async def start(self, consumer:bool=True): # False: updates wait in the stream's queue until `deliver`
         b = self.bot
-        b._order_gate, b._stop_wake = asyncio.Lock(), asyncio.Event()
+        b._order_gate, b._stop_wake, self.consumer = asyncio.Lock(), asyncio.Event(), consumer
         before = asyncio.all_tasks()
         await b.order_updates.start()
         self.stream_tasks = asyncio.all_tasks() - before             # the update source's own tasks (stream, poller)
-        b._tasks.append(asyncio.create_task(b._consume_updates(), name="order_updates"))   # the bot's own consumer
+        if consumer: b._tasks.append(asyncio.create_task(b._consume_updates(), name="order_updates"))   # the bot's own consumer
         self.at(1)
         await b.refresh_account()
 
@@ -111,14 +111,25 @@ class Rig:
             await asyncio.wait([closing], timeout=0.5)
         closing.result()
 
+    async def deliver(self, n:int|None=None) -> list:
+        "Without the consumer: the next `n` queued updates (all: None) reach the bot, in order."
+        for _ in range(20): await asyncio.sleep(0)         # the listener's call_soon_threadsafe puts land in the queue
+        q, done = self.bot.order_updates.queue, []
+        while not q.empty() and (n is None or len(done) < n):
+            u = q.get_nowait(); self.bot.on_update(u); done.append(u)
+        return done
+
     def at(self, minute:int, seconds:int=0): self.sim.advance_to(OPEN + timedelta(minutes=minute, seconds=seconds))
 
     def row(self, key:str): return self.ledger.order(key)
 
-    async def settled(self, what:str, pred):
-        "Wait (generous bound) until the bot's consumer has applied the updates `pred` needs."
-        try: await until(pred, timeout=60)
-        except AssertionError: raise AssertionError(f"{self.kind}: {what} never arrived") from None
+    async def settled(self, what:str, pred, timeout:float=60.0):
+        "Wait (a generous bound, never a fixed sleep) until the bot has applied the updates `pred` needs."
+        end = time.monotonic() + timeout
+        while not pred():
+            if not self.consumer: await self.deliver()
+            if time.monotonic() > end: raise AssertionError(f"{self.kind}: {what} never arrived")
+            await asyncio.sleep(0.02)
 
     def decide(self, sym:str, action:SignalAction, qty:Decimal|None=None, **req):
         t = self.clock.now()
@@ -169,10 +180,10 @@ def protected_exactly(r:Rig, sym:str) -> Decimal:
     return q
 
 
-def run(kind, tmp_path, scenario, **kw):
+def run(kind, tmp_path, scenario, consumer=True, **kw):
     r = Rig(kind, tmp_path, **kw)
     async def go():
-        await r.start()
+        await r.start(consumer)
         try: await scenario(r)
         finally: await r.stop()
     try: asyncio.run(asyncio.wait_for(go(), 240))
@@ -230,3 +241,75 @@ def test_exit_filled_in_part_then_cancelled_by_a_kill_switch_trip(kind, tmp_path
         assert r.ledger.halt_state().state == "halted"                    # protected, and still halted: no entry goes
         assert r.tr.decide(Signal("AAA", SignalAction.ENTER_LONG, r.clock.now(), 100.0, 1.0)) == []
     run(kind, tmp_path, scenario)
+
+
+@pytest.mark.parametrize("kind", ["sim", "alpaca"])
+def test_a_remainder_under_one_share_is_reported_and_still_exits(kind, tmp_path):
+    """10.5 shares (a fractionable stock), a stop on the 10 whole ones; the exit sells 10 and its last 0.5 is cancelled.
+    No broker stop can cover half a share (stop orders are for whole shares): none is sent, and the fraction is not
+    forgotten — reported once (log, audit `protective_stop_fraction`), and the code-side trail, still open, exits it."""
+    async def scenario(r):
+        assert await r.protected("AAA", Decimal("10.5")) == Decimal("10.5")
+        assert stops(r.sim, "AAA")[0].qty == 10
+        r.at(THIN + 1)
+        it = r.decide("AAA", SignalAction.EXIT_LONG)
+        assert it.request.qty == Decimal("10.5")
+        o = await r.send(it)
+        await r.settled("the exit's partial fill", lambda: r.tr.held("AAA") == Decimal("0.5"))
+        await asyncio.to_thread(r.broker.cancel, o.id)
+        await r.settled("the exit's cancel", lambda: r.row(it.client_key).status == "cancelled" and not r.tr.exit_pending("AAA"))
+        await r.keeper_cycle()
+        assert held(r.sim, "AAA") == Decimal("0.5") and stops(r.sim, "AAA") == []      # nothing the broker could take
+        assert r.tr.protection.fractions == {"AAA": Decimal("0.5")}
+        await r.keeper_cycle()                                                        # reported once, not on every cycle
+        recs = [x for x in r.audit.read("health", r.clock.now().date()) if x["details"]["what"] == "protective_stop_fraction"]
+        assert len(recs) == 1 and recs[0]["symbol"] == "AAA" and Decimal(recs[0]["details"]["held"]) == Decimal("0.5"), recs
+        assert recs[0]["details"]["level"] == "warning" and recs[0]["details"]["trail"] is True
+        # the code-side trail still covers it: a close below it decides an exit of the half share, which sells it
+        ts = r.tr.stops.stops["AAA"]
+        r.at(THIN + 5)
+        c = ts.stop - 1.0
+        (ex,) = r.tr.on_bar(Bar("AAA", r.clock.now() - timedelta(minutes=5), c, c, c, c, 100.0, "5m"))
+        assert ex.request.qty == Decimal("0.5")
+        assert await r.send(ex) is not None
+        await r.settled("the half share's sale", lambda: r.tr.held("AAA") == 0)
+        assert held(r.sim, "AAA") == 0
+        await r.keeper_cycle()
+        assert r.tr.protection.fractions == {} and r.sim.orders("open") == []
+    run(kind, tmp_path, scenario, volume=100.0, fractionable=True)      # 10 shares a bar
+
+
+def test_exit_filled_in_part_then_replaced_then_cancelled(tmp_path):
+    """A person's limit exit fills 20 of 50, then is replaced by a higher limit for the other 30. While the
+    replacement works no stop may go out (two sells for the same 30 shares); the keeper happened to run between the
+    old order's `replaced` update and the replacement's own first update — the ledger did not know the replacement yet,
+    so its place was refused at the broker (a working sell) and backed off. When the replacement is cancelled in turn,
+    the next keeper cycle puts a stop on the 30 at once (the refusal made the records uncertain: the cycle compared with
+    the broker's orders first, which ends the back-off)."""
+    async def scenario(r):
+        q0 = await r.protected("AAA")
+        assert q0 == 50 and len(stops(r.sim, "AAA")) == 1
+        r.at(THIN + 1)
+        it = r.decide("AAA", SignalAction.EXIT_LONG, q0, type=OrderType.LIMIT, limit_price=Decimal("99"))
+        o = await r.send(it)
+        await r.deliver()
+        assert r.tr.held("AAA") == held(r.sim, "AAA") == 30 and stops(r.sim, "AAA") == []
+        new = r.broker.replace(o.id, limit_price=Decimal("100.5"), client_key="chase-step-1")   # a person asks more for the rest
+        assert new.remaining_qty == 30 and new.is_open
+        (u,) = await r.deliver(1)                                        # the old order's `replaced` update only
+        assert u.order.id == o.id and not r.tr.exit_pending("AAA")
+        assert await r.keeper_cycle() == 1                               # the replacement is not in the ledger yet ...
+        assert r.tr.protective["AAA"].fails == 1 and r.tr.stops_uncertain
+        check(r.sim, "a keeper cycle while the replacement works")
+        assert stops(r.sim, "AAA") == []                                 # ... the broker's working sell kept the stop back
+        await r.deliver()
+        await r.keeper_cycle(); await r.deliver()
+        assert stops(r.sim, "AAA") == []                                 # the replacement is known: still no stop
+        check(r.sim, "the replacement works")
+        r.broker.cancel(new.id)                                          # the chase ends: its order is cancelled
+        await r.deliver()
+        assert r.row("chase-step-1").status == "cancelled"
+        await r.keeper_cycle(); await r.deliver()
+        assert protected_exactly(r, "AAA") == 30
+        check(r.sim, "after the keeper cycle")
+    run("sim", tmp_path, scenario, consumer=False)
