@@ -313,3 +313,26 @@ def test_exit_filled_in_part_then_replaced_then_cancelled(tmp_path):
         assert protected_exactly(r, "AAA") == 30
         check(r.sim, "after the keeper cycle")
     run("sim", tmp_path, scenario, consumer=False)
+
+
+@pytest.mark.parametrize("kind", ["tastytrade", "alpaca"])
+def test_exit_filled_in_part_then_replaced_through_the_adapters(kind, tmp_path):
+    "The same through the real clients and their update streams (the updates in the order the stream brings them)."
+    async def scenario(r):
+        assert await r.protected("AAA") == 50
+        r.at(THIN + 1)
+        it = r.decide("AAA", SignalAction.EXIT_LONG, Decimal(50), type=OrderType.LIMIT, limit_price=Decimal("99"))
+        o = await r.send(it)
+        await r.settled("the exit's partial fill", lambda: r.tr.held("AAA") == 30)
+        new = await asyncio.to_thread(r.broker.replace, o.id, limit_price=Decimal("100.5"), client_key="chase-step-1")
+        await r.settled("the replace", lambda: r.row(it.client_key).status == "cancelled" and not r.tr.exit_pending("AAA")
+                        and r.row("chase-step-1") is not None and r.row("chase-step-1").status in ("accepted", "new", "working"))
+        await r.keeper_cycle()
+        check(r.sim, "a keeper cycle while the replacement works")
+        assert stops(r.sim, "AAA") == [] and [x.remaining_qty for x in sells(r.sim, "AAA")] == [30]
+        await asyncio.to_thread(r.broker.cancel, new.id)
+        await r.settled("the replacement's cancel", lambda: r.row("chase-step-1").status == "cancelled")
+        await r.keeper_cycle()
+        assert protected_exactly(r, "AAA") == 30
+        check(r.sim, "after the keeper cycle")
+    run(kind, tmp_path, scenario)
