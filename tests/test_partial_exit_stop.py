@@ -31,7 +31,7 @@ from swingtrader.registry import broker_parts, sim_parts
 from swingtrader.session import build_bot
 from swingtrader.sim.broker import SimBroker
 from swingtrader.sim.data import make_universe
-from swingtrader.stops import PROTECTIVE, is_protective_key
+from swingtrader.stops import is_protective_key
 
 from emu_support import make_emulator, serve
 
