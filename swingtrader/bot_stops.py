@@ -52,6 +52,7 @@ async def sync_stops(self:BotStops, reconcile:bool=False) -> int: # first compar
     if not tr.broker_stops and not tr.protective: return 0
     n = 0
     async with self._order_gate:
+        if tr.broker_stops: tr.protection.note_halt()   # a new halt's trip cancelled every open order, the stops too: compare first
         if reconcile or tr.stops_uncertain:
             await self.call(tr.protection.resolve_unknown, self.broker, what="orders")   # a stop sent without an answer
             orders = await self.call(self.broker.orders, "open", what="orders")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/55a_protective.ipynb #9e370c55
 from __future__ import annotations
-import time
+import logging, time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, ROUND_FLOOR
@@ -18,8 +18,10 @@ from .ledger import UNRESOLVED, OPEN_STATUSES
 from .broker import OrderRejected, OrderNotFound
 from .executor import Executor
 
+log = logging.getLogger(__name__)
+
 # %% auto #0
-__all__ = ['StopExceedsPosition', 'StopCall', 'ProtectiveStops']
+__all__ = ['log', 'StopExceedsPosition', 'StopCall', 'ProtectiveStops']
 
 # %% ../nbs/55a_protective.ipynb #70ffc649
 class StopExceedsPosition(OrderRejected):
@@ -72,6 +74,8 @@ class ProtectiveStops:
         self.stops: dict[str, ProtectiveStop] = {}   # symbol -> its protective stop order at the broker
         self.uncertain = False                        # a call's outcome is unknown: reconcile with the broker's orders
         self.behind: dict[str, Decimal] = {}          # symbol -> what the broker held when the trader's view was more
+        self.fractions: dict[str, Decimal] = {}       # symbol -> a position under one whole share, reported (no stop can cover it)
+        self._halt_seen: str|None = None              # the last halt (its time) whose cancels were compared with the broker's orders
     def __repr__(self): return f"ProtectiveStops({sorted(self.stops)}, uncertain={self.uncertain})"
 
     def _now(self) -> datetime:
@@ -118,11 +122,18 @@ def protect(self:ProtectiveStops, now:datetime|None=None) -> list[StopCall]:
         if self.sellable(sym) > 0 and t.broker_stops: continue
         if ps.order_id is not None: calls.append(StopCall("cancel", sym, order_id=ps.order_id))
         elif ps.key is None: del self.stops[sym]
-    if not t.broker_stops or t.ledger.halt_state().state == "halted": return calls
+    if not t.broker_stops: return calls
+    self.note_halt()
+    if self._liquidating(): return calls
+    for sym in list(self.fractions):
+        if t.held(sym) <= 0: del self.fractions[sym]
     for sym in list(t.positions):
         ts, ps = t.stops.stops.get(sym), self.stops.get(sym)
         qty = self.sellable(sym)                                      # never more than the broker holds
-        if qty <= 0 or (ts is None and ps is None) or self._other_sell(sym): continue
+        if ts is None and ps is None: continue                        # not a position the keeper protects (no trail, no stop)
+        if qty <= 0: self._fraction(sym, ts is not None); continue
+        self.fractions.pop(sym, None)
+        if self._other_sell(sym): continue
         if ps is None: ps = self.stops[sym] = ProtectiveStop(sym, self._opened_at(sym))
         if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first
         if ts is None and ps.order_id is None: continue                  # no code-side level to place a stop at
@@ -136,6 +147,34 @@ def protect(self:ProtectiveStops, now:datetime|None=None) -> list[StopCall]:
         elif worth_moving(ps.stop, level, ps.at, now, min_move(ps.stop, t.settings.broker_stop_min_move, tick)):
             calls.append(StopCall("replace", sym, self._request(ps, qty, level, now), ps.order_id))
     return calls
+
+# %% ../nbs/55a_protective.ipynb #0beebaa9
+@patch
+def note_halt(self:ProtectiveStops) -> bool:
+    "A halt not seen before? Its trip cancelled every open order (the stops too): the records are uncertain, the next sync compares first."
+    h = self.owner.ledger.halt_state()
+    if h.state != "halted" or h.at == self._halt_seen: return False
+    self._halt_seen, self.uncertain = h.at, True
+    return True
+
+@patch
+def _liquidating(self:ProtectiveStops) -> bool:
+    "Halted by a kill switch that sells every position on a trip (`SWINGTRADER_LIQUIDATE_ON_HALT`)?"
+    t = self.owner
+    return bool(getattr(getattr(t, "kill_switch", None), "liquidate", False)) and t.ledger.halt_state().state == "halted"
+
+@patch
+def _fraction(self:ProtectiveStops, symbol:str, trail:bool): # the code-side trailing stop is open
+    "Report, once per quantity, a held position no broker stop can cover (under one whole share)."
+    t, q = self.owner, self.owner.held(symbol)
+    if q <= 0 or self.fractions.get(symbol) == q: return
+    self.fractions[symbol] = q
+    what = "the code-side trailing stop still exits it while the bot runs" if trail else "no code-side stop covers it either: sell it by hand"
+    msg = f"{symbol}: {q} held is less than one whole share the broker can put a stop order on; {what}."
+    log.warning("protective stop: %s", msg)
+    if t.audit is not None:
+        t.audit.health("protective_stop_fraction", {"level": "warning", "message": msg, "held": str(q), "trail": trail},
+                       symbol=symbol, broker=t.broker_name)
 
 # %% ../nbs/55a_protective.ipynb #a70a3e2d
 @patch
@@ -252,6 +291,7 @@ def sync(self:ProtectiveStops, broker, now:datetime|None=None,
         except Exception as e: o, err = None, e
         return c, self.stop_sent(c, o, err, now)
     done = []
+    if self.owner.broker_stops: self.note_halt()          # a new halt cancelled the stops: compare first
     if reconcile or self.uncertain:
         self.resolve_unknown(broker)
         done += [send(c) for c in self.reconcile(broker.orders("open"), now)]
