@@ -762,6 +762,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'swingtrader/broker.py'),
                                     'swingtrader.broker.UnknownSymbol': ('broker.html#unknownsymbol', 'swingtrader/broker.py'),
                                     'swingtrader.broker.empty_bars': ('broker.html#empty_bars', 'swingtrader/broker.py'),
+                                    'swingtrader.broker.stop_tasks': ('broker.html#stop_tasks', 'swingtrader/broker.py'),
+                                    'swingtrader.broker.wait_event': ('broker.html#wait_event', 'swingtrader/broker.py'),
                                     'swingtrader.broker.whole_shares': ('broker.html#whole_shares', 'swingtrader/broker.py')},
             'swingtrader.broker_view': { 'swingtrader.broker_view.BrokerView': ( 'broker_view.html#brokerview',
                                                                                  'swingtrader/broker_view.py'),

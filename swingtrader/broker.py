@@ -16,7 +16,8 @@ from .models import (Account, Asset, Bar, Order, OrderPreview, OrderRequest, Ord
 
 # %% auto #0
 __all__ = ['UNREACHABLE', 'BAR_COLUMNS', 'BrokerError', 'OrderRejected', 'OrderNotFound', 'AuthError', 'RateLimited',
-           'BrokerUnavailable', 'UnknownSymbol', 'Broker', 'empty_bars', 'MarketData', 'OrderUpdates', 'whole_shares']
+           'BrokerUnavailable', 'UnknownSymbol', 'Broker', 'empty_bars', 'MarketData', 'OrderUpdates', 'whole_shares',
+           'wait_event', 'stop_tasks']
 
 # %% ../nbs/03_broker.ipynb #3fa5b388
 class BrokerError(SwingtraderError):
@@ -103,3 +104,24 @@ def whole_shares(req:OrderRequest, # a notional order
                             "raise the notional above one share's price, or give qty.", reason="notional_below_one_share")
     if conversions is not None: conversions[req.client_key] = {"notional": req.notional, "price": price, "qty": shares, "why": why}
     return OrderRequest(req.symbol, req.side, qty=shares, type=OrderType.MARKET, tif=req.tif, client_key=req.client_key)
+
+# %% ../nbs/03_broker.ipynb #b5fb8b2d
+import asyncio
+
+async def wait_event(ev:asyncio.Event, timeout:float) -> bool:
+    "Wait for `ev` at most `timeout` seconds; True if it was set (a cancellation always propagates)."
+    try:
+        async with asyncio.timeout(timeout): await ev.wait()
+        return True
+    except TimeoutError: return ev.is_set()
+
+async def stop_tasks(tasks:list, # asyncio tasks to end
+                     patience:float=1.0): # seconds between repeated cancels of a task that goes on
+    "Cancel `tasks` and wait until every one has ended (again and again if one swallowed a cancel); their errors are dropped."
+    for t in tasks: t.cancel()
+    for t in tasks:
+        while not t.done():
+            await asyncio.wait({t}, timeout=patience)
+            if not t.done(): t.cancel()
+        if not t.cancelled(): t.exception()          # retrieved: no "exception was never retrieved" warning
+    tasks.clear()

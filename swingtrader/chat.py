@@ -13,6 +13,7 @@ from typing import Callable
 from fastcore.basics import patch
 
 from .config import Settings, SwingtraderError
+from .broker import wait_event
 from .models import OrderRequest, OrderType, Side, Signal, SignalAction, Order, OrderUpdate, OrderStatus, D, Asset, is_derivative
 from .instruments import InstrumentKind, instrument_of
 from .executor import Executor
@@ -498,8 +499,7 @@ async def follow(engine:ChatEngine, parts, stop, # an `asyncio.Event`
     try:
         while not stop.is_set():
             await asyncio.to_thread(engine.tick)
-            try: await asyncio.wait_for(stop.wait(), tick_seconds)
-            except asyncio.TimeoutError: pass
+            await wait_event(stop, tick_seconds)
     finally:
         task.cancel()
         await parts.order_updates.close()

@@ -12,7 +12,7 @@ from decimal import Decimal
 from alpaca.trading.stream import TradingStream
 
 from ..models import Fill, Order, OrderEvent, OrderStatus, OrderUpdate
-from ..broker import BrokerError
+from ..broker import BrokerError, stop_tasks, wait_event
 from . import wire
 
 log = logging.getLogger(__name__)
@@ -327,8 +327,7 @@ async def _poller(self:AlpacaOrderUpdates):
             except (BrokerError, Exception) as e: log.warning("order poll failed: %s", e)
             last = time.monotonic()
         self._wake.clear()
-        try: await asyncio.wait_for(self._wake.wait(), timeout=min(self.poll_interval, 0.25))
-        except asyncio.TimeoutError: pass
+        await wait_event(self._wake, min(self.poll_interval, 0.25))
         if self._wake.is_set() and not self.streaming: last = 0.0
 
 # %% ../../nbs/24e_alpaca_order_updates.ipynb #ec7317c8
@@ -349,11 +348,7 @@ async def start(self:AlpacaOrderUpdates, connect_timeout:float=5.0):
 async def close(self:AlpacaOrderUpdates):
     "Stop the stream and the poller."
     if self.stream is not None: await self.stream.stop_ws()
-    for t in self._tasks: t.cancel()                  # before the socket closes: no "websocket error" from alpaca-py
-    for t in self._tasks:
-        try: await t
-        except (asyncio.CancelledError, Exception): pass
-    self._tasks = []
+    await stop_tasks(self._tasks)                     # before the socket closes: no "websocket error" from alpaca-py
     if self.stream is not None:
         try: await self.stream.close()
         except Exception as e: log.debug("closing the trading stream: %s", e)

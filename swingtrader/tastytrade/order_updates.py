@@ -12,7 +12,7 @@ import aiohttp
 from fastcore.basics import patch
 
 from ..models import Order, OrderEvent, OrderStatus, OrderUpdate
-from ..broker import BrokerError
+from ..broker import BrokerError, stop_tasks, wait_event
 from . import wire
 from .transport import ssl_context
 
@@ -280,8 +280,7 @@ async def _poller(self:TastytradeOrderUpdates):
             except Exception as e: log.warning("order poll failed: %s", e)
             last = time.monotonic()
         self._wake.clear()
-        try: await asyncio.wait_for(self._wake.wait(), timeout=min(self.poll_interval, self.safety_poll, 1.0))
-        except asyncio.TimeoutError: pass
+        await wait_event(self._wake, min(self.poll_interval, self.safety_poll, 1.0))
         if self._wake.is_set(): last = 0.0 if not self.streaming else last
 
 @patch
@@ -313,11 +312,7 @@ async def start(self:TastytradeOrderUpdates, connect_timeout:float=5.0):
 async def close(self:TastytradeOrderUpdates):
     "Stop the streamer and the poller (the `OrderUpdates` protocol's `close`)."
     if self.streamer is not None: await self.streamer.stop()
-    for t in self._tasks: t.cancel()
-    for t in self._tasks:
-        try: await t
-        except (asyncio.CancelledError, Exception): pass
-    self._tasks = []
+    await stop_tasks(self._tasks)
 
 @patch
 def __aiter__(self:TastytradeOrderUpdates): return self
