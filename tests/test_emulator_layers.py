@@ -9,7 +9,7 @@ ROOT = Path(pkg.__file__).parent
 ROOMS = ("rest", "streamer", "dxlink", "tradingview", "derivatives")
 DERIVATIVES = ("derivatives", "derivatives_api")   # the options and futures room, in two modules
 ALPACA_DATA = ("alpaca_data", "alpaca_data_stream")   # the Alpaca market-data room, in two modules
-ALPACA = ("alpaca_wire", "alpaca_orders", "alpaca_stream", "alpaca_trading")   # the Alpaca trading room, in four modules
+ALPACA = ("alpaca_wire", "alpaca_orders", "alpaca_amend", "alpaca_stream", "alpaca_trading")   # the Alpaca trading room, in five modules
 # imports of private names from outside the emulator that are still to be made public where they are defined
 KNOWN_PRIVATE = set()
 

@@ -6,5 +6,5 @@
 __all__ = ['MODULES']
 
 # %% ../../nbs/17_emulator_package.ipynb #47aa7df7
-MODULES = ("core", "rest", "streamer", "dxlink", "tradingview", "derivatives", "derivatives_api", "alpaca_wire", "alpaca_orders", "alpaca_stream", "alpaca_trading",
+MODULES = ("core", "rest", "streamer", "dxlink", "tradingview", "derivatives", "derivatives_api", "alpaca_wire", "alpaca_orders", "alpaca_amend", "alpaca_stream", "alpaca_trading",
            "alpaca_data", "alpaca_data_stream", "app")   # in reading order: core at the bottom, app on top

@@ -19,6 +19,7 @@ from .core import EMULATOR_KEY, read_body
 from .alpaca_wire import (AlpacaError, parse_time, position_json, asset_json,
     account_json, clock_json, calendar_json, activity_json, exchange_of)
 from .alpaca_orders import AlpacaTrading, alpaca_state, client_key_for, HELD_OPEN
+import swingtrader.emulator.alpaca_amend  # noqa: F401  (cancel, replace and close: AlpacaTrading methods)
 from .alpaca_stream import setup_stream
 
 log = logging.getLogger("swingtrader.emulator")
