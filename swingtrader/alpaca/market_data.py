@@ -123,6 +123,7 @@ class AlpacaMarketData:
         self.fresh: set[str] = set()                    # subscribed or reconnected since: their next minute joins the history first
         self.live_from: dict[str, datetime] = {}        # symbol -> the minute its last join ended at (older ones came from REST)
         self.held: deque[Bar] = deque(maxlen=100_000)   # closed bars no consumer took yet: the next `bars` gets them
+        self._join_failed: datetime|None = None          # the minute whose join failed (one REST attempt per minute)
         self.stream.on_connect = self._connected
         self.last_data = time.monotonic()
         self._tasks: list[asyncio.Task] = []
@@ -191,6 +192,7 @@ def _deliver(self:AlpacaMarketData, bar:Bar):
 @patch
 async def _join(self:AlpacaMarketData, t:datetime) -> bool:
     "Before the first live minute `t` of the fresh symbols: their closed bars since the last handed out and the minutes of the bar in progress, from REST; False (nothing changed) if REST failed."
+    if self._join_failed == t: return False
     syms = sorted(self.fresh)
     plan = []                   # (timeframe, folder, start of the bar in progress, symbol -> first closed bar missing)
     for tf, folder in self.folders.items():
@@ -207,6 +209,7 @@ async def _join(self:AlpacaMarketData, t:datetime) -> bool:
         minutes = await asyncio.to_thread(self.broker.bars_many, syms, "1m", m0, t) if m0 < t else {}
     except Exception as e:
         log.warning("Alpaca market data: joining the stream to the history failed (again at the next minute): %s", e)
+        self._join_failed = t
         return False
     for tf, folder, b0, starts in plan:
         for s in syms:
