@@ -78,7 +78,8 @@ class Bot(BotStops, BotReconcile):
                  command_poll:float=0.5, # real seconds between command polls
                  check_every:float=60.0, # clock seconds between health / account / loss checks
                  last_day:date|None=None, # stop after this session's close (None: run until stopped)
-                 queued_audit:bool=True): # audit appends and fsyncs on a writer thread (`QueuedAudit`), not on the loop
+                 queued_audit:bool=True, # audit appends and fsyncs on a writer thread (`QueuedAudit`), not on the loop
+                 pace:timedelta|None=timedelta(minutes=15)): # a scaled SimClock runs at most this far past the newest bar the session got (None: free)
         if audit is not None and queued_audit and not isinstance(audit, QueuedAudit): audit = QueuedAudit(audit)
         self.settings, self.broker, self.market_data, self.order_updates = settings, broker, market_data, order_updates
         self.clock, self.calendar, self.ledger, self.audit, self.scanner = clock, calendar, ledger, audit, scanner
@@ -87,7 +88,8 @@ class Bot(BotStops, BotReconcile):
         self.health = health or HealthMonitor(clock, settings, kill_switch=self.kill_switch, audit=audit, broker_name=self.broker_name)
         self.universe, self.max_symbols = list(universe or []), max_symbols or settings.scan_top
         self.preopen, self.fast_forward_idle, self.command_poll = preopen, fast_forward_idle, command_poll
-        self.check_every, self.last_day = check_every, last_day
+        self.check_every, self.last_day, self.pace = check_every, last_day, pace
+        self._paced: datetime|None = None        # in a held session: close time of the newest bar the stream delivered
         self.timeframe, self.period = settings.timeframe, timeframe_delta(settings.timeframe)
         self.trader = trader if trader is not None else self._make_trader()
         if not isinstance(self.trader.guard, TimedGuard): self.trader.guard = TimedGuard(self.trader.guard)
@@ -362,9 +364,9 @@ async def pre_open(self:Bot, open_t:datetime):
     self.watchlist = list(dict.fromkeys([*held, *syms[:self.max_symbols]]))
     await self.load_assets(self.watchlist, scan_sectors)
     if self.audit is not None: self.audit.health("watchlist", {"level": "ok", "symbols": self.watchlist}, broker=self.broker_name)
-    now = self.clock.now()
-    try: frames = await self.market_data.backfill(self.watchlist, self._since(now), self.timeframe)
+    try: frames = await self.market_data.backfill(self.watchlist, self._since(self.clock.now()), self.timeframe)
     except Exception as e: self._fail("backfill", e); frames = {}
+    now = self.clock.now()     # after the backfill: a bar that closed while it ran is history too (the stream will not repeat it)
     n = 0
     for sym, df in frames.items():
         last = self.fed.get(sym)
@@ -404,6 +406,7 @@ async def _bars(self:Bot, stream, close_t:datetime):
     fast = self._fast_clock
     async for bar in stream:
         log.debug("bar %s %s at %s", bar.symbol, bar.start, self.clock.now())
+        if self._paced is not None: self._paced = max(self._paced, bar.start + self.period)
         try: await self.on_bar(bar, close_t)
         except asyncio.CancelledError: raise
         except Exception as e: self._fail("on_bar", e)
@@ -435,6 +438,25 @@ async def _periodic(self:Bot, close_t:datetime):
 @patch
 async def session(self:Bot, open_t:datetime, close_t:datetime):
     "The regular session: bars → Trader → broker until the close (or a stop)."
+    paced = self._hold_clock(close_t)
+    try: await self._session(close_t)
+    finally:
+        if paced: self._paced = None; self.clock.hold(None)
+
+@patch
+def _hold_clock(self:Bot, close_t:datetime) -> bool:
+    "Hold a scaled `SimClock` (a simulated market) at most `pace` past the newest bar delivered in this session (at least its start), and short of the bell until the bar closing at the bell came."
+    if self.pace is None or not isinstance(self.clock, SimClock) or self.clock.mode != "scaled": return False
+    self._paced, bell = self.clock.now(), close_t + timedelta(seconds=30)
+    def limit():
+        p = self._paced
+        if p is None: return None
+        return p + self.pace if p >= close_t else min(p + self.pace, bell)
+    self.clock.hold(limit)
+    return True
+
+@patch
+async def _session(self:Bot, close_t:datetime):
     stream = self.market_data.bars(self.watchlist, self.timeframe)
     self.health.stream_event("bars")     # staleness counts from the open, not from yesterday's last bar
     tasks = [asyncio.create_task(self._bars(stream, close_t), name="bars")]

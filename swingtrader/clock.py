@@ -4,16 +4,17 @@
 
 # %% ../nbs/02_clock.ipynb #d9266e36
 from __future__ import annotations
-import asyncio, time
+import asyncio, threading, time
 from datetime import datetime, date, timedelta, timezone
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from .config import SwingtraderError
 
@@ -55,7 +56,7 @@ def _resolve(fut:asyncio.Future):
 
 # %% ../nbs/02_clock.ipynb #62b9e873
 class SimClock:
-    "A simulated clock: stepped by hand, as fast as possible, or scaled real time."
+    "A simulated clock: stepped by hand, as fast as possible, or scaled real time (which `hold` can keep back)."
     def __init__(self, start:datetime, # initial time (timezone-aware)
                  mode:str="manual", # manual | fast | scaled
                  speed:float=60.0): # simulated seconds per real second (scaled mode)
@@ -66,16 +67,22 @@ class SimClock:
         self._t = _check_aware(start)
         self._m0 = time.monotonic()
         self._waiters: list[tuple[datetime, asyncio.Future]] = []
+        self._lock = threading.Lock()
+        self._limit: Callable[[], datetime|None]|None = None     # see `hold`
+        self.patience, self.holds = 10.0, 0
+        self._last = self._t                # the latest time `now` gave while a hold is set (never goes back)
+        self._held_at, self._held_since = None, 0.0
 
     def now(self) -> datetime:
-        if self.mode == "scaled": return self._t + timedelta(seconds=(time.monotonic() - self._m0) * self.speed)
-        return self._t
+        if self.mode != "scaled": return self._t
+        if self._limit is None: return self._t + timedelta(seconds=(time.monotonic() - self._m0) * self.speed)
+        with self._lock: return self._held_now()
 
     def set(self, t:datetime):
         "Jump to `t` (never backwards) and wake the sleepers it passes."
         t = _check_aware(t)
         if t < self.now(): raise SwingtraderError(f"SimClock cannot go back from {self.now()} to {t}.", "only move the clock forward.")
-        self._t, self._m0 = t, time.monotonic()
+        with self._lock: self._t, self._m0, self._last = t, time.monotonic(), t
         self._wake()
 
     def advance(self, seconds:float=0, **kw):
@@ -88,6 +95,7 @@ class SimClock:
             raise SwingtraderError(f"SimClock mode {mode!r} is unknown.", "use manual, fast or scaled.")
         if speed is not None and speed <= 0: raise SwingtraderError(f"SimClock speed={speed} must be positive.", "give a speed above 0, e.g. 60.")
         self._t, self._m0 = self.now(), time.monotonic()
+        self._last = self._t
         self.mode, self.speed = mode, float(speed or self.speed)
         self._wake()
 
@@ -119,6 +127,31 @@ class SimClock:
 
     async def sleep(self, seconds:float): await self.sleep_until(self.now() + timedelta(seconds=max(0.0, seconds)))
     def __repr__(self): return f"SimClock({self.now().isoformat()}, mode={self.mode!r})"
+
+# %% ../nbs/02_clock.ipynb #12ef90a7
+@patch
+def _held_now(self:SimClock) -> datetime:
+    "`now` under a hold (the lock held)."
+    m = time.monotonic()
+    t = self._t + timedelta(seconds=(m - self._m0) * self.speed)
+    lim = self._limit() if self._limit is not None else None
+    if lim is not None and t > lim:
+        if lim != self._held_at: self._held_at, self._held_since = lim, m; self.holds += 1     # a new limit: wait there
+        if m - self._held_since <= self.patience:
+            self._t, self._m0 = max(lim, self._last), m        # stand still: time runs on from here once the limit moves
+            t = self._t
+    self._last = max(self._last, t)
+    return self._last
+
+@patch
+def hold(self:SimClock, limit:Callable[[], datetime|None]|None, # () -> the time not to run past (None: no limit now); None: let go
+         patience:float|None=None): # real seconds a limit that does not move is obeyed (default: `self.patience`)
+    "Scaled mode: do not run past `limit()`; `hold(None)` lets go."
+    with self._lock:
+        self._t, self._m0 = (self._held_now() if self._limit is not None else self.now()), time.monotonic()
+        self._last, self._held_at = self._t, None
+        if patience is not None: self.patience = float(patience)
+        self._limit = limit
 
 # %% ../nbs/02_clock.ipynb #87f00c0c
 _TABLE = Path(str(files("swingtrader")))/"assets"/"xnys_sessions.npz"

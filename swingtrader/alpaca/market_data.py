@@ -5,6 +5,7 @@
 # %% ../../nbs/24d_alpaca_market_data.ipynb #07e63403
 from __future__ import annotations
 import asyncio, logging, time
+from collections import deque
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -80,7 +81,11 @@ def add(self:BarFolder, symbol:str, t:datetime, o:float, h:float, l:float, c:flo
 
 # %% ../../nbs/24d_alpaca_market_data.ipynb #2db08d2e
 class AlpacaDataStream(StockDataStream):
-    "alpaca-py's `StockDataStream` for a running event loop: `up`, `drop()`, `run_forever()`, `add()`."
+    "alpaca-py's `StockDataStream` for a running event loop: `up`, `drop()`, `run_forever()`, `add()`, `on_connect`."
+    on_connect = None   # () -> None: after each connect and authentication, before the subscription goes out
+    async def _start_ws(self):
+        await super()._start_ws()
+        if self.on_connect is not None: self.on_connect()
     @property
     def up(self) -> bool: return bool(self._running and self._ws is not None)
     @property
@@ -114,6 +119,12 @@ class AlpacaMarketData:
         self.folders: dict[str, BarFolder] = {}
         self.queues: list[tuple[set, str, asyncio.Queue]] = []
         self.stats = {"minute_bars": 0, "bars": 0, "gap_bars": 0, "silent_reconnects": 0, "reconnects": 0, "alerts": 0}
+        self.subscribed: set[str] = set()               # symbols with a bars subscription
+        self.fresh: set[str] = set()                    # subscribed or reconnected since: their next minute joins the history first
+        self.live_from: dict[str, datetime] = {}        # symbol -> the minute its last join ended at (older ones came from REST)
+        self.held: deque[Bar] = deque(maxlen=100_000)   # closed bars no consumer took yet: the next `bars` gets them
+        self._join_failed: datetime|None = None          # the minute whose join failed (one REST attempt per minute)
+        self.stream.on_connect = self._connected
         self.last_data = time.monotonic()
         self._tasks: list[asyncio.Task] = []
         self._was_up, self._alerted = False, False
@@ -142,15 +153,27 @@ async def backfill(self:AlpacaMarketData, symbols:list[str], since:datetime, tim
         df = df[df.index + step <= pd.Timestamp(now)] if len(df) else df    # only closed bars
         if len(df): folder.last[s] = max(folder.last.get(s, df.index[-1].to_pydatetime()), df.index[-1].to_pydatetime())
         out[s] = df
+    ends = {s: df.index[-1].to_pydatetime() for s, df in out.items() if len(df)}
+    if self.held and ends:       # what the history gave is not handed out again
+        self.held = deque((b for b in self.held if not (b.timeframe == timeframe and b.start <= ends.get(b.symbol, b.start - step))),
+                          maxlen=self.held.maxlen)
     return out
+
+@patch
+def _connected(self:AlpacaMarketData):
+    "A (re)connect: minutes were missed since the last one (or none came yet): every symbol joins the history again."
+    self.fresh |= self.subscribed
 
 @patch
 async def _on_bar(self:AlpacaMarketData, b):
     "A minute bar from the stream."
     self.last_data = time.monotonic(); self.stats["minute_bars"] += 1
     if self._alerted: self._alerted = False; self._health("ok", "Alpaca market data flows again")
+    t = wire.utc(b.timestamp)
+    if b.symbol in self.fresh and not await self._join(t): return   # REST failed: this minute comes with the next join
+    if t < self.live_from.get(b.symbol, t): return                     # before the join's end: REST gave it
     for tf, folder in self.folders.items():
-        for bar in folder.add(b.symbol, b.timestamp, float(b.open), float(b.high), float(b.low), float(b.close), float(b.volume)):
+        for bar in folder.add(b.symbol, t, float(b.open), float(b.high), float(b.low), float(b.close), float(b.volume)):
             self._deliver(bar)
 
 @patch
@@ -161,8 +184,49 @@ async def _on_quote(self:AlpacaMarketData, q):
 @patch
 def _deliver(self:AlpacaMarketData, bar:Bar):
     self.stats["bars"] += 1
+    taken = False
     for syms, tf, q in self.queues:
-        if bar.symbol in syms and bar.timeframe == tf: q.put_nowait(bar)
+        if bar.symbol in syms and bar.timeframe == tf: q.put_nowait(bar); taken = True
+    if not taken: self.held.append(bar)
+
+@patch
+async def _join(self:AlpacaMarketData, t:datetime) -> bool:
+    "Before the first live minute `t` of the fresh symbols: their closed bars since the last handed out and the minutes of the bar in progress, from REST; False (nothing changed) if REST failed."
+    if self._join_failed == t: return False
+    syms = sorted(self.fresh)
+    plan = []                   # (timeframe, folder, start of the bar in progress, symbol -> first closed bar missing)
+    for tf, folder in self.folders.items():
+        b0, starts = folder.bucket(t), {}
+        for s in syms:
+            cur = folder.open.get(s)
+            st = cur["start"] if cur is not None else (folder.last[s] + folder.step if s in folder.last else None)
+            if st is not None and st < b0: starts[s] = st
+        plan.append((tf, folder, b0, starts))
+    try:                        # everything fetched before anything is handed out
+        closed = {tf: await asyncio.to_thread(self.broker.bars_many, sorted(starts), tf, min(starts.values()), b0)
+                  for tf, _, b0, starts in plan if starts}
+        m0 = min((b0 for _, _, b0, _ in plan), default=t)
+        minutes = await asyncio.to_thread(self.broker.bars_many, syms, "1m", m0, t) if m0 < t else {}
+    except Exception as e:
+        log.warning("Alpaca market data: joining the stream to the history failed (again at the next minute): %s", e)
+        self._join_failed = t
+        return False
+    for tf, folder, b0, starts in plan:
+        for s in syms:
+            folder.open.pop(s, None)       # a bar begun before the gap is rebuilt from its minutes
+            df = closed.get(tf, {}).get(s)
+            if df is not None and s in starts and len(df):
+                for ts, r in df[df.index >= pd.Timestamp(starts[s])].iterrows():
+                    bar = Bar(s, ts.to_pydatetime(), float(r.open), float(r.high), float(r.low), float(r.close), float(r.volume), timeframe=tf)
+                    if folder.mark(bar): self.stats["gap_bars"] += 1; self._deliver(bar)
+            mf = minutes.get(s)
+            if mf is not None and len(mf):
+                for ts, r in mf[mf.index >= pd.Timestamp(b0)].iterrows():
+                    for bar in folder.add(s, ts.to_pydatetime(), float(r.open), float(r.high), float(r.low), float(r.close), float(r.volume)):
+                        self._deliver(bar)
+    for s in syms: self.live_from[s] = t
+    self.fresh -= set(syms)
+    return True
 
 # %% ../../nbs/24d_alpaca_market_data.ipynb #175bcbe7
 @patch
@@ -180,14 +244,11 @@ async def _start(self:AlpacaMarketData):
 
 @patch
 async def _watch(self:AlpacaMarketData):
-    "Reconnects (gap backfill) and silence in market hours (replace the socket, alert)."
+    "Count connects; silence in market hours: replace the socket, alert (the gap is joined at the next minute)."
     while True:
         await asyncio.sleep(self.check_every)
         up = self.stream.up
         if up and not self._was_up:
-            if self.stats["reconnects"] or self.stats["silent_reconnects"]:
-                try: await self._fill_gap()
-                except Exception as e: log.warning("Alpaca gap backfill failed: %s", e)
             self.stats["reconnects"] += 1; self.last_data = time.monotonic()
         self._was_up = up
         if not up: continue
@@ -199,38 +260,29 @@ async def _watch(self:AlpacaMarketData):
             self.last_data = time.monotonic()
             await self.stream.drop()
 
-@patch
-async def _fill_gap(self:AlpacaMarketData):
-    "After a reconnect: the closed bars missed while down, from REST."
-    now = self.broker.clock.now()
-    for tf, folder in self.folders.items():
-        syms = sorted({s for syms, t, _ in self.queues if t == tf for s in syms})
-        if not syms: continue
-        since = min(folder.last.values(), default=now - timedelta(hours=8))
-        got = await asyncio.to_thread(self.broker.bars_many, syms, tf, since, now)
-        step = period(tf)
-        for s, df in got.items():
-            for t, r in df.iterrows():
-                if t + step > pd.Timestamp(now): continue
-                bar = Bar(s, t.to_pydatetime(), r.open, r.high, r.low, r.close, r.volume, timeframe=tf)
-                if folder.mark(bar): self.stats["gap_bars"] += 1; self._deliver(bar)
-
 # %% ../../nbs/24d_alpaca_market_data.ipynb #d2f49ca7
 @patch
 def bars(self:AlpacaMarketData, symbols:list[str], timeframe:str):
-    "Closed `timeframe` bars of `symbols`, each once (the stream starts on first iteration)."
+    "Closed `timeframe` bars of `symbols` after the last backfill, each once, in time order (the stream starts on first iteration)."
     q: asyncio.Queue = asyncio.Queue()
-    entry = (set(symbols), timeframe, q)
-    self.queues.append(entry)
+    want = set(symbols)
+    entry = (want, timeframe, q)
     self.folders.setdefault(timeframe, BarFolder(timeframe))
     async def gen():
-        await self.stream.add("bars", list(symbols), self._on_bar)
-        if self.want_quotes: await self.stream.add("quotes", list(symbols), self._on_quote)
-        await self._start()
+        keep = deque(maxlen=self.held.maxlen)
+        for b in self.held: q.put_nowait(b) if b.symbol in want and b.timeframe == timeframe else keep.append(b)   # closed meanwhile
+        self.held = keep
+        self.queues.append(entry)
         try:
+            new = want - self.subscribed
+            self.subscribed |= new; self.fresh |= new
+            await self.stream.add("bars", list(symbols), self._on_bar)
+            if self.want_quotes: await self.stream.add("quotes", list(symbols), self._on_quote)
+            await self._start()
             while True: yield await q.get()
         finally:
             if entry in self.queues: self.queues.remove(entry)
+            while not q.empty(): self.held.append(q.get_nowait())    # not taken: the next consumer gets them
     return gen()
 
 @patch

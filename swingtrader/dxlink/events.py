@@ -67,6 +67,7 @@ class CandleSeries:
         self.snapshots = 0                    # snapshots completed (backfill waits on this)
         self.duplicates = self.bad = 0
         self.pending, self.collect = True, None   # awaiting a snapshot; backfill's bar list
+        self.history: list|None = None            # while a backfill waits: the snapshot's closed bars emitted before
         self._due = None                          # forming bar seen past its end by one flush check
 
     def bar(self, r) -> Bar|None:
@@ -114,6 +115,9 @@ def _finish(self:CandleSeries, out, now_ms):
     rows = [self.snap[t] for t in sorted(self.snap)]
     self.snap, self.forming = None, None
     if rows:
+        if self.history is not None:   # a backfill gets the whole range asked for, also what was emitted before (not again)
+            closed = rows if self._ended(rows[-1], now_ms) else rows[:-1]
+            self.history.extend(b for r in closed if r.time <= self.last_closed and (b := self.bar(r)) is not None)
         for r in rows[:-1]: self._close(r, out)
         last = rows[-1]
         if self._ended(last, now_ms): self._close(last, out)

@@ -86,5 +86,5 @@ async def batches(self:Mailbox) -> AsyncIterator[list]:
         if not self.q and not self.latest:
             if self.error is not None: raise self.error
             self._wait = asyncio.get_running_loop().create_future()
-            await self._wait
-            self._wait = None
+            try: await self._wait
+            finally: self._wait = None        # also when the consumer is cancelled or closed while it waits

@@ -68,7 +68,8 @@ def _ms(t:datetime) -> int:
 def _sub_item(self:DXLinkStreamer, etype, sym, from_time):
     if etype == "Candle":
         s = self.series.get(sym)
-        ft = (s.resume_from() if s is not None else None) or from_time
+        backfilling = s is not None and s.history is not None and from_time is not None   # the range a backfill asked for
+        ft = from_time if backfilling else (s.resume_from() if s is not None else None) or from_time
         return {"type": etype, "symbol": sym, "fromTime": int(ft if ft is not None else 0)}
     return {"type": etype, "symbol": sym}
 
@@ -288,13 +289,13 @@ async def disconnect(self:DXLinkStreamer):
 @patch
 async def backfill(self:DXLinkStreamer, symbols:str|Iterable[str], since:datetime, period:str="5m",
                    regular_hours:bool=False, timeout:float=30) -> dict[str, pd.DataFrame]:
-    "Closed bars from `since` until now per symbol, once each snapshot has ended; live bars then follow on `bars()`."
+    "Closed bars from `since` until now per symbol (also those already emitted live), once each snapshot has ended; newer bars then follow on `bars()`."
     syms = [symbols] if isinstance(symbols, str) else list(symbols)
     cands = [candle_symbol(s, period, regular_hours) for s in syms]
     want = {}
     for c in cands:
         s = self.series.setdefault(c, CandleSeries(c))
-        s.collect, want[c] = [], s.snapshots + 1
+        s.collect, s.history, want[c] = [], [], s.snapshots + 1
     await self.subscribe("Candle", cands, since)
     loop = asyncio.get_running_loop(); end = loop.time() + timeout
     try:
@@ -308,7 +309,11 @@ async def backfill(self:DXLinkStreamer, symbols:str|Iterable[str], since:datetim
             try: await asyncio.wait_for(f, min(left, 0.5))
             except asyncio.TimeoutError: pass
         t0 = _ms(since)
-        return {s: bars_frame([b for b in self.series[c].collect if b.start.timestamp() * 1000 >= t0]) for s, c in zip(syms, cands)}
+        def frame(c):
+            s = self.series[c]
+            got = {b.start: b for b in (*s.history, *s.collect)}      # emitted before, then newly closed: each once
+            return bars_frame([got[t] for t in sorted(got) if t.timestamp() * 1000 >= t0])
+        return {s: frame(c) for s, c in zip(syms, cands)}
     finally:
         for c in cands:
-            if c in self.series: self.series[c].collect = None
+            if c in self.series: self.series[c].collect = self.series[c].history = None

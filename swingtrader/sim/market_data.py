@@ -5,19 +5,44 @@
 # %% ../../nbs/12a_sim_market_data.ipynb #93967afe
 from __future__ import annotations
 import asyncio
+from datetime import datetime, timedelta
+
+from ..models import Bar
 
 # %% auto #0
 __all__ = ['SimMarketData']
 
 # %% ../../nbs/12a_sim_market_data.ipynb #6c67d3d7
 class SimMarketData:
-    "Market data from an in-process `SimBroker`."
-    def __init__(self, broker): self.broker, self.streams = broker, []
+    "Market data from an in-process `SimBroker`: from the end of a backfill on, each closed bar once."
+    def __init__(self, broker):
+        self.broker, self.streams = broker, []
+        self.upto: dict[tuple[str, str], datetime] = {}      # (symbol, timeframe) -> start of the newest bar handed out
+    def _new(self, bar) -> bool:
+        k = (bar.symbol, bar.timeframe); last = self.upto.get(k)
+        if last is not None and bar.start <= last: return False
+        self.upto[k] = bar.start; return True
     async def backfill(self, symbols, since, timeframe):
         now = self.broker.clock.now()
-        return {s: await asyncio.to_thread(self.broker.bars, s, timeframe, since, now) for s in symbols}
+        out = {s: await asyncio.to_thread(self.broker.bars, s, timeframe, since, now) for s in symbols}
+        for s, df in out.items():
+            if len(df): k, t = (s, timeframe), df.index[-1].to_pydatetime(); self.upto[k] = max(self.upto.get(k, t), t)
+        return out
     def bars(self, symbols, timeframe):
-        st = self.broker.stream_bars(list(symbols), timeframe); self.streams.append(st); return st
+        st = self.broker.stream_bars(list(symbols), timeframe); self.streams.append(st)   # listening from now on
+        async def gen():
+            try:
+                for s in symbols:    # what closed since the last bar handed out
+                    last = self.upto.get((s, timeframe))
+                    if last is None: continue
+                    df = await asyncio.to_thread(self.broker.bars, s, timeframe, last + timedelta(seconds=1), self.broker.clock.now())
+                    for b in df.itertuples():
+                        bar = Bar(s, b.Index.to_pydatetime(), b.open, b.high, b.low, b.close, b.volume, timeframe)
+                        if self._new(bar): yield bar
+                async for bar in st:
+                    if self._new(bar): yield bar
+            finally: st.close()
+        return gen()
     async def close(self):
         for st in self.streams: st.close()
         self.streams = []

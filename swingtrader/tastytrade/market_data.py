@@ -4,30 +4,56 @@
 
 # %% ../../nbs/20b_tastytrade_market_data.ipynb #7a092ea3
 from __future__ import annotations
+from collections import deque
+from datetime import datetime
+
+from ..dxlink.streamer import StreamClosed
 
 # %% auto #0
 __all__ = ['DXLinkMarketData']
 
 # %% ../../nbs/20b_tastytrade_market_data.ipynb #bbde471d
 class DXLinkMarketData:
-    "Market data from a `DXLinkStreamer` (started lazily on the running loop)."
-    def __init__(self, streamer): self.streamer, self._started, self._iters = streamer, False, []
+    "Market data from a `DXLinkStreamer` (started lazily on the running loop): from the end of a backfill on, each closed bar once."
+    def __init__(self, streamer, maxsize:int=100_000): # bars kept while no consumer reads (the streamer waits beyond)
+        self.streamer, self.maxsize, self._started = streamer, maxsize, False
+        self._mb = None                                       # the one Bar mailbox (see above)
+        self._buf: deque = deque()                            # bars taken from the mailbox, not yet handed out
+        self.upto: dict[tuple[str, str], datetime] = {}       # (symbol, timeframe) -> start of the newest bar handed out
+    def _mailbox(self):
+        if self._mb is None: self._mb = self.streamer.mailbox({"Bar"}, maxsize=self.maxsize)
+        return self._mb
     async def _start(self):
+        self._mailbox()                   # before any candle subscription
         if not self._started: await self.streamer.start(); self._started = True
+    def _new(self, bar) -> bool:
+        "Is `bar` newer than what was handed out for its symbol and timeframe? (Then it is, now.)"
+        k, last = (bar.symbol, bar.timeframe), self.upto.get((bar.symbol, bar.timeframe))
+        if last is not None and bar.start <= last: return False
+        self.upto[k] = bar.start; return True
     async def backfill(self, symbols, since, timeframe):
         await self._start()
-        return await self.streamer.backfill(list(symbols), since, period=timeframe)
+        out = await self.streamer.backfill(list(symbols), since, period=timeframe)
+        for s, df in out.items():
+            if len(df):
+                k, t = (s, timeframe), df.index[-1].to_pydatetime()
+                self.upto[k] = max(self.upto.get(k, t), t)
+        return out
     def bars(self, symbols, timeframe):
-        syms = set(symbols)
-        src = self.streamer.bars()      # registers the mailbox now: no bar between backfill and iteration is missed
-        self._iters.append(src)
+        syms, mb = set(symbols), self._mailbox()
         async def gen():
-            async for b in src:
-                if b.symbol in syms and b.timeframe == timeframe: yield b
+            batches = mb.batches()
+            try:
+                while True:
+                    while self._buf:
+                        b = self._buf.popleft()
+                        if b.symbol in syms and b.timeframe == timeframe and self._new(b): yield b
+                    try: self._buf.extend(await anext(batches))
+                    except StreamClosed: return
+            finally: await batches.aclose()
         return gen()
     async def close(self):
-        for it in self._iters:
-            try: await it.aclose()
-            except Exception: pass
-        self._iters = []
         if self._started: await self.streamer.close(); self._started = False
+        mb, self._mb = self._mb, None
+        if mb is not None and mb in self.streamer.mailboxes: self.streamer.mailboxes.remove(mb)
+        self._buf.clear()
