@@ -12,10 +12,12 @@ from fastcore.basics import patch
 
 from .config import Settings, SwingtraderError
 from .clock import Clock, MarketCalendar, SimClock, UTC, NY
-from .models import Bar, Order, OrderEvent, OrderStatus, OrderUpdate
-from .broker import BrokerError, OrderRejected, OrderNotFound, RateLimited, UNREACHABLE, MarketData, OrderUpdates
+from .models import Bar, Order, OrderEvent, OrderUpdate
+from .broker import BrokerError, OrderRejected, RateLimited, UNREACHABLE, MarketData, OrderUpdates, stop_tasks
 from .bot_stops import BotStops
 from .bot_reconcile import BotReconcile
+from .bot_close import BotClose
+from .notify import Notifier   # Bot.__init__ gives its KillSwitch (and so its HealthMonitor) a Notifier
 from .ledger import Ledger, Reconciler, trading_day
 from .risk import KillSwitch, RiskGuard
 from .strategy import MacdSwing, timeframe_delta
@@ -62,7 +64,7 @@ class DaySummary:
         return json.loads(json.dumps(d, default=str))
 
 # %% ../nbs/60_bot.ipynb #9c3f5ab6
-class Bot(BotStops, BotReconcile):
+class Bot(BotStops, BotReconcile, BotClose):
     "The asyncio trading loop on one broker; decisions are the `Trader`'s."
     def __init__(self, settings:Settings, broker, # a `Broker`
                  market_data:MarketData, order_updates:OrderUpdates,
@@ -478,68 +480,6 @@ async def _session(self:Bot, close_t:datetime):
                 if asyncio.iscoroutine(r): await r
             except Exception: pass
 
-# %% ../nbs/60_bot.ipynb #6befe520
-from .notify import Notifier, alert, daily_summary   # Bot.__init__ gives its KillSwitch (and so its HealthMonitor) a Notifier
-
-@patch
-async def _settled(self:Bot, order_ids:set[str], timeout:float=10.0) -> bool:
-    "Wait (real seconds, bounded) until the ledger has these broker orders final: the update stream applies them."
-    end = time.monotonic() + timeout
-    while order_ids & {o.broker_order_id for o in self.ledger.orders("open")}:
-        if time.monotonic() > end: return False
-        await asyncio.sleep(0.05)
-    return True
-
-@patch
-def _apply_final(self:Bot, o:Order) -> bool:
-    "Apply a broker's final answer for an order (a cancel's) now, when it adds no fill the ledger lacks; True when applied."
-    row = self.ledger.order(o.client_key) or self.ledger.order_by_broker_id(o.id)
-    if row is None or not row.is_open or o.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED) or o.filled_qty != row.filled_qty:
-        return False                    # not final, unknown, or a fill is still on its way: the update stream settles it
-    self.on_update(OrderUpdate(OrderEvent.EXPIRED if o.status is OrderStatus.EXPIRED else OrderEvent.CANCELLED, o, o.updated_at or self.clock.now()))
-    return True
-
-@patch
-async def _final_day_orders(self:Bot):
-    "Book the final state of every day order the ledger still has working, asked of the broker (it expired or was cancelled at the bell)."
-    for row in self.ledger.orders("open"):
-        if row.tif.value != "day" or not row.broker_order_id: continue
-        try: self._apply_final(await self.call(self.broker.order, row.broker_order_id, what="order"))
-        except Exception as e: self._fail("close", e)
-
-@patch
-async def at_close(self:Bot, day:date):
-    "Cancel working day orders, write the daily summary (audit + ledger + notifier), checkpoint."
-    d = self.day
-    try:
-        cancelled = set()
-        for o in await self.call(self.broker.orders, "open", what="orders"):
-            if o.tif.value == "day":
-                try:
-                    c = await self.call(self.broker.cancel, o.id, what="cancel")
-                    cancelled.add(o.id)
-                    self._apply_final(c)      # the cancel's own answer, at once: the stream may lag (and its copy is then a no-op)
-                    if self.audit is not None: self.audit.cancel(c, self.broker_name, reason="session close")
-                except OrderNotFound: pass
-        if self.trader.broker_stops:         # an exit cancelled (or expired) at the bell leaves its position to the GTC stop overnight
-            await self._final_day_orders()
-            await self._settled(cancelled)
-            await self.sync_stops()
-        acct = await self.refresh_account()
-        d.equity, d.cash = acct.equity, acct.cash
-        d.positions = {p.symbol: str(p.qty) for p in await self.call(self.broker.positions, what="positions")}
-    except Exception as e: self._fail("close", e)
-    marks = {m["day"]: m for m in self.ledger.marks()}
-    if day in marks: d.start_equity = marks[day]["start_equity"]
-    d.trades = [t for t in self.trader.trades if (t.get("exit_time") or "")[:10] == day.isoformat()]
-    d.halt_state = self.kill_switch.state.value
-    summary = d.to_dict()
-    self.ledger.log_event("daily_summary", summary)
-    if self.audit is not None: self.audit.health("daily_summary", {"level": "ok", **summary}, broker=self.broker_name)
-    alert(getattr(self.kill_switch, "notifier", None), *daily_summary(summary), who="daily summary notification")
-    self.checkpoint()
-    self.days.append(d)
-
 # %% ../nbs/60_bot.ipynb #b9d2306f
 @patch
 async def trading_day(self:Bot, open_t:datetime, close_t:datetime):
@@ -552,32 +492,6 @@ async def trading_day(self:Bot, open_t:datetime, close_t:datetime):
     await self.clock.sleep_until(open_t)
     await self.session(open_t, close_t)
     await self.at_close(day)
-
-# %% ../nbs/60_bot.ipynb #29a6459f
-@patch
-async def obey_commands(self:Bot) -> list:
-    "Execute the pending commands now; returns them, completed."
-    done = []
-    for c in self.ledger.take_pending_commands():
-        try:
-            if c.kind == "flatten": res = await self.flatten_now(c.args.get("symbols"), command=c)   # stops first: never two sells for the same shares
-            else: res = await asyncio.to_thread(self.kill_switch.apply, c)
-            done.append(self.ledger.complete_command(c.id, True, res))
-        except Exception as e:
-            self._fail(f"command {c.kind}", e)
-            done.append(self.ledger.complete_command(c.id, False, str(e)))
-        if self.audit is not None:
-            self.audit.health("command", {"level": "ok" if done[-1].status == "done" else "warning", "kind": c.kind,
-                                          "requested_by": c.requested_by, "result": done[-1].result}, broker=self.broker_name)
-    return done
-
-@patch
-async def _command_loop(self:Bot):
-    while True:
-        try: await self.obey_commands()
-        except asyncio.CancelledError: raise
-        except Exception as e: self._fail("commands", e)
-        await asyncio.sleep(self.command_poll)
 
 # %% ../nbs/60_bot.ipynb #c4e1fdd2
 @patch
@@ -631,11 +545,7 @@ async def shutdown(self:Bot):
     elif self.started and (self.trader.broker_stops or self.trader.protective):
         try: await asyncio.wait_for(self.sync_stops(), 60)     # leave every position protected at the broker
         except Exception as e: self._fail("protective stops", e)
-    for t in self._tasks: t.cancel()
-    for t in self._tasks:
-        try: await t
-        except (asyncio.CancelledError, Exception): pass
-    self._tasks = []
+    await stop_tasks(self._tasks)                      # cancelled again until each has ended (a swallowed cancel must not hang)
     for src in (self.market_data, self.order_updates):
         try: await src.close()
         except Exception as e: log.warning("closing %s failed: %s", type(src).__name__, e)
