@@ -509,24 +509,28 @@ async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's b
         async for u in parts.order_updates: await call(runner.on_update, u)
     upd = asyncio.create_task(updates())
     stream = parts.market_data.bars(symbols, timeframe).__aiter__()
-    steps, seen = [], 0
-    try:
+    steps, seen, waiting = [], 0, None      # waiting: the next bar asked for when a batch window closed (kept, never cancelled:
+    try:                                    # cancelling an async generator's __anext__ ends the generator, and the feed with it)
         while not stop.is_set() and (max_bars is None or seen < max_bars):
-            nxt = asyncio.ensure_future(stream.__anext__())
+            nxt, waiting = waiting or asyncio.ensure_future(stream.__anext__()), None
             stopper = asyncio.ensure_future(stop.wait())
             done, _ = await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
-            if nxt not in done: nxt.cancel(); break
+            if nxt not in done: waiting = nxt; break
             try: batch = {nxt.result().symbol: nxt.result()}
             except StopAsyncIteration: break
             end = asyncio.get_running_loop().time() + window
             while window > 0 and (left := end - asyncio.get_running_loop().time()) > 0:
-                try: b = await asyncio.wait_for(stream.__anext__(), left)
-                except (asyncio.TimeoutError, StopAsyncIteration): break
+                fut = asyncio.ensure_future(stream.__anext__())
+                done, _ = await asyncio.wait({fut}, timeout=left)
+                if fut not in done: waiting = fut; break
+                try: b = fut.result()
+                except StopAsyncIteration: break
                 batch[b.symbol] = b
             seen += len(batch)
             steps += await call(runner.on_bars, list(batch.values()))
     finally:
+        if waiting is not None: waiting.cancel(); await asyncio.gather(waiting, return_exceptions=True)
         end = asyncio.get_running_loop().time() + drain         # let the updates of orders just sent arrive (resting limits excepted)
         while not upd.done() and asyncio.get_running_loop().time() < end and (set(runner.trader.pending) - {w[1] for w in runner.working.values()}):
             await asyncio.sleep(0.05)
