@@ -9,7 +9,7 @@ swingtrader (`CanonicalBacktest`, strategy, sizer, RiskGuard and the rest as the
 also its full order path, `fast=False`), each in a fresh process; a child times its engine end to end (building it, running every bar, producing the trades) and reports
 bars/s (wall clock, and CPU time of the process, which other load on the machine disturbs less), trades, final equity and its peak RSS (`resource.getrusage`). Prints each round, then the medians and the ratio,
 and whether both produced the same trades.
-Run: python bench/bench_backtest.py [--rounds 3] [--symbols 20] [--days 252] [--full] [--baseline DIR]
+Run: python bench/bench_backtest.py [--rounds 3] [--symbols 20] [--days 252] [--full] [--every-bar] [--baseline DIR]
 """
 import argparse
 import json
@@ -60,7 +60,7 @@ def child(which:str, path:str):
         import pandas as pd
         from swingtrader.canonical import CanonicalBacktest
         t0, c0 = time.perf_counter(), time.process_time()
-        kw = {} if which == "baseline" else dict(fast=which == "swingtrader")   # "full": executor + matching engine per order
+        kw = {} if which == "baseline" else dict(events=False) if which == "every_bar" else dict(fast=which == "swingtrader")   # "full": executor + matching engine per order
         bt = CanonicalBacktest(bars, universe=u, **kw)
         r = bt.run()
         eq = r.equity["equity"]
@@ -94,6 +94,7 @@ def main():
     ap.add_argument("--symbols", type=int, default=20)
     ap.add_argument("--days", type=int, default=252)
     ap.add_argument("--full", action="store_true", help="also run swingtrader's full order path (executor, matching engine, ledger per order) each round")
+    ap.add_argument("--every-bar", action="store_true", help="also run swingtrader stepping every bar (events=False) each round")
     ap.add_argument("--baseline", metavar="DIR", help="also run swingtrader from another checkout (e.g. `git worktree` or `git archive` of an older commit) each round")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -103,7 +104,7 @@ def main():
         t0 = time.perf_counter()
         n = make_data(a.symbols, a.days, path)
         print(f"data: {a.symbols} symbols x {a.days} days of 5-minute bars = {n:,} bars ({time.perf_counter() - t0:.1f} s to generate)")
-        engines = ("reference", "swingtrader") + (("full",) if a.full else ()) + (("baseline",) if a.baseline else ())
+        engines = ("reference", "swingtrader") + (("full",) if a.full else ()) + (("every_bar",) if a.every_bar else ()) + (("baseline",) if a.baseline else ())
         res = {k: [] for k in engines}
         for i in range(a.rounds):
             for which in engines:
@@ -123,6 +124,11 @@ def main():
         print(f"swingtrader's full order path: {med['full']['rate']:,.0f} bars/s (CPU {med['full']['cpu']:,.0f}) -> ratio {med['full']['rate'] / med['reference']['rate']:.3f}"
               f" (CPU {med['full']['cpu'] / med['reference']['cpu']:.3f}); the fast path is {med['swingtrader']['cpu'] / med['full']['cpu']:.2f}x its CPU speed"
               f"; trades {'IDENTICAL' if res['full'][0]['digest'] == ours['digest'] else 'DIFFERENT'}")
+    if a.every_bar:
+        e = med["every_bar"]
+        print(f"swingtrader stepping every bar (events=False): {e['rate']:,.0f} bars/s (CPU {e['cpu']:,.0f}) -> ratio {e['rate'] / med['reference']['rate']:.3f}"
+              f"; the event loop is {med['swingtrader']['cpu'] / e['cpu']:.2f}x its CPU speed"
+              f"; trades {'IDENTICAL' if res['every_bar'][0]['digest'] == ours['digest'] else 'DIFFERENT'}")
     if a.baseline:
         b = med["baseline"]
         print(f"baseline ({a.baseline}): {b['rate']:,.0f} bars/s (CPU {b['cpu']:,.0f}) -> ratio {b['rate'] / med['reference']['rate']:.3f}"
