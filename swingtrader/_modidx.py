@@ -603,6 +603,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'swingtrader/backtest_events.py'),
                                              'swingtrader.backtest_events._days': ( 'backtest_events.html#_days',
                                                                                     'swingtrader/backtest_events.py'),
+                                             'swingtrader.backtest_events._symbols': ( 'backtest_events.html#_symbols',
+                                                                                       'swingtrader/backtest_events.py'),
                                              'swingtrader.backtest_events.can_skip': ( 'backtest_events.html#can_skip',
                                                                                        'swingtrader/backtest_events.py'),
                                              'swingtrader.backtest_events.run_events': ( 'backtest_events.html#run_events',

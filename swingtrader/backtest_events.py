@@ -38,6 +38,27 @@ def _days(close_ns:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d, np.r_[d[1:] != d[:-1], False]
 
 # %% ../nbs/70b_backtest_events.ipynb #cce0eabe
+def _symbols(trader, tape, k0:int, j:int) -> tuple[dict, np.ndarray]:
+    "Each symbol's bars in tape positions `k0`…`j-1` (`_Sym`, by symbol index) and each position's index among its symbol's bars."
+    sym_run = tape.sym[k0:j]
+    loc = np.empty(j - k0, dtype=np.int64)
+    syms = {}
+    for s in np.unique(sym_run).tolist():
+        x = _Sym(); x.name = tape.names[s]
+        x.tix = np.flatnonzero(sym_run == s) + k0
+        loc[x.tix - k0] = np.arange(len(x.tix))
+        x.ser = trader.strategy.series(x.name, tape.h[x.tix], tape.l[x.tix], tape.c[x.tix])
+        x.h, x.l = tape.h[x.tix], tape.l[x.tix]                   # arrays: read only at the bars stepped (memory)
+        x.days, ends = _days(tape.close[x.tix])
+        c = np.asarray(x.ser.close)
+        base = trader.daily_base(x.name, _EPOCH + timedelta(days=int(x.days[0])))
+        x.dl = base + c[ends].tolist()                           # daily closes as each bar leaves them: dl[:ndx[i]]
+        x.ndx = (len(base) + np.r_[0, np.cumsum(ends)[:-1]]).tolist()
+        x.seen, x.told, x.tn, x.sched = 0, -1, None, -1
+        syms[s] = x
+    return syms, loc
+
+# %% ../nbs/70b_backtest_events.ipynb #b2279480
 def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape (names, sym, g, times, h, l, c, close)
                k0:int, j:int, # tape positions to run: k0 … j-1
                commit=None, # called when a bar time is done (writes a file ledger's rows)
@@ -48,23 +69,9 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
     names, SYM, G, times = tape.names, tape.sym, tape.g, tape.times
     ex = Executor(trader, broker)
     submit = (lambda it: send(trader, broker, ex, it)) if isinstance(broker, CloseFillBroker) else ex.submit
+    syms, loc = _symbols(trader, tape, k0, j)
     sym_run = SYM[k0:j]
-    loc = np.empty(j - k0, dtype=np.int64)
-    syms, ups = {}, []
-    for s in np.unique(sym_run).tolist():
-        x = _Sym(); x.name = names[s]
-        x.tix = np.flatnonzero(sym_run == s) + k0
-        loc[x.tix - k0] = np.arange(len(x.tix))
-        x.ser = strat.series(x.name, tape.h[x.tix], tape.l[x.tix], tape.c[x.tix])
-        x.h, x.l = tape.h[x.tix], tape.l[x.tix]                   # arrays: read only at the bars stepped (memory)
-        x.days, ends = _days(tape.close[x.tix])
-        c = np.asarray(x.ser.close)
-        base = trader.daily_base(x.name, _EPOCH + timedelta(days=int(x.days[0])))
-        x.dl = base + c[ends].tolist()                           # daily closes as each bar leaves them: dl[:ndx[i]]
-        x.ndx = (len(base) + np.r_[0, np.cumsum(ends)[:-1]]).tolist()
-        x.seen, x.told, x.tn, x.sched = 0, -1, None, -1
-        syms[s] = x
-        ups.append(x.tix[x.ser.up])
+    ups = [x.tix[x.ser.up] for x in syms.values()]
     g0 = int(G[k0])
     held_at = np.full((int(G[j - 1]) - g0 + 1, len(names)), -1, dtype=np.int32)   # [bar time, symbol] -> its last bar (run index)
     held_at[G[k0:j] - g0, sym_run] = loc
@@ -101,15 +108,18 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
         k = int(x.tix[nx])
         if k != x.sched: x.sched = k; heapq.heappush(heap, k)
 
+    def replan():                                                # symbols whose orders moved: their next exit bar
+        while touched:
+            s = by_name.get(touched.pop())
+            if s is not None: plan(s)
+
     def advance(gg):                                             # orders working: the broker to bar time gg, as the loop does
         start = k0 + int(np.searchsorted(G[k0:j], gg))
         for p in list(pending.values()):
             y = syms.get(by_name.get(p.symbol, -1))
             if y is not None: bring(y, int(np.searchsorted(y.tix, start)))
         broker.advance_to(times[gg])
-        while touched:
-            s = by_name.get(touched.pop())
-            if s is not None: plan(s)
+        replan()
 
     for s in syms: plan(s)                                       # positions held when the run starts
     g_done, last_k, last_g = g0 - 1, -1, int(G[j - 1])
@@ -139,10 +149,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
             if intents:
                 if broker.synced_ns < to_ns(T) or clock.now() < T: broker.advance_to(T)
                 for it in intents: submit(it)
-            touched.add(x.name)
-            while touched:
-                y = by_name.get(touched.pop())
-                if y is not None: plan(y)
+            touched.add(x.name); replan()
             if progress is not None and k - k0 - progress.n >= 8192: progress.update(k - k0 - progress.n)
         while pending and g_done < last_g:                       # orders still working after the last event
             if commit is not None and g_done >= g0: commit()
