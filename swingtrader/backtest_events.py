@@ -24,7 +24,7 @@ __all__ = ['can_skip', 'run_events']
 def can_skip(trader, broker) -> bool:
     "Can `trader` on `broker` run on events only? A strategy that looks ahead, stepped by `Trader.step`, without broker-side stops."
     s = trader.strategy
-    return (all(hasattr(s, a) for a in ("series", "seek", "next_exit", "is_long")) and getattr(trader, "_step", None) is not None
+    return (all(callable(getattr(s, a, None)) for a in ("step", "series", "seek", "next_exit", "is_long"))   # `Trader.step` steps `s.step`
             and not trader.broker_stops and not trader.protective)
 
 # %% ../nbs/70b_backtest_events.ipynb #7849e893
