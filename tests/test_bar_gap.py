@@ -4,6 +4,7 @@ once, with the emulator's values. For tastytrade (DXLink candles) and Alpaca (th
 through the real clients and the registry's market-data adapters against the emulator, on a manual clock: bars close
 exactly when the test moves the clock, so what closes before anyone listens is certain."""
 import asyncio
+from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -82,6 +83,14 @@ async def subscribed(env, syms):
     await until(ok, 60)
 
 
+@asynccontextmanager
+async def feed(env, syms):
+    "The broker's market data (the adapter the bot uses) with its backfill from the open done; closed at the end."
+    md = broker_parts(env.settings, env.clock, env.calendar).market_data
+    try: yield md, await md.backfill(syms, env.open_t, TF)
+    finally: await md.close()
+
+
 class Consumer:
     "Iterates a `bars()` stream in a task, collecting into `bars`, until stopped."
     def __init__(self, it):
@@ -113,30 +122,23 @@ class Consumer:
 def test_bars_closing_between_backfill_and_subscription_are_delivered(env):
     "The backfill ends at 10:02; the consumer subscribes at 10:19: the 10:00, 10:05 and 10:10 bars come first, then the live ones."
     syms = list(env.sim.symbols)
-    since = env.open_t
     async def main():
-        md = broker_parts(env.settings, env.clock, env.calendar).market_data
-        try:
-            hist = await md.backfill(syms, since, TF)
+        async with feed(env, syms) as (md, hist):
             await advance(env, 17)                                     # a slow start: three bars close, a fourth is half done
             await closed_in_streamer(env, md, syms, env.open_t + timedelta(minutes=40))
             c = Consumer(md.bars(syms, TF))
             await c.until(env, syms, env.open_t + timedelta(minutes=60))
             return hist, await c.stop()
-        finally: await md.close()
     hist, bars = asyncio.run(main())
     for s in syms: assert hist[s].index[-1].to_pydatetime() == env.open_t + timedelta(minutes=25)   # 09:55, closed at 10:00
-    assert_exact(env, hist, bars, syms, since)
+    assert_exact(env, hist, bars, syms, env.open_t)
 
 
 def test_bars_closing_between_two_consumers_are_delivered(env):
     "Yesterday's session stopped reading; bars closed before today's began: the second consumer gets them, nothing twice."
     syms = list(env.sim.symbols)
-    since = env.open_t
     async def main():
-        md = broker_parts(env.settings, env.clock, env.calendar).market_data
-        try:
-            hist = await md.backfill(syms, since, TF)
+        async with feed(env, syms) as (md, hist):
             c = Consumer(md.bars(syms, TF))
             await c.until(env, syms, env.open_t + timedelta(minutes=40))
             first = await c.stop()
@@ -145,16 +147,14 @@ def test_bars_closing_between_two_consumers_are_delivered(env):
             c = Consumer(md.bars(syms, TF))
             await c.until(env, syms, env.open_t + timedelta(minutes=70))
             return hist, first, await c.stop()
-        finally: await md.close()
     hist, first, second = asyncio.run(main())
     assert min(b.start for b in second) <= env.open_t + timedelta(minutes=50)   # the bars of the pause came to the second
-    assert_exact(env, hist, first + second, syms, since)
+    assert_exact(env, hist, first + second, syms, env.open_t)
 
 
 def test_a_reconnect_loses_no_bar(env):
     "The feed's socket is closed while bars close: after the reconnect the consumer still gets every bar once, with full values."
     syms = list(env.sim.symbols)
-    since = env.open_t
     broker = env.settings.broker
     def connected(md): return md.streamer.is_connected if broker == "tastytrade" else md.connected
     def kick():
@@ -162,9 +162,7 @@ def test_a_reconnect_loses_no_bar(env):
         from swingtrader.emulator.alpaca_data_stream import ALPACA_DATA_KEY
         return env.server.call(lambda: env.server.app[ALPACA_DATA_KEY].drop())
     async def main():
-        md = broker_parts(env.settings, env.clock, env.calendar).market_data
-        try:
-            hist = await md.backfill(syms, since, TF)
+        async with feed(env, syms) as (md, hist):
             c = Consumer(md.bars(syms, TF))
             await c.until(env, syms, env.open_t + timedelta(minutes=35))
             await until(lambda: connected(md), 30)
@@ -174,6 +172,5 @@ def test_a_reconnect_loses_no_bar(env):
             await until(lambda: connected(md), 60)
             await c.until(env, syms, env.open_t + timedelta(minutes=65))
             return hist, await c.stop()
-        finally: await md.close()
     hist, bars = asyncio.run(main())
-    assert_exact(env, hist, bars, syms, since)
+    assert_exact(env, hist, bars, syms, env.open_t)

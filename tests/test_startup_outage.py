@@ -2,6 +2,7 @@
 for up to `connectivity_timeout` seconds, each wait logged; a longer outage ends in one clear `BrokerUnavailable`; bad
 credentials (401) are an error at once, never retried."""
 import asyncio, logging, os, subprocess, sys
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
@@ -18,9 +19,13 @@ BROKERS = ["tastytrade", "alpaca"]
 WAITS = "retrying in"
 
 
+@contextmanager
 def _env(which, tmp_path, timeout):
+    "The emulated broker `which`, 30 minutes into a session, with `connectivity_timeout=timeout`; closed at the end."
     s = Settings(_env_file=None, sim_symbols=3, sim_broker=which, data_dir=tmp_path / "data", connectivity_timeout=timeout)
-    return sim_environment(s, DAY, DAY, 60.0, start=MarketCalendar().session(DAY)[0] + timedelta(minutes=30))
+    env = sim_environment(s, DAY, DAY, 60.0, start=MarketCalendar().session(DAY)[0] + timedelta(minutes=30))
+    try: yield env
+    finally: env.close()
 
 
 def _start(env, settings=None, calls=None):
@@ -50,36 +55,31 @@ def _waits(caplog): return [r for r in caplog.records if WAITS in r.getMessage()
 @pytest.mark.parametrize("which", BROKERS)
 def test_an_outage_shorter_than_the_timeout_is_waited_out(which, tmp_path, caplog):
     caplog.set_level(logging.WARNING)
-    env = _env(which, tmp_path, timeout=300)       # generous: the outage is 4 requests, the machine may be slow
-    try:
+    with _env(which, tmp_path, timeout=300) as env:       # generous: the outage is 4 requests, the machine may be slow
         env.server.call(lambda: env.server.emu.faults.update(server_error_next=4))
         assert _start(env) is None
         assert env.server.emu.faults.server_error_next == 0                   # every 503 was met ...
         waits = _waits(caplog)
         assert len(waits) == 4 and all("HTTP 503" in r.getMessage() for r in waits)   # ... and each wait logged
         assert all("SWINGTRADER_CONNECTIVITY_TIMEOUT" in r.getMessage() for r in waits)
-    finally: env.close()
 
 
 @pytest.mark.parametrize("which", BROKERS)
 def test_an_outage_longer_than_the_timeout_is_one_clear_error(which, tmp_path, caplog):
     caplog.set_level(logging.WARNING)
-    env = _env(which, tmp_path, timeout=2)
-    try:
+    with _env(which, tmp_path, timeout=2) as env:
         env.server.call(lambda: env.server.emu.faults.update(server_error_next=10**9))
         e = _start(env)
         assert isinstance(e, BrokerUnavailable), repr(e)
         assert "HTTP 503" in e.problem and "looks unreachable or down" in e.problem
         assert "SWINGTRADER_CONNECTIVITY_TIMEOUT=2 s" in e.fix
         assert len(_waits(caplog)) >= 2                                       # it did wait before giving up
-    finally: env.close()
 
 
 @pytest.mark.parametrize("which", BROKERS)
 def test_bad_credentials_are_an_error_at_once(which, tmp_path, caplog):
     caplog.set_level(logging.WARNING)
-    env = _env(which, tmp_path, timeout=300)
-    try:
+    with _env(which, tmp_path, timeout=300) as env:
         if which == "tastytrade":
             env.server.emu.strict = True                                      # the emulator checks the refresh token
             bad = env.settings.model_copy(update={"tt_refresh_token": SecretStr("wrong-secret-4242")})
@@ -92,7 +92,6 @@ def test_bad_credentials_are_an_error_at_once(which, tmp_path, caplog):
         assert not _waits(caplog)
         assert "wrong-secret-4242" not in str(e)
         assert ("TT_REFRESH_TOKEN" if which == "tastytrade" else "ALPACA_SECRET_KEY") in str(e)
-    finally: env.close()
 
 
 def _cli_env(which, s, tmp_path) -> dict:
@@ -113,8 +112,7 @@ def _cli_env(which, s, tmp_path) -> dict:
 @pytest.mark.parametrize("case", ["outage", "credentials"])
 def test_swingtrader_run_prints_one_error_line(which, case, tmp_path):
     "`swingtrader run`: a long outage or refused credentials is one `error:` line and exit code 2, no traceback."
-    env = _env(which, tmp_path, timeout=2)
-    try:
+    with _env(which, tmp_path, timeout=2) as env:
         s = env.settings
         if case == "outage": env.server.call(lambda: env.server.emu.faults.update(server_error_next=10**9))
         elif which == "tastytrade":
@@ -131,4 +129,3 @@ def test_swingtrader_run_prints_one_error_line(which, case, tmp_path):
         else:
             assert ("refused the refresh token" if which == "tastytrade" else "refused the credentials") in errors[0]
             assert WAITS not in p.stderr and "wrong-secret-4242" not in p.stderr
-    finally: env.close()
