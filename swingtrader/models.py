@@ -239,6 +239,9 @@ def new_client_key() -> str:
 
 def _bad(msg, fix): raise InvalidOrder(msg, fix)
 
+_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")    # a client key every broker accepts
+_TICKERS: dict[str, str] = {}                  # equity tickers as given → as parsed (a cache: orders repeat a few symbols)
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     "An intent to trade; validated on construction and always carrying a client key."
@@ -253,10 +256,16 @@ class OrderRequest:
     client_key: str = field(default_factory=new_client_key)
 
     def __post_init__(self):
-        sym = parse_symbol(self.symbol)
-        object.__setattr__(self, "symbol", str(sym) if not isinstance(sym, EquitySymbol) else sym.ticker)
+        s = self.symbol
+        norm = _TICKERS.get(s) if isinstance(s, str) else None      # a ticker parsed before (orders repeat a few symbols)
+        if norm is None:
+            sym = parse_symbol(s)
+            norm = str(sym) if not isinstance(sym, EquitySymbol) else sym.ticker
+            if isinstance(sym, EquitySymbol) and len(_TICKERS) < 100_000: _TICKERS[s] = norm
+        object.__setattr__(self, "symbol", norm)
         for name, enum in (("side", Side), ("type", OrderType), ("tif", TimeInForce)):
             v = getattr(self, name)
+            if type(v) is enum: continue                             # already the member
             try: object.__setattr__(self, name, enum(v.value if isinstance(v, Enum) else str(v).lower()))
             except ValueError: _bad(f"{name}={v!r} is not valid.", f"use one of {', '.join(e.value for e in enum)}.")
         for name in ("qty", "notional", "limit_price", "stop_price"):
@@ -264,7 +273,7 @@ class OrderRequest:
             if v is not None:
                 d = D(v, name)
                 if d <= 0: _bad(f"{name}={v} must be positive.", f"give a {name} above zero.")
-                object.__setattr__(self, name, d)
+                if d is not v: object.__setattr__(self, name, d)
         if (self.qty is None) == (self.notional is None):
             _bad(f"Order for {self.symbol} gives {'both' if self.qty is not None else 'neither'} qty and notional.",
                  "give exactly one: qty (shares) or notional (USD).")
@@ -276,7 +285,7 @@ class OrderRequest:
         if not needs_limit and self.limit_price is not None: _bad(f"{self.type.value} order for {self.symbol} has a limit_price.", "drop limit_price or use a limit order.")
         if needs_stop and self.stop_price is None: _bad(f"{self.type.value} order for {self.symbol} has no stop_price.", "give stop_price.")
         if not needs_stop and self.stop_price is not None: _bad(f"{self.type.value} order for {self.symbol} has a stop_price.", "drop stop_price or use a stop order.")
-        if not isinstance(self.client_key, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.client_key):
+        if not isinstance(self.client_key, str) or not _KEY.fullmatch(self.client_key):
             _bad(f"client_key={self.client_key!r} is not usable.", "use 1-64 letters, digits or _.:- (or leave it out to generate one).")
 
 # %% ../nbs/01_models.ipynb #ae475277
@@ -504,7 +513,7 @@ class MultiLegRequest:
             object.__setattr__(self, "price_effect", eff)
             if all(x.side is Side.BUY for x in legs) and eff == "credit": _bad("an order that only buys cannot be for a credit.", "use price_effect='debit'.")
             if all(x.side is Side.SELL for x in legs) and eff == "debit": _bad("an order that only sells cannot be for a debit.", "use price_effect='credit'.")
-        if not isinstance(self.client_key, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.client_key):
+        if not isinstance(self.client_key, str) or not _KEY.fullmatch(self.client_key):
             _bad(f"client_key={self.client_key!r} is not usable.", "use 1-64 letters, digits or _.:- (or leave it out to generate one).")
 
     @property
