@@ -4,7 +4,7 @@
 
 # %% ../nbs/70_backtest.ipynb #eb8ce418
 from __future__ import annotations
-import bisect, json, sqlite3, time
+import bisect, json, re, sqlite3, time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -85,6 +85,8 @@ _NEW_FILL = "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(fill_id)
 _SET_POSITION = "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)"
 _NEW_TRADE = "INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)"
 _DEFERRED = frozenset((_NEW_ORDER, _SET_ORDER, _NEW_FILL, _SET_POSITION, _NEW_TRADE))
+_BOOK_TABLES = re.compile(r"\b(?:orders|fills|positions|trades)\b")   # a statement on these reads or writes a `BacktestBook`'s rows
+_BOOK_CALLS = frozenset(("executemany", "executescript", "backup", "cursor", "iterdump", "commit"))   # connection calls that may too
 
 class _Done:
     "What a deferred write returns: the rows it changes (all a caller reads of it)."
@@ -100,6 +102,15 @@ class _DeferredWrites:
         self._n = 0                                   # deferred writes so far (part of `total_changes`)
         self._known()
         self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
+        self.before: list = []                        # run before any statement that reads or writes rows (a `BacktestBook`'s flush)
+        self._in_before = False
+
+    def _before(self):
+        if self.before and not self._in_before:      # what they write comes through here again: not a second time
+            self._in_before = True
+            try:
+                for f in self.before: f()
+            finally: self._in_before = False
 
     def _known(self):
         self._keys = {r[0] for r in self.raw.execute("SELECT client_key FROM orders")}
@@ -113,6 +124,7 @@ class _DeferredWrites:
         if sql == "ROLLBACK":                         # the held writes belong to the transaction rolled back
             self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
             out = self.raw.execute(sql); self._known(); return out
+        if self.before and _BOOK_TABLES.search(sql): self._before()
         self.flush()
         out = self.raw.execute(sql, args)
         if sql.startswith("INSERT INTO orders"): self._keys.add(args[0])
@@ -151,6 +163,7 @@ class _DeferredWrites:
         self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
 
     def __getattr__(self, name):                     # anything else (executemany, backup, close …) sees every write first
+        if name in _BOOK_CALLS: self._before()
         self.flush()
         return getattr(self.raw, name)
 
@@ -226,8 +239,9 @@ class Backtest:
         self.clock = clock
         self.initial_cash = self.broker.initial_cash
         self.ledger = ledger if isinstance(ledger, Ledger) else RunLedger(ledger or ":memory:", clock=clock)
-        # an in-memory ledger: the trader's orders, fills and positions in a `BacktestBook`, written at the end of each run (same
-        # rows); a file ledger keeps its rows durable bar time by bar time (a run can crash and resume from a checkpoint)
+        # an in-memory ledger: the trader's orders, fills and positions in a `BacktestBook`, written when anything first reads or
+        # writes the ledger's rows (same rows; never, when nobody does: the result's fills come from the book); a file ledger
+        # keeps its rows durable bar time by bar time (a run can crash and resume from a checkpoint)
         self.book = BacktestBook(self.ledger) if fast and resume_from is None and isinstance(self.ledger.db, _DeferredWrites) else None
         ks = KillSwitch(self.book or self.ledger, clock, s, broker=self.broker, audit=audit) if kill_switch else None
         kw = dict(stops=StopBook.from_settings(s) if stops else None, audit=audit, clock=clock, assets=self.broker.asset,
@@ -308,7 +322,7 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     t0 = time.perf_counter()
     tx = led.transaction(); tx.__enter__()
     mark = db.total_changes
-    per_time = not isinstance(db, _DeferredWrites)                  # an in-memory book: one transaction, written once at the end
+    per_time = not isinstance(db, _DeferredWrites)                  # an in-memory book: one transaction, written once when read
     def commit():                                                    # a bar time that wrote: its rows as one transaction
         nonlocal tx, mark
         if db.total_changes == mark: return
@@ -336,7 +350,7 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
                     if bar is not None and a >= nxt: bar.update(a - k0 - bar.n); nxt = a + 8192
                 s0 = s1
         if T is not None: self._sync(T)
-        if self.book is not None: self.book.flush()                  # the run's rows, written once
+        if self.book is not None and not self.book.lazy: self.book.flush()   # the run's rows, written once (lazy: when read)
     except BaseException as e:
         if self.book is not None: self.book.discard()
         if tx is not None: tx.__exit__(type(e), e, e.__traceback__)  # rolls back the bar time that failed
@@ -410,7 +424,7 @@ class BacktestResult:
 
 @patch
 def _fills_frame(self:Backtest) -> pd.DataFrame:
-    df = pd.DataFrame(self.ledger.fill_history(), columns=["fill_id", "client_key", "symbol", "side", "qty", "price", "commission", "time", "recorded_at"])
+    df = pd.DataFrame((self.book or self.ledger).fill_history(), columns=["fill_id", "client_key", "symbol", "side", "qty", "price", "commission", "time", "recorded_at"])
     for c in ("time", "recorded_at"): df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
     return df
 

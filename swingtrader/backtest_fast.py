@@ -138,12 +138,24 @@ class BacktestBook:
         self._rows: dict[str, list] = {}            # key -> order row (ORDER_COLS) not yet written
         self._tot: dict[str, Decimal] = {}          # key -> filled quantity from its fills
         self._kinds: dict[str, tuple] = {}          # key -> (side, type, tif) of its request
-        self._fills: list[tuple] = []
+        self._hist: list[tuple] = []                # every fill the book recorded (fills row, Decimals), in recording order …
+        self._mark = 0                              # … of which the first `_mark` are written
+        self._foreign = bool(self._fill_ids)        # the ledger holds fills the book did not record (its history is not all)
         self._trades: list[tuple] = []
         self._pos: dict[str, tuple] = {}            # symbol -> (qty, avg, realized, trip): the book's, once it has moved it
         self._pos_rows: dict[str, tuple] = {}       # symbol -> positions row not yet written (in last-write order)
         self._ledger_syms: set[str] = set()         # symbols whose fills the ledger books itself (after a fallback)
         self._stamp = (None, "")
+        hooks = getattr(db, "before", None)         # a connection that can run the flush before any statement on these rows
+        self._lazy = isinstance(hooks, list)
+        self._own_read = False                      # the book's own read of the ledger: no flush for it (it is mid-update)
+        if self._lazy: hooks.append(self._before_statement)
+
+    def _before_statement(self):
+        if not self._own_read: self.flush()
+
+    @property
+    def lazy(self) -> bool: return self._lazy     # True: rows are written when a statement first needs them (`flush` not needed)
 
     def now(self) -> str:
         "The ledger clock's now as the ledger stores it (ISO, UTC), formatted once per distinct time."
@@ -151,7 +163,7 @@ class BacktestBook:
         if t != self._stamp[0]: self._stamp = (t, t.astimezone(UTC).isoformat())     # = iso_now(clock)
         return self._stamp[1]
 
-    def __repr__(self): return f"BacktestBook({len(self._rows)} orders, {len(self._fills)} fills unwritten, over {self.ledger!r})"
+    def __repr__(self): return f"BacktestBook({len(self._rows)} orders, {len(self._hist) - self._mark} fills unwritten, over {self.ledger!r})"
 
     def __getattr__(self, name):                     # anything else: the ledger, with every row written first
         if name.startswith("__") or name == "ledger": raise AttributeError(name)
@@ -213,7 +225,9 @@ def note_submitted(self:BacktestBook, client_key:str, order:Order):
 def _position(self:BacktestBook, sym:str) -> tuple:
     p = self._pos.get(sym)
     if p is None:
-        r = self.ledger.db.execute("SELECT qty, avg_entry_price, realized_pl, trip_pl FROM positions WHERE symbol=?", (sym,)).fetchone()
+        self._own_read = True                    # a symbol the book has not moved: its row, if any, is the ledger's
+        try: r = self.ledger.db.execute("SELECT qty, avg_entry_price, realized_pl, trip_pl FROM positions WHERE symbol=?", (sym,)).fetchone()
+        finally: self._own_read = False
         p = tuple(map(Decimal, r)) if r else (_ZERO,) * 4
     return p
 
@@ -224,14 +238,15 @@ def record_update(self:BacktestBook, update:OrderUpdate) -> bool:
     key = o.client_key
     if key not in self._rows or (f is not None and (f.client_key != key or f.symbol in self._ledger_syms)):
         self.flush()
-        if f is not None: self._ledger_syms.add(f.symbol); self._pos.pop(f.symbol, None)   # the ledger books this symbol from now on
+        if f is not None:                                            # the ledger books this symbol from now on
+            self._ledger_syms.add(f.symbol); self._pos.pop(f.symbol, None); self._foreign = True
         return self.ledger.record_update(update)
     if f is None or f.fill_id in self._fill_ids: self._apply(key, o); return False
     now = self.now()
     self._fill_ids.add(f.fill_id)
     side, sym = f.side, f.symbol
-    self._fills.append((f.fill_id, key, f.order_id, sym, side.value, str(f.qty), str(f.price), str(f.commission),
-                        now if f.time == self._stamp[0] else f.time.astimezone(UTC).isoformat(), now))
+    self._hist.append((f.fill_id, key, f.order_id, sym, side.value, f.qty, f.price, f.commission,
+                       now if f.time == self._stamp[0] else f.time.astimezone(UTC).isoformat(), now))
     tot = self._tot[key] = self._tot[key] + f.qty
     qty, avg, realized, trip = self._position(sym)
     new, navg, pl = step_position(qty, avg, side, f.qty, f.price)
@@ -248,19 +263,30 @@ def record_update(self:BacktestBook, update:OrderUpdate) -> bool:
 @patch
 def flush(self:BacktestBook):
     "Write the rows held in memory to the ledger (a few bulk inserts in one transaction) and forget them."
-    if not (self._rows or self._fills or self._pos_rows or self._trades): return
+    if not (self._rows or len(self._hist) > self._mark or self._pos_rows or self._trades): return
     led = self.ledger
     with led.transaction():
         db = led.db
         if self._rows:
             db.executemany(f"INSERT INTO orders({', '.join(ORDER_COLS)}) VALUES ({','.join('?' * len(ORDER_COLS))})", list(self._rows.values()))
-        if self._fills: db.executemany("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?)", self._fills)
+        if len(self._hist) > self._mark:
+            db.executemany("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           [(*r[:5], str(r[5]), str(r[6]), str(r[7]), r[8], r[9]) for r in self._hist[self._mark:]])
         if self._pos_rows: db.executemany("INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)", list(self._pos_rows.values()))
         if self._trades: db.executemany("INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)", self._trades)
     self._known.update(self._rows)
+    self._mark = len(self._hist)
     self.discard()
 
 @patch
 def discard(self:BacktestBook):
     "Forget the rows not written (their transaction was rolled back); positions are read from the ledger again."
-    self._rows, self._tot, self._kinds, self._fills, self._trades, self._pos_rows = {}, {}, {}, [], [], {}
+    self._rows, self._tot, self._kinds, self._trades, self._pos_rows = {}, {}, {}, [], {}
+    del self._hist[self._mark:]
+
+@patch
+def fill_history(self:BacktestBook) -> list[dict]:
+    "`Ledger.fill_history` (the same rows): from memory when the book recorded every fill the ledger has, else the ledger's."
+    if self._foreign: self.flush(); return self.ledger.fill_history()
+    return [{"fill_id": r[0], "client_key": r[1], "symbol": r[3], "side": r[4], "qty": r[5], "price": r[6], "commission": r[7],
+             "time": r[8], "recorded_at": r[9]} for r in self._hist]

@@ -28,7 +28,7 @@ def outcome(bt, res) -> dict:
 
 def tables(led) -> dict:
     "Every row of the ledger's book and state tables, in rowid order."
-    led.db.execute("SELECT 1")                                           # writes held by a deferring connection land first
+    led.db.execute("SELECT COUNT(*) FROM orders")                         # writes held in memory (the book, the connection) land first
     raw = getattr(led.db, "raw", led.db)
     out = {t: [tuple(r) for r in raw.execute(f"SELECT * FROM {t} ORDER BY rowid")]
            for t in ("orders", "fills", "positions", "trades", "stops", "halt", "halt_history", "events", "marks")}

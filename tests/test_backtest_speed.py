@@ -72,7 +72,7 @@ def test_lazy_correlations_decide_the_same():
 
 def _tables(led) -> dict:
     "Every row of the book's and state's tables, in rowid order."
-    led.db.execute("SELECT 1")                                           # writes held by a deferring connection land first
+    led.db.execute("SELECT COUNT(*) FROM orders")                         # writes held in memory (the book, the connection) land first
     raw = getattr(led.db, "raw", led.db)
     return {t: [tuple(r) for r in raw.execute(f"SELECT * FROM {t} ORDER BY rowid")]
             for t in ("orders", "fills", "positions", "trades", "stops", "halt", "halt_history", "events", "marks")}
