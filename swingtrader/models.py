@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_models.ipynb #49270fbc
 from __future__ import annotations
-import re, uuid
+import itertools, os, re, uuid
 from dataclasses import dataclass, field
 from datetime import datetime, date
 from decimal import Decimal, InvalidOperation
@@ -16,8 +16,8 @@ from .config import SwingtraderError
 __all__ = ['MONTH_CODES', 'INSTRUMENT_TYPES', 'LEG_EFFECTS', 'InvalidSymbol', 'InvalidOrder', 'D', 'EquitySymbol', 'OptionSymbol',
            'FutureSymbol', 'FutureOptionSymbol', 'parse_symbol', 'Bar', 'Quote', 'Trade', 'Asset', 'Side', 'OrderType',
            'TimeInForce', 'OrderStatus', 'new_client_key', 'OrderRequest', 'Fill', 'Order', 'OrderEvent', 'OrderUpdate',
-           'OrderPreview', 'Position', 'Account', 'SignalAction', 'Signal', 'instrument_type', 'is_derivative',
-           'underlying_of', 'OrderLeg', 'MultiLegRequest', 'DerivativeOrder']
+           'OrderPreview', 'Position', 'Account', 'new_signal_id', 'SignalAction', 'Signal', 'instrument_type',
+           'is_derivative', 'underlying_of', 'OrderLeg', 'MultiLegRequest', 'DerivativeOrder']
 
 # %% ../nbs/01_models.ipynb #1344f44f
 class InvalidSymbol(SwingtraderError):
@@ -401,6 +401,16 @@ class Account:
     def unsettled_cash(self) -> Decimal: return self.cash - self.settled_cash
 
 # %% ../nbs/01_models.ipynb #8b722149
+_SIGNAL_IDS: list = [os.urandom(8).hex(), itertools.count()]   # (this process's random prefix, its counter)
+
+def _new_signal_prefix(): _SIGNAL_IDS[:] = [os.urandom(8).hex(), itertools.count()]
+os.register_at_fork(after_in_child=_new_signal_prefix)           # a forked child must not repeat its parent's ids
+
+def new_signal_id() -> str:
+    "A fresh signal id: 32 hex digits, unique within the process (a counter) and across processes (a random prefix)."
+    prefix, n = _SIGNAL_IDS
+    return f"{prefix}{next(n):016x}"
+
 class SignalAction(str, Enum):
     ENTER_LONG = "enter_long"
     EXIT_LONG = "exit_long"
@@ -415,7 +425,7 @@ class Signal:
     atr: float|None = None         # ATR at the decision (for stops and sizing)
     reason: str = ""
     model_id: str = "macd_swing"
-    id: str = field(default_factory=new_client_key)
+    id: str = field(default_factory=new_signal_id)
     @property
     def direction(self) -> str:
         "long for entries, neutral for exits (the audit schema's vocabulary)."
