@@ -179,7 +179,7 @@ def _trip_done(self:ProtectiveStops) -> bool:
     if not (h.who or "").startswith("kill_switch:") or h.at is None: return False   # asked for, not tripped yet: its trip liquidates
     at = datetime.fromisoformat(h.at)
     if not any(datetime.fromisoformat(e["at"]) >= at for e in self.owner.ledger.events("kill_switch")): return False
-    self._trip_seen = h.at
+    self._trip_seen, self.remainders = h.at, {}      # a new trip: what it leaves is reported afresh
     return True
 
 @patch
@@ -348,7 +348,8 @@ def adopt(self:ProtectiveStops, symbol:str, bars, # recent bars of `symbol` (a D
     t, now = self.owner, now or self._now()
     q, n, tf = t.held(symbol), t.settings.atr_period, t.settings.timeframe
     a = float(_atr(bars["high"], bars["low"], bars["close"], n).iloc[-1]) if bars is not None and len(bars) >= 2 else math.nan
-    if not a > 0:
+    close = float(bars["close"].iloc[-1]) if a == a else math.nan
+    if not (a > 0 and math.isfinite(a) and math.isfinite(close) and close > 0):
         self.adopt_tried[symbol] = now
         if self.unadopted.get(symbol) == q: return None
         self.unadopted[symbol] = q
@@ -360,7 +361,6 @@ def adopt(self:ProtectiveStops, symbol:str, bars, # recent bars of `symbol` (a D
             t.audit.health("adopt_unprotected", {"level": "critical", "message": msg, "qty": str(q)}, symbol=symbol, broker=t.broker_name)
         return None
     self.adopt_tried.pop(symbol, None); self.unadopted.pop(symbol, None)
-    close = float(bars["close"].iloc[-1])
     ts = t.stops.open(symbol, close, a, now)
     t.ledger.save_stop(symbol, ts.to_dict())
     p = t.positions.get(symbol)

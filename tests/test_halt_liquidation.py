@@ -48,9 +48,11 @@ def test_liquidation_filled_in_part_then_cancelled_gets_a_stop_on_the_rest(kind,
     async def scenario(r):
         await liquidating_halt(r)
         o = liquidation(r, "AAA")
+        r.bot._stop_wake.clear()
         await asyncio.to_thread(r.broker.cancel, o.broker_order_id)
         await r.settled("the liquidation's cancel", lambda: r.row(o.client_key).status == "cancelled")
-        await r.keeper_cycle()
+        assert r.bot._stop_wake.is_set()                              # the update woke the keeper ...
+        await r.keeper_cycle()                                        # ... and its one cycle protects the rest
         assert protected_exactly(r, "AAA") == 30
         assert stops(r.sim, "BBB") == [] and [x.remaining_qty for x in sells(r.sim, "BBB")] == [30]
         check(r.sim, "after the keeper cycle")
@@ -107,3 +109,18 @@ def test_no_stop_while_the_trip_has_not_run(tmp_path):
         await r.keeper_cycle()
         assert held(r.sim, "AAA") == 0 and r.sim.orders("open") == []
     run("sim", tmp_path, scenario, volume=1e6)
+
+
+def test_a_restarted_keeper_protects_what_an_earlier_trip_left(tmp_path):
+    "The bot restarts while still halted: the trip that liquidated is in the ledger, so the new keeper protects the rest at once."
+    from swingtrader.protective import ProtectiveStops
+    async def scenario(r):
+        await liquidating_halt(r)
+        for sym in ("AAA", "BBB"): await asyncio.to_thread(r.broker.cancel, liquidation(r, sym).broker_order_id)
+        await r.settled("the liquidations' cancels", lambda: all(r.row(liquidation(r, s).client_key).status == "cancelled" for s in ("AAA", "BBB")))
+        r.tr.protection = ProtectiveStops(r.tr)                       # what a restarted bot starts with: no records, unsure
+        r.tr.protection.uncertain = True
+        await r.keeper_cycle()
+        assert protected_exactly(r, "AAA") == 30 and protected_exactly(r, "BBB") == 30
+        check(r.sim, "after the restarted keeper's cycle")
+    run("sim", tmp_path, scenario)
