@@ -137,8 +137,8 @@ def protect(self:ProtectiveStops, now:datetime|None=None) -> list[StopCall]:
     for sym in list(t.positions):
         ts, ps = t.stops.stops.get(sym), self.stops.get(sym)
         qty = self.sellable(sym)                                      # never more than the broker holds
-        if ts is None and ps is None: continue                        # not a position the keeper protects (no trail, no stop)
-        if qty <= 0: self._fraction(sym, ts is not None); continue
+        if qty <= 0: self._fraction(sym, ts is not None); continue      # under one share: reported (an adopted one too)
+        if ts is None and ps is None: continue                        # no level yet (adopted: `unprotected` opens its trail first)
         self.fractions.pop(sym, None)
         if self._other_sell(sym): continue                               # an exit, a liquidation still working: it sells
         if liquidating: self._remainder(sym, qty)                        # the liquidation ended short: the rest is kept under a stop

@@ -156,3 +156,21 @@ def test_broker_stops_off_adopts_without_a_stop(tmp_path, ranged_market):
         r.tr.broker_stops = False
         by_hand(r)
     start_with("sim", tmp_path, off, scenario)
+
+
+def test_an_adopted_fraction_is_reported(tmp_path, ranged_market):
+    "Half a share adopted: no stop order can cover it and no trail is opened for it; it is reported once (sell it by hand)."
+    r = Rig("sim", tmp_path, fractionable=True)
+    async def go():
+        by_hand(r, qty=Decimal("0.5"))
+        await r.start()
+        try:
+            assert r.bot.reconcile(grace=0.0).adopted_positions == ("AAA",)
+            await r.bot.refresh_account()
+            await r.bot.sync_stops(reconcile=True); await r.bot.sync_stops()
+            assert stops(r.sim, "AAA") == [] and "AAA" not in r.tr.stops.stops and audit(r, "adopt_protected") == []
+            (rec,) = audit(r, "protective_stop_fraction")
+            assert rec["symbol"] == "AAA" and rec["details"]["trail"] is False and "sell it by hand" in rec["details"]["message"]
+        finally: await r.stop()
+    try: asyncio.run(asyncio.wait_for(go(), 240))
+    finally: r.close()
