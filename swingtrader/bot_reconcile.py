@@ -102,6 +102,9 @@ async def reconcile_async(self:BotReconcile, grace:float=30.0) -> object|None:
         except UNREACHABLE: self.health.broker_call(False, None, "reconcile"); raise
         if r is None: return None
     self.health.broker_call(True, dt, "reconcile")
+    if r.adopted_positions and (self.trader.broker_stops or self.trader.protective):
+        await self.refresh_account()              # the trader's view holds the adopted positions ...
+        self._stop_wake.set()                     # ... and the stop keeper gives each a trail and a broker stop
     return r
 
 @patch

@@ -57,8 +57,21 @@ async def sync_stops(self:BotStops, reconcile:bool=False) -> int: # first compar
             await self.call(tr.protection.resolve_unknown, self.broker, what="orders")   # a stop sent without an answer
             orders = await self.call(self.broker.orders, "open", what="orders")
             n += await self._send_stops(tr.reconcile_stops(orders, self.clock.now()))
+        await self._adopt_stops()
         n += await self._send_stops(tr.protect(self.clock.now()))
     return n
+
+@patch
+async def _adopt_stops(self:BotStops) -> list[str]:
+    "Open a trailing stop from recent bars (fetched in a thread) for each held position without one (adopted); the symbols done."
+    tr, done = self.trader, []
+    for sym in tr.protection.unprotected(self.clock.now()):
+        now = self.clock.now()
+        try: bars, why = await self.call(self.broker.bars, sym, *tr.protection.bars_window(now), what="bars"), None
+        except Exception as e: bars, why = None, f"the broker's bars failed ({type(e).__name__}: {e})"
+        if tr.protection.adopt(sym, bars, now, why) is not None: done.append(sym)
+    if done: self.checkpoint(market=False)     # the new trails and round trips, with the trader's state
+    return done
 
 @patch
 async def _release_stop(self:BotStops, symbol:str) -> bool:

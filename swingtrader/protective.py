@@ -4,9 +4,9 @@
 
 # %% ../nbs/55a_protective.ipynb #9e370c55
 from __future__ import annotations
-import logging, time
+import logging, math, time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, ROUND_FLOOR
 
 from fastcore.basics import patch
@@ -17,6 +17,8 @@ from .stops import PROTECTIVE, ProtectiveStop, protective_key, is_protective_key
 from .ledger import UNRESOLVED, OPEN_STATUSES
 from .broker import OrderRejected, OrderNotFound
 from .executor import Executor
+from .indicators import atr as _atr
+from .strategy import timeframe_delta
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,10 @@ class ProtectiveStops:
         self.behind: dict[str, Decimal] = {}          # symbol -> what the broker held when the trader's view was more
         self.fractions: dict[str, Decimal] = {}       # symbol -> a position under one whole share, reported (no stop can cover it)
         self._halt_seen: str|None = None              # the last halt (its time) whose cancels were compared with the broker's orders
+        self._trip_seen: str|None = None              # the last liquidating halt (its time) whose trip has finished
+        self.remainders: dict[str, Decimal] = {}      # symbol -> what a liquidating halt left held (reported once per quantity)
+        self.adopt_tried: dict[str, datetime] = {}    # symbol -> when an adopted position's trail could not be opened (no bars)
+        self.unadopted: dict[str, Decimal] = {}       # symbol -> an adopted position reported unprotected (once per quantity)
     def __repr__(self): return f"ProtectiveStops({sorted(self.stops)}, uncertain={self.uncertain})"
 
     def _now(self) -> datetime:
@@ -124,16 +130,18 @@ def protect(self:ProtectiveStops, now:datetime|None=None) -> list[StopCall]:
         elif ps.key is None: del self.stops[sym]
     if not t.broker_stops: return calls
     self.note_halt()
-    if self._liquidating(): return calls
+    liquidating = self._liquidating()
+    if liquidating and not self._trip_done(): return calls   # the trip is selling every position: a stop now would be a second sell
     for sym in list(self.fractions):
         if t.held(sym) <= 0: del self.fractions[sym]
     for sym in list(t.positions):
         ts, ps = t.stops.stops.get(sym), self.stops.get(sym)
         qty = self.sellable(sym)                                      # never more than the broker holds
-        if ts is None and ps is None: continue                        # not a position the keeper protects (no trail, no stop)
-        if qty <= 0: self._fraction(sym, ts is not None); continue
+        if qty <= 0: self._fraction(sym, ts is not None); continue      # under one share: reported (an adopted one too)
+        if ts is None and ps is None: continue                        # no level yet (adopted: `unprotected` opens its trail first)
         self.fractions.pop(sym, None)
-        if self._other_sell(sym): continue
+        if self._other_sell(sym): continue                               # an exit, a liquidation still working: it sells
+        if liquidating: self._remainder(sym, qty)                        # the liquidation ended short: the rest is kept under a stop
         if ps is None: ps = self.stops[sym] = ProtectiveStop(sym, self._opened_at(sym))
         if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first
         if ts is None and ps.order_id is None: continue                  # no code-side level to place a stop at
@@ -162,6 +170,30 @@ def _liquidating(self:ProtectiveStops) -> bool:
     "Halted by a kill switch that sells every position on a trip (`SWINGTRADER_LIQUIDATE_ON_HALT`)?"
     t = self.owner
     return bool(getattr(getattr(t, "kill_switch", None), "liquidate", False)) and t.ledger.halt_state().state == "halted"
+
+@patch
+def _trip_done(self:ProtectiveStops) -> bool:
+    "Has the current halt's trip finished (its cancels and liquidation orders are in the ledger: its `kill_switch` event is)?"
+    h = self.owner.ledger.halt_state()
+    if h.at is not None and h.at == self._trip_seen: return True
+    if not (h.who or "").startswith("kill_switch:") or h.at is None: return False   # asked for, not tripped yet: its trip liquidates
+    at = datetime.fromisoformat(h.at)
+    if not any(datetime.fromisoformat(e["at"]) >= at for e in self.owner.ledger.events("kill_switch")): return False
+    self._trip_seen, self.remainders = h.at, {}      # a new trip: what it leaves is reported afresh
+    return True
+
+@patch
+def _remainder(self:ProtectiveStops, symbol:str, qty:Decimal): # the whole shares the stop covers
+    "Report, once per quantity, what a liquidating halt left held (its sell ended short): the broker stop covers it."
+    t = self.owner
+    if self.remainders.get(symbol) == qty: return
+    self.remainders[symbol] = qty
+    msg = (f"{symbol}: the liquidation on halt ended with {qty} still held (its order was cancelled, rejected or not sent); "
+           f"a protective stop at the broker covers them. To sell them: swingtrader flatten (it releases the stops first), "
+           f"or sell at the broker.")
+    log.critical("protective stop: %s", msg)
+    if t.audit is not None:
+        t.audit.health("liquidation_remainder", {"level": "critical", "message": msg, "held": str(qty)}, symbol=symbol, broker=t.broker_name)
 
 @patch
 def _fraction(self:ProtectiveStops, symbol:str, trail:bool): # the code-side trailing stop is open
@@ -281,6 +313,70 @@ def reconcile(self:ProtectiveStops, open_orders:list[Order], # the broker's open
     self.uncertain = False
     return calls
 
+# %% ../nbs/55a_protective.ipynb #1f983a4c
+@patch
+def bars_window(self:ProtectiveStops, now:datetime|None=None) -> tuple[str, datetime, datetime]:
+    "(timeframe, start, end) of the recent bars an adopted position's ATR comes from: three ATR periods, over whole sessions."
+    s, now = self.owner.settings, now or self._now()
+    period, need = timeframe_delta(s.timeframe), 3 * s.atr_period
+    if period >= timedelta(days=1): span = period * need * 7 / 5 + timedelta(days=10)
+    else: span = timedelta(days=(math.ceil(need * period / timedelta(minutes=390)) + 1) * 7 / 5 + 5)
+    return s.timeframe, now - span, now
+
+@patch
+def unprotected(self:ProtectiveStops, now:datetime|None=None) -> list[str]:
+    "Held positions the keeper has no level for (adopted: no trail, no protective order), whose trail is due to be opened now."
+    t = self.owner
+    if not t.broker_stops or t.stops is None: return []
+    if self._liquidating() and not self._trip_done(): return []
+    now, out = now or self._now(), []
+    for sym in sorted(t.positions):
+        if sym in t.stops.stops or self.sellable(sym) < 1: continue
+        ps = self.stops.get(sym)
+        if ps is not None and (ps.order_id is not None or ps.key is not None): continue      # the broker's stop is kept
+        if any(p.entry and p.symbol == sym for p in t.pending.values()): continue            # its entry's fill opens the trail
+        tried = self.adopt_tried.get(sym)
+        if tried is not None and now - tried < timeframe_delta(t.settings.timeframe): continue   # no bars lately: a bar later
+        if self._other_sell(sym): continue
+        out.append(sym)
+    return out
+
+@patch
+def adopt(self:ProtectiveStops, symbol:str, bars, # recent bars of `symbol` (a DataFrame with high, low, close), or None
+          now:datetime|None=None, why:str|None=None): # why there are no bars (the broker's error)
+    "Open the trailing stop of an adopted position from the ATR of `bars` (last close − k × ATR); the `TrailingStop`, or None (reported)."
+    t, now = self.owner, now or self._now()
+    q, n, tf = t.held(symbol), t.settings.atr_period, t.settings.timeframe
+    a = float(_atr(bars["high"], bars["low"], bars["close"], n).iloc[-1]) if bars is not None and len(bars) >= 2 else math.nan
+    close = float(bars["close"].iloc[-1]) if a == a else math.nan
+    if not (a > 0 and math.isfinite(a) and math.isfinite(close) and close > 0):
+        self.adopt_tried[symbol] = now
+        if self.unadopted.get(symbol) == q: return None
+        self.unadopted[symbol] = q
+        msg = (f"{symbol}: {q} held were adopted (at the broker, unknown to the ledger) but no stop can be set: "
+               f"{why or f'no recent {tf} bars with a range to take an ATR from'}. Tried again a bar later; until then nothing "
+               f"protects it: put a stop on it at the broker, or sell it.")
+        log.critical("protective stop: %s", msg)
+        if t.audit is not None:
+            t.audit.health("adopt_unprotected", {"level": "critical", "message": msg, "qty": str(q)}, symbol=symbol, broker=t.broker_name)
+        return None
+    self.adopt_tried.pop(symbol, None); self.unadopted.pop(symbol, None)
+    ts = t.stops.open(symbol, close, a, now)
+    t.ledger.save_stop(symbol, ts.to_dict())
+    p = t.positions.get(symbol)
+    if symbol not in t.open_trades and p is not None:    # the sale books a round trip and closes the trail
+        t.open_trades[symbol] = {"symbol": symbol, "entry_signal_time": None, "entry_time": now.isoformat(), "qty": str(p.qty),
+                                 "cost": str(p.qty * p.avg_entry_price), "commission": "0", "entry_reason": "adopted"}
+    level = stop_price(ts.stop, t.asset(symbol).tick_size)
+    msg = (f"{symbol}: {q} held were adopted (at the broker, unknown to the ledger: bought outside the bot, or a fill it missed) "
+           f"and are protected: a trailing stop opens at {level} (last close {close:g} − {ts.k:g} × ATR {a:.4g} of {len(bars)} {tf} bars) "
+           f"and a protective stop goes to the broker.")
+    log.warning("protective stop: %s", msg)
+    details = {"qty": str(q), "stop": str(level), "close": close, "atr": a, "bars": len(bars), "k": ts.k}
+    t.ledger.log_event("adopt_protected", details, symbol=symbol)
+    if t.audit is not None: t.audit.health("adopt_protected", {"level": "warning", "message": msg, **details}, symbol=symbol, broker=t.broker_name)
+    return ts
+
 # %% ../nbs/55a_protective.ipynb #648f9e17
 @patch
 def sync(self:ProtectiveStops, broker, now:datetime|None=None,
@@ -295,6 +391,10 @@ def sync(self:ProtectiveStops, broker, now:datetime|None=None,
     if reconcile or self.uncertain:
         self.resolve_unknown(broker)
         done += [send(c) for c in self.reconcile(broker.orders("open"), now)]
+    for sym in self.unprotected(now):                     # adopted positions: a trail from the ATR of recent bars
+        try: bars, why = broker.bars(sym, *self.bars_window(now)), None
+        except Exception as e: bars, why = None, f"the broker's bars failed ({type(e).__name__}: {e})"
+        self.adopt(sym, bars, now, why)
     return done + [send(c) for c in self.protect(now)]
 
 @patch
