@@ -363,9 +363,14 @@ async def pre_open(self:Bot, open_t:datetime):
         except Exception as e: self._fail("scan", e)
     if not syms: syms = list(self.universe)
     held = list(self.trader.positions)
-    self.watchlist = list(dict.fromkeys([*held, *syms[:self.max_symbols]]))
+    before, self.watchlist = self.watchlist, list(dict.fromkeys([*held, *syms[:self.max_symbols]]))
+    gone = [s for s in before if s not in set(self.watchlist)]
+    if gone:                   # left the watchlist: its market data subscription and kept bars go (a return backfills again)
+        try: await self.market_data.drop(gone, self.timeframe)
+        except Exception as e: self._fail("drop", e)
     await self.load_assets(self.watchlist, scan_sectors)
-    if self.audit is not None: self.audit.health("watchlist", {"level": "ok", "symbols": self.watchlist}, broker=self.broker_name)
+    if self.audit is not None:
+        self.audit.health("watchlist", {"level": "ok", "symbols": self.watchlist} | ({"dropped": gone} if gone else {}), broker=self.broker_name)
     try: frames = await self.market_data.backfill(self.watchlist, self._since(self.clock.now()), self.timeframe)
     except Exception as e: self._fail("backfill", e); frames = {}
     now = self.clock.now()     # after the backfill: a bar that closed while it ran is history too (the stream will not repeat it)
