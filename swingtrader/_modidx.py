@@ -668,6 +668,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'swingtrader.bot.Bot._executed': ('bot.html#bot._executed', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._fail': ('bot.html#bot._fail', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._fast_clock': ('bot.html#bot._fast_clock', 'swingtrader/bot.py'),
+                                 'swingtrader.bot.Bot._history': ('bot.html#bot._history', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._hold_clock': ('bot.html#bot._hold_clock', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._make_trader': ('bot.html#bot._make_trader', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._mark': ('bot.html#bot._mark', 'swingtrader/bot.py'),

@@ -371,8 +371,7 @@ async def pre_open(self:Bot, open_t:datetime):
     await self.load_assets(self.watchlist, scan_sectors)
     if self.audit is not None:
         self.audit.health("watchlist", {"level": "ok", "symbols": self.watchlist} | ({"dropped": gone} if gone else {}), broker=self.broker_name)
-    try: frames = await self.market_data.backfill(self.watchlist, self._since(self.clock.now()), self.timeframe)
-    except Exception as e: self._fail("backfill", e); frames = {}
+    frames = await self._history()
     now = self.clock.now()     # after the backfill: a bar that closed while it ran is history too (the stream will not repeat it)
     n = 0
     for sym, df in frames.items():
@@ -387,6 +386,24 @@ async def pre_open(self:Bot, open_t:datetime):
     except Exception as e: self._fail("reconcile", e)
     try: await self.refresh_account()
     except Exception as e: self._fail("account", e)
+
+# %% ../nbs/60_bot.ipynb #13a7f0c8
+@patch
+async def _history(self:Bot) -> dict:
+    "The watchlist's history: the warm-up window, or for a symbol last fed before it (back on the list, a long pause) from its last bar on."
+    since = self._since(self.clock.now())
+    last = {s: datetime.fromisoformat(self.fed[s]) for s in self.watchlist if s in self.fed}
+    back = [s for s in self.watchlist if s in last and last[s] < since]
+    frames: dict = {}
+    for syms, start in [([s for s in self.watchlist if s not in back], since), *(([s], last[s]) for s in back)]:
+        if not syms: continue
+        try: frames |= await self.market_data.backfill(syms, start, self.timeframe)
+        except Exception as e:
+            self._fail("backfill", e)
+            if start < since:        # the long way back failed: the warm-up window at least
+                try: frames |= await self.market_data.backfill(syms, since, self.timeframe)
+                except Exception as e2: self._fail("backfill", e2)
+    return frames
 
 # %% ../nbs/60_bot.ipynb #5d80c31b
 @patch

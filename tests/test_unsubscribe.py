@@ -5,7 +5,7 @@ and a symbol that comes back is backfilled and streamed gap-free. Alpaca's marke
 `unsubscribe`). The bot drops what leaves its watchlist. All over real websockets to the emulator, on a manual clock."""
 import asyncio
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -229,3 +229,44 @@ def test_the_bot_drops_symbols_that_leave_its_watchlist(tt, tmp_path):
         bot.broker.close(); audit.close(); ledger.close()
     recs = [r["details"] for r in audit.read("health", DAY) if r["details"].get("what") == "watchlist"]
     assert [r.get("dropped") for r in recs] == [None, [a], None], recs   # the audit names what was dropped
+
+
+def test_a_symbol_back_after_days_off_the_list_is_warmed_from_its_last_bar(tmp_path):
+    "A leaves the list on Monday and is back on Thursday: the strategy gets every A bar since Monday's last one, not a gap."
+    open_t = MarketCalendar().session(DAY)[0]
+    s = Settings(_env_file=None, sim_symbols=3, macd_fast=6, macd_slow=13, macd_signal=5, trend_ema=20, warmup_bars=30)
+    env = emulated_tastytrade(s, DAY, DAY + timedelta(days=3), speed=60.0, start=open_t + timedelta(minutes=30))
+    env.clock.set_mode("manual")
+    env.server.call(lambda: env.sim.advance_to(open_t + timedelta(minutes=32)))
+    ledger = Ledger(tmp_path / "ledger.sqlite", clock=env.clock)
+    bot = build_bot(env.settings, env.clock, ledger, calendar=env.calendar, scan=False, universe=list(env.sim.symbols))
+    syms = list(env.sim.symbols)
+    a = syms[0]
+    warmed, warm = [], bot._warm
+    def recorded(sym, t, *hlc):
+        warmed.append((sym, t)); return warm(sym, t, *hlc)
+    async def main():
+        try:
+            await bot.pre_open(open_t)
+            bot.universe = syms[1:]
+            await bot.pre_open(open_t)                                     # A is dropped on Monday
+            left = datetime.fromisoformat(bot.fed[a])
+            thursday = env.calendar.session(DAY + timedelta(days=3))[0]
+            env.server.call(lambda: env.sim.advance_to(thursday + timedelta(minutes=32)))
+            await until(lambda: env.clock.now() >= thursday + timedelta(minutes=32), 60)
+            assert left < bot._since(env.clock.now())                      # older than the warm-up window
+            bot.universe, bot._warm = syms, recorded
+            warmed.clear()
+            await bot.pre_open(thursday)                                   # A is back
+            return left, env.clock.now()
+        finally:
+            await bot.market_data.close(); await bot.order_updates.close()
+    try:
+        left, now = asyncio.run(main())
+        ref = env.server.call(lambda: env.sim.bars(a, TF, left, now))
+    finally:
+        bot.broker.close(); env.close(); ledger.close()
+    got = [t for sym, t in warmed if sym == a]
+    want = [t.to_pydatetime() + timedelta(minutes=5) for t in ref.index if t.to_pydatetime() + timedelta(minutes=5) <= now]
+    assert len(want) > 2 * 78 and got == want                               # every bar of the days off, in order, once
+    assert datetime.fromisoformat(bot.fed[a]) == want[-1]
