@@ -391,12 +391,12 @@ async def pre_open(self:Bot, open_t:datetime):
 @patch
 async def _history(self:Bot) -> dict:
     "The watchlist's history: the warm-up window, or for a symbol last fed before it (back on the list, a long pause) from its last bar on."
-    since = self._since(self.clock.now())
-    last = {s: datetime.fromisoformat(self.fed[s]) for s in self.watchlist if s in self.fed}
-    back = [s for s in self.watchlist if s in last and last[s] < since]
+    since, groups = self._since(self.clock.now()), {}
+    for s in self.watchlist:               # one backfill per start: the window, and each older last bar (a restart: all the same)
+        last = datetime.fromisoformat(self.fed[s]) if s in self.fed else since
+        groups.setdefault(min(last, since), []).append(s)
     frames: dict = {}
-    for syms, start in [([s for s in self.watchlist if s not in back], since), *(([s], last[s]) for s in back)]:
-        if not syms: continue
+    for start, syms in groups.items():
         try: frames |= await self.market_data.backfill(syms, start, self.timeframe)
         except Exception as e:
             self._fail("backfill", e)
