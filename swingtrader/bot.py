@@ -363,11 +363,15 @@ async def pre_open(self:Bot, open_t:datetime):
         except Exception as e: self._fail("scan", e)
     if not syms: syms = list(self.universe)
     held = list(self.trader.positions)
-    self.watchlist = list(dict.fromkeys([*held, *syms[:self.max_symbols]]))
+    before, self.watchlist = self.watchlist, list(dict.fromkeys([*held, *syms[:self.max_symbols]]))
+    gone = [s for s in before if s not in set(self.watchlist)]
+    if gone:                   # left the watchlist: its market data subscription and kept bars go (a return backfills again)
+        try: await self.market_data.drop(gone, self.timeframe)
+        except Exception as e: self._fail("drop", e)
     await self.load_assets(self.watchlist, scan_sectors)
-    if self.audit is not None: self.audit.health("watchlist", {"level": "ok", "symbols": self.watchlist}, broker=self.broker_name)
-    try: frames = await self.market_data.backfill(self.watchlist, self._since(self.clock.now()), self.timeframe)
-    except Exception as e: self._fail("backfill", e); frames = {}
+    if self.audit is not None:
+        self.audit.health("watchlist", {"level": "ok", "symbols": self.watchlist} | ({"dropped": gone} if gone else {}), broker=self.broker_name)
+    frames = await self._history()
     now = self.clock.now()     # after the backfill: a bar that closed while it ran is history too (the stream will not repeat it)
     n = 0
     for sym, df in frames.items():
@@ -382,6 +386,24 @@ async def pre_open(self:Bot, open_t:datetime):
     except Exception as e: self._fail("reconcile", e)
     try: await self.refresh_account()
     except Exception as e: self._fail("account", e)
+
+# %% ../nbs/60_bot.ipynb #13a7f0c8
+@patch
+async def _history(self:Bot) -> dict:
+    "The watchlist's history: the warm-up window, or for a symbol last fed before it (back on the list, a long pause) from its last bar on."
+    since, groups = self._since(self.clock.now()), {}
+    for s in self.watchlist:               # one backfill per start: the window, and each older last bar (a restart: all the same)
+        last = datetime.fromisoformat(self.fed[s]) if s in self.fed else since
+        groups.setdefault(min(last, since), []).append(s)
+    frames: dict = {}
+    for start, syms in groups.items():
+        try: frames |= await self.market_data.backfill(syms, start, self.timeframe)
+        except Exception as e:
+            self._fail("backfill", e)
+            if start < since:        # the long way back failed: the warm-up window at least
+                try: frames |= await self.market_data.backfill(syms, since, self.timeframe)
+                except Exception as e2: self._fail("backfill", e2)
+    return frames
 
 # %% ../nbs/60_bot.ipynb #5d80c31b
 @patch

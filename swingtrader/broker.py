@@ -80,6 +80,7 @@ class MarketData(Protocol):
     "History and live closed bars for a set of symbols."
     async def backfill(self, symbols:list[str], since:datetime, timeframe:str) -> dict[str, pd.DataFrame]: ...
     def bars(self, symbols:list[str], timeframe:str) -> AsyncIterator[Bar]: ...   # closed bars, each once
+    async def drop(self, symbols:list[str], timeframe:str) -> None: ...            # no longer wanted: unsubscribe, release
     async def close(self) -> None: ...
 
 @runtime_checkable

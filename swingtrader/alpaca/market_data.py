@@ -81,7 +81,7 @@ def add(self:BarFolder, symbol:str, t:datetime, o:float, h:float, l:float, c:flo
 
 # %% ../../nbs/24d_alpaca_market_data.ipynb #2db08d2e
 class AlpacaDataStream(StockDataStream):
-    "alpaca-py's `StockDataStream` for a running event loop: `up`, `drop()`, `run_forever()`, `add()`, `on_connect`."
+    "alpaca-py's `StockDataStream` for a running event loop: `up`, `drop()`, `run_forever()`, `add()`, `remove()`, `on_connect`."
     on_connect = None   # () -> None: after each connect and authentication, before the subscription goes out
     async def _start_ws(self):
         await super()._start_ws()
@@ -98,6 +98,10 @@ class AlpacaDataStream(StockDataStream):
         "Subscribe `symbols` on `channel` ('bars', 'quotes') to `handler`, now or at the next connect."
         for s in symbols: self._handlers[channel][s] = handler
         if self.up: await self._send_subscribe_msg()
+    async def remove(self, channel:str, symbols:list[str]):
+        "Unsubscribe `symbols` from `channel` now (if connected) and for every later connect."
+        gone = [s for s in symbols if self._handlers[channel].pop(s, None) is not None]
+        if gone and self.up: await self._send_unsubscribe_msg(channel, gone)
     def __repr__(self): return f"AlpacaDataStream({self._endpoint!r}, up={self.up})"
 
 # %% ../../nbs/24d_alpaca_market_data.ipynb #a90e3151
@@ -298,3 +302,18 @@ async def close(self:AlpacaMarketData):
     except Exception as e: log.debug("closing the data stream: %s", e)
     k = (self.stream.endpoint, self.key_id)
     if _LIVE.get(k) is self: _LIVE.pop(k)
+
+# %% ../../nbs/24d_alpaca_market_data.ipynb #ec76b709
+@patch
+async def drop(self:AlpacaMarketData, symbols:list[str], # symbols no longer wanted
+               timeframe:str): # the timeframe they were backfilled and streamed in
+    "Unsubscribe `symbols` (bars, quotes) and release what is kept of them: held bars, bars being folded, marks, the latest quote."
+    syms = set(symbols)
+    if not syms: return
+    await self.stream.remove("bars", sorted(syms))
+    await self.stream.remove("quotes", sorted(syms))
+    self.subscribed -= syms; self.fresh -= syms
+    self.held = deque((b for b in self.held if b.symbol not in syms), maxlen=self.held.maxlen)
+    for s in syms:
+        self.live_from.pop(s, None); self.quotes.pop(s, None)
+        for f in self.folders.values(): f.open.pop(s, None); f.last.pop(s, None)

@@ -91,6 +91,10 @@ def subscribe_candles(self:StreamerThread, *args, **kw):
     "`DXLinkStreamer.subscribe_candles` on the thread's loop."
     return self.call(self.streamer.subscribe_candles(*args, **kw))
 @patch
+def unsubscribe(self:StreamerThread, *args, **kw):
+    "`DXLinkStreamer.unsubscribe` on the thread's loop."
+    return self.call(self.streamer.unsubscribe(*args, **kw))
+@patch
 def backfill(self:StreamerThread, *args, **kw):
     "`DXLinkStreamer.backfill` on the thread's loop."
     return self.call(self.streamer.backfill(*args, **kw))

@@ -88,3 +88,13 @@ async def batches(self:Mailbox) -> AsyncIterator[list]:
             self._wait = asyncio.get_running_loop().create_future()
             try: await self._wait
             finally: self._wait = None        # also when the consumer is cancelled or closed while it waits
+
+# %% ../../nbs/21b_dxlink_mailbox.ipynb #7f445b63
+@patch
+def discard(self:Mailbox, drop) -> int: # drop(item) -> True to remove a queued item
+    "Remove the queued items `drop` picks (e.g. a dropped symbol's bars); how many. A reader parked on a full queue goes on."
+    n = len(self.q)
+    self.q = deque(x for x in self.q if not drop(x))
+    sp = self._space
+    if len(self.q) < self.maxsize and sp is not None and not sp.done(): sp.set_result(None)
+    return n - len(self.q)

@@ -100,10 +100,15 @@ async def subscribe(self:DXLinkStreamer, event_types:str|Iterable[str], # e.g. "
 # %% ../../nbs/21_dxlink.ipynb #a0935034
 @patch
 async def unsubscribe(self:DXLinkStreamer, event_types:str|Iterable[str], symbols:str|Iterable[str]):
-    "Remove subscriptions."
+    "Remove subscriptions (FEED_SUBSCRIPTION `remove` now if connected; not restored after a reconnect); candle series are forgotten."
     types = [event_types] if isinstance(event_types, str) else list(event_types)
     syms = [symbols] if isinstance(symbols, str) else list(symbols)
-    rm = [{"type": t, "symbol": s} for t in types for s in syms if self.subs.pop((t, s), 0) != 0]
+    rm = []
+    for t in types:
+        for s in syms:
+            if (t, s) not in self.subs: continue
+            ft = self.subs.pop((t, s))
+            rm.append({"type": t, "symbol": s} | ({"fromTime": int(ft or 0)} if t in wire.TIME_SERIES else {}))   # the spec wants fromTime on a time series' remove too
     for t in types:
         if t == "Candle":
             for s in syms: self.series.pop(s, None)

@@ -104,6 +104,7 @@ class _Sub:
     from_ms: int|None = None
     candle: dict|None = None      # the forming candle (Candle subscriptions)
     last_bar: datetime|None = None
+    live: bool = True             # False once removed (reset, remove, channel cancel, re-add): its queued events are not sent
 
 @dataclass
 class _Channel:
@@ -219,11 +220,11 @@ async def _writer(self:DXLinkSession):
         groups: dict = {}
         for it in items:
             if it[0] == "ev":
-                groups.setdefault((it[1], it[2]), []).append(it[3])
+                if it[4].live: groups.setdefault((it[1], it[2]), []).append(it[3])   # queued before a remove: not sent
                 continue
             if it[0] == "qk":          # a conflated quote: the latest value for its key
                 ev = self.pending_quotes.pop(it[3], None)
-                if ev is not None: groups.setdefault((it[1], it[2]), []).append(ev)
+                if ev is not None and it[4].live: groups.setdefault((it[1], it[2]), []).append(ev)
                 continue
             for m in _feed_messages(self, groups): await _write(self, m)
             groups = {}
@@ -258,8 +259,8 @@ def deliver(self:DXLinkSession, etype:str, symbol:str, ev:dict):
             key = (chn, etype, symbol)
             if key in self.pending_quotes: self.pending_quotes[key] = ev; self.conflated += 1; continue
             self.pending_quotes[key] = ev
-            self._push(("qk", chn, etype, key))
-        else: self._push(("ev", chn, etype, ev))
+            self._push(("qk", chn, etype, key, sub))
+        else: self._push(("ev", chn, etype, ev, sub))
 
 def deliver_bar(self:DXLinkSession, bar):
     for chn, sub in self.by_base.get(bar.symbol, ()):
@@ -271,7 +272,7 @@ def deliver_bar(self:DXLinkSession, bar):
         elif cd is None or _ms(b) > cd["time"]: cd = new_candle(sub.symbol, b, bar.open, bar.high, bar.low, bar.close, bar.volume)
         else: continue
         sub.candle = cd
-        self._push(("ev", chn, "Candle", cd))
+        self._push(("ev", chn, "Candle", cd, sub))
 
 for f in (_push, overflow, deliver, deliver_bar): setattr(DXLinkSession, f.__name__, f)
 
@@ -316,9 +317,15 @@ def _channel(self:DXLinkSession, m) -> _Channel:
     return ch
 
 def _unindex(self:DXLinkSession, chn:int, key=None):
+    "Forget channel `chn`'s subscription `key` (all of them if None): nothing of it is sent any more, queued or not."
     for base in list(self.by_base):
-        self.by_base[base] = [(c, s) for c, s in self.by_base[base] if not (c == chn and (key is None or (s.type, s.symbol) == key))]
-        if not self.by_base[base]: del self.by_base[base]
+        keep = []
+        for c, s in self.by_base[base]:
+            if c == chn and (key is None or (s.type, s.symbol) == key):
+                s.live = False; self.pending_quotes.pop((c, s.type, s.symbol), None)
+            else: keep.append((c, s))
+        if keep: self.by_base[base] = keep
+        else: del self.by_base[base]
 
 for f in (_on_setup, _on_auth, _on_channel_request, _on_channel_cancel, _on_feed_setup, _channel, _unindex):
     setattr(DXLinkSession, f.__name__, f)
@@ -340,7 +347,7 @@ def _on_feed_subscription(self:DXLinkSession, m):
             if (etype, sym) in ch.subs: self._unindex(chn, (etype, sym))
             ch.subs[(etype, sym)] = sub = _Sub(etype, sym, sym)
             self.by_base.setdefault(sym, []).append((chn, sub))
-            for ev in dv.dx_events(etype, sym): self.q.put_nowait(("ev", chn, etype, ev))
+            for ev in dv.dx_events(etype, sym): self.q.put_nowait(("ev", chn, etype, ev, sub))
             continue
         try: self.server.broker.asset(base)
         except Exception: continue  # unknown symbol: silently ignored
@@ -352,7 +359,7 @@ def _on_feed_subscription(self:DXLinkSession, m):
         sub = _Sub(etype, sym, base, cs, it.get("fromTime"))
         ch.subs[key] = sub
         self.by_base.setdefault(base, []).append((chn, sub))
-        for ev in self._initial_events(sub): self.q.put_nowait(("ev", chn, etype, ev))
+        for ev in self._initial_events(sub): self.q.put_nowait(("ev", chn, etype, ev, sub))
 
 setattr(DXLinkSession, _on_feed_subscription.__name__, _on_feed_subscription)
 

@@ -43,6 +43,10 @@ class SimMarketData:
                     if self._new(bar): yield bar
             finally: st.close()
         return gen()
+    async def drop(self, symbols:list[str], # symbols no longer wanted
+                   timeframe:str): # the timeframe they were backfilled and streamed in
+        "Forget `symbols` in `timeframe` (the mark of their last bar handed out; see below)."
+        for s in symbols: self.upto.pop((s, timeframe), None)
     async def close(self):
         for st in self.streams: st.close()
         self.streams = []

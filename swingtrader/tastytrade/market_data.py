@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime
 
+from ..dxlink.events import candle_symbol
 from ..dxlink.streamer import StreamClosed
 
 # %% auto #0
@@ -52,6 +53,16 @@ class DXLinkMarketData:
                     except StreamClosed: return
             finally: await batches.aclose()
         return gen()
+    async def drop(self, symbols:list[str], # symbols no longer wanted
+                   timeframe:str): # the timeframe they were backfilled and streamed in
+        "Unsubscribe the candles of `symbols` in `timeframe` (DXLink `remove`) and release all that is kept of them (see below)."
+        syms = set(symbols)
+        if not syms: return
+        await self.streamer.unsubscribe("Candle", [candle_symbol(s, timeframe) for s in sorted(syms)])
+        def gone(b): return b.symbol in syms and b.timeframe == timeframe
+        self._buf = deque(b for b in self._buf if not gone(b))
+        if self._mb is not None: self._mb.discard(gone)
+        for s in syms: self.upto.pop((s, timeframe), None)
     async def close(self):
         if self._started: await self.streamer.close(); self._started = False
         mb, self._mb = self._mb, None
