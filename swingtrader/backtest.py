@@ -120,7 +120,9 @@ class _DeferredWrites:
     def total_changes(self) -> int: return self.raw.total_changes + self._n
 
     def execute(self, sql:str, args=()):
-        if sql in _DEFERRED: return self._defer(sql, args)
+        if sql in _DEFERRED:
+            if self.before: self._before()              # the book's rows first: the ledger's own rows come after them
+            return self._defer(sql, args)
         if sql == "ROLLBACK":                         # the held writes belong to the transaction rolled back
             self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
             out = self.raw.execute(sql); self._known(); return out
@@ -319,6 +321,7 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     ends = starts[1:] + [j]
     led, T, nxt = self.ledger, None, k0
     db = led.db
+    if self.book is not None: self.book.flush()                     # an earlier run's rows, lazy until now: an error below discards only this run's
     t0 = time.perf_counter()
     tx = led.transaction(); tx.__enter__()
     mark = db.total_changes

@@ -140,7 +140,6 @@ class BacktestBook:
         self._kinds: dict[str, tuple] = {}          # key -> (side, type, tif) of its request
         self._hist: list[tuple] = []                # every fill the book recorded (fills row, Decimals), in recording order …
         self._mark = 0                              # … of which the first `_mark` are written
-        self._foreign = bool(self._fill_ids)        # the ledger holds fills the book did not record (its history is not all)
         self._trades: list[tuple] = []
         self._pos: dict[str, tuple] = {}            # symbol -> (qty, avg, realized, trip): the book's, once it has moved it
         self._pos_rows: dict[str, tuple] = {}       # symbol -> positions row not yet written (in last-write order)
@@ -239,7 +238,7 @@ def record_update(self:BacktestBook, update:OrderUpdate) -> bool:
     if key not in self._rows or (f is not None and (f.client_key != key or f.symbol in self._ledger_syms)):
         self.flush()
         if f is not None:                                            # the ledger books this symbol from now on
-            self._ledger_syms.add(f.symbol); self._pos.pop(f.symbol, None); self._foreign = True
+            self._ledger_syms.add(f.symbol); self._pos.pop(f.symbol, None)
         return self.ledger.record_update(update)
     if f is None or f.fill_id in self._fill_ids: self._apply(key, o); return False
     now = self.now()
@@ -286,7 +285,10 @@ def discard(self:BacktestBook):
 
 @patch
 def fill_history(self:BacktestBook) -> list[dict]:
-    "`Ledger.fill_history` (the same rows): from memory when the book recorded every fill the ledger has, else the ledger's."
-    if self._foreign: self.flush(); return self.ledger.fill_history()
+    "`Ledger.fill_history` (the same rows): from memory when every fill the ledger holds is the book's, else the ledger's."
+    self._own_read = True                       # SQLite's count apart from the book's unwritten fills: all the book's own?
+    try: written = self.ledger.db.execute("SELECT COUNT(*) FROM fills").fetchone()[0]
+    finally: self._own_read = False
+    if written != self._mark: self.flush(); return self.ledger.fill_history()   # others wrote fills too (the ledger, a runner)
     return [{"fill_id": r[0], "client_key": r[1], "symbol": r[3], "side": r[4], "qty": r[5], "price": r[6], "commission": r[7],
              "time": r[8], "recorded_at": r[9]} for r in self._hist]
