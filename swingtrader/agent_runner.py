@@ -616,12 +616,15 @@ async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's b
             steps += await call(runner.on_bars, list(batch.values()))
     finally:
         if waiting is not None: waiting.cancel(); await asyncio.gather(waiting, return_exceptions=True)
+        if runner.working and runner.mode is not Mode.SHADOW:  # its resting orders: no later run manages them
+            t = clk.now() if clk is not None else None
+            for sym in list(runner.working): await call(runner._cancel, sym, t, AgentAction(ExecutionAction.CANCEL))
         end = asyncio.get_running_loop().time() + drain         # let the updates of orders just sent arrive (resting limits excepted)
         while not upd.done() and asyncio.get_running_loop().time() < end and (set(runner.trader.pending) - {w[1] for w in runner.working.values()}):
             await asyncio.sleep(0.05)
         upd.cancel()
         await asyncio.gather(upd, return_exceptions=True)
-        await call(runner._keep)                                # every position left protected at the broker
+        await call(runner._keep)                                # every position left protected at the broker (the cancels' updates are in)
         await parts.order_updates.close(); await parts.market_data.close()
     return steps
 

@@ -255,3 +255,31 @@ def test_on_alpaca_buys_and_stops_never_meet(tmp_path):
     finally:
         env.server.call(remove)
         b.close(); ledger.close(); env.close()
+
+
+def test_run_parts_leaves_every_position_under_its_stop_and_no_agent_order_working(tmp_path):
+    """The async loop (what Alpaca and tastytrade use): a fill gets its stop from the update stream; at the end the agent's
+    resting offers are cancelled (no later run manages them, and a working sell keeps the keeper off its shares) and each
+    position has one stop for all of it."""
+    import asyncio
+    from swingtrader.agent_runner import run_parts
+    from swingtrader.registry import sim_parts
+    s = Settings(_env_file=None, atr_stop_mult=20.0)            # a wide trail: no exit of its own here
+    b = SimBroker.from_seed(seed=5, symbols=2, start=date(2026, 3, 2), end=date(2026, 3, 2))
+    b.advance_to(b.clock.now() + timedelta(minutes=10))
+    b.clock = SimClock(b.clock.now(), mode="scaled", speed=300.0)           # 5 simulated minutes per second
+    tr = agent_trader(s, b, Ledger(tmp_path / "l.sqlite", clock=b.clock))
+    buy, offer = GRID.index(AgentAction("market", 1.0)), GRID.index(AgentAction("limit_passive", -0.5))
+    r = AgentRunner(s, tr, b, lambda obs: buy if obs[6] == 0 else offer, mode="paper", run_id="parts", ramp=1.0, target_qty=4)
+    async def go():
+        stop = asyncio.Event()
+        drv = asyncio.create_task(b.run(stop))
+        try: return await asyncio.wait_for(run_parts(r, sim_parts(s, broker=b), b.symbols, "1m", max_bars=10, warmup=5, batch_window=0.05), 120)
+        finally: stop.set(); await drv
+    steps = asyncio.run(go())
+    assert any(x.result == "placed" and x.action.side is Side.SELL for x in steps)          # offers were made
+    work = b.orders("open")
+    assert all(is_protective_key(o.client_key) and o.type is OrderType.STOP for o in work), work   # no agent order left working
+    held = {p.symbol: p.qty for p in b.positions() if p.qty}
+    assert held and {o.symbol: o.qty for o in work} == held and len(work) == len(held)
+    assert not r.working
