@@ -126,6 +126,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'swingtrader/agent_runner.py'),
                                           'swingtrader.agent_runner.AgentRunner._cancel': ( 'agent_runner.html#agentrunner._cancel',
                                                                                             'swingtrader/agent_runner.py'),
+                                          'swingtrader.agent_runner.AgentRunner._cancel_orphans': ( 'agent_runner.html#agentrunner._cancel_orphans',
+                                                                                                    'swingtrader/agent_runner.py'),
                                           'swingtrader.agent_runner.AgentRunner._done': ( 'agent_runner.html#agentrunner._done',
                                                                                           'swingtrader/agent_runner.py'),
                                           'swingtrader.agent_runner.AgentRunner._flush_audits': ( 'agent_runner.html#agentrunner._flush_audits',

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .config import Settings
-from .models import Bar, OrderUpdate, Quote, Side, Signal, SignalAction
+from .models import Bar, OrderType, OrderUpdate, Quote, Side, Signal, SignalAction
 from .strategy import timeframe_delta
 from .sizer import Sizer
 from .risk import RiskGuard
@@ -69,11 +69,14 @@ def agent_trader(settings:Settings, broker, ledger, audit=None, policy:LoadedPol
                  broker_stops:bool|None=None): # a GTC stop order at the broker for each position (None: `settings.broker_stops`, as the bot)
     "A `Trader` for an agent on `broker` (the settings' RiskGuard, trailing stops unless `stops=False`, mirrored by broker stops)."
     from swingtrader.trader import Trader
-    from swingtrader.stops import StopBook
+    from swingtrader.stops import StopBook, TrailingStop
     t = Trader(settings, AgentStrategy(policy.audit_id if policy is not None else "agent"), Sizer.from_settings(settings),
                RiskGuard(settings), StopBook.from_settings(settings) if stops else None, ledger, audit=audit,
                clock=clock or getattr(broker, "clock", None), assets=broker.asset, broker_name=getattr(broker, "name", "broker"),
                kill_switch=kill_switch, broker_stops=settings.broker_stops if broker_stops is None else broker_stops)
+    if t.stops is not None:            # a restart: the trailing stops of the positions this ledger holds (a level for their broker stops)
+        held = {p.symbol for p in ledger.positions() if p.qty > 0}
+        t.stops.stops.update({s: TrailingStop.from_dict(d) for s, d in ledger.stops().items() if s in held})
     return t
 
 # %% ../nbs/86_agent_runner.ipynb #a1569bc3
@@ -457,6 +460,19 @@ def _mine(self:AgentRunner, o) -> bool:
     return row is not None and not row.adopted
 
 @patch
+def _cancel_orphans(self:AgentRunner, open_orders:list) -> list[str]: # this trader's open orders at the broker
+    "Cancel the agent orders a run before a restart left working (no runner knows them; a sell keeps the keeper off its shares); their ids."
+    tr, out = self.trader, []
+    for o in open_orders:
+        if o.type in (OrderType.STOP, OrderType.STOP_LIMIT) or o.client_key in tr.pending: continue   # a stop, or an order of this run
+        try: self.broker.cancel(o.id); out.append(o.id)
+        except Exception as e: log.warning("agent %s: could not cancel %s left working by an earlier run (%s: %s)", self.run_id, o.id, type(e).__name__, e)
+    if out:
+        log.warning("agent %s: cancelled %d order(s) an earlier run left working: %s", self.run_id, len(out), ", ".join(out))
+        if tr.audit is not None: tr.audit.health("agent_orphans_cancelled", {"level": "warning", "orders": out}, broker=tr.broker_name)
+    return out
+
+@patch
 def keep_stops(self:AgentRunner, reconcile:bool=False) -> list[tuple]: # compare with the broker's open orders first (always when unsure, and the first time)
     "Bring the broker's protective stops in line with the trader's positions and trailing stops; the (call, order or None) made."
     tr = self.trader
@@ -467,6 +483,7 @@ def keep_stops(self:AgentRunner, reconcile:bool=False) -> list[tuple]: # compare
     if reconcile or tr.stops_uncertain or not self._stops_seen:
         tr.protection.resolve_unknown(self.broker)              # a stop sent without an answer
         mine = [o for o in self.broker.orders("open") if self._mine(o)]
+        if not self._stops_seen: self._cancel_orphans(mine)
         done += [self._send_stop(c, now) for c in tr.reconcile_stops(mine, now)]
         self._stops_seen = True
     for c in tr.protect(now):

@@ -144,10 +144,27 @@ def test_a_restarted_runner_adopts_its_stop_before_it_sells(tmp_path):
     (stop,) = r.stops()
     r.remove()
     r2 = Rig(tmp_path, ledger=r.ledger, broker=r.broker, clock=r.clock, name="t2")   # a new trader and runner on the same ledger
-    assert not r2.trader.protective and not r2.trader.stops.stops                   # nothing in memory: no trail
+    assert not r2.trader.protective                                               # not in memory: adopted from the broker first
+    assert r2.trader.stops.stops["AAA"].to_dict() == r.trader.stops.stops["AAA"].to_dict()   # the trail, from the ledger
     st = r2.step(2, AgentAction("market", -1.0))
     assert st.result == "placed" and r.broker.order(stop.id).status is OrderStatus.CANCELLED   # the stop went first
     assert r.held() == 0 and r.stops() == [] and r.traded(Side.SELL) == 10
+
+
+def test_a_restarted_runner_cancels_the_offer_a_dead_run_left_and_protects_all_of_it(tmp_path):
+    "A run dies with its resting offer working (the stop was cancelled for it): the next run cancels it and places the stop."
+    bars = market()
+    bars["high"] = bars["close"]                                # no trade above 100: the offer at the ask rests
+    r = Rig(tmp_path, bars=bars)
+    r.step(1, AgentAction("market", 1.0))
+    st = r.step(2, AgentAction("limit_passive", -0.5))
+    assert st.result == "placed" and r.broker.order(st.order_id).is_open and r.stops() == []   # no stop while the sell works
+    r.remove()                                                  # the process dies
+    r2 = Rig(tmp_path, ledger=r.ledger, broker=r.broker, clock=r.clock, name="t2")
+    r2.step(3)
+    assert r.broker.order(st.order_id).status is OrderStatus.CANCELLED
+    (stop,) = r2.stops()
+    assert stop.qty == r.held() == 10 and r.traded(Side.SELL) == 0
 
 
 def test_another_traders_stops_are_left_alone(tmp_path):
