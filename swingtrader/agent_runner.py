@@ -348,6 +348,13 @@ def _stops(self:AgentRunner, bar:Bar):
         if sym in self.working:                                # the exit first: with the agent's limit resting on the other side it
             self._cancel(sym, bar.start + timeframe_delta(bar.timeframe), AgentAction(ExecutionAction.CANCEL))   # is a wash trade (Alpaca refuses it)
         if self.executor.execute(intent).result is Result.DROPPED: self._acct_at = -math.inf   # its stop filled: the broker's view next
+    tr, w = self.trader, self.working.get(bar.symbol)
+    ts = tr.stops.stops.get(bar.symbol) if tr.stops is not None else None
+    p = tr.pending.get(w[1]) if w is not None else None
+    if ts is not None and p is not None and not p.entry and bar.close <= ts.stop and self.mode is not Mode.SHADOW:
+        # the trail is hit under the agent's resting sell, which holds back the trail's exit and the broker stop: cancel it,
+        # and the stop kept after this batch (at the trail's level, above the market) sells what is held
+        self._cancel(bar.symbol, bar.start + timeframe_delta(bar.timeframe), AgentAction(ExecutionAction.CANCEL))
 
 @patch
 def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None) -> list[AgentStep]:

@@ -167,6 +167,24 @@ def test_a_restarted_runner_cancels_the_offer_a_dead_run_left_and_protects_all_o
     assert stop.qty == r.held() == 10 and r.traded(Side.SELL) == 0
 
 
+def test_the_trail_hit_under_a_resting_offer_cancels_it_and_the_stop_sells(tmp_path):
+    "An agent offer rests (no stop meanwhile) and the market falls through the trail: the offer goes, the stop sells it all once."
+    bars = market(drop_at=20)
+    bars["high"] = bars["close"]                                # no trade above the close: the offer at the ask rests
+    r = Rig(tmp_path, bars=bars)
+    r.step(1, AgentAction("market", 1.0))
+    offer = r.step(2, AgentAction("limit_passive", -0.5))
+    assert offer.result == "placed" and r.stops() == []
+    busy = AgentAction("market", 0.25)                          # refused while the offer works (a CANCEL would cancel it)
+    for m in range(3, 21): assert r.step(m, busy).result == "refused"
+    assert r.broker.order(offer.order_id).is_open and r.held() == 10
+    assert r.step(21).result == "hold"                          # the bar at 90, under the trail: the runner cancelled the offer first
+    assert r.broker.order(offer.order_id).status is OrderStatus.CANCELLED
+    r.step(22); r.step(23)
+    assert r.held() == 0 and r.stops() == [] and r.traded(Side.SELL) == r.traded(Side.BUY) == 10
+    assert [o.type for o in r.broker.orders() if o.side is Side.SELL and o.filled_qty] in ([OrderType.STOP], [OrderType.MARKET])
+
+
 def test_another_traders_stops_are_left_alone(tmp_path):
     "A protective stop the agent did not place (the bot's, on the same account) is neither adopted nor cancelled."
     from swingtrader.models import OrderRequest
