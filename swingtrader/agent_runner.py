@@ -385,12 +385,12 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
             out.append(self.act(bar.symbol, t, a, q, bar.close, times))
             for k in ("risk", "journal", "submission"):        # per decision that reached the stage
                 if k in times: self.latency[k].append(times[k])
-        pe = self.perf(); self._keep(); exits += _ms(pe, self.perf())   # the broker stops: new fills, moved trails, the orders just sent
+        pe = self.perf(); self._keep(); kept = _ms(pe, self.perf())   # the broker stops: new fills, moved trails, the orders just sent
         p3 = self.perf()
     finally: self._flush_audits()
     p4 = self.perf()
-    for k, v in (("features", _ms(p0, p1) - exits - (r1 - r0)), ("inference", _ms(p1, p2)), ("total", _ms(p0, p3) - exits),
-                 ("reads", self._reads_ms - r0), ("audit", _ms(p3, p4)), ("exits", exits)):
+    for k, v in (("features", _ms(p0, p1) - exits - (r1 - r0)), ("inference", _ms(p1, p2)), ("total", _ms(p0, p3) - exits - kept),
+                 ("reads", self._reads_ms - r0), ("audit", _ms(p3, p4)), ("exits", exits + kept)):
         self.latency[k].append(v)
     return out
 
