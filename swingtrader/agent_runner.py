@@ -137,6 +137,7 @@ class AgentRunner:
         self.wash_rule = getattr(broker, "name", None) == "alpaca" if wash_rule is None else bool(wash_rule)
         self.expect: Callable|None = None                       # the order-update stream's `expect` (run_parts): poll what was placed
         self._stops_seen = False                                # the broker's open orders compared with the stop records once
+        self._trails: dict[str, float] = {}                     # symbol -> the trailing stop level last written to the ledger
     def __repr__(self):
         return f"AgentRunner({self.policy.model_id}, {self.mode.value}, ramp={self.ramp:g}, steps={len(self.steps)})"
 
@@ -350,6 +351,8 @@ def _stops(self:AgentRunner, bar:Bar):
         if self.executor.execute(intent).result is Result.DROPPED: self._acct_at = -math.inf   # its stop filled: the broker's view next
     tr, w = self.trader, self.working.get(bar.symbol)
     ts = tr.stops.stops.get(bar.symbol) if tr.stops is not None else None
+    if ts is not None and tr.broker_stops and self._trails.get(bar.symbol) != ts.stop:   # the trail moved: in the ledger, for a restart
+        tr.ledger.save_stop(bar.symbol, ts.to_dict()); self._trails[bar.symbol] = ts.stop
     p = tr.pending.get(w[1]) if w is not None else None
     if ts is not None and p is not None and not p.entry and bar.close <= ts.stop and self.mode is not Mode.SHADOW:
         # the trail is hit under the agent's resting sell, which holds back the trail's exit and the broker stop: cancel it,

@@ -151,6 +151,24 @@ def test_a_restarted_runner_adopts_its_stop_before_it_sells(tmp_path):
     assert r.held() == 0 and r.stops() == [] and r.traded(Side.SELL) == 10
 
 
+def test_a_restarted_runner_takes_the_trail_back_where_it_was(tmp_path):
+    "The trail ratchets up with the market; a restart takes it back from the ledger at its last level, not the entry's."
+    bars = market()
+    bars.loc[bars.index[5]:, ["open", "high", "low", "close"]] += np.arange(len(bars) - 5)[:, None] * 0.5   # rising from minute 5
+    r = Rig(tmp_path, bars=bars)
+    r.step(1, AgentAction("market", 1.0))
+    first = r.trader.stops.stops["AAA"].stop
+    for m in range(2, 12): r.step(m)
+    moved = r.trader.stops.stops["AAA"].stop
+    assert moved > first + 2
+    r.remove()
+    r2 = Rig(tmp_path, ledger=r.ledger, broker=r.broker, clock=r.clock, name="t2")
+    assert r2.trader.stops.stops["AAA"].stop == moved
+    r2.step(12)
+    (stop,) = r2.stops()
+    assert stop.stop_price > stop_price(first + 2, Decimal("0.01")) and stop.qty == 10   # moved up with it, never back down
+
+
 def test_a_restarted_runner_cancels_the_offer_a_dead_run_left_and_protects_all_of_it(tmp_path):
     "A run dies with its resting offer working (the stop was cancelled for it): the next run cancels it and places the stop."
     bars = market()
