@@ -136,7 +136,9 @@ def test_example_policy_shadow_day_then_paper_day_on_the_alpaca_emulator(tmp_pat
         assert OrderStatus.FILLED in {o.status for o in theirs.values()} and sum(f.side is Side.SELL for f in ledger.fills()) >= 1
         with capsys.disabled():
             print(f"\nshadow day: {dict(r1)}\npaper day: {dict(r2)}; decisions {dict(decisions)}; {len(theirs)} orders at the broker "
-                  f"({dict(Counter(o.status.value for o in theirs.values()))}), {len(ledger.fills())} fills")
+                  f"({dict(Counter(o.status.value for o in theirs.values()))}), {len(ledger.fills())} fills; broker stops "
+                  f"{dict(Counter(o.status.value for k, o in theirs.items() if is_protective_key(k)))}, "
+                  f"{sum(deferred(o) for o in mine.values())} not sent opposite a working buy")
     finally:
         if day is not None: day.close()
         b.close(); ledger.close(); audit.close(); env.close()

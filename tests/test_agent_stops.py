@@ -100,6 +100,17 @@ def test_a_buy_gets_a_broker_stop_and_a_sell_cancels_it_first_then_a_stop_covers
     assert "AAA" not in r.trader.protective
 
 
+def test_an_add_resizes_the_stop_to_the_whole_position(tmp_path):
+    "No wash-trade rule (the simulator, tastytrade): the stop rests while the agent buys more, then covers all of it."
+    r = Rig(tmp_path)
+    assert not r.runner.wash_rule
+    r.step(1, AgentAction("market", 1.0))
+    (s1,) = r.stops()
+    assert r.step(2, AgentAction("market", 0.5)).result == "placed"
+    (s2,) = r.stops()
+    assert r.held() == 15 and s2.qty == 15 and s2.stop_price >= s1.stop_price
+
+
 def test_a_resized_buy_is_whole_shares_and_the_stop_covers_them_all(tmp_path):
     s = S.model_copy(update={"position_cap": 0.0065})           # $650 of room on $100,000: 10 shares resized to 6 (whole)
     r = Rig(tmp_path, settings=s)
