@@ -613,7 +613,8 @@ async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's b
         hist = await parts.market_data.backfill(symbols, now - timeframe_delta(timeframe) * (warmup + 1), timeframe)
         await call(runner.warm_up, hist, timeframe)
     await parts.order_updates.start()
-    runner.expect = parts.order_updates.expect                  # the orders placed (the agent's, its stops) are polled at once when the stream is down
+    loop = asyncio.get_running_loop()                           # the orders placed (the agent's, its stops) are polled at once when the
+    runner.expect = lambda o: loop.call_soon_threadsafe(parts.order_updates.expect, o)   # stream is down (told on the loop's thread)
     async def updates():
         async for u in parts.order_updates:
             await call(runner.on_update, u)

@@ -335,12 +335,18 @@ def test_run_parts_leaves_every_position_under_its_stop_and_no_agent_order_worki
     tr = agent_trader(s, b, Ledger(tmp_path / "l.sqlite", clock=b.clock))
     buy, offer = GRID.index(AgentAction("market", 1.0)), GRID.index(AgentAction("limit_passive", -0.5))
     r = AgentRunner(s, tr, b, lambda obs: buy if obs[6] == 0 else offer, mode="paper", run_id="parts", ramp=1.0, target_qty=4)
+    told = []                                                   # the update stream told of every order placed, on the loop's thread
     async def go():
         stop = asyncio.Event()
         drv = asyncio.create_task(b.run(stop))
-        try: return await asyncio.wait_for(run_parts(r, sim_parts(s, broker=b), b.symbols, "1m", max_bars=10, warmup=5, batch_window=0.05), 120)
+        parts = sim_parts(s, broker=b)
+        parts.order_updates.expect = lambda o: told.append((o.client_key, threading.get_ident()))
+        try: return await asyncio.wait_for(run_parts(r, parts, b.symbols, "1m", max_bars=10, warmup=5, batch_window=0.05), 120)
         finally: stop.set(); await drv
     steps = asyncio.run(go())
+    keys = {k for k, _ in told}
+    assert {x.client_key for x in steps if x.result == "placed"} <= keys and any(is_protective_key(k) for k in keys)
+    assert {t for _, t in told} == {threading.get_ident()}
     assert any(x.result == "placed" and x.action.side is Side.SELL for x in steps)          # offers were made
     work = b.orders("open")
     assert all(is_protective_key(o.client_key) and o.type is OrderType.STOP for o in work), work   # no agent order left working
