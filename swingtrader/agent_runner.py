@@ -15,12 +15,12 @@ from typing import Callable
 import numpy as np
 
 from .config import Settings
-from .models import Bar, OrderUpdate, Quote, Side, Signal, SignalAction
+from .models import Bar, OrderType, OrderUpdate, Quote, Side, Signal, SignalAction
 from .strategy import timeframe_delta
 from .sizer import Sizer
 from .risk import RiskGuard
 from .ledger import UNRESOLVED, NOT_SUBMITTED
-from .executor import Executor
+from .executor import Executor, Result
 from .agent import (ActionGrid, AgentAction, AgentError, ExecutionAction, SymbolFeatures,
                                agent_client_key, observation, order_request)
 from .agent_policy import LoadedPolicy, as_policy, load_policy
@@ -28,8 +28,9 @@ from .agent_policy import LoadedPolicy, as_policy, load_policy
 log = logging.getLogger("swingtrader.agent")
 
 # %% auto #0
-__all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'PARTS', 'Mode', 'check_mode', 'AgentStrategy', 'agent_trader',
-           'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy', 'evaluate_policy', 'run_parts', 'run_agent']
+__all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'PARTS', 'BUY_NOT_SENT', 'STOP_DEFERRED', 'Mode', 'check_mode',
+           'AgentStrategy', 'agent_trader', 'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy',
+           'evaluate_policy', 'run_parts', 'run_agent']
 
 # %% ../nbs/86_agent_runner.ipynb #ef797521
 class Mode(str, Enum):
@@ -64,14 +65,18 @@ class AgentStrategy:
     def is_long(self, symbol) -> bool: return False
 
 def agent_trader(settings:Settings, broker, ledger, audit=None, policy:LoadedPolicy|None=None, clock=None,
-                 stops:bool=True, kill_switch=None):
-    "A `Trader` for an agent on `broker` (the settings' RiskGuard, trailing stops unless `stops=False`)."
+                 stops:bool=True, kill_switch=None,
+                 broker_stops:bool|None=None): # a GTC stop order at the broker for each position (None: `settings.broker_stops`, as the bot)
+    "A `Trader` for an agent on `broker` (the settings' RiskGuard, trailing stops unless `stops=False`, mirrored by broker stops)."
     from swingtrader.trader import Trader
-    from swingtrader.stops import StopBook
+    from swingtrader.stops import StopBook, TrailingStop
     t = Trader(settings, AgentStrategy(policy.audit_id if policy is not None else "agent"), Sizer.from_settings(settings),
                RiskGuard(settings), StopBook.from_settings(settings) if stops else None, ledger, audit=audit,
                clock=clock or getattr(broker, "clock", None), assets=broker.asset, broker_name=getattr(broker, "name", "broker"),
-               kill_switch=kill_switch)
+               kill_switch=kill_switch, broker_stops=settings.broker_stops if broker_stops is None else broker_stops)
+    if t.stops is not None:            # a restart: the trailing stops of the positions this ledger holds (a level for their broker stops)
+        held = {p.symbol for p in ledger.positions() if p.qty > 0}
+        t.stops.stops.update({s: TrailingStop.from_dict(d) for s, d in ledger.stops().items() if s in held})
     return t
 
 # %% ../nbs/86_agent_runner.ipynb #a1569bc3
@@ -106,6 +111,7 @@ class AgentRunner:
                  ramp:float|None=None, # share of the target traded now (default settings.agent_size_ramp)
                  feature_ttl:float|None=None, # seconds the observation and the account view are cached
                  halt_from:list|tuple=(), # other ledgers (e.g. the bot's) whose halt the agent follows: `swingtrader halt` stops it too
+                 wash_rule:bool|None=None, # the broker refuses a buy opposite a working stop (Alpaca's wash-trade protection); None: Alpaca
                  perf:Callable[[], float]=time.perf_counter):
         self.settings, self.trader, self.broker = settings, trader, broker
         self.policy = as_policy(policy)
@@ -128,6 +134,10 @@ class AgentRunner:
         self._fresh_after = clk.now() if clk is not None else None   # bars closing later were decided by no earlier run
         self._obs: dict[str, tuple] = {}                        # symbol -> (bar time, stamp, observation)
         self._acct_at = -math.inf
+        self.wash_rule = getattr(broker, "name", None) == "alpaca" if wash_rule is None else bool(wash_rule)
+        self.expect: Callable|None = None                       # the order-update stream's `expect` (run_parts): poll what was placed
+        self._stops_seen = False                                # the broker's open orders compared with the stop records once
+        self._trails: dict[str, float] = {}                     # symbol -> the trailing stop level last written to the ledger
     def __repr__(self):
         return f"AgentRunner({self.policy.model_id}, {self.mode.value}, ramp={self.ramp:g}, steps={len(self.steps)})"
 
@@ -290,6 +300,9 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
     except AgentError as e: return self._done(AgentStep(t, symbol, action, "refused", qty, client_key=key, why=e.problem))
     sf = self.features.get(symbol)
     atr = sf.atr if sf is not None and math.isfinite(sf.atr) and sf.atr > 0 else None
+    if action.side is Side.BUY and atr is None and tr.broker_stops and symbol not in tr.stops.stops:   # no trail: no broker stop either
+        return self._done(AgentStep(t, symbol, action, "refused", qty, client_key=key,
+                                    why=f"no ATR for {symbol} yet: a new position would have no stop (code-side or at the broker)"))
     sig = Signal(symbol, SignalAction.ENTER_LONG if action.side is Side.BUY else SignalAction.EXIT_LONG, t,
                  float(req.limit_price) if req.limit_price is not None else float(price), atr, f"agent {action}",
                  self.policy.audit_id, uuid.uuid5(uuid.NAMESPACE_OID, f"signal|{key}").hex)
@@ -315,10 +328,15 @@ def act(self:AgentRunner, symbol:str, t:datetime, # the bar's close time: the de
         if tr.audit is not None: tr.audit.risk_check(sig, intent.decision, intent.request.qty, details={"mode": "shadow"})
         times["submission"] = 0.0
         return self._done(AgentStep(t, symbol, action, "shadow", intent.request.qty, dec, key, why="would send"), sig)
+    if action.side is Side.BUY and self.wash_rule and symbol in tr.protective and not self._release_for_buy(intent):
+        times["submission"] = _ms(p1, self.perf())
+        return self._done(AgentStep(t, symbol, action, "refused", intent.request.qty, dec, key, why=BUY_NOT_SENT), sig)
     out = self.executor.execute(intent)
     times["submission"] = _ms(p1, self.perf())
+    if out.result is Result.DROPPED: self._acct_at = -math.inf   # the stop filled first: the next decision reads the broker's position
     o = out.order
     if out.placed and o is not None and o.is_open and o.limit_price is not None: self.working[symbol] = (o.id, key)
+    if out.placed and o is not None and self.expect is not None: self.expect(o)
     return self._done(AgentStep(t, symbol, action, out.result.value, intent.request.qty, dec, key, o.id if o is not None else None,
                                 str(out.error or "")), sig)
 
@@ -330,7 +348,16 @@ def _stops(self:AgentRunner, bar:Bar):
         sym = intent.request.symbol
         if sym in self.working:                                # the exit first: with the agent's limit resting on the other side it
             self._cancel(sym, bar.start + timeframe_delta(bar.timeframe), AgentAction(ExecutionAction.CANCEL))   # is a wash trade (Alpaca refuses it)
-        self.executor.execute(intent)
+        if self.executor.execute(intent).result is Result.DROPPED: self._acct_at = -math.inf   # its stop filled: the broker's view next
+    tr, w = self.trader, self.working.get(bar.symbol)
+    ts = tr.stops.stops.get(bar.symbol) if tr.stops is not None else None
+    if ts is not None and tr.broker_stops and self._trails.get(bar.symbol) != ts.stop:   # the trail moved: in the ledger, for a restart
+        tr.ledger.save_stop(bar.symbol, ts.to_dict()); self._trails[bar.symbol] = ts.stop
+    p = tr.pending.get(w[1]) if w is not None else None
+    if ts is not None and p is not None and not p.entry and bar.close <= ts.stop and self.mode is not Mode.SHADOW:
+        # the trail is hit under the agent's resting sell, which holds back the trail's exit and the broker stop: cancel it,
+        # and the stop kept after this batch (at the trail's level, above the market) sells what is held
+        self._cancel(bar.symbol, bar.start + timeframe_delta(bar.timeframe), AgentAction(ExecutionAction.CANCEL))
 
 @patch
 def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None) -> list[AgentStep]:
@@ -345,6 +372,8 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
             t = bars[0].start + timeframe_delta(bars[0].timeframe)
             for sym in list(self.working): self._cancel(sym, t, AgentAction(ExecutionAction.CANCEL))   # halted: the agent's working orders go
         rows, exits = [], 0.0
+        if not self._stops_seen or self.trader.stops_uncertain:   # first (a restart): adopt this trader's stops before any sell
+            pe = self.perf(); self._keep(); exits += _ms(pe, self.perf())
         for bar in bars:
             t = self.update_features(bar)
             pe = self.perf(); self._stops(bar); exits += _ms(pe, self.perf())
@@ -359,11 +388,12 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
             out.append(self.act(bar.symbol, t, a, q, bar.close, times))
             for k in ("risk", "journal", "submission"):        # per decision that reached the stage
                 if k in times: self.latency[k].append(times[k])
+        pe = self.perf(); self._keep(); kept = _ms(pe, self.perf())   # the broker stops: new fills, moved trails, the orders just sent
         p3 = self.perf()
     finally: self._flush_audits()
     p4 = self.perf()
-    for k, v in (("features", _ms(p0, p1) - exits - (r1 - r0)), ("inference", _ms(p1, p2)), ("total", _ms(p0, p3) - exits),
-                 ("reads", self._reads_ms - r0), ("audit", _ms(p3, p4)), ("exits", exits)):
+    for k, v in (("features", _ms(p0, p1) - exits - (r1 - r0)), ("inference", _ms(p1, p2)), ("total", _ms(p0, p3) - exits - kept),
+                 ("reads", self._reads_ms - r0), ("audit", _ms(p3, p4)), ("exits", exits + kept)):
         self.latency[k].append(v)
     return out
 
@@ -403,6 +433,84 @@ def latency_summary(self:AgentRunner) -> dict[str, dict]:
                   "budget": BUDGET_MS.get(s)}
     return out
 
+# %% ../nbs/86_agent_runner.ipynb #72d39388
+from .broker import OrderNotFound, OrderRejected
+
+BUY_NOT_SENT = "its protective stop filled or could not be cancelled first (a buy opposite a working stop is a wash trade)"
+STOP_DEFERRED = "not sent: the agent's buy of {} is working and a stop opposite it is a wash trade; placed once the buy is done"
+
+@patch
+def _buying(self:AgentRunner, symbol:str) -> bool:
+    "Is a buy of the trader's working for `symbol`?"
+    return any(p.entry and p.symbol == symbol for p in self.trader.pending.values())
+
+@patch
+def _release_for_buy(self:AgentRunner, intent) -> bool:
+    "Cancel the protective stop of a buy's symbol first (the executor's release plan); False: the buy is not sent (so recorded)."
+    if self.executor.run(self.executor.release_plan(intent.request.symbol)): return True
+    self.trader.ledger.record_submit_failed(intent.client_key, BUY_NOT_SENT, definite=True)
+    self.trader.close_intent(intent.client_key, Decimal(0))
+    return False
+
+@patch
+def _send_stop(self:AgentRunner, call, now:datetime|None) -> tuple:
+    "Make one protective-stop call and record the broker's answer with the trader."
+    try: o, err = call.send(self.broker), None
+    except Exception as e: o, err = None, e
+    self.trader.stop_sent(call, o, err, now)
+    if err is not None and not isinstance(err, (OrderRejected, OrderNotFound)):
+        log.warning("agent %s: protective stop %s for %s failed (%s: %s)", self.run_id, call.kind, call.symbol, type(err).__name__, err)
+    if o is not None and self.expect is not None: self.expect(o)
+    return call, o
+
+@patch
+def _mine(self:AgentRunner, o) -> bool:
+    "Did this trader send order `o` (its ledger recorded the intent)? Not an order another placed on the account, such as the bot's stops."
+    row = self.trader.ledger.order(o.client_key) if o.client_key else None
+    return row is not None and not row.adopted
+
+@patch
+def _cancel_orphans(self:AgentRunner, open_orders:list) -> list[str]: # this trader's open orders at the broker
+    "Cancel the agent orders a run before a restart left working (no runner knows them; a sell keeps the keeper off its shares); their ids."
+    tr, out = self.trader, []
+    for o in open_orders:
+        if o.type in (OrderType.STOP, OrderType.STOP_LIMIT) or o.client_key in tr.pending: continue   # a stop, or an order of this run
+        try: self.broker.cancel(o.id); out.append(o.id)
+        except Exception as e: log.warning("agent %s: could not cancel %s left working by an earlier run (%s: %s)", self.run_id, o.id, type(e).__name__, e)
+    if out:
+        log.warning("agent %s: cancelled %d order(s) an earlier run left working: %s", self.run_id, len(out), ", ".join(out))
+        if tr.audit is not None: tr.audit.health("agent_orphans_cancelled", {"level": "warning", "orders": out}, broker=tr.broker_name)
+    return out
+
+@patch
+def keep_stops(self:AgentRunner, reconcile:bool=False) -> list[tuple]: # compare with the broker's open orders first (always when unsure, and the first time)
+    "Bring the broker's protective stops in line with the trader's positions and trailing stops; the (call, order or None) made."
+    tr = self.trader
+    if self.mode is Mode.SHADOW or not (tr.broker_stops or tr.protective): return []
+    now = tr.clock.now() if tr.clock is not None else None
+    done = []
+    if tr.broker_stops: tr.protection.note_halt()               # a halt's trip cancelled every open order: compare first
+    if reconcile or tr.stops_uncertain or not self._stops_seen:
+        tr.protection.resolve_unknown(self.broker)              # a stop sent without an answer
+        mine = [o for o in self.broker.orders("open") if self._mine(o)]
+        if not self._stops_seen: self._cancel_orphans(mine)
+        done += [self._send_stop(c, now) for c in tr.reconcile_stops(mine, now)]
+        self._stops_seen = True
+    for c in tr.protect(now):
+        if c.kind != "cancel" and self.wash_rule and self._buying(c.symbol):   # opposite the agent's working buy: a wash trade
+            tr.ledger.record_submit_failed(c.client_key, STOP_DEFERRED.format(c.symbol), definite=True); continue
+        done.append(self._send_stop(c, now))
+    return done
+
+@patch
+def _keep(self:AgentRunner):
+    "`keep_stops`, a failure logged and audited (the next batch tries again), never raised into the trading loop."
+    try: self.keep_stops()
+    except Exception as e:
+        log.error("agent %s: protective stops not synced (%s: %s)", self.run_id, type(e).__name__, e)
+        if self.trader.audit is not None:
+            self.trader.audit.health("protective_stops", {"level": "error", "message": f"{type(e).__name__}: {e}"}, broker=self.trader.broker_name)
+
 # %% ../nbs/86_agent_runner.ipynb #aa921c4d
 def drive_sim(broker, # a `SimBroker` on a manual `SimClock`
               runner:AgentRunner, symbols:list[str], minutes:int, timeframe:str="1m") -> list[AgentStep]:
@@ -441,7 +549,7 @@ def backtest_policy(bars:dict, # symbol -> 1-minute bars (index: bar start, UTC)
                   calendar=calendar, **engine_options)
     if limit_model is not None: bt.broker.engine.set_limit_model(limit_model)
     pol = as_policy(policy)
-    bt.trader = tr = agent_trader(s, bt.broker, bt.ledger, policy=pol, clock=bt.clock, stops=stops)
+    bt.trader = tr = agent_trader(s, bt.broker, bt.ledger, policy=pol, clock=bt.clock, stops=stops, broker_stops=False)
     runner = AgentRunner(s, tr, bt.broker, pol, mode=Mode.PAPER, run_id=run_id, target_qty=target_qty, ramp=ramp, feature_ttl=0)
     one = timeframe_delta("1m")
     def step(symbol, t, h, l, c):                              # the backtest's decision at a bar close: the runner's
@@ -505,8 +613,13 @@ async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's b
         hist = await parts.market_data.backfill(symbols, now - timeframe_delta(timeframe) * (warmup + 1), timeframe)
         await call(runner.warm_up, hist, timeframe)
     await parts.order_updates.start()
+    loop = asyncio.get_running_loop()                           # the orders placed (the agent's, its stops) are polled at once when the
+    runner.expect = lambda o: loop.call_soon_threadsafe(parts.order_updates.expect, o)   # stream is down (told on the loop's thread)
     async def updates():
-        async for u in parts.order_updates: await call(runner.on_update, u)
+        async for u in parts.order_updates:
+            await call(runner.on_update, u)
+            tr = runner.trader                                  # a fill, or a stop's own update: the broker stops now (as the bot's keeper)
+            if u.fill is not None or tr.stops_uncertain or u.order.symbol in tr.protective: await call(runner._keep)
     upd = asyncio.create_task(updates())
     stream = parts.market_data.bars(symbols, timeframe).__aiter__()
     steps, seen, waiting = [], 0, None      # waiting: the next bar asked for when a batch window closed (kept, never cancelled:
@@ -531,11 +644,15 @@ async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's b
             steps += await call(runner.on_bars, list(batch.values()))
     finally:
         if waiting is not None: waiting.cancel(); await asyncio.gather(waiting, return_exceptions=True)
+        if runner.working and runner.mode is not Mode.SHADOW:  # its resting orders: no later run manages them
+            t = clk.now() if clk is not None else None
+            for sym in list(runner.working): await call(runner._cancel, sym, t, AgentAction(ExecutionAction.CANCEL))
         end = asyncio.get_running_loop().time() + drain         # let the updates of orders just sent arrive (resting limits excepted)
         while not upd.done() and asyncio.get_running_loop().time() < end and (set(runner.trader.pending) - {w[1] for w in runner.working.values()}):
             await asyncio.sleep(0.05)
         upd.cancel()
         await asyncio.gather(upd, return_exceptions=True)
+        await call(runner._keep)                                # every position left protected at the broker (the cancels' updates are in)
         await parts.order_updates.close(); await parts.market_data.close()
     return steps
 

@@ -17,6 +17,7 @@ from swingtrader.ledger import Ledger
 from swingtrader.models import Asset, Bar, OrderType, Quote, Side, TimeInForce
 from swingtrader.risk import halt
 from swingtrader.sim.broker import SimBroker
+from swingtrader.stops import is_protective_key
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 
@@ -76,7 +77,12 @@ def _setup(tmp_path, mode="paper", seed=3, settings=None, audit=True, **kw):
     tr = agent_trader(s, b, led, audit=a, policy=pol)
     r = AgentRunner(s, tr, b, pol, mode=mode, run_id="t", **kw)
     b.add_listener(lambda ev: r.on_update(ev) if hasattr(ev, "event") and hasattr(ev, "order") else None)
+    for sym in b.symbols: r.update_features(_bar(b, sym))                  # an ATR: a stop level for a new position
     return b, tr, r, pol, a
+
+def _agents(b):
+    "The broker's orders the agent sent (not its protective stops)."
+    return [o for o in b.orders() if not is_protective_key(o.client_key)]
 
 def _bar(b, sym):
     "The last closed 1-minute bar of `sym`."
@@ -145,7 +151,7 @@ def test_paper_places_through_the_executor_with_the_model_hash(tmp_path):
     assert len(orders) >= len(placed) and all(x["model_id"] == pol.audit_id for x in orders)
     assert pol.audit_id.endswith(pol.sha256) and len(pol.sha256) == 64
     acts = [x for x in _records(a, "health") if x["details"]["what"] == "agent_action"]
-    assert len(acts) == len(steps) and all(x["details"]["model_sha256"] == pol.sha256 for x in acts)
+    assert len(acts) == len(r.steps) >= len(steps) and all(x["details"]["model_sha256"] == pol.sha256 for x in acts)   # + the runner's own cancels
 
 def test_size_ramp(tmp_path):
     b, tr, r, pol, a = _setup(tmp_path, audit=False)
@@ -166,22 +172,22 @@ def test_replaying_a_bar_sends_nothing_twice(tmp_path):
     r.policy = type(r.policy)(lambda obs: 1, "always_buy", "0" * 64)       # grid index 1: MARKET buy 0.25
     bar, q = _bar(b, sym), b.latest_quote(sym)
     first = r.on_bar(bar, q)
-    assert first.result == "placed" and len(b.orders()) == 1
+    assert first.result == "placed" and len(_agents(b)) == 1
     again = r.on_bar(bar, q)
-    assert again.result == "replayed" and again.client_key == first.client_key and len(b.orders()) == 1
+    assert again.result == "replayed" and again.client_key == first.client_key and len(_agents(b)) == 1
     # a restarted runner with the same run id and ledger replays the bar without sending
     r2 = AgentRunner(Settings(), tr, b, r.policy, mode="paper", run_id="t", ramp=1.0, target_qty=5)
-    assert r2.on_bar(bar, q).result == "replayed" and len(b.orders()) == 1
+    assert r2.on_bar(bar, q).result == "replayed" and len(_agents(b)) == 1
     # another action for a bar already decided: by this runner (its memory), by a run before a restart (the ledger)
     other = AgentAction("limit_aggressive", 0.5)
     st = r.act(sym, first.time, other, q, bar.close)
     assert (st.result, st.client_key, st.why) == ("replayed", first.client_key, "this bar's order was market:+0.25 already")
     r4 = AgentRunner(Settings(), tr, b, r.policy, mode="paper", run_id="t", ramp=1.0, target_qty=5)
     st = r4.act(sym, first.time, other, q, bar.close)
-    assert (st.result, st.client_key) == ("replayed", first.client_key) and len(b.orders()) == 1
+    assert (st.result, st.client_key) == ("replayed", first.client_key) and len(_agents(b)) == 1
     # another run id is another decision
     r3 = AgentRunner(Settings(), tr, b, r.policy, mode="paper", run_id="t2", ramp=1.0, target_qty=5)
-    assert r3.on_bar(bar, q).result == "placed" and len(b.orders()) == 2
+    assert r3.on_bar(bar, q).result == "placed" and len(_agents(b)) == 2
 
 def test_passive_limit_then_cancel(tmp_path):
     b, tr, r, pol, a = _setup(tmp_path, ramp=1.0, target_qty=10)
@@ -243,6 +249,10 @@ def test_run_parts_on_the_simulators_streams(tmp_path):
     # every fill reached the trader through the order-update stream
     assert {k: p.qty for k, p in tr.positions.items() if p.qty} == {p.symbol: p.qty for p in b.positions()}
     assert {o.client_key: (o.status, o.filled_qty) for o in tr.ledger.orders()} == {o.client_key: (o.status.value, o.filled_qty) for o in b.orders()}
+    # broker stops on (the default): every position is left with one GTC stop at the broker, for the whole shares held
+    stops = [o for o in b.orders("open") if is_protective_key(o.client_key)]
+    assert stops and len(stops) == len({o.symbol for o in stops}) and all(o.type is OrderType.STOP for o in stops)
+    assert {o.symbol: o.qty for o in stops} == {p.symbol: p.qty for p in b.positions() if p.qty}
 
 def test_cli_agent(tmp_path, monkeypatch):
     from click.testing import CliRunner
