@@ -131,7 +131,9 @@ def intraday_equity(ledger:Ledger, # a (read-only) ledger
 # %% ../nbs/80c_dashboard_trading.ipynb #e7ba9349
 RULE_COLUMNS = ["rule", "title", "setting", "now", "worst", "limit", "use", "text", "tripped", "detail"]
 EVENTS = {"startup", "watchlist", "daily_summary", "shutdown", "command", "error", "exit_dropped", "kill_switch", "kill_switch_reset",
-          "connectivity", "reconcile_pending", "reconcile_mismatch", "reconcile_error", "adopt_position", "adopt_order"}   # one-off records, not levels
+          "connectivity", "reconcile_pending", "reconcile_mismatch", "reconcile_error", "adopt_position", "adopt_order",
+          "adopt_protected", "adopt_unprotected", "liquidation_remainder", "protective_stop_fraction", "agent_orphans_cancelled",
+          "intent_resolved"}   # one-off records, not levels (a level stays until a later record of it says ok)
 TRIP_RULES = {"daily_loss": "daily_loss", "weekly_loss": "weekly_loss", "losing_streak": "losing_streak",
               "connectivity": "connectivity", "reconciliation": "reconciliation_mismatch"}   # rule -> kill-switch trigger
 

@@ -248,3 +248,20 @@ def test_rule_use_names_every_rule_and_the_trip(ledger, tmp_path):
     assert ru.loc["position", "now"] == pytest.approx(6900 / 49784)   # XOM, the largest
     assert ru.loc["leverage", "limit"] == 1.0 and ru.loc["leverage", "now"] == pytest.approx((6900 + 5700 + 3000) / 49784)   # gross: the short counts
     assert all(s.startswith("SWINGTRADER_") for r, s in ru.setting.items() if r != "health")
+
+
+def test_one_off_alerts_do_not_hold_the_health_row(ledger, tmp_path):
+    "A liquidation's remainder or an adopted position is reported once (critical, warning): the Health row is not red forever."
+    from datetime import datetime, timezone
+    from swingtrader.audit import AuditLog
+    from swingtrader.clock import SimClock
+    from swingtrader.dashboard_trading import rule_use
+    audit = AuditLog(tmp_path / "audit", SimClock(datetime.now(timezone.utc), mode="manual"), fsync=False)
+    audit.health("liquidation_remainder", {"level": "critical", "message": "AAPL: 30 shares left after the liquidation"}, symbol="AAPL")
+    audit.health("adopt_protected", {"level": "warning", "message": "MSFT adopted, stop at 98.00"}, symbol="MSFT")
+    audit.health("protective_stop_fraction", {"level": "warning", "message": "0.5 XOM not coverable"}, symbol="XOM")
+    ru = rule_use(ledger, Settings(_env_file=None), PRICES, SECTORS, tmp_path / "audit").set_index("rule")
+    assert ru.loc["health", "now"] == 0.0, ru.loc["health"].to_dict()
+    audit.health("streams", {"level": "critical", "message": "no bars for 5 min"})
+    ru = rule_use(ledger, Settings(_env_file=None), PRICES, SECTORS, tmp_path / "audit").set_index("rule")
+    assert ru.loc["health", "now"] == 1.0                                  # a level still counts
