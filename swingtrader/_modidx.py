@@ -3351,6 +3351,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'swingtrader/protective.py'),
                                         'swingtrader.protective.ProtectiveStops.__repr__': ( 'protective.html#protectivestops.__repr__',
                                                                                              'swingtrader/protective.py'),
+                                        'swingtrader.protective.ProtectiveStops._alert': ( 'protective.html#protectivestops._alert',
+                                                                                           'swingtrader/protective.py'),
                                         'swingtrader.protective.ProtectiveStops._fraction': ( 'protective.html#protectivestops._fraction',
                                                                                               'swingtrader/protective.py'),
                                         'swingtrader.protective.ProtectiveStops._is_protective': ( 'protective.html#protectivestops._is_protective',

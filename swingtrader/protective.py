@@ -183,30 +183,33 @@ def _trip_done(self:ProtectiveStops) -> bool:
     return True
 
 @patch
+def _alert(self:ProtectiveStops, kind:str, # the audit health record's name
+           level:str, # warning | critical
+           symbol:str, msg:str, **details):
+    "Say `msg` once: the log at `level`, and the audit as a one-off health record `kind` with `details`."
+    t = self.owner
+    (log.critical if level == "critical" else log.warning)("protective stop: %s", msg)
+    if t.audit is not None: t.audit.health(kind, {"level": level, "message": msg, **details}, symbol=symbol, broker=t.broker_name)
+
+@patch
 def _remainder(self:ProtectiveStops, symbol:str, qty:Decimal): # the whole shares the stop covers
     "Report, once per quantity, what a liquidating halt left held (its sell ended short): the broker stop covers it."
-    t = self.owner
     if self.remainders.get(symbol) == qty: return
     self.remainders[symbol] = qty
     msg = (f"{symbol}: the liquidation on halt ended with {qty} still held (its order was cancelled, rejected or not sent); "
            f"a protective stop at the broker covers them. To sell them: swingtrader flatten (it releases the stops first), "
            f"or sell at the broker.")
-    log.critical("protective stop: %s", msg)
-    if t.audit is not None:
-        t.audit.health("liquidation_remainder", {"level": "critical", "message": msg, "held": str(qty)}, symbol=symbol, broker=t.broker_name)
+    self._alert("liquidation_remainder", "critical", symbol, msg, held=str(qty))
 
 @patch
 def _fraction(self:ProtectiveStops, symbol:str, trail:bool): # the code-side trailing stop is open
     "Report, once per quantity, a held position no broker stop can cover (under one whole share)."
-    t, q = self.owner, self.owner.held(symbol)
+    q = self.owner.held(symbol)
     if q <= 0 or self.fractions.get(symbol) == q: return
     self.fractions[symbol] = q
     what = "the code-side trailing stop still exits it while the bot runs" if trail else "no code-side stop covers it either: sell it by hand"
     msg = f"{symbol}: {q} held is less than one whole share the broker can put a stop order on; {what}."
-    log.warning("protective stop: %s", msg)
-    if t.audit is not None:
-        t.audit.health("protective_stop_fraction", {"level": "warning", "message": msg, "held": str(q), "trail": trail},
-                       symbol=symbol, broker=t.broker_name)
+    self._alert("protective_stop_fraction", "warning", symbol, msg, held=str(q), trail=trail)
 
 # %% ../nbs/55a_protective.ipynb #a70a3e2d
 @patch
@@ -356,9 +359,7 @@ def adopt(self:ProtectiveStops, symbol:str, bars, # recent bars of `symbol` (a D
         msg = (f"{symbol}: {q} held were adopted (at the broker, unknown to the ledger) but no stop can be set: "
                f"{why or f'no recent {tf} bars with a range to take an ATR from'}. Tried again a bar later; until then nothing "
                f"protects it: put a stop on it at the broker, or sell it.")
-        log.critical("protective stop: %s", msg)
-        if t.audit is not None:
-            t.audit.health("adopt_unprotected", {"level": "critical", "message": msg, "qty": str(q)}, symbol=symbol, broker=t.broker_name)
+        self._alert("adopt_unprotected", "critical", symbol, msg, qty=str(q))
         return None
     self.adopt_tried.pop(symbol, None); self.unadopted.pop(symbol, None)
     ts = t.stops.open(symbol, close, a, now)
@@ -371,10 +372,9 @@ def adopt(self:ProtectiveStops, symbol:str, bars, # recent bars of `symbol` (a D
     msg = (f"{symbol}: {q} held were adopted (at the broker, unknown to the ledger: bought outside the bot, or a fill it missed) "
            f"and are protected: a trailing stop opens at {level} (last close {close:g} − {ts.k:g} × ATR {a:.4g} of {len(bars)} {tf} bars) "
            f"and a protective stop goes to the broker.")
-    log.warning("protective stop: %s", msg)
     details = {"qty": str(q), "stop": str(level), "close": close, "atr": a, "bars": len(bars), "k": ts.k}
     t.ledger.log_event("adopt_protected", details, symbol=symbol)
-    if t.audit is not None: t.audit.health("adopt_protected", {"level": "warning", "message": msg, **details}, symbol=symbol, broker=t.broker_name)
+    self._alert("adopt_protected", "warning", symbol, msg, **details)
     return ts
 
 # %% ../nbs/55a_protective.ipynb #648f9e17
