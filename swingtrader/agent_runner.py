@@ -28,9 +28,9 @@ from .agent_policy import LoadedPolicy, as_policy, load_policy
 log = logging.getLogger("swingtrader.agent")
 
 # %% auto #0
-__all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'PARTS', 'BUY_NOT_SENT', 'STOP_DEFERRED', 'Mode', 'check_mode',
-           'AgentStrategy', 'agent_trader', 'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy',
-           'evaluate_policy', 'run_parts', 'run_agent']
+__all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'PARTS', 'BUY_NOT_SENT', 'Mode', 'check_mode', 'AgentStrategy',
+           'agent_trader', 'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy', 'evaluate_policy', 'run_parts',
+           'run_agent']
 
 # %% ../nbs/86_agent_runner.ipynb #ef797521
 class Mode(str, Enum):
@@ -437,7 +437,6 @@ def latency_summary(self:AgentRunner) -> dict[str, dict]:
 from .broker import OrderNotFound, OrderRejected
 
 BUY_NOT_SENT = "its protective stop filled or could not be cancelled first (a buy opposite a working stop is a wash trade)"
-STOP_DEFERRED = "not sent: the agent's buy of {} is working and a stop opposite it is a wash trade; placed once the buy is done"
 
 @patch
 def _buying(self:AgentRunner, symbol:str) -> bool:
@@ -496,11 +495,8 @@ def keep_stops(self:AgentRunner, reconcile:bool=False) -> list[tuple]: # compare
         if not self._stops_seen: self._cancel_orphans(mine)
         done += [self._send_stop(c, now) for c in tr.reconcile_stops(mine, now)]
         self._stops_seen = True
-    for c in tr.protect(now):
-        if c.kind != "cancel" and self.wash_rule and self._buying(c.symbol):   # opposite the agent's working buy: a wash trade
-            tr.ledger.record_submit_failed(c.client_key, STOP_DEFERRED.format(c.symbol), definite=True); continue
-        done.append(self._send_stop(c, now))
-    return done
+    hold = self._buying if self.wash_rule else None             # no stop opposite the agent's working buy: a wash trade
+    return done + [self._send_stop(c, now) for c in tr.protect(now, hold)]
 
 @patch
 def _keep(self:AgentRunner):

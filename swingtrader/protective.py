@@ -8,6 +8,7 @@ import logging, math, time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, ROUND_FLOOR
+from typing import Callable
 
 from fastcore.basics import patch
 
@@ -117,7 +118,8 @@ class ProtectiveStops:
 
 # %% ../nbs/55a_protective.ipynb #a4439f43
 @patch
-def protect(self:ProtectiveStops, now:datetime|None=None) -> list[StopCall]:
+def protect(self:ProtectiveStops, now:datetime|None=None,
+            hold:Callable[[str], bool]|None=None) -> list[StopCall]: # symbol → True: no stop placed or moved for it now
     "The protective stop calls due now (place / resize / move / cancel); new orders are in the ledger first."
     t = self.owner
     if not t.broker_stops and not self.stops: return []
@@ -141,6 +143,7 @@ def protect(self:ProtectiveStops, now:datetime|None=None) -> list[StopCall]:
         if ts is None and ps is None: continue                        # no level yet (adopted: `unprotected` opens its trail first)
         self.fractions.pop(sym, None)
         if self._other_sell(sym): continue                               # an exit, a liquidation still working: it sells
+        if hold is not None and hold(sym): continue                      # the caller's reason (a buy opposite it: a wash trade)
         if liquidating: self._remainder(sym, qty)                        # the liquidation ended short: the rest is kept under a stop
         if ps is None: ps = self.stops[sym] = ProtectiveStop(sym, self._opened_at(sym))
         if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first

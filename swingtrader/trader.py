@@ -363,9 +363,10 @@ def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None) -> bool: #
 
 # %% ../nbs/55_trader.ipynb #25dd420c
 @patch
-def protect(self:Trader, now:datetime|None=None) -> list[StopCall]:
+def protect(self:Trader, now:datetime|None=None,
+            hold:Callable[[str], bool]|None=None) -> list[StopCall]: # symbol → True: no stop placed or moved for it now
     "The protective stop calls due now (place / resize / move / cancel): `ProtectiveStops.protect`."
-    return self.protection.protect(now)
+    return self.protection.protect(now, hold)
 
 @patch
 def stop_sent(self:Trader, call:StopCall, order:Order|None=None, error:BaseException|None=None, now:datetime|None=None) -> Order|None:
