@@ -13,10 +13,10 @@ import swingtrader
 from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
-__all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
-           'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
-           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options',
-           'add_broker_options']
+__all__ = ['SPEED', 'SEED', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main', 'version', 'config', 'Number',
+           'market', 'open_ledger', 'halt', 'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run',
+           'daily', 'smoke', 'backtest', 'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore',
+           'sweep', 'pd_options', 'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -36,12 +36,34 @@ def friendly(f):
         except sqlite3.DatabaseError as e:
             _fail(SwingtraderError(f"a ledger database is damaged or not a swingtrader ledger ({e}).",
                                    "restore it from a backup, or move it aside (swingtrader status names the current run's ledger)."))
+        except OSError as e: _fail(os_error(e))                 # the disk or the network said no: the machine's state, not a bug
         except Exception as e:
             from swingtrader.log import setup_logging
-            setup_logging().error("unexpected error in %s: %s", f.__name__, e, exc_info=True)
+            setup_logging(_settings_or_none()).error("unexpected error in %s: %s", f.__name__, e, exc_info=True)
             click.echo(f"error: unexpected {type(e).__name__} (a bug; details logged above). Please report it.", err=True)
             sys.exit(1)
     return _inner
+
+def os_error(e:OSError) -> SwingtraderError:
+    "A refusal of the file system (names the path) or of the network (names the connection) as one clear error, secrets scrubbed."
+    from swingtrader.log import scrub
+    text = (e.strerror if e.filename is not None else None) or str(e) or type(e).__name__
+    why = " ".join(scrub(str(text), _secrets()).split()).rstrip(".")
+    if e.filename is not None:
+        path = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "")
+        return SwingtraderError(f"cannot use {path}: {why}.",
+                                "check that the path exists and is writable by you, or point SWINGTRADER_DATA_DIR (or the option) elsewhere.")
+    return SwingtraderError(f"a connection failed ({type(e).__name__}: {why}).",
+                            "check the network and the host settings (swingtrader config shows them), then try again.")
+
+def _settings_or_none() -> Settings|None:
+    "The settings (for the secrets to scrub from what is printed), or None when they do not load."
+    try: return Settings.load()
+    except Exception: return None
+
+def _secrets() -> list[str]:
+    s = _settings_or_none()
+    return s.secret_values() if s is not None else []
 
 def load_settings(**overrides) -> Settings:
     "Settings for a command: environment, `.env` and command-line overrides."
@@ -59,7 +81,8 @@ class _Main(click.Group):
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "swingtrader"
             msg = " ".join(e.format_message().split()).rstrip(".")
-            click.echo(f"error: {SwingtraderError(msg + '.', f'see {where} --help.')}", err=True); sys.exit(e.exit_code)
+            msg += "" if msg.endswith(("?", "?)")) else "."        # click's "Did you mean '--data'?" ends a sentence already
+            click.echo(f"error: {SwingtraderError(msg, f'see {where} --help.')}", err=True); sys.exit(e.exit_code)
         except click.ClickException as e:
             click.echo(f"error: {' '.join(e.format_message().split())}", err=True); sys.exit(e.exit_code)
         except click.Abort: click.echo("interrupted", err=True); sys.exit(130)
@@ -212,7 +235,14 @@ def reset_halt(reason, who):
     click.echo(f"trading state: {st.state} (reset by {st.who}: {st.reason})")
     click.echo(_run_line(s))
 
-main.add_command(reset_halt, "resume")
+def _alias(cmd:click.Command, name:str, help:str) -> click.Command:
+    "`cmd` under another name with its own help line (the parameters and the callback are shared)."
+    import copy
+    a = copy.copy(cmd)
+    a.name, a.help, a.short_help = name, help, None
+    return a
+
+main.add_command(_alias(reset_halt, "resume", "Resume trading after a halt (the same as reset-halt): an explicit, recorded manual reset."))
 
 @main.command()
 @click.option("--who", default="cli", show_default=True, help="Who asks (recorded).")
@@ -236,7 +266,7 @@ def status(n_runs):
     with open_ledger(s, readonly=True) as lg:
         click.echo(f"ledger: {lg.path}")
         st = lg.halt_state()
-        click.echo(f"trading state: {st.state}" + (f" (by {st.who} at {st.at}: {st.reason})" if st.who else ""))
+        click.echo(f"trading state: {st.state}" + (f" (by {st.who}" + (f" at {st.at}" if st.at else "") + f": {st.reason})" if st.who else ""))
         pend = [c for c in lg.commands(20) if c.status in ("pending", "taken")]
         click.echo(f"pending commands: {', '.join(f'{c.kind}#{c.id}' for c in pend) or 'none'}")
         pos = lg.positions()
@@ -382,10 +412,18 @@ def smoke(symbol, report):
     if not r.ok: sys.exit(1)
 
 # %% ../nbs/90_cli.ipynb #04c6f6e4
+MAX_SIM_SYMBOLS = 500   # the simulator's universe at most (SWINGTRADER_SIM_SYMBOLS, emulator --symbols, sweep --symbols)
+
+def _check_count(symbols:str|None):
+    "A `--symbols` that is a number must be a number of symbols the simulator makes (names are checked against its universe later)."
+    t = (symbols or "").strip()
+    if t.lstrip("+-").isdigit() and not 1 <= int(t) <= MAX_SIM_SYMBOLS:
+        raise SwingtraderError(f"--symbols {t} is out of range.", f"give a number of symbols from 1 to {MAX_SIM_SYMBOLS}, or names such as AAA,BBB.")
+
 @main.command()
 @click.option("--start", default=None, help="First session, YYYY-MM-DD (with --data: default its first).")
 @click.option("--end", default=None, help="Last session, YYYY-MM-DD (with --data: default its last).")
-@click.option("--symbols", default=None, help="How many simulated symbols (e.g. 20) or names (AAA,BBB).")
+@click.option("--symbols", default=None, help="How many simulated symbols, 1 to 500 (e.g. 20), or names (AAA,BBB).")
 @click.option("--seed", default=None, type=SEED, help="Market seed, 0 to 2**32-1 (default SWINGTRADER_SIM_SEED).")
 @click.option("--fill-at", "fill_at", default="close", show_default=True, type=click.Choice(["close", "quote", "bar"]),
               help="close: at the decision bar's close, no costs (comparable with other frameworks).")
@@ -410,6 +448,7 @@ def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, t
     from swingtrader.backtest import Backtest, run_backtest
     from swingtrader.canonical import CanonicalBacktest
     s = load_settings()
+    _check_count(symbols)
     if canonical and fill_at != "close": raise SwingtraderError(f"--canonical fills at the close, not --fill-at {fill_at}.", "drop --fill-at.")
     if canonical and (no_kill_switch or no_stops or no_caps):
         raise SwingtraderError("--canonical runs a fixed rule set; --no-kill-switch, --no-stops and --no-caps do not apply.", "drop them, or drop --canonical.")

@@ -96,8 +96,15 @@ def chat():
         raise SwingtraderError("SWINGTRADER_CHAT_ALLOW is empty: the bot would answer no one.", "list CHANNEL:ROLE:USER entries, e.g. 1234:trade:5678.")
     if s.broker != "sim": s.require_credentials()
     setup_logging(s)
+    import discord
     try: asyncio.run(run_chat(s))
     except KeyboardInterrupt: pass
+    except discord.LoginFailure:
+        raise SwingtraderError("Discord refused SWINGTRADER_DISCORD_TOKEN (401 Unauthorized).",
+                               "copy the bot token again from the Discord developer portal (Bot > Reset Token) into .env.") from None
+    except discord.PrivilegedIntentsRequired:
+        raise SwingtraderError("Discord refused the bot's message-content intent.",
+                               "turn on MESSAGE CONTENT INTENT for the bot in the Discord developer portal (Bot > Privileged Gateway Intents).") from None
 
 # %% ../nbs/91_cli_interfaces.ipynb #11ae0c79
 @click.group()

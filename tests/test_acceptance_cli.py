@@ -1,0 +1,89 @@
+"A demanding user's acceptance pass: each test is a defect found running the installed `swingtrader` command, run the same way."
+import os, subprocess, sys
+from pathlib import Path
+import pytest
+
+EXE = str(Path(sys.executable).parent/"swingtrader")
+
+def run(args, cwd, timeout=120, **env):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_"))}
+    return subprocess.run([EXE, *args], capture_output=True, text=True, env={**base, **env}, cwd=cwd, timeout=timeout)
+
+def py(code, cwd, timeout=120, **env):
+    "The CLI inside a Python process that first points a client library somewhere (no network)."
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_"))}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**base, **env}, cwd=cwd, timeout=timeout)
+
+def one_line(r):
+    "Exit 2, one `error:` line on stderr that names the problem and the fix, no traceback."
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and " Fix: " in lines[0], r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    return lines[0]
+
+# -- a data directory the OS refuses (here: a name longer than the file system allows, which refuses root too)
+
+@pytest.mark.parametrize("args", [["daily", "--no-report", "--speed", "1000"], ["run"]])
+def test_unusable_data_dir_is_one_line(tmp_path, args):
+    bad = tmp_path/("d" * 300)
+    line = one_line(run(args, tmp_path, SWINGTRADER_DATA_DIR=str(bad)))
+    assert "cannot use" in line and "d" * 300 in line and "SWINGTRADER_DATA_DIR" in line
+
+# -- backtest --symbols: a count beyond the simulator's 500 ran for many minutes (100000: > 2 minutes, no output)
+
+@pytest.mark.parametrize("n", ["100000", "501", "0", "-5"])
+def test_backtest_symbol_count_is_bounded(tmp_path, n):
+    line = one_line(run(["backtest", "--start", "2026-03-02", "--end", "2026-03-03", "--symbols", n], tmp_path,
+                        SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
+    assert f"--symbols {n} is out of range" in line and "1 to 500" in line
+
+# -- status on a ledger no bot has run yet printed "by ledger at None"
+
+def test_status_of_a_new_ledger_has_no_none(tmp_path):
+    env = {"SWINGTRADER_DATA_DIR": str(tmp_path/"data")}
+    r = run(["flatten"], tmp_path, **env)                    # creates the ledger without a halt
+    assert r.returncode == 0, r.stderr
+    st = run(["status"], tmp_path, **env)
+    assert st.returncode == 0 and "trading state: active" in st.stdout and "None" not in st.stdout, st.stdout
+
+# -- a misspelt option: "Did you mean '--data'?." (two marks)
+
+def test_option_suggestion_ends_once(tmp_path):
+    line = one_line(run(["backtest", "--data-typo", "x.csv"], tmp_path))
+    assert "Did you mean '--data'? Fix:" in line and "?." not in line
+    line = one_line(run(["backtest", "--dta", "x.csv"], tmp_path))
+    assert "(Did you mean one of: '--data'" in line and "?)." not in line
+
+# -- `resume --help` said "(alias: resume)" of itself
+
+def test_resume_help_names_what_it_is_an_alias_of(tmp_path):
+    r = run(["resume", "--help"], tmp_path)
+    assert r.returncode == 0 and "the same as reset-halt" in r.stdout and "alias: resume" not in r.stdout
+    top = run(["--help"], tmp_path).stdout
+    assert "resume" in top and "reset-halt" in top
+
+# -- chat: Discord out of reach, or a wrong bot token, ended in a traceback (exit 1)
+
+CHAT_ENV = {"SWINGTRADER_DISCORD_TOKEN": "wrong-token-abc123", "SWINGTRADER_CHAT_ALLOW": "1:trade:2"}
+
+def test_chat_when_discord_is_unreachable(tmp_path):
+    import socket
+    with socket.socket() as s:                                 # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    code = ("import sys; from swingtrader.emulator.discord import point_discord_at; "
+            f"point_discord_at('http://127.0.0.1:{port}/api/v10', 'ws://127.0.0.1:{port}/gateway'); "
+            "from swingtrader.cli import main; sys.argv = ['swingtrader', 'chat']; main()")
+    line = one_line(py(code, tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), **CHAT_ENV))
+    assert "a connection failed" in line and "wrong-token-abc123" not in line
+
+def test_chat_with_a_token_discord_refuses(tmp_path):
+    code = ("import sys; from swingtrader.emulator.discord import DiscordEmulator, point_discord_at\n"
+            "emu = DiscordEmulator(token='the-right-token'); emu.start()\n"
+            "point_discord_at(emu.api_base, emu.gateway_url)\n"
+            "from swingtrader.cli import main; sys.argv = ['swingtrader', 'chat']\n"
+            "try: main()\n"
+            "finally: emu.stop()\n")
+    r = py(code, tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), **CHAT_ENV)
+    line = one_line(r)
+    assert "Discord refused SWINGTRADER_DISCORD_TOKEN" in line and "wrong-token-abc123" not in r.stdout + r.stderr
