@@ -87,3 +87,21 @@ def test_chat_with_a_token_discord_refuses(tmp_path):
     r = py(code, tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), **CHAT_ENV)
     line = one_line(r)
     assert "Discord refused SWINGTRADER_DISCORD_TOKEN" in line and "wrong-token-abc123" not in r.stdout + r.stderr
+
+# -- sweep: a range with nan/inf was a traceback; a tiny step or a vast grid ran (and ate memory) for minutes
+
+SWEEP = ["sweep", "--start", "2026-03-02", "--end", "2026-03-06", "--symbols", "3", "--workers", "1"]
+
+@pytest.mark.parametrize("params,needle", [
+    (["macd_fast=nan:10:1"], "'nan' is not a finite number"),
+    (["macd_fast=8:inf:1"], "'inf' is not a finite number"),
+    (["macd_fast=8:10:nan"], "'nan' is not a finite number"),
+    (["macd_fast=8:9:1e-300"], "more than a sweep runs (10,000)"),
+    (["risk_per_trade=0.001:0.05:0.0000001"], "more than a sweep runs"),
+    (["macd_fast=2:20:1", "macd_slow=30:300:1", "atr_period=2:100:1"], "= 509,751 parameter sets"),
+])
+def test_sweep_grid_mistakes_are_one_line(tmp_path, params, needle):
+    args = [*SWEEP, "--out", str(tmp_path/"sw")] + [a for p in params for a in ("--param", p)]
+    line = one_line(run(args, tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
+    assert needle in line
+    assert "finite" in needle or "--optuna" in line            # the fix names the other way to cover a range
