@@ -13,10 +13,10 @@ import swingtrader
 from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
-__all__ = ['SPEED', 'SEED', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main', 'version', 'config', 'Number',
-           'market', 'open_ledger', 'halt', 'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run',
-           'daily', 'smoke', 'backtest', 'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore',
-           'sweep', 'pd_options', 'add_broker_options']
+__all__ = ['SPEED', 'SEED', 'MAX_NOTE', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main', 'version', 'config',
+           'Number', 'market', 'open_ledger', 'printable', 'halt', 'reset_halt', 'flatten', 'status', 'audit_prune',
+           'emulator', 'run', 'daily', 'smoke', 'backtest', 'dashboard', 'ledger', 'ledger_check', 'ledger_backup',
+           'ledger_restore', 'sweep', 'pd_options', 'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -211,28 +211,44 @@ def _run_line(s:Settings) -> str:
     return f"run: {here} ({r.kind} on {r.broker}, {r.state}" + (f", pid {r.pid}" if r.state == "running" else "") + f", started {r.started_at})"
 
 # %% ../nbs/90_cli.ipynb #7f844a87
+MAX_NOTE = 500   # characters of a --reason or --who
+
+def printable(text) -> str:
+    "`text` on one printable line: whitespace runs (newlines too) become one space, other control characters (escape sequences, bidi overrides) `?`."
+    import unicodedata
+    return "".join("?" if unicodedata.category(c)[0] == "C" else c for c in " ".join(str(text).split()))
+
+def _note(ctx, param, value):
+    "A --reason / --who as recorded: one line of plain text, at most MAX_NOTE characters (a usage error otherwise)."
+    if value is None: return value
+    v = " ".join(value.split())
+    if printable(v) != v: raise click.BadParameter("has a control character (an escape sequence?): write plain text", ctx, param)
+    if len(v) > MAX_NOTE: raise click.BadParameter(f"is {len(v):,} characters long: keep it to {MAX_NOTE}", ctx, param)
+    return v
+
+# %% ../nbs/90_cli.ipynb #77060c81
 @main.command()
-@click.option("--reason", required=True, help="Why trading must stop (recorded).")
-@click.option("--who", default="cli", show_default=True, help="Who is halting (recorded).")
+@click.option("--reason", required=True, callback=_note, help="Why trading must stop (recorded).")
+@click.option("--who", default="cli", show_default=True, callback=_note, help="Who is halting (recorded).")
 @friendly
 def halt(reason, who):
     "Halt trading now: persisted in the current run's ledger, and its running bot cancels its open orders."
     from swingtrader import risk
     s = load_settings()
     with open_ledger(s) as lg: st = risk.halt(lg, reason, who)
-    click.echo(f"trading state: {st.state} (by {st.who}: {st.reason})")
+    click.echo(f"trading state: {st.state} (by {printable(st.who)}: {printable(st.reason)})")
     click.echo(_run_line(s))
 
 @main.command("reset-halt")
-@click.option("--reason", required=True, help="Why it is safe to resume (recorded).")
-@click.option("--who", required=True, help="Your name (recorded).")
+@click.option("--reason", required=True, callback=_note, help="Why it is safe to resume (recorded).")
+@click.option("--who", required=True, callback=_note, help="Your name (recorded).")
 @friendly
 def reset_halt(reason, who):
     "Resume trading after a halt (alias: resume): an explicit, recorded manual reset."
     from swingtrader import risk
     s = load_settings()
     with open_ledger(s) as lg: st = risk.reset_halt(lg, reason, who)
-    click.echo(f"trading state: {st.state} (reset by {st.who}: {st.reason})")
+    click.echo(f"trading state: {st.state} (reset by {printable(st.who)}: {printable(st.reason)})")
     click.echo(_run_line(s))
 
 def _alias(cmd:click.Command, name:str, help:str) -> click.Command:
@@ -245,7 +261,7 @@ def _alias(cmd:click.Command, name:str, help:str) -> click.Command:
 main.add_command(_alias(reset_halt, "resume", "Resume trading after a halt (the same as reset-halt): an explicit, recorded manual reset."))
 
 @main.command()
-@click.option("--who", default="cli", show_default=True, help="Who asks (recorded).")
+@click.option("--who", default="cli", show_default=True, callback=_note, help="Who asks (recorded).")
 @friendly
 def flatten(who):
     "Ask the current run's bot to close every position."
@@ -266,7 +282,7 @@ def status(n_runs):
     with open_ledger(s, readonly=True) as lg:
         click.echo(f"ledger: {lg.path}")
         st = lg.halt_state()
-        click.echo(f"trading state: {st.state}" + (f" (by {st.who}" + (f" at {st.at}" if st.at else "") + f": {st.reason})" if st.who else ""))
+        click.echo(f"trading state: {st.state}" + (f" (by {printable(st.who)}" + (f" at {st.at}" if st.at else "") + f": {printable(st.reason)})" if st.who else ""))
         pend = [c for c in lg.commands(20) if c.status in ("pending", "taken")]
         click.echo(f"pending commands: {', '.join(f'{c.kind}#{c.id}' for c in pend) or 'none'}")
         pos = lg.positions()

@@ -105,3 +105,31 @@ def test_sweep_grid_mistakes_are_one_line(tmp_path, params, needle):
     line = one_line(run(args, tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
     assert needle in line
     assert "finite" in needle or "--optuna" in line            # the fix names the other way to cover a range
+
+# -- halt/resume/flatten: a reason with an escape sequence went to the ledger and back to the terminal raw (and 100,000
+#    characters were taken); status printed a reason written elsewhere (dashboard, chat) with its newlines and escapes
+
+@pytest.mark.parametrize("args,needle", [
+    (["halt", "--reason", "news\x1b[2J"], "'--reason': has a control character"),
+    (["halt", "--reason", "ok", "--who", "bob\u202e"], "'--who': has a control character"),
+    (["resume", "--who", "bob", "--reason", "x" * 501], "'--reason': is 501 characters long: keep it to 500"),
+    (["flatten", "--who", "\x07bell"], "'--who': has a control character"),
+])
+def test_recorded_notes_are_plain_text(tmp_path, args, needle):
+    line = one_line(run(args, tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data")))
+    assert needle in line
+    assert not (tmp_path/"data"/"ledger.sqlite").exists()          # refused before anything was recorded
+
+def test_status_prints_a_recorded_reason_on_one_printable_line(tmp_path):
+    from swingtrader.ledger import Ledger
+    data = tmp_path/"data"; data.mkdir()
+    with Ledger(data/"ledger.sqlite") as lg: lg.set_halt("halted", "dash\nboard", "line one\nline two\x1b[31m red")
+    r = run(["status"], tmp_path, SWINGTRADER_DATA_DIR=str(data))
+    assert r.returncode == 0, r.stderr
+    line = next(l for l in r.stdout.splitlines() if l.startswith("trading state:"))
+    assert "by dash board" in line and "line one line two?[31m red" in line and "\x1b" not in r.stdout
+
+def test_multi_line_reason_is_recorded_as_one_line(tmp_path):
+    env = {"SWINGTRADER_DATA_DIR": str(tmp_path/"data")}
+    r = run(["halt", "--reason", "fed\n  day"], tmp_path, **env)
+    assert r.returncode == 0 and "trading state: halted (by cli: fed day)" in r.stdout, r.stdout + r.stderr
