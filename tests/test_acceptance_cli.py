@@ -133,3 +133,15 @@ def test_multi_line_reason_is_recorded_as_one_line(tmp_path):
     env = {"SWINGTRADER_DATA_DIR": str(tmp_path/"data")}
     r = run(["halt", "--reason", "fed\n  day"], tmp_path, **env)
     assert r.returncode == 0 and "trading state: halted (by cli: fed day)" in r.stdout, r.stdout + r.stderr
+
+# -- emulator on a taken port or an unknown host: the error ran into "Fix:" without a full stop, said "pick another port"
+#    for a host name, and four "Task was destroyed but it is pending!" blocks followed it
+
+@pytest.mark.parametrize("host,needle", [("127.0.0.1", "pick another --port"), ("no-such-host.invalid", "give --host an address")])
+def test_emulator_that_cannot_bind_is_one_line(tmp_path, host, needle):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); s.listen(); port = s.getsockname()[1]
+        line = one_line(run(["emulator", "--host", host, "--port", str(port), "--days", "1", "--symbols", "2"], tmp_path,
+                            SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
+    assert f"the emulator could not start on {host}:{port}: " in line and needle in line and ". Fix:" in line
