@@ -50,6 +50,19 @@ def positions(account, csv_file, demo, as_json):
     if warn: click.echo(warn)
 
 # %% ../nbs/91_cli_interfaces.ipynb #831f7bf9
+def _check_port(host:str, port:int):
+    "Refuse, as one clear error, a host that is not this machine's or a port something else listens on."
+    import socket
+    try: fam, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise SwingtraderError(f"cannot serve the order API on {host}:{port}: {e.strerror}.", "give --host an address of this machine, e.g. 127.0.0.1.") from None
+    with socket.socket(fam, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn binds: a listener still refuses it
+        try: sock.bind(addr)
+        except OSError as e:
+            raise SwingtraderError(f"cannot serve the order API on {host}:{port}: {e.strerror}.",
+                                   "pick another --port (SWINGTRADER_API_PORT), or stop what is using it.") from None
+
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (default SWINGTRADER_API_HOST, 127.0.0.1).")
 @click.option("--port", type=Number(int, 1, 65535), default=None, help="Port, 1 to 65535 (default SWINGTRADER_API_PORT).")
@@ -67,6 +80,7 @@ def api(host, port, hash_tok):
     if s.broker != "sim": s.require_credentials()
     tokens = ApiTokens.parse(s.api_tokens)
     check_bind(s, tokens, host)
+    _check_port(host or s.api_host, port or s.api_port)        # before the engine opens: a taken port is one line, not uvicorn's log
     setup_logging(s)
     engine, parts = open_engine(s, allow=tokens.allowlist())
     srv = ApiServer(build_app(engine, tokens), host or s.api_host, port or s.api_port,

@@ -145,3 +145,13 @@ def test_emulator_that_cannot_bind_is_one_line(tmp_path, host, needle):
         line = one_line(run(["emulator", "--host", host, "--port", str(port), "--days", "1", "--symbols", "2"], tmp_path,
                             SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
     assert f"the emulator could not start on {host}:{port}: " in line and needle in line and ". Fix:" in line
+
+# -- api on a taken port: uvicorn's "ERROR: [Errno 98] ..." log line, then "the order API did not start" without the port
+
+def test_api_on_a_taken_port_is_one_line(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); s.listen(); port = s.getsockname()[1]
+        line = one_line(run(["api", "--port", str(port)], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
+    assert f"cannot serve the order API on 127.0.0.1:{port}: Address already in use" in line and "another --port" in line
+    assert not (tmp_path/"data").exists()                      # refused before the engine opened the ledger
