@@ -322,8 +322,10 @@ def _unknown_vars(environ:dict[str,str]) -> list[str]:
     out = []
     for k in sorted(environ):
         if k.upper().startswith("SWINGTRADER_") and k.upper() not in known:
-            near = difflib.get_close_matches(k.upper(), sorted(known), n=1)
-            out.append(f"{k} is not a swingtrader setting: " + (f"did you mean {near[0]}?" if near else "remove it (see `swingtrader config`)."))
+            p = len("SWINGTRADER_")                          # compare what follows the shared prefix: FOO is not near BROKER
+            near = difflib.get_close_matches(k.upper()[p:], sorted(n[p:] for n in known if n.startswith("SWINGTRADER_")), n=1)
+            out.append(f"{k} is not a swingtrader setting: " + (f"did you mean SWINGTRADER_{near[0]}?" if near else
+                                                                "remove it (swingtrader config --env-example lists every setting)."))
     return out
 
 # %% ../nbs/00_config.ipynb #8a30e9d4
@@ -352,7 +354,11 @@ def read_dotenv(path:str|Path=".env") -> dict[str,str]:
     starts = {first_line(b) for b in bindings if b.key is not None and not b.error}
     for b in bindings:
         if b.error:
-            key = (b.original.string.strip().splitlines() or [""])[0].split("=")[0].strip()[:40]   # never the value: it may be a secret
+            head = (b.original.string.strip().splitlines() or [""])[0]
+            if "=" not in head:                                # never the line itself: it may be a pasted secret
+                raise ConfigError([f"{p} line {first_line(b)} is not a KEY=value line: "
+                                   "write it as KEY=value, start a comment with #, or remove it."])
+            key = head.split("=")[0].strip()[:40]              # never the value: it may be a secret
             raise ConfigError([f"{p} line {first_line(b)} ({key}=…) cannot be read (an unterminated quote?): "
                                "close the quote or fix the line, so the setting is not silently left at its default."])
     for n, l in enumerate(text.splitlines(), 1):

@@ -14,11 +14,11 @@ def py(code, cwd, timeout=120, **env):
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_"))}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**base, **env}, cwd=cwd, timeout=timeout)
 
-def one_line(r):
-    "Exit 2, one `error:` line on stderr that names the problem and the fix, no traceback."
+def one_line(r, marker=" Fix: "):
+    "Exit 2, one `error:` line on stderr that names the problem and the fix, no traceback (settings: `problem: fix`)."
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and " Fix: " in lines[0], r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and marker in lines[0], r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     return lines[0]
 
@@ -155,3 +155,16 @@ def test_api_on_a_taken_port_is_one_line(tmp_path):
         line = one_line(run(["api", "--port", str(port)], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
     assert f"cannot serve the order API on 127.0.0.1:{port}: Address already in use" in line and "another --port" in line
     assert not (tmp_path/"data").exists()                      # refused before the engine opened the ledger
+
+# -- config: SWINGTRADER_FOO "did you mean SWINGTRADER_BROKER?" (the shared prefix made every name look near);
+#    a .env line without '=' was "(<the line>=…) cannot be read (an unterminated quote?)" — the line may be a pasted secret
+
+def test_unknown_setting_without_a_near_name_gets_no_guess(tmp_path):
+    line = one_line(run(["config"], tmp_path, SWINGTRADER_FOO="1"), marker=": ")
+    assert "SWINGTRADER_FOO is not a swingtrader setting: remove it" in line and "did you mean" not in line
+    assert "did you mean SWINGTRADER_MACD_FAST?" in one_line(run(["config"], tmp_path, SWINGTRADER_MACD_FAS="8"), marker=": ")
+
+def test_dotenv_line_without_equals_is_named_not_printed(tmp_path):
+    (tmp_path/".env").write_text("SWINGTRADER_BROKER=sim\nmy pasted secret 123\n")
+    line = one_line(run(["config"], tmp_path), marker=": ")
+    assert ".env line 2 is not a KEY=value line" in line and "pasted" not in line and "secret 123" not in line
