@@ -168,3 +168,11 @@ def test_dotenv_line_without_equals_is_named_not_printed(tmp_path):
     (tmp_path/".env").write_text("SWINGTRADER_BROKER=sim\nmy pasted secret 123\n")
     line = one_line(run(["config"], tmp_path), marker=": ")
     assert ".env line 2 is not a KEY=value line" in line and "pasted" not in line and "secret 123" not in line
+
+# -- backtest --data: a NaN close was shown as "(np.float64(nan))"
+
+def test_data_error_shows_the_value_as_written(tmp_path):
+    rows = ["time,open,high,low,close,volume", "2026-03-02 09:30,10,11,9,10.5,100", "2026-03-02 09:35,10,11,9,,100"]
+    (tmp_path/"AAA.csv").write_text("\n".join(rows) + "\n")
+    line = one_line(run(["backtest", "--data", "AAA.csv"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data")))
+    assert "close is missing or not a number at row 2 (nan)" in line and "np.float64" not in line
