@@ -59,9 +59,11 @@ class Param:
         if not self.is_range: return list(self.values)
         if self.step is None: raise SweepError(f"--param {self.name}={self.lo}:{self.hi} has no step, which a grid needs.",
                                                f"give {self.name}={self.lo}:{self.hi}:STEP, or search it with --optuna N.")
-        n = int(math.floor((self.hi - self.lo) / self.step + 1e-9)) + 1
-        if n > MAX_GRID: raise SweepError(f"--param {self.name}={self.lo}:{self.hi}:{self.step} makes {n:,} values, more than a sweep runs ({MAX_GRID:,}).",
-                                          "take a larger step, or search the range with --optuna N.")
+        steps = (self.hi - self.lo) / self.step                  # inf for a step as small as 5e-324
+        if not steps < MAX_GRID:
+            raise SweepError(f"--param {self.name}={self.lo}:{self.hi}:{self.step} makes " + (f"{int(steps) + 1:,}" if steps < 1e12 else "more than a trillion") +
+                             f" values, more than a sweep runs ({MAX_GRID:,}).", "take a larger step, or search the range with --optuna N.")
+        n = int(math.floor(steps + 1e-9)) + 1
         vals = [self.lo + i * self.step for i in range(n)]
         return [int(round(v)) if self.integer else round(v, 10) for v in vals]
 

@@ -96,7 +96,8 @@ SWEEP = ["sweep", "--start", "2026-03-02", "--end", "2026-03-06", "--symbols", "
     (["macd_fast=nan:10:1"], "'nan' is not a finite number"),
     (["macd_fast=8:inf:1"], "'inf' is not a finite number"),
     (["macd_fast=8:10:nan"], "'nan' is not a finite number"),
-    (["macd_fast=8:9:1e-300"], "more than a sweep runs (10,000)"),
+    (["macd_fast=8:9:1e-300"], "makes more than a trillion values, more than a sweep runs (10,000)"),
+    (["macd_fast=8:9:5e-324"], "more than a sweep runs (10,000)"),
     (["risk_per_trade=0.001:0.05:0.0000001"], "more than a sweep runs"),
     (["macd_fast=2:20:1", "macd_slow=30:300:1", "atr_period=2:100:1"], "= 509,751 parameter sets"),
 ])
