@@ -243,7 +243,7 @@ def _combination_problems(s:Settings) -> list[str]:
     if s.environment not in _BROKER_ENVS[s.broker]:
         out.append(f"SWINGTRADER_ENVIRONMENT={s.environment!r} does not apply to broker {s.broker!r}: "
                    f"use {' or '.join(_BROKER_ENVS[s.broker])}.")
-    if s.environment in ("production", "live") and s.live_confirm.strip().lower() != "yes":
+    if s.environment in ("production", "live") and s.environment in _BROKER_ENVS[s.broker] and s.live_confirm.strip().lower() != "yes":
         out.append(f"SWINGTRADER_ENVIRONMENT={s.environment!r} trades real money but SWINGTRADER_LIVE_CONFIRM is not 'yes': "
                    "set SWINGTRADER_LIVE_CONFIRM=yes to confirm, or use the sandbox/paper environment.")
     for f, schemes in [("tt_api_url", ("http", "https")), ("tt_streamer_url", ("ws", "wss")),
@@ -252,8 +252,9 @@ def _combination_problems(s:Settings) -> list[str]:
         if not url or f in bad: continue
         if (p := _url_problem(env_name(f), url, schemes)): out.append(p); continue
         if is_production_host(url) and s.environment not in ("production", "live"):
+            live = "live" if f.startswith("alpaca") else "production"
             out.append(f"{env_name(f)}={url!r} points at a production host while SWINGTRADER_ENVIRONMENT={s.environment!r}: "
-                       "remove the override, or set the production environment and SWINGTRADER_LIVE_CONFIRM=yes.")
+                       f"remove the override, or set SWINGTRADER_ENVIRONMENT={live} and SWINGTRADER_LIVE_CONFIRM=yes.")
     if s.notify_urls is not None and "notify_urls" not in bad:   # only UTF-8 text reaches apprise (it logs what it cannot parse)
         from swingtrader.notify import url_problems
         if (problem := url_problems(s.notify_urls)):

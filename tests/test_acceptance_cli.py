@@ -177,3 +177,14 @@ def test_data_error_shows_the_value_as_written(tmp_path):
     (tmp_path/"AAA.csv").write_text("\n".join(rows) + "\n")
     line = one_line(run(["backtest", "--data", "AAA.csv"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data")))
     assert "close is missing or not a number at row 2 (nan)" in line and "np.float64" not in line
+
+# -- SWINGTRADER_ENVIRONMENT=live on the simulator said it "trades real money" too (a second error line); a production
+#    Alpaca URL told the user to "set the production environment" (Alpaca's is live)
+
+def test_environment_of_another_broker_is_one_line(tmp_path):
+    line = one_line(run(["config"], tmp_path, SWINGTRADER_ENVIRONMENT="live"), marker=": ")
+    assert "does not apply to broker 'sim'" in line and "real money" not in line
+
+def test_alpaca_production_url_names_alpacas_live_environment(tmp_path):
+    line = one_line(run(["config"], tmp_path, SWINGTRADER_BROKER="alpaca", ALPACA_BASE_URL="https://api.alpaca.markets"), marker=": ")
+    assert "set SWINGTRADER_ENVIRONMENT=live and SWINGTRADER_LIVE_CONFIRM=yes" in line
