@@ -32,7 +32,7 @@ def friendly(f):
         try: return f(*args, **kw)
         except SwingtraderError as e: _fail(e)
         except KeyboardInterrupt: click.echo("interrupted", err=True); sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, SystemExit, BrokenPipeError): raise   # `main` handles a closed pipe
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit, BrokenPipeError): raise   # `main` handles them
         except sqlite3.DatabaseError as e:
             _fail(SwingtraderError(f"a ledger database is damaged or not a swingtrader ledger ({e}).",
                                    "restore it from a backup, or move it aside (swingtrader status names the current run's ledger)."))
@@ -509,6 +509,9 @@ def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, t
 def dashboard(port, address):
     "Serve the live dashboard of the data directory; private: loopback and a per-start token (or a password)."
     from swingtrader.dashboard_server import serve
+    if ":" in address:                                    # bokeh's origin allowlist takes host:port, so no IPv6 literal
+        raise SwingtraderError(f"--address {address} is an IPv6 address, which the dashboard server cannot serve.",
+                               "use 127.0.0.1 (or an IPv4 address or host name of this machine).")
     s = load_settings()
     serve(s, port=port, address=address, announce=lambda line: click.echo(line) or sys.stdout.flush())
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/91_cli_interfaces.ipynb #4b9f380b
 from __future__ import annotations
-
+import sys
 
 import click
 
@@ -72,7 +72,11 @@ def api(host, port, hash_tok):
     "Serve the HTTP order API (preview, confirm, read, cancel) until interrupted."
     from swingtrader.order_api import ApiTokens, ApiServer, build_app, check_bind, hash_token
     if hash_tok:
-        click.echo(hash_token(click.prompt("token", hide_input=True))); return
+        try: tok = click.prompt("token", hide_input=True, err=True)   # the prompt on stderr: stdout is only the hash
+        except click.exceptions.Abort:
+            if sys.stdin.isatty(): raise                  # Ctrl-C at the prompt
+            raise SwingtraderError("no token was given (standard input ended).", "type it at the prompt, or pipe it in: printf %s TOKEN | swingtrader api --hash-token.") from None
+        click.echo(hash_token(tok)); return
     import asyncio
     from swingtrader.chat import open_engine, follow
     from swingtrader.log import setup_logging

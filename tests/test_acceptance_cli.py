@@ -188,3 +188,22 @@ def test_environment_of_another_broker_is_one_line(tmp_path):
 def test_alpaca_production_url_names_alpacas_live_environment(tmp_path):
     line = one_line(run(["config"], tmp_path, SWINGTRADER_BROKER="alpaca", ALPACA_BASE_URL="https://api.alpaca.markets"), marker=": ")
     assert "set SWINGTRADER_ENVIRONMENT=live and SWINGTRADER_LIVE_CONFIRM=yes" in line
+
+# -- api --hash-token with standard input at its end (a script, cron): click's Abort as "unexpected Abort (a bug)" + traceback;
+#    dashboard --address ::1: bokeh's "Invalid host value: [::1]:PORT" as a traceback
+
+def test_hash_token_without_input_is_one_line(tmp_path):
+    r = subprocess.run([EXE, "api", "--hash-token"], capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=tmp_path, timeout=60,
+                       env={k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_"))})
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == "", (r.stdout, r.stderr)
+    assert "error: no token was given (standard input ended). Fix:" in r.stderr.splitlines()[-1]
+
+def test_hash_token_from_a_pipe_prints_only_the_hash(tmp_path):
+    import hashlib
+    r = subprocess.run([EXE, "api", "--hash-token"], capture_output=True, text=True, input="s3cret-token\n", cwd=tmp_path, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == hashlib.sha256(b"s3cret-token").hexdigest(), (r.stdout, r.stderr)
+    assert "s3cret-token" not in r.stdout + r.stderr
+
+def test_dashboard_on_an_ipv6_address_is_one_line(tmp_path):
+    line = one_line(run(["dashboard", "--address", "::1", "--port", "0"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
+    assert "--address ::1 is an IPv6 address" in line and "127.0.0.1" in line
