@@ -13,10 +13,10 @@ import swingtrader
 from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
-__all__ = ['SPEED', 'SEED', 'MAX_NOTE', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main', 'version', 'config',
-           'Number', 'market', 'open_ledger', 'printable', 'halt', 'reset_halt', 'flatten', 'status', 'audit_prune',
-           'emulator', 'run', 'daily', 'smoke', 'backtest', 'dashboard', 'ledger', 'ledger_check', 'ledger_backup',
-           'ledger_restore', 'sweep', 'pd_options', 'add_broker_options']
+__all__ = ['SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main',
+           'version', 'config', 'Number', 'market', 'open_ledger', 'printable', 'halt', 'reset_halt', 'flatten',
+           'status', 'audit_prune', 'emulator', 'run', 'daily', 'sim_day_room', 'smoke', 'backtest', 'dashboard',
+           'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options', 'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -372,6 +372,7 @@ def daily(day, speed, report):
     if s.broker == "sim":
         from swingtrader.report import session_for
         ses, note = session_for(d or runs.SIM_DAY)
+        sim_day_room(ses)
         if note: click.echo(f"note:    {note}")
     label = ses.isoformat() if s.broker == "sim" else now.date().isoformat()
     nb = _scheduled("daily_run") if report else None
@@ -392,6 +393,24 @@ def daily(day, speed, report):
         click.echo(f"ledger:  {run.ledger_path}")
         click.echo(f"audit:   {run.audit_dir}")
         if problem: click.echo(f"error: {problem}", err=True); sys.exit(1)
+
+SIM_HISTORY = 5   # sessions of history before a simulated day (the bot's backfill and warm-up)
+
+def sim_day_room(day:date) -> date:
+    "`day`, or a clear error when a simulated session of it has no history before it or runs past the emulator's clock limit."
+    from swingtrader.clock import MarketCalendar, NY
+    from swingtrader.emulator.core import CLOCK_MARGIN
+    cal = MarketCalendar()
+    ses = cal.sessions(cal.start, cal.end)
+    first = ses.index[SIM_HISTORY]
+    limit = ses["close"].iloc[-1] - CLOCK_MARGIN            # the emulator freezes its clock there
+    last = ses.index[ses["close"] <= limit - CLOCK_MARGIN / 7][-1]  # a day to spare after the close
+    first, last = (x.date() if hasattr(x, "date") else x for x in (first, last))
+    if not first <= day <= last:
+        raise SwingtraderError(f"--day {day} is too close to the {'start' if day < first else 'end'} of the market calendar for a simulated session "
+                               f"({'the bot needs sessions of history before it' if day < first else 'the simulated clock stops a week before the calendar ends'}).",
+                               f"pick a day from {first} to {last}.")
+    return day
 
 def _day_result(run:Settings) -> str|None:
     "Print the run's result line from its ledger; return the problem when orders were placed and none was accepted."
@@ -426,6 +445,8 @@ def smoke(symbol, report):
     r = jobs.smoke(s, symbol=symbol)
     click.echo(str(r))
     if not r.ok: sys.exit(1)
+
+
 
 # %% ../nbs/90_cli.ipynb #04c6f6e4
 MAX_SIM_SYMBOLS = 500   # the simulator's universe at most (SWINGTRADER_SIM_SYMBOLS, emulator --symbols, sweep --symbols)

@@ -207,3 +207,12 @@ def test_hash_token_from_a_pipe_prints_only_the_hash(tmp_path):
 def test_dashboard_on_an_ipv6_address_is_one_line(tmp_path):
     line = one_line(run(["dashboard", "--address", "::1", "--port", "0"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
     assert "--address ::1 is an IPv6 address" in line and "127.0.0.1" in line
+
+# -- daily --day at the calendar's edges: the last week (2030-12-24 on) waited forever for a close the frozen emulator clock
+#    never reached, deaf to Ctrl-C and SIGTERM; the first session (2015-01-02) crashed the backfill (IndexError) and exited 0
+
+@pytest.mark.parametrize("day,edge", [("2030-12-31", "end"), ("2030-12-30", "end"), ("2015-01-02", "start"), ("2015-01-01", "start")])
+def test_simulated_day_at_the_calendar_edge_is_one_line(tmp_path, day, edge):
+    line = one_line(run(["daily", "--day", day, "--no-report", "--speed", "1000"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
+    assert f"too close to the {edge} of the market calendar" in line and "pick a day from 2015-01-09 to 2030-12-23" in line
+    assert not (tmp_path/"data").exists()                      # refused before a run started
