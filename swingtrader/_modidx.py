@@ -1027,6 +1027,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'swingtrader.cli.printable': ('cli.html#printable', 'swingtrader/cli.py'),
                                  'swingtrader.cli.reset_halt': ('cli.html#reset_halt', 'swingtrader/cli.py'),
                                  'swingtrader.cli.run': ('cli.html#run', 'swingtrader/cli.py'),
+                                 'swingtrader.cli.settles_in_calendar': ('cli.html#settles_in_calendar', 'swingtrader/cli.py'),
                                  'swingtrader.cli.sim_day_room': ('cli.html#sim_day_room', 'swingtrader/cli.py'),
                                  'swingtrader.cli.smoke': ('cli.html#smoke', 'swingtrader/cli.py'),
                                  'swingtrader.cli.status': ('cli.html#status', 'swingtrader/cli.py'),

@@ -14,9 +14,10 @@ from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
 __all__ = ['SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main',
-           'version', 'config', 'Number', 'market', 'open_ledger', 'printable', 'halt', 'reset_halt', 'flatten',
-           'status', 'audit_prune', 'emulator', 'run', 'daily', 'sim_day_room', 'smoke', 'backtest', 'dashboard',
-           'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options', 'add_broker_options']
+           'version', 'config', 'Number', 'settles_in_calendar', 'market', 'open_ledger', 'printable', 'halt',
+           'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'sim_day_room', 'smoke',
+           'backtest', 'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options',
+           'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -164,6 +165,16 @@ def _in_calendar(d:date, name:str) -> date:
     from swingtrader.clock import MarketCalendar
     return MarketCalendar().check_day(d, f"{name} {d}")
 
+def settles_in_calendar(d:date, name:str) -> date:
+    "`d` (the last day of a simulated backtest), or a clear error when it reaches the calendar's last session: its fills settle T+1, past the calendar."
+    from swingtrader.clock import MarketCalendar
+    cal = MarketCalendar()
+    ses = cal.sessions(cal.start, cal.end).index
+    if d >= ses[-1]:
+        raise SwingtraderError(f"{name} {d} reaches the market calendar's last session ({ses[-1]}), whose fills would settle (T+1) past the calendar.",
+                               f"end on or before {ses[-2]}.")
+    return d
+
 @main.command()
 @click.option("--at", "at", default=None, help="ISO time to ask about (default: now), e.g. 2026-07-02T15:00-04:00")
 @friendly
@@ -187,6 +198,8 @@ def _parse_time(s:str, name:str) -> datetime:
 def _parse_date(s:str, name:str) -> date:
     try: return date.fromisoformat(s)
     except ValueError: raise SwingtraderError(f"{name} {s!r} is not a date.", "use YYYY-MM-DD, e.g. 2026-03-02.") from None
+
+
 
 # %% ../nbs/90_cli.ipynb #8bc6fa67
 def open_ledger(s:Settings, readonly:bool=False):
@@ -507,6 +520,7 @@ def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, t
         if sectors is not None: raise SwingtraderError("--sectors describes --data.", "give --data too, or drop --sectors.")
         a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
         if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
+        settles_in_calendar(b, "--end")
         if canonical:
             n = symbols or s.sim_symbols
             n = int(n) if str(n).strip().isdigit() else [x for x in str(n).split(",") if x.strip()]
@@ -618,6 +632,7 @@ def sweep(params, start, end, symbols, seed, data, sectors, calendar, tz, cash, 
             if start is None or end is None: raise SwingtraderError("--start and --end are needed for the simulated market.", "give both, or --data PATH.")
             a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
             if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
+            settles_in_calendar(b, "--end")
             universe = make_universe(symbols or s.sim_symbols, s.sim_seed if seed is None else seed)
             bars, cal = generate_bars(universe, a, b, s.sim_seed if seed is None else seed), None
         days = sw.sessions_of(bars, a, b)

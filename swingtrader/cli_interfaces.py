@@ -9,7 +9,7 @@ import sys
 import click
 
 from .config import SwingtraderError
-from .cli import Number, friendly, load_settings
+from .cli import Number, friendly, load_settings, settles_in_calendar
 
 # %% auto #0
 __all__ = ['positions', 'api', 'chat', 'agent', 'agent_run', 'agent_evaluate']
@@ -172,6 +172,7 @@ def agent_evaluate(policy_file, int8, start, end, symbols, count, out):
     from swingtrader.config import SwingtraderError
     try: a, b = _date.fromisoformat(start), _date.fromisoformat(end)
     except ValueError: raise SwingtraderError(f"--start {start} / --end {end} is not a date.", "give dates as YYYY-MM-DD.") from None
+    settles_in_calendar(b, "--end")
     syms = [x.strip().upper() for x in symbols.split(",") if x.strip()] if symbols else None
     res, rn = evaluate_policy(load_settings(), policy_file, a, b, symbols=syms, count=count, int8=int8)
     click.echo(f"agent {rn.policy.model_id} (sha256 {rn.policy.sha256[:12]}…) evaluated: {len(rn.steps)} actions, {len(res.fills)} fills")

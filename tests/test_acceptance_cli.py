@@ -216,3 +216,15 @@ def test_simulated_day_at_the_calendar_edge_is_one_line(tmp_path, day, edge):
     line = one_line(run(["daily", "--day", day, "--no-report", "--speed", "1000"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
     assert f"too close to the {edge} of the market calendar" in line and "pick a day from 2015-01-09 to 2030-12-23" in line
     assert not (tmp_path/"data").exists()                      # refused before a run started
+
+# -- a simulated backtest, sweep or agent evaluation through the calendar's last session (2030-12-31): "unexpected IndexError
+#    (a bug)" + traceback (its fills settle T+1, past the calendar)
+
+@pytest.mark.parametrize("args", [
+    ["backtest", "--start", "2030-12-20", "--end", "2030-12-31", "--symbols", "3"],
+    ["sweep", "--param", "macd_fast=8,10", "--start", "2030-12-20", "--end", "2030-12-31", "--symbols", "3", "--workers", "1"],
+    ["agent", "evaluate", "--model", "example", "--start", "2030-12-30", "--end", "2030-12-31", "--count", "1"],
+])
+def test_simulated_backtest_through_the_last_session_is_one_line(tmp_path, args):
+    line = one_line(run(args, tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=120))
+    assert "--end 2030-12-31 reaches the market calendar's last session" in line and "end on or before 2030-12-30" in line
