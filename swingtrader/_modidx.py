@@ -1021,6 +1021,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'swingtrader.cli.load_settings': ('cli.html#load_settings', 'swingtrader/cli.py'),
                                  'swingtrader.cli.main': ('cli.html#main', 'swingtrader/cli.py'),
                                  'swingtrader.cli.market': ('cli.html#market', 'swingtrader/cli.py'),
+                                 'swingtrader.cli.mask_url': ('cli.html#mask_url', 'swingtrader/cli.py'),
                                  'swingtrader.cli.open_ledger': ('cli.html#open_ledger', 'swingtrader/cli.py'),
                                  'swingtrader.cli.os_error': ('cli.html#os_error', 'swingtrader/cli.py'),
                                  'swingtrader.cli.pd_options': ('cli.html#pd_options', 'swingtrader/cli.py'),

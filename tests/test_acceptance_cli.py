@@ -228,3 +228,12 @@ def test_simulated_day_at_the_calendar_edge_is_one_line(tmp_path, day, edge):
 def test_simulated_backtest_through_the_last_session_is_one_line(tmp_path, args):
     line = one_line(run(args, tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=120))
     assert "--end 2030-12-31 reaches the market calendar's last session" in line and "end on or before 2030-12-30" in line
+
+# -- config printed a URL setting as given: a password in it (https://bob:PASSWORD@host) and tokens in its query, in clear
+
+def test_config_masks_credentials_inside_urls(tmp_path):
+    r = run(["config"], tmp_path, SWINGTRADER_BROKER="tastytrade", TT_API_URL="https://bob:hunter2pass@127.0.0.1:9/x?token=abc123secret",
+            ALPACA_DATA_URL="https://data.example:8443/?key=k3y-value")
+    assert r.returncode == 0, r.stderr
+    assert "hunter2pass" not in r.stdout and "abc123secret" not in r.stdout and "k3y-value" not in r.stdout
+    assert "https://bob:********@127.0.0.1:9/x?token=********" in r.stdout
