@@ -14,10 +14,10 @@ from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
 __all__ = ['SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main',
-           'version', 'config', 'mask_url', 'Number', 'settles_in_calendar', 'market', 'open_ledger', 'printable',
-           'halt', 'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'sim_day_room',
-           'smoke', 'backtest', 'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep',
-           'pd_options', 'add_broker_options']
+           'version', 'config', 'Number', 'settles_in_calendar', 'market', 'open_ledger', 'printable', 'halt',
+           'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'sim_day_room', 'smoke',
+           'backtest', 'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options',
+           'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -119,7 +119,7 @@ def version():
 @friendly
 def config(env_example):
     "Show the effective settings (secrets masked), where each came from, and what each broker still needs."
-    from swingtrader.config import render_env_example, value_sources
+    from swingtrader.config import render_env_example, value_sources, mask_url
     if env_example: click.echo(render_env_example(), nl=False); return
     s = load_settings()
     src, summ = value_sources(), {k: mask_url(v) for k, v in s.summary().items()}
@@ -130,17 +130,6 @@ def config(env_example):
         miss = s.missing_credentials(b)
         mark = "*" if b == s.broker else " "
         click.echo(f"{mark} {b:<10} " + ("ready" if not miss else "missing " + ", ".join(miss)))
-
-# %% ../nbs/90_cli.ipynb #122a4307
-def mask_url(v:str) -> str:
-    "`v`, and when it is a URL, with its password and query values masked: a URL can carry credentials too."
-    from urllib.parse import urlsplit, urlunsplit, parse_qsl
-    if "://" not in str(v): return v
-    try: u = urlsplit(str(v)); pw = u.password
-    except ValueError: return v
-    netloc = u.netloc if pw is None else u.netloc.replace(f":{pw}@", ":********@", 1)
-    query = "&".join(f"{k}=********" for k, _ in parse_qsl(u.query, keep_blank_values=True))
-    return urlunsplit((u.scheme, netloc, u.path, query, u.fragment))
 
 # %% ../nbs/90_cli.ipynb #a65402e3
 class Number(click.ParamType):

@@ -16,7 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # %% auto #0
 __all__ = ['TT_HOSTS', 'ALPACA_HOSTS', 'PRODUCTION_HOSTS_BY_BROKER', 'PRODUCTION_HOSTS', 'SAFE_BROKER_HOSTS', 'BROKER_DOMAINS',
            'SECRET_FIELDS', 'NUMERIC_FIELDS', 'SwingtraderError', 'ConfigError', 'normalise_host', 'is_production_host',
-           'Settings', 'env_name', 'valid_range', 'read_dotenv', 'load', 'value_sources', 'render_env_example']
+           'Settings', 'env_name', 'mask_url', 'valid_range', 'read_dotenv', 'load', 'value_sources',
+           'render_env_example']
 
 # %% ../nbs/00_config.ipynb #48be5488
 class SwingtraderError(Exception):
@@ -224,11 +225,21 @@ def env_name(field:str) -> str:
 SECRET_FIELDS = tuple(k for k,v in Settings.model_fields.items() if "SecretStr" in str(v.annotation))
 
 # %% ../nbs/00_config.ipynb #be499863
+def mask_url(v:str) -> str:
+    "`v`, and when it is a URL, with its password and query values masked: a URL can carry credentials too."
+    from urllib.parse import urlsplit, urlunsplit, parse_qsl
+    if "://" not in str(v): return v
+    try: u = urlsplit(str(v)); pw = u.password
+    except ValueError: return re.sub(r"(://[^/@\s]*:)[^/@\s]*@", r"\1********@", str(v))   # unparsable: still no password
+    netloc = u.netloc if pw is None else u.netloc.replace(f":{pw}@", ":********@", 1)
+    query = "&".join(f"{k}=********" for k, _ in parse_qsl(u.query, keep_blank_values=True))
+    return urlunsplit((u.scheme, netloc, u.path, query, u.fragment))
+
 def _url_problem(var, url, schemes):
     try: p = urlparse(url); ok = p.scheme in schemes and bool(p.hostname) and (p.port is None or p.port >= 0)
     except ValueError: ok = False
     if not ok or re.search(r"[\\\s\x00-\x1f\x7f]", url):
-        return f"{var}={url!r} is not a usable URL: give a full URL starting with {' or '.join(s + '://' for s in schemes)}."
+        return f"{var}={mask_url(url)!r} is not a usable URL: give a full URL starting with {' or '.join(s + '://' for s in schemes)}."
 
 def _combination_problems(s:Settings) -> list[str]:
     "Problems that only show when settings are read together."
@@ -253,7 +264,7 @@ def _combination_problems(s:Settings) -> list[str]:
         if (p := _url_problem(env_name(f), url, schemes)): out.append(p); continue
         if is_production_host(url) and s.environment not in ("production", "live"):
             live = "live" if f.startswith("alpaca") else "production"
-            out.append(f"{env_name(f)}={url!r} points at a production host while SWINGTRADER_ENVIRONMENT={s.environment!r}: "
+            out.append(f"{env_name(f)}={mask_url(url)!r} points at a production host while SWINGTRADER_ENVIRONMENT={s.environment!r}: "
                        f"remove the override, or set SWINGTRADER_ENVIRONMENT={live} and SWINGTRADER_LIVE_CONFIRM=yes.")
     if s.notify_urls is not None and "notify_urls" not in bad:   # only UTF-8 text reaches apprise (it logs what it cannot parse)
         from swingtrader.notify import url_problems

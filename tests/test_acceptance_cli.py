@@ -237,3 +237,9 @@ def test_config_masks_credentials_inside_urls(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "hunter2pass" not in r.stdout and "abc123secret" not in r.stdout and "k3y-value" not in r.stdout
     assert "https://bob:********@127.0.0.1:9/x?token=********" in r.stdout
+
+@pytest.mark.parametrize("url", ["https://bob:pw-Zq81x@api.tastyworks.com", "https://bob:pw-Zq81x@ bad host"])
+def test_config_errors_never_print_a_urls_password(tmp_path, url):
+    r = run(["config"], tmp_path, SWINGTRADER_BROKER="tastytrade", TT_API_URL=url)
+    line = one_line(r, marker=": ")
+    assert "pw-Zq81x" not in r.stdout + r.stderr and "bob:********@" in line
