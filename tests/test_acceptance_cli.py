@@ -243,3 +243,16 @@ def test_config_errors_never_print_a_urls_password(tmp_path, url):
     r = run(["config"], tmp_path, SWINGTRADER_BROKER="tastytrade", TT_API_URL=url)
     line = one_line(r, marker=": ")
     assert "pw-Zq81x" not in r.stdout + r.stderr and "bob:********@" in line
+
+# -- api --host ::1 announced "order API on http://::1:PORT" (no brackets: not a URL a browser or curl takes)
+
+def test_api_on_ipv6_loopback_prints_a_usable_url(tmp_path):
+    import socket
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0)); port = s.getsockname()[1]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_"))}
+    p = subprocess.Popen([EXE, "api", "--host", "::1", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**base, "SWINGTRADER_DATA_DIR": str(tmp_path/"data")}, cwd=tmp_path)
+    try: first = p.stdout.readline()
+    finally: p.terminate(); p.communicate(timeout=60)
+    assert f"order API on http://[::1]:{port} " in first, first
