@@ -411,7 +411,7 @@ SIM_HISTORY = 5   # sessions of history before a simulated day (the bot's backfi
 
 def sim_day_room(day:date) -> date:
     "`day`, or a clear error when a simulated session of it has no history before it or runs past the emulator's clock limit."
-    from swingtrader.clock import MarketCalendar, NY
+    from swingtrader.clock import MarketCalendar
     from swingtrader.emulator.core import CLOCK_MARGIN
     cal = MarketCalendar()
     ses = cal.sessions(cal.start, cal.end)
