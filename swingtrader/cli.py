@@ -13,9 +13,10 @@ import swingtrader
 from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
-__all__ = ['SPEED', 'SEED', 'friendly', 'load_settings', 'main', 'version', 'config', 'Number', 'market', 'open_ledger', 'halt',
-           'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'smoke', 'backtest',
-           'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options',
+__all__ = ['SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main',
+           'version', 'config', 'Number', 'settles_in_calendar', 'market', 'open_ledger', 'printable', 'halt',
+           'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'sim_day_room', 'smoke',
+           'backtest', 'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options',
            'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
@@ -32,16 +33,38 @@ def friendly(f):
         try: return f(*args, **kw)
         except SwingtraderError as e: _fail(e)
         except KeyboardInterrupt: click.echo("interrupted", err=True); sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, SystemExit, BrokenPipeError): raise   # `main` handles a closed pipe
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit, BrokenPipeError): raise   # `main` handles them
         except sqlite3.DatabaseError as e:
             _fail(SwingtraderError(f"a ledger database is damaged or not a swingtrader ledger ({e}).",
                                    "restore it from a backup, or move it aside (swingtrader status names the current run's ledger)."))
+        except OSError as e: _fail(os_error(e))                 # the disk or the network said no: the machine's state, not a bug
         except Exception as e:
             from swingtrader.log import setup_logging
-            setup_logging().error("unexpected error in %s: %s", f.__name__, e, exc_info=True)
+            setup_logging(_settings_or_none()).error("unexpected error in %s: %s", f.__name__, e, exc_info=True)
             click.echo(f"error: unexpected {type(e).__name__} (a bug; details logged above). Please report it.", err=True)
             sys.exit(1)
     return _inner
+
+def os_error(e:OSError) -> SwingtraderError:
+    "A refusal of the file system (names the path) or of the network (names the connection) as one clear error, secrets scrubbed."
+    from swingtrader.log import scrub
+    text = (e.strerror if e.filename is not None else None) or str(e) or type(e).__name__
+    why = " ".join(scrub(str(text), _secrets()).split()).rstrip(".")
+    if e.filename is not None:
+        path = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "")
+        return SwingtraderError(f"cannot use {path}: {why}.",
+                                "check that the path exists and is writable by you, or point SWINGTRADER_DATA_DIR (or the option) elsewhere.")
+    return SwingtraderError(f"a connection failed ({type(e).__name__}: {why}).",
+                            "check the network and the host settings (swingtrader config shows them), then try again.")
+
+def _settings_or_none() -> Settings|None:
+    "The settings (for the secrets to scrub from what is printed), or None when they do not load."
+    try: return Settings.load()
+    except Exception: return None
+
+def _secrets() -> list[str]:
+    s = _settings_or_none()
+    return s.secret_values() if s is not None else []
 
 def load_settings(**overrides) -> Settings:
     "Settings for a command: environment, `.env` and command-line overrides."
@@ -59,7 +82,8 @@ class _Main(click.Group):
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "swingtrader"
             msg = " ".join(e.format_message().split()).rstrip(".")
-            click.echo(f"error: {SwingtraderError(msg + '.', f'see {where} --help.')}", err=True); sys.exit(e.exit_code)
+            msg += "" if msg.endswith(("?", "?)")) else "."        # click's "Did you mean '--data'?" ends a sentence already
+            click.echo(f"error: {SwingtraderError(msg, f'see {where} --help.')}", err=True); sys.exit(e.exit_code)
         except click.ClickException as e:
             click.echo(f"error: {' '.join(e.format_message().split())}", err=True); sys.exit(e.exit_code)
         except click.Abort: click.echo("interrupted", err=True); sys.exit(130)
@@ -95,10 +119,10 @@ def version():
 @friendly
 def config(env_example):
     "Show the effective settings (secrets masked), where each came from, and what each broker still needs."
-    from swingtrader.config import render_env_example, value_sources
+    from swingtrader.config import render_env_example, value_sources, mask_url
     if env_example: click.echo(render_env_example(), nl=False); return
     s = load_settings()
-    src, summ = value_sources(), s.summary()
+    src, summ = value_sources(), {k: mask_url(v) for k, v in s.summary().items()}
     width, vwidth = max(map(len, summ)), min(40, max(map(len, summ.values())))
     for k, v in summ.items(): click.echo(f"{k:<{width}}  {v:<{vwidth}}  ({src.get(k, 'default')})")
     click.echo("")
@@ -141,6 +165,16 @@ def _in_calendar(d:date, name:str) -> date:
     from swingtrader.clock import MarketCalendar
     return MarketCalendar().check_day(d, f"{name} {d}")
 
+def settles_in_calendar(d:date, name:str) -> date:
+    "`d` (the last day of a simulated backtest), or a clear error when it reaches the calendar's last session: its fills settle T+1, past the calendar."
+    from swingtrader.clock import MarketCalendar
+    cal = MarketCalendar()
+    ses = cal.sessions(cal.start, cal.end).index
+    if d >= ses[-1]:
+        raise SwingtraderError(f"{name} {d} reaches the market calendar's last session ({ses[-1]}), whose fills would settle (T+1) past the calendar.",
+                               f"end on or before {ses[-2]}.")
+    return d
+
 @main.command()
 @click.option("--at", "at", default=None, help="ISO time to ask about (default: now), e.g. 2026-07-02T15:00-04:00")
 @friendly
@@ -165,6 +199,8 @@ def _parse_date(s:str, name:str) -> date:
     try: return date.fromisoformat(s)
     except ValueError: raise SwingtraderError(f"{name} {s!r} is not a date.", "use YYYY-MM-DD, e.g. 2026-03-02.") from None
 
+
+
 # %% ../nbs/90_cli.ipynb #8bc6fa67
 def open_ledger(s:Settings, readonly:bool=False):
     "The ledger of the current run (`runs.run_ledger_path`); a missing or damaged ledger is one clear error."
@@ -188,34 +224,57 @@ def _run_line(s:Settings) -> str:
     return f"run: {here} ({r.kind} on {r.broker}, {r.state}" + (f", pid {r.pid}" if r.state == "running" else "") + f", started {r.started_at})"
 
 # %% ../nbs/90_cli.ipynb #7f844a87
+MAX_NOTE = 500   # characters of a --reason or --who
+
+def printable(text) -> str:
+    "`text` on one printable line: whitespace runs (newlines too) become one space, other control characters (escape sequences, bidi overrides) `?`."
+    import unicodedata
+    return "".join("?" if unicodedata.category(c)[0] == "C" else c for c in " ".join(str(text).split()))
+
+def _note(ctx, param, value):
+    "A --reason / --who as recorded: one line of plain text, at most MAX_NOTE characters (a usage error otherwise)."
+    if value is None: return value
+    v = " ".join(value.split())
+    if printable(v) != v: raise click.BadParameter("has a control character (an escape sequence?): write plain text", ctx, param)
+    if len(v) > MAX_NOTE: raise click.BadParameter(f"is {len(v):,} characters long: keep it to {MAX_NOTE}", ctx, param)
+    return v
+
+# %% ../nbs/90_cli.ipynb #77060c81
 @main.command()
-@click.option("--reason", required=True, help="Why trading must stop (recorded).")
-@click.option("--who", default="cli", show_default=True, help="Who is halting (recorded).")
+@click.option("--reason", required=True, callback=_note, help="Why trading must stop (recorded).")
+@click.option("--who", default="cli", show_default=True, callback=_note, help="Who is halting (recorded).")
 @friendly
 def halt(reason, who):
     "Halt trading now: persisted in the current run's ledger, and its running bot cancels its open orders."
     from swingtrader import risk
     s = load_settings()
     with open_ledger(s) as lg: st = risk.halt(lg, reason, who)
-    click.echo(f"trading state: {st.state} (by {st.who}: {st.reason})")
+    click.echo(f"trading state: {st.state} (by {printable(st.who)}: {printable(st.reason)})")
     click.echo(_run_line(s))
 
 @main.command("reset-halt")
-@click.option("--reason", required=True, help="Why it is safe to resume (recorded).")
-@click.option("--who", required=True, help="Your name (recorded).")
+@click.option("--reason", required=True, callback=_note, help="Why it is safe to resume (recorded).")
+@click.option("--who", required=True, callback=_note, help="Your name (recorded).")
 @friendly
 def reset_halt(reason, who):
     "Resume trading after a halt (alias: resume): an explicit, recorded manual reset."
     from swingtrader import risk
     s = load_settings()
     with open_ledger(s) as lg: st = risk.reset_halt(lg, reason, who)
-    click.echo(f"trading state: {st.state} (reset by {st.who}: {st.reason})")
+    click.echo(f"trading state: {st.state} (reset by {printable(st.who)}: {printable(st.reason)})")
     click.echo(_run_line(s))
 
-main.add_command(reset_halt, "resume")
+def _alias(cmd:click.Command, name:str, help:str) -> click.Command:
+    "`cmd` under another name with its own help line (the parameters and the callback are shared)."
+    import copy
+    a = copy.copy(cmd)
+    a.name, a.help, a.short_help = name, help, None
+    return a
+
+main.add_command(_alias(reset_halt, "resume", "Resume trading after a halt (the same as reset-halt): an explicit, recorded manual reset."))
 
 @main.command()
-@click.option("--who", default="cli", show_default=True, help="Who asks (recorded).")
+@click.option("--who", default="cli", show_default=True, callback=_note, help="Who asks (recorded).")
 @friendly
 def flatten(who):
     "Ask the current run's bot to close every position."
@@ -236,7 +295,7 @@ def status(n_runs):
     with open_ledger(s, readonly=True) as lg:
         click.echo(f"ledger: {lg.path}")
         st = lg.halt_state()
-        click.echo(f"trading state: {st.state}" + (f" (by {st.who} at {st.at}: {st.reason})" if st.who else ""))
+        click.echo(f"trading state: {st.state}" + (f" (by {printable(st.who)}" + (f" at {st.at}" if st.at else "") + f": {printable(st.reason)})" if st.who else ""))
         pend = [c for c in lg.commands(20) if c.status in ("pending", "taken")]
         click.echo(f"pending commands: {', '.join(f'{c.kind}#{c.id}' for c in pend) or 'none'}")
         pos = lg.positions()
@@ -326,6 +385,7 @@ def daily(day, speed, report):
     if s.broker == "sim":
         from swingtrader.report import session_for
         ses, note = session_for(d or runs.SIM_DAY)
+        sim_day_room(ses)
         if note: click.echo(f"note:    {note}")
     label = ses.isoformat() if s.broker == "sim" else now.date().isoformat()
     nb = _scheduled("daily_run") if report else None
@@ -346,6 +406,24 @@ def daily(day, speed, report):
         click.echo(f"ledger:  {run.ledger_path}")
         click.echo(f"audit:   {run.audit_dir}")
         if problem: click.echo(f"error: {problem}", err=True); sys.exit(1)
+
+SIM_HISTORY = 5   # sessions of history before a simulated day (the bot's backfill and warm-up)
+
+def sim_day_room(day:date) -> date:
+    "`day`, or a clear error when a simulated session of it has no history before it or runs past the emulator's clock limit."
+    from swingtrader.clock import MarketCalendar
+    from swingtrader.emulator.core import CLOCK_MARGIN
+    cal = MarketCalendar()
+    ses = cal.sessions(cal.start, cal.end)
+    first = ses.index[SIM_HISTORY]
+    limit = ses["close"].iloc[-1] - CLOCK_MARGIN            # the emulator freezes its clock there
+    last = ses.index[ses["close"] <= limit - CLOCK_MARGIN / 7][-1]  # a day to spare after the close
+    first, last = (x.date() if hasattr(x, "date") else x for x in (first, last))
+    if not first <= day <= last:
+        raise SwingtraderError(f"--day {day} is too close to the {'start' if day < first else 'end'} of the market calendar for a simulated session "
+                               f"({'the bot needs sessions of history before it' if day < first else 'the simulated clock stops a week before the calendar ends'}).",
+                               f"pick a day from {first} to {last}.")
+    return day
 
 def _day_result(run:Settings) -> str|None:
     "Print the run's result line from its ledger; return the problem when orders were placed and none was accepted."
@@ -381,11 +459,21 @@ def smoke(symbol, report):
     click.echo(str(r))
     if not r.ok: sys.exit(1)
 
+
+
 # %% ../nbs/90_cli.ipynb #04c6f6e4
+MAX_SIM_SYMBOLS = 500   # the simulator's universe at most (SWINGTRADER_SIM_SYMBOLS, emulator --symbols, sweep --symbols)
+
+def _check_count(symbols:str|None):
+    "A `--symbols` that is a number must be a number of symbols the simulator makes (names are checked against its universe later)."
+    t = (symbols or "").strip()
+    if t.lstrip("+-").isdigit() and not 1 <= int(t) <= MAX_SIM_SYMBOLS:
+        raise SwingtraderError(f"--symbols {t} is out of range.", f"give a number of symbols from 1 to {MAX_SIM_SYMBOLS}, or names such as AAA,BBB.")
+
 @main.command()
 @click.option("--start", default=None, help="First session, YYYY-MM-DD (with --data: default its first).")
 @click.option("--end", default=None, help="Last session, YYYY-MM-DD (with --data: default its last).")
-@click.option("--symbols", default=None, help="How many simulated symbols (e.g. 20) or names (AAA,BBB).")
+@click.option("--symbols", default=None, help="How many simulated symbols, 1 to 500 (e.g. 20), or names (AAA,BBB).")
 @click.option("--seed", default=None, type=SEED, help="Market seed, 0 to 2**32-1 (default SWINGTRADER_SIM_SEED).")
 @click.option("--fill-at", "fill_at", default="close", show_default=True, type=click.Choice(["close", "quote", "bar"]),
               help="close: at the decision bar's close, no costs (comparable with other frameworks).")
@@ -410,6 +498,7 @@ def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, t
     from swingtrader.backtest import Backtest, run_backtest
     from swingtrader.canonical import CanonicalBacktest
     s = load_settings()
+    _check_count(symbols)
     if canonical and fill_at != "close": raise SwingtraderError(f"--canonical fills at the close, not --fill-at {fill_at}.", "drop --fill-at.")
     if canonical and (no_kill_switch or no_stops or no_caps):
         raise SwingtraderError("--canonical runs a fixed rule set; --no-kill-switch, --no-stops and --no-caps do not apply.", "drop them, or drop --canonical.")
@@ -431,6 +520,7 @@ def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, t
         if sectors is not None: raise SwingtraderError("--sectors describes --data.", "give --data too, or drop --sectors.")
         a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
         if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
+        settles_in_calendar(b, "--end")
         if canonical:
             n = symbols or s.sim_symbols
             n = int(n) if str(n).strip().isdigit() else [x for x in str(n).split(",") if x.strip()]
@@ -454,6 +544,9 @@ def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, t
 def dashboard(port, address):
     "Serve the live dashboard of the data directory; private: loopback and a per-start token (or a password)."
     from swingtrader.dashboard_server import serve
+    if ":" in address:                                    # bokeh's origin allowlist takes host:port, so no IPv6 literal
+        raise SwingtraderError(f"--address {address} is an IPv6 address, which the dashboard server cannot serve.",
+                               "use 127.0.0.1 (or an IPv4 address or host name of this machine).")
     s = load_settings()
     serve(s, port=port, address=address, announce=lambda line: click.echo(line) or sys.stdout.flush())
 
@@ -539,6 +632,7 @@ def sweep(params, start, end, symbols, seed, data, sectors, calendar, tz, cash, 
             if start is None or end is None: raise SwingtraderError("--start and --end are needed for the simulated market.", "give both, or --data PATH.")
             a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
             if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
+            settles_in_calendar(b, "--end")
             universe = make_universe(symbols or s.sim_symbols, s.sim_seed if seed is None else seed)
             bars, cal = generate_bars(universe, a, b, s.sim_seed if seed is None else seed), None
         days = sw.sessions_of(bars, a, b)

@@ -4,12 +4,12 @@
 
 # %% ../nbs/91_cli_interfaces.ipynb #4b9f380b
 from __future__ import annotations
-
+import sys
 
 import click
 
 from .config import SwingtraderError
-from .cli import Number, friendly, load_settings
+from .cli import Number, friendly, load_settings, settles_in_calendar
 
 # %% auto #0
 __all__ = ['positions', 'api', 'chat', 'agent', 'agent_run', 'agent_evaluate']
@@ -50,6 +50,19 @@ def positions(account, csv_file, demo, as_json):
     if warn: click.echo(warn)
 
 # %% ../nbs/91_cli_interfaces.ipynb #831f7bf9
+def _check_port(host:str, port:int):
+    "Refuse, as one clear error, a host that is not this machine's or a port something else listens on."
+    import socket
+    try: fam, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise SwingtraderError(f"cannot serve the order API on {host}:{port}: {e.strerror}.", "give --host an address of this machine, e.g. 127.0.0.1.") from None
+    with socket.socket(fam, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn binds: a listener still refuses it
+        try: sock.bind(addr)
+        except OSError as e:
+            raise SwingtraderError(f"cannot serve the order API on {host}:{port}: {e.strerror}.",
+                                   "pick another --port (SWINGTRADER_API_PORT), or stop what is using it.") from None
+
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (default SWINGTRADER_API_HOST, 127.0.0.1).")
 @click.option("--port", type=Number(int, 1, 65535), default=None, help="Port, 1 to 65535 (default SWINGTRADER_API_PORT).")
@@ -59,7 +72,11 @@ def api(host, port, hash_tok):
     "Serve the HTTP order API (preview, confirm, read, cancel) until interrupted."
     from swingtrader.order_api import ApiTokens, ApiServer, build_app, check_bind, hash_token
     if hash_tok:
-        click.echo(hash_token(click.prompt("token", hide_input=True))); return
+        try: tok = click.prompt("token", hide_input=True, err=True)   # the prompt on stderr: stdout is only the hash
+        except click.exceptions.Abort:
+            if sys.stdin.isatty(): raise                  # Ctrl-C at the prompt
+            raise SwingtraderError("no token was given (standard input ended).", "type it at the prompt, or pipe it in: printf %s TOKEN | swingtrader api --hash-token.") from None
+        click.echo(hash_token(tok)); return
     import asyncio
     from swingtrader.chat import open_engine, follow
     from swingtrader.log import setup_logging
@@ -67,6 +84,7 @@ def api(host, port, hash_tok):
     if s.broker != "sim": s.require_credentials()
     tokens = ApiTokens.parse(s.api_tokens)
     check_bind(s, tokens, host)
+    _check_port(host or s.api_host, port or s.api_port)        # before the engine opens: a taken port is one line, not uvicorn's log
     setup_logging(s)
     engine, parts = open_engine(s, allow=tokens.allowlist())
     srv = ApiServer(build_app(engine, tokens), host or s.api_host, port or s.api_port,
@@ -96,8 +114,15 @@ def chat():
         raise SwingtraderError("SWINGTRADER_CHAT_ALLOW is empty: the bot would answer no one.", "list CHANNEL:ROLE:USER entries, e.g. 1234:trade:5678.")
     if s.broker != "sim": s.require_credentials()
     setup_logging(s)
+    import discord
     try: asyncio.run(run_chat(s))
     except KeyboardInterrupt: pass
+    except discord.LoginFailure:
+        raise SwingtraderError("Discord refused SWINGTRADER_DISCORD_TOKEN (401 Unauthorized).",
+                               "copy the bot token again from the Discord developer portal (Bot > Reset Token) into .env.") from None
+    except discord.PrivilegedIntentsRequired:
+        raise SwingtraderError("Discord refused the bot's message-content intent.",
+                               "turn on MESSAGE CONTENT INTENT for the bot in the Discord developer portal (Bot > Privileged Gateway Intents).") from None
 
 # %% ../nbs/91_cli_interfaces.ipynb #11ae0c79
 @click.group()
@@ -147,6 +172,7 @@ def agent_evaluate(policy_file, int8, start, end, symbols, count, out):
     from swingtrader.config import SwingtraderError
     try: a, b = _date.fromisoformat(start), _date.fromisoformat(end)
     except ValueError: raise SwingtraderError(f"--start {start} / --end {end} is not a date.", "give dates as YYYY-MM-DD.") from None
+    settles_in_calendar(b, "--end")
     syms = [x.strip().upper() for x in symbols.split(",") if x.strip()] if symbols else None
     res, rn = evaluate_policy(load_settings(), policy_file, a, b, symbols=syms, count=count, int8=int8)
     click.echo(f"agent {rn.policy.model_id} (sha256 {rn.policy.sha256[:12]}…) evaluated: {len(rn.steps)} actions, {len(res.fills)} fills")

@@ -16,7 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # %% auto #0
 __all__ = ['TT_HOSTS', 'ALPACA_HOSTS', 'PRODUCTION_HOSTS_BY_BROKER', 'PRODUCTION_HOSTS', 'SAFE_BROKER_HOSTS', 'BROKER_DOMAINS',
            'SECRET_FIELDS', 'NUMERIC_FIELDS', 'SwingtraderError', 'ConfigError', 'normalise_host', 'is_production_host',
-           'Settings', 'env_name', 'valid_range', 'read_dotenv', 'load', 'value_sources', 'render_env_example']
+           'Settings', 'env_name', 'mask_url', 'valid_range', 'read_dotenv', 'load', 'value_sources',
+           'render_env_example']
 
 # %% ../nbs/00_config.ipynb #48be5488
 class SwingtraderError(Exception):
@@ -224,11 +225,21 @@ def env_name(field:str) -> str:
 SECRET_FIELDS = tuple(k for k,v in Settings.model_fields.items() if "SecretStr" in str(v.annotation))
 
 # %% ../nbs/00_config.ipynb #be499863
+def mask_url(v:str) -> str:
+    "`v`, and when it is a URL, with its password and query values masked: a URL can carry credentials too."
+    from urllib.parse import urlsplit, urlunsplit, parse_qsl
+    if "://" not in str(v): return v
+    try: u = urlsplit(str(v)); pw = u.password
+    except ValueError: return re.sub(r"(://[^/@\s]*:)[^/@\s]*@", r"\1********@", str(v))   # unparsable: still no password
+    netloc = u.netloc if pw is None else u.netloc.replace(f":{pw}@", ":********@", 1)
+    query = "&".join(f"{k}=********" for k, _ in parse_qsl(u.query, keep_blank_values=True))
+    return urlunsplit((u.scheme, netloc, u.path, query, u.fragment))
+
 def _url_problem(var, url, schemes):
     try: p = urlparse(url); ok = p.scheme in schemes and bool(p.hostname) and (p.port is None or p.port >= 0)
     except ValueError: ok = False
     if not ok or re.search(r"[\\\s\x00-\x1f\x7f]", url):
-        return f"{var}={url!r} is not a usable URL: give a full URL starting with {' or '.join(s + '://' for s in schemes)}."
+        return f"{var}={mask_url(url)!r} is not a usable URL: give a full URL starting with {' or '.join(s + '://' for s in schemes)}."
 
 def _combination_problems(s:Settings) -> list[str]:
     "Problems that only show when settings are read together."
@@ -243,7 +254,7 @@ def _combination_problems(s:Settings) -> list[str]:
     if s.environment not in _BROKER_ENVS[s.broker]:
         out.append(f"SWINGTRADER_ENVIRONMENT={s.environment!r} does not apply to broker {s.broker!r}: "
                    f"use {' or '.join(_BROKER_ENVS[s.broker])}.")
-    if s.environment in ("production", "live") and s.live_confirm.strip().lower() != "yes":
+    if s.environment in ("production", "live") and s.environment in _BROKER_ENVS[s.broker] and s.live_confirm.strip().lower() != "yes":
         out.append(f"SWINGTRADER_ENVIRONMENT={s.environment!r} trades real money but SWINGTRADER_LIVE_CONFIRM is not 'yes': "
                    "set SWINGTRADER_LIVE_CONFIRM=yes to confirm, or use the sandbox/paper environment.")
     for f, schemes in [("tt_api_url", ("http", "https")), ("tt_streamer_url", ("ws", "wss")),
@@ -252,8 +263,9 @@ def _combination_problems(s:Settings) -> list[str]:
         if not url or f in bad: continue
         if (p := _url_problem(env_name(f), url, schemes)): out.append(p); continue
         if is_production_host(url) and s.environment not in ("production", "live"):
-            out.append(f"{env_name(f)}={url!r} points at a production host while SWINGTRADER_ENVIRONMENT={s.environment!r}: "
-                       "remove the override, or set the production environment and SWINGTRADER_LIVE_CONFIRM=yes.")
+            live = "live" if f.startswith("alpaca") else "production"
+            out.append(f"{env_name(f)}={mask_url(url)!r} points at a production host while SWINGTRADER_ENVIRONMENT={s.environment!r}: "
+                       f"remove the override, or set SWINGTRADER_ENVIRONMENT={live} and SWINGTRADER_LIVE_CONFIRM=yes.")
     if s.notify_urls is not None and "notify_urls" not in bad:   # only UTF-8 text reaches apprise (it logs what it cannot parse)
         from swingtrader.notify import url_problems
         if (problem := url_problems(s.notify_urls)):
@@ -322,8 +334,10 @@ def _unknown_vars(environ:dict[str,str]) -> list[str]:
     out = []
     for k in sorted(environ):
         if k.upper().startswith("SWINGTRADER_") and k.upper() not in known:
-            near = difflib.get_close_matches(k.upper(), sorted(known), n=1)
-            out.append(f"{k} is not a swingtrader setting: " + (f"did you mean {near[0]}?" if near else "remove it (see `swingtrader config`)."))
+            p = len("SWINGTRADER_")                          # compare what follows the shared prefix: FOO is not near BROKER
+            near = difflib.get_close_matches(k.upper()[p:], sorted(n[p:] for n in known if n.startswith("SWINGTRADER_")), n=1)
+            out.append(f"{k} is not a swingtrader setting: " + (f"did you mean SWINGTRADER_{near[0]}?" if near else
+                                                                "remove it (swingtrader config --env-example lists every setting)."))
     return out
 
 # %% ../nbs/00_config.ipynb #8a30e9d4
@@ -352,7 +366,11 @@ def read_dotenv(path:str|Path=".env") -> dict[str,str]:
     starts = {first_line(b) for b in bindings if b.key is not None and not b.error}
     for b in bindings:
         if b.error:
-            key = (b.original.string.strip().splitlines() or [""])[0].split("=")[0].strip()[:40]   # never the value: it may be a secret
+            head = (b.original.string.strip().splitlines() or [""])[0]
+            if "=" not in head:                                # never the line itself: it may be a pasted secret
+                raise ConfigError([f"{p} line {first_line(b)} is not a KEY=value line: "
+                                   "write it as KEY=value, start a comment with #, or remove it."])
+            key = head.split("=")[0].strip()[:40]              # never the value: it may be a secret
             raise ConfigError([f"{p} line {first_line(b)} ({key}=…) cannot be read (an unterminated quote?): "
                                "close the quote or fix the line, so the setting is not silently left at its default."])
     for n, l in enumerate(text.splitlines(), 1):

@@ -182,7 +182,9 @@ def check_bars(raw:pd.DataFrame, # `read_table` output
         x = pd.to_numeric(raw[c], errors="coerce").to_numpy(float)
         if (m := ~np.isfinite(x)).any():
             i = int(np.flatnonzero(m)[0])
-            raise DataFileError(path, f"{c} is missing or not a number at {_row(i)} ({raw[c].iloc[i]!r}).", f"give a number for every {c}, or drop the row.")
+            bad = raw[c].iloc[i]
+            bad = bad.item() if isinstance(bad, np.generic) else bad   # nan, not np.float64(nan)
+            raise DataFileError(path, f"{c} is missing or not a number at {_row(i)} ({bad!r}).", f"give a number for every {c}, or drop the row.")
         vals[c] = x
     o, h, l, c, v = (vals[k] for k in _PRICES + ("volume",))
     def fail(mask, what, fix):

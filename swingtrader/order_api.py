@@ -222,7 +222,7 @@ class ApiServer:
                 raise SwingtraderError("the order API did not start.", "check that the port is free.")
             time.sleep(0.02)
         host, port = self.server.servers[0].sockets[0].getsockname()[:2]
-        self.url = f"{self.scheme}://{host}:{port}"
+        self.url = f"{self.scheme}://" + (f"[{host}]" if ":" in host else host) + f":{port}"   # an IPv6 host in brackets
         return self.url
     def stop(self, timeout:float=30.0):
         "Stop serving and wait for the thread."

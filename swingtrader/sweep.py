@@ -14,9 +14,9 @@ import numpy as np, pandas as pd
 from .config import Settings, SwingtraderError
 
 # %% auto #0
-__all__ = ['SWEEPABLE', 'METRICS', 'SweepError', 'setting_name', 'Param', 'parse_param', 'settings_for', 'grid', 'Window',
-           'split', 'walk_forward', 'task_key', 'run_task', 'ResultStore', 'table', 'heatmap', 'sessions_of', 'cluster',
-           'close_cluster', 'SweepResult', 'run_sweep', 'run_notebook_task', 'notebook_sweep']
+__all__ = ['SWEEPABLE', 'MAX_GRID', 'METRICS', 'SweepError', 'setting_name', 'Param', 'parse_param', 'settings_for', 'grid',
+           'Window', 'split', 'walk_forward', 'task_key', 'run_task', 'ResultStore', 'table', 'heatmap', 'sessions_of',
+           'cluster', 'close_cluster', 'SweepResult', 'run_sweep', 'run_notebook_task', 'notebook_sweep']
 
 # %% ../nbs/73_sweep.ipynb #67b91b57
 class SweepError(SwingtraderError):
@@ -38,6 +38,8 @@ def setting_name(name:str) -> str:
                      f"sweepable: {', '.join(SWEEPABLE)}.")
 
 # %% ../nbs/73_sweep.ipynb #3ad1ad0b
+MAX_GRID = 10_000   # parameter sets one sweep runs at most (each is a backtest per window)
+
 @dataclass(frozen=True)
 class Param:
     "One swept setting: a list of values, or a range `lo:hi` (with `step` for a grid)."
@@ -57,13 +59,18 @@ class Param:
         if not self.is_range: return list(self.values)
         if self.step is None: raise SweepError(f"--param {self.name}={self.lo}:{self.hi} has no step, which a grid needs.",
                                                f"give {self.name}={self.lo}:{self.hi}:STEP, or search it with --optuna N.")
-        n = int(math.floor((self.hi - self.lo) / self.step + 1e-9)) + 1
+        steps = (self.hi - self.lo) / self.step                  # inf for a step as small as 5e-324
+        if not steps < MAX_GRID:
+            raise SweepError(f"--param {self.name}={self.lo}:{self.hi}:{self.step} makes " + (f"{int(steps) + 1:,}" if steps < 1e12 else "more than a trillion") +
+                             f" values, more than a sweep runs ({MAX_GRID:,}).", "take a larger step, or search the range with --optuna N.")
+        n = int(math.floor(steps + 1e-9)) + 1
         vals = [self.lo + i * self.step for i in range(n)]
         return [int(round(v)) if self.integer else round(v, 10) for v in vals]
 
 def _number(s:str, what:str):
     try: x = float(s)
     except ValueError: raise SweepError(f"{what}: {s!r} is not a number.", "give numbers such as 8 or 2.5.") from None
+    if not math.isfinite(x): raise SweepError(f"{what}: {s.strip()!r} is not a finite number.", "give numbers such as 8 or 2.5.")
     return int(x) if x.is_integer() and "." not in s else x
 
 def parse_param(spec:str, setting:bool=True) -> Param: # setting=False: a notebook parameter (any identifier)
@@ -100,6 +107,10 @@ def grid(params:list[Param]) -> list[dict]:
     if not params: return [{}]
     names = [p.name for p in params]
     if len(set(names)) < len(names): raise SweepError(f"a setting is swept twice: {names}.", "give each --param once.")
+    sizes = [len(p.grid()) for p in params]
+    if math.prod(sizes) > MAX_GRID:
+        raise SweepError(f"the grid has {' x '.join(map(str, sizes))} = {math.prod(sizes):,} parameter sets, more than a sweep runs ({MAX_GRID:,}).",
+                         "take fewer values or larger steps, or search with --optuna N.")
     return [dict(zip(names, combo)) for combo in itertools.product(*(p.grid() for p in params))]
 
 # %% ../nbs/73_sweep.ipynb #e180980a

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/17d_emulator_app.ipynb #a539b7e2
 from __future__ import annotations
-import asyncio, hmac, logging, math, re, secrets, ssl, threading, time
+import asyncio, errno, hmac, logging, math, re, secrets, ssl, threading, time
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -348,7 +348,11 @@ class EmulatorServer:
             self.loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self.loop)
             try: self.loop.run_until_complete(self._start())
-            except BaseException as e: err.append(e); ready.set(); return
+            except BaseException as e:
+                err.append(e)
+                for t in asyncio.all_tasks(self.loop): t.cancel()       # the background loops started before the bind failed
+                self.loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(self.loop), return_exceptions=True))
+                self.loop.close(); ready.set(); return
             ready.set()
             self.loop.run_forever()
             self.loop.run_until_complete(self._runner.cleanup())
@@ -356,7 +360,14 @@ class EmulatorServer:
         self._thread = threading.Thread(target=run, name="emulator", daemon=True)
         self._thread.start()
         ready.wait(30)
-        if err: raise SwingtraderError(f"The emulator could not start on {self.host}:{self.port}: {err[0]}", "pick another port or free this one.")
+        if err:
+            e = err[0]
+            why = " ".join(str(getattr(e, "strerror", None) or e).split()).rstrip(".")
+            in_use = getattr(e, "errno", None) == errno.EADDRINUSE
+            fix = ("pick another --port (0 takes a free one), or stop what is using it." if in_use else
+                   "give --host an address of this machine, e.g. 127.0.0.1." if isinstance(e, OSError) else
+                   "check the emulator's options (--host, --tls, --persist) and start it again.")
+            raise SwingtraderError(f"the emulator could not start on {self.host}:{self.port}: {why}.", fix)
         return self
 
     def stop(self):
