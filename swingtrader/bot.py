@@ -508,12 +508,23 @@ async def trading_day(self:Bot, open_t:datetime, close_t:datetime):
     "Pre-open, session and close of one trading day."
     day = open_t.astimezone(NY).date()
     self.day = DaySummary(day, ledger_path=self.ledger.path, audit_dir=str(getattr(self.audit, "root", "")) or None)
-    await self.pre_open(open_t)
-    self.day.symbols = list(self.watchlist)
-    if self._stop.is_set(): return
-    await self.clock.sleep_until(open_t)
-    await self.session(open_t, close_t)
+    held = self._hold_at(open_t)          # a simulated market waits at the open while the bot prepares (scan, backfill)
+    try:
+        await self.pre_open(open_t)
+        self.day.symbols = list(self.watchlist)
+        if self._stop.is_set(): return
+        await self.clock.sleep_until(open_t)
+        await self.session(open_t, close_t)   # its pacing takes the hold over, and lets go at the close
+    finally:
+        if held: self.clock.hold(None)
     await self.at_close(day)
+
+@patch
+def _hold_at(self:Bot, t:datetime) -> bool:
+    "Hold a scaled `SimClock` at `t` (the open) until the session's pacing takes over: a fast simulated day never starts without the bot."
+    if self.pace is None or not isinstance(self.clock, SimClock) or self.clock.mode != "scaled" or self.clock.now() >= t: return False
+    self.clock.hold(lambda: t)
+    return True
 
 # %% ../nbs/60_bot.ipynb #c4e1fdd2
 @patch
@@ -555,6 +566,11 @@ def stop(self:Bot, flatten:bool=False):
     self._stopping = True
     self._flatten_on_stop = self._flatten_on_stop or flatten
     self._stop.set()
+
+@patch(as_prop=True)
+def stopped(self:Bot) -> bool:
+    "Was the loop asked to stop (a signal, `stop()`) before it ran out of days?"
+    return self._stop.is_set()
 
 @patch
 async def shutdown(self:Bot):

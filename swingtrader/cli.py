@@ -355,7 +355,7 @@ def _papermill(nb, out, params:dict):
     try: pm.execute_notebook(str(nb), str(out), parameters=params, progress_bar=False, log_output=False, extra_arguments=quiet)
     except pm.PapermillExecutionError as e:
         html = notebook_html(out, slim=True) if out.exists() else out
-        raise SwingtraderError(f"{nb.name} failed in cell {e.cell_index}: {e.ename}: {e.evalue}.", f"open the report {html} to see the failing cell.") from None
+        raise SwingtraderError(f"{nb.name} failed in cell {e.cell_index}: {e.ename}: {str(e.evalue).rstrip('.')}.", f"open the report {html} to see the failing cell.") from None
     return notebook_html(out, slim=True)
 
 @main.command()

@@ -15,10 +15,11 @@ from .ledger import Ledger
 from .audit import AuditLog
 from .registry import BrokerParts, broker_parts
 from .bot import Bot, BotError, DaySummary
+from .strategy import timeframe_delta
 
 # %% auto #0
 __all__ = ['SimEnvironment', 'emulated_tastytrade', 'build_bot', 'tastytrade_bot', 'sim_bot', 'open_state', 'run_sim_day',
-           'run_bot', 'emulated_alpaca', 'sim_environment']
+           'check_bars', 'run_bot', 'emulated_alpaca', 'sim_environment']
 
 # %% ../nbs/63_session.ipynb #a133c1e2
 @dataclass
@@ -133,7 +134,24 @@ def run_sim_day(settings:Settings, day:date|None=None, # the session to trade (d
                 bot.broker.close(); ledger.close(); audit.close()
         finally: env.close()
     if not days_done: raise BotError(f"the simulated day {first} did not complete.", "see the audit health stream and the log.")
+    check_bars(days_done, env.calendar, settings.timeframe, speed or settings.sim_speed, interrupted=bot.stopped)
     return days_done[-1]
+
+def check_bars(days:list[DaySummary], cal:MarketCalendar, timeframe:str, speed:float, # what the run was asked for
+               interrupted:bool=False): # the bot was stopped (Ctrl-C) before its last day ended
+    "Every bar of every watched symbol reached the bot, each simulated day; else the results are not the day's: a clear error."
+    step = timeframe_delta(timeframe)
+    for d in days:
+        s = cal.sessions(d.day, d.day)
+        if not len(s) or not d.symbols: continue
+        n = int((s["close"].iloc[0] - s["open"].iloc[0]) / step)
+        want = n * len(d.symbols)
+        if d.bars >= want: continue
+        if interrupted and d is days[-1]: raise KeyboardInterrupt    # stopped mid-day: the CLI says interrupted (130)
+        raise BotError(f"the simulated day {d.day} ran ahead of the bot: it traded on {d.bars} of its {want} bars ({len(d.symbols)} "
+                       f"symbols x {n}) at --speed {speed:g}, so its results are not that day's (the run's ledger and audit are kept).",
+                       f"run it again with a lower --speed (SWINGTRADER_SIM_SPEED), e.g. {max(100.0, speed / 4):g}; "
+                       f"a busy machine needs a lower one.")
 
 async def _run_with_signals(bot:Bot):
     bot.install_signal_handlers()
@@ -166,6 +184,8 @@ def run_bot(settings:Settings) -> int:
         try: asyncio.run(_run_with_signals(bot))
         finally: bot.broker.close(); ledger.close(); audit.close()
     return 0
+
+
 
 # %% ../nbs/63_session.ipynb #2be4e69d
 def emulated_alpaca(settings:Settings, first_day:date, last_day:date, speed:float, **kw) -> SimEnvironment:

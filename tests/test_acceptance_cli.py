@@ -256,3 +256,9 @@ def test_api_on_ipv6_loopback_prints_a_usable_url(tmp_path):
     try: first = p.stdout.readline()
     finally: p.terminate(); p.communicate(timeout=60)
     assert f"order API on http://[::1]:{port} " in first, first
+
+# -- a simulated day faster than the bot can trade (QA: --speed 30000 saw 719 of 1560 bars, 100000 none) printed it as a whole day, exit 0
+
+def test_a_day_that_ran_ahead_of_the_bot_is_one_line(tmp_path):
+    line = one_line(run(["daily", "--no-report", "--speed", "100000"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=300))
+    assert "ran ahead of the bot" in line and "of its 1560 bars (20 symbols x 78)" in line and "lower --speed" in line
