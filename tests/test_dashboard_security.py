@@ -287,11 +287,15 @@ def test_panel_serve_is_locked_without_the_token(tmp_path):
 
 def test_non_loopback_address_needs_a_password(clean_env, tmp_path):
     clean_env.setenv("SWINGTRADER_DATA_DIR", str(tmp_path))
-    for addr in ("0.0.0.0", "::", "192.0.2.10", "example.com"):
+    for addr in ("0.0.0.0", "192.0.2.10", "example.com"):
         r = CliRunner().invoke(main, ["dashboard", "--address", addr, "--port", "0"])
         assert r.exit_code == 2, r.output
         lines = r.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: --address") and "SWINGTRADER_DASHBOARD_PASSWORD" in lines[0], r.output
+    r = CliRunner().invoke(main, ["dashboard", "--address", "::", "--port", "0"])    # IPv6: refused before any password question
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        "error: --address :: is an IPv6 address, which the dashboard server cannot serve. "
+        "Fix: use 127.0.0.1 (or an IPv4 address or host name of this machine)."], r.output
     clean_env.setenv("SWINGTRADER_DASHBOARD_PASSWORD", "short")
     r = CliRunner().invoke(main, ["dashboard", "--port", "0"])
     assert r.exit_code == 2, r.output
