@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .config import Settings
-from .models import Bar, OrderType, OrderUpdate, Quote, Side, Signal, SignalAction
+from .models import Bar, OrderUpdate, Quote, Side, Signal, SignalAction
 from .strategy import timeframe_delta
 from .sizer import Sizer
 from .risk import RiskGuard
@@ -24,13 +24,13 @@ from .executor import Executor, Result
 from .agent import (ActionGrid, AgentAction, AgentError, ExecutionAction, SymbolFeatures,
                                agent_client_key, observation, order_request)
 from .agent_policy import LoadedPolicy, as_policy, load_policy
+from .agent_stops import AgentStops, BUY_NOT_SENT
 
 log = logging.getLogger("swingtrader.agent")
 
 # %% auto #0
-__all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'PARTS', 'BUY_NOT_SENT', 'Mode', 'check_mode', 'AgentStrategy',
-           'agent_trader', 'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy', 'evaluate_policy', 'run_parts',
-           'run_agent']
+__all__ = ['log', 'PRODUCTION', 'STAGES', 'BUDGET_MS', 'PARTS', 'Mode', 'check_mode', 'AgentStrategy', 'agent_trader',
+           'AgentStep', 'AgentRunner', 'drive_sim', 'backtest_policy', 'evaluate_policy', 'run_parts', 'run_agent']
 
 # %% ../nbs/86_agent_runner.ipynb #ef797521
 class Mode(str, Enum):
@@ -99,7 +99,7 @@ class AgentStep:
 
 def _ms(a:float, b:float) -> float: return (b - a) * 1000.0
 
-class AgentRunner:
+class AgentRunner(AgentStops):
     "A policy trading through a `Trader` and the `Executor`: features → policy → RiskGuard → broker."
     def __init__(self, settings:Settings, trader, # its guard, ledger, audit, stops and kill switch apply
                  broker, # any registered `Broker` (quotes, account, submit, cancel)
@@ -373,7 +373,7 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
             for sym in list(self.working): self._cancel(sym, t, AgentAction(ExecutionAction.CANCEL))   # halted: the agent's working orders go
         rows, exits = [], 0.0
         if not self._stops_seen or self.trader.stops_uncertain:   # first (a restart): adopt this trader's stops before any sell
-            pe = self.perf(); self._keep(); exits += _ms(pe, self.perf())
+            pe = self.perf(); self.keep_stops_safely(); exits += _ms(pe, self.perf())
         for bar in bars:
             t = self.update_features(bar)
             pe = self.perf(); self._stops(bar); exits += _ms(pe, self.perf())
@@ -388,7 +388,7 @@ def on_bars(self:AgentRunner, bars:list[Bar], quotes:dict[str, Quote]|None=None)
             out.append(self.act(bar.symbol, t, a, q, bar.close, times))
             for k in ("risk", "journal", "submission"):        # per decision that reached the stage
                 if k in times: self.latency[k].append(times[k])
-        pe = self.perf(); self._keep(); kept = _ms(pe, self.perf())   # the broker stops: new fills, moved trails, the orders just sent
+        pe = self.perf(); self.keep_stops_safely(); kept = _ms(pe, self.perf())   # the broker stops: new fills, moved trails, the orders just sent
         p3 = self.perf()
     finally: self._flush_audits()
     p4 = self.perf()
@@ -432,80 +432,6 @@ def latency_summary(self:AgentRunner) -> dict[str, dict]:
                   "p99": float(np.percentile(v, 99)) if v.size else math.nan, "max": float(v.max()) if v.size else math.nan,
                   "budget": BUDGET_MS.get(s)}
     return out
-
-# %% ../nbs/86_agent_runner.ipynb #72d39388
-from .broker import OrderNotFound, OrderRejected
-
-BUY_NOT_SENT = "its protective stop filled or could not be cancelled first (a buy opposite a working stop is a wash trade)"
-
-@patch
-def _buying(self:AgentRunner, symbol:str) -> bool:
-    "Is a buy of the trader's working for `symbol`?"
-    return any(p.entry and p.symbol == symbol for p in self.trader.pending.values())
-
-@patch
-def _release_for_buy(self:AgentRunner, intent) -> bool:
-    "Cancel the protective stop of a buy's symbol first (the executor's release plan); False: the buy is not sent (so recorded)."
-    if self.executor.run(self.executor.release_plan(intent.request.symbol)): return True
-    self.trader.ledger.record_submit_failed(intent.client_key, BUY_NOT_SENT, definite=True)
-    self.trader.close_intent(intent.client_key, Decimal(0))
-    return False
-
-@patch
-def _send_stop(self:AgentRunner, call, now:datetime|None) -> tuple:
-    "Make one protective-stop call and record the broker's answer with the trader."
-    try: o, err = call.send(self.broker), None
-    except Exception as e: o, err = None, e
-    self.trader.stop_sent(call, o, err, now)
-    if err is not None and not isinstance(err, (OrderRejected, OrderNotFound)):
-        log.warning("agent %s: protective stop %s for %s failed (%s: %s)", self.run_id, call.kind, call.symbol, type(err).__name__, err)
-    if o is not None and self.expect is not None: self.expect(o)
-    return call, o
-
-@patch
-def _mine(self:AgentRunner, o) -> bool:
-    "Did this trader send order `o` (its ledger recorded the intent)? Not an order another placed on the account, such as the bot's stops."
-    row = self.trader.ledger.order(o.client_key) if o.client_key else None
-    return row is not None and not row.adopted
-
-@patch
-def _cancel_orphans(self:AgentRunner, open_orders:list) -> list[str]: # this trader's open orders at the broker
-    "Cancel the agent orders a run before a restart left working (no runner knows them; a sell keeps the keeper off its shares); their ids."
-    tr, out = self.trader, []
-    for o in open_orders:
-        if o.type in (OrderType.STOP, OrderType.STOP_LIMIT) or o.client_key in tr.pending: continue   # a stop, or an order of this run
-        try: self.broker.cancel(o.id); out.append(o.id)
-        except Exception as e: log.warning("agent %s: could not cancel %s left working by an earlier run (%s: %s)", self.run_id, o.id, type(e).__name__, e)
-    if out:
-        log.warning("agent %s: cancelled %d order(s) an earlier run left working: %s", self.run_id, len(out), ", ".join(out))
-        if tr.audit is not None: tr.audit.health("agent_orphans_cancelled", {"level": "warning", "orders": out}, broker=tr.broker_name)
-    return out
-
-@patch
-def keep_stops(self:AgentRunner, reconcile:bool=False) -> list[tuple]: # compare with the broker's open orders first (always when unsure, and the first time)
-    "Bring the broker's protective stops in line with the trader's positions and trailing stops; the (call, order or None) made."
-    tr = self.trader
-    if self.mode is Mode.SHADOW or not (tr.broker_stops or tr.protective): return []
-    now = tr.clock.now() if tr.clock is not None else None
-    done = []
-    if tr.broker_stops: tr.protection.note_halt()               # a halt's trip cancelled every open order: compare first
-    if reconcile or tr.stops_uncertain or not self._stops_seen:
-        tr.protection.resolve_unknown(self.broker)              # a stop sent without an answer
-        mine = [o for o in self.broker.orders("open") if self._mine(o)]
-        if not self._stops_seen: self._cancel_orphans(mine)
-        done += [self._send_stop(c, now) for c in tr.reconcile_stops(mine, now)]
-        self._stops_seen = True
-    hold = self._buying if self.wash_rule else None             # no stop opposite the agent's working buy: a wash trade
-    return done + [self._send_stop(c, now) for c in tr.protect(now, hold)]
-
-@patch
-def _keep(self:AgentRunner):
-    "`keep_stops`, a failure logged and audited (the next batch tries again), never raised into the trading loop."
-    try: self.keep_stops()
-    except Exception as e:
-        log.error("agent %s: protective stops not synced (%s: %s)", self.run_id, type(e).__name__, e)
-        if self.trader.audit is not None:
-            self.trader.audit.health("protective_stops", {"level": "error", "message": f"{type(e).__name__}: {e}"}, broker=self.trader.broker_name)
 
 # %% ../nbs/86_agent_runner.ipynb #aa921c4d
 def drive_sim(broker, # a `SimBroker` on a manual `SimClock`
@@ -615,7 +541,7 @@ async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's b
         async for u in parts.order_updates:
             await call(runner.on_update, u)
             tr = runner.trader                                  # a fill, or a stop's own update: the broker stops now (as the bot's keeper)
-            if u.fill is not None or tr.stops_uncertain or u.order.symbol in tr.protective: await call(runner._keep)
+            if u.fill is not None or tr.stops_uncertain or u.order.symbol in tr.protective: await call(runner.keep_stops_safely)
     upd = asyncio.create_task(updates())
     stream = parts.market_data.bars(symbols, timeframe).__aiter__()
     steps, seen, waiting = [], 0, None      # waiting: the next bar asked for when a batch window closed (kept, never cancelled:
@@ -648,7 +574,7 @@ async def run_parts(runner:AgentRunner, parts, # `BrokerParts` of the runner's b
             await asyncio.sleep(0.05)
         upd.cancel()
         await asyncio.gather(upd, return_exceptions=True)
-        await call(runner._keep)                                # every position left protected at the broker (the cancels' updates are in)
+        await call(runner.keep_stops_safely)                                # every position left protected at the broker (the cancels' updates are in)
         await parts.order_updates.close(); await parts.market_data.close()
     return steps
 

@@ -16,8 +16,7 @@ from .config import ConfigError, Settings, SwingtraderError
 __all__ = ['SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main',
            'version', 'config', 'Number', 'settles_in_calendar', 'market', 'open_ledger', 'printable', 'halt',
            'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'sim_day_room', 'smoke',
-           'backtest', 'dashboard', 'ledger', 'ledger_check', 'ledger_backup', 'ledger_restore', 'sweep', 'pd_options',
-           'add_broker_options']
+           'backtest', 'dashboard', 'sweep', 'pd_options', 'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -96,7 +95,7 @@ class _Main(click.Group):
 
     # commands whose module loads only when they run (heavier dependencies: DXLink greeks, FastAPI, discord.py, gymnasium)
     LAZY = {"positions": "swingtrader.cli_interfaces", "api": "swingtrader.cli_interfaces", "chat": "swingtrader.cli_interfaces",
-            "agent": "swingtrader.cli_interfaces"}
+            "agent": "swingtrader.cli_interfaces", "ledger": "swingtrader.cli_ledger"}
     def list_commands(self, ctx): return sorted({*super().list_commands(ctx), *self.LAZY})
     def get_command(self, ctx, name):
         if name in self.LAZY and name not in self.commands:
@@ -549,45 +548,6 @@ def dashboard(port, address):
                                "use 127.0.0.1 (or an IPv4 address or host name of this machine).")
     s = load_settings()
     serve(s, port=port, address=address, announce=lambda line: click.echo(line) or sys.stdout.flush())
-
-# %% ../nbs/90_cli.ipynb #5c716c1c
-@main.group()
-def ledger():
-    "Check, back up or restore the ledger of the current run (see `swingtrader status`)."
-
-def _ledger_path(file):
-    from pathlib import Path
-    from swingtrader.runs import run_ledger_path
-    return Path(file) if file else run_ledger_path(load_settings())
-
-@ledger.command("check")
-@click.argument("file", required=False)
-@friendly
-def ledger_check(file):
-    "Integrity check of the ledger (or of FILE, e.g. a backup); exit code 1 when it is not healthy."
-    from swingtrader.ledger import check_ledger
-    r = check_ledger(_ledger_path(file))
-    for l in r.lines(): click.echo(l)
-    if not r.ok: sys.exit(1)
-
-@ledger.command("backup")
-@click.option("--to", "to", default=None, help="Backup file (default: DATA_DIR/backups/ledger-<UTC time>.sqlite).")
-@friendly
-def ledger_backup(to):
-    "Copy the ledger (safe while the bot runs); a corrupt ledger is copied byte for byte."
-    from swingtrader.ledger import backup_ledger
-    dest, verified = backup_ledger(_ledger_path(None), to)
-    click.echo(f"backup written: {dest}" + ("" if verified else " (raw copy: the ledger is corrupt; restore a good backup)"))
-
-@ledger.command("restore")
-@click.argument("file")
-@friendly
-def ledger_restore(file):
-    "Replace the ledger with the verified backup FILE (refused while a bot or dashboard holds it open)."
-    from swingtrader.ledger import restore_ledger
-    target = _ledger_path(None)
-    kept = restore_ledger(file, target)
-    click.echo(f"ledger restored from {file} to {target}" + (f"; the replaced file is kept as {kept}" if kept else ""))
 
 # %% ../nbs/90_cli.ipynb #9ee8245b
 @main.command()

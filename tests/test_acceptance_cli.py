@@ -186,7 +186,7 @@ def test_environment_of_another_broker_is_one_line(tmp_path):
     assert "does not apply to broker 'sim'" in line and "real money" not in line
 
 def test_alpaca_production_url_names_alpacas_live_environment(tmp_path):
-    line = one_line(run(["config"], tmp_path, SWINGTRADER_BROKER="alpaca", ALPACA_BASE_URL="https://api.alpaca.markets"), marker=": ")
+    line = one_line(run(["config"], tmp_path, SWINGTRADER_BROKER="alpaca", ALPACA_BASE_URL="https://api.alpaca.markets"), marker=": ")  # production host: refused, never reached
     assert "set SWINGTRADER_ENVIRONMENT=live and SWINGTRADER_LIVE_CONFIRM=yes" in line
 
 # -- api --hash-token with standard input at its end (a script, cron): click's Abort as "unexpected Abort (a bug)" + traceback;
@@ -238,7 +238,7 @@ def test_config_masks_credentials_inside_urls(tmp_path):
     assert "hunter2pass" not in r.stdout and "abc123secret" not in r.stdout and "k3y-value" not in r.stdout
     assert "https://bob:********@127.0.0.1:9/x?token=********" in r.stdout
 
-@pytest.mark.parametrize("url", ["https://bob:pw-Zq81x@api.tastyworks.com", "https://bob:pw-Zq81x@ bad host"])
+@pytest.mark.parametrize("url", ["https://bob:pw-Zq81x@api.tastyworks.com", "https://bob:pw-Zq81x@ bad host"])   # production host: refused, never reached
 def test_config_errors_never_print_a_urls_password(tmp_path, url):
     r = run(["config"], tmp_path, SWINGTRADER_BROKER="tastytrade", TT_API_URL=url)
     line = one_line(r, marker=": ")
