@@ -133,8 +133,11 @@ def run_sim_day(settings:Settings, day:date|None=None, # the session to trade (d
             finally:
                 bot.broker.close(); ledger.close(); audit.close()
         finally: env.close()
-    if not days_done: raise BotError(f"the simulated day {first} did not complete.", "see the audit health stream and the log.")
-    check_bars(days_done, env.calendar, settings.timeframe, speed or settings.sim_speed, interrupted=bot.stopped)
+    sp = speed or settings.sim_speed
+    if not days_done:                      # e.g. a speed at which the day was over before the bot was ready
+        raise BotError(f"the simulated day {first} did not complete (at --speed {sp:g}).",
+                       f"run it again with a lower --speed (SWINGTRADER_SIM_SPEED), e.g. {max(100.0, sp / 4):g}, or see the audit health stream and the log.")
+    check_bars(days_done, env.calendar, settings.timeframe, sp, interrupted=bot.stopped)
     return days_done[-1]
 
 def check_bars(days:list[DaySummary], cal:MarketCalendar, timeframe:str, speed:float, # what the run was asked for

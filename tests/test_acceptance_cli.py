@@ -261,4 +261,6 @@ def test_api_on_ipv6_loopback_prints_a_usable_url(tmp_path):
 
 def test_a_day_that_ran_ahead_of_the_bot_is_one_line(tmp_path):
     line = one_line(run(["daily", "--no-report", "--speed", "100000"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=300))
-    assert "ran ahead of the bot" in line and "of its 1560 bars (20 symbols x 78)" in line and "lower --speed" in line
+    # the bot trades on a part of the day, or (a busy machine) is ready only after it: both say so and name a lower speed
+    assert ("ran ahead of the bot" in line and "of its 1560 bars (20 symbols x 78)" in line) or "did not complete (at --speed 100000)" in line, line
+    assert "lower --speed" in line, line
