@@ -695,6 +695,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'swingtrader.bot.Bot._history': ('bot.html#bot._history', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._hold_at': ('bot.html#bot._hold_at', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._hold_clock': ('bot.html#bot._hold_clock', 'swingtrader/bot.py'),
+                                 'swingtrader.bot.Bot._holdable': ('bot.html#bot._holdable', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._make_trader': ('bot.html#bot._make_trader', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._mark': ('bot.html#bot._mark', 'swingtrader/bot.py'),
                                  'swingtrader.bot.Bot._periodic': ('bot.html#bot._periodic', 'swingtrader/bot.py'),

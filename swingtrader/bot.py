@@ -364,7 +364,8 @@ async def pre_open(self:Bot, open_t:datetime):
     if not syms: syms = list(self.universe)
     held = list(self.trader.positions)
     before, self.watchlist = self.watchlist, list(dict.fromkeys([*held, *syms[:self.max_symbols]]))
-    gone = [s for s in before if s not in set(self.watchlist)]
+    keep = set(self.watchlist)
+    gone = [s for s in before if s not in keep]
     if gone:                   # left the watchlist: its market data subscription and kept bars go (a return backfills again)
         try: await self.market_data.drop(gone, self.timeframe)
         except Exception as e: self._fail("drop", e)
@@ -467,10 +468,15 @@ async def session(self:Bot, open_t:datetime, close_t:datetime):
     finally:
         if paced: self._paced = None; self.clock.hold(None)
 
+@patch(as_prop=True)
+def _holdable(self:Bot) -> bool:
+    "Pacing on and a scaled `SimClock` (a simulated market in scaled time): the clock can be held for the bot."
+    return self.pace is not None and isinstance(self.clock, SimClock) and self.clock.mode == "scaled"
+
 @patch
 def _hold_clock(self:Bot, close_t:datetime) -> bool:
     "Hold a scaled `SimClock` (a simulated market) at most `pace` past the newest bar delivered in this session (at least its start), and short of the bell until the bar closing at the bell came."
-    if self.pace is None or not isinstance(self.clock, SimClock) or self.clock.mode != "scaled": return False
+    if not self._holdable: return False
     self._paced, bell = self.clock.now(), close_t + timedelta(seconds=30)
     def limit():
         p = self._paced
@@ -522,7 +528,7 @@ async def trading_day(self:Bot, open_t:datetime, close_t:datetime):
 @patch
 def _hold_at(self:Bot, t:datetime) -> bool:
     "Hold a scaled `SimClock` at `t` (the open) until the session's pacing takes over: a fast simulated day never starts without the bot."
-    if self.pace is None or not isinstance(self.clock, SimClock) or self.clock.mode != "scaled" or self.clock.now() >= t: return False
+    if not self._holdable or self.clock.now() >= t: return False
     self.clock.hold(lambda: t)
     return True
 

@@ -38,14 +38,10 @@ def _uuid5_hex(name:str) -> str:
     h[6] = (h[6] & 0x0F) | 0x50; h[8] = (h[8] & 0x3F) | 0x80
     return h.hex()
 
-_last_iso: tuple = (None, "")                            # (the last decision time, its ISO text): a slice's signals share it
-
 def decision_id(signal:Signal) -> str:
     "A signal id that depends only on the decision (model, symbol, action, bar close time): 32 hex digits."
-    global _last_iso
-    t, c = signal.time, _last_iso                          # one read of the pair: another thread may replace it, never half of it
-    if c[0] != t: c = _last_iso = (t, t.astimezone(UTC).isoformat())
-    return _uuid5_hex(f"{signal.model_id}|{signal.symbol}|{signal.action.value}|{c[1]}")
+    t = signal.time.astimezone(UTC).isoformat()
+    return _uuid5_hex(f"{signal.model_id}|{signal.symbol}|{signal.action.value}|{t}")
 
 def client_key_for(signal_id:str) -> str:
     "The order's client key for a signal id (deterministic, 32 hex digits: fits every broker)."

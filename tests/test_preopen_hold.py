@@ -3,7 +3,6 @@ there, so the session's first bars are traded on, not fed as history; it lets go
 clock it cannot hold."""
 import time
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 from swingtrader.bot import Bot
 from swingtrader.clock import SimClock
@@ -11,10 +10,15 @@ from swingtrader.clock import SimClock
 OPEN = datetime(2026, 3, 2, 14, 30, tzinfo=timezone.utc)
 
 
+class _Bot:
+    "Just what `Bot._hold_at` reads: the pacing, the clock, and the bot's own test of the two."
+    _holdable, _hold_at = Bot._holdable, Bot._hold_at
+    def __init__(self, pace, clock): self.pace, self.clock = pace, clock
+
+
 def test_a_scaled_clock_waits_at_the_open_until_let_go():
     clk = SimClock(OPEN - timedelta(minutes=30), mode="scaled", speed=100_000)   # 30 simulated minutes = 18 ms
-    bot = SimpleNamespace(pace=timedelta(minutes=15), clock=clk)
-    assert Bot._hold_at(bot, OPEN)
+    assert _Bot(timedelta(minutes=15), clk)._hold_at(OPEN)
     deadline = time.monotonic() + 5
     while clk.now() < OPEN and time.monotonic() < deadline: time.sleep(0.01)
     time.sleep(0.2)                                                # 0.2 s real = 5.5 simulated hours without the hold
@@ -26,6 +30,6 @@ def test_a_scaled_clock_waits_at_the_open_until_let_go():
 
 def test_nothing_is_held_without_pacing_or_on_other_clocks_or_past_the_open():
     scaled = SimClock(OPEN - timedelta(minutes=30), mode="scaled", speed=60)
-    assert not Bot._hold_at(SimpleNamespace(pace=None, clock=scaled), OPEN)
-    assert not Bot._hold_at(SimpleNamespace(pace=timedelta(minutes=15), clock=SimClock(OPEN - timedelta(hours=1), mode="fast")), OPEN)
-    assert not Bot._hold_at(SimpleNamespace(pace=timedelta(minutes=15), clock=SimClock(OPEN + timedelta(minutes=1), mode="scaled")), OPEN)
+    assert not _Bot(None, scaled)._hold_at(OPEN)
+    assert not _Bot(timedelta(minutes=15), SimClock(OPEN - timedelta(hours=1), mode="fast"))._hold_at(OPEN)
+    assert not _Bot(timedelta(minutes=15), SimClock(OPEN + timedelta(minutes=1), mode="scaled"))._hold_at(OPEN)
