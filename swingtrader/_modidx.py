@@ -667,6 +667,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                         'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.BacktestBook.record_update': ( 'backtest_fast.html#backtestbook.record_update',
                                                                                                      'swingtrader/backtest_fast.py'),
+                                           'swingtrader.backtest_fast.BacktestBook.transaction': ( 'backtest_fast.html#backtestbook.transaction',
+                                                                                                   'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.CloseFillBroker': ( 'backtest_fast.html#closefillbroker',
                                                                                           'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.CloseFillBroker._book_fill': ( 'backtest_fast.html#closefillbroker._book_fill',

@@ -125,8 +125,9 @@ def merge_status(old:str, new:str) -> str:
 ORDER_COLS = ("client_key", "signal_id", "symbol", "side", "type", "tif", "qty", "notional", "limit_price", "stop_price",
               "status", "created_at", "updated_at", "broker_order_id", "filled_qty", "avg_fill_price", "error")
 _ZERO = Decimal(0)
-_PASS = frozenset(("halt_state", "set_halt", "log_event", "save_stop", "delete_stop", "clock", "path", "journal", "transaction",
-                   "halt_history"))   # ledger calls that neither read nor write orders, fills or positions
+_TEXT = {m: m.value for e in (Side, OrderType, TimeInForce, OrderStatus) for m in e}   # member -> its value: a dict hit, not `Enum.value`
+_PASS = frozenset(("halt_state", "set_halt", "log_event", "save_stop", "delete_stop", "clock", "path", "journal", "halt_history"))
+# ledger calls that neither read nor write orders, fills or positions
 
 class BacktestBook:
     "The trader's ledger during a backtest: orders, fills, positions and round trips in memory, written to `ledger` by `flush`."
@@ -135,16 +136,15 @@ class BacktestBook:
         db = ledger.db
         self._known = {r[0] for r in db.execute("SELECT client_key FROM orders")}     # keys the ledger holds (its own)
         self._fill_ids = {r[0] for r in db.execute("SELECT fill_id FROM fills")}
-        self._rows: dict[str, list] = {}            # key -> order row (ORDER_COLS) not yet written
-        self._tot: dict[str, Decimal] = {}          # key -> filled quantity from its fills
-        self._kinds: dict[str, tuple] = {}          # key -> (side, type, tif) of its request
+        self._rows: dict[str, list] = {}            # key -> order row not yet written: ORDER_COLS as Python values (enums, Decimals),
+                                                    # then the quantity its fills add up to; text only when written (`flush`)
         self._hist: list[tuple] = []                # every fill the book recorded (fills row, Decimals), in recording order …
         self._mark = 0                              # … of which the first `_mark` are written
-        self._trades: list[tuple] = []
+        self._trades: list[tuple] = []              # round trips closed: (symbol, pl, closed_at)
         self._pos: dict[str, tuple] = {}            # symbol -> (qty, avg, realized, trip): the book's, once it has moved it
-        self._pos_rows: dict[str, tuple] = {}       # symbol -> positions row not yet written (in last-write order)
+        self._pos_rows: dict[str, str] = {}         # symbol -> when its positions row (`_pos`) changed, not yet written (in last-write order)
         self._ledger_syms: set[str] = set()         # symbols whose fills the ledger books itself (after a fallback)
-        self._stamp = (None, "")
+        self._stamp = [None, ""]                    # the last clock time and its text
         hooks = getattr(db, "before", None)         # a connection that can run the flush before any statement on these rows
         self._lazy = isinstance(hooks, list)
         self._own_read = False                      # the book's own read of the ledger: no flush for it (it is mid-update)
@@ -158,9 +158,13 @@ class BacktestBook:
 
     def now(self) -> str:
         "The ledger clock's now as the ledger stores it (ISO, UTC), formatted once per distinct time."
-        t = self.ledger.clock.now()
-        if t != self._stamp[0]: self._stamp = (t, t.astimezone(UTC).isoformat())     # = iso_now(clock)
-        return self._stamp[1]
+        t, st = self.ledger.clock.now(), self._stamp
+        if t != st[0]: st[1] = t.astimezone(UTC).isoformat(); st[0] = t     # = iso_now(clock)
+        return st[1]
+
+    def transaction(self):
+        "The ledger's `transaction()` (the book's rows need none: they reach the ledger only in `flush`'s own)."
+        return self.ledger.transaction()
 
     def __repr__(self): return f"BacktestBook({len(self._rows)} orders, {len(self._hist) - self._mark} fills unwritten, over {self.ledger!r})"
 
@@ -177,47 +181,44 @@ class BacktestBook:
 @patch
 def record_intent(self:BacktestBook, signal, request) -> LedgerOrder:
     "`Ledger.record_intent`: the intent (status `pending_submit`) in memory; the same client key twice is a no-op."
-    key = request.client_key
-    if key in self._rows: return self._obj(key)
+    key, rows = request.client_key, self._rows
+    if key in rows: return self._obj(key)
     if key in self._known: self.flush(); return self.ledger.record_intent(signal, request)
-    now = self.now()
-    self._rows[key] = [key, signal.id if signal else None, request.symbol, request.side.value, request.type.value, request.tif.value,
-                       as_text(request.qty), as_text(request.notional), as_text(request.limit_price), as_text(request.stop_price),
-                       INTENT_PENDING, now, now, None, "0", None, None]
-    self._tot[key] = _ZERO
-    self._kinds[key] = (request.side, request.type, request.tif)
-    return self._obj(key)
+    now, sid, sym = self.now(), signal.id if signal else None, request.symbol
+    side, typ, tif, q, n, lp, sp = request.side, request.type, request.tif, request.qty, request.notional, request.limit_price, request.stop_price
+    rows[key] = [key, sid, sym, side, typ, tif, q, n, lp, sp, INTENT_PENDING, now, now, None, _ZERO, None, None, _ZERO]
+    return LedgerOrder(key, sym, side, typ, tif, INTENT_PENDING, q, n, lp, sp, None, sid, _ZERO, None, None, False, now, now)   # = _obj(key)
 
 @patch
 def _obj(self:BacktestBook, key:str) -> LedgerOrder:
     "The order row of `key` as the ledger returns it."
-    r, (side, typ, tif) = self._rows[key], self._kinds[key]
-    dec = lambda x: None if x is None else Decimal(x)
-    return LedgerOrder(key, r[2], side, typ, tif, r[10], dec(r[6]), dec(r[7]), dec(r[8]), dec(r[9]), r[13], r[1], Decimal(r[14]),
-                       dec(r[15]), r[16], False, r[11], r[12])
+    r = self._rows[key]
+    return LedgerOrder(key, r[2], r[3], r[4], r[5], r[10], r[6], r[7], r[8], r[9], r[13], r[1], r[14], r[15], r[16], False, r[11], r[12])
 
 @patch
-def _apply(self:BacktestBook, key:str, o:Order, fills:Decimal|None=None):
-    "The broker's view of the order onto its row (the ledger's `_apply_order`)."
-    r = self._rows[key]
-    old = Decimal(r[14])
-    filled = str(max(old if fills is None else max(fills, old), o.filled_qty))
+def _apply(self:BacktestBook, r:list, o:Order, fills:Decimal|None=None):
+    "The broker's view of the order onto its row `r` (the ledger's `_apply_order`)."
+    r[14] = max(r[14] if fills is None else max(fills, r[14]), o.filled_qty)
     if r[13] is None: r[13] = o.id
-    r[10], r[14], r[12] = merge_status(r[10], o.status.value), filled, self.now()
-    if o.avg_fill_price is not None: r[15] = str(o.avg_fill_price)
+    st = _TEXT[o.status]
+    if st != r[10]: r[10] = merge_status(r[10], st)
+    r[12] = self.now()
+    if o.avg_fill_price is not None: r[15] = o.avg_fill_price
     if o.reject_reason is not None: r[16] = o.reject_reason
 
 @patch
 def record_submitted(self:BacktestBook, client_key:str, order:Order) -> LedgerOrder:
     "`Ledger.record_submitted`: what the broker answered to the submit."
-    if client_key not in self._rows: self.flush(); return self.ledger.record_submitted(client_key, order)
-    self._apply(client_key, order)
+    r = self._rows.get(client_key)
+    if r is None: self.flush(); return self.ledger.record_submitted(client_key, order)
+    self._apply(r, order)
     return self._obj(client_key)
 
 @patch
 def note_submitted(self:BacktestBook, client_key:str, order:Order):
     "`record_submitted` without building the row's `LedgerOrder` (the backtest's shortcut does not read it)."
-    if client_key in self._rows: self._apply(client_key, order)
+    r = self._rows.get(client_key)
+    if r is not None: self._apply(r, order)
     else: self.record_submitted(client_key, order)
 
 @patch
@@ -235,44 +236,50 @@ def record_update(self:BacktestBook, update:OrderUpdate) -> bool:
     "`Ledger.record_update`: the order's new state and its fill (with the position and round trip it moves); True if the fill was new."
     o, f = update.order, update.fill
     key = o.client_key
-    if key not in self._rows or (f is not None and (f.client_key != key or f.symbol in self._ledger_syms)):
+    r = self._rows.get(key)
+    if r is None or (f is not None and (f.client_key != key or f.symbol in self._ledger_syms)):
         self.flush()
         if f is not None:                                            # the ledger books this symbol from now on
             self._ledger_syms.add(f.symbol); self._pos.pop(f.symbol, None)
         return self.ledger.record_update(update)
-    if f is None or f.fill_id in self._fill_ids: self._apply(key, o); return False
+    if f is None or f.fill_id in self._fill_ids: self._apply(r, o); return False
     now = self.now()
     self._fill_ids.add(f.fill_id)
-    side, sym = f.side, f.symbol
-    self._hist.append((f.fill_id, key, f.order_id, sym, side.value, f.qty, f.price, f.commission,
+    side, sym, fq = f.side, f.symbol, f.qty
+    self._hist.append((f.fill_id, key, f.order_id, sym, _TEXT[side], fq, f.price, f.commission,
                        now if f.time == self._stamp[0] else f.time.astimezone(UTC).isoformat(), now))
-    tot = self._tot[key] = self._tot[key] + f.qty
-    qty, avg, realized, trip = self._position(sym)
-    new, navg, pl = step_position(qty, avg, side, f.qty, f.price)
+    tot = r[17] = r[17] + fq
+    qty, avg, realized, trip = self._pos.get(sym) or self._position(sym)
+    new, navg, pl = step_position(qty, avg, side, fq, f.price)
     pl -= f.commission
     realized, trip = realized + pl, trip + pl
     if new == 0 or (qty != 0 and (new > 0) != (qty > 0)):          # flat or flipped: a round trip closed
-        self._trades.append((sym, str(trip), now)); trip = _ZERO
-    self._pos_rows.pop(sym, None)                                    # INSERT OR REPLACE: the row moves to the end
-    self._pos_rows[sym] = (sym, str(new), str(navg), str(realized), str(trip), now)
+        self._trades.append((sym, trip, now)); trip = _ZERO
     self._pos[sym] = (new, navg, realized, trip)
-    self._apply(key, o, tot)
+    pr = self._pos_rows
+    pr.pop(sym, None); pr[sym] = now                                 # INSERT OR REPLACE: the row moves to the end
+    self._apply(r, o, tot)
     return True
 
 @patch
 def flush(self:BacktestBook):
     "Write the rows held in memory to the ledger (a few bulk inserts in one transaction) and forget them."
     if not (self._rows or len(self._hist) > self._mark or self._pos_rows or self._trades): return
-    led = self.ledger
+    led, T = self.ledger, _TEXT
     with led.transaction():
         db = led.db
         if self._rows:
-            db.executemany(f"INSERT INTO orders({', '.join(ORDER_COLS)}) VALUES ({','.join('?' * len(ORDER_COLS))})", list(self._rows.values()))
+            db.executemany(f"INSERT INTO orders({', '.join(ORDER_COLS)}) VALUES ({','.join('?' * len(ORDER_COLS))})",
+                           [(*r[:3], T[r[3]], T[r[4]], T[r[5]], as_text(r[6]), as_text(r[7]), as_text(r[8]), as_text(r[9]), *r[10:14],
+                             str(r[14]), as_text(r[15]), r[16]) for r in self._rows.values()])
         if len(self._hist) > self._mark:
             db.executemany("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?)",
                            [(*r[:5], str(r[5]), str(r[6]), str(r[7]), r[8], r[9]) for r in self._hist[self._mark:]])
-        if self._pos_rows: db.executemany("INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)", list(self._pos_rows.values()))
-        if self._trades: db.executemany("INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)", self._trades)
+        if self._pos_rows:
+            pos = self._pos
+            db.executemany("INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)",
+                           [(s, *map(str, pos[s]), at) for s, at in self._pos_rows.items()])
+        if self._trades: db.executemany("INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)", [(s, str(pl), at) for s, pl, at in self._trades])
     self._known.update(self._rows)
     self._mark = len(self._hist)
     self.discard()
@@ -280,7 +287,7 @@ def flush(self:BacktestBook):
 @patch
 def discard(self:BacktestBook):
     "Forget the rows not written (their transaction was rolled back); positions are read from the ledger again."
-    self._rows, self._tot, self._kinds, self._trades, self._pos_rows = {}, {}, {}, [], {}
+    self._rows, self._trades, self._pos_rows = {}, [], {}
     del self._hist[self._mark:]
 
 @patch

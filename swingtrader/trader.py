@@ -261,33 +261,36 @@ def submit(self:Trader, intent:Intent, broker) -> Order|None:
     return Executor(self, broker).submit(intent)
 
 # %% ../nbs/55_trader.ipynb #b856d7b2
+_ZERO = Decimal(0)
+
 @patch
 def _apply_fill(self:Trader, f:Fill):
-    p = self.positions.get(f.symbol)
-    q, avg = (p.qty, p.avg_entry_price) if p is not None else (Decimal(0), Decimal(0))
-    if f.side is Side.BUY:
-        nq = q + f.qty
-        avg = (avg * q + f.price * f.qty) / nq if nq else Decimal(0)
-    else: nq = q - f.qty
-    if nq == 0: self.positions.pop(f.symbol, None)
-    else: self.positions[f.symbol] = Position(f.symbol, nq, avg)
-    self.note_fill(f.symbol, f.qty if f.side is Side.BUY else -f.qty)   # a snapshot that already counted it only errs high
+    sym, fq = f.symbol, f.qty
+    p = self.positions.get(sym)
+    q, avg = (p.qty, p.avg_entry_price) if p is not None else (_ZERO, _ZERO)
+    buy = f.side is Side.BUY
+    if buy:
+        nq = q + fq
+        avg = (avg * q + f.price * fq) / nq if nq else _ZERO
+    else: nq = q - fq
+    if nq == 0: self.positions.pop(sym, None)
+    else: self.positions[sym] = Position(sym, nq, avg)
+    if self.broker_held is not None: self.note_fill(sym, fq if buy else -fq)   # a snapshot that already counted it only errs high
     self._stale = True
 
 @patch
 def on_update(self:Trader, u:OrderUpdate):
     "Record an order update and act on it (stops, strategy position, trades)."
-    o = u.order
+    o, f, led = u.order, u.fill, self.ledger
     # One commit: the fill, the position it moves and the trailing stop it opens or closes. A crash in between (a kill -9
     # after the fill's row, before its stop's) would leave a held position without a stop, and the replayed fill would then
     # be a known one that opens nothing; rolled back, the replay books the fill and its stop together.
-    with self.ledger.transaction():
-        new_fill = self.ledger.record_update(u)
+    with led.transaction():
+        new_fill = led.record_update(u)
         p = self.pending.get(o.client_key)
-        prot = self.protection.update(u) if self.protective or self.broker_stops else False
+        prot = self.protection.update(u) if self.protection.stops or self.broker_stops else False   # nothing protected: nothing to do
         closed = False
-        if u.fill is not None and new_fill:
-            f = u.fill
+        if f is not None and new_fill:
             self._apply_fill(f)
             if self.audit is not None:
                 self.audit.fill(f, self.broker_name, expected_price=p.price if p else None, signal_id=p.signal_id if p else None,
@@ -297,7 +300,7 @@ def on_update(self:Trader, u:OrderUpdate):
             else: closed = self._reduced(f, p, PROTECTIVE if prot else None)
     if closed and self.kill_switch is not None and self.account is not None:   # after the commit: a trip may call the broker
         self.kill_switch.check(self.account.equity, losing_streak=self.losing_streak)
-    if o.status.is_terminal and p is not None:
+    if p is not None and o.status.is_terminal:
         if self.audit is not None and o.status is not OrderStatus.FILLED:
             self.audit.cancel(o, self.broker_name, reason=o.reject_reason or o.status.value)
         self.close_intent(o.client_key, o.filled_qty)
@@ -308,8 +311,9 @@ def close_intent(self:Trader, key:str, # the intent's client key
     "Forget a pending intent once its outcome is known: frees its committed funds and corrects the strategy's view of the position."
     p = self.pending.pop(key, None)
     if p is None: return
-    if p.entry and filled == 0 and not self.held(p.symbol): self.strategy.mark_position(p.symbol, False)
-    if not p.entry and self.held(p.symbol) > 0:
+    if p.entry:
+        if filled == 0 and not self.held(p.symbol): self.strategy.mark_position(p.symbol, False)
+    elif self.held(p.symbol) > 0:
         pos = self.positions[p.symbol]
         self.strategy.mark_position(p.symbol, True, float(pos.avg_entry_price))
 
@@ -318,44 +322,48 @@ def close_intent(self:Trader, key:str, # the intent's client key
 def _opened(self:Trader, f:Fill, p:_Pending|None):
     sym = f.symbol
     t = self.open_trades.get(sym)
+    q0, c0, m0 = (_ZERO, _ZERO, _ZERO) if t is None else (Decimal(t["qty"]), Decimal(t["cost"]), Decimal(t["commission"]))
+    qty, cost, com = str(q0 + f.qty), str(c0 + f.qty * f.price), str(m0 + f.commission)   # the sums are text (JSON-ready)
     if t is None:
-        t = self.open_trades[sym] = {"symbol": sym, "entry_signal_time": p.signal_time if p else None, "entry_time": f.time.isoformat(),
-                                     "qty": "0", "cost": "0", "commission": "0", "entry_reason": p.reason if p else "adopted"}
+        self.open_trades[sym] = {"symbol": sym, "entry_signal_time": p.signal_time if p else None, "entry_time": f.time.isoformat(),
+                                 "qty": qty, "cost": cost, "commission": com, "entry_reason": p.reason if p else "adopted"}
         atr = p.atr if p is not None else None
         if self.stops is not None and atr is not None and atr > 0:
             ts = self.stops.open(sym, f.price, atr, f.time)
             self.ledger.save_stop(sym, ts.to_dict())
-    t["qty"] = str(Decimal(t["qty"]) + f.qty); t["cost"] = str(Decimal(t["cost"]) + f.qty * f.price)
-    t["commission"] = str(Decimal(t["commission"]) + f.commission)
+    else: t["qty"], t["cost"], t["commission"] = qty, cost, com
     self.strategy.mark_position(sym, True, float(self.positions[sym].avg_entry_price))
 
 @patch
 def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None) -> bool: # why: the reason of a sell the trader did not decide on
     "Book a sale into its round trip; True when it closed the round trip (the losing streak moved)."
     sym = f.symbol
-    if self.held(sym) <= 0:
+    held = self.held(sym)
+    if held <= 0:
         if p is None: self.strategy.mark_position(sym, False)     # a protective stop (or an outside sell) closed it
-        ps = self.protective.get(sym)
+        prot = self.protection.stops
+        ps = prot.get(sym)
         if ps is not None and ((ps.order_id is None and ps.key is None) or ps.order_id == f.order_id or ps.key == f.client_key):
-            del self.protective[sym]                              # else a live stop is left: `protect` cancels it
+            del prot[sym]                                         # else a live stop is left: `protect` cancels it
     t = self.open_trades.get(sym)
     if t is None: return False
-    t.setdefault("sold", "0"); t.setdefault("proceeds", "0")
-    t["sold"] = str(Decimal(t["sold"]) + f.qty); t["proceeds"] = str(Decimal(t["proceeds"]) + f.qty * f.price)
-    t["commission"] = str(Decimal(t["commission"]) + f.commission)
+    s0, p0 = t.get("sold"), t.get("proceeds")
+    sold = (_ZERO if s0 is None else Decimal(s0)) + f.qty
+    proceeds = (_ZERO if p0 is None else Decimal(p0)) + f.qty * f.price
+    com = Decimal(t["commission"]) + f.commission
+    t["sold"], t["proceeds"], t["commission"] = str(sold), str(proceeds), str(com)
     t["exit_time"], t["exit_signal_time"], t["exit_reason"] = f.time.isoformat(), p.signal_time if p else None, p.reason if p else (why or "external")
-    if self.held(sym) > 0: return False
+    if held > 0: return False
     del self.open_trades[sym]
     if self.stops is not None and self.stops.close(sym) is not None: self.ledger.delete_stop(sym)
-    qty, cost, proceeds, com = (Decimal(t[k]) for k in ("qty", "cost", "proceeds", "commission"))
+    qty, cost = Decimal(t["qty"]), Decimal(t["cost"])
+    pl = proceeds - cost - com
     self.trades.append({"symbol": sym, "entry_signal_time": t["entry_signal_time"], "entry_time": t["entry_time"],
                         "entry_price": str(cost / qty), "exit_signal_time": t["exit_signal_time"], "exit_time": t["exit_time"],
-                        "exit_price": str(proceeds / Decimal(t["sold"])), "qty": str(qty), "commission": str(com),
-                        "pl": str(proceeds - cost - com), "entry_reason": t["entry_reason"], "exit_reason": t["exit_reason"]})
-    self.losing_streak = self.losing_streak + 1 if proceeds - cost - com < 0 else 0
+                        "exit_price": str(proceeds / sold), "qty": str(qty), "commission": str(com),
+                        "pl": str(pl), "entry_reason": t["entry_reason"], "exit_reason": t["exit_reason"]})
+    self.losing_streak = self.losing_streak + 1 if pl < 0 else 0
     return True
-
-
 
 # %% ../nbs/55_trader.ipynb #25dd420c
 @patch
