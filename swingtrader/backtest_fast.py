@@ -141,10 +141,12 @@ class BacktestBook:
         self._hist: list[tuple] = []                # every fill the book recorded (fills row, Decimals), in recording order …
         self._mark = 0                              # … of which the first `_mark` are written
         self._trades: list[tuple] = []              # round trips closed: (symbol, pl, closed_at)
-        self._pos: dict[str, tuple] = {}            # symbol -> (qty, avg, realized, trip): the book's, once it has moved it
+        self._pos: dict[str, tuple] = {}            # symbol -> (qty, avg, realized, trip): the book's, once it has moved it (as of `_settle`)
         self._pos_rows: dict[str, str] = {}         # symbol -> when its positions row (`_pos`) changed, not yet written (in last-write order)
         self._ledger_syms: set[str] = set()         # symbols whose fills the ledger books itself (after a fallback)
+        self._log: list[tuple] = []                 # updates noted, not yet applied to rows and positions: (row, order, fill|None, now)
         self._stamp = [None, ""]                    # the last clock time and its text
+        self._tx = ledger.transaction()             # every `transaction()`: a transaction object keeps no state (nested ones join)
         hooks = getattr(db, "before", None)         # a connection that can run the flush before any statement on these rows
         self._lazy = isinstance(hooks, list)
         self._own_read = False                      # the book's own read of the ledger: no flush for it (it is mid-update)
@@ -164,7 +166,7 @@ class BacktestBook:
 
     def transaction(self):
         "The ledger's `transaction()` (the book's rows need none: they reach the ledger only in `flush`'s own)."
-        return self.ledger.transaction()
+        return self._tx
 
     def __repr__(self): return f"BacktestBook({len(self._rows)} orders, {len(self._hist) - self._mark} fills unwritten, over {self.ledger!r})"
 
@@ -192,17 +194,18 @@ def record_intent(self:BacktestBook, signal, request) -> LedgerOrder:
 @patch
 def _obj(self:BacktestBook, key:str) -> LedgerOrder:
     "The order row of `key` as the ledger returns it."
+    if self._log: self._settle()
     r = self._rows[key]
     return LedgerOrder(key, r[2], r[3], r[4], r[5], r[10], r[6], r[7], r[8], r[9], r[13], r[1], r[14], r[15], r[16], False, r[11], r[12])
 
 @patch
-def _apply(self:BacktestBook, r:list, o:Order, fills:Decimal|None=None):
-    "The broker's view of the order onto its row `r` (the ledger's `_apply_order`)."
+def _apply(self:BacktestBook, r:list, o:Order, fills:Decimal|None, now:str):
+    "The broker's view of the order onto its row `r` at `now` (the ledger's `_apply_order`)."
     r[14] = max(r[14] if fills is None else max(fills, r[14]), o.filled_qty)
     if r[13] is None: r[13] = o.id
     st = _TEXT[o.status]
     if st != r[10]: r[10] = merge_status(r[10], st)
-    r[12] = self.now()
+    r[12] = now
     if o.avg_fill_price is not None: r[15] = o.avg_fill_price
     if o.reject_reason is not None: r[16] = o.reject_reason
 
@@ -211,14 +214,14 @@ def record_submitted(self:BacktestBook, client_key:str, order:Order) -> LedgerOr
     "`Ledger.record_submitted`: what the broker answered to the submit."
     r = self._rows.get(client_key)
     if r is None: self.flush(); return self.ledger.record_submitted(client_key, order)
-    self._apply(r, order)
+    self._log.append((r, order, None, self.now()))
     return self._obj(client_key)
 
 @patch
 def note_submitted(self:BacktestBook, client_key:str, order:Order):
     "`record_submitted` without building the row's `LedgerOrder` (the backtest's shortcut does not read it)."
     r = self._rows.get(client_key)
-    if r is not None: self._apply(r, order)
+    if r is not None: self._log.append((r, order, None, self.now()))
     else: self.record_submitted(client_key, order)
 
 @patch
@@ -242,28 +245,39 @@ def record_update(self:BacktestBook, update:OrderUpdate) -> bool:
         if f is not None:                                            # the ledger books this symbol from now on
             self._ledger_syms.add(f.symbol); self._pos.pop(f.symbol, None)
         return self.ledger.record_update(update)
-    if f is None or f.fill_id in self._fill_ids: self._apply(r, o); return False
     now = self.now()
+    if f is None or f.fill_id in self._fill_ids: self._log.append((r, o, None, now)); return False
     self._fill_ids.add(f.fill_id)
-    side, sym, fq = f.side, f.symbol, f.qty
-    self._hist.append((f.fill_id, key, f.order_id, sym, _TEXT[side], fq, f.price, f.commission,
+    sym = f.symbol
+    self._hist.append((f.fill_id, key, f.order_id, sym, _TEXT[f.side], f.qty, f.price, f.commission,
                        now if f.time == self._stamp[0] else f.time.astimezone(UTC).isoformat(), now))
-    tot = r[17] = r[17] + fq
-    qty, avg, realized, trip = self._pos.get(sym) or self._position(sym)
-    new, navg, pl = step_position(qty, avg, side, fq, f.price)
-    pl -= f.commission
-    realized, trip = realized + pl, trip + pl
-    if new == 0 or (qty != 0 and (new > 0) != (qty > 0)):          # flat or flipped: a round trip closed
-        self._trades.append((sym, trip, now)); trip = _ZERO
-    self._pos[sym] = (new, navg, realized, trip)
-    pr = self._pos_rows
-    pr.pop(sym, None); pr[sym] = now                                 # INSERT OR REPLACE: the row moves to the end
-    self._apply(r, o, tot)
+    if sym not in self._pos: self._pos[sym] = self._position(sym)   # first moved here: from the ledger's row, as it is now
+    self._log.append((r, o, f, now))
     return True
+
+@patch
+def _settle(self:BacktestBook):
+    "Apply the updates `record_update` and `note_submitted` noted to the order rows, positions and round trips, in their order."
+    log, self._log = self._log, []
+    pos, pr, trades = self._pos, self._pos_rows, self._trades
+    for r, o, f, now in log:
+        if f is None: self._apply(r, o, None, now); continue
+        sym, fq = f.symbol, f.qty
+        tot = r[17] = r[17] + fq
+        qty, avg, realized, trip = pos[sym]
+        new, navg, pl = step_position(qty, avg, f.side, fq, f.price)
+        pl -= f.commission
+        realized, trip = realized + pl, trip + pl
+        if new == 0 or (qty != 0 and (new > 0) != (qty > 0)):      # flat or flipped: a round trip closed
+            trades.append((sym, trip, now)); trip = _ZERO
+        pos[sym] = (new, navg, realized, trip)
+        pr.pop(sym, None); pr[sym] = now                             # INSERT OR REPLACE: the row moves to the end
+        self._apply(r, o, tot, now)
 
 @patch
 def flush(self:BacktestBook):
     "Write the rows held in memory to the ledger (a few bulk inserts in one transaction) and forget them."
+    if self._log: self._settle()
     if not (self._rows or len(self._hist) > self._mark or self._pos_rows or self._trades): return
     led, T = self.ledger, _TEXT
     with led.transaction():
@@ -287,7 +301,7 @@ def flush(self:BacktestBook):
 @patch
 def discard(self:BacktestBook):
     "Forget the rows not written (their transaction was rolled back); positions are read from the ledger again."
-    self._rows, self._trades, self._pos_rows = {}, [], {}
+    self._rows, self._trades, self._pos_rows, self._log = {}, [], {}, []
     del self._hist[self._mark:]
 
 @patch

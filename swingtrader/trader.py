@@ -262,6 +262,16 @@ def submit(self:Trader, intent:Intent, broker) -> Order|None:
 
 # %% ../nbs/55_trader.ipynb #b856d7b2
 _ZERO = Decimal(0)
+Trader._iso_at = (None, "")      # the last UTC time `_iso` formatted, and its text (each trader sets its own)
+
+@patch
+def _iso(self:Trader, t:datetime) -> str:
+    "`t.isoformat()`; a UTC time equal to the last one is not formatted again (the fills of one bar time share it)."
+    c = self._iso_at
+    if t.tzinfo is UTC and t == c[0]: return c[1]
+    s = t.isoformat()
+    if t.tzinfo is UTC: self._iso_at = (t, s)
+    return s
 
 @patch
 def _apply_fill(self:Trader, f:Fill):
@@ -325,7 +335,7 @@ def _opened(self:Trader, f:Fill, p:_Pending|None):
     q0, c0, m0 = (_ZERO, _ZERO, _ZERO) if t is None else (Decimal(t["qty"]), Decimal(t["cost"]), Decimal(t["commission"]))
     qty, cost, com = str(q0 + f.qty), str(c0 + f.qty * f.price), str(m0 + f.commission)   # the sums are text (JSON-ready)
     if t is None:
-        self.open_trades[sym] = {"symbol": sym, "entry_signal_time": p.signal_time if p else None, "entry_time": f.time.isoformat(),
+        self.open_trades[sym] = {"symbol": sym, "entry_signal_time": p.signal_time if p else None, "entry_time": self._iso(f.time),
                                  "qty": qty, "cost": cost, "commission": com, "entry_reason": p.reason if p else "adopted"}
         atr = p.atr if p is not None else None
         if self.stops is not None and atr is not None and atr > 0:
@@ -352,7 +362,7 @@ def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None) -> bool: #
     proceeds = (_ZERO if p0 is None else Decimal(p0)) + f.qty * f.price
     com = Decimal(t["commission"]) + f.commission
     t["sold"], t["proceeds"], t["commission"] = str(sold), str(proceeds), str(com)
-    t["exit_time"], t["exit_signal_time"], t["exit_reason"] = f.time.isoformat(), p.signal_time if p else None, p.reason if p else (why or "external")
+    t["exit_time"], t["exit_signal_time"], t["exit_reason"] = self._iso(f.time), p.signal_time if p else None, p.reason if p else (why or "external")
     if held > 0: return False
     del self.open_trades[sym]
     if self.stops is not None and self.stops.close(sym) is not None: self.ledger.delete_stop(sym)
