@@ -183,13 +183,22 @@ class BacktestBook:
 @patch
 def record_intent(self:BacktestBook, signal, request) -> LedgerOrder:
     "`Ledger.record_intent`: the intent (status `pending_submit`) in memory; the same client key twice is a no-op."
+    key = request.client_key
+    if key not in self._rows:
+        if key in self._known: self.flush(); return self.ledger.record_intent(signal, request)
+        self.note_intent(signal, request)
+    return self._obj(key)
+
+@patch
+def note_intent(self:BacktestBook, signal, request) -> str:
+    "`Ledger.note_intent`: `record_intent` answering only the row's status, without building its `LedgerOrder`."
     key, rows = request.client_key, self._rows
-    if key in rows: return self._obj(key)
-    if key in self._known: self.flush(); return self.ledger.record_intent(signal, request)
-    now, sid, sym = self.now(), signal.id if signal else None, request.symbol
-    side, typ, tif, q, n, lp, sp = request.side, request.type, request.tif, request.qty, request.notional, request.limit_price, request.stop_price
-    rows[key] = [key, sid, sym, side, typ, tif, q, n, lp, sp, INTENT_PENDING, now, now, None, _ZERO, None, None, _ZERO]
-    return LedgerOrder(key, sym, side, typ, tif, INTENT_PENDING, q, n, lp, sp, None, sid, _ZERO, None, None, False, now, now)   # = _obj(key)
+    if key in rows: return self._obj(key).status
+    if key in self._known: self.flush(); return self.ledger.note_intent(signal, request)
+    now = self.now()
+    rows[key] = [key, signal.id if signal else None, request.symbol, request.side, request.type, request.tif, request.qty, request.notional,
+                 request.limit_price, request.stop_price, INTENT_PENDING, now, now, None, _ZERO, None, None, _ZERO]
+    return INTENT_PENDING
 
 @patch
 def _obj(self:BacktestBook, key:str) -> LedgerOrder:

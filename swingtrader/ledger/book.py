@@ -136,6 +136,12 @@ def unresolved_intents(self:Book) -> list[LedgerOrder]:
     "Intents whose broker result is unknown: look each client key up at the broker before resending anything."
     return self.orders(UNRESOLVED)
 
+# %% ../../nbs/46b_ledger_book.ipynb #b5b74925
+@patch
+def note_intent(self:Book, signal:Signal|None, request:OrderRequest) -> str:
+    "`record_intent`, answering only the status of the intent's row (`pending_submit` when the key is new)."
+    return self.record_intent(signal, request).status
+
 # %% ../../nbs/46b_ledger_book.ipynb #50d31741
 _RANK = {INTENT_PENDING: 0, SUBMIT_UNKNOWN: 0, NOT_SUBMITTED: 0, "new": 1, "accepted": 2, "partially_filled": 3}
 
