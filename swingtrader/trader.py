@@ -196,8 +196,8 @@ def _skip(self:Trader, sig:Signal, why:str, decision:Decision|None=None, long:bo
 
 @patch
 def _record(self:Trader, sig:Signal, req:OrderRequest, decision:Decision, size:SizeDecision|None, est:Decimal) -> list[Intent]:
-    row = self.ledger.record_intent(sig, req)   # the existing row when the key is known already
-    if row.status not in UNRESOLVED and row.status != NOT_SUBMITTED:
+    status = self.ledger.note_intent(sig, req)  # the existing row's when the key is known already
+    if status not in UNRESOLVED and status != NOT_SUBMITTED:
         return []                                 # decided and sent before a restart: never twice
     self.pending[req.client_key] = _Pending(sig.symbol, sig.action is SignalAction.ENTER_LONG, sig.atr, sig.price, est, sig.id,
                                             sig.time.isoformat(), sig.reason)
