@@ -109,6 +109,9 @@ def send(trader, # the `Trader` the intent is from
     return executor.submit(intent)
 
 # %% ../nbs/70a_backtest_fast.ipynb #23331e27
+from datetime import datetime
+from typing import Callable
+
 from .clock import UTC
 from .ledger import INTENT_PENDING, LedgerOrder
 from .ledger.book import step_position
@@ -125,6 +128,16 @@ def merge_status(old:str, new:str) -> str:
 ORDER_COLS = ("client_key", "signal_id", "symbol", "side", "type", "tif", "qty", "notional", "limit_price", "stop_price",
               "status", "created_at", "updated_at", "broker_order_id", "filled_qty", "avg_fill_price", "error")
 _ZERO = Decimal(0)
+
+def _iso_texts() -> Callable[[datetime], str]:
+    "A formatter of times as the ledger stores them (`iso_now`: ISO, UTC) that formats each distinct time once."
+    memo = {}
+    def iso(t:datetime) -> str:
+        s = memo.get(t)                          # equal instants (in any zone) have one UTC text
+        if s is None: s = memo[t] = t.astimezone(UTC).isoformat()
+        return s
+    return iso
+
 _TEXT = {m: m.value for e in (Side, OrderType, TimeInForce, OrderStatus) for m in e}   # member -> its value: a dict hit, not `Enum.value`
 _PASS = frozenset(("halt_state", "set_halt", "log_event", "save_stop", "delete_stop", "clock", "path", "journal", "halt_history"))
 # ledger calls that neither read nor write orders, fills or positions
@@ -136,15 +149,15 @@ class BacktestBook:
         db = ledger.db
         self._known = {r[0] for r in db.execute("SELECT client_key FROM orders")}     # keys the ledger holds (its own)
         self._fill_ids = {r[0] for r in db.execute("SELECT fill_id FROM fills")}
-        self._rows: dict[str, list] = {}            # key -> order row not yet written: ORDER_COLS as Python values (enums, Decimals),
-                                                    # then the quantity its fills add up to; text only when written (`flush`)
+        self._rows: dict[str, list] = {}            # key -> order row not yet written: ORDER_COLS as Python values (enums, Decimals,
+                                                    # datetimes), then the quantity its fills add up to; text only when written (`flush`)
         self._hist: list[tuple] = []                # every fill the book recorded (fills row, Decimals), in recording order …
         self._mark = 0                              # … of which the first `_mark` are written
         self._trades: list[tuple] = []              # round trips closed: (symbol, pl, closed_at)
         self._pos: dict[str, tuple] = {}            # symbol -> (qty, avg, realized, trip): the book's, once it has moved it (as of `_settle`)
-        self._pos_rows: dict[str, str] = {}         # symbol -> when its positions row (`_pos`) changed, not yet written (in last-write order)
+        self._pos_rows: dict[str, datetime] = {}    # symbol -> when its positions row (`_pos`) changed, not yet written (in last-write order)
         self._ledger_syms: set[str] = set()         # symbols whose fills the ledger books itself (after a fallback)
-        self._log: list[tuple] = []                 # updates noted, not yet applied to rows and positions: (row, order, fill|None, now)
+        self._log: list[tuple] = []                 # updates noted, not yet applied to rows and positions: (row, order, fill|None, at)
         self._stamp = [None, ""]                    # the last clock time and its text
         self._tx = ledger.transaction()             # every `transaction()`: a transaction object keeps no state (nested ones join)
         hooks = getattr(db, "before", None)         # a connection that can run the flush before any statement on these rows
@@ -163,6 +176,8 @@ class BacktestBook:
         t, st = self.ledger.clock.now(), self._stamp
         if t != st[0]: st[1] = t.astimezone(UTC).isoformat(); st[0] = t     # = iso_now(clock)
         return st[1]
+
+    def _at(self) -> datetime: return self.ledger.clock.now()   # the rows' times: datetimes until written (`_iso_texts`)
 
     def transaction(self):
         "The ledger's `transaction()` (the book's rows need none: they reach the ledger only in `flush`'s own)."
@@ -195,7 +210,7 @@ def note_intent(self:BacktestBook, signal, request) -> str:
     key, rows = request.client_key, self._rows
     if key in rows: return self._obj(key).status
     if key in self._known: self.flush(); return self.ledger.note_intent(signal, request)
-    now = self.now()
+    now = self._at()
     rows[key] = [key, signal.id if signal else None, request.symbol, request.side, request.type, request.tif, request.qty, request.notional,
                  request.limit_price, request.stop_price, INTENT_PENDING, now, now, None, _ZERO, None, None, _ZERO]
     return INTENT_PENDING
@@ -204,11 +219,11 @@ def note_intent(self:BacktestBook, signal, request) -> str:
 def _obj(self:BacktestBook, key:str) -> LedgerOrder:
     "The order row of `key` as the ledger returns it."
     if self._log: self._settle()
-    r = self._rows[key]
-    return LedgerOrder(key, r[2], r[3], r[4], r[5], r[10], r[6], r[7], r[8], r[9], r[13], r[1], r[14], r[15], r[16], False, r[11], r[12])
+    r, iso = self._rows[key], _iso_texts()
+    return LedgerOrder(key, r[2], r[3], r[4], r[5], r[10], r[6], r[7], r[8], r[9], r[13], r[1], r[14], r[15], r[16], False, iso(r[11]), iso(r[12]))
 
 @patch
-def _apply(self:BacktestBook, r:list, o:Order, fills:Decimal|None, now:str):
+def _apply(self:BacktestBook, r:list, o:Order, fills:Decimal|None, now:datetime):
     "The broker's view of the order onto its row `r` at `now` (the ledger's `_apply_order`)."
     r[14] = max(r[14] if fills is None else max(fills, r[14]), o.filled_qty)
     if r[13] is None: r[13] = o.id
@@ -223,14 +238,14 @@ def record_submitted(self:BacktestBook, client_key:str, order:Order) -> LedgerOr
     "`Ledger.record_submitted`: what the broker answered to the submit."
     r = self._rows.get(client_key)
     if r is None: self.flush(); return self.ledger.record_submitted(client_key, order)
-    self._log.append((r, order, None, self.now()))
+    self._log.append((r, order, None, self._at()))
     return self._obj(client_key)
 
 @patch
 def note_submitted(self:BacktestBook, client_key:str, order:Order):
     "`record_submitted` without building the row's `LedgerOrder` (the backtest's shortcut does not read it)."
     r = self._rows.get(client_key)
-    if r is not None: self._log.append((r, order, None, self.now()))
+    if r is not None: self._log.append((r, order, None, self._at()))
     else: self.record_submitted(client_key, order)
 
 @patch
@@ -254,12 +269,11 @@ def record_update(self:BacktestBook, update:OrderUpdate) -> bool:
         if f is not None:                                            # the ledger books this symbol from now on
             self._ledger_syms.add(f.symbol); self._pos.pop(f.symbol, None)
         return self.ledger.record_update(update)
-    now = self.now()
+    now = self._at()
     if f is None or f.fill_id in self._fill_ids: self._log.append((r, o, None, now)); return False
     self._fill_ids.add(f.fill_id)
     sym = f.symbol
-    self._hist.append((f.fill_id, key, f.order_id, sym, _TEXT[f.side], f.qty, f.price, f.commission,
-                       now if f.time == self._stamp[0] else f.time.astimezone(UTC).isoformat(), now))
+    self._hist.append((f.fill_id, key, f.order_id, sym, _TEXT[f.side], f.qty, f.price, f.commission, f.time, now))   # times: `_iso_texts`
     if sym not in self._pos: self._pos[sym] = self._position(sym)   # first moved here: from the ledger's row, as it is now
     self._log.append((r, o, f, now))
     return True
@@ -288,21 +302,22 @@ def flush(self:BacktestBook):
     "Write the rows held in memory to the ledger (a few bulk inserts in one transaction) and forget them."
     if self._log: self._settle()
     if not (self._rows or len(self._hist) > self._mark or self._pos_rows or self._trades): return
-    led, T = self.ledger, _TEXT
+    led, T, iso = self.ledger, _TEXT, _iso_texts()
     with led.transaction():
         db = led.db
         if self._rows:
             db.executemany(f"INSERT INTO orders({', '.join(ORDER_COLS)}) VALUES ({','.join('?' * len(ORDER_COLS))})",
-                           [(*r[:3], T[r[3]], T[r[4]], T[r[5]], as_text(r[6]), as_text(r[7]), as_text(r[8]), as_text(r[9]), *r[10:14],
-                             str(r[14]), as_text(r[15]), r[16]) for r in self._rows.values()])
+                           [(*r[:3], T[r[3]], T[r[4]], T[r[5]], as_text(r[6]), as_text(r[7]), as_text(r[8]), as_text(r[9]), r[10],
+                             iso(r[11]), iso(r[12]), r[13], str(r[14]), as_text(r[15]), r[16]) for r in self._rows.values()])
         if len(self._hist) > self._mark:
             db.executemany("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?)",
-                           [(*r[:5], str(r[5]), str(r[6]), str(r[7]), r[8], r[9]) for r in self._hist[self._mark:]])
+                           [(*r[:5], str(r[5]), str(r[6]), str(r[7]), iso(r[8]), iso(r[9])) for r in self._hist[self._mark:]])
         if self._pos_rows:
             pos = self._pos
             db.executemany("INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)",
-                           [(s, *map(str, pos[s]), at) for s, at in self._pos_rows.items()])
-        if self._trades: db.executemany("INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)", [(s, str(pl), at) for s, pl, at in self._trades])
+                           [(s, *map(str, pos[s]), iso(at)) for s, at in self._pos_rows.items()])
+        if self._trades:
+            db.executemany("INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)", [(s, str(pl), iso(at)) for s, pl, at in self._trades])
     self._known.update(self._rows)
     self._mark = len(self._hist)
     self.discard()
@@ -320,5 +335,6 @@ def fill_history(self:BacktestBook) -> list[dict]:
     try: written = self.ledger.db.execute("SELECT COUNT(*) FROM fills").fetchone()[0]
     finally: self._own_read = False
     if written != self._mark: self.flush(); return self.ledger.fill_history()   # others wrote fills too (the ledger, a runner)
+    iso = _iso_texts()
     return [{"fill_id": r[0], "client_key": r[1], "symbol": r[3], "side": r[4], "qty": r[5], "price": r[6], "commission": r[7],
-             "time": r[8], "recorded_at": r[9]} for r in self._hist]
+             "time": iso(r[8]), "recorded_at": iso(r[9])} for r in self._hist]
