@@ -335,6 +335,6 @@ def fill_history(self:BacktestBook) -> list[dict]:
     try: written = self.ledger.db.execute("SELECT COUNT(*) FROM fills").fetchone()[0]
     finally: self._own_read = False
     if written != self._mark: self.flush(); return self.ledger.fill_history()   # others wrote fills too (the ledger, a runner)
-    iso = _iso_texts()
+    iso = _iso_texts()                          # a fill's time is mostly the time it was recorded at: one text for both
     return [{"fill_id": r[0], "client_key": r[1], "symbol": r[3], "side": r[4], "qty": r[5], "price": r[6], "commission": r[7],
-             "time": iso(r[8]), "recorded_at": iso(r[9])} for r in self._hist]
+             "time": (t := iso(r[8])), "recorded_at": t if r[9] == r[8] else iso(r[9])} for r in self._hist]
