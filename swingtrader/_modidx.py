@@ -854,6 +854,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'swingtrader/broker_view.py'),
                                          'swingtrader.broker_view._Lazy.__len__': ( 'broker_view.html#_lazy.__len__',
                                                                                     'swingtrader/broker_view.py'),
+                                         'swingtrader.broker_view._Lazy.get': ('broker_view.html#_lazy.get', 'swingtrader/broker_view.py'),
+                                         'swingtrader.broker_view._day_span': ('broker_view.html#_day_span', 'swingtrader/broker_view.py'),
                                          'swingtrader.broker_view._returns': ('broker_view.html#_returns', 'swingtrader/broker_view.py')},
             'swingtrader.canonical': { 'swingtrader.canonical.CanonicalBacktest': ( 'canonical.html#canonicalbacktest',
                                                                                     'swingtrader/canonical.py'),

@@ -5,13 +5,14 @@
 # %% ../nbs/55b_broker_view.ipynb #d98b2d28
 from __future__ import annotations
 from dataclasses import replace as _dc_replace
-from datetime import datetime, date
+from datetime import datetime, date, timedelta
 from decimal import Decimal
 from typing import Callable, Mapping
 
 from fastcore.basics import patch
 
 from .config import SwingtraderError
+from .clock import NY, UTC
 from .models import Account, Asset, Position
 from .risk import RiskContext
 from .ledger import trading_day
@@ -36,7 +37,7 @@ class BrokerView:
         self.broker_held: dict[str, Decimal]|None = None   # the broker's quantities: last snapshot + fills since
         self._pl_marks: dict = {}                        # {'day': (date, equity), 'week': (key, equity)}
         self._marks: dict[str, tuple] = {}               # symbol -> (last close, position, its Decimal, the position marked at it)
-        self._day_of: tuple = (None, None)               # (decision time, its trading day) of the last context
+        self._day_of: tuple|None = None                  # (start, end, day): the trading day of the last context and its span (UTC)
 
 # %% ../nbs/55b_broker_view.ipynb #ee5a7978
 @patch
@@ -133,6 +134,13 @@ class _Lazy(Mapping):
     def __iter__(self): return iter(self._keys)
     def __len__(self): return len(self._keys)
     def __contains__(self, k): return k in self._keys
+    def get(self, k, default=None): return self[k] if k in self._keys else default
+
+def _day_span(t:datetime) -> tuple[datetime, datetime, date]:
+    "The New York day of `t` (`trading_day`) with its start and end in UTC: a later `t` in it needs no time zone lookup."
+    day = trading_day(t)
+    start = datetime(day.year, day.month, day.day, tzinfo=NY)        # midnight exists every day in New York (DST moves 2:00)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC), day
 
 @patch
 def _sector_of(self:BrokerView, s:str) -> str|None: return self.asset(s).sector
@@ -154,8 +162,8 @@ def context(self:BrokerView, symbol:str, # the signal's symbol
     "The `RiskContext` for a decision on `symbol` at `at`; sectors and returns are looked up when a rule reads them."
     acct = self._account_view()
     d = self._day_of
-    if d[0] != at: d = self._day_of = (at, trading_day(at))      # one trading day per decision time
-    day = d[1]
+    if d is None or not d[0] <= at < d[1]: d = self._day_of = _day_span(at)
+    day = d[2]
     prices, positions, mark = {}, [], self._mark
     if full:
         syms = {symbol}
