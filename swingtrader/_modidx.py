@@ -3554,6 +3554,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'swingtrader.risk._fit': ('risk.html#_fit', 'swingtrader/risk.py'),
                                   'swingtrader.risk._fmt': ('risk.html#_fmt', 'swingtrader/risk.py'),
                                   'swingtrader.risk._kill_state': ('risk.html#_kill_state', 'swingtrader/risk.py'),
+                                  'swingtrader.risk._multiplier': ('risk.html#_multiplier', 'swingtrader/risk.py'),
+                                  'swingtrader.risk._open_sector_text': ('risk.html#_open_sector_text', 'swingtrader/risk.py'),
                                   'swingtrader.risk._price': ('risk.html#_price', 'swingtrader/risk.py'),
                                   'swingtrader.risk._room_text': ('risk.html#_room_text', 'swingtrader/risk.py'),
                                   'swingtrader.risk._written': ('risk.html#_written', 'swingtrader/risk.py'),

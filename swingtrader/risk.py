@@ -152,8 +152,15 @@ class RiskGuard:
 # %% ../nbs/44_risk.ipynb #5e42d178
 def _fmt(x:Decimal) -> str: return f"{x:,.2f}"
 
-_ZERO = Decimal(0)
+_ZERO, _INF = Decimal(0), Decimal("Infinity")
 _said = "{}".format                      # a text that needs no formatting
+
+def _open_sector_text(sym:str, sectors:Mapping, vals:list, cap:Decimal) -> str:
+    "The sector rule's text under an infinite cap: the sector's holdings (other than `sym`) summed when read."
+    sector, sect = sectors.get(sym) or "unknown", Decimal(0)
+    for s, v in vals:
+        if s != sym and (sectors.get(s) or "unknown") == sector: sect += v
+    return f"sector {sector} holds {_fmt(sect)}, cap {cap:.0%}"
 
 def _room_text(want:Decimal, verb:str, room:Decimal, what, args) -> str: return f"{_fmt(want)} {verb} room {_fmt(room)}: {what(*args)}"
 
@@ -222,27 +229,32 @@ def _halting(self:RiskGuard, ctx:RiskContext, rules:list) -> Decision|None:
 def _rooms(self:RiskGuard, sym:str, ctx:RiskContext, price:Decimal,
            want:Decimal|None=None) -> list[tuple]: # the order's USD (with `lazy_correlations`: skip what cannot bind)
     "(rule, room in USD, what it measured: a text function and its arguments) for each sizing rule."
-    eq = ctx.account.equity
-    sector = ctx.sectors.get(sym) or "unknown"
+    eq, prices, sc = ctx.account.equity, ctx.prices, self.sector_cap
+    # an infinite sector cap leaves infinite room whatever the sector holds: the holdings are summed only for its text
+    open_sector = type(sc) is Decimal and sc == _INF and eq > 0
+    sector = None if open_sector else ctx.sectors.get(sym) or "unknown"
     held = sect = corr = gross = Decimal(0)
     n_corr = 0
     vals = []
     for p in ctx.positions:
         if p.qty == 0: continue
-        v = abs(p.qty) * _price(ctx, p.symbol, p.market_price or p.avg_entry_price)
+        px = prices.get(p.symbol)
+        if type(px) is not Decimal: px = _price(ctx, p.symbol, p.market_price or p.avg_entry_price)
+        v = abs(p.qty) * px
         gross += v
         vals.append((p.symbol, v))
     # every position counted as correlated still leaves room: the rule cannot bind, so no correlation is needed
     lazy = self.lazy_correlations and want is not None and want <= max(self.correlated_cap * eq - gross, Decimal(0))
     for s, v in vals:
         if s == sym: held += v; corr += v; continue
-        if (ctx.sectors.get(s) or "unknown") == sector: sect += v
+        if not open_sector and (ctx.sectors.get(s) or "unknown") == sector: sect += v
         if lazy: continue
         c = self.corr(ctx, sym, s)
         if c is not None and c > self.corr_threshold: corr += v; n_corr += 1
     lev, cc = LEVERAGE[self.account_type], self.correlated_cap
     out = [("position_cap", self.position_cap * eq - held, "{} holds {:,.2f}, cap {:.0%} of {:,.2f}".format, (sym, held, self.position_cap, eq)),
-           ("sector_cap", self.sector_cap * eq - sect, "sector {} holds {:,.2f}, cap {:.0%}".format, (sector, sect, self.sector_cap)),
+           ("sector_cap", _INF, _open_sector_text, (sym, ctx.sectors, vals, sc)) if open_sector else
+           ("sector_cap", sc * eq - sect, "sector {} holds {:,.2f}, cap {:.0%}".format, (sector, sect, sc)),
            ("correlated_cap", cc * eq - gross, "correlations not computed: all positions together ({:,.2f}) fit the cap {:.0%}".format, (gross, cc))
            if lazy else
            ("correlated_cap", cc * eq - corr, "{} positions correlate > {} with {}: {:,.2f} held, cap {:.0%}".format, (n_corr, self.corr_threshold, sym, corr, cc)),
@@ -486,12 +498,21 @@ from dataclasses import replace as _replace
 from .models import underlying_of
 from .sizer import contract_multiplier
 
+_EQUITIES: set[str] = set()              # symbols known to be equities: without overrides they have no multiplier
+
+def _multiplier(sym:str, multipliers:Mapping|None) -> Decimal|None:
+    "`contract_multiplier(sym, multipliers)`, with the equities' None remembered."
+    if not multipliers and sym in _EQUITIES: return None
+    m = contract_multiplier(sym, multipliers)
+    if m is None and not multipliers and len(_EQUITIES) < 100_000: _EQUITIES.add(sym)
+    return m
+
 def exposure_context(ctx:RiskContext, # the snapshot
                      multipliers:Mapping[str, Decimal]|None=None, # contract multipliers by symbol or root (default: swingtrader.instruments)
                      *symbols:str) -> RiskContext: # more derivative symbols that need their underlying's sector and returns
     "`ctx` with option/future positions scaled to notional (qty × multiplier) and given their underlying's sector and returns."
-    mult = {p.symbol: m for p in ctx.positions if p.qty != 0 and (m := contract_multiplier(p.symbol, multipliers)) is not None}
-    extra = [s for s in symbols if contract_multiplier(s, multipliers) is not None]
+    mult = {p.symbol: m for p in ctx.positions if p.qty != 0 and (m := _multiplier(p.symbol, multipliers)) is not None}
+    extra = [s for s in symbols if _multiplier(s, multipliers) is not None]
     if not mult and not extra: return ctx
     positions = tuple(_replace(p, qty=p.qty * mult[p.symbol]) if p.symbol in mult else p for p in ctx.positions)
     sectors, returns = dict(ctx.sectors), dict(ctx.returns)
@@ -511,7 +532,7 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal (an equity, 
              notional:Decimal|None=None) -> Decision: # … or proposed USD (equities only)
     "PASS, RESIZE, REJECT or HALT; option and futures positions and entries count by notional (contracts × price × multiplier)."
     mults = getattr(self, "multipliers", None)
-    m = contract_multiplier(signal.symbol, mults)
+    m = _multiplier(signal.symbol, mults)
     if m is None: return _evaluate_shares(self, signal, exposure_context(context, mults), qty, notional)
     if signal.action is SignalAction.EXIT_LONG: return _evaluate_shares(self, signal, context, qty, notional)   # contracts against contracts
     if qty is None or notional is not None:
