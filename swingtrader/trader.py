@@ -48,12 +48,14 @@ def client_key_for(signal_id:str) -> str:
     "The order's client key for a signal id (deterministic, 32 hex digits: fits every broker)."
     return _uuid5_hex(f"order|{signal_id}")
 
+_ACTIONS = {a: a.value for a in SignalAction}
+
 def _identified(sig:Signal) -> tuple[Signal, str]:
     "`sig` with its `decision_id`, and its time as ISO text (both from one `isoformat`: a UTC time is its own UTC form)."
     t = sig.time
     u = t.astimezone(UTC)                                  # `t` itself when it is in UTC already
     iso = u.isoformat()
-    did = _uuid5_hex(f"{sig.model_id}|{sig.symbol}|{sig.action.value}|{iso}")    # = decision_id(sig)
+    did = _uuid5_hex(f"{sig.model_id}|{sig.symbol}|{_ACTIONS.get(sig.action) or sig.action.value}|{iso}")    # = decision_id(sig)
     if sig.id != did:
         sig = (Signal(sig.symbol, sig.action, t, sig.price, sig.atr, sig.reason, sig.model_id, did) if type(sig) is Signal
                else _dc_replace(sig, id=did))
