@@ -4012,6 +4012,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'swingtrader.sizer.Sizer.size_contracts': ('sizer.html#sizer.size_contracts', 'swingtrader/sizer.py'),
                                    'swingtrader.sizer.SizingError': ('sizer.html#sizingerror', 'swingtrader/sizer.py'),
                                    'swingtrader.sizer._floor': ('sizer.html#_floor', 'swingtrader/sizer.py'),
+                                   'swingtrader.sizer._floor_quotient': ('sizer.html#_floor_quotient', 'swingtrader/sizer.py'),
                                    'swingtrader.sizer._frac': ('sizer.html#_frac', 'swingtrader/sizer.py'),
                                    'swingtrader.sizer._kind': ('sizer.html#_kind', 'swingtrader/sizer.py'),
                                    'swingtrader.sizer._least': ('sizer.html#_least', 'swingtrader/sizer.py'),

@@ -60,7 +60,8 @@ def _frac(x, name) -> Decimal:
 def _usd(x:Decimal) -> str: return f"${x:,.2f}"
 def _pct(x:Decimal) -> str: return f"{(x * 100).normalize():f} %"
 def _floor(x:Decimal, q:Decimal=Decimal(1)) -> Decimal: return ((x / q).to_integral_value(rounding=ROUND_FLOOR) * q).quantize(q)   # 10, not 1E+1
-_CENT, _ZERO = Decimal("0.01"), Decimal(0)
+def _floor_quotient(x:Decimal) -> Decimal: return x.to_integral_value(rounding=ROUND_FLOOR).quantize(_ONE)   # = _floor(x) for a quotient: x / 1 is x
+_CENT, _ZERO, _ONE = Decimal("0.01"), Decimal(0), Decimal(1)
 
 class Sizer:
     "Position size from the ATR risk budget, the position cap and the available funds."
@@ -150,7 +151,8 @@ def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR
                    "funds": f"not enough {source}"}[binding]
             return zero(binding, f"{why}: {_usd(n)} is below the {_usd(self.min_notional)} minimum notional.", *reasons())
         return SizeDecision(None, n, binding, reasons)
-    qty = {"risk": max(_ZERO, _floor(risk_usd / dist)), "position_cap": max(_ZERO, _floor(cap_usd / price)), "funds": max(_ZERO, _floor(funds / price))}
+    qty = {"risk": max(_ZERO, _floor_quotient(risk_usd / dist)), "position_cap": max(_ZERO, _floor_quotient(cap_usd / price)),
+           "funds": max(_ZERO, _floor_quotient(funds / price))}
     binding, n = _least(qty)
     reasons = partial(_reasons, texts, qty, binding, True, notes)
     if n == 0:
