@@ -37,6 +37,7 @@ class BrokerView:
         self.broker_held: dict[str, Decimal]|None = None   # the broker's quantities: last snapshot + fills since
         self._pl_marks: dict = {}                        # {'day': (date, equity), 'week': (key, equity)}
         self._marks: dict[str, tuple] = {}               # symbol -> (last close, position, its Decimal, the position marked at it)
+        self._halt_of: tuple = (None, None)              # (ledger, its bound halt_state)
         self._day_of: tuple|None = None                  # (start, end, day): the trading day of the last context and its span (UTC)
 
 # %% ../nbs/55b_broker_view.ipynb #ee5a7978
@@ -184,7 +185,9 @@ def context(self:BrokerView, symbol:str, # the signal's symbol
         px = mark(symbol, None)[0]
         if px is not None: prices[symbol] = px
     day_pl, week_pl = self._track_pl(acct, day)
+    led, halt_state = self._halt_of
+    if led is not self.ledger: led, halt_state = self._halt_of = (self.ledger, self.ledger.halt_state)   # the ledger's method, looked up once
     return RiskContext(acct, positions, prices, _Lazy(syms, self._sector_of), _Lazy(syms, self._returns_of),
-                       day_pl, week_pl, self.losing_streak, self.ledger.halt_state().state, None, day)
+                       day_pl, week_pl, self.losing_streak, halt_state().state, None, day)
 
 
