@@ -148,13 +148,13 @@ def _sector_of(self:BrokerView, s:str) -> str|None: return self.asset(s).sector
 
 @patch
 def _mark(self:BrokerView, s:str, p:Position|None) -> tuple:
-    "(price, position marked at it) of `s` at its last close: `Decimal(repr(last close))` (None without a close), `p` with it as market price."
+    "(last close, `p`, the close as `Decimal(repr(close))` (None without one), `p` marked at it) for `s`: kept until the close or `p` changes."
     f = self.last.get(s)
     c = self._marks.get(s)
-    if c is None or c[0] is not f or c[1] is not p:    # a new close or a new position (fills replace it): mark again, else reuse
+    if c is None or c[1] is not p or not (c[0] is f or (c[0] == f and f != 0)):   # a new close (equal, nonzero: same repr) or position: mark again
         px = None if f is None else Decimal(repr(f))
         c = self._marks[s] = (f, p, px, None if p is None else Position(s, p.qty, p.avg_entry_price, p.market_price if px is None else px))
-    return c[2], c[3]
+    return c
 
 @patch
 def context(self:BrokerView, symbol:str, # the signal's symbol
@@ -171,18 +171,18 @@ def context(self:BrokerView, symbol:str, # the signal's symbol
         for s, p in self.positions.items():
             if not p.qty: continue
             syms.add(s)
-            px, pos = mark(s, p)
-            if px is not None: prices[s] = px
-            positions.append(pos)
+            c = mark(s, p)
+            if c[2] is not None: prices[s] = c[2]
+            positions.append(c[3])
     else:
         syms = (symbol,)
         p = self.positions.get(symbol)
         if p is not None and p.qty:
-            px, pos = mark(symbol, p)
-            if px is not None: prices[symbol] = px
-            positions.append(pos)
+            c = mark(symbol, p)
+            if c[2] is not None: prices[symbol] = c[2]
+            positions.append(c[3])
     if symbol not in prices:
-        px = mark(symbol, None)[0]
+        px = mark(symbol, None)[2]
         if px is not None: prices[symbol] = px
     day_pl, week_pl = self._track_pl(acct, day)
     led, halt_state = self._halt_of
