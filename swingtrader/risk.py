@@ -136,6 +136,7 @@ class RiskGuard:
         self._corr: dict[tuple, float|None] = {}
         self._corr_day: date|None = None
         self.lazy_correlations = False   # True (backtests): no correlations when even all positions together leave the correlated cap room
+        self.multipliers: Mapping[str, Decimal]|None = None   # contract multipliers by symbol or root (None: swingtrader.instruments')
 
     def corr(self, ctx:RiskContext, a:str, b:str) -> float|None:
         "Cached correlation of `a` and `b` for `ctx.as_of`."
