@@ -512,7 +512,10 @@ def exposure_context(ctx:RiskContext, # the snapshot
                      multipliers:Mapping[str, Decimal]|None=None, # contract multipliers by symbol or root (default: swingtrader.instruments)
                      *symbols:str) -> RiskContext: # more derivative symbols that need their underlying's sector and returns
     "`ctx` with option/future positions scaled to notional (qty × multiplier) and given their underlying's sector and returns."
-    if not multipliers and not symbols and all(p.symbol in _EQUITIES for p in ctx.positions): return ctx   # equities only
+    if not multipliers and not symbols:
+        for p in ctx.positions:
+            if p.symbol not in _EQUITIES: break
+        else: return ctx                 # equities only (known): nothing to scale
     mult = {p.symbol: m for p in ctx.positions if p.qty != 0 and (m := _multiplier(p.symbol, multipliers)) is not None}
     extra = [s for s in symbols if _multiplier(s, multipliers) is not None]
     if not mult and not extra: return ctx
