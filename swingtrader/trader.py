@@ -33,9 +33,12 @@ _NS = uuid.UUID("6f1c2a4e-5b0d-4c39-9a57-2d1e8b7f3c10")   # swingtrader's namesp
 _NS_BYTES = _NS.bytes
 _ZERO = Decimal(0)
 
+_SEEDED = hashlib.sha1(_NS_BYTES)        # SHA-1 fed the namespace once: each id continues a copy (no digest lookup per id)
+
 def _uuid5_hex(name:str) -> str:
     "`uuid.uuid5(_NS, name).hex`, without building `UUID` objects (RFC 4122 name-based, SHA-1)."
-    h = bytearray(hashlib.sha1(_NS_BYTES + name.encode()).digest()[:16])
+    s = _SEEDED.copy(); s.update(name.encode())
+    h = bytearray(s.digest()[:16])
     h[6] = (h[6] & 0x0F) | 0x50; h[8] = (h[8] & 0x3F) | 0x80
     return h.hex()
 
