@@ -182,8 +182,9 @@ def _kill_state(ctx:RiskContext) -> KillState:
 
 @patch
 def _exit(self:RiskGuard, signal:Signal, ctx:RiskContext, qty, notional, price) -> Decision:
-    sym = signal.symbol
-    held = next((p.qty for p in ctx.positions if p.symbol == sym), _ZERO)
+    sym, held = signal.symbol, _ZERO
+    for p in ctx.positions:
+        if p.symbol == sym: held = p.qty; break
     rules = _Unwritten((("exit_allowed", True, "exits reduce risk and are allowed in every kill-switch state (now {})".format, (_kill_state(ctx).value,)),))
     want = qty if qty is not None else notional / price
     if held <= 0:
