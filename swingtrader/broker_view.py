@@ -163,8 +163,10 @@ def context(self:BrokerView, symbol:str, # the signal's symbol
     "The `RiskContext` for a decision on `symbol` at `at`; sectors and returns are looked up when a rule reads them."
     acct = self._account_view()
     d = self._day_of
-    if d is None or not d[0] <= at < d[1]: d = self._day_of = _day_span(at)
-    day = d[2]
+    if at.utcoffset() is None: day = trading_day(at)          # a naive time: as `trading_day` reads it
+    else:
+        if d is None or not d[0] <= at < d[1]: d = self._day_of = _day_span(at)
+        day = d[2]
     prices, positions, mark = {}, [], self._mark
     if full:
         syms = {symbol}
