@@ -5,13 +5,14 @@
 # %% ../nbs/55b_broker_view.ipynb #d98b2d28
 from __future__ import annotations
 from dataclasses import replace as _dc_replace
-from datetime import datetime, date
+from datetime import datetime, date, timedelta
 from decimal import Decimal
 from typing import Callable, Mapping
 
 from fastcore.basics import patch
 
 from .config import SwingtraderError
+from .clock import NY, UTC
 from .models import Account, Asset, Position
 from .risk import RiskContext
 from .ledger import trading_day
@@ -20,6 +21,8 @@ from .ledger import trading_day
 __all__ = ['TraderError', 'BrokerView']
 
 # %% ../nbs/55b_broker_view.ipynb #17fb96f4
+_ZERO = Decimal(0)
+
 class TraderError(SwingtraderError):
     "The trader was driven in a way it cannot work with (no account yet, an unknown symbol, a bad checkpoint)."
 
@@ -33,6 +36,9 @@ class BrokerView:
         self._stale, self._snap_time = True, None
         self.broker_held: dict[str, Decimal]|None = None   # the broker's quantities: last snapshot + fills since
         self._pl_marks: dict = {}                        # {'day': (date, equity), 'week': (key, equity)}
+        self._marks: dict[str, tuple] = {}               # symbol -> (last close, position, its Decimal, the position marked at it)
+        self._halt_of: tuple = (None, None)              # (ledger, its bound halt_state)
+        self._day_of: tuple|None = None                  # (start, end, day): the trading day of the last context and its span (UTC)
 
 # %% ../nbs/55b_broker_view.ipynb #ee5a7978
 @patch
@@ -69,7 +75,8 @@ def set_account(self:BrokerView, account:Account, # the broker's balances now
 @patch
 def committed(self:BrokerView) -> Decimal:
     "Estimated cost of entries decided after the last account snapshot and still pending."
-    return sum((p.est for p in self.pending.values() if p.entry and p.fresh), Decimal(0))
+    if not self.pending: return _ZERO
+    return sum((p.est for p in self.pending.values() if p.entry and p.fresh), _ZERO)
 
 @patch
 def _account_view(self:BrokerView) -> Account:
@@ -98,11 +105,13 @@ def _returns(closes:list[float]) -> list[float]:
 @patch
 def _track_pl(self:BrokerView, account:Account, day:date) -> tuple[Decimal, Decimal]:
     "P&L since the first snapshot of `day` and of its week."
-    m = self._pl_marks
-    wk = day.isocalendar()[:2]
-    if m.get("day", (None,))[0] != day: m["day"] = (day, account.equity)
-    if m.get("week", (None,))[0] != wk: m["week"] = (wk, account.equity)
-    return account.equity - m["day"][1], account.equity - m["week"][1]
+    m, e = self._pl_marks, account.equity
+    d, w = m.get("day"), m.get("week")
+    if d is None or d[0] != day or w is None:        # the week can only change with the day
+        if d is None or d[0] != day: d = m["day"] = (day, e)
+        wk = day.isocalendar()[:2]
+        if w is None or w[0] != wk: w = m["week"] = (wk, e)
+    return e - d[1], e - w[1]
 
 @patch
 def _returns_of(self:BrokerView, s:str) -> list[float]:
@@ -126,6 +135,26 @@ class _Lazy(Mapping):
     def __iter__(self): return iter(self._keys)
     def __len__(self): return len(self._keys)
     def __contains__(self, k): return k in self._keys
+    def get(self, k, default=None): return self[k] if k in self._keys else default
+
+def _day_span(t:datetime) -> tuple[datetime, datetime, date]:
+    "The New York day of `t` (`trading_day`) with its start and end in UTC: a later `t` in it needs no time zone lookup."
+    day = trading_day(t)
+    start = datetime(day.year, day.month, day.day, tzinfo=NY)        # midnight exists every day in New York (DST moves 2:00)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC), day
+
+@patch
+def _sector_of(self:BrokerView, s:str) -> str|None: return self.asset(s).sector
+
+@patch
+def _mark(self:BrokerView, s:str, p:Position|None) -> tuple:
+    "(last close, `p`, the close as `Decimal(repr(close))` (None without one), `p` marked at it) for `s`: kept until the close or `p` changes."
+    f = self.last.get(s)
+    c = self._marks.get(s)
+    if c is None or c[1] is not p or not (c[0] is f or (c[0] == f and f != 0)):   # a new close (equal, nonzero: same repr) or position: mark again
+        px = None if f is None else Decimal(repr(f))
+        c = self._marks[s] = (f, p, px, None if p is None else Position(s, p.qty, p.avg_entry_price, p.market_price if px is None else px))
+    return c
 
 @patch
 def context(self:BrokerView, symbol:str, # the signal's symbol
@@ -133,16 +162,34 @@ def context(self:BrokerView, symbol:str, # the signal's symbol
             full:bool=True) -> RiskContext: # False: only `symbol`'s position, price, sector and returns (all an exit is judged on)
     "The `RiskContext` for a decision on `symbol` at `at`; sectors and returns are looked up when a rule reads them."
     acct = self._account_view()
-    day = trading_day(at)
-    if full: syms = {s for s, p in self.positions.items() if p.qty} | {symbol}
-    else: syms = {symbol}
-    last = self.last
-    prices = {s: Decimal(repr(last[s])) for s in syms if s in last}
-    positions = [Position(s, p.qty, p.avg_entry_price, prices.get(s, p.market_price)) for s, p in self.positions.items() if p.qty and s in syms]
+    d = self._day_of
+    if at.utcoffset() is None: day = trading_day(at)          # a naive time: as `trading_day` reads it
+    else:
+        if d is None or not d[0] <= at < d[1]: d = self._day_of = _day_span(at)
+        day = d[2]
+    prices, positions, mark = {}, [], self._mark
+    if full:
+        syms = {symbol}
+        for s, p in self.positions.items():
+            if not p.qty: continue
+            syms.add(s)
+            c = mark(s, p)
+            if c[2] is not None: prices[s] = c[2]
+            positions.append(c[3])
+    else:
+        syms = (symbol,)
+        p = self.positions.get(symbol)
+        if p is not None and p.qty:
+            c = mark(symbol, p)
+            if c[2] is not None: prices[symbol] = c[2]
+            positions.append(c[3])
+    if symbol not in prices:
+        px = mark(symbol, None)[2]
+        if px is not None: prices[symbol] = px
     day_pl, week_pl = self._track_pl(acct, day)
-    return RiskContext(account=acct, positions=positions, prices=prices,
-                       sectors=_Lazy(syms, lambda s: self.asset(s).sector), returns=_Lazy(syms, self._returns_of),
-                       day_pl=day_pl, week_pl=week_pl, losing_streak=self.losing_streak,
-                       kill_state=self.ledger.halt_state().state, as_of=day)
+    led, halt_state = self._halt_of
+    if led is not self.ledger: led, halt_state = self._halt_of = (self.ledger, self.ledger.halt_state)   # the ledger's method, looked up once
+    return RiskContext(acct, positions, prices, _Lazy(syms, self._sector_of), _Lazy(syms, self._returns_of),
+                       day_pl, week_pl, self.losing_streak, halt_state().state, None, day)
 
 

@@ -263,6 +263,12 @@ class OrderRequest:
             norm = str(sym) if not isinstance(sym, EquitySymbol) else sym.ticker
             if isinstance(sym, EquitySymbol) and len(_TICKERS) < 100_000: _TICKERS[s] = norm
         object.__setattr__(self, "symbol", norm)
+        q, n = self.qty, self.notional
+        amount = q if n is None else n
+        if (type(self.side) is Side and self.type is OrderType.MARKET and self.tif is TimeInForce.DAY and self.limit_price is None
+                and self.stop_price is None and (q is None or n is None) and type(amount) is Decimal and amount.is_finite() and amount > 0
+                and type(self.client_key) is str and _KEY.fullmatch(self.client_key)):
+            return                      # a day market order already in canonical form (the decision core's): every check below passes
         for name, enum in (("side", Side), ("type", OrderType), ("tif", TimeInForce)):
             v = getattr(self, name)
             if type(v) is enum: continue                             # already the member

@@ -5,7 +5,7 @@
 # %% ../nbs/44_risk.ipynb #dbb973ac
 from __future__ import annotations
 import logging, math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, FrozenInstanceError
 from datetime import date, datetime
 from decimal import Decimal, ROUND_DOWN
 from pathlib import Path
@@ -40,14 +40,35 @@ class RuleResult:
     detail: str
     def to_dict(self) -> dict: return {"rule": self.rule, "passed": self.passed, "detail": self.detail}
 
-@dataclass(frozen=True, slots=True)
+class _Unwritten(list):
+    "Rule results as `RuleResult`s or `(rule, passed, text, args)`, whose detail `text(*args)` is written when first read."
+
+def _written(rules:_Unwritten) -> tuple[RuleResult, ...]:
+    return tuple(r if type(r) is RuleResult else RuleResult(r[0], r[1], r[2](*r[3])) for r in rules)
+
 class Decision:
-    "What the risk guard decided about a signal, and why."
-    action: RiskAction
-    qty: Decimal|None                 # the size to send (resized when RESIZE; None for REJECT/HALT)
-    notional: Decimal|None
-    rules_evaluated: tuple[RuleResult, ...]
-    reason: str
+    "What the risk guard decided about a signal, and why (a frozen value, like a frozen dataclass)."
+    __slots__ = ("action", "qty", "notional", "_rules", "reason")
+    __match_args__ = ("action", "qty", "notional", "rules_evaluated", "reason")
+    def __init__(self, action:RiskAction,
+                 qty:Decimal|None, # the size to send (resized when RESIZE; None for REJECT/HALT)
+                 notional:Decimal|None,
+                 rules_evaluated:tuple[RuleResult, ...], # (the guard passes its rules unwritten: their texts are formatted when first read)
+                 reason:str):
+        s = object.__setattr__
+        s(self, "action", action); s(self, "qty", qty); s(self, "notional", notional); s(self, "_rules", rules_evaluated); s(self, "reason", reason)
+    @property
+    def rules_evaluated(self) -> tuple[RuleResult, ...]:
+        r = self._rules
+        if type(r) is _Unwritten: object.__setattr__(self, "_rules", r := _written(r))
+        return r
+    def __setattr__(self, name, value): raise FrozenInstanceError(f"cannot assign to field {name!r}")
+    def __delattr__(self, name): raise FrozenInstanceError(f"cannot delete field {name!r}")
+    def _values(self) -> tuple: return (self.action, self.qty, self.notional, self.rules_evaluated, self.reason)
+    def __eq__(self, other): return self._values() == other._values() if other.__class__ is self.__class__ else NotImplemented
+    def __hash__(self): return hash(self._values())
+    def __reduce__(self): return (Decision, self._values())
+    def __repr__(self): return "Decision(" + ", ".join(f"{k}={v!r}" for k, v in zip(self.__match_args__, self._values())) + ")"
     @property
     def passed(self) -> bool: return self.action in (RiskAction.PASS, RiskAction.RESIZE)
     def to_audit(self) -> dict:
@@ -60,7 +81,9 @@ class KillState(str, Enum):
     REDUCING = "reducing"    # exits only
     HALTED = "halted"        # nothing new; exits still allowed; needs a manual reset
 
-@dataclass(frozen=True)
+_KILL = {k.value: k for k in KillState}
+
+@dataclass(frozen=True, slots=True)
 class RiskContext:
     "A snapshot of what the risk rules need."
     account: Account
@@ -113,6 +136,7 @@ class RiskGuard:
         self._corr: dict[tuple, float|None] = {}
         self._corr_day: date|None = None
         self.lazy_correlations = False   # True (backtests): no correlations when even all positions together leave the correlated cap room
+        self.multipliers: Mapping[str, Decimal]|None = None   # contract multipliers by symbol or root (None: swingtrader.instruments')
 
     def corr(self, ctx:RiskContext, a:str, b:str) -> float|None:
         "Cached correlation of `a` and `b` for `ctx.as_of`."
@@ -129,94 +153,116 @@ class RiskGuard:
 # %% ../nbs/44_risk.ipynb #5e42d178
 def _fmt(x:Decimal) -> str: return f"{x:,.2f}"
 
+_ZERO, _INF = Decimal(0), Decimal("Infinity")
+_said = "{}".format                      # a text that needs no formatting
+
+def _open_sector_text(sym:str, sectors:Mapping, vals:list, cap:Decimal) -> str:
+    "The sector rule's text under an infinite cap: the sector's holdings (other than `sym`) summed when read."
+    sector, sect = sectors.get(sym) or "unknown", Decimal(0)
+    for s, v in vals:
+        if s != sym and (sectors.get(s) or "unknown") == sector: sect += v
+    return f"sector {sector} holds {_fmt(sect)}, cap {cap:.0%}"
+
+def _room_text(want:Decimal, verb:str, room:Decimal, what, args) -> str: return f"{_fmt(want)} {verb} room {_fmt(room)}: {what(*args)}"
+
 def _fit(rooms, want:Decimal, rules:list) -> tuple[Decimal, list[str]]:
     "Each sizing rule's room against `want` (a result per rule into `rules`): the amount allowed and the rules that bind."
     allowed, binding = want, []
-    for rule, room, what in rooms:
-        room = max(room, Decimal(0))
-        if want <= room: rules.append(RuleResult(rule, True, f"{_fmt(want)} fits room {_fmt(room)}: {what}"))
+    for rule, room, what, args in rooms:
+        if room < _ZERO: room = _ZERO
+        if want <= room: rules.append((rule, True, _room_text, (want, "fits", room, what, args)))
         else:
-            rules.append(RuleResult(rule, False, f"{_fmt(want)} exceeds room {_fmt(room)}: {what}"))
+            rules.append((rule, False, _room_text, (want, "exceeds", room, what, args)))
             binding.append(rule); allowed = min(allowed, room)
     return allowed, binding
 
+def _kill_state(ctx:RiskContext) -> KillState:
+    k = ctx.kill_state
+    return _KILL.get(k) or KillState(k)
+
 @patch
 def _exit(self:RiskGuard, signal:Signal, ctx:RiskContext, qty, notional, price) -> Decision:
-    held = next((p.qty for p in ctx.positions if p.symbol == signal.symbol), Decimal(0))
-    state = KillState(ctx.kill_state)
-    rules = [RuleResult("exit_allowed", True, f"exits reduce risk and are allowed in every kill-switch state (now {state.value})")]
+    sym, held = signal.symbol, _ZERO
+    for p in ctx.positions:
+        if p.symbol == sym: held = p.qty; break
+    rules = _Unwritten((("exit_allowed", True, "exits reduce risk and are allowed in every kill-switch state (now {})".format, (_kill_state(ctx).value,)),))
     want = qty if qty is not None else notional / price
     if held <= 0:
-        rules.append(RuleResult("exit_within_position", False, f"no long position in {signal.symbol} to exit"))
-        return Decision(RiskAction.REJECT, None, None, tuple(rules), f"no long position in {signal.symbol}")
+        rules.append(("exit_within_position", False, "no long position in {} to exit".format, (sym,)))
+        return Decision(RiskAction.REJECT, None, None, rules, f"no long position in {sym}")
     if want <= held:
-        rules.append(RuleResult("exit_within_position", True, f"selling {want} of {held} held"))
-        return Decision(RiskAction.PASS, qty, notional, tuple(rules), "exit allowed")
-    rules.append(RuleResult("exit_within_position", False, f"selling {want} but only {held} held: resized to {held}"))
-    return Decision(RiskAction.RESIZE, held, None, tuple(rules), f"exit resized to the {held} held")
+        rules.append(("exit_within_position", True, "selling {} of {} held".format, (want, held)))
+        return Decision(RiskAction.PASS, qty, notional, rules, "exit allowed")
+    rules.append(("exit_within_position", False, "selling {0} but only {1} held: resized to {1}".format, (want, held)))
+    return Decision(RiskAction.RESIZE, held, None, rules, f"exit resized to the {held} held")
 
 @patch
 def _halting(self:RiskGuard, ctx:RiskContext, rules:list) -> Decision|None:
-    state = KillState(ctx.kill_state)
+    state = _kill_state(ctx)
     if state is KillState.HALTED:
-        rules.append(RuleResult("kill_switch", False, "trading is HALTED: entries blocked until a manual reset"))
-        return Decision(RiskAction.HALT, None, None, tuple(rules), "kill switch is halted")
+        rules.append(("kill_switch", False, _said, ("trading is HALTED: entries blocked until a manual reset",)))
+        return Decision(RiskAction.HALT, None, None, rules, "kill switch is halted")
     if state is KillState.REDUCING:
-        rules.append(RuleResult("kill_switch", False, "kill switch is REDUCING: exits only"))
-        return Decision(RiskAction.REJECT, None, None, tuple(rules), "kill switch allows exits only")
-    rules.append(RuleResult("kill_switch", True, "active"))
-    start = ctx.account.equity - ctx.day_pl
-    loss = -ctx.day_pl / start if start > 0 else Decimal(0)
-    if loss >= self.daily_loss_halt:
-        rules.append(RuleResult("daily_loss", False, f"day P&L {_fmt(ctx.day_pl)} is {loss:.2%} of start equity, limit {self.daily_loss_halt:.2%}: halt"))
-        return Decision(RiskAction.HALT, None, None, tuple(rules), f"daily loss {loss:.2%} reached the {self.daily_loss_halt:.2%} halt")
-    rules.append(RuleResult("daily_loss", True, f"day P&L {loss:.2%} loss of {self.daily_loss_halt:.2%} allowed"))
+        rules.append(("kill_switch", False, _said, ("kill switch is REDUCING: exits only",)))
+        return Decision(RiskAction.REJECT, None, None, rules, "kill switch allows exits only")
+    rules.append(("kill_switch", True, _said, ("active",)))
+    eq, day_pl, limit = ctx.account.equity, ctx.day_pl, self.daily_loss_halt
+    start = eq - day_pl
+    loss = -day_pl / start if start > 0 else _ZERO
+    if loss >= limit:
+        rules.append(("daily_loss", False, "day P&L {:,.2f} is {:.2%} of start equity, limit {:.2%}: halt".format, (day_pl, loss, limit)))
+        return Decision(RiskAction.HALT, None, None, rules, f"daily loss {loss:.2%} reached the {limit:.2%} halt")
+    rules.append(("daily_loss", True, "day P&L {:.2%} loss of {:.2%} allowed".format, (loss, limit)))
     if self.day_trade_guard:
         n = ctx.day_trades if ctx.day_trades is not None else ctx.account.day_trade_count
-        if ctx.account.equity >= self.pdt_equity:
-            rules.append(RuleResult("day_trade_guard", True, f"equity {_fmt(ctx.account.equity)} ≥ {_fmt(self.pdt_equity)}"))
+        if eq >= self.pdt_equity:
+            rules.append(("day_trade_guard", True, "equity {:,.2f} ≥ {:,.2f}".format, (eq, self.pdt_equity)))
         elif n is None:
-            rules.append(RuleResult("day_trade_guard", False, "day-trade count unknown with the guard on"))
-            return Decision(RiskAction.REJECT, None, None, tuple(rules), "day-trade count unknown: give RiskContext.day_trades")
+            rules.append(("day_trade_guard", False, _said, ("day-trade count unknown with the guard on",)))
+            return Decision(RiskAction.REJECT, None, None, rules, "day-trade count unknown: give RiskContext.day_trades")
         elif n >= self.max_day_trades:
-            rules.append(RuleResult("day_trade_guard", False, f"{n} day trades in 5 days, limit {self.max_day_trades}"))
-            return Decision(RiskAction.REJECT, None, None, tuple(rules), f"{n} day trades used: a new entry could not be exited today")
-        else: rules.append(RuleResult("day_trade_guard", True, f"{n} of {self.max_day_trades} day trades used"))
+            rules.append(("day_trade_guard", False, "{} day trades in 5 days, limit {}".format, (n, self.max_day_trades)))
+            return Decision(RiskAction.REJECT, None, None, rules, f"{n} day trades used: a new entry could not be exited today")
+        else: rules.append(("day_trade_guard", True, "{} of {} day trades used".format, (n, self.max_day_trades)))
     return None
 
 # %% ../nbs/44_risk.ipynb #5dd253bc
 @patch
 def _rooms(self:RiskGuard, sym:str, ctx:RiskContext, price:Decimal,
-           want:Decimal|None=None) -> list[tuple[str, Decimal, str]]: # the order's USD (with `lazy_correlations`: skip what cannot bind)
-    "(rule, room in USD, what it measured) for each sizing rule."
-    eq = ctx.account.equity
-    sector = ctx.sectors.get(sym) or "unknown"
+           want:Decimal|None=None) -> list[tuple]: # the order's USD (with `lazy_correlations`: skip what cannot bind)
+    "(rule, room in USD, what it measured: a text function and its arguments) for each sizing rule."
+    eq, prices, sc = ctx.account.equity, ctx.prices, self.sector_cap
+    # an infinite sector cap leaves infinite room whatever the sector holds: the holdings are summed only for its text
+    open_sector = type(sc) is Decimal and sc == _INF and eq > 0
+    sector = None if open_sector else ctx.sectors.get(sym) or "unknown"
     held = sect = corr = gross = Decimal(0)
     n_corr = 0
     vals = []
     for p in ctx.positions:
         if p.qty == 0: continue
-        v = abs(p.qty) * _price(ctx, p.symbol, p.market_price or p.avg_entry_price)
+        px = prices.get(p.symbol)
+        if type(px) is not Decimal: px = _price(ctx, p.symbol, p.market_price or p.avg_entry_price)
+        v = abs(p.qty) * px
         gross += v
         vals.append((p.symbol, v))
     # every position counted as correlated still leaves room: the rule cannot bind, so no correlation is needed
     lazy = self.lazy_correlations and want is not None and want <= max(self.correlated_cap * eq - gross, Decimal(0))
     for s, v in vals:
         if s == sym: held += v; corr += v; continue
-        if (ctx.sectors.get(s) or "unknown") == sector: sect += v
+        if not open_sector and (ctx.sectors.get(s) or "unknown") == sector: sect += v
         if lazy: continue
         c = self.corr(ctx, sym, s)
         if c is not None and c > self.corr_threshold: corr += v; n_corr += 1
-    lev = LEVERAGE[self.account_type]
-    out = [("position_cap", self.position_cap * eq - held, f"{sym} holds {_fmt(held)}, cap {self.position_cap:.0%} of {_fmt(eq)}"),
-           ("sector_cap", self.sector_cap * eq - sect, f"sector {sector} holds {_fmt(sect)}, cap {self.sector_cap:.0%}"),
-           ("correlated_cap", self.correlated_cap * eq - gross,
-            f"correlations not computed: all positions together ({_fmt(gross)}) fit the cap {self.correlated_cap:.0%}") if lazy else
-           ("correlated_cap", self.correlated_cap * eq - corr,
-            f"{n_corr} positions correlate > {self.corr_threshold} with {sym}: {_fmt(corr)} held, cap {self.correlated_cap:.0%}"),
-           ("leverage", lev * eq - gross, f"gross {_fmt(gross)}, cap {lev}x equity ({self.account_type})")]
+    lev, cc = LEVERAGE[self.account_type], self.correlated_cap
+    out = [("position_cap", self.position_cap * eq - held, "{} holds {:,.2f}, cap {:.0%} of {:,.2f}".format, (sym, held, self.position_cap, eq)),
+           ("sector_cap", _INF, _open_sector_text, (sym, ctx.sectors, vals, sc)) if open_sector else
+           ("sector_cap", sc * eq - sect, "sector {} holds {:,.2f}, cap {:.0%}".format, (sector, sect, sc)),
+           ("correlated_cap", cc * eq - gross, "correlations not computed: all positions together ({:,.2f}) fit the cap {:.0%}".format, (gross, cc))
+           if lazy else
+           ("correlated_cap", cc * eq - corr, "{} positions correlate > {} with {}: {:,.2f} held, cap {:.0%}".format, (n_corr, self.corr_threshold, sym, corr, cc)),
+           ("leverage", lev * eq - gross, "gross {:,.2f}, cap {}x equity ({})".format, (gross, lev, self.account_type))]
     if self.account_type == "cash":
-        out.append(("settled_cash", ctx.account.settled_cash, f"settled cash {_fmt(ctx.account.settled_cash)} (no good-faith violations)"))
+        out.append(("settled_cash", ctx.account.settled_cash, "settled cash {:,.2f} (no good-faith violations)".format, (ctx.account.settled_cash,)))
     return out
 
 @patch
@@ -230,11 +276,11 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal
     qty, notional = (None if qty is None else D(qty, "qty")), (None if notional is None else D(notional, "notional"))
     price = _price(context, signal.symbol, signal.price)
     if signal.action is SignalAction.EXIT_LONG: return self._exit(signal, context, qty, notional, price)
-    rules: list[RuleResult] = []
+    rules = _Unwritten()
     if (d := self._halting(context, rules)) is not None: return d
     want = qty * price if qty is not None else notional
     allowed, binding = _fit(self._rooms(signal.symbol, context, price, want), want, rules)
-    if not binding: return Decision(RiskAction.PASS, qty, notional, tuple(rules), "all rules passed")
+    if not binding: return Decision(RiskAction.PASS, qty, notional, rules, "all rules passed")
     if qty is not None:
         step = Decimal(1) if qty == qty.to_integral_value() else Decimal("0.000001")
         new_q, new_n = (allowed / price).quantize(step, rounding=ROUND_DOWN), None
@@ -243,8 +289,8 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal
         new_q, new_n = None, allowed.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
         fits = new_n >= self.min_notional
     if not fits:
-        return Decision(RiskAction.REJECT, None, None, tuple(rules), f"nothing fits {', '.join(binding)} (room {_fmt(allowed)})")
-    return Decision(RiskAction.RESIZE, new_q, new_n, tuple(rules), f"resized to fit {', '.join(binding)}")
+        return Decision(RiskAction.REJECT, None, None, rules, f"nothing fits {', '.join(binding)} (room {_fmt(allowed)})")
+    return Decision(RiskAction.RESIZE, new_q, new_n, rules, f"resized to fit {', '.join(binding)}")
 
 # %% ../nbs/44_risk.ipynb #cc10bfd1
 TRIGGERS = ("daily_loss", "weekly_loss", "losing_streak", "connectivity", "reconciliation_mismatch", "manual")
@@ -454,12 +500,25 @@ from dataclasses import replace as _replace
 from .models import underlying_of
 from .sizer import contract_multiplier
 
+_EQUITIES: set[str] = set()              # symbols known to be equities: without overrides they have no multiplier
+
+def _multiplier(sym:str, multipliers:Mapping|None) -> Decimal|None:
+    "`contract_multiplier(sym, multipliers)`, with the equities' None remembered."
+    if not multipliers and sym in _EQUITIES: return None
+    m = contract_multiplier(sym, multipliers)
+    if m is None and not multipliers and len(_EQUITIES) < 100_000: _EQUITIES.add(sym)
+    return m
+
 def exposure_context(ctx:RiskContext, # the snapshot
                      multipliers:Mapping[str, Decimal]|None=None, # contract multipliers by symbol or root (default: swingtrader.instruments)
                      *symbols:str) -> RiskContext: # more derivative symbols that need their underlying's sector and returns
     "`ctx` with option/future positions scaled to notional (qty × multiplier) and given their underlying's sector and returns."
-    mult = {p.symbol: m for p in ctx.positions if p.qty != 0 and (m := contract_multiplier(p.symbol, multipliers)) is not None}
-    extra = [s for s in symbols if contract_multiplier(s, multipliers) is not None]
+    if not multipliers and not symbols:
+        for p in ctx.positions:
+            if p.symbol not in _EQUITIES: break
+        else: return ctx                 # equities only (known): nothing to scale
+    mult = {p.symbol: m for p in ctx.positions if p.qty != 0 and (m := _multiplier(p.symbol, multipliers)) is not None}
+    extra = [s for s in symbols if _multiplier(s, multipliers) is not None]
     if not mult and not extra: return ctx
     positions = tuple(_replace(p, qty=p.qty * mult[p.symbol]) if p.symbol in mult else p for p in ctx.positions)
     sectors, returns = dict(ctx.sectors), dict(ctx.returns)
@@ -479,7 +538,7 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal (an equity, 
              notional:Decimal|None=None) -> Decision: # … or proposed USD (equities only)
     "PASS, RESIZE, REJECT or HALT; option and futures positions and entries count by notional (contracts × price × multiplier)."
     mults = getattr(self, "multipliers", None)
-    m = contract_multiplier(signal.symbol, mults)
+    m = _multiplier(signal.symbol, mults)
     if m is None: return _evaluate_shares(self, signal, exposure_context(context, mults), qty, notional)
     if signal.action is SignalAction.EXIT_LONG: return _evaluate_shares(self, signal, context, qty, notional)   # contracts against contracts
     if qty is None or notional is not None:
@@ -487,14 +546,14 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal (an equity, 
     qty = D(qty, "qty")
     price = _price(context, signal.symbol, signal.price)
     ctx = exposure_context(context, mults, signal.symbol)
-    rules: list[RuleResult] = []
+    rules = _Unwritten()
     if (d := self._halting(ctx, rules)) is not None: return d
     per = price * m
     want = qty * per
     rules.append(RuleResult("contract_notional", True, f"{qty} contracts × {_fmt(price)} × {m.normalize():f} = {_fmt(want)}"))
     allowed, binding = _fit(self._rooms(signal.symbol, ctx, price), want, rules)
-    if not binding: return Decision(RiskAction.PASS, qty, None, tuple(rules), "all rules passed")
+    if not binding: return Decision(RiskAction.PASS, qty, None, rules, "all rules passed")
     new_q = (allowed / per).quantize(Decimal(1), rounding=ROUND_DOWN) if per > 0 else Decimal(0)
     if new_q <= 0:
-        return Decision(RiskAction.REJECT, None, None, tuple(rules), f"not one contract ({_fmt(per)} notional) fits {', '.join(binding)} (room {_fmt(allowed)})")
-    return Decision(RiskAction.RESIZE, new_q, None, tuple(rules), f"resized to {new_q} contracts to fit {', '.join(binding)}")
+        return Decision(RiskAction.REJECT, None, None, rules, f"not one contract ({_fmt(per)} notional) fits {', '.join(binding)} (room {_fmt(allowed)})")
+    return Decision(RiskAction.RESIZE, new_q, None, rules, f"resized to {new_q} contracts to fit {', '.join(binding)}")

@@ -4,8 +4,9 @@
 
 # %% ../nbs/42_sizer.ipynb #0f38fbcb
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError
 from decimal import Decimal, ROUND_FLOOR
+from functools import partial
 
 from .config import SwingtraderError, Settings
 from .models import D, Account, Asset, Signal, SignalAction
@@ -17,13 +18,27 @@ __all__ = ['SizingError', 'SizeDecision', 'Sizer', 'contract_multiplier']
 class SizingError(SwingtraderError):
     "The sizer was asked something it cannot answer (an exit, an invalid setting)."
 
-@dataclass(frozen=True, slots=True)
 class SizeDecision:
-    "How much to buy and why: `qty` (whole shares) xor `notional` (USD); zero means do not trade."
-    qty: Decimal|None
-    notional: Decimal|None
-    binding: str                 # risk | position_cap | funds | or what made it zero
-    reasons: tuple[str, ...] = ()
+    "How much to buy and why: `qty` (whole shares) xor `notional` (USD); zero means do not trade (a frozen value, like a frozen dataclass)."
+    __slots__ = ("qty", "notional", "binding", "_reasons")
+    __match_args__ = ("qty", "notional", "binding", "reasons")
+    def __init__(self, qty:Decimal|None, notional:Decimal|None,
+                 binding:str, # risk | position_cap | funds | or what made it zero
+                 reasons:tuple[str, ...]=()): # (the sizer passes a `partial` that writes them when first read)
+        s = object.__setattr__
+        s(self, "qty", qty); s(self, "notional", notional); s(self, "binding", binding); s(self, "_reasons", reasons)
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        r = self._reasons
+        if type(r) is partial: object.__setattr__(self, "_reasons", r := r())
+        return r
+    def __setattr__(self, name, value): raise FrozenInstanceError(f"cannot assign to field {name!r}")
+    def __delattr__(self, name): raise FrozenInstanceError(f"cannot delete field {name!r}")
+    def _values(self) -> tuple: return (self.qty, self.notional, self.binding, self.reasons)
+    def __eq__(self, other): return self._values() == other._values() if other.__class__ is self.__class__ else NotImplemented
+    def __hash__(self): return hash(self._values())
+    def __reduce__(self): return (SizeDecision, self._values())
+    def __repr__(self): return "SizeDecision(" + ", ".join(f"{k}={v!r}" for k, v in zip(self.__match_args__, self._values())) + ")"
 
     @property
     def ok(self) -> bool:
@@ -45,7 +60,8 @@ def _frac(x, name) -> Decimal:
 def _usd(x:Decimal) -> str: return f"${x:,.2f}"
 def _pct(x:Decimal) -> str: return f"{(x * 100).normalize():f} %"
 def _floor(x:Decimal, q:Decimal=Decimal(1)) -> Decimal: return ((x / q).to_integral_value(rounding=ROUND_FLOOR) * q).quantize(q)   # 10, not 1E+1
-_CENT = Decimal("0.01")
+def _floor_quotient(x:Decimal) -> Decimal: return x.to_integral_value(rounding=ROUND_FLOOR).quantize(_ONE)   # = _floor(x) for a quotient: x / 1 is x
+_CENT, _ZERO, _ONE = Decimal("0.01"), Decimal(0), Decimal(1)
 
 class Sizer:
     "Position size from the ATR risk budget, the position cap and the available funds."
@@ -84,6 +100,23 @@ def available_funds(self:Sizer, account:Account, committed:Decimal=Decimal(0)) -
     return max(Decimal(0), account.buying_power - committed), "buying power"
 
 # %% ../nbs/42_sizer.ipynb #036fe50b
+def _least(caps:dict) -> tuple[str, Decimal]:
+    "The first of the caps (risk, position_cap, funds) with the smallest amount, and the amount."
+    b, n = "risk", caps["risk"]
+    if caps["position_cap"] < n: b, n = "position_cap", caps["position_cap"]
+    if caps["funds"] < n: b, n = "funds", caps["funds"]
+    return b, n
+
+def _reasons(texts:tuple, caps:dict, binding:str, shares:bool, notes:tuple) -> tuple[str, ...]:
+    "The sizer's reasons: the binding cap first, then the risk budget and any cap below it, then `notes`."
+    risk, E, risk_usd, k, dist, cap, cap_usd, price, source, funds = texts
+    said = {"risk": f"risk {_pct(risk)} of equity {_usd(E)} = {_usd(risk_usd)} over a {k.normalize():f}×ATR stop distance of {_usd(dist)}/share",
+            "position_cap": f"position cap {_pct(cap)} of equity = {_usd(cap_usd)} at {_usd(price)}",
+            "funds": f"{source} {_usd(funds)} at {_usd(price)}"}
+    amount = (lambda v: f"{v} shares") if shares else _usd
+    return (f"{said[binding]} → {amount(caps[binding])} (binding)",
+            *(f"{said[c]} → {amount(v)}" for c, v in caps.items() if c != binding and (c == "risk" or v < caps["risk"])), *notes)
+
 @patch
 def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR at the decision)
          account:Account, # balances as of the decision, before its orders
@@ -105,32 +138,29 @@ def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR
     dist = self.k * D(signal.atr, "atr")
     risk_usd, cap_usd = self.risk * E, self.cap * E
     frac = self.fractional and asset.fractionable and not whole
-    notes = [] if frac else [("fractional sizing is off in the settings" if not self.fractional else f"{sym} is not fractionable"
-                              if not asset.fractionable else "broker-side stops cover whole shares only") + ": whole shares."]
-    # the three caps, in shares (exact) and as text
-    caps = {"risk": (risk_usd / dist, f"risk {_pct(self.risk)} of equity {_usd(E)} = {_usd(risk_usd)} over a {self.k.normalize():f}×ATR stop distance of {_usd(dist)}/share"),
-            "position_cap": (cap_usd / price, f"position cap {_pct(self.cap)} of equity = {_usd(cap_usd)} at {_usd(price)}"),
-            "funds": (funds / price, f"{source} {_usd(funds)} at {_usd(price)}")}
+    notes = () if frac else (("fractional sizing is off in the settings" if not self.fractional else f"{sym} is not fractionable"
+                              if not asset.fractionable else "broker-side stops cover whole shares only") + ": whole shares.",)
+    # the three caps, in shares (whole) or USD (cents); their texts
+    texts = (self.risk, E, risk_usd, self.k, dist, self.cap, cap_usd, price, source, funds)   # the caps' texts, written when read
     if frac:
-        usd = {k: _floor(v * price, _CENT) if k == "risk" else _floor((cap_usd, funds)[k == "funds"], _CENT) for k, (v, _) in caps.items()}
-        binding = min(usd, key=lambda k: (usd[k], list(usd).index(k)))
-        n = usd[binding]
-        reasons = [f"{caps[binding][1]} → {_usd(n)} (binding)"] + [f"{caps[k][1]} → {_usd(v)}" for k, v in usd.items() if k != binding and (k == "risk" or v < usd["risk"])]
+        usd = {"risk": _floor(risk_usd / dist * price, _CENT), "position_cap": _floor(cap_usd, _CENT), "funds": _floor(funds, _CENT)}
+        binding, n = _least(usd)
+        reasons = partial(_reasons, texts, usd, binding, False, ())
         if n < self.min_notional:
             why = {"risk": f"ATR stop distance too wide for {_pct(self.risk)} risk", "position_cap": "position cap too small",
                    "funds": f"not enough {source}"}[binding]
-            return zero(binding, f"{why}: {_usd(n)} is below the {_usd(self.min_notional)} minimum notional.", *reasons)
-        return SizeDecision(None, n, binding, tuple(reasons))
-    qty = {k: max(Decimal(0), _floor(v)) for k, (v, _) in caps.items()}
-    binding = min(qty, key=lambda k: (qty[k], list(qty).index(k)))
-    n = qty[binding]
-    reasons = [f"{caps[binding][1]} → {n} shares (binding)"] + [f"{caps[k][1]} → {v} shares" for k, v in qty.items() if k != binding and (k == "risk" or v < qty["risk"])] + notes
+            return zero(binding, f"{why}: {_usd(n)} is below the {_usd(self.min_notional)} minimum notional.", *reasons())
+        return SizeDecision(None, n, binding, reasons)
+    qty = {"risk": max(_ZERO, _floor_quotient(risk_usd / dist)), "position_cap": max(_ZERO, _floor_quotient(cap_usd / price)),
+           "funds": max(_ZERO, _floor_quotient(funds / price))}
+    binding, n = _least(qty)
+    reasons = partial(_reasons, texts, qty, binding, True, notes)
     if n == 0:
         why = {"risk": f"ATR stop distance too wide for {_pct(self.risk)} risk: {_usd(dist)}/share > {_usd(risk_usd)} budget",
                "position_cap": f"one share at {_usd(price)} is above the {_pct(self.cap)} position cap {_usd(cap_usd)}",
                "funds": f"{source} {_usd(funds)} does not buy one share at {_usd(price)}"}[binding]
-        return zero(binding, f"below one whole share: {why}", *reasons)
-    return SizeDecision(n, None, binding, tuple(reasons))
+        return zero(binding, f"below one whole share: {why}", *reasons())
+    return SizeDecision(n, None, binding, reasons)
 
 # %% ../nbs/42_sizer.ipynb #28555b8d
 from functools import lru_cache

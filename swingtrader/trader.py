@@ -31,10 +31,14 @@ __all__ = ['decision_id', 'client_key_for', 'Intent', 'Trader', 'load_checkpoint
 # %% ../nbs/55_trader.ipynb #97f929de
 _NS = uuid.UUID("6f1c2a4e-5b0d-4c39-9a57-2d1e8b7f3c10")   # swingtrader's namespace for decision ids
 _NS_BYTES = _NS.bytes
+_ZERO = Decimal(0)
+
+_SEEDED = hashlib.sha1(_NS_BYTES)        # SHA-1 fed the namespace once: each id continues a copy (no digest lookup per id)
 
 def _uuid5_hex(name:str) -> str:
     "`uuid.uuid5(_NS, name).hex`, without building `UUID` objects (RFC 4122 name-based, SHA-1)."
-    h = bytearray(hashlib.sha1(_NS_BYTES + name.encode()).digest()[:16])
+    s = _SEEDED.copy(); s.update(name.encode())
+    h = bytearray(s.digest()[:16])
     h[6] = (h[6] & 0x0F) | 0x50; h[8] = (h[8] & 0x3F) | 0x80
     return h.hex()
 
@@ -47,7 +51,20 @@ def client_key_for(signal_id:str) -> str:
     "The order's client key for a signal id (deterministic, 32 hex digits: fits every broker)."
     return _uuid5_hex(f"order|{signal_id}")
 
-@dataclass(frozen=True)
+_ACTIONS = {a: a.value for a in SignalAction}
+
+def _identified(sig:Signal) -> tuple[Signal, str]:
+    "`sig` with its `decision_id`, and its time as ISO text (both from one `isoformat`: a UTC time is its own UTC form)."
+    t = sig.time
+    u = t.astimezone(UTC)                                  # `t` itself when it is in UTC already
+    iso = u.isoformat()
+    did = _uuid5_hex(f"{sig.model_id}|{sig.symbol}|{_ACTIONS.get(sig.action) or sig.action.value}|{iso}")    # = decision_id(sig)
+    if sig.id != did:
+        sig = (Signal(sig.symbol, sig.action, t, sig.price, sig.atr, sig.reason, sig.model_id, did) if type(sig) is Signal
+               else _dc_replace(sig, id=did))
+    return sig, (iso if u is t else t.isoformat())
+
+@dataclass(frozen=True, slots=True)
 class Intent:
     "An order the trader decided on: the signal, the request to send, and the risk decision behind it."
     signal: Signal
@@ -60,7 +77,7 @@ class Intent:
     def client_key(self) -> str: return self.request.client_key
 
 # %% ../nbs/55_trader.ipynb #7970ed19
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     "What the trader remembers about an order it decided on until the order is final."
     symbol: str
@@ -166,6 +183,7 @@ def _after(self:Trader, symbol:str, t:datetime, close:float, sig:Signal|None) ->
 
 @patch
 def exit_pending(self:Trader, symbol:str) -> bool:
+    if not self.pending: return False
     return any(p.symbol == symbol and not p.entry for p in self.pending.values())
 
 
@@ -195,21 +213,23 @@ def _skip(self:Trader, sig:Signal, why:str, decision:Decision|None=None, long:bo
     return []
 
 @patch
-def _record(self:Trader, sig:Signal, req:OrderRequest, decision:Decision, size:SizeDecision|None, est:Decimal) -> list[Intent]:
+def _record(self:Trader, sig:Signal, req:OrderRequest, decision:Decision, size:SizeDecision|None, est:Decimal,
+            at:str|None=None) -> list[Intent]: # `sig.time.isoformat()` when the caller has it
     status = self.ledger.note_intent(sig, req)  # the existing row's when the key is known already
     if status not in UNRESOLVED and status != NOT_SUBMITTED:
         return []                                 # decided and sent before a restart: never twice
     self.pending[req.client_key] = _Pending(sig.symbol, sig.action is SignalAction.ENTER_LONG, sig.atr, sig.price, est, sig.id,
-                                            sig.time.isoformat(), sig.reason)
+                                            sig.time.isoformat() if at is None else at, sig.reason)
     return [Intent(sig, req, decision, size)]
 
 @patch
 def _entry_pending(self:Trader, symbol:str) -> bool:
+    if not self.pending: return False
     return any(p.symbol == symbol and p.entry for p in self.pending.values())
 
 @patch
 def _entry(self:Trader, sig:Signal) -> list[Intent]:
-    sig = _dc_replace(sig, id=decision_id(sig))
+    sig, at = _identified(sig)
     if self.audit is not None: self.audit.signal(sig)
     if self._entry_pending(sig.symbol): return self._skip(sig, f"an entry order for {sig.symbol} is still working")   # one position per symbol
     acct = self._account_view()
@@ -226,14 +246,14 @@ def _entry(self:Trader, sig:Signal) -> list[Intent]:
         return self._skip(sig, decision.reason, decision)
     req = OrderRequest(sig.symbol, Side.BUY, qty=decision.qty, notional=decision.notional, client_key=client_key_for(sig.id))
     est = decision.notional if decision.notional is not None else decision.qty * D(sig.price)
-    return self._record(sig, req, decision, size, est)
+    return self._record(sig, req, decision, size, est, at)
 
 
 
 # %% ../nbs/55_trader.ipynb #fd6d4a8a
 @patch
 def _exit(self:Trader, sig:Signal) -> list[Intent]:
-    sig = _dc_replace(sig, id=decision_id(sig))
+    sig, at = _identified(sig)
     if self.audit is not None: self.audit.signal(sig)
     held = self.held(sig.symbol)
     if held <= 0: return self._skip(sig, "nothing held to sell")
@@ -242,7 +262,7 @@ def _exit(self:Trader, sig:Signal) -> list[Intent]:
     if self.audit is not None: self.audit.risk_check(sig, decision, held)
     if not decision.passed: return self._skip(sig, decision.reason, decision, long=True)
     req = OrderRequest(sig.symbol, Side.SELL, qty=decision.qty, client_key=client_key_for(sig.id))
-    return self._record(sig, req, decision, None, Decimal(0))
+    return self._record(sig, req, decision, None, _ZERO, at)
 
 
 
