@@ -122,7 +122,7 @@ class SimAccount:
         self.day_trades:list[tuple] = []           # (session, symbol, order_id)
 
     @property
-    def unsettled_cash(self) -> Decimal: return sum((a for _, a in self.pending), _ZERO)
+    def unsettled_cash(self) -> Decimal: return sum([a for _, a in self.pending], _ZERO)
     @property
     def settled_cash(self) -> Decimal: return self.cash - self.unsettled_cash
     def __repr__(self): return f"SimAccount({self.account_type}, cash={self.cash}, positions={len(self.positions)})"
@@ -145,8 +145,15 @@ def mark(self:SimAccount, symbol:str) -> Decimal:
 def _values(self:SimAccount) -> tuple[Decimal, Decimal]:
     "(market value, gross exposure) in one pass."
     mv = gx = _ZERO
-    for s, p in self.positions.items():
-        v = p.qty * self.mark(s)
+    marks, dm = self.marks, self._dmarks
+    for s, p in self.positions.items():                 # `mark`, inline: a snapshot values every position
+        m = marks.get(s)
+        if m is None: px = p.avg
+        else:
+            c = dm.get(s)
+            if c is None or c[0] != m: c = dm[s] = (m, to_dec(m))
+            px = c[1]
+        v = p.qty * px
         mv += v; gx += abs(v)
     return mv, gx
 
@@ -187,7 +194,8 @@ def apply_fill(self:SimAccount, symbol:str, side:Side, qty:Decimal, price:Decima
                settle_ns:int, # when sale proceeds settle
                order_id:str="") -> Decimal:
     "Book one fill; returns the realized P&L it produced."
-    pos = self.positions.setdefault(symbol, SimPosition())
+    pos = self.positions.get(symbol)
+    if pos is None: pos = self.positions[symbol] = SimPosition()
     value = qty * price
     unsettled_used, funds_settle = _ZERO, 0
     if side is Side.BUY:
@@ -195,7 +203,10 @@ def apply_fill(self:SimAccount, symbol:str, side:Side, qty:Decimal, price:Decima
         self.cash -= value + commission
     else:
         self.cash += value - commission
-        if value - commission: self.pending.append([settle_ns, value - commission])
+        if value - commission:                     # one entry per settle time: the sales of a session settle together
+            p = self.pending
+            if p and p[-1][0] == settle_ns: p[-1][1] += value - commission
+            else: p.append([settle_ns, value - commission])
     self.commissions += commission
     sign = side.sign
     realized, closing = _ZERO, _ZERO
@@ -243,10 +254,10 @@ def snapshot(self:SimAccount, reserved:Decimal=_ZERO, session:int|None=None) -> 
     if self.count_day_trades and session is not None:
         dtc = sum(1 for s, _, _ in self.day_trades if session - 5 < s <= session)
     mv, gx = self._values()
-    equity = self.cash + mv
-    bp = self.cash if self.account_type == "cash" else self.margin_multiplier * equity - gx
-    return Account(account_id=self.account_id, equity=equity, cash=self.cash, settled_cash=self.settled_cash,
-                   buying_power=max(_ZERO, bp - reserved), account_type=self.account_type, day_trade_count=dtc)
+    cash = self.cash
+    equity = cash + mv
+    bp = cash if self.account_type == "cash" else self.margin_multiplier * equity - gx
+    return Account(self.account_id, equity, cash, cash - self.unsettled_cash, max(_ZERO, bp - reserved), self.account_type, dtc)
 
 @patch
 def position_list(self:SimAccount) -> list[Position]:

@@ -126,6 +126,9 @@ class Book:
         w.where = None
 
 # %% ../../nbs/11a_sim_book.ipynb #a42a8051
+_NEVER = 1 << 62                                    # a time after every bar
+_NO_BARS = (np.empty(0, np.int64), np.empty(0, np.int64))
+
 class BarTape:
     "All symbols' bars merged into one time-ordered tape, fed to an engine up to a time."
     def __init__(self, market_bars:dict[str, pd.DataFrame], bar_seconds:int=60):
@@ -142,6 +145,7 @@ class BarTape:
             self.t, self.sym, self.vals = np.empty(0, np.int64), np.empty(0, np.int32), np.empty((0, 5))
         self.close = self.t + self.bar_ns
         self.pos = 0
+        self._per:dict|None = None          # symbol -> (its tape positions, their close times), built on first use
 
     def __len__(self): return len(self.t)
 
@@ -187,3 +191,21 @@ class BarTape:
             step(self.symbols[int(sym[k])], int(self.t[k]), o, h, l, c, v)
         self.pos = end
         return end - start
+
+    def feed_last(self, engine, symbol:str, until_ns:int) -> tuple[int, int]:
+        "Feed `engine` only `symbol`'s last bar closing at or before `until_ns` (all an engine with no open order keeps of it); the span of times that bar stays the last one: (its close, the next bar's close)."
+        if self._per is None: self._per = self._by_symbol()
+        pos, close = self._per.get(symbol, _NO_BARS)
+        j = int(close.searchsorted(until_ns, "right"))
+        nxt = close.item(j) if j < len(close) else _NEVER
+        if not j: return -_NEVER, nxt                   # no bar yet: the engine knows nothing of the symbol
+        k = pos.item(j - 1)
+        o, h, l, c, v = self.vals[k].tolist()
+        engine.on_bar(symbol, self.t.item(k), o, h, l, c, v)
+        return close.item(j - 1), nxt
+
+    def _by_symbol(self) -> dict:
+        "Each symbol's tape positions and close times (in time order)."
+        order = np.argsort(self.sym, kind="stable")
+        cut = np.searchsorted(self.sym[order], np.arange(len(self.symbols) + 1)).tolist()
+        return {s: (order[a:b], self.close[order[a:b]]) for s, a, b in zip(self.symbols, cut[:-1], cut[1:])}
