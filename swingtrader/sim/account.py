@@ -128,8 +128,16 @@ class SimAccount:
     def __repr__(self): return f"SimAccount({self.account_type}, cash={self.cash}, positions={len(self.positions)})"
 
 # %% ../../nbs/10a_sim_account.ipynb #bcde432c
+_DEC4:dict[float, Decimal] = {}                     # positive float -> to_dec(float) (4 places), until it holds 2**17
+
 def to_dec(x:float, places:int=4) -> Decimal:
     "A market-data float as a `Decimal` rounded to `places`."
+    if places == 4 and type(x) is float and x > 0:   # (not 0.0 / -0.0, which are equal keys with different Decimals)
+        d = _DEC4.get(x)
+        if d is None:
+            if len(_DEC4) >= 1 << 17: _DEC4.clear()
+            d = _DEC4[x] = Decimal(repr(round(x, 4)))
+        return d
     return Decimal(repr(round(float(x), places)))
 
 @patch

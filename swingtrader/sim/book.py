@@ -127,7 +127,6 @@ class Book:
 
 # %% ../../nbs/11a_sim_book.ipynb #a42a8051
 _NEVER = 1 << 62                                    # a time after every bar
-_NO_BARS = (np.empty(0, np.int64), np.empty(0, np.int64))
 
 class BarTape:
     "All symbols' bars merged into one time-ordered tape, fed to an engine up to a time."
@@ -195,9 +194,16 @@ class BarTape:
     def feed_last(self, engine, symbol:str, until_ns:int) -> tuple[int, int]:
         "Feed `engine` only `symbol`'s last bar closing at or before `until_ns` (all an engine with no open order keeps of it); the span of times that bar stays the last one: (its close, the next bar's close)."
         if self._per is None: self._per = self._by_symbol()
-        pos, close = self._per.get(symbol, _NO_BARS)
-        j = int(close.searchsorted(until_ns, "right"))
-        nxt = close.item(j) if j < len(close) else _NEVER
+        p = self._per.get(symbol)
+        if p is None: return -_NEVER, _NEVER
+        pos, close, j = p                               # j: the symbol's bars closed by the last call's time
+        n = len(close)
+        if j < n and close.item(j) <= until_ns:         # time moved on, usually by one bar of the symbol
+            j += 1
+            if j < n and close.item(j) <= until_ns: j = int(close.searchsorted(until_ns, "right"))
+        elif j and close.item(j - 1) > until_ns: j = int(close.searchsorted(until_ns, "right"))   # an earlier time
+        p[2] = j
+        nxt = close.item(j) if j < n else _NEVER
         if not j: return -_NEVER, nxt                   # no bar yet: the engine knows nothing of the symbol
         k = pos.item(j - 1)
         o, h, l, c, v = self.vals[k].tolist()
@@ -205,7 +211,7 @@ class BarTape:
         return close.item(j - 1), nxt
 
     def _by_symbol(self) -> dict:
-        "Each symbol's tape positions and close times (in time order)."
+        "Each symbol's tape positions, their close times (in time order) and a cursor for `feed_last`."
         order = np.argsort(self.sym, kind="stable")
         cut = np.searchsorted(self.sym[order], np.arange(len(self.symbols) + 1)).tolist()
-        return {s: (order[a:b], self.close[order[a:b]]) for s, a, b in zip(self.symbols, cut[:-1], cut[1:])}
+        return {s: [order[a:b], self.close[order[a:b]], 0] for s, a, b in zip(self.symbols, cut[:-1], cut[1:])}
