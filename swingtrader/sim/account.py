@@ -184,7 +184,7 @@ def buying_power(self:SimAccount, reserved:Decimal=_ZERO) -> Decimal:
 # %% ../../nbs/10a_sim_account.ipynb #80d743ff
 def _pay_from_unsettled(self:SimAccount, need:Decimal) -> tuple[Decimal, int]:
     "Consume unsettled proceeds for the part of `need` settled cash cannot cover; (amount used, latest settle time)."
-    short = need - max(self.settled_cash, _ZERO)
+    short = need - max(self.cash - self.unsettled_cash, _ZERO)   # (settled cash)
     if short <= 0: return _ZERO, 0                 # settled cash covers it: nothing to consume
     used, last = _ZERO, 0
     for entry in sorted(self.pending, key=lambda e: e[0]):
@@ -206,27 +206,30 @@ def apply_fill(self:SimAccount, symbol:str, side:Side, qty:Decimal, price:Decima
     if pos is None: pos = self.positions[symbol] = SimPosition()
     value = qty * price
     unsettled_used, funds_settle = _ZERO, 0
-    if side is Side.BUY:
-        unsettled_used, funds_settle = _pay_from_unsettled(self, value + commission)
-        self.cash -= value + commission
+    buy = side is Side.BUY
+    if buy:
+        paid = value + commission
+        unsettled_used, funds_settle = _pay_from_unsettled(self, paid)
+        self.cash -= paid
     else:
-        self.cash += value - commission
-        if value - commission:                     # one entry per settle time: the sales of a session settle together
+        got = value - commission
+        self.cash += got
+        if got:                                    # one entry per settle time: the sales of a session settle together
             p = self.pending
-            if p and p[-1][0] == settle_ns: p[-1][1] += value - commission
-            else: p.append([settle_ns, value - commission])
+            if p and p[-1][0] == settle_ns: p[-1][1] += got
+            else: p.append([settle_ns, got])
     self.commissions += commission
-    sign = side.sign
-    realized, closing = _ZERO, _ZERO
-    if pos.qty and (pos.qty > 0) != (sign > 0):
-        closing = min(qty, abs(pos.qty))
-        realized = (price - pos.avg) * closing * (1 if pos.qty > 0 else -1)
-        left, day_trade = closing, False
+    sign = 1 if buy else -1
+    realized, closing, held = _ZERO, _ZERO, pos.qty
+    if held and (held > 0) != buy:
+        closing = min(qty, abs(held))
+        realized = (price - pos.avg) * closing * (1 if held > 0 else -1)
+        left, day_trade, cash_acct = closing, False, self.account_type == "cash"
         while left > 0:
             lot = pos.lots[0]
             take = min(left, lot.qty)
             if lot.session == session: day_trade = True
-            if self.account_type == "cash" and lot.unsettled_used > 0 and t_ns < lot.funds_settle_ns:
+            if cash_acct and lot.unsettled_used > 0 and t_ns < lot.funds_settle_ns:
                 self.gfvs.append(GoodFaithViolation(symbol, from_ns(lot.time_ns), from_ns(t_ns),
                                                     lot.unsettled_used * take / lot.qty, from_ns(lot.funds_settle_ns)))
             lot.unsettled_used -= lot.unsettled_used * take / lot.qty
