@@ -34,7 +34,7 @@ class CloseFillBroker(SimBroker):
     def __init__(self, *args, **kwargs): # as `SimBroker`
         super().__init__(*args, **kwargs)
         self._fed_ns = 0                  # every bar closed by then has been fed to the engine (`sync`)
-        self._fresh:dict[str, tuple] = {} # symbol -> (from, until): while `synced_ns` is in it, its book and mark are up to date
+        self._brought:dict[str, int] = {} # symbol -> the tape position of the last bar `_bring` fed the engine
         self._held_ns = -1                # the held symbols' books and marks were brought up at this time
         self._at = (None, None, 0, 0)     # (time ns, its datetime, session index, when its sales settle) of the last fill
         self._seen = None                 # the clock's last time `can_fill_now` saw (the broker is synced to it)
@@ -72,17 +72,19 @@ class CloseFillBroker(SimBroker):
         "`symbol`'s book and mark as the engine has them after every bar closed by `synced_ns` (with no order open, its last bar is all it keeps)."
         now = self._synced_ns
         if now <= self._fed_ns: return
-        w = self._fresh.get(symbol)
-        if w is None or not w[0] <= now < w[1]: self._fresh[symbol] = self.tape.feed_last(self.engine, symbol, now)
+        tape = self.tape
+        k = tape.last_bars(now).get(tape.index.get(symbol), -1)
+        if k >= 0 and self._brought.get(symbol) != k: tape.feed_bar(self.engine, k); self._brought[symbol] = k
 
     def _bring_held(self):
         "The books and marks of every symbol held (equity, buying power), once per time: a position opened since was filled at a book brought up."
         now = self._synced_ns
         if now != self._held_ns and now > self._fed_ns:
-            fresh, feed, e = self._fresh, self.tape.feed_last, self.engine
+            tape, brought, e = self.tape, self._brought, self.engine
+            last, index = tape.last_bars(now), tape.index
             for s in self.account_state.positions:               # `_bring`, inline
-                w = fresh.get(s)
-                if w is None or not w[0] <= now < w[1]: fresh[s] = feed(e, s, now)
+                k = last.get(index.get(s), -1)
+                if k >= 0 and brought.get(s) != k: tape.feed_bar(e, k); brought[s] = k
             self._held_ns = now
 
     def _snapshot(self, now_ns:int) -> Account:
@@ -135,8 +137,7 @@ class CloseFillBroker(SimBroker):
         "Book `req` (for which `can_fill_now` is True) as the engine would: one fill at the last close, one `FILL` update."
         with self._lock:
             e, now, sym, side, key = self.engine, self._synced_ns, req.symbol, req.side, req.client_key
-            w = self._fresh.get(sym)
-            if w is None or not w[0] <= now < w[1]: self._bring(sym)
+            self._bring(sym)
             if self._at[0] != now:                                    # the fill time, its session and settlement: once per time
                 session = e.sessions.index(now)
                 self._at = (now, from_ns(now), session, int(e.sessions.opens[session + 1]))

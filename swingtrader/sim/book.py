@@ -126,8 +126,6 @@ class Book:
         w.where = None
 
 # %% ../../nbs/11a_sim_book.ipynb #a42a8051
-_NEVER = 1 << 62                                    # a time after every bar
-
 class BarTape:
     "All symbols' bars merged into one time-ordered tape, fed to an engine up to a time."
     def __init__(self, market_bars:dict[str, pd.DataFrame], bar_seconds:int=60):
@@ -144,7 +142,9 @@ class BarTape:
             self.t, self.sym, self.vals = np.empty(0, np.int64), np.empty(0, np.int32), np.empty((0, 5))
         self.close = self.t + self.bar_ns
         self.pos = 0
-        self._per:dict|None = None          # symbol -> (its tape positions, their close times), built on first use
+        self.index = {s: i for i, s in enumerate(self.symbols)}   # symbol -> its number in `sym`
+        self._last:dict[int, int] = {}      # symbol number -> tape position of its last bar closing by `_last_ns` …
+        self._last_ns, self._last_end = -1, 0   # … and where the bars after `_last_ns` start
 
     def __len__(self): return len(self.t)
 
@@ -191,27 +191,19 @@ class BarTape:
         self.pos = end
         return end - start
 
-    def feed_last(self, engine, symbol:str, until_ns:int) -> tuple[int, int]:
-        "Feed `engine` only `symbol`'s last bar closing at or before `until_ns` (all an engine with no open order keeps of it); the span of times that bar stays the last one: (its close, the next bar's close)."
-        if self._per is None: self._per = self._by_symbol()
-        p = self._per.get(symbol)
-        if p is None: return -_NEVER, _NEVER
-        pos, close, j = p                               # j: the symbol's bars closed by the last call's time
-        n = len(close)
-        if j < n and close.item(j) <= until_ns:         # time moved on, usually by one bar of the symbol
-            j += 1
-            if j < n and close.item(j) <= until_ns: j = int(close.searchsorted(until_ns, "right"))
-        elif j and close.item(j - 1) > until_ns: j = int(close.searchsorted(until_ns, "right"))   # an earlier time
-        p[2] = j
-        nxt = close.item(j) if j < n else _NEVER
-        if not j: return -_NEVER, nxt                   # no bar yet: the engine knows nothing of the symbol
-        k = pos.item(j - 1)
-        o, h, l, c, v = self.vals[k].tolist()
-        engine.on_bar(symbol, self.t.item(k), o, h, l, c, v)
-        return close.item(j - 1), nxt
+    def last_bars(self, until_ns:int) -> dict[int, int]:
+        "Each symbol's (by number) last bar closing at or before `until_ns`, as a tape position (a symbol without one: absent); not fed."
+        if until_ns != self._last_ns:
+            if until_ns < self._last_ns: self._last, self._last_end = {}, 0   # back in time: from the start
+            end, i = int(self.close.searchsorted(until_ns, side="right")), self._last_end
+            while i < end:                          # a dict from (symbol, position) pairs keeps each symbol's last
+                j = min(end, i + 65536)
+                self._last.update(zip(self.sym[i:j].tolist(), range(i, j)))
+                i = j
+            self._last_ns, self._last_end = until_ns, end
+        return self._last
 
-    def _by_symbol(self) -> dict:
-        "Each symbol's tape positions, their close times (in time order) and a cursor for `feed_last`."
-        order = np.argsort(self.sym, kind="stable")
-        cut = np.searchsorted(self.sym[order], np.arange(len(self.symbols) + 1)).tolist()
-        return {s: [order[a:b], self.close[order[a:b]], 0] for s, a, b in zip(self.symbols, cut[:-1], cut[1:])}
+    def feed_bar(self, engine, k:int):
+        "Feed `engine` the bar at tape position `k` alone (to an engine with no open order: all it keeps of its symbol's bars before)."
+        o, h, l, c, v = self.vals[k].tolist()
+        engine.on_bar(self.symbols[self.sym.item(k)], self.t.item(k), o, h, l, c, v)
