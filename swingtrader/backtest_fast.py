@@ -144,8 +144,7 @@ class CloseFillBroker(SimBroker):
             _, t, session, settle_ns = self._at
             e.n_orders += 1
             oid = f"sim-{e.n_orders:08d}"
-            acct, last = e.account, e.books[sym].last_close
-            px = acct.mark(sym) if acct.marks.get(sym) == last else to_dec(last)   # = to_dec(last close), converted once per price
+            acct, px = e.account, to_dec(e.books[sym].last_close)
             qty = req.qty if req.qty is not None else self._notional_qty(req)
             commission = e.commission(qty)
             acct.apply_fill(sym, side, qty, px, commission, now, session, settle_ns, oid)
