@@ -115,7 +115,6 @@ class SimAccount:
         self.pending:list[list] = []               # [settle_ns, amount] of unsettled proceeds
         self.positions:dict[str, SimPosition] = {}
         self.marks:dict[str, float] = {}
-        self._dmarks:dict[str, tuple] = {}         # symbol -> (float mark, its Decimal): converted once per new price
         self.realized_pl = _ZERO
         self.commissions = _ZERO
         self.gfvs:list[GoodFaithViolation] = []
@@ -145,23 +144,16 @@ def mark(self:SimAccount, symbol:str) -> Decimal:
     "Last price of `symbol` (entry price when no market data has arrived)."
     m = self.marks.get(symbol)
     if m is None: return self.positions[symbol].avg
-    c = self._dmarks.get(symbol)
-    if c is None or c[0] != m: c = self._dmarks[symbol] = (m, to_dec(m))
-    return c[1]
+    return _DEC4.get(m) or to_dec(m)                # (`to_dec`, its table first)
 
 @patch
 def _values(self:SimAccount) -> tuple[Decimal, Decimal]:
     "(market value, gross exposure) in one pass."
     mv = gx = _ZERO
-    marks, dm = self.marks, self._dmarks
+    marks, known = self.marks, _DEC4.get
     for s, p in self.positions.items():                 # `mark`, inline: a snapshot values every position
         m = marks.get(s)
-        if m is None: px = p.avg
-        else:
-            c = dm.get(s)
-            if c is None or c[0] != m: c = dm[s] = (m, to_dec(m))
-            px = c[1]
-        v = p.qty * px
+        v = p.qty * (p.avg if m is None else known(m) or to_dec(m))
         mv += v; gx += abs(v)
     return mv, gx
 
