@@ -282,16 +282,17 @@ def _tape(self:Backtest):
 
 @patch
 def _sync(self:Backtest, t:datetime):
-    "Bring the broker to `t` (every bar closed by then is processed; its fills reach the trader)."
-    if self.broker.synced_ns < to_ns(t) or self.clock.now() < t: self.broker.advance_to(t)
+    "Bring the broker to `t`: every bar closed by then is processed (a `CloseFillBroker`'s engine fed too); its fills reach the trader."
+    b = self.broker
+    if b.synced_ns < to_ns(t) or self.clock.now() < t: b.advance_to(t)
+    if isinstance(b, CloseFillBroker) and b.behind: b.sync()
 
 @patch
 def _snapshot(self:Backtest):
     "The account provider the trader asks when it needs fresh balances."
-    self._sync(self.trader.last_time)       # the broker is now synced to the decision time: its snapshot needs no further sync
-    b = self.broker
-    acct = b.snapshot()
-    return acct, None                       # positions: the trader's fill-tracked view is the broker's (same fills)
+    b, t = self.broker, self.trader.last_time
+    if b.synced_ns < to_ns(t) or self.clock.now() < t: b.advance_to(t)   # a `CloseFillBroker` brings up only what the snapshot reads
+    return b.snapshot(), None               # positions: the trader's fill-tracked view is the broker's (same fills)
 
 @patch
 def _on_event(self:Backtest, ev):

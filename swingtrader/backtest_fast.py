@@ -21,6 +21,9 @@ log = logging.getLogger("swingtrader.backtest")
 __all__ = ['log', 'ORDER_COLS', 'CloseFillBroker', 'send', 'merge_status', 'BacktestBook']
 
 # %% ../nbs/70a_backtest_fast.ipynb #dfba04ad
+from datetime import datetime
+from .models import Account
+
 _NORMAL = FillMode()
 _AVG, _NANO, _CENT = Decimal("0.0001"), Decimal("1e-9"), Decimal("0.01")
 
@@ -28,12 +31,82 @@ class CloseFillBroker(SimBroker):
     "A `SimBroker` for close-mode backtests: a market order the engine would fill at once is booked directly (`fill_now`)."
     fast_fills = 0                                                  # orders booked by `fill_now`
 
+    def __init__(self, *args, **kwargs): # as `SimBroker`
+        super().__init__(*args, **kwargs)
+        self._fed_ns = 0                  # every bar closed by then has been fed to the engine (`sync`)
+        self._brought:dict[str, int] = {} # symbol -> the tape position of the last bar `_bring` fed the engine
+        self._held_ns = -1                # the held symbols' books and marks were brought up at this time
+        self._at = (None, None, 0, 0)     # (time ns, its datetime, session index, when its sales settle) of the last fill
+        self._seen = None                 # the clock's last time `can_fill_now` saw (the broker is synced to it)
+
+    def advance_to(self, t:datetime) -> list:
+        "Move the clock to `t`; with no order open and nobody listening for bars, quotes or balances, only what is due settles now (`_bring` brings a symbol's book and mark up when they are read, `sync` every bar)."
+        e = self.engine
+        if e.working or e.outbox or self.account_updates or self._bar_subs or self._quote_subs: return super().advance_to(t)
+        with self._lock:
+            self.clock.set(t)
+            now = max(to_ns(self.clock.now()), self._synced_ns)   # as `sync`
+            e.on_time(now)                                         # proceeds due by now settle (no order is open to expire)
+            e.account_changed = False                              # nobody to tell: no account updates
+            self._synced_ns = now
+        return []                                                  # what `sync` would dispatch: no order, no bar, no balance
+
+    def sync(self) -> list:
+        "Feed the engine every bar closed by now (as `SimBroker.sync`)."
+        with self._lock:
+            out = super().sync()
+            self._fed_ns = self._synced_ns
+            return out
+
+    @property
+    def behind(self) -> bool:
+        "True when the engine has not been fed every bar closed by `synced_ns` yet (`sync` does)."
+        return self._fed_ns < self._synced_ns
+
+    def next_event_time(self) -> datetime|None:
+        "When the next bar closes (None when the data has run out)."
+        if self.behind: self.sync()
+        return super().next_event_time()
+
+    def _bring(self, symbol:str):
+        "`symbol`'s book and mark as the engine has them after every bar closed by `synced_ns` (with no order open, its last bar is all it keeps)."
+        now = self._synced_ns
+        if now <= self._fed_ns: return
+        tape = self.tape
+        k = tape.last_bars(now).get(tape.index.get(symbol), -1)
+        if k >= 0 and self._brought.get(symbol) != k: tape.feed_bar(self.engine, k); self._brought[symbol] = k
+
+    def _bring_held(self):
+        "The books and marks of every symbol held (equity, buying power), once per time: a position opened since was filled at a book brought up."
+        now = self._synced_ns
+        if now != self._held_ns and now > self._fed_ns:
+            tape, brought, e = self.tape, self._brought, self.engine
+            last, index = tape.last_bars(now), tape.index
+            for s in self.account_state.positions:               # `_bring`, inline
+                k = last.get(index.get(s), -1)
+                if k >= 0 and brought.get(s) != k: tape.feed_bar(e, k); brought[s] = k
+            self._held_ns = now
+
+    def _snapshot(self, now_ns:int) -> Account:
+        self._bring_held()
+        return super()._snapshot(now_ns)
+
+    def snapshot(self) -> Account:
+        "Balances as of `synced_ns` (as `SimBroker.snapshot`)."
+        with self._lock:
+            self._bring_held()
+            return SimBroker._snapshot(self, self._synced_ns)
+
     def can_fill_now(self, req) -> bool:
         "True when the engine would accept `req` now and fill all of it at the last close (then `fill_now` books it)."
         e = self.engine
         if (e.config.fill_at != "close" or req.type is not OrderType.MARKET or e.fill_modes or e.working or not e.quiet_accepts
                 or req.client_key in e.by_key or req.symbol not in e.books): return False
-        if to_ns(self.clock.now()) > self.synced_ns: self.sync()          # as `submit` does: every bar closed by now first
+        t = self.clock.now()
+        if t is not self._seen:                                       # (a clock that has not moved: synced already)
+            if to_ns(t) > self._synced_ns: self.sync()                # as `submit` does: every bar closed by now first
+            self._seen = t
+        self._bring(req.symbol)
         b = e.books[req.symbol]
         if b.last_close is None: return False
         now, ss = self.synced_ns, e.sessions
@@ -42,6 +115,7 @@ class CloseFillBroker(SimBroker):
         elif e.at_bell(req.symbol, now) < 0: return False             # outside hours: queued or rejected by the engine
         if req.qty is None and self._notional_qty(req) is None: return False   # a notional order not filled in one go
         if req.side is Side.SELL and req.qty is not None and self._sell_passes(req): return True
+        if now != self._held_ns: self._bring_held()
         try: check_order(e, req, now, _NORMAL)
         except Reject: return False                                   # the engine rejects it: let it say so
         return True
@@ -61,35 +135,35 @@ class CloseFillBroker(SimBroker):
 
     def fill_now(self, req) -> Order:
         "Book `req` (for which `can_fill_now` is True) as the engine would: one fill at the last close, one `FILL` update."
-        with self._lock: return self._book_fill(req)
-
-    def _book_fill(self, req) -> Order:
-        e, now = self.engine, self.synced_ns
-        ss = e.sessions
-        e.n_orders += 1
-        oid = f"sim-{e.n_orders:08d}"
-        qty, px = req.qty if req.qty is not None else self._notional_qty(req), to_dec(e.books[req.symbol].last_close)
-        commission = e.commission(qty)
-        session = ss.index(now)
-        settle_ns = int(ss.opens[session + 1])
-        e.account.apply_fill(req.symbol, req.side, qty, px, commission, now, session, settle_ns, oid)
-        if req.side is Side.SELL: e.next_due = min(e.next_due, settle_ns) if e.next_due else settle_ns
-        e.n_fills += 1
-        t = from_ns(now)
-        fill = Fill(f"simf-{e.n_fills:08d}", oid, req.symbol, req.side, qty, px, t, req.client_key, commission)
-        e.fills.append(fill)
-        order = Order(oid, req.client_key, req.symbol, req.side, req.type, req.tif, OrderStatus.FILLED, req.qty, req.notional, None, None,
-                      qty, (qty * px / qty).quantize(_AVG), t, t, "filled")
-        e.orders[oid] = order; e.by_key[req.client_key] = oid
-        self.fast_fills += 1
-        events = [OrderUpdate(OrderEvent.FILL, order, t, fill)]      # what `SimBroker` would dispatch after this submit
-        if self.account_updates: events.append(AccountUpdate(t, self._snapshot(now), "fill"))
-        e.account_changed = False
-        for ev in events:
-            for cb in list(self._listeners):                          # a failing listener is logged, as `SimBroker` does
-                try: cb(ev)
-                except Exception: log.exception("CloseFillBroker listener %r failed on %s", cb, type(ev).__name__)
-        return order
+        with self._lock:
+            e, now, sym, side, key = self.engine, self._synced_ns, req.symbol, req.side, req.client_key
+            self._bring(sym)
+            if self._at[0] != now:                                    # the fill time, its session and settlement: once per time
+                session = e.sessions.index(now)
+                self._at = (now, from_ns(now), session, int(e.sessions.opens[session + 1]))
+            _, t, session, settle_ns = self._at
+            e.n_orders += 1
+            oid = f"sim-{e.n_orders:08d}"
+            acct, px = e.account, to_dec(e.books[sym].last_close)
+            qty = req.qty if req.qty is not None else self._notional_qty(req)
+            commission = e.commission(qty)
+            acct.apply_fill(sym, side, qty, px, commission, now, session, settle_ns, oid)
+            if side is Side.SELL: e.next_due = min(e.next_due, settle_ns) if e.next_due else settle_ns
+            e.n_fills += 1
+            fill = Fill(f"simf-{e.n_fills:08d}", oid, sym, side, qty, px, t, key, commission)
+            e.fills.append(fill)
+            order = Order(oid, key, sym, side, req.type, req.tif, OrderStatus.FILLED, req.qty, req.notional, None, None,
+                          qty, px.quantize(_AVG), t, t, "filled")            # avg price: the one fill's (= qty * px / qty)
+            e.orders[oid] = order; e.by_key[key] = oid
+            self.fast_fills += 1
+            ev = OrderUpdate(OrderEvent.FILL, order, t, fill)        # what `SimBroker` would dispatch after this submit
+            events = (ev, AccountUpdate(t, self._snapshot(now), "fill")) if self.account_updates else (ev,)
+            e.account_changed = False
+            for ev in events:
+                for cb in list(self._listeners):                      # a failing listener is logged, as `SimBroker` does
+                    try: cb(ev)
+                    except Exception: log.exception("CloseFillBroker listener %r failed on %s", cb, type(ev).__name__)
+            return order
 
 # %% ../nbs/70a_backtest_fast.ipynb #55994c5e
 def send(trader, # the `Trader` the intent is from

@@ -35,7 +35,7 @@ class CanonicalBacktest(Backtest):
                  progress:bool=False, calendar=None,
                  fast:bool=True, # the backtest's fast order path (same results; False: executor and matching engine for every order)
                  events:bool=True): # step only the bars where the trader can act (same results; False: every bar)
-        self._slice, self._spent = None, Decimal(0)
+        self._slice, self._spent, self._last = None, Decimal(0), None   # _last: (slice, spent, the account they give)
         super().__init__(bars, canonical_settings(settings), universe=universe, start=start, end=end, fill_at="close", cash=cash,
                          ledger=ledger, stops=False, kill_switch=False, progress=progress, calendar=calendar,
                          fast=fast, events=events)
@@ -48,9 +48,13 @@ class CanonicalBacktest(Backtest):
         t = self.trader.last_time
         if self._slice is None or self._slice[0] != t:            # the slice's first decision: the broker's snapshot, once
             self._slice, self._spent = (t, *super()._snapshot()), Decimal(0)
-        _, a0, positions = self._slice
-        left = a0.cash - self._spent
-        return Account(a0.account_id, a0.equity, left, left, max(left, _ZERO), a0.account_type, a0.day_trade_count, a0.currency), positions
+        sl, spent, last = self._slice, self._spent, self._last
+        if last is None or last[0] is not sl or last[1] is not spent:   # a new slice, or a purchase since: the account anew
+            a0 = sl[1]
+            left = a0.cash - spent
+            last = self._last = (sl, spent, Account(a0.account_id, a0.equity, left, left, max(left, _ZERO), a0.account_type,
+                                                    a0.day_trade_count, a0.currency))
+        return last[2], sl[2]
 
     def _on_event(self, ev):
         f = ev.fill if isinstance(ev, OrderUpdate) else None

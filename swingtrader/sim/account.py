@@ -115,21 +115,28 @@ class SimAccount:
         self.pending:list[list] = []               # [settle_ns, amount] of unsettled proceeds
         self.positions:dict[str, SimPosition] = {}
         self.marks:dict[str, float] = {}
-        self._dmarks:dict[str, tuple] = {}         # symbol -> (float mark, its Decimal): converted once per new price
         self.realized_pl = _ZERO
         self.commissions = _ZERO
         self.gfvs:list[GoodFaithViolation] = []
         self.day_trades:list[tuple] = []           # (session, symbol, order_id)
 
     @property
-    def unsettled_cash(self) -> Decimal: return sum((a for _, a in self.pending), _ZERO)
+    def unsettled_cash(self) -> Decimal: return sum([a for _, a in self.pending], _ZERO)
     @property
     def settled_cash(self) -> Decimal: return self.cash - self.unsettled_cash
     def __repr__(self): return f"SimAccount({self.account_type}, cash={self.cash}, positions={len(self.positions)})"
 
 # %% ../../nbs/10a_sim_account.ipynb #bcde432c
+_DEC4:dict[float, Decimal] = {}                     # positive float -> to_dec(float) (4 places), until it holds 2**17
+
 def to_dec(x:float, places:int=4) -> Decimal:
     "A market-data float as a `Decimal` rounded to `places`."
+    if places == 4 and type(x) is float and x > 0:   # (not 0.0 / -0.0, which are equal keys with different Decimals)
+        d = _DEC4.get(x)
+        if d is None:
+            if len(_DEC4) >= 1 << 17: _DEC4.clear()
+            d = _DEC4[x] = Decimal(repr(round(x, 4)))
+        return d
     return Decimal(repr(round(float(x), places)))
 
 @patch
@@ -137,16 +144,16 @@ def mark(self:SimAccount, symbol:str) -> Decimal:
     "Last price of `symbol` (entry price when no market data has arrived)."
     m = self.marks.get(symbol)
     if m is None: return self.positions[symbol].avg
-    c = self._dmarks.get(symbol)
-    if c is None or c[0] != m: c = self._dmarks[symbol] = (m, to_dec(m))
-    return c[1]
+    return _DEC4.get(m) or to_dec(m)                # (`to_dec`, its table first)
 
 @patch
 def _values(self:SimAccount) -> tuple[Decimal, Decimal]:
     "(market value, gross exposure) in one pass."
     mv = gx = _ZERO
-    for s, p in self.positions.items():
-        v = p.qty * self.mark(s)
+    marks, known = self.marks, _DEC4.get
+    for s, p in self.positions.items():                 # `mark`, inline: a snapshot values every position
+        m = marks.get(s)
+        v = p.qty * (p.avg if m is None else known(m) or to_dec(m))
         mv += v; gx += abs(v)
     return mv, gx
 
@@ -169,7 +176,7 @@ def buying_power(self:SimAccount, reserved:Decimal=_ZERO) -> Decimal:
 # %% ../../nbs/10a_sim_account.ipynb #80d743ff
 def _pay_from_unsettled(self:SimAccount, need:Decimal) -> tuple[Decimal, int]:
     "Consume unsettled proceeds for the part of `need` settled cash cannot cover; (amount used, latest settle time)."
-    short = need - max(self.settled_cash, _ZERO)
+    short = need - max(self.cash - self.unsettled_cash, _ZERO)   # (settled cash)
     if short <= 0: return _ZERO, 0                 # settled cash covers it: nothing to consume
     used, last = _ZERO, 0
     for entry in sorted(self.pending, key=lambda e: e[0]):
@@ -187,27 +194,34 @@ def apply_fill(self:SimAccount, symbol:str, side:Side, qty:Decimal, price:Decima
                settle_ns:int, # when sale proceeds settle
                order_id:str="") -> Decimal:
     "Book one fill; returns the realized P&L it produced."
-    pos = self.positions.setdefault(symbol, SimPosition())
+    pos = self.positions.get(symbol)
+    if pos is None: pos = self.positions[symbol] = SimPosition()
     value = qty * price
     unsettled_used, funds_settle = _ZERO, 0
-    if side is Side.BUY:
-        unsettled_used, funds_settle = _pay_from_unsettled(self, value + commission)
-        self.cash -= value + commission
+    buy = side is Side.BUY
+    if buy:
+        paid = value + commission
+        unsettled_used, funds_settle = _pay_from_unsettled(self, paid)
+        self.cash -= paid
     else:
-        self.cash += value - commission
-        if value - commission: self.pending.append([settle_ns, value - commission])
+        got = value - commission
+        self.cash += got
+        if got:                                    # one entry per settle time: the sales of a session settle together
+            p = self.pending
+            if p and p[-1][0] == settle_ns: p[-1][1] += got
+            else: p.append([settle_ns, got])
     self.commissions += commission
-    sign = side.sign
-    realized, closing = _ZERO, _ZERO
-    if pos.qty and (pos.qty > 0) != (sign > 0):
-        closing = min(qty, abs(pos.qty))
-        realized = (price - pos.avg) * closing * (1 if pos.qty > 0 else -1)
-        left, day_trade = closing, False
+    sign = 1 if buy else -1
+    realized, closing, held = _ZERO, _ZERO, pos.qty
+    if held and (held > 0) != buy:
+        closing = min(qty, abs(held))
+        realized = (price - pos.avg) * closing * (1 if held > 0 else -1)
+        left, day_trade, cash_acct = closing, False, self.account_type == "cash"
         while left > 0:
             lot = pos.lots[0]
             take = min(left, lot.qty)
             if lot.session == session: day_trade = True
-            if self.account_type == "cash" and lot.unsettled_used > 0 and t_ns < lot.funds_settle_ns:
+            if cash_acct and lot.unsettled_used > 0 and t_ns < lot.funds_settle_ns:
                 self.gfvs.append(GoodFaithViolation(symbol, from_ns(lot.time_ns), from_ns(t_ns),
                                                     lot.unsettled_used * take / lot.qty, from_ns(lot.funds_settle_ns)))
             lot.unsettled_used -= lot.unsettled_used * take / lot.qty
@@ -243,10 +257,10 @@ def snapshot(self:SimAccount, reserved:Decimal=_ZERO, session:int|None=None) -> 
     if self.count_day_trades and session is not None:
         dtc = sum(1 for s, _, _ in self.day_trades if session - 5 < s <= session)
     mv, gx = self._values()
-    equity = self.cash + mv
-    bp = self.cash if self.account_type == "cash" else self.margin_multiplier * equity - gx
-    return Account(account_id=self.account_id, equity=equity, cash=self.cash, settled_cash=self.settled_cash,
-                   buying_power=max(_ZERO, bp - reserved), account_type=self.account_type, day_trade_count=dtc)
+    cash = self.cash
+    equity = cash + mv
+    bp = cash if self.account_type == "cash" else self.margin_multiplier * equity - gx
+    return Account(self.account_id, equity, cash, cash - self.unsettled_cash, max(_ZERO, bp - reserved), self.account_type, dtc)
 
 @patch
 def position_list(self:SimAccount) -> list[Position]:

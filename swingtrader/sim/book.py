@@ -142,6 +142,9 @@ class BarTape:
             self.t, self.sym, self.vals = np.empty(0, np.int64), np.empty(0, np.int32), np.empty((0, 5))
         self.close = self.t + self.bar_ns
         self.pos = 0
+        self.index = {s: i for i, s in enumerate(self.symbols)}   # symbol -> its number in `sym`
+        self._last:dict[int, int] = {}      # symbol number -> tape position of its last bar closing by `_last_ns` …
+        self._last_ns, self._last_end = -1, 0   # … and where the bars after `_last_ns` start
 
     def __len__(self): return len(self.t)
 
@@ -187,3 +190,20 @@ class BarTape:
             step(self.symbols[int(sym[k])], int(self.t[k]), o, h, l, c, v)
         self.pos = end
         return end - start
+
+    def last_bars(self, until_ns:int) -> dict[int, int]:
+        "Each symbol's (by number) last bar closing at or before `until_ns`, as a tape position (a symbol without one: absent); not fed."
+        if until_ns != self._last_ns:
+            if until_ns < self._last_ns: self._last, self._last_end = {}, 0   # back in time: from the start
+            end, i = int(self.close.searchsorted(until_ns, side="right")), self._last_end
+            while i < end:                          # a dict from (symbol, position) pairs keeps each symbol's last
+                j = min(end, i + 65536)
+                self._last.update(zip(self.sym[i:j].tolist(), range(i, j)))
+                i = j
+            self._last_ns, self._last_end = until_ns, end
+        return self._last
+
+    def feed_bar(self, engine, k:int):
+        "Feed `engine` the bar at tape position `k` alone (to an engine with no open order: all it keeps of its symbol's bars before)."
+        o, h, l, c, v = self.vals[k].tolist()
+        engine.on_bar(self.symbols[self.sym.item(k)], self.t.item(k), o, h, l, c, v)

@@ -273,7 +273,8 @@ def _now(self:SimBroker) -> int: return self._synced_ns
 
 @patch
 def _snapshot(self:SimBroker, now_ns:int) -> Account:
-    return self.account_state.snapshot(self.engine.reserved, session=self.sessions.working(now_ns))
+    a = self.account_state
+    return a.snapshot(self.engine.reserved, session=self.sessions.working(now_ns) if a.count_day_trades else None)   # (the session: day trades)
 
 @patch
 def account(self:SimBroker) -> Account:
