@@ -425,11 +425,18 @@ class BacktestResult:
         return (f"BacktestResult({s['trades']} trades, return {s['total_return']:.2%}, max drawdown {s['max_drawdown']:.2%}, "
                 f"sharpe {sh}, {s['bars']} bars at {s['bars_per_s']:,.0f} bars/s, {s['halt']})")
 
+_FILL_COLS = ["fill_id", "client_key", "symbol", "side", "qty", "price", "commission", "time", "recorded_at"]
+
 @patch
 def _fills_frame(self:Backtest) -> pd.DataFrame:
-    df = pd.DataFrame((self.book or self.ledger).fill_history(), columns=["fill_id", "client_key", "symbol", "side", "qty", "price", "commission", "time", "recorded_at"])
-    for c in ("time", "recorded_at"): df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
-    return df
+    cols = self.book.fill_columns() if self.book is not None else None   # the book's fills as columns: no ISO text made and parsed
+    if cols is None or not cols["fill_id"]:
+        df = pd.DataFrame((self.book or self.ledger).fill_history(), columns=_FILL_COLS)
+        for c in ("time", "recorded_at"): df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
+        return df
+    for c in ("time", "recorded_at"): cols[c] = pd.DatetimeIndex(np.array(cols[c], dtype="datetime64[us]")).tz_localize(UTC)
+    for c in ("qty", "price", "commission"): cols[c] = np.array(cols[c], dtype=object)   # Decimals, as the ledger's rows
+    return pd.DataFrame(cols, columns=_FILL_COLS)
 
 @patch
 def _equity(self:Backtest, fills:pd.DataFrame) -> pd.DataFrame:
@@ -444,8 +451,9 @@ def _equity(self:Backtest, fills:pd.DataFrame) -> pd.DataFrame:
         col = {s: i for i, s in enumerate(self.names)}
         at = np.searchsorted(upto, fills["recorded_at"].dt.as_unit("ns").astype("int64").to_numpy(), side="left")
         sign = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0)
-        q = fills["qty"].map(float).to_numpy() * sign
-        flow = -(fills["qty"] * fills["price"]).map(float).to_numpy() * sign - fills["commission"].map(float).to_numpy()
+        qs, ps = fills["qty"].tolist(), fills["price"].tolist()          # Decimals: their products exact, each made a float once
+        q = np.array(qs, dtype=float) * sign
+        flow = -np.array([a * b for a, b in zip(qs, ps)], dtype=float) * sign - np.array(fills["commission"].tolist(), dtype=float)
         ok = at < G
         dpos = np.zeros((G, S)); np.add.at(dpos, (at[ok], fills["symbol"].map(col).to_numpy()[ok]), q[ok])
         dcash = np.zeros(G); np.add.at(dcash, at[ok], flow[ok])
@@ -462,18 +470,32 @@ def _equity(self:Backtest, fills:pd.DataFrame) -> pd.DataFrame:
 _TRADE_COLS = ["symbol", "entry_signal_time", "entry_time", "entry_price", "exit_signal_time", "exit_time", "exit_price", "qty",
                "commission", "pl", "entry_reason", "exit_reason"]
 
+_TIME_COLS, _NUM_COLS = ("entry_signal_time", "entry_time", "exit_signal_time", "exit_time"), ("entry_price", "exit_price", "qty", "commission", "pl")
+
+def _trades_frame(trades:list[dict]) -> pd.DataFrame:
+    "The trader's round trips (texts, as the ledger and checkpoints keep them) as a frame: times UTC, amounts floats."
+    try:                                            # column by column: each text parsed once, straight into its column
+        cols = {c: [t[c] for t in trades] for c in _TRADE_COLS} if trades else None
+    except KeyError: cols = None                    # a round trip without some field (e.g. from an old checkpoint): NaN there, as below
+    if cols is None:
+        tr = pd.DataFrame(trades, columns=_TRADE_COLS)
+        for c in _TIME_COLS: tr[c] = pd.to_datetime(tr[c], utc=True, format="ISO8601")
+        for c in _NUM_COLS: tr[c] = tr[c].map(float)
+        return tr
+    for c in _TIME_COLS: cols[c] = pd.to_datetime(cols[c], utc=True, format="ISO8601")
+    for c in _NUM_COLS: cols[c] = np.array(cols[c], dtype=float)
+    return pd.DataFrame(cols, columns=_TRADE_COLS)
+
 @patch
 def result(self:Backtest) -> BacktestResult:
     "The results of the bars run so far."
-    tr = pd.DataFrame(self.trader.trades, columns=_TRADE_COLS)
-    for c in ("entry_signal_time", "entry_time", "exit_signal_time", "exit_time"): tr[c] = pd.to_datetime(tr[c], utc=True, format="ISO8601")
-    for c in ("entry_price", "exit_price", "qty", "commission", "pl"): tr[c] = tr[c].map(float)
+    tr = _trades_frame(self.trader.trades)
     tr["return"] = tr["pl"] / (tr["entry_price"] * tr["qty"])
     tr["bars_held"] = ((tr["exit_signal_time"] - tr["entry_signal_time"]) / pd.Timedelta(self.bar_ns, "ns")).astype("float")
     fills = self._fills_frame()
     eq = self._equity(fills)
     g = tr.groupby("symbol")
-    per = pd.DataFrame({"trades": g.size(), "wins": g["pl"].apply(lambda x: int((x > 0).sum())), "pl": g["pl"].sum(),
+    per = pd.DataFrame({"trades": g.size(), "wins": (tr["pl"] > 0).groupby(tr["symbol"]).sum(), "pl": g["pl"].sum(),
                         "avg_return": g["return"].mean(), "avg_bars_held": g["bars_held"].mean()}).reindex(self.names)
     per["trades"] = per["trades"].fillna(0).astype(int); per["wins"] = per["wins"].fillna(0).astype(int)
     per["pl"] = per["pl"].fillna(0.0)
