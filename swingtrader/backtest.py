@@ -443,8 +443,7 @@ def _equity(self:Backtest, fills:pd.DataFrame) -> pd.DataFrame:
     upto = self._times_ns[:int(np.searchsorted(self._times_ns, self._close[self.k - 1], side="right"))] if self.k else self._times_ns[:0]
     G, S = len(upto), len(self.names)
     closes = np.full((G, S), np.nan)
-    m = self._close[:self.k]
-    closes[np.searchsorted(upto, m), self._sym[:self.k]] = self._c[:self.k]
+    closes[self._g[:self.k], self._sym[:self.k]] = self._c[:self.k]    # `_g`: each bar's close time's place among the times
     closes = pd.DataFrame(closes).ffill().fillna(0.0).to_numpy()
     pos, cash = np.zeros((G, S)), np.full(G, float(self.initial_cash))
     if len(fills):
@@ -455,7 +454,9 @@ def _equity(self:Backtest, fills:pd.DataFrame) -> pd.DataFrame:
         q = np.array(qs, dtype=float) * sign
         flow = -np.array([a * b for a, b in zip(qs, ps)], dtype=float) * sign - np.array(fills["commission"].tolist(), dtype=float)
         ok = at < G
-        dpos = np.zeros((G, S)); np.add.at(dpos, (at[ok], fills["symbol"].map(col).to_numpy()[ok]), q[ok])
+        sc = pd.Index(self.names).get_indexer(fills["symbol"])           # each fill's symbol's column (-1: not one of the run's)
+        if (sc < 0).any(): sc = fills["symbol"].map(col).to_numpy()
+        dpos = np.zeros((G, S)); np.add.at(dpos, (at[ok], sc[ok]), q[ok])
         dcash = np.zeros(G); np.add.at(dcash, at[ok], flow[ok])
         pos, cash = np.cumsum(dpos, axis=0), float(self.initial_cash) + np.cumsum(dcash)
         pos[np.abs(pos) < 1e-9] = 0.0
@@ -519,11 +520,17 @@ def result(self:Backtest) -> BacktestResult:
 def _buy_and_hold(self:Backtest, index:pd.DatetimeIndex) -> pd.Series:
     "The starting cash split equally over the symbols at their first close and held: its value at each time of `index`."
     if not len(index): return pd.Series(dtype=float)
-    parts = []
+    parts, at = [], index.as_unit("ns").asi8
     for df in self.bars.values():
-        c = pd.Series(df["close"].to_numpy(dtype=float), index=df.index + pd.Timedelta(self.bar_ns, "ns"))   # known at the bar's close
-        c = c[~c.index.duplicated(keep="last")]
-        c = c.reindex(c.index.union(index)).ffill().reindex(index).bfill()
+        ct, v = df.index.as_unit("ns").asi8 + self.bar_ns, df["close"].to_numpy(dtype=float)   # known at the bar's close
+        if len(ct) and (np.diff(ct) > 0).all():     # times in order (the usual bars): the last close known at each time of `index`
+            v = pd.Series(v).ffill().to_numpy()     # a missing close: the one before it
+            i = np.searchsorted(ct, at, side="right") - 1
+            c = pd.Series(np.where(i >= 0, v[i], np.nan), index=index).bfill()   # before the first close: the first one after
+        else:
+            c = pd.Series(v, index=df.index + pd.Timedelta(self.bar_ns, "ns"))
+            c = c[~c.index.duplicated(keep="last")]
+            c = c.reindex(c.index.union(index)).ffill().reindex(index).bfill()
         parts.append(c / c.iloc[0])
     return (float(self.initial_cash) * pd.concat(parts, axis=1).mean(axis=1)).rename("buy_and_hold")
 
