@@ -3128,8 +3128,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'swingtrader/ledger/store.py'),
                                           'swingtrader.ledger.store.Store.close': ( 'ledger_store.html#store.close',
                                                                                     'swingtrader/ledger/store.py'),
-                                          'swingtrader.ledger.store.Store.in_transaction': ( 'ledger_store.html#store.in_transaction',
-                                                                                             'swingtrader/ledger/store.py'),
                                           'swingtrader.ledger.store.Store.transaction': ( 'ledger_store.html#store.transaction',
                                                                                           'swingtrader/ledger/store.py'),
                                           'swingtrader.ledger.store.Store.version': ( 'ledger_store.html#store.version',

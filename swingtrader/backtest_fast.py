@@ -109,7 +109,6 @@ def send(trader, # the `Trader` the intent is from
     return executor.submit(intent)
 
 # %% ../nbs/70a_backtest_fast.ipynb #23331e27
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -140,8 +139,7 @@ def _iso_texts() -> Callable[[datetime], str]:
     return iso
 
 _TEXT = {m: m.value for e in (Side, OrderType, TimeInForce, OrderStatus) for m in e}   # member -> its value: a dict hit, not `Enum.value`
-_JOINED = nullcontext()                 # a transaction joined: no lock to take again, no depth to count
-_PASS = frozenset(("in_transaction", "halt_state", "set_halt", "log_event", "save_stop", "delete_stop", "clock", "path", "journal", "halt_history"))
+_PASS = frozenset(("halt_state", "set_halt", "log_event", "save_stop", "delete_stop", "clock", "path", "journal", "halt_history"))
 # ledger calls that neither read nor write orders, fills or positions
 
 class BacktestBook:
@@ -182,8 +180,8 @@ class BacktestBook:
     def _at(self) -> datetime: return self.ledger.clock.now()   # the rows' times: datetimes until written (`_iso_texts`)
 
     def transaction(self):
-        "The ledger's `transaction()` (the book's rows reach the ledger only in `flush`'s own); inside one (a run's): nothing to join."
-        return _JOINED if self.ledger.in_transaction() else self._tx
+        "The ledger's `transaction()` (the book's rows need none: they reach the ledger only in `flush`'s own)."
+        return self._tx
 
     def __repr__(self): return f"BacktestBook({len(self._rows)} orders, {len(self._hist) - self._mark} fills unwritten, over {self.ledger!r})"
 

@@ -222,13 +222,6 @@ class Store:
         "Group several writes (`save_state`, `save_stop`, `record_fill`, …) into one atomic transaction."
         return _Tx(self, self)
 
-    def in_transaction(self) -> bool:
-        "True inside `transaction()` on this thread: a `transaction()` opened now would only join it."
-        if not self._depth: return False             # none open (ours would count here: nobody else changes it while we hold the lock)
-        if not self._lock.acquire(blocking=False): return False   # another thread's
-        try: return self._depth > 0                # the lock is ours (again): a depth is our own transaction's
-        finally: self._lock.release()
-
     def _q(self, sql:str, *args) -> list[sqlite3.Row]:
         with self._lock: return self.db.execute(sql, args).fetchall()
 
