@@ -439,12 +439,18 @@ def _fills_frame(self:Backtest) -> pd.DataFrame:
     return pd.DataFrame(cols, columns=_FILL_COLS)
 
 @patch
-def _equity(self:Backtest, fills:pd.DataFrame) -> pd.DataFrame:
+def _known_closes(self:Backtest) -> tuple[np.ndarray, np.ndarray]:
+    "The bar times run so far (ns), and at each the last close known per symbol (NaN before its first; a missing close: the one before)."
     upto = self._times_ns[:int(np.searchsorted(self._times_ns, self._close[self.k - 1], side="right"))] if self.k else self._times_ns[:0]
-    G, S = len(upto), len(self.names)
-    closes = np.full((G, S), np.nan)
+    closes = np.full((len(upto), len(self.names)), np.nan)
     closes[self._g[:self.k], self._sym[:self.k]] = self._c[:self.k]    # `_g`: each bar's close time's place among the times
-    closes = pd.DataFrame(closes).ffill().fillna(0.0).to_numpy()
+    return upto, pd.DataFrame(closes).ffill().to_numpy()
+
+@patch
+def _equity(self:Backtest, fills:pd.DataFrame, known:tuple|None=None) -> pd.DataFrame: # known: `_known_closes()`, if made already
+    upto, closes = known if known is not None else self._known_closes()
+    G, S = len(upto), len(self.names)
+    closes = np.where(np.isnan(closes), 0.0, closes)                   # before a symbol's first close: nothing held there
     pos, cash = np.zeros((G, S)), np.full(G, float(self.initial_cash))
     if len(fills):
         col = {s: i for i, s in enumerate(self.names)}
@@ -493,8 +499,8 @@ def result(self:Backtest) -> BacktestResult:
     tr = _trades_frame(self.trader.trades)
     tr["return"] = tr["pl"] / (tr["entry_price"] * tr["qty"])
     tr["bars_held"] = ((tr["exit_signal_time"] - tr["entry_signal_time"]) / pd.Timedelta(self.bar_ns, "ns")).astype("float")
-    fills = self._fills_frame()
-    eq = self._equity(fills)
+    fills, known = self._fills_frame(), self._known_closes()
+    eq = self._equity(fills, known)
     g = tr.groupby("symbol")
     per = pd.DataFrame({"trades": g.size(), "wins": (tr["pl"] > 0).groupby(tr["symbol"]).sum(), "pl": g["pl"].sum(),
                         "avg_return": g["return"].mean(), "avg_bars_held": g["bars_held"].mean()}).reindex(self.names)
@@ -514,24 +520,40 @@ def result(self:Backtest) -> BacktestResult:
                 symbols=len(self.names), timeframe=self.settings.timeframe, fill_at=self.fill_at, bars=int(self.k),
                 initial_cash=float(self.initial_cash), elapsed_s=self.elapsed, halt=self.ledger.halt_state().state,
                 rules=rules, halts=halts)
-    return BacktestResult(tr, eq, fills, per, sk, info, self._buy_and_hold(eq.index), self.bars)
+    return BacktestResult(tr, eq, fills, per, sk, info, self._buy_and_hold(eq.index, known), self.bars)
+
+def _filled(v:np.ndarray, forward:bool) -> np.ndarray:
+    "`v` with each NaN replaced by the nearest number before it (`forward`) or after it (pandas' ffill / bfill)."
+    nan = np.isnan(v)
+    if not nan.any(): return v
+    n = len(v)
+    if forward: i = np.maximum.accumulate(np.where(nan, 0, np.arange(n)))
+    else: i = np.minimum.accumulate(np.where(nan, n - 1, np.arange(n))[::-1])[::-1]
+    return v[i]
 
 @patch
-def _buy_and_hold(self:Backtest, index:pd.DatetimeIndex) -> pd.Series:
+def _buy_and_hold(self:Backtest, index:pd.DatetimeIndex, known:tuple|None=None) -> pd.Series: # known: `_known_closes()`, if made already
     "The starting cash split equally over the symbols at their first close and held: its value at each time of `index`."
     if not len(index): return pd.Series(dtype=float)
     parts, at = [], index.as_unit("ns").asi8
+    if known is not None and len(known[0]) == len(at) and (known[0] == at).all():   # the run's times: each symbol's known closes
+        for j in range(len(self.names)):
+            c = _filled(known[1][:, j].copy(), forward=False)       # before the first close: the first one after
+            parts.append(pd.Series(c / c[0], index=index))
+        return (float(self.initial_cash) * pd.concat(parts, axis=1).mean(axis=1)).rename("buy_and_hold")
     for df in self.bars.values():
         ct, v = df.index.as_unit("ns").asi8 + self.bar_ns, df["close"].to_numpy(dtype=float)   # known at the bar's close
         if len(ct) and (np.diff(ct) > 0).all():     # times in order (the usual bars): the last close known at each time of `index`
-            v = pd.Series(v).ffill().to_numpy()     # a missing close: the one before it
+            v = _filled(v, forward=True)            # a missing close: the one before it
             i = np.searchsorted(ct, at, side="right") - 1
-            c = pd.Series(np.where(i >= 0, v[i], np.nan), index=index).bfill()   # before the first close: the first one after
+            c = _filled(np.where(i >= 0, v[i], np.nan), forward=False)   # before the first close: the first one after
+            c = pd.Series(c / c[0], index=index)
         else:
             c = pd.Series(v, index=df.index + pd.Timedelta(self.bar_ns, "ns"))
             c = c[~c.index.duplicated(keep="last")]
             c = c.reindex(c.index.union(index)).ffill().reindex(index).bfill()
-        parts.append(c / c.iloc[0])
+            c = c / c.iloc[0]
+        parts.append(c)
     return (float(self.initial_cash) * pd.concat(parts, axis=1).mean(axis=1)).rename("buy_and_hold")
 
 # %% ../nbs/70_backtest.ipynb #6bafd0e5
