@@ -426,29 +426,44 @@ class BacktestResult:
         return (f"BacktestResult({s['trades']} trades, return {s['total_return']:.2%}, max drawdown {s['max_drawdown']:.2%}, "
                 f"sharpe {sh}, {s['bars']} bars at {s['bars_per_s']:,.0f} bars/s, {s['halt']})")
 
-@patch
-def _fills_frame(self:Backtest) -> pd.DataFrame:
-    df = pd.DataFrame((self.book or self.ledger).fill_history(), columns=["fill_id", "client_key", "symbol", "side", "qty", "price", "commission", "time", "recorded_at"])
-    for c in ("time", "recorded_at"): df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
-    return df
+_FILL_COLS = ["fill_id", "client_key", "symbol", "side", "qty", "price", "commission", "time", "recorded_at"]
 
 @patch
-def _equity(self:Backtest, fills:pd.DataFrame) -> pd.DataFrame:
+def _fills_frame(self:Backtest) -> pd.DataFrame:
+    cols = self.book.fill_columns() if self.book is not None else None   # the book's fills as columns: no ISO text made and parsed
+    if cols is None or not cols["fill_id"]:
+        df = pd.DataFrame((self.book or self.ledger).fill_history(), columns=_FILL_COLS)
+        for c in ("time", "recorded_at"): df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
+        return df
+    for c in ("time", "recorded_at"): cols[c] = pd.DatetimeIndex(np.array(cols[c], dtype="datetime64[us]")).tz_localize(UTC)
+    for c in ("qty", "price", "commission"): cols[c] = np.array(cols[c], dtype=object)   # Decimals, as the ledger's rows
+    return pd.DataFrame(cols, columns=_FILL_COLS)
+
+@patch
+def _known_closes(self:Backtest) -> tuple[np.ndarray, np.ndarray]:
+    "The bar times run so far (ns), and at each the last close known per symbol (NaN before its first; a missing close: the one before)."
     upto = self._times_ns[:int(np.searchsorted(self._times_ns, self._close[self.k - 1], side="right"))] if self.k else self._times_ns[:0]
+    closes = np.full((len(upto), len(self.names)), np.nan)
+    closes[self._g[:self.k], self._sym[:self.k]] = self._c[:self.k]    # `_g`: each bar's close time's place among the times
+    return upto, pd.DataFrame(closes).ffill().to_numpy()
+
+@patch
+def _equity(self:Backtest, fills:pd.DataFrame, known:tuple|None=None) -> pd.DataFrame: # known: `_known_closes()`, if made already
+    upto, closes = known if known is not None else self._known_closes()
     G, S = len(upto), len(self.names)
-    closes = np.full((G, S), np.nan)
-    m = self._close[:self.k]
-    closes[np.searchsorted(upto, m), self._sym[:self.k]] = self._c[:self.k]
-    closes = pd.DataFrame(closes).ffill().fillna(0.0).to_numpy()
+    closes = np.where(np.isnan(closes), 0.0, closes)                   # before a symbol's first close: nothing held there
     pos, cash = np.zeros((G, S)), np.full(G, float(self.initial_cash))
     if len(fills):
         col = {s: i for i, s in enumerate(self.names)}
         at = np.searchsorted(upto, fills["recorded_at"].dt.as_unit("ns").astype("int64").to_numpy(), side="left")
         sign = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0)
-        q = fills["qty"].map(float).to_numpy() * sign
-        flow = -(fills["qty"] * fills["price"]).map(float).to_numpy() * sign - fills["commission"].map(float).to_numpy()
+        qs, ps = fills["qty"].tolist(), fills["price"].tolist()          # Decimals: their products exact, each made a float once
+        q = np.array(qs, dtype=float) * sign
+        flow = -np.array([a * b for a, b in zip(qs, ps)], dtype=float) * sign - np.array(fills["commission"].tolist(), dtype=float)
         ok = at < G
-        dpos = np.zeros((G, S)); np.add.at(dpos, (at[ok], fills["symbol"].map(col).to_numpy()[ok]), q[ok])
+        sc = pd.Index(self.names).get_indexer(fills["symbol"])           # each fill's symbol's column (-1: not one of the run's)
+        if (sc < 0).any(): sc = fills["symbol"].map(col).to_numpy()
+        dpos = np.zeros((G, S)); np.add.at(dpos, (at[ok], sc[ok]), q[ok])
         dcash = np.zeros(G); np.add.at(dcash, at[ok], flow[ok])
         pos, cash = np.cumsum(dpos, axis=0), float(self.initial_cash) + np.cumsum(dcash)
         pos[np.abs(pos) < 1e-9] = 0.0
@@ -463,18 +478,32 @@ def _equity(self:Backtest, fills:pd.DataFrame) -> pd.DataFrame:
 _TRADE_COLS = ["symbol", "entry_signal_time", "entry_time", "entry_price", "exit_signal_time", "exit_time", "exit_price", "qty",
                "commission", "pl", "entry_reason", "exit_reason"]
 
+_TIME_COLS, _NUM_COLS = ("entry_signal_time", "entry_time", "exit_signal_time", "exit_time"), ("entry_price", "exit_price", "qty", "commission", "pl")
+
+def _trades_frame(trades:list[dict]) -> pd.DataFrame:
+    "The trader's round trips (texts, as the ledger and checkpoints keep them) as a frame: times UTC, amounts floats."
+    try:                                            # column by column: each text parsed once, straight into its column
+        cols = {c: [t[c] for t in trades] for c in _TRADE_COLS} if trades else None
+    except KeyError: cols = None                    # a round trip without some field (e.g. from an old checkpoint): NaN there, as below
+    if cols is None:
+        tr = pd.DataFrame(trades, columns=_TRADE_COLS)
+        for c in _TIME_COLS: tr[c] = pd.to_datetime(tr[c], utc=True, format="ISO8601")
+        for c in _NUM_COLS: tr[c] = tr[c].map(float)
+        return tr
+    for c in _TIME_COLS: cols[c] = pd.to_datetime(cols[c], utc=True, format="ISO8601")
+    for c in _NUM_COLS: cols[c] = np.array(cols[c], dtype=float)
+    return pd.DataFrame(cols, columns=_TRADE_COLS)
+
 @patch
 def result(self:Backtest) -> BacktestResult:
     "The results of the bars run so far."
-    tr = pd.DataFrame(self.trader.trades, columns=_TRADE_COLS)
-    for c in ("entry_signal_time", "entry_time", "exit_signal_time", "exit_time"): tr[c] = pd.to_datetime(tr[c], utc=True, format="ISO8601")
-    for c in ("entry_price", "exit_price", "qty", "commission", "pl"): tr[c] = tr[c].map(float)
+    tr = _trades_frame(self.trader.trades)
     tr["return"] = tr["pl"] / (tr["entry_price"] * tr["qty"])
     tr["bars_held"] = ((tr["exit_signal_time"] - tr["entry_signal_time"]) / pd.Timedelta(self.bar_ns, "ns")).astype("float")
-    fills = self._fills_frame()
-    eq = self._equity(fills)
+    fills, known = self._fills_frame(), self._known_closes()
+    eq = self._equity(fills, known)
     g = tr.groupby("symbol")
-    per = pd.DataFrame({"trades": g.size(), "wins": g["pl"].apply(lambda x: int((x > 0).sum())), "pl": g["pl"].sum(),
+    per = pd.DataFrame({"trades": g.size(), "wins": (tr["pl"] > 0).groupby(tr["symbol"]).sum(), "pl": g["pl"].sum(),
                         "avg_return": g["return"].mean(), "avg_bars_held": g["bars_held"].mean()}).reindex(self.names)
     per["trades"] = per["trades"].fillna(0).astype(int); per["wins"] = per["wins"].fillna(0).astype(int)
     per["pl"] = per["pl"].fillna(0.0)
@@ -492,18 +521,40 @@ def result(self:Backtest) -> BacktestResult:
                 symbols=len(self.names), timeframe=self.settings.timeframe, fill_at=self.fill_at, bars=int(self.k),
                 initial_cash=float(self.initial_cash), elapsed_s=self.elapsed, halt=self.ledger.halt_state().state,
                 rules=rules, halts=halts)
-    return BacktestResult(tr, eq, fills, per, sk, info, self._buy_and_hold(eq.index), self.bars)
+    return BacktestResult(tr, eq, fills, per, sk, info, self._buy_and_hold(eq.index, known), self.bars)
+
+def _filled(v:np.ndarray, forward:bool) -> np.ndarray:
+    "`v` with each NaN replaced by the nearest number before it (`forward`) or after it (pandas' ffill / bfill)."
+    nan = np.isnan(v)
+    if not nan.any(): return v
+    n = len(v)
+    if forward: i = np.maximum.accumulate(np.where(nan, 0, np.arange(n)))
+    else: i = np.minimum.accumulate(np.where(nan, n - 1, np.arange(n))[::-1])[::-1]
+    return v[i]
 
 @patch
-def _buy_and_hold(self:Backtest, index:pd.DatetimeIndex) -> pd.Series:
+def _buy_and_hold(self:Backtest, index:pd.DatetimeIndex, known:tuple|None=None) -> pd.Series: # known: `_known_closes()`, if made already
     "The starting cash split equally over the symbols at their first close and held: its value at each time of `index`."
     if not len(index): return pd.Series(dtype=float)
-    parts = []
+    parts, at = [], index.as_unit("ns").asi8
+    if known is not None and len(known[0]) == len(at) and (known[0] == at).all():   # the run's times: each symbol's known closes
+        for j in range(len(self.names)):
+            c = _filled(known[1][:, j].copy(), forward=False)       # before the first close: the first one after
+            parts.append(pd.Series(c / c[0], index=index))
+        return (float(self.initial_cash) * pd.concat(parts, axis=1).mean(axis=1)).rename("buy_and_hold")
     for df in self.bars.values():
-        c = pd.Series(df["close"].to_numpy(dtype=float), index=df.index + pd.Timedelta(self.bar_ns, "ns"))   # known at the bar's close
-        c = c[~c.index.duplicated(keep="last")]
-        c = c.reindex(c.index.union(index)).ffill().reindex(index).bfill()
-        parts.append(c / c.iloc[0])
+        ct, v = df.index.as_unit("ns").asi8 + self.bar_ns, df["close"].to_numpy(dtype=float)   # known at the bar's close
+        if len(ct) and (np.diff(ct) > 0).all():     # times in order (the usual bars): the last close known at each time of `index`
+            v = _filled(v, forward=True)            # a missing close: the one before it
+            i = np.searchsorted(ct, at, side="right") - 1
+            c = _filled(np.where(i >= 0, v[i], np.nan), forward=False)   # before the first close: the first one after
+            c = pd.Series(c / c[0], index=index)
+        else:
+            c = pd.Series(v, index=df.index + pd.Timedelta(self.bar_ns, "ns"))
+            c = c[~c.index.duplicated(keep="last")]
+            c = c.reindex(c.index.union(index)).ffill().reindex(index).bfill()
+            c = c / c.iloc[0]
+        parts.append(c)
     return (float(self.initial_cash) * pd.concat(parts, axis=1).mean(axis=1)).rename("buy_and_hold")
 
 # %% ../nbs/70_backtest.ipynb #6bafd0e5

@@ -381,17 +381,19 @@ def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None) -> bool: #
     sold = (_ZERO if s0 is None else Decimal(s0)) + f.qty
     proceeds = (_ZERO if p0 is None else Decimal(p0)) + f.qty * f.price
     com = Decimal(t["commission"]) + f.commission
-    t["sold"], t["proceeds"], t["commission"] = str(sold), str(proceeds), str(com)
-    t["exit_time"], t["exit_signal_time"], t["exit_reason"] = self._iso(f.time), p.signal_time if p else None, p.reason if p else (why or "external")
-    if held > 0: return False
-    del self.open_trades[sym]
+    coms, et, es = str(com), self._iso(f.time), p.signal_time if p else None
+    if held > 0:                                                  # still open: the trip's running sums (text, JSON-ready)
+        t["sold"], t["proceeds"], t["commission"] = str(sold), str(proceeds), coms
+        t["exit_time"], t["exit_signal_time"], t["exit_reason"] = et, es, p.reason if p else (why or "external")
+        return False
+    del self.open_trades[sym]                                     # closed: its sums go straight into the round trip
     if self.stops is not None and self.stops.close(sym) is not None: self.ledger.delete_stop(sym)
     qty, cost = Decimal(t["qty"]), Decimal(t["cost"])
     pl = proceeds - cost - com
     self.trades.append({"symbol": sym, "entry_signal_time": t["entry_signal_time"], "entry_time": t["entry_time"],
-                        "entry_price": str(cost / qty), "exit_signal_time": t["exit_signal_time"], "exit_time": t["exit_time"],
-                        "exit_price": str(proceeds / sold), "qty": str(qty), "commission": str(com),
-                        "pl": str(pl), "entry_reason": t["entry_reason"], "exit_reason": t["exit_reason"]})
+                        "entry_price": str(cost / qty), "exit_signal_time": es, "exit_time": et,
+                        "exit_price": str(proceeds / sold), "qty": str(qty), "commission": coms,
+                        "pl": str(pl), "entry_reason": t["entry_reason"], "exit_reason": p.reason if p else (why or "external")})
     self.losing_streak = self.losing_streak + 1 if pl < 0 else 0
     return True
 
