@@ -5,6 +5,7 @@
 # %% ../nbs/70b_backtest_events.ipynb #709d1b5d
 from __future__ import annotations
 import heapq
+from array import array
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -48,12 +49,13 @@ def _symbols(trader, tape, k0:int, j:int) -> tuple[dict, np.ndarray]:
         x.tix = np.flatnonzero(sym_run == s) + k0
         loc[x.tix - k0] = np.arange(len(x.tix))
         x.ser = trader.strategy.series(x.name, tape.h[x.tix], tape.l[x.tix], tape.c[x.tix])
-        x.h, x.l = tape.h[x.tix], tape.l[x.tix]                   # arrays: read only at the bars stepped (memory)
+        x.h, x.l = (array("d", np.asarray(v[x.tix], dtype=float).tobytes()) for v in (tape.h, tape.l))   # compact; an item is a float
         x.days, ends = _days(tape.close[x.tix])
         c = np.asarray(x.ser.close)
         base = trader.daily_base(x.name, _EPOCH + timedelta(days=int(x.days[0])))
         x.dl = base + c[ends].tolist()                           # daily closes as each bar leaves them: dl[:ndx[i]]
         x.ndx = (len(base) + np.r_[0, np.cumsum(ends)[:-1]]).tolist()
+        x.days = array("q", x.days.astype(np.int64).tobytes())      # an item is an int (a day number)
         x.seen, x.told, x.tn, x.sched = 0, -1, None, -1
         syms[s] = x
     return syms, loc
@@ -76,6 +78,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
     held_at = np.full((int(G[j - 1]) - g0 + 1, len(names)), -1, dtype=np.int32)   # [bar time, symbol] -> its last bar (run index)
     held_at[G[k0:j] - g0, sym_run] = loc
     np.maximum.accumulate(held_at, axis=0, out=held_at)
+    GR, SR, LR = (array("q", np.asarray(v, dtype=np.int64).tobytes()) for v in (G[k0:j], sym_run, loc))   # the run's bar times, symbols, places: items are ints
     heap = np.concatenate(ups).tolist() if ups else []
     heapq.heapify(heap)
     touched = set()
@@ -87,7 +90,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
 
     def tell(x, i):                                              # the trader's bookkeeping for x as after its bar i
         if i < 0 or i == x.told: return
-        n, dd = x.ndx[i], int(x.days[i])
+        n, dd = x.ndx[i], x.days[i]
         day = days.get(dd)
         if day is None: day = days[dd] = _EPOCH + timedelta(days=dd)
         trader.catch_up(x.name, day, x.ser.close[i], x.dl[:n] if n != x.tn else None)
@@ -125,7 +128,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
     g_done, last_k, last_g = g0 - 1, -1, int(G[j - 1])
     try:
         while heap:
-            k = heap[0]; g = int(G[k])
+            k = heap[0]; g = GR[k - k0]
             if g > g_done:                                       # a new bar time: the ones before it are done
                 if commit is not None and g_done >= g0: commit()
                 if pending: g_done += 1; advance(g_done); continue   # may plan an exit before k: look again
@@ -133,18 +136,23 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
             heapq.heappop(heap)
             if k == last_k: continue
             last_k = k
-            s = int(SYM[k])
-            x, i = syms[s], int(loc[k - k0])
+            s = SR[k - k0]
+            x, i = syms[s], LR[k - k0]
             if i < x.seen: continue
             T = times[g]
             bring(x, i)
             if not strat.is_long(x.name):                        # an entry may be judged: value the positions as the loop would
-                row, prev = held_at[g - g0], held_at[g - g0 - 1] if g > g0 else None
+                row = prev = None
                 for name, p in trader.positions.items():
                     h = by_name.get(name)
                     if h is None or h == s or not p.qty: continue
-                    tell(syms[h], int(row[h] if h < s else (prev[h] if prev is not None else -1)))
-            intents = trader.step(x.name, T, x.h[i].item(), x.l[i].item(), x.ser.close[i])
+                    if h < s:
+                        if row is None: row = held_at[g - g0].tolist()
+                        tell(syms[h], row[h])
+                    elif g > g0:
+                        if prev is None: prev = held_at[g - g0 - 1].tolist()
+                        tell(syms[h], prev[h])
+            intents = trader.step(x.name, T, x.h[i], x.l[i], x.ser.close[i])
             x.seen, x.told, x.tn = i + 1, i, x.ndx[i]
             if intents:
                 if broker.synced_ns < to_ns(T) or clock.now() < T: broker.advance_to(T)
