@@ -33,6 +33,11 @@ class _Sym:
     "One symbol's bars of the run: tape positions, the strategy's look-ahead series, days, and how far it was stepped."
     __slots__ = ("name", "tix", "ser", "h", "l", "days", "dl", "ndx", "seen", "told", "tn", "sched")
 
+def _ints(v:np.ndarray) -> array:
+    "`v` as a compact array of 64-bit ints (reading an item gives a Python int, no numpy scalar): one copy."
+    a = array("q"); a.frombytes(memoryview(np.ascontiguousarray(v, dtype=np.int64)).cast("B"))
+    return a
+
 def _days(close_ns:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Each bar's UTC day number, and where a day ends (bar i is the last of its day and another bar follows)."
     d = close_ns // _DAY_NS
@@ -48,14 +53,15 @@ def _symbols(trader, tape, k0:int, j:int) -> tuple[dict, np.ndarray]:
         x = _Sym(); x.name = tape.names[s]
         x.tix = np.flatnonzero(sym_run == s) + k0
         loc[x.tix - k0] = np.arange(len(x.tix))
-        x.ser = trader.strategy.series(x.name, tape.h[x.tix], tape.l[x.tix], tape.c[x.tix])
-        x.h, x.l = (array("d", np.asarray(v[x.tix], dtype=float).tobytes()) for v in (tape.h, tape.l))   # compact; an item is a float
+        h, l = (np.asarray(v[x.tix], dtype=float) for v in (tape.h, tape.l))
+        x.ser = trader.strategy.series(x.name, h, l, tape.c[x.tix])
+        x.h, x.l = array("d", h.tobytes()), array("d", l.tobytes())   # compact; an item is a float
         x.days, ends = _days(tape.close[x.tix])
         c = np.asarray(x.ser.close)
         base = trader.daily_base(x.name, _EPOCH + timedelta(days=int(x.days[0])))
         x.dl = base + c[ends].tolist()                           # daily closes as each bar leaves them: dl[:ndx[i]]
         x.ndx = (len(base) + np.r_[0, np.cumsum(ends)[:-1]]).tolist()
-        x.days = array("q", x.days.astype(np.int64).tobytes())      # an item is an int (a day number)
+        x.days = _ints(x.days)                                   # an item is an int (a day number)
         x.seen, x.told, x.tn, x.sched = 0, -1, None, -1
         syms[s] = x
     return syms, loc
@@ -78,7 +84,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
     held_at = np.full((int(G[j - 1]) - g0 + 1, len(names)), -1, dtype=np.int32)   # [bar time, symbol] -> its last bar (run index)
     held_at[G[k0:j] - g0, sym_run] = loc
     np.maximum.accumulate(held_at, axis=0, out=held_at)
-    GR, SR, LR = (array("q", np.asarray(v, dtype=np.int64).tobytes()) for v in (G[k0:j], sym_run, loc))   # the run's bar times, symbols, places: items are ints
+    GR, SR, LR = (_ints(v) for v in (G[k0:j], sym_run, loc))   # the run's bar times, symbols, places: items are ints
     heap = np.concatenate(ups).tolist() if ups else []
     heapq.heapify(heap)
     touched = set()
