@@ -625,6 +625,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'swingtrader/backtest_events.py'),
                                              'swingtrader.backtest_events._days': ( 'backtest_events.html#_days',
                                                                                     'swingtrader/backtest_events.py'),
+                                             'swingtrader.backtest_events._floats': ( 'backtest_events.html#_floats',
+                                                                                      'swingtrader/backtest_events.py'),
                                              'swingtrader.backtest_events._ints': ( 'backtest_events.html#_ints',
                                                                                     'swingtrader/backtest_events.py'),
                                              'swingtrader.backtest_events._symbols': ( 'backtest_events.html#_symbols',

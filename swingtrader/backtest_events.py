@@ -38,6 +38,11 @@ def _ints(v:np.ndarray) -> array:
     a = array("q"); a.frombytes(memoryview(np.ascontiguousarray(v, dtype=np.int64)).cast("B"))
     return a
 
+def _floats(v:np.ndarray) -> array:
+    "`v` as a compact array of floats (reading an item gives a Python float): one copy."
+    a = array("d"); a.frombytes(memoryview(np.ascontiguousarray(v, dtype=float)).cast("B"))
+    return a
+
 def _days(close_ns:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Each bar's UTC day number, and where a day ends (bar i is the last of its day and another bar follows)."
     d = close_ns // _DAY_NS
@@ -55,7 +60,7 @@ def _symbols(trader, tape, k0:int, j:int) -> tuple[dict, np.ndarray]:
         loc[x.tix - k0] = np.arange(len(x.tix))
         h, l = (np.asarray(v[x.tix], dtype=float) for v in (tape.h, tape.l))
         x.ser = trader.strategy.series(x.name, h, l, tape.c[x.tix])
-        x.h, x.l = array("d", h.tobytes()), array("d", l.tobytes())   # compact; an item is a float
+        x.h, x.l = _floats(h), _floats(l)                       # compact; an item is a float
         x.days, ends = _days(tape.close[x.tix])
         c = np.asarray(x.ser.close)
         base = trader.daily_base(x.name, _EPOCH + timedelta(days=int(x.days[0])))
@@ -84,7 +89,6 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
     held_at = np.full((int(G[j - 1]) - g0 + 1, len(names)), -1, dtype=np.int32)   # [bar time, symbol] -> its last bar (run index)
     held_at[G[k0:j] - g0, sym_run] = loc
     np.maximum.accumulate(held_at, axis=0, out=held_at)
-    GR, SR, LR = (_ints(v) for v in (G[k0:j], sym_run, loc))   # the run's bar times, symbols, places: items are ints
     heap = np.concatenate(ups).tolist() if ups else []
     heapq.heapify(heap)
     touched = set()
@@ -134,7 +138,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
     g_done, last_k, last_g = g0 - 1, -1, int(G[j - 1])
     try:
         while heap:
-            k = heap[0]; g = GR[k - k0]
+            k = heap[0]; g = int(G[k])
             if g > g_done:                                       # a new bar time: the ones before it are done
                 if commit is not None and g_done >= g0: commit()
                 if pending: g_done += 1; advance(g_done); continue   # may plan an exit before k: look again
@@ -142,8 +146,8 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
             heapq.heappop(heap)
             if k == last_k: continue
             last_k = k
-            s = SR[k - k0]
-            x, i = syms[s], LR[k - k0]
+            s = int(SYM[k])
+            x, i = syms[s], int(loc[k - k0])
             if i < x.seen: continue
             T = times[g]
             bring(x, i)

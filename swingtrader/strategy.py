@@ -324,7 +324,9 @@ def series(self:MacdSwing, symbol:str, high, low, close) -> SimpleNamespace:
     n0 = s.n if warm else 0
     pm, ps = np.r_[s.pm if warm else np.nan, m[:-1]], np.r_[s.ps if warm else np.nan, g[:-1]]
     up = (np.arange(n0 + 1, n0 + len(c) + 1) > p.warmup) & (pm <= ps) & (m > g) & (c > et)
-    f = lambda v: array("d", v.tobytes())                  # compact: 8 bytes a value (an item is a float), 1 a flag
+    def f(v):                                              # compact: 8 bytes a value (an item is a float), 1 a flag; one copy
+        a = array("d"); a.frombytes(memoryview(np.ascontiguousarray(v, dtype=float)).cast("B"))
+        return a
     return SimpleNamespace(n0=n0, ef=f(ef), es=f(es), g=f(g), et=f(et), atr=f(atr), up=np.flatnonzero(up),
                            close=f(c), katr=f(self._k * atr), down=((pm >= ps) & (m < g)).tobytes())
 
