@@ -4,7 +4,7 @@
 
 # %% ../nbs/70b_backtest_events.ipynb #709d1b5d
 from __future__ import annotations
-import heapq
+import gc, heapq
 from array import array
 from datetime import date, datetime, timedelta
 
@@ -136,6 +136,11 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
 
     for s in syms: plan(s)                                       # positions held when the run starts
     g_done, last_k, last_g = g0 - 1, -1, int(G[j - 1])
+    # The objects made before the run (bars, tape, series: millions) are set aside from the cyclic garbage collector
+    # while it runs: its full passes would walk them all again and again and never find garbage among them. Only when
+    # nothing was set aside already (a caller's own `gc.freeze` stays as it is); they rejoin the collector afterwards.
+    freeze = gc.isenabled() and gc.get_freeze_count() == 0
+    if freeze: gc.freeze()
     try:
         while heap:
             k = heap[0]; g = int(G[k])
@@ -176,4 +181,5 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
         trader.last_time = T = times[last_g]
     finally:
         remove()
+        if freeze: gc.unfreeze()
     return T
