@@ -4,7 +4,8 @@
 
 # %% ../nbs/70b_backtest_events.ipynb #709d1b5d
 from __future__ import annotations
-import heapq
+import gc, heapq
+from array import array
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -32,6 +33,16 @@ class _Sym:
     "One symbol's bars of the run: tape positions, the strategy's look-ahead series, days, and how far it was stepped."
     __slots__ = ("name", "tix", "ser", "h", "l", "days", "dl", "ndx", "seen", "told", "tn", "sched")
 
+def _ints(v:np.ndarray) -> array:
+    "`v` as a compact array of 64-bit ints (reading an item gives a Python int, no numpy scalar): one copy."
+    a = array("q"); a.frombytes(memoryview(np.ascontiguousarray(v, dtype=np.int64)).cast("B"))
+    return a
+
+def _floats(v:np.ndarray) -> array:
+    "`v` as a compact array of floats (reading an item gives a Python float): one copy."
+    a = array("d"); a.frombytes(memoryview(np.ascontiguousarray(v, dtype=float)).cast("B"))
+    return a
+
 def _days(close_ns:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Each bar's UTC day number, and where a day ends (bar i is the last of its day and another bar follows)."
     d = close_ns // _DAY_NS
@@ -47,13 +58,15 @@ def _symbols(trader, tape, k0:int, j:int) -> tuple[dict, np.ndarray]:
         x = _Sym(); x.name = tape.names[s]
         x.tix = np.flatnonzero(sym_run == s) + k0
         loc[x.tix - k0] = np.arange(len(x.tix))
-        x.ser = trader.strategy.series(x.name, tape.h[x.tix], tape.l[x.tix], tape.c[x.tix])
-        x.h, x.l = tape.h[x.tix], tape.l[x.tix]                   # arrays: read only at the bars stepped (memory)
+        h, l = (np.asarray(v[x.tix], dtype=float) for v in (tape.h, tape.l))
+        x.ser = trader.strategy.series(x.name, h, l, tape.c[x.tix])
+        x.h, x.l = _floats(h), _floats(l)                       # compact; an item is a float
         x.days, ends = _days(tape.close[x.tix])
         c = np.asarray(x.ser.close)
         base = trader.daily_base(x.name, _EPOCH + timedelta(days=int(x.days[0])))
         x.dl = base + c[ends].tolist()                           # daily closes as each bar leaves them: dl[:ndx[i]]
         x.ndx = (len(base) + np.r_[0, np.cumsum(ends)[:-1]]).tolist()
+        x.days = _ints(x.days)                                   # an item is an int (a day number)
         x.seen, x.told, x.tn, x.sched = 0, -1, None, -1
         syms[s] = x
     return syms, loc
@@ -87,7 +100,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
 
     def tell(x, i):                                              # the trader's bookkeeping for x as after its bar i
         if i < 0 or i == x.told: return
-        n, dd = x.ndx[i], int(x.days[i])
+        n, dd = x.ndx[i], x.days[i]
         day = days.get(dd)
         if day is None: day = days[dd] = _EPOCH + timedelta(days=dd)
         trader.catch_up(x.name, day, x.ser.close[i], x.dl[:n] if n != x.tn else None)
@@ -123,6 +136,11 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
 
     for s in syms: plan(s)                                       # positions held when the run starts
     g_done, last_k, last_g = g0 - 1, -1, int(G[j - 1])
+    # The objects made before the run (bars, tape, series: millions) are set aside from the cyclic garbage collector
+    # while it runs: its full passes would walk them all again and again and never find garbage among them. Only when
+    # nothing was set aside already (a caller's own `gc.freeze` stays as it is); they rejoin the collector afterwards.
+    freeze = gc.isenabled() and gc.get_freeze_count() == 0
+    if freeze: gc.freeze()
     try:
         while heap:
             k = heap[0]; g = int(G[k])
@@ -139,12 +157,17 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
             T = times[g]
             bring(x, i)
             if not strat.is_long(x.name):                        # an entry may be judged: value the positions as the loop would
-                row, prev = held_at[g - g0], held_at[g - g0 - 1] if g > g0 else None
+                row = prev = None
                 for name, p in trader.positions.items():
                     h = by_name.get(name)
                     if h is None or h == s or not p.qty: continue
-                    tell(syms[h], int(row[h] if h < s else (prev[h] if prev is not None else -1)))
-            intents = trader.step(x.name, T, x.h[i].item(), x.l[i].item(), x.ser.close[i])
+                    if h < s:
+                        if row is None: row = held_at[g - g0].tolist()
+                        tell(syms[h], row[h])
+                    elif g > g0:
+                        if prev is None: prev = held_at[g - g0 - 1].tolist()
+                        tell(syms[h], prev[h])
+            intents = trader.step(x.name, T, x.h[i], x.l[i], x.ser.close[i])
             x.seen, x.told, x.tn = i + 1, i, x.ndx[i]
             if intents:
                 if broker.synced_ns < to_ns(T) or clock.now() < T: broker.advance_to(T)
@@ -158,4 +181,5 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
         trader.last_time = T = times[last_g]
     finally:
         remove()
+        if freeze: gc.unfreeze()
     return T

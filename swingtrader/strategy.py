@@ -324,8 +324,11 @@ def series(self:MacdSwing, symbol:str, high, low, close) -> SimpleNamespace:
     n0 = s.n if warm else 0
     pm, ps = np.r_[s.pm if warm else np.nan, m[:-1]], np.r_[s.ps if warm else np.nan, g[:-1]]
     up = (np.arange(n0 + 1, n0 + len(c) + 1) > p.warmup) & (pm <= ps) & (m > g) & (c > et)
-    return SimpleNamespace(n0=n0, ef=ef, es=es, g=g, et=et, atr=atr, up=np.flatnonzero(up),   # compact: 8 bytes a close, 1 a flag
-                           close=array("d", c.tobytes()), katr=array("d", (self._k * atr).tobytes()), down=((pm >= ps) & (m < g)).tobytes())
+    def f(v):                                              # compact: 8 bytes a value (an item is a float), 1 a flag; one copy
+        a = array("d"); a.frombytes(memoryview(np.ascontiguousarray(v, dtype=float)).cast("B"))
+        return a
+    return SimpleNamespace(n0=n0, ef=f(ef), es=f(es), g=f(g), et=f(et), atr=f(atr), up=np.flatnonzero(up),
+                           close=f(c), katr=f(self._k * atr), down=((pm >= ps) & (m < g)).tobytes())
 
 @patch
 def seek(self:MacdSwing, symbol:str, ser:SimpleNamespace, # `series` of a run of `symbol`'s bars
@@ -336,7 +339,7 @@ def seek(self:MacdSwing, symbol:str, ser:SimpleNamespace, # `series` of a run of
     s = self.symbols.get(symbol)
     if s is None: s = self.symbols[symbol] = SymbolState()
     k = i - 1
-    s.n, s.ef, s.es, s.eg, s.et, s.atr = ser.n0 + i, float(ser.ef[k]), float(ser.es[k]), float(ser.g[k]), float(ser.et[k]), float(ser.atr[k])
+    s.n, s.ef, s.es, s.eg, s.et, s.atr = ser.n0 + i, ser.ef[k], ser.es[k], ser.g[k], ser.et[k], ser.atr[k]
     s.pc, s.pm, s.ps = ser.close[k], s.ef - s.es, s.eg
     if s.long:
         top = max(ser.close[since:i])

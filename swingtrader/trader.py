@@ -35,12 +35,13 @@ _ZERO = Decimal(0)
 
 _SEEDED = hashlib.sha1(_NS_BYTES)        # SHA-1 fed the namespace once: each id continues a copy (no digest lookup per id)
 
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}   # the RFC 4122 variant bits (10xx) set in one hex digit
+
 def _uuid5_hex(name:str) -> str:
-    "`uuid.uuid5(_NS, name).hex`, without building `UUID` objects (RFC 4122 name-based, SHA-1)."
+    "`uuid.uuid5(_NS, name).hex`, without building `UUID` objects (RFC 4122 name-based, SHA-1): the digest's text, version and variant digits set."
     s = _SEEDED.copy(); s.update(name.encode())
-    h = bytearray(s.digest()[:16])
-    h[6] = (h[6] & 0x0F) | 0x50; h[8] = (h[8] & 0x3F) | 0x80
-    return h.hex()
+    x = s.hexdigest()
+    return f"{x[:12]}5{x[13:16]}{_VARIANT[x[16]]}{x[17:32]}"
 
 def decision_id(signal:Signal) -> str:
     "A signal id that depends only on the decision (model, symbol, action, bar close time): 32 hex digits."
