@@ -77,14 +77,14 @@ class CloseFillBroker(SimBroker):
         if k >= 0 and self._brought.get(symbol) != k: tape.feed_bar(self.engine, k); self._brought[symbol] = k
 
     def _bring_held(self):
-        "The books and marks of every symbol held (equity, buying power), once per time: a position opened since was filled at a book brought up."
+        "The marks of every symbol held (equity, buying power), once per time: a position opened since was filled at a book brought up."
         now = self._synced_ns
         if now != self._held_ns and now > self._fed_ns:
-            tape, brought, e = self.tape, self._brought, self.engine
-            last, index = tape.last_bars(now), tape.index
-            for s in self.account_state.positions:               # `_bring`, inline
+            tape, brought, marks = self.tape, self._brought, self.account_state.marks
+            last, index, closes = tape.last_bars(now), tape.index, tape.lists()[2]
+            for s in self.account_state.positions:               # the mark `_bring` would set (its book: when an order reads it)
                 k = last.get(index.get(s), -1)
-                if k >= 0 and brought.get(s) != k: tape.feed_bar(e, k); brought[s] = k
+                if k >= 0 and brought.get(s) != k: marks[s] = closes[k]
             self._held_ns = now
 
     def _snapshot(self, now_ns:int) -> Account:

@@ -145,6 +145,7 @@ class BarTape:
         self.index = {s: i for i, s in enumerate(self.symbols)}   # symbol -> its number in `sym`
         self._last:dict[int, int] = {}      # symbol number -> tape position of its last bar closing by `_last_ns` …
         self._last_ns, self._last_end = -1, 0   # … and where the bars after `_last_ns` start
+        self._lists = None                  # (close times, symbol numbers, closing prices) as Python lists: `lists`
 
     def __len__(self): return len(self.t)
 
@@ -195,13 +196,17 @@ class BarTape:
         "Each symbol's (by number) last bar closing at or before `until_ns`, as a tape position (a symbol without one: absent); not fed."
         if until_ns != self._last_ns:
             if until_ns < self._last_ns: self._last, self._last_end = {}, 0   # back in time: from the start
-            end, i = int(self.close.searchsorted(until_ns, side="right")), self._last_end
-            while i < end:                          # a dict from (symbol, position) pairs keeps each symbol's last
-                j = min(end, i + 65536)
-                self._last.update(zip(self.sym[i:j].tolist(), range(i, j)))
-                i = j
+            close, sym, _ = self.lists()
+            i = self._last_end
+            end = bisect.bisect_right(close, until_ns, i)   # (the bars before `_last_end` closed by `_last_ns` < `until_ns`)
+            if end > i: self._last.update(zip(sym[i:end], range(i, end)))   # a dict from (symbol, position) pairs keeps each symbol's last
             self._last_ns, self._last_end = until_ns, end
         return self._last
+
+    def lists(self) -> tuple[list, list, list]:
+        "The bars' close times (ns), symbol numbers and closing prices as Python lists, made once (reading one item is cheaper than from an array)."
+        if self._lists is None: self._lists = (self.close.tolist(), self.sym.tolist(), self.vals[:, 3].tolist())
+        return self._lists
 
     def feed_bar(self, engine, k:int):
         "Feed `engine` the bar at tape position `k` alone (to an engine with no open order: all it keeps of its symbol's bars before)."
