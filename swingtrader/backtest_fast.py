@@ -5,6 +5,7 @@
 # %% ../nbs/70a_backtest_fast.ipynb #ed26c417
 from __future__ import annotations
 import logging
+from bisect import bisect_right
 from decimal import Decimal, ROUND_DOWN
 
 from fastcore.basics import patch
@@ -73,7 +74,7 @@ class CloseFillBroker(SimBroker):
         now = self._synced_ns
         if now <= self._fed_ns: return
         tape = self.tape
-        k = tape.last_bars(now).get(tape.index.get(symbol), -1)
+        k = tape.last_bar(symbol, now)
         if k >= 0 and self._brought.get(symbol) != k: tape.feed_bar(self.engine, k); self._brought[symbol] = k
 
     def _bring_held(self):
@@ -81,10 +82,11 @@ class CloseFillBroker(SimBroker):
         now = self._synced_ns
         if now != self._held_ns and now > self._fed_ns:
             tape, brought, marks = self.tape, self._brought, self.account_state.marks
-            last, index, closes = tape.last_bars(now), tape.index, tape.lists()[2]
+            by, closes, none = tape.by_symbol(), tape.lists()[2], ((), ())
             for s in self.account_state.positions:               # the mark `_bring` would set (its book: when an order reads it)
-                k = last.get(index.get(s), -1)
-                if k >= 0 and brought.get(s) != k: marks[s] = closes[k]
+                ts, ks = by.get(s, none)                         # (`tape.last_bar`, inline)
+                j = bisect_right(ts, now) - 1
+                if j >= 0 and brought.get(s) != (k := ks[j]): marks[s] = closes[k]
             self._held_ns = now
 
     def _snapshot(self, now_ns:int) -> Account:

@@ -146,6 +146,7 @@ class BarTape:
         self._last:dict[int, int] = {}      # symbol number -> tape position of its last bar closing by `_last_ns` …
         self._last_ns, self._last_end = -1, 0   # … and where the bars after `_last_ns` start
         self._lists = None                  # (close times, symbol numbers, closing prices) as Python lists: `lists`
+        self._by_sym = None                 # symbol -> (its bars' close times, their tape positions) as Python lists: `by_symbol`
 
     def __len__(self): return len(self.t)
 
@@ -202,6 +203,21 @@ class BarTape:
             if end > i: self._last.update(zip(sym[i:end], range(i, end)))   # a dict from (symbol, position) pairs keeps each symbol's last
             self._last_ns, self._last_end = until_ns, end
         return self._last
+
+    def by_symbol(self) -> dict[str, tuple[list, list]]:
+        "Each symbol's bars as (close times in ns, tape positions), in time order, made once: `bisect` finds a symbol's last bar by a time."
+        if self._by_sym is None:
+            order = np.argsort(self.sym, kind="stable")     # each symbol's positions, in tape (= time) order
+            cut = np.searchsorted(self.sym[order], np.arange(len(self.symbols) + 1))
+            self._by_sym = {s: (self.close[order[a:b]].tolist(), order[a:b].tolist())
+                            for s, a, b in zip(self.symbols, cut[:-1].tolist(), cut[1:].tolist())}
+        return self._by_sym
+
+    def last_bar(self, symbol:str, until_ns:int) -> int:
+        "The tape position of `symbol`'s last bar closing at or before `until_ns` (-1: none; as `last_bars`, for one symbol)."
+        ts, ks = self.by_symbol().get(symbol, ((), ()))
+        j = bisect.bisect_right(ts, until_ns) - 1
+        return ks[j] if j >= 0 else -1
 
     def lists(self) -> tuple[list, list, list]:
         "The bars' close times (ns), symbol numbers and closing prices as Python lists, made once (reading one item is cheaper than from an array)."
