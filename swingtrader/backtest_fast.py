@@ -14,7 +14,7 @@ from .models import Order, OrderEvent, OrderStatus, OrderType, OrderUpdate, Fill
 from .sim.broker import AccountUpdate, SimBroker
 from .sim.account import from_ns, to_dec, to_ns
 from .sim.book import FillMode
-from .sim.checks import Reject, check_order
+from .sim.checks import Reject, check_order, market_buy_passes
 
 log = logging.getLogger("swingtrader.backtest")
 
@@ -118,6 +118,7 @@ class CloseFillBroker(SimBroker):
         if req.qty is None and self._notional_qty(req) is None: return False   # a notional order not filled in one go
         if req.side is Side.SELL and req.qty is not None and self._sell_passes(req): return True
         if now != self._held_ns: self._bring_held()
+        if market_buy_passes(e, req, now): return True               # (`check_order` would say so)
         try: check_order(e, req, now, _NORMAL)
         except Reject: return False                                   # the engine rejects it: let it say so
         return True
