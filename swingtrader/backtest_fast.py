@@ -82,7 +82,7 @@ class CloseFillBroker(SimBroker):
         now = self._synced_ns
         if now != self._held_ns and now > self._fed_ns:
             tape, brought, marks = self.tape, self._brought, self.account_state.marks
-            by, closes, none = tape.by_symbol(), tape.lists()[2], ((), ())
+            by, closes, none = tape.by_symbol(), tape.closes(), ((), ())
             for s in self.account_state.positions:               # the mark `_bring` would set (its book: when an order reads it)
                 ts, ks = by.get(s, none)                         # (`tape.last_bar`, inline)
                 j = bisect_right(ts, now) - 1
