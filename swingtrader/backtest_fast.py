@@ -28,6 +28,8 @@ from .models import Account
 _NORMAL = FillMode()
 _AVG, _NANO, _CENT = Decimal("0.0001"), Decimal("1e-9"), Decimal("0.01")
 
+_NO_BARS = ((), ())                        # a symbol the tape has no bars of: (close times, tape positions)
+
 class CloseFillBroker(SimBroker):
     "A `SimBroker` for close-mode backtests: a market order the engine would fill at once is booked directly (`fill_now`)."
     fast_fills = 0                                                  # orders booked by `fill_now`
@@ -36,7 +38,8 @@ class CloseFillBroker(SimBroker):
         super().__init__(*args, **kwargs)
         self._fed_ns = 0                  # every bar closed by then has been fed to the engine (`sync`)
         self._brought:dict[str, int] = {} # symbol -> the tape position of the last bar `_bring` fed the engine
-        self._held_ns = -1                # the held symbols' books and marks were brought up at this time
+        self._held_ns = -1                # the held symbols' marks were brought up at this time
+        self._bring_ns, self._bring_sym = -1, None   # the last `_bring`: its time and symbol
         self._at = (None, None, 0, 0)     # (time ns, its datetime, session index, when its sales settle) of the last fill
         self._seen = None                 # the clock's last time `can_fill_now` saw (the broker is synced to it)
 
@@ -72,19 +75,21 @@ class CloseFillBroker(SimBroker):
     def _bring(self, symbol:str):
         "`symbol`'s book and mark as the engine has them after every bar closed by `synced_ns` (with no order open, its last bar is all it keeps)."
         now = self._synced_ns
-        if now <= self._fed_ns: return
+        if now <= self._fed_ns or (now == self._bring_ns and symbol == self._bring_sym): return   # (fill_now after can_fill_now)
         tape = self.tape
-        k = tape.last_bar(symbol, now)
-        if k >= 0 and self._brought.get(symbol) != k: tape.feed_bar(self.engine, k); self._brought[symbol] = k
+        ts, ks = tape.by_symbol().get(symbol, _NO_BARS)                # `tape.last_bar`, inline
+        j = bisect_right(ts, now) - 1
+        if j >= 0 and self._brought.get(symbol) != (k := ks[j]): tape.feed_bar(self.engine, k); self._brought[symbol] = k
+        self._bring_ns, self._bring_sym = now, symbol
 
     def _bring_held(self):
         "The marks of every symbol held (equity, buying power), once per time: a position opened since was filled at a book brought up."
         now = self._synced_ns
         if now != self._held_ns and now > self._fed_ns:
             tape, brought, marks = self.tape, self._brought, self.account_state.marks
-            by, closes, none = tape.by_symbol(), tape.closes(), ((), ())
+            by, closes = tape.by_symbol(), tape.closes()
             for s in self.account_state.positions:               # the mark `_bring` would set (its book: when an order reads it)
-                ts, ks = by.get(s, none)                         # (`tape.last_bar`, inline)
+                ts, ks = by.get(s, _NO_BARS)                     # (`tape.last_bar`, inline)
                 j = bisect_right(ts, now) - 1
                 if j >= 0 and brought.get(s) != (k := ks[j]): marks[s] = closes[k]
             self._held_ns = now
