@@ -5,6 +5,7 @@
 # %% ../nbs/70a_backtest_fast.ipynb #ed26c417
 from __future__ import annotations
 import logging
+from bisect import bisect_right
 from decimal import Decimal, ROUND_DOWN
 
 from fastcore.basics import patch
@@ -13,7 +14,7 @@ from .models import Order, OrderEvent, OrderStatus, OrderType, OrderUpdate, Fill
 from .sim.broker import AccountUpdate, SimBroker
 from .sim.account import from_ns, to_dec, to_ns
 from .sim.book import FillMode
-from .sim.checks import Reject, check_order
+from .sim.checks import Reject, check_order, market_buy_passes
 
 log = logging.getLogger("swingtrader.backtest")
 
@@ -27,6 +28,8 @@ from .models import Account
 _NORMAL = FillMode()
 _AVG, _NANO, _CENT = Decimal("0.0001"), Decimal("1e-9"), Decimal("0.01")
 
+_NO_BARS = ((), ())                        # a symbol the tape has no bars of: (close times, tape positions)
+
 class CloseFillBroker(SimBroker):
     "A `SimBroker` for close-mode backtests: a market order the engine would fill at once is booked directly (`fill_now`)."
     fast_fills = 0                                                  # orders booked by `fill_now`
@@ -35,7 +38,8 @@ class CloseFillBroker(SimBroker):
         super().__init__(*args, **kwargs)
         self._fed_ns = 0                  # every bar closed by then has been fed to the engine (`sync`)
         self._brought:dict[str, int] = {} # symbol -> the tape position of the last bar `_bring` fed the engine
-        self._held_ns = -1                # the held symbols' books and marks were brought up at this time
+        self._held_ns = -1                # the held symbols' marks were brought up at this time
+        self._bring_ns, self._bring_sym = -1, None   # the last `_bring`: its time and symbol
         self._at = (None, None, 0, 0)     # (time ns, its datetime, session index, when its sales settle) of the last fill
         self._seen = None                 # the clock's last time `can_fill_now` saw (the broker is synced to it)
 
@@ -71,20 +75,23 @@ class CloseFillBroker(SimBroker):
     def _bring(self, symbol:str):
         "`symbol`'s book and mark as the engine has them after every bar closed by `synced_ns` (with no order open, its last bar is all it keeps)."
         now = self._synced_ns
-        if now <= self._fed_ns: return
+        if now <= self._fed_ns or (now == self._bring_ns and symbol == self._bring_sym): return   # (fill_now after can_fill_now)
         tape = self.tape
-        k = tape.last_bars(now).get(tape.index.get(symbol), -1)
-        if k >= 0 and self._brought.get(symbol) != k: tape.feed_bar(self.engine, k); self._brought[symbol] = k
+        ts, ks = tape.by_symbol().get(symbol, _NO_BARS)                # `tape.last_bar`, inline
+        j = bisect_right(ts, now) - 1
+        if j >= 0 and self._brought.get(symbol) != (k := ks[j]): tape.feed_bar(self.engine, k); self._brought[symbol] = k
+        self._bring_ns, self._bring_sym = now, symbol
 
     def _bring_held(self):
-        "The books and marks of every symbol held (equity, buying power), once per time: a position opened since was filled at a book brought up."
+        "The marks of every symbol held (equity, buying power), once per time: a position opened since was filled at a book brought up."
         now = self._synced_ns
         if now != self._held_ns and now > self._fed_ns:
-            tape, brought, e = self.tape, self._brought, self.engine
-            last, index = tape.last_bars(now), tape.index
-            for s in self.account_state.positions:               # `_bring`, inline
-                k = last.get(index.get(s), -1)
-                if k >= 0 and brought.get(s) != k: tape.feed_bar(e, k); brought[s] = k
+            tape, brought, marks = self.tape, self._brought, self.account_state.marks
+            by, closes = tape.by_symbol(), tape.closes()
+            for s in self.account_state.positions:               # the mark `_bring` would set (its book: when an order reads it)
+                ts, ks = by.get(s, _NO_BARS)                     # (`tape.last_bar`, inline)
+                j = bisect_right(ts, now) - 1
+                if j >= 0 and brought.get(s) != (k := ks[j]): marks[s] = closes[k]
             self._held_ns = now
 
     def _snapshot(self, now_ns:int) -> Account:
@@ -116,6 +123,7 @@ class CloseFillBroker(SimBroker):
         if req.qty is None and self._notional_qty(req) is None: return False   # a notional order not filled in one go
         if req.side is Side.SELL and req.qty is not None and self._sell_passes(req): return True
         if now != self._held_ns: self._bring_held()
+        if market_buy_passes(e, req, now): return True               # (`check_order` would say so)
         try: check_order(e, req, now, _NORMAL)
         except Reject: return False                                   # the engine rejects it: let it say so
         return True

@@ -5,6 +5,7 @@
 # %% ../../nbs/11a_sim_book.ipynb #51c3f7a4
 from __future__ import annotations
 import bisect
+from array import array
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -126,6 +127,12 @@ class Book:
         w.where = None
 
 # %% ../../nbs/11a_sim_book.ipynb #a42a8051
+def _seq(x:np.ndarray, code:str) -> array:
+    "`x` as an `array.array` of `code` ('q': int64, 'd': float64), copied at C speed."
+    out = array(code)
+    out.frombytes(np.ascontiguousarray(x, dtype=np.int64 if code == "q" else np.float64).tobytes())
+    return out
+
 class BarTape:
     "All symbols' bars merged into one time-ordered tape, fed to an engine up to a time."
     def __init__(self, market_bars:dict[str, pd.DataFrame], bar_seconds:int=60):
@@ -145,6 +152,9 @@ class BarTape:
         self.index = {s: i for i, s in enumerate(self.symbols)}   # symbol -> its number in `sym`
         self._last:dict[int, int] = {}      # symbol number -> tape position of its last bar closing by `_last_ns` …
         self._last_ns, self._last_end = -1, 0   # … and where the bars after `_last_ns` start
+        self._lists = None                  # (close times, symbol numbers) as Python arrays (`last_bars`)
+        self._closes = None                 # closing prices as a Python array: `closes`
+        self._by_sym = None                 # symbol -> (its bars' close times, their tape positions) as Python lists: `by_symbol`
 
     def __len__(self): return len(self.t)
 
@@ -195,13 +205,33 @@ class BarTape:
         "Each symbol's (by number) last bar closing at or before `until_ns`, as a tape position (a symbol without one: absent); not fed."
         if until_ns != self._last_ns:
             if until_ns < self._last_ns: self._last, self._last_end = {}, 0   # back in time: from the start
-            end, i = int(self.close.searchsorted(until_ns, side="right")), self._last_end
-            while i < end:                          # a dict from (symbol, position) pairs keeps each symbol's last
-                j = min(end, i + 65536)
-                self._last.update(zip(self.sym[i:j].tolist(), range(i, j)))
-                i = j
+            if self._lists is None: self._lists = (_seq(self.close, "q"), _seq(self.sym, "q"))
+            close, sym = self._lists
+            i = self._last_end
+            end = bisect.bisect_right(close, until_ns, i)   # (the bars before `_last_end` closed by `_last_ns` < `until_ns`)
+            if end > i: self._last.update(zip(sym[i:end], range(i, end)))   # a dict from (symbol, position) pairs keeps each symbol's last
             self._last_ns, self._last_end = until_ns, end
         return self._last
+
+    def by_symbol(self) -> dict[str, tuple[array, array]]:
+        "Each symbol's bars as (close times in ns, tape positions), in time order, made once: `bisect` finds a symbol's last bar by a time."
+        if self._by_sym is None:
+            self._by_sym = {}
+            for i, s in enumerate(self.symbols):
+                ks = np.flatnonzero(self.sym == i)          # its positions, in tape (= time) order
+                self._by_sym[s] = (_seq(self.close[ks], "q"), _seq(ks, "q"))
+        return self._by_sym
+
+    def last_bar(self, symbol:str, until_ns:int) -> int:
+        "The tape position of `symbol`'s last bar closing at or before `until_ns` (-1: none; as `last_bars`, for one symbol)."
+        ts, ks = self.by_symbol().get(symbol, ((), ()))
+        j = bisect.bisect_right(ts, until_ns) - 1
+        return ks[j] if j >= 0 else -1
+
+    def closes(self) -> array:
+        "The bars' closing prices as a Python array, made once (an item reads as a Python float, cheaper than from numpy)."
+        if self._closes is None: self._closes = _seq(self.vals[:, 3], "d")
+        return self._closes
 
     def feed_bar(self, engine, k:int):
         "Feed `engine` the bar at tape position `k` alone (to an engine with no open order: all it keeps of its symbol's bars before)."

@@ -12,7 +12,7 @@ from .book import FillMode, Working
 _ZERO, _CENT = Decimal(0), Decimal("0.01")
 
 # %% auto #0
-__all__ = ['Reject', 'pending_sells', 'check_order']
+__all__ = ['Reject', 'pending_sells', 'check_order', 'market_buy_passes']
 
 # %% ../../nbs/11b_sim_checks.ipynb #9583fde1
 # (`exclude`: the order a replace would cancel, so its shares and buying power count as free)
@@ -70,3 +70,18 @@ def check_order(engine, # a MatchingEngine
         raise Reject("insufficient_buying_power", f"Order for {req.symbol} needs about ${need:,.2f} but buying power is ${engine.account.buying_power(held):,.2f}.",
                       "order fewer shares, cancel open orders, or add funds.")
     return est, res_share, cost
+
+def market_buy_passes(engine, # a MatchingEngine with normal fills
+                      req:OrderRequest, now_ns:int) -> bool:
+    "True when `check_order` surely accepts `req`, a market buy of `qty` shares, with its cost bounded from above (`buy_price_bound`); False: ask `check_order`."
+    if (req.side is not Side.BUY or req.type is not OrderType.MARKET or req.qty is None or req.notional is not None
+            or req.limit_price is not None or req.stop_price is not None): return False
+    asset = engine.assets.get(req.symbol)
+    if asset is None or not asset.tradable: return False
+    if not engine.config.queue_market_outside_rth and not engine.sessions.is_open(now_ns) and engine.at_bell(req.symbol, now_ns) < 0: return False
+    q = req.qty
+    if q != q.to_integral_value() and (not asset.fractionable or req.tif is TimeInForce.GTC): return False
+    px = engine.buy_price_bound(req.symbol)
+    if px is None or not q > 0: return False
+    need = (float(q) * px + float(engine.commission(q))) * (1 + 1e-9)   # >= `check_order`'s need (float rounding allowed for)
+    return need * (1 + 1e-9) <= float(engine.account.buying_power(engine.reserved))   # <= buying power, so not more than it

@@ -126,6 +126,15 @@ def est_price(self:MatchingEngine, req:OrderRequest, now_ns:int) -> Decimal:
     return to_dec(px)
 
 @patch
+def buy_price_bound(self:MatchingEngine, symbol:str) -> float|None:
+    "A float no smaller than `est_price` of a market buy of `symbol`, without the quote (None: no bound, ask `est_price`)."
+    b = self.books[symbol]
+    c, tick, hs, slip = b.last_close, b.tick, b.half_spread, self._slip
+    if c is None or not (c > 0 and tick > 0 and hs >= 0 and slip >= 0) or c == math.inf: return None
+    ask = max(2 * tick, c * (1 + hs) + tick)   # `quote`'s ask: the close + half the spread rounded up to the tick, at least the bid's
+    return ((ask + 1e-6) * (1 + slip) + 1e-4) * (1 + 1e-9)   # + `quote`'s round(·, 6), `to_dec`'s 4 places, float error
+
+@patch
 def commission(self:MatchingEngine, qty:Decimal) -> Decimal:
     "The commission on a fill of `qty` shares (none in `close` mode)."
     c = self.config
