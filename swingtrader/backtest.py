@@ -4,7 +4,7 @@
 
 # %% ../nbs/70_backtest.ipynb #eb8ce418
 from __future__ import annotations
-import bisect, json, re, sqlite3, time
+import bisect, json, time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -27,11 +27,12 @@ from .executor import Executor
 from .sim.broker import SimBroker
 from .backtest_fast import BacktestBook, CloseFillBroker, send
 from .backtest_events import can_skip, run_events
+from .backtest_ledger import DeferredWrites, RunLedger
 from .sim.data import make_universe, generate_bars, resample_bars
 from .sim.account import to_ns
 
 # %% auto #0
-__all__ = ['BacktestError', 'RunLedger', 'Backtest', 'BacktestResult', 'run_backtest']
+__all__ = ['BacktestError', 'Backtest', 'BacktestResult', 'run_backtest']
 
 # %% ../nbs/70_backtest.ipynb #be4802d1
 class BacktestError(SwingtraderError):
@@ -72,113 +73,6 @@ def _universe_for(bars:dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows = [dict(symbol=s, name=s, sector="unknown", price=float(df["open"].iloc[0]), fractionable=False, shortable=False,
                  tick_size=0.01, spread_bps=1.0, avg_volume=float(df["volume"].mean()), beta=1.0, vol=0.3) for s, df in bars.items()]
     return pd.DataFrame(rows).set_index("symbol")
-
-# %% ../nbs/70_backtest.ipynb #3dde5bce
-_ORDER_COLS = ("client_key", "signal_id", "symbol", "side", "type", "tif", "qty", "notional", "limit_price", "stop_price",
-               "status", "created_at", "updated_at", "broker_order_id", "filled_qty", "avg_fill_price", "error")
-# the book's statements (swingtrader.ledger.book) a backtest ledger defers, character for character: any other runs at once
-_NEW_ORDER = """INSERT INTO orders(client_key, signal_id, symbol, side, type, tif, qty, notional, limit_price, stop_price,
-                   status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(client_key) DO NOTHING"""
-_SET_ORDER = """UPDATE orders SET broker_order_id=COALESCE(broker_order_id, ?), status=?, filled_qty=?,
-                  avg_fill_price=COALESCE(?, avg_fill_price), error=COALESCE(?, error), updated_at=? WHERE client_key=?"""
-_NEW_FILL = "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(fill_id) DO NOTHING"
-_SET_POSITION = "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)"
-_NEW_TRADE = "INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)"
-_DEFERRED = frozenset((_NEW_ORDER, _SET_ORDER, _NEW_FILL, _SET_POSITION, _NEW_TRADE))
-_BOOK_TABLES = re.compile(r"\b(?:orders|fills|positions|trades)\b")   # a statement on these reads or writes a `BacktestBook`'s rows
-_BOOK_CALLS = frozenset(("executemany", "executescript", "backup", "cursor", "iterdump", "commit"))   # connection calls that may too
-
-class _Done:
-    "What a deferred write returns: the rows it changes (all a caller reads of it)."
-    __slots__ = ("rowcount",)
-    def __init__(self, n:int): self.rowcount = n
-
-class _DeferredWrites:
-    """An in-memory ledger's connection that holds the book's per-order writes (new orders and their updates, fills, positions,
-    round trips) and writes them in a few `executemany` calls just before any other statement — so the database sees the
-    same rows in the same transactions, and every read sees every write."""
-    def __init__(self, db:sqlite3.Connection):
-        self.raw = db
-        self._n = 0                                   # deferred writes so far (part of `total_changes`)
-        self._known()
-        self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
-        self.before: list = []                        # run before any statement that reads or writes rows (a `BacktestBook`'s flush)
-        self._in_before = False
-
-    def _before(self):
-        if self.before and not self._in_before:      # what they write comes through here again: not a second time
-            self._in_before = True
-            try:
-                for f in self.before: f()
-            finally: self._in_before = False
-
-    def _known(self):
-        self._keys = {r[0] for r in self.raw.execute("SELECT client_key FROM orders")}
-        self._fill_ids = {r[0] for r in self.raw.execute("SELECT fill_id FROM fills")}
-
-    @property
-    def total_changes(self) -> int: return self.raw.total_changes + self._n
-
-    def execute(self, sql:str, args=()):
-        if sql in _DEFERRED:
-            if self.before: self._before()              # the book's rows first: the ledger's own rows come after them
-            return self._defer(sql, args)
-        if sql == "ROLLBACK":                         # the held writes belong to the transaction rolled back
-            self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
-            out = self.raw.execute(sql); self._known(); return out
-        if self.before and _BOOK_TABLES.search(sql): self._before()
-        self.flush()
-        out = self.raw.execute(sql, args)
-        if sql.startswith("INSERT INTO orders"): self._keys.add(args[0])
-        elif sql.startswith("INSERT INTO fills"): self._fill_ids.add(args[0])
-        return out
-
-    def _defer(self, sql:str, a) -> _Done:
-        if sql is _SET_ORDER or sql == _SET_ORDER:
-            row = self._orders.get(a[6])
-            if row is None: self._updates.append(a)                        # a row written before: update it after the new rows
-            else:
-                if row[13] is None: row[13] = a[0]
-                row[10], row[14], row[12] = a[1], a[2], a[5]
-                if a[3] is not None: row[15] = a[3]
-                if a[4] is not None: row[16] = a[4]
-        elif sql == _NEW_ORDER:
-            if a[0] in self._keys: return _Done(0)
-            self._keys.add(a[0]); self._orders[a[0]] = [*a, None, "0", None, None]
-        elif sql == _NEW_FILL:
-            if a[0] in self._fill_ids: return _Done(0)
-            self._fill_ids.add(a[0]); self._fills.append(a)
-        elif sql == _SET_POSITION: self._positions.pop(a[0], None); self._positions[a[0]] = a   # a replaced row moves to the end
-        else: self._trades.append(a)
-        self._n += 1
-        return _Done(1)
-
-    def flush(self):
-        "Write the held rows now (new orders first: fills refer to them)."
-        if not (self._orders or self._updates or self._fills or self._positions or self._trades): return
-        db = self.raw
-        if self._orders: db.executemany(f"INSERT INTO orders({', '.join(_ORDER_COLS)}) VALUES ({','.join('?' * len(_ORDER_COLS))})", self._orders.values())
-        if self._updates: db.executemany(_SET_ORDER, self._updates)
-        if self._fills: db.executemany(_NEW_FILL, self._fills)
-        if self._positions: db.executemany(_SET_POSITION, self._positions.values())
-        if self._trades: db.executemany(_NEW_TRADE, self._trades)
-        self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
-
-    def __getattr__(self, name):                     # anything else (executemany, backup, close …) sees every write first
-        if name in _BOOK_CALLS: self._before()
-        self.flush()
-        return getattr(self.raw, name)
-
-class RunLedger(Ledger):
-    "A backtest's `Ledger`: no per-order event journal, `synchronous=OFF`; `batch()` is `transaction()`; in memory, the book's per-order writes go in batches."
-    def __init__(self, path:str|Path=":memory:", clock=None, readonly:bool=False, synchronous:str="OFF", busy_timeout_ms:int=5000,
-                 journal:bool=False): # as `Ledger`, with a backtest's defaults
-        super().__init__(path, clock, readonly, synchronous, busy_timeout_ms, journal)
-        if self._memory and not readonly and not journal: self.db = _DeferredWrites(self.db)
-
-    def batch(self):
-        "Run the block in one write transaction (nested calls join it); rolled back on error (= `transaction()`)."
-        return self.transaction()
 
 # %% ../nbs/70_backtest.ipynb #b5e012c6
 class Backtest:
@@ -244,7 +138,7 @@ class Backtest:
         # an in-memory ledger: the trader's orders, fills and positions in a `BacktestBook`, written when anything first reads or
         # writes the ledger's rows (same rows; never, when nobody does: the result's fills come from the book); a file ledger
         # keeps its rows durable bar time by bar time (a run can crash and resume from a checkpoint)
-        self.book = BacktestBook(self.ledger) if fast and resume_from is None and isinstance(self.ledger.db, _DeferredWrites) else None
+        self.book = BacktestBook(self.ledger) if fast and resume_from is None and isinstance(self.ledger.db, DeferredWrites) else None
         ks = KillSwitch(self.book or self.ledger, clock, s, broker=self.broker, audit=audit) if kill_switch else None
         kw = dict(stops=StopBook.from_settings(s) if stops else None, audit=audit, clock=clock, assets=self.broker.asset,
                   broker_name="sim", kill_switch=ks, account_provider=self._snapshot)
@@ -326,7 +220,7 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     t0 = time.perf_counter()
     tx = led.transaction(); tx.__enter__()
     mark = db.total_changes
-    per_time = not isinstance(db, _DeferredWrites)                  # an in-memory book: one transaction, written once when read
+    per_time = not isinstance(db, DeferredWrites)                  # an in-memory book: one transaction, written once when read
     def commit():                                                    # a bar time that wrote: its rows as one transaction
         nonlocal tx, mark
         if db.total_changes == mark: return

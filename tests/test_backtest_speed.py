@@ -92,6 +92,6 @@ def test_deferred_writes_leave_the_same_ledger(case):
         res = bt.run()
         runs.append((res, _tables(bt.ledger), bt.ledger.db))
     (a, ta, db), (b, tb, _) = runs
-    assert type(db).__name__ == "_DeferredWrites" and len(ta["orders"]) > 20 and len(ta["fills"]) > 20
+    assert type(db).__name__ == "DeferredWrites" and len(ta["orders"]) > 20 and len(ta["fills"]) > 20
     assert ta == tb
     assert a.trades.equals(b.trades)
