@@ -19,7 +19,7 @@ from .sim.checks import Reject, check_order, market_buy_passes
 log = logging.getLogger("swingtrader.backtest")
 
 # %% auto #0
-__all__ = ['log', 'ORDER_COLS', 'CloseFillBroker', 'send', 'merge_status', 'BacktestBook']
+__all__ = ['log', 'CloseFillBroker', 'send', 'merge_status', 'BacktestBook']
 
 # %% ../nbs/70a_backtest_fast.ipynb #dfba04ad
 from datetime import datetime
@@ -100,9 +100,7 @@ class CloseFillBroker(SimBroker):
 
     def snapshot(self) -> Account:
         "Balances as of `synced_ns` (as `SimBroker.snapshot`)."
-        with self._lock:
-            self._bring_held()
-            return SimBroker._snapshot(self, self._synced_ns)
+        with self._lock: return self._snapshot(self._synced_ns)     # (the marks of what is held brought up first)
 
     def can_fill_now(self, req) -> bool:
         "True when the engine would accept `req` now and fill all of it at the last close (then `fill_now` books it)."
@@ -198,6 +196,7 @@ from .clock import UTC
 from .ledger import INTENT_PENDING, LedgerOrder
 from .ledger.book import step_position
 from .ledger.store import as_text
+from .backtest_ledger import INSERT_ORDERS, NEW_TRADE, SET_POSITION
 
 _RANK = {INTENT_PENDING: 0, "submit_unknown": 0, "not_submitted": 0, "new": 1, "accepted": 2, "partially_filled": 3}
 
@@ -207,8 +206,6 @@ def merge_status(old:str, new:str) -> str:
     if old in _RANK: return new
     return old
 
-ORDER_COLS = ("client_key", "signal_id", "symbol", "side", "type", "tif", "qty", "notional", "limit_price", "stop_price",
-              "status", "created_at", "updated_at", "broker_order_id", "filled_qty", "avg_fill_price", "error")
 _ZERO = Decimal(0)
 
 def _iso_texts() -> Callable[[datetime], str]:
@@ -231,7 +228,7 @@ class BacktestBook:
         db = ledger.db
         self._known = {r[0] for r in db.execute("SELECT client_key FROM orders")}     # keys the ledger holds (its own)
         self._fill_ids = {r[0] for r in db.execute("SELECT fill_id FROM fills")}
-        self._rows: dict[str, list] = {}            # key -> order row not yet written: ORDER_COLS as Python values (enums, Decimals,
+        self._rows: dict[str, list] = {}            # key -> order row not yet written: `ORDER_COLS` (backtest_ledger) as Python values (enums, Decimals,
                                                     # datetimes), then the quantity its fills add up to; text only when written (`flush`)
         self._hist: list[tuple] = []                # every fill the book recorded (fills row, Decimals), in recording order …
         self._mark = 0                              # … of which the first `_mark` are written
@@ -388,7 +385,7 @@ def flush(self:BacktestBook):
     with led.transaction():
         db = led.db
         if self._rows:
-            db.executemany(f"INSERT INTO orders({', '.join(ORDER_COLS)}) VALUES ({','.join('?' * len(ORDER_COLS))})",
+            db.executemany(INSERT_ORDERS,
                            [(*r[:3], T[r[3]], T[r[4]], T[r[5]], as_text(r[6]), as_text(r[7]), as_text(r[8]), as_text(r[9]), r[10],
                              iso(r[11]), iso(r[12]), r[13], str(r[14]), as_text(r[15]), r[16]) for r in self._rows.values()])
         if len(self._hist) > self._mark:
@@ -396,10 +393,10 @@ def flush(self:BacktestBook):
                            [(*r[:5], str(r[5]), str(r[6]), str(r[7]), iso(r[8]), iso(r[9])) for r in self._hist[self._mark:]])
         if self._pos_rows:
             pos = self._pos
-            db.executemany("INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)",
+            db.executemany(SET_POSITION,
                            [(s, *map(str, pos[s]), iso(at)) for s, at in self._pos_rows.items()])
         if self._trades:
-            db.executemany("INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)", [(s, str(pl), iso(at)) for s, pl, at in self._trades])
+            db.executemany(NEW_TRADE, [(s, str(pl), iso(at)) for s, pl, at in self._trades])
     self._known.update(self._rows)
     self._mark = len(self._hist)
     self.discard()

@@ -10,20 +10,21 @@ from pathlib import Path
 from .ledger import Ledger
 
 # %% auto #0
-__all__ = ['DeferredWrites', 'RunLedger']
+__all__ = ['ORDER_COLS', 'INSERT_ORDERS', 'SET_POSITION', 'NEW_TRADE', 'DeferredWrites', 'RunLedger']
 
 # %% ../nbs/70c_backtest_ledger.ipynb #3dde5bce
-_ORDER_COLS = ("client_key", "signal_id", "symbol", "side", "type", "tif", "qty", "notional", "limit_price", "stop_price",
-               "status", "created_at", "updated_at", "broker_order_id", "filled_qty", "avg_fill_price", "error")
+ORDER_COLS = ("client_key", "signal_id", "symbol", "side", "type", "tif", "qty", "notional", "limit_price", "stop_price",
+              "status", "created_at", "updated_at", "broker_order_id", "filled_qty", "avg_fill_price", "error")
+INSERT_ORDERS = f"INSERT INTO orders({', '.join(ORDER_COLS)}) VALUES ({','.join('?' * len(ORDER_COLS))})"   # a whole row
 # the book's statements (swingtrader.ledger.book) a backtest ledger defers, character for character: any other runs at once
 _NEW_ORDER = """INSERT INTO orders(client_key, signal_id, symbol, side, type, tif, qty, notional, limit_price, stop_price,
                    status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(client_key) DO NOTHING"""
 _SET_ORDER = """UPDATE orders SET broker_order_id=COALESCE(broker_order_id, ?), status=?, filled_qty=?,
                   avg_fill_price=COALESCE(?, avg_fill_price), error=COALESCE(?, error), updated_at=? WHERE client_key=?"""
 _NEW_FILL = "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(fill_id) DO NOTHING"
-_SET_POSITION = "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)"
-_NEW_TRADE = "INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)"
-_DEFERRED = frozenset((_NEW_ORDER, _SET_ORDER, _NEW_FILL, _SET_POSITION, _NEW_TRADE))
+SET_POSITION = "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)"
+NEW_TRADE = "INSERT INTO trades(symbol, pl, closed_at) VALUES (?,?,?)"
+_DEFERRED = frozenset((_NEW_ORDER, _SET_ORDER, _NEW_FILL, SET_POSITION, NEW_TRADE))
 _BOOK_TABLES = re.compile(r"\b(?:orders|fills|positions|trades)\b")   # a statement on these reads or writes a `BacktestBook`'s rows
 _BOOK_CALLS = frozenset(("executemany", "executescript", "backup", "cursor", "iterdump", "commit"))   # connection calls that may too
 
@@ -87,7 +88,7 @@ class DeferredWrites:
         elif sql == _NEW_FILL:
             if a[0] in self._fill_ids: return _Done(0)
             self._fill_ids.add(a[0]); self._fills.append(a)
-        elif sql == _SET_POSITION: self._positions.pop(a[0], None); self._positions[a[0]] = a   # a replaced row moves to the end
+        elif sql == SET_POSITION: self._positions.pop(a[0], None); self._positions[a[0]] = a   # a replaced row moves to the end
         else: self._trades.append(a)
         self._n += 1
         return _Done(1)
@@ -96,11 +97,11 @@ class DeferredWrites:
         "Write the held rows now (new orders first: fills refer to them)."
         if not (self._orders or self._updates or self._fills or self._positions or self._trades): return
         db = self.raw
-        if self._orders: db.executemany(f"INSERT INTO orders({', '.join(_ORDER_COLS)}) VALUES ({','.join('?' * len(_ORDER_COLS))})", self._orders.values())
+        if self._orders: db.executemany(INSERT_ORDERS, self._orders.values())
         if self._updates: db.executemany(_SET_ORDER, self._updates)
         if self._fills: db.executemany(_NEW_FILL, self._fills)
-        if self._positions: db.executemany(_SET_POSITION, self._positions.values())
-        if self._trades: db.executemany(_NEW_TRADE, self._trades)
+        if self._positions: db.executemany(SET_POSITION, self._positions.values())
+        if self._trades: db.executemany(NEW_TRADE, self._trades)
         self._orders, self._updates, self._fills, self._positions, self._trades = {}, [], [], {}, []
 
     def __getattr__(self, name):                     # anything else (executemany, backup, close …) sees every write first
