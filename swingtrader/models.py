@@ -17,7 +17,7 @@ __all__ = ['MONTH_CODES', 'INSTRUMENT_TYPES', 'LEG_EFFECTS', 'InvalidSymbol', 'I
            'FutureSymbol', 'FutureOptionSymbol', 'parse_symbol', 'Bar', 'Quote', 'Trade', 'Asset', 'Side', 'OrderType',
            'TimeInForce', 'OrderStatus', 'new_client_key', 'OrderRequest', 'Fill', 'Order', 'OrderEvent', 'OrderUpdate',
            'OrderPreview', 'Position', 'Account', 'new_signal_id', 'SignalAction', 'Signal', 'instrument_type',
-           'is_derivative', 'underlying_of', 'OrderLeg', 'MultiLegRequest', 'DerivativeOrder']
+           'is_derivative', 'underlying_of', 'OrderLeg', 'MultiLegRequest', 'DerivativeOrder', 'FrozenValue']
 
 # %% ../nbs/01_models.ipynb #1344f44f
 class InvalidSymbol(SwingtraderError):
@@ -562,3 +562,18 @@ class DerivativeOrder(Order):
     price_effect: str|None = None
     @property
     def instrument_types(self) -> tuple: return tuple(x.instrument_type for x in self.legs)
+
+# %% ../nbs/01_models.ipynb #d7b59b46
+from dataclasses import FrozenInstanceError
+
+class FrozenValue:
+    "Frozen-dataclass behaviour for a slotted class: its fields are `__match_args__` (compared, hashed, pickled, shown by them)."
+    __slots__ = ()
+    __match_args__: tuple = ()
+    def __setattr__(self, name, value): raise FrozenInstanceError(f"cannot assign to field {name!r}")
+    def __delattr__(self, name): raise FrozenInstanceError(f"cannot delete field {name!r}")
+    def _values(self) -> tuple: return tuple(getattr(self, k) for k in self.__match_args__)
+    def __eq__(self, other): return self._values() == other._values() if other.__class__ is self.__class__ else NotImplemented
+    def __hash__(self): return hash(self._values())
+    def __reduce__(self): return (self.__class__, self._values())
+    def __repr__(self): return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in zip(self.__match_args__, self._values())) + ")"

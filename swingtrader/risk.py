@@ -5,7 +5,7 @@
 # %% ../nbs/44_risk.ipynb #dbb973ac
 from __future__ import annotations
 import logging, math
-from dataclasses import dataclass, field, FrozenInstanceError
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, ROUND_DOWN
 from pathlib import Path
@@ -17,7 +17,7 @@ from fastcore.basics import patch
 
 from .config import Settings, SwingtraderError
 from .clock import Clock
-from .models import Account, D, OrderRequest, Position, Side, Signal, SignalAction
+from .models import Account, D, FrozenValue, OrderRequest, Position, Side, Signal, SignalAction
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class _Unwritten(list):
 def _written(rules:_Unwritten) -> tuple[RuleResult, ...]:
     return tuple(r if type(r) is RuleResult else RuleResult(r[0], r[1], r[2](*r[3])) for r in rules)
 
-class Decision:
+class Decision(FrozenValue):
     "What the risk guard decided about a signal, and why (a frozen value, like a frozen dataclass)."
     __slots__ = ("action", "qty", "notional", "_rules", "reason")
     __match_args__ = ("action", "qty", "notional", "rules_evaluated", "reason")
@@ -62,13 +62,6 @@ class Decision:
         r = self._rules
         if type(r) is _Unwritten: object.__setattr__(self, "_rules", r := _written(r))
         return r
-    def __setattr__(self, name, value): raise FrozenInstanceError(f"cannot assign to field {name!r}")
-    def __delattr__(self, name): raise FrozenInstanceError(f"cannot delete field {name!r}")
-    def _values(self) -> tuple: return (self.action, self.qty, self.notional, self.rules_evaluated, self.reason)
-    def __eq__(self, other): return self._values() == other._values() if other.__class__ is self.__class__ else NotImplemented
-    def __hash__(self): return hash(self._values())
-    def __reduce__(self): return (Decision, self._values())
-    def __repr__(self): return "Decision(" + ", ".join(f"{k}={v!r}" for k, v in zip(self.__match_args__, self._values())) + ")"
     @property
     def passed(self) -> bool: return self.action in (RiskAction.PASS, RiskAction.RESIZE)
     def to_audit(self) -> dict:

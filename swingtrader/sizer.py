@@ -4,12 +4,11 @@
 
 # %% ../nbs/42_sizer.ipynb #0f38fbcb
 from __future__ import annotations
-from dataclasses import FrozenInstanceError
 from decimal import Decimal, ROUND_FLOOR
 from functools import partial
 
 from .config import SwingtraderError, Settings
-from .models import D, Account, Asset, Signal, SignalAction
+from .models import D, Account, Asset, FrozenValue, Signal, SignalAction
 
 # %% auto #0
 __all__ = ['SizingError', 'SizeDecision', 'Sizer', 'contract_multiplier']
@@ -18,7 +17,7 @@ __all__ = ['SizingError', 'SizeDecision', 'Sizer', 'contract_multiplier']
 class SizingError(SwingtraderError):
     "The sizer was asked something it cannot answer (an exit, an invalid setting)."
 
-class SizeDecision:
+class SizeDecision(FrozenValue):
     "How much to buy and why: `qty` (whole shares) xor `notional` (USD); zero means do not trade (a frozen value, like a frozen dataclass)."
     __slots__ = ("qty", "notional", "binding", "_reasons")
     __match_args__ = ("qty", "notional", "binding", "reasons")
@@ -32,13 +31,6 @@ class SizeDecision:
         r = self._reasons
         if type(r) is partial: object.__setattr__(self, "_reasons", r := r())
         return r
-    def __setattr__(self, name, value): raise FrozenInstanceError(f"cannot assign to field {name!r}")
-    def __delattr__(self, name): raise FrozenInstanceError(f"cannot delete field {name!r}")
-    def _values(self) -> tuple: return (self.qty, self.notional, self.binding, self.reasons)
-    def __eq__(self, other): return self._values() == other._values() if other.__class__ is self.__class__ else NotImplemented
-    def __hash__(self): return hash(self._values())
-    def __reduce__(self): return (SizeDecision, self._values())
-    def __repr__(self): return "SizeDecision(" + ", ".join(f"{k}={v!r}" for k, v in zip(self.__match_args__, self._values())) + ")"
 
     @property
     def ok(self) -> bool:
