@@ -43,23 +43,25 @@ def _uuid5_hex(name:str) -> str:
     x = s.hexdigest()
     return f"{x[:12]}5{x[13:16]}{_VARIANT[x[16]]}{x[17:32]}"
 
+_ACTIONS = {a: a.value for a in SignalAction}
+
+def _decision_hex(sig:Signal, iso:str) -> str: # iso: `sig.time` in UTC, as ISO text
+    return _uuid5_hex(f"{sig.model_id}|{sig.symbol}|{_ACTIONS.get(sig.action) or sig.action.value}|{iso}")
+
 def decision_id(signal:Signal) -> str:
     "A signal id that depends only on the decision (model, symbol, action, bar close time): 32 hex digits."
-    t = signal.time.astimezone(UTC).isoformat()
-    return _uuid5_hex(f"{signal.model_id}|{signal.symbol}|{signal.action.value}|{t}")
+    return _decision_hex(signal, signal.time.astimezone(UTC).isoformat())
 
 def client_key_for(signal_id:str) -> str:
     "The order's client key for a signal id (deterministic, 32 hex digits: fits every broker)."
     return _uuid5_hex(f"order|{signal_id}")
-
-_ACTIONS = {a: a.value for a in SignalAction}
 
 def _identified(sig:Signal) -> tuple[Signal, str]:
     "`sig` with its `decision_id`, and its time as ISO text (both from one `isoformat`: a UTC time is its own UTC form)."
     t = sig.time
     u = t.astimezone(UTC)                                  # `t` itself when it is in UTC already
     iso = u.isoformat()
-    did = _uuid5_hex(f"{sig.model_id}|{sig.symbol}|{_ACTIONS.get(sig.action) or sig.action.value}|{iso}")    # = decision_id(sig)
+    did = _decision_hex(sig, iso)                          # = decision_id(sig)
     if sig.id != did:
         sig = (Signal(sig.symbol, sig.action, t, sig.price, sig.atr, sig.reason, sig.model_id, did) if type(sig) is Signal
                else _dc_replace(sig, id=did))
@@ -282,7 +284,6 @@ def submit(self:Trader, intent:Intent, broker) -> Order|None:
     return Executor(self, broker).submit(intent)
 
 # %% ../nbs/55_trader.ipynb #b856d7b2
-_ZERO = Decimal(0)
 Trader._iso_at = (None, "")      # the last UTC time `_iso` formatted, and its text (each trader sets its own)
 
 @patch
