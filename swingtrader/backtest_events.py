@@ -5,11 +5,11 @@
 # %% ../nbs/70b_backtest_events.ipynb #709d1b5d
 from __future__ import annotations
 import gc, heapq
-from array import array
 from datetime import date, datetime, timedelta
 
 import numpy as np
 
+from .indicators import compact
 from .models import OrderUpdate
 from .executor import Executor
 from .backtest_fast import CloseFillBroker, send
@@ -33,16 +33,6 @@ class _Sym:
     "One symbol's bars of the run: tape positions, the strategy's look-ahead series, days, and how far it was stepped."
     __slots__ = ("name", "tix", "ser", "h", "l", "days", "dl", "ndx", "seen", "told", "tn", "sched")
 
-def _ints(v:np.ndarray) -> array:
-    "`v` as a compact array of 64-bit ints (reading an item gives a Python int, no numpy scalar): one copy."
-    a = array("q"); a.frombytes(memoryview(np.ascontiguousarray(v, dtype=np.int64)).cast("B"))
-    return a
-
-def _floats(v:np.ndarray) -> array:
-    "`v` as a compact array of floats (reading an item gives a Python float): one copy."
-    a = array("d"); a.frombytes(memoryview(np.ascontiguousarray(v, dtype=float)).cast("B"))
-    return a
-
 def _days(close_ns:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Each bar's UTC day number, and where a day ends (bar i is the last of its day and another bar follows)."
     d = close_ns // _DAY_NS
@@ -60,13 +50,13 @@ def _symbols(trader, tape, k0:int, j:int) -> tuple[dict, np.ndarray]:
         loc[x.tix - k0] = np.arange(len(x.tix))
         h, l = (np.asarray(v[x.tix], dtype=float) for v in (tape.h, tape.l))
         x.ser = trader.strategy.series(x.name, h, l, tape.c[x.tix])
-        x.h, x.l = _floats(h), _floats(l)                       # compact; an item is a float
+        x.h, x.l = compact(h), compact(l)                       # compact; an item is a float
         x.days, ends = _days(tape.close[x.tix])
         c = np.asarray(x.ser.close)
         base = trader.daily_base(x.name, _EPOCH + timedelta(days=int(x.days[0])))
         x.dl = base + c[ends].tolist()                           # daily closes as each bar leaves them: dl[:ndx[i]]
         x.ndx = (len(base) + np.r_[0, np.cumsum(ends)[:-1]]).tolist()
-        x.days = _ints(x.days)                                   # an item is an int (a day number)
+        x.days = compact(x.days, "q")                                   # an item is an int (a day number)
         x.seen, x.told, x.tn, x.sched = 0, -1, None, -1
         syms[s] = x
     return syms, loc

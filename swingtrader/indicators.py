@@ -13,7 +13,7 @@ from .config import SwingtraderError
 
 # %% auto #0
 __all__ = ['IndicatorError', 'pandas_alpha', 'EMA', 'ema', 'MACD', 'macd', 'ATR', 'true_range', 'atr', 'SMA', 'sma', 'Returns',
-           'returns', 'RollingCorr', 'rolling_corr']
+           'returns', 'RollingCorr', 'rolling_corr', 'compact']
 
 # %% ../nbs/40_indicators.ipynb #71eb6871
 class IndicatorError(SwingtraderError):
@@ -221,3 +221,13 @@ def rolling_corr(x, y, n:int) -> pd.Series:
         const = (wx.max(axis=1) == wx.min(axis=1)) | (wy.max(axis=1) == wy.min(axis=1))
         out[n - 1:] = np.where(const, np.nan, np.clip(r, -1.0, 1.0))
     return pd.Series(out, index=sx.index, name="corr")
+
+# %% ../nbs/40_indicators.ipynb #700f034e
+from array import array
+
+def compact(v, # a numpy array (or anything `np.asarray` takes)
+            code:str="d") -> array: # 'd': float64, 'q': int64
+    "`v` as an `array.array` of `code`, copied once at C speed."
+    a = array(code)
+    a.frombytes(memoryview(np.ascontiguousarray(v, dtype=np.int64 if code == "q" else np.float64)).cast("B"))
+    return a

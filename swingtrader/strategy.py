@@ -14,7 +14,7 @@ import pandas as pd
 
 from .config import SwingtraderError, Settings
 from .models import Bar, Signal, SignalAction
-from .indicators import pandas_alpha, macd as _macd, ema as _ema, atr as _atr
+from .indicators import compact, pandas_alpha, macd as _macd, ema as _ema, atr as _atr
 
 # %% auto #0
 __all__ = ['Strategy', 'StrategyError', 'timeframe_delta', 'MacdParams', 'SymbolState', 'MacdSwing', 'synthetic_bars',
@@ -300,7 +300,6 @@ def frame_signals(frame:pd.DataFrame, # output of `signals_frame`
     return out
 
 # %% ../nbs/41_strategy.ipynb #81093914
-from array import array
 from types import SimpleNamespace
 
 def _ewm(x:np.ndarray, alpha:float, seed:float|None) -> np.ndarray:
@@ -324,9 +323,7 @@ def series(self:MacdSwing, symbol:str, high, low, close) -> SimpleNamespace:
     n0 = s.n if warm else 0
     pm, ps = np.r_[s.pm if warm else np.nan, m[:-1]], np.r_[s.ps if warm else np.nan, g[:-1]]
     up = (np.arange(n0 + 1, n0 + len(c) + 1) > p.warmup) & (pm <= ps) & (m > g) & (c > et)
-    def f(v):                                              # compact: 8 bytes a value (an item is a float), 1 a flag; one copy
-        a = array("d"); a.frombytes(memoryview(np.ascontiguousarray(v, dtype=float)).cast("B"))
-        return a
+    f = compact                                            # 8 bytes a value (an item is a float), 1 a flag; one copy
     return SimpleNamespace(n0=n0, ef=f(ef), es=f(es), g=f(g), et=f(et), atr=f(atr), up=np.flatnonzero(up),
                            close=f(c), katr=f(self._k * atr), down=((pm >= ps) & (m < g)).tobytes())
 

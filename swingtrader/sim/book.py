@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import SwingtraderError
+from ..indicators import compact
 from ..models import D, Side, OrderType, Order
 
 # %% auto #0
@@ -127,12 +128,6 @@ class Book:
         w.where = None
 
 # %% ../../nbs/11a_sim_book.ipynb #a42a8051
-def _seq(x:np.ndarray, code:str) -> array:
-    "`x` as an `array.array` of `code` ('q': int64, 'd': float64), copied at C speed."
-    out = array(code)
-    out.frombytes(np.ascontiguousarray(x, dtype=np.int64 if code == "q" else np.float64).tobytes())
-    return out
-
 class BarTape:
     "All symbols' bars merged into one time-ordered tape, fed to an engine up to a time."
     def __init__(self, market_bars:dict[str, pd.DataFrame], bar_seconds:int=60):
@@ -205,7 +200,7 @@ class BarTape:
         "Each symbol's (by number) last bar closing at or before `until_ns`, as a tape position (a symbol without one: absent); not fed."
         if until_ns != self._last_ns:
             if until_ns < self._last_ns: self._last, self._last_end = {}, 0   # back in time: from the start
-            if self._lists is None: self._lists = (_seq(self.close, "q"), _seq(self.sym, "q"))
+            if self._lists is None: self._lists = (compact(self.close, "q"), compact(self.sym, "q"))
             close, sym = self._lists
             i = self._last_end
             end = bisect.bisect_right(close, until_ns, i)   # (the bars before `_last_end` closed by `_last_ns` < `until_ns`)
@@ -219,7 +214,7 @@ class BarTape:
             self._by_sym = {}
             for i, s in enumerate(self.symbols):
                 ks = np.flatnonzero(self.sym == i)          # its positions, in tape (= time) order
-                self._by_sym[s] = (_seq(self.close[ks], "q"), _seq(ks, "q"))
+                self._by_sym[s] = (compact(self.close[ks], "q"), compact(ks, "q"))
         return self._by_sym
 
     def last_bar(self, symbol:str, until_ns:int) -> int:
@@ -230,7 +225,7 @@ class BarTape:
 
     def closes(self) -> array:
         "The bars' closing prices as a Python array, made once (an item reads as a Python float, cheaper than from numpy)."
-        if self._closes is None: self._closes = _seq(self.vals[:, 3], "d")
+        if self._closes is None: self._closes = compact(self.vals[:, 3], "d")
         return self._closes
 
     def feed_bar(self, engine, k:int):
