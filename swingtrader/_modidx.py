@@ -3749,8 +3749,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'swingtrader/sim/book.py'),
                                       'swingtrader.sim.book.BarTape.last_bar': ( 'sim_book.html#bartape.last_bar',
                                                                                  'swingtrader/sim/book.py'),
-                                      'swingtrader.sim.book.BarTape.last_bars': ( 'sim_book.html#bartape.last_bars',
-                                                                                  'swingtrader/sim/book.py'),
                                       'swingtrader.sim.book.BarTape.next_close_ns': ( 'sim_book.html#bartape.next_close_ns',
                                                                                       'swingtrader/sim/book.py'),
                                       'swingtrader.sim.book.BarTape.seek': ('sim_book.html#bartape.seek', 'swingtrader/sim/book.py'),

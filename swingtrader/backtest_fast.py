@@ -5,7 +5,6 @@
 # %% ../nbs/70a_backtest_fast.ipynb #ed26c417
 from __future__ import annotations
 import logging
-from bisect import bisect_right
 from decimal import Decimal, ROUND_DOWN
 
 from fastcore.basics import patch
@@ -27,8 +26,6 @@ from .models import Account
 
 _NORMAL = FillMode()
 _AVG, _NANO, _CENT = Decimal("0.0001"), Decimal("1e-9"), Decimal("0.01")
-
-_NO_BARS = ((), ())                        # a symbol the tape has no bars of: (close times, tape positions)
 
 class CloseFillBroker(SimBroker):
     "A `SimBroker` for close-mode backtests: a market order the engine would fill at once is booked directly (`fill_now`)."
@@ -76,10 +73,8 @@ class CloseFillBroker(SimBroker):
         "`symbol`'s book and mark as the engine has them after every bar closed by `synced_ns` (with no order open, its last bar is all it keeps)."
         now = self._synced_ns
         if now <= self._fed_ns or (now == self._bring_ns and symbol == self._bring_sym): return   # (fill_now after can_fill_now)
-        tape = self.tape
-        ts, ks = tape.by_symbol().get(symbol, _NO_BARS)                # `tape.last_bar`, inline
-        j = bisect_right(ts, now) - 1
-        if j >= 0 and self._brought.get(symbol) != (k := ks[j]): tape.feed_bar(self.engine, k); self._brought[symbol] = k
+        k = self.tape.last_bar(symbol, now)
+        if k >= 0 and self._brought.get(symbol) != k: self.tape.feed_bar(self.engine, k); self._brought[symbol] = k
         self._bring_ns, self._bring_sym = now, symbol
 
     def _bring_held(self):
@@ -87,11 +82,10 @@ class CloseFillBroker(SimBroker):
         now = self._synced_ns
         if now != self._held_ns and now > self._fed_ns:
             tape, brought, marks = self.tape, self._brought, self.account_state.marks
-            by, closes = tape.by_symbol(), tape.closes()
+            last, closes = tape.last_bar, tape.closes()
             for s in self.account_state.positions:               # the mark `_bring` would set (its book: when an order reads it)
-                ts, ks = by.get(s, _NO_BARS)                     # (`tape.last_bar`, inline)
-                j = bisect_right(ts, now) - 1
-                if j >= 0 and brought.get(s) != (k := ks[j]): marks[s] = closes[k]
+                k = last(s, now)
+                if k >= 0 and brought.get(s) != k: marks[s] = closes[k]
             self._held_ns = now
 
     def _snapshot(self, now_ns:int) -> Account:

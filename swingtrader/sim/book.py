@@ -145,9 +145,6 @@ class BarTape:
         self.close = self.t + self.bar_ns
         self.pos = 0
         self.index = {s: i for i, s in enumerate(self.symbols)}   # symbol -> its number in `sym`
-        self._last:dict[int, int] = {}      # symbol number -> tape position of its last bar closing by `_last_ns` …
-        self._last_ns, self._last_end = -1, 0   # … and where the bars after `_last_ns` start
-        self._lists = None                  # (close times, symbol numbers) as Python arrays (`last_bars`)
         self._closes = None                 # closing prices as a Python array: `closes`
         self._by_sym = None                 # symbol -> (its bars' close times, their tape positions) as Python lists: `by_symbol`
 
@@ -196,18 +193,6 @@ class BarTape:
         self.pos = end
         return end - start
 
-    def last_bars(self, until_ns:int) -> dict[int, int]:
-        "Each symbol's (by number) last bar closing at or before `until_ns`, as a tape position (a symbol without one: absent); not fed."
-        if until_ns != self._last_ns:
-            if until_ns < self._last_ns: self._last, self._last_end = {}, 0   # back in time: from the start
-            if self._lists is None: self._lists = (compact(self.close, "q"), compact(self.sym, "q"))
-            close, sym = self._lists
-            i = self._last_end
-            end = bisect.bisect_right(close, until_ns, i)   # (the bars before `_last_end` closed by `_last_ns` < `until_ns`)
-            if end > i: self._last.update(zip(sym[i:end], range(i, end)))   # a dict from (symbol, position) pairs keeps each symbol's last
-            self._last_ns, self._last_end = until_ns, end
-        return self._last
-
     def by_symbol(self) -> dict[str, tuple[array, array]]:
         "Each symbol's bars as (close times in ns, tape positions), in time order, made once: `bisect` finds a symbol's last bar by a time."
         if self._by_sym is None:
@@ -218,7 +203,7 @@ class BarTape:
         return self._by_sym
 
     def last_bar(self, symbol:str, until_ns:int) -> int:
-        "The tape position of `symbol`'s last bar closing at or before `until_ns` (-1: none; as `last_bars`, for one symbol)."
+        "The tape position of `symbol`'s last bar closing at or before `until_ns` (-1: none)."
         ts, ks = self.by_symbol().get(symbol, ((), ()))
         j = bisect.bisect_right(ts, until_ns) - 1
         return ks[j] if j >= 0 else -1
