@@ -319,7 +319,7 @@ def audit_prune(today):
 
 # %% ../nbs/90_cli.ipynb #17d28413
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep loopback unless you mean it).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep loopback unless you mean it: any other needs --strict).")
 @click.option("--port", default=8765, show_default=True, type=Number(int, 0, 65535), help="Port, 0 to 65535 (0 picks a free one).")
 @click.option("--tls", is_flag=True, help="Serve https/wss with a locally generated CA (its path is printed).")
 @click.option("--speed", default=None, type=SPEED, help="Simulated seconds per real second, > 0 and <= 1e6 (default SWINGTRADER_SIM_SPEED).")
@@ -327,7 +327,7 @@ def audit_prune(today):
 @click.option("--symbols", default=None, type=Number(int, 1, 500), help="Universe size, 1 to 500 (default SWINGTRADER_SIM_SYMBOLS).")
 @click.option("--days", default=5, show_default=True, type=Number(int, 1, 260), help="Trading days of data to generate, 1 to 260.")
 @click.option("--persist", is_flag=True, help="Keep state in SWINGTRADER_DATA_DIR/emulator across restarts.")
-@click.option("--strict", is_flag=True, help="Accept only the fixed credentials it prints.")
+@click.option("--strict", is_flag=True, help="Accept only the credentials it prints (drawn at random per run off loopback; required there).")
 @friendly
 def emulator(host, port, tls, speed, seed, symbols, days, persist, strict):
     "Serve a simulated market over tastytrade's protocols and TradingView's scan endpoint."

@@ -151,7 +151,7 @@ def test_bad_fault_values(c):
 
 
 def test_control_api_only_on_loopback(tmp_path):
-    with serve(tmp_path, host="0.0.0.0") as s:
+    with serve(tmp_path, host="0.0.0.0", strict=True) as s:     # off loopback: strict only
         base = s.api_url.replace("0.0.0.0", "127.0.0.1")
         assert requests.get(base + "/_emulator/state", headers=s.control_headers, timeout=5).status_code == 404
         assert requests.post(base + "/_emulator/faults", json={"latency_ms": 1}, headers=s.control_headers, timeout=5).status_code == 404

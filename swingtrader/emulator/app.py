@@ -29,9 +29,10 @@ log = logging.getLogger("swingtrader.emulator")
 # %% auto #0
 __all__ = ['log', 'TT_PREFIXES', 'UA_RE', 'KNOWN_UAS', 'NGINX_401', 'CONTROL_PREFIX', 'CONTROL_HEADER', 'TASKS_KEY',
            'HEADER_TIMEOUT_S', 'http_log', 'ua_ok', 'support_id', 'error_response', 'error_middleware',
-           'fault_middleware', 'auth_middleware', 'oauth_token', 'control_token_ok', 'control_middleware',
-           'control_json', 'control_faults', 'control_disconnect', 'control_clock', 'control_state', 'build_app',
-           'make_tls', 'EmulatorServer', 'run_emulator']
+           'fault_middleware', 'auth_middleware', 'StrictCredentials', 'strict_credentials', 'on_loopback',
+           'check_exposure', 'oauth_token', 'control_token_ok', 'control_middleware', 'control_json', 'control_faults',
+           'control_disconnect', 'control_clock', 'control_state', 'build_app', 'make_tls', 'EmulatorServer',
+           'run_emulator']
 
 # %% ../../nbs/17d_emulator_app.ipynb #fe9c1321
 TT_PREFIXES = ("/oauth", "/customers", "/accounts", "/instruments", "/market-metrics", "/api-quote-tokens",
@@ -113,6 +114,44 @@ async def auth_middleware(request, handler):
         return error_response(401, "unauthorized", f"Unauthorized. Unique customer support identifier: {support_id()}")
     return await handler(request)
 
+# %% ../../nbs/17d_emulator_app.ipynb #bc2a95ec
+class StrictCredentials:
+    "The tastytrade client secret and refresh token a strict emulator accepts (masked in reprs)."
+    __slots__ = ("client_secret", "refresh_token")
+    def __init__(self, client_secret:str, refresh_token:str): self.client_secret, self.refresh_token = client_secret, refresh_token
+    @classmethod
+    def fixed(cls) -> StrictCredentials: "The constants of `emulator.core` (loopback, tests)."; return cls(STRICT_CLIENT_SECRET, STRICT_REFRESH_TOKEN)
+    @classmethod
+    def random(cls) -> StrictCredentials: "A fresh pair from `secrets` (off loopback: one per run)."; return cls(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+    def ok(self, secret:str, refresh:str) -> bool:
+        "Do `secret` and `refresh` match (constant time)?"
+        return hmac.compare_digest(secret.encode(), self.client_secret.encode()) & hmac.compare_digest(refresh.encode(), self.refresh_token.encode())
+    def __repr__(self): return "StrictCredentials(********)"
+    __str__ = __repr__
+
+def strict_credentials(emu:Emulator) -> StrictCredentials:
+    "The credentials `emu` accepts when strict: the run's (off loopback), else the fixed pair."
+    return getattr(emu, "strict_credentials", None) or StrictCredentials.fixed()
+
+def on_loopback(host:str) -> bool:
+    "Is `host` a loopback name the emulator may serve on without credentials (127.0.0.1, localhost, ::1)?"
+    return host in LOCAL_HOSTS
+
+def check_exposure(host:str, strict:bool):
+    "Off loopback, only a strict emulator may serve: otherwise one clear error (raised before anything is bound)."
+    if on_loopback(host) or strict: return
+    raise SwingtraderError(f"--host {host or '(all addresses)'} would serve the emulator's trading API off this machine's loopback, "
+                           "accepting any credentials.",
+                           "add --strict (it then accepts only credentials drawn at random for this run, printed once here), "
+                           "or keep --host 127.0.0.1.")
+
+def _mask_in_logs(*values:str):
+    "Add `values` to the secret filters of the `swingtrader` log handlers (belt and braces: nothing logs them)."
+    from swingtrader.log import SecretFilter
+    for h in logging.getLogger("swingtrader").handlers:
+        for f in h.filters:
+            if isinstance(f, SecretFilter): f.add(*values)
+
 # %% ../../nbs/17d_emulator_app.ipynb #d051c2f5
 def _grant_error(status, desc):
     return web.json_response({"error_code": "invalid_grant", "error_description": desc}, status=status)
@@ -127,7 +166,7 @@ async def oauth_token(request):
     secret, refresh = body.get("client_secret"), body.get("refresh_token")
     if not isinstance(refresh, str) or not refresh: return _grant_error(400, "refresh_token is required")
     if not isinstance(secret, str) or not secret: return _grant_error(401, "client_secret is required")
-    if emu.strict and not (hmac.compare_digest(secret, STRICT_CLIENT_SECRET) and hmac.compare_digest(refresh, STRICT_REFRESH_TOKEN)):
+    if emu.strict and not strict_credentials(emu).ok(secret, refresh):
         return _grant_error(401, "Invalid JWT")
     life = emu.faults.token_lifetime_s
     return web.json_response({"access_token": emu.tokens.issue_access(life), "token_type": "Bearer",
@@ -292,7 +331,12 @@ class EmulatorServer:
         self.emu, self.host, self.port, self.tls, self.header_timeout = emu, host, port, tls, float(header_timeout)
         self.ca_dir, self.ca_file, self.loop, self._thread, self._runner = ca_dir, None, None, None, None
         self._tmp, self.app = None, None   # app: the aiohttp application of the current start
-        emu.control_enabled = host in LOCAL_HOSTS
+        check_exposure(host, emu.strict)   # off loopback: strict only, with this run's random credentials
+        emu.control_enabled = on_loopback(host)
+        if not emu.control_enabled:
+            emu.strict_credentials = StrictCredentials.random()
+            emu.alpaca_key_id, emu.alpaca_secret_key = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
+            _mask_in_logs(emu.strict_credentials.client_secret, emu.strict_credentials.refresh_token, emu.alpaca_secret_key)
         emu.tls = tls
 
     def __repr__(self): return f"EmulatorServer({self.host}:{self.port}, tls={self.tls})"
@@ -395,6 +439,7 @@ def run_emulator(host:str="127.0.0.1", port:int=8765, tls:bool=False, speed:floa
                  ) -> None:
     "Serve a simulated tastytrade until interrupted (or `stop` is set), printing the URLs and credentials to use."
     from swingtrader.sim.broker import SimBroker
+    check_exposure(host, strict)     # before anything is built or bound
     t0 = time.perf_counter()
     broker, saved = None, saved_time(data_dir) if data_dir else None
     if saved is not None:  # carry on from the saved state: same orders and money, the clock resumes at the saved time
@@ -413,7 +458,12 @@ def run_emulator(host:str="127.0.0.1", port:int=8765, tls:bool=False, speed:floa
              f"account number: {emu.account_number}",
              f"control API token (header {CONTROL_HEADER}): {srv.control_token}" if emu.control_enabled else "control API: off (not on loopback)"]
     if tls: lines.append(f"TLS CA file (trust it, e.g. REQUESTS_CA_BUNDLE / SSL_CERT_FILE): {srv.ca_file}")
-    if strict: lines.append(f"credentials: TT_CLIENT_SECRET={STRICT_CLIENT_SECRET} TT_REFRESH_TOKEN={STRICT_REFRESH_TOKEN}")
+    if strict:
+        c = strict_credentials(emu)
+        lines.append(f"credentials: TT_CLIENT_SECRET={c.client_secret} TT_REFRESH_TOKEN={c.refresh_token}"
+                     + ("" if emu.control_enabled else " (drawn for this run: shown only here)"))
+        if not emu.control_enabled:   # EmulatorServer drew the Alpaca side's key pair too
+            lines.append(f"Alpaca keys: ALPACA_API_KEY={emu.alpaca_key_id} ALPACA_SECRET_KEY={emu.alpaca_secret_key}")
     else: lines.append("credentials: any TT_CLIENT_SECRET and TT_REFRESH_TOKEN are accepted (sandbox-like)")
     print("\n".join(lines), flush=True)
     stop = stop or threading.Event()
