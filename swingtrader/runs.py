@@ -15,8 +15,8 @@ from .config import Settings, SwingtraderError
 # %% auto #0
 __all__ = ['SIM_DAY', 'CURRENT', 'RUN_FILE', 'SIM_RUNS', 'LOCK', 'RUN_TOKEN', 'ACCEPTED_STATES', 'data_dir', 'read_json', 'Run',
            'RunLocked', 'RunLock', 'account_key', 'lock_dir', 'data_dir_lock', 'account_lock', 'read_current',
-           'start_run', 'past_runs', 'current_run', 'run_settings', 'run_ledger_path', 'run_audit_dir',
-           'order_outcomes']
+           'start_run', 'current_record', 'past_runs', 'current_run', 'run_settings', 'run_ledger_path',
+           'run_audit_dir', 'order_outcomes']
 
 # %% ../nbs/62a_runs.ipynb #5993ca7a
 SIM_DAY = date(2026, 3, 2)   # a Monday: the default simulated session (`daily`, `run`, `smoke` on the simulator)
@@ -234,6 +234,41 @@ def start_run(settings:Settings, kind:str, # run | daily
         for lk in reversed(held): lk.release()
 
 # %% ../nbs/62a_runs.ipynb #4d89b14d
+def _broken_fix(settings:Settings, f:Path) -> str:
+    "How to get past a broken `current.json`: stop the bot that holds the data directory first, if one does."
+    h = data_dir_lock(settings).holder() or {}
+    pid = h.get("pid")
+    if isinstance(pid, int) and _alive(pid, None):
+        return (f"a bot holds this data directory (pid {pid}, started {h.get('started_at', '?')}): stop it (Ctrl-C in its terminal, "
+                f"or kill -TERM {pid}: it stops gracefully), then move {f} aside; the next run writes a new one.")
+    return f"no bot holds this data directory: move {f} aside (the next run writes a new one) and try again."
+
+def current_record(settings:Settings) -> Run|None:
+    "The run `current.json` points at; None when there is no `current.json`; an error naming the file when it is broken."
+    base = data_dir(settings)
+    f = base/CURRENT
+    try: text = f.read_text(encoding="utf-8")
+    except FileNotFoundError: return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SwingtraderError(f"{f} cannot be read ({type(e).__name__}: {getattr(e, 'strerror', None) or e}), so the current run is unknown.",
+                               _broken_fix(settings, f)) from None
+    try: d = json.loads(text)
+    except ValueError as e:
+        raise SwingtraderError(f"{f} is not valid JSON ({e.msg} at line {e.lineno}), so the current run is unknown.", _broken_fix(settings, f)) from None
+    run = Run.from_dict(d if isinstance(d, dict) else None)
+    if run is None or not (isinstance(run.path, str) and isinstance(run.pid, int) and isinstance(run.create_time, (int, float, type(None)))
+                           and isinstance(run.ended_at, (str, type(None)))):
+        raise SwingtraderError(f"{f} is not a run record (it needs path, kind and broker), so the current run is unknown.",
+                               _broken_fix(settings, f))
+    if not run.dir(base).is_dir():
+        raise SwingtraderError(f"{f} names the run {_printable(run.path)}, whose directory {run.dir(base)} does not exist.",
+                               _broken_fix(settings, f))
+    return run
+
+def _printable(p) -> str:
+    "`p` as one line of printable text (a record's path is data: it may hold anything)."
+    return "".join(c if c.isprintable() else "?" for c in str(p))[:300]
+
 def past_runs(settings:Settings, limit:int=20) -> list[Run]:
     "Recorded runs of this data directory, newest first."
     base = data_dir(settings)
@@ -244,7 +279,7 @@ def past_runs(settings:Settings, limit:int=20) -> list[Run]:
 def current_run(settings:Settings) -> Path:
     "The directory of the current run: the running bot's, else the live ledger's (real broker) or the latest simulated run's."
     base = data_dir(settings)
-    cur = read_current(settings)
+    cur = current_record(settings)                # a broken current.json is an error: never a guess
     if cur is not None and cur.running: return cur.dir(base)
     if settings.broker != "sim": return base
     if cur is not None and cur.broker == "sim": return cur.dir(base)
