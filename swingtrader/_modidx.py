@@ -3712,6 +3712,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.SessionTable._lookup': ( 'sim_account.html#sessiontable._lookup',
                                                                                            'swingtrader/sim/account.py'),
+                                         'swingtrader.sim.account.SessionTable._past': ( 'sim_account.html#sessiontable._past',
+                                                                                         'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.SessionTable.index': ( 'sim_account.html#sessiontable.index',
                                                                                          'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.SessionTable.is_open': ( 'sim_account.html#sessiontable.is_open',

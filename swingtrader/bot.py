@@ -340,13 +340,19 @@ async def startup(self:Bot):
 # %% ../nbs/60_bot.ipynb #d2bc2535
 @patch
 def _since(self:Bot, now:datetime) -> datetime:
-    "Start of a backfill covering at least the warm-up bars (whole sessions back)."
+    "Start of a backfill covering at least the warm-up bars (whole sessions back); near the calendar's start, as far back as it goes."
     need = max(self.settings.warmup_bars, self.settings.trend_ema, self.settings.macd_slow) + 5
     per_session = max(1, int(timedelta(minutes=390) / self.period))
     days = math.ceil(need / per_session) + 1
     ses = self.calendar.sessions(now.date() - timedelta(days=7 * days // 5 + 10), now.astimezone(NY).date())
     opens = [o for o in ses["open"] if o.to_pydatetime() < now]
-    return opens[-days - 1 if len(opens) > days else 0].to_pydatetime().astimezone(UTC)
+    if len(opens) <= days:           # the calendar's first sessions: less history than the warm-up wants (none before the first)
+        start = getattr(self.calendar, "start", None)
+        first = opens[0].to_pydatetime() if opens else datetime.combine(start, datetime.min.time(), NY) if start is not None else now
+        log.warning("backfill from %s: the market calendar has %d of the %d sessions the warm-up wants before %s",
+                    first.isoformat(), len(opens), days + 1, now.isoformat())
+        return min(first, now).astimezone(UTC)
+    return opens[-days - 1].to_pydatetime().astimezone(UTC)
 
 # %% ../nbs/60_bot.ipynb #f52e513b
 @patch

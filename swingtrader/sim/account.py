@@ -63,13 +63,22 @@ class SessionTable:
         return h[2] >= 0 and t < h[3]
 
     def working(self, t:int) -> int:
-        "Index of the session an order placed at `t` works in: the open one, else the next."
+        "Index of the session an order placed at `t` works in: the open one, else the next (an error past the last session)."
         h = self._lookup(t)
-        return h[2] if h[2] >= 0 and t < h[3] else h[2] + 1
+        if h[2] >= 0 and t < h[3]: return h[2]
+        if h[2] + 1 >= len(self.opens): raise self._past(t, "the session an order placed at")
+        return h[2] + 1
 
     def next_open(self, t:int) -> int:
-        "The first session open strictly after `t`."
-        return int(self.opens[self.index(t) + 1])
+        "The first session open strictly after `t` (an error past the last session)."
+        i = self.index(t) + 1
+        if i >= len(self.opens): raise self._past(t, "the open after")
+        return int(self.opens[i])
+
+    def _past(self, t:int, what:str) -> SwingtraderError:
+        last = self.dates[-1] if self.dates else None
+        return SwingtraderError(f"{what} {from_ns(t).isoformat()} would be past the market calendar's last session ({last}).",
+                                f"simulate sessions up to {last} at the latest (the calendar ends there).")
 
 # %% ../../nbs/10a_sim_account.ipynb #5f778441
 @dataclass

@@ -1,0 +1,56 @@
+"""The market calendar's edges (first session 2015-01-02, last 2030-12-31): a correct answer or one clear error, never an
+IndexError (`Bot._since` before the first session, `SessionTable.next_open` / `working` past the last one)."""
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from swingtrader.bot import Bot
+from swingtrader.clock import MarketCalendar, NY, UTC
+from swingtrader.config import Settings, SwingtraderError
+from swingtrader.sim.account import SessionTable, to_ns
+
+CAL = MarketCalendar()
+FIRST_OPEN = datetime(2015, 1, 2, 9, 30, tzinfo=NY)
+LAST_CLOSE = datetime(2030, 12, 31, 16, 0, tzinfo=NY)
+
+
+def since(now, settings=None):
+    "`Bot._since` of a bot with these settings, 5-minute bars and the default calendar (nothing else of a bot is needed)."
+    me = SimpleNamespace(settings=settings or Settings(_env_file=None), period=timedelta(minutes=5), calendar=CAL)
+    return Bot._since(me, now)
+
+
+@pytest.mark.parametrize("now,want", [(FIRST_OPEN - timedelta(minutes=30), datetime(2015, 1, 1, tzinfo=NY)),   # its pre-open
+                                      (FIRST_OPEN, datetime(2015, 1, 1, tzinfo=NY)),
+                                      (FIRST_OPEN + timedelta(hours=1), FIRST_OPEN)])
+def test_since_on_the_first_session(now, want):
+    "No session opened before it: the backfill starts where the calendar does (was: IndexError); during it: at its open."
+    assert since(now) == want.astimezone(UTC)
+
+
+def test_since_a_few_sessions_in_takes_what_there_is():
+    now = datetime(2015, 1, 6, 9, 0, tzinfo=NY)               # two sessions before it: fewer than the warm-up wants
+    assert since(now) == FIRST_OPEN.astimezone(UTC)
+
+
+def test_since_later_is_unchanged():
+    now = datetime(2026, 3, 3, 9, 0, tzinfo=NY)
+    s = since(now)
+    assert s < now and CAL.is_session(s.astimezone(NY).date()) and (now - s) < timedelta(days=30)
+
+
+def test_session_table_next_open_past_the_last_session_is_one_error():
+    st = SessionTable()
+    with pytest.raises(SwingtraderError) as e: st.next_open(to_ns(LAST_CLOSE))
+    assert "2030-12-31" in str(e.value) and "\n" not in str(e.value)
+    assert st.next_open(to_ns(LAST_CLOSE - timedelta(days=1))) == to_ns(datetime(2030, 12, 31, 9, 30, tzinfo=NY))
+    assert st.next_open(to_ns(FIRST_OPEN - timedelta(days=3))) == to_ns(FIRST_OPEN)     # before the first: the first
+
+
+def test_session_table_working_past_the_last_close_is_one_error():
+    st = SessionTable()
+    assert st.dates[st.working(to_ns(LAST_CLOSE - timedelta(minutes=1)))].isoformat() == "2030-12-31"
+    with pytest.raises(SwingtraderError) as e: st.working(to_ns(LAST_CLOSE))
+    assert "2030-12-31" in str(e.value)
+    assert st.working(to_ns(FIRST_OPEN - timedelta(days=1))) == 0
