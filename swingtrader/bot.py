@@ -31,7 +31,7 @@ from .audit import QueuedAudit
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'BotError', 'DaySummary', 'Bot']
+__all__ = ['log', 'STOP_GRACE', 'BotError', 'DaySummary', 'Bot']
 
 # %% ../nbs/60_bot.ipynb #361377f9
 class BotError(SwingtraderError):
@@ -525,7 +525,8 @@ async def trading_day(self:Bot, open_t:datetime, close_t:datetime):
         await self.pre_open(open_t)
         self.day.symbols = list(self.watchlist)
         if self._stop.is_set(): return
-        await self.clock.sleep_until(open_t)
+        await self._sleep_or_stop(open_t)     # a clock that cannot reach the open (frozen, manual) must not make the bot deaf to a stop
+        if self._stop.is_set(): return
         await self.session(open_t, close_t)   # its pacing takes the hold over, and lets go at the close
     finally:
         if held: self.clock.hold(None)
@@ -539,32 +540,57 @@ def _hold_at(self:Bot, t:datetime) -> bool:
     return True
 
 # %% ../nbs/60_bot.ipynb #c4e1fdd2
+STOP_GRACE = 30.0   # real seconds the trading days get after a stop before they are cancelled (`Bot.stop_grace` overrides)
+
 @patch
 async def run(self:Bot) -> list[DaySummary]:
     "Trade until stopped (or past `last_day`); returns the daily summaries."
     self._tasks.append(asyncio.create_task(self._command_loop(), name="commands"))
-    try:
-        await self.startup()
-        while not self._stop.is_set():
-            now = self.clock.now()
-            if self.calendar.is_open(now):
-                open_t = self.calendar.session(now.astimezone(NY).date())[0]
-                close_t = self.calendar.next_close(now)
-            else:
-                open_t = self.calendar.next_open(now); close_t = self.calendar.next_close(open_t)
-                if self.last_day is not None and open_t.astimezone(NY).date() > self.last_day: break
-                wake = open_t - self.preopen
-                if wake > now:
-                    if self.fast_forward_idle and isinstance(self.clock, SimClock): self.clock.set(wake)
-                    else: await self._sleep_or_stop(wake)
-            if self._stop.is_set(): break
-            if self.last_day is not None and open_t.astimezone(NY).date() > self.last_day: break
-            try: await self.trading_day(open_t, close_t)
-            except asyncio.CancelledError: raise
-            except Exception as e: self._fail("trading_day", e); await self._sleep_or_stop(close_t + timedelta(minutes=1))
-            if self.last_day is not None and open_t.astimezone(NY).date() >= self.last_day: break
-    finally: await self.shutdown()
+    days = asyncio.create_task(self._days(), name="days")
+    try: await self._until_stopped(days)
+    finally:
+        if not days.done():                  # run() itself was cancelled
+            days.cancel(); await asyncio.wait([days], timeout=getattr(self, "stop_grace", STOP_GRACE))
+        await self.shutdown()
     return self.days
+
+@patch
+async def _until_stopped(self:Bot, days:asyncio.Task):
+    "Wait for the trading days to end; after a stop, at most `stop_grace` real seconds (then they are cancelled)."
+    stop = asyncio.create_task(self._stop.wait())
+    try: await asyncio.wait([days, stop], return_when=asyncio.FIRST_COMPLETED)
+    finally: stop.cancel()
+    if not days.done():
+        grace = getattr(self, "stop_grace", STOP_GRACE)
+        if not (await asyncio.wait([days], timeout=grace))[0]:
+            log.warning("the trading day did not end within %g s of the stop: cancelled", grace)
+            days.cancel()
+            await asyncio.wait([days], timeout=grace)
+            return
+    days.result()                            # the days' own error, if any
+
+@patch
+async def _days(self:Bot):
+    "Start up, then trade session after session until stopped (or past `last_day`)."
+    await self.startup()
+    while not self._stop.is_set():
+        now = self.clock.now()
+        if self.calendar.is_open(now):
+            open_t = self.calendar.session(now.astimezone(NY).date())[0]
+            close_t = self.calendar.next_close(now)
+        else:
+            open_t = self.calendar.next_open(now); close_t = self.calendar.next_close(open_t)
+            if self.last_day is not None and open_t.astimezone(NY).date() > self.last_day: break
+            wake = open_t - self.preopen
+            if wake > now:
+                if self.fast_forward_idle and isinstance(self.clock, SimClock): self.clock.set(wake)
+                else: await self._sleep_or_stop(wake)
+        if self._stop.is_set(): break
+        if self.last_day is not None and open_t.astimezone(NY).date() > self.last_day: break
+        try: await self.trading_day(open_t, close_t)
+        except asyncio.CancelledError: raise
+        except Exception as e: self._fail("trading_day", e); await self._sleep_or_stop(close_t + timedelta(minutes=1))
+        if self.last_day is not None and open_t.astimezone(NY).date() >= self.last_day: break
 
 @patch
 async def _sleep_or_stop(self:Bot, t:datetime):
@@ -612,6 +638,9 @@ async def shutdown(self:Bot):
 def install_signal_handlers(self:Bot, flatten:bool=False):
     "SIGINT / SIGTERM stop the bot gracefully (call inside the running loop)."
     loop = asyncio.get_running_loop()
+    def on(sig):
+        log.info("%s: stopping (no new entries; open positions keep their stops)", _signal.Signals(sig).name)
+        self.stop(flatten)
     for sig in (_signal.SIGINT, _signal.SIGTERM):
-        try: loop.add_signal_handler(sig, self.stop, flatten)
+        try: loop.add_signal_handler(sig, on, sig)
         except (NotImplementedError, RuntimeError): pass
