@@ -54,3 +54,13 @@ def test_session_table_working_past_the_last_close_is_one_error():
     with pytest.raises(SwingtraderError) as e: st.working(to_ns(LAST_CLOSE))
     assert "2030-12-31" in str(e.value)
     assert st.working(to_ns(FIRST_OPEN - timedelta(days=1))) == 0
+
+
+@pytest.mark.parametrize("start", [datetime(2031, 1, 2, 14, tzinfo=UTC), datetime(2014, 6, 2, 14, tzinfo=UTC)])
+def test_emulator_start_outside_the_calendar_is_one_error(start):
+    "run_emulator(start=...) with no session in the 14 days from `start`: one error before anything is built (was: IndexError)."
+    import threading
+    from swingtrader.emulator.app import run_emulator
+    stop = threading.Event(); stop.set()
+    with pytest.raises(SwingtraderError) as e: run_emulator(port=0, symbols=2, days=1, start=start, stop=stop)
+    assert "market calendar" in str(e.value) and "2015-01-01" in str(e.value)

@@ -447,7 +447,11 @@ def run_emulator(host:str="127.0.0.1", port:int=8765, tls:bool=False, speed:floa
         broker = restore_broker(data_dir, clock=clock)
     else:
         cal = MarketCalendar()
-        first = cal.sessions((start or datetime(2026, 3, 2, tzinfo=UTC)).date(), (start or datetime(2026, 3, 2, tzinfo=UTC)).date() + timedelta(days=14))
+        day0 = (start or datetime(2026, 3, 2, tzinfo=UTC)).date()
+        first = cal.sessions(day0, day0 + timedelta(days=14))
+        if not len(first):     # outside the calendar (or at its very end): no session to serve
+            raise SwingtraderError(f"the emulator's start {day0} has no session in the two weeks from it: the market calendar covers {cal.start} to {cal.end}.",
+                                   f"start it on a day from {cal.start} to {cal.end}.")
         d0 = first.index[0]; d1 = first.index[min(len(first) - 1, max(0, days - 1))]
         clock = SimClock(first["open"].iloc[0].to_pydatetime(), mode="scaled", speed=speed)
         broker = SimBroker.from_seed(seed=seed, symbols=symbols, start=d0, end=d1, clock=clock)
