@@ -143,7 +143,7 @@ def test_emulator_that_cannot_bind_is_one_line(tmp_path, host, needle):
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); s.listen(); port = s.getsockname()[1]
-        line = one_line(run(["emulator", "--host", host, "--port", str(port), "--days", "1", "--symbols", "2"], tmp_path,
+        line = one_line(run(["emulator", "--host", host, "--port", str(port), "--days", "1", "--symbols", "2", "--strict"], tmp_path,   # off loopback: strict only
                             SWINGTRADER_DATA_DIR=str(tmp_path/"data"), timeout=60))
     assert f"the emulator could not start on {host}:{port}: " in line and needle in line and ". Fix:" in line
 
