@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .clock import UTC
 from .models import Order, OrderEvent, OrderRequest, OrderType, OrderUpdate, Side, Signal, SignalAction, TimeInForce
 from .stops import PROTECTIVE, ProtectiveStop, protective_key, is_protective_key, stop_price, min_move, worth_moving
-from .ledger import UNRESOLVED, OPEN_STATUSES
+from .ledger import UNRESOLVED, OPEN_STATUSES, INTENT_PENDING
 from .broker import OrderRejected, OrderNotFound
 from .executor import Executor
 from .indicators import atr as _atr
@@ -110,11 +110,15 @@ class ProtectiveStops:
             else: q = cap
         return _whole(q)
 
-    def _other_sell(self, symbol:str) -> bool:
-        "Is a sell that is not a protective stop working or unresolved for `symbol` (an exit, a flatten)?"
-        if self.owner.exit_pending(symbol): return True
-        return any(o.side is Side.SELL and o.signal_id != PROTECTIVE
-                   for o in self.owner.ledger.orders((*OPEN_STATUSES, *UNRESOLVED), symbol=symbol))
+    def selling(self, symbol:str) -> Decimal|None:
+        """The shares of `symbol` that sells other than its protective stop still sell: working at the broker (an agent's
+        offer, a person's limit exit, the rest of an exit, a liquidation) or unknown there (`submit_unknown`: counted whole).
+        None while one is not at the broker yet (decided: its exit releases the stop next) or is for an amount of money."""
+        rows = [o for o in self.owner.ledger.orders((*OPEN_STATUSES, *UNRESOLVED), symbol=symbol)
+                if o.side is Side.SELL and o.signal_id != PROTECTIVE]
+        if any(o.qty is None or o.status == INTENT_PENDING for o in rows): return None
+        if not rows and self.owner.exit_pending(symbol): return None   # an exit the ledger does not show working: keep off
+        return sum((max(o.qty - o.filled_qty, Decimal(0)) for o in rows), Decimal(0))
 
 # %% ../nbs/55a_protective.ipynb #a4439f43
 @patch
@@ -142,9 +146,13 @@ def protect(self:ProtectiveStops, now:datetime|None=None,
         if qty <= 0: self._fraction(sym, ts is not None); continue      # under one share: reported (an adopted one too)
         if ts is None and ps is None: continue                        # no level yet (adopted: `unprotected` opens its trail first)
         self.fractions.pop(sym, None)
-        if self._other_sell(sym): continue                               # an exit, a liquidation still working: it sells
+        selling = self.selling(sym)                                      # other sells working for it (an exit, an offer, a liquidation)
+        if selling is None: continue                                     # one is on its way to the broker: its release comes first
+        if selling > 0:
+            qty = min(qty, _whole(t.held(sym) - selling))                # the stop covers what they leave, never more
+            if qty <= 0: continue                                        # they sell it all
         if hold is not None and hold(sym): continue                      # the caller's reason (a buy opposite it: a wash trade)
-        if liquidating: self._remainder(sym, qty)                        # the liquidation ended short: the rest is kept under a stop
+        if liquidating and selling == 0: self._remainder(sym, qty)       # the liquidation ended short: the rest is kept under a stop
         if ps is None: ps = self.stops[sym] = ProtectiveStop(sym, self._opened_at(sym))
         if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first
         if ts is None and ps.order_id is None: continue                  # no code-side level to place a stop at
@@ -343,7 +351,8 @@ def unprotected(self:ProtectiveStops, now:datetime|None=None) -> list[str]:
         if any(p.entry and p.symbol == sym for p in t.pending.values()): continue            # its entry's fill opens the trail
         tried = self.adopt_tried.get(sym)
         if tried is not None and now - tried < timeframe_delta(t.settings.timeframe): continue   # no bars lately: a bar later
-        if self._other_sell(sym): continue
+        selling = self.selling(sym)
+        if selling is None or t.held(sym) - selling < 1: continue                           # other sells sell it (all but a fraction)
         out.append(sym)
     return out
 

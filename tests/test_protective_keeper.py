@@ -1,0 +1,87 @@
+"""Three gaps of the protective-stop keeper, each closed (real money: no share unprotected longer than needed, never a stop
+for more than is held, never a second sell for the same shares).
+
+1. A sell of PART of a position (an agent's resting offer, a person's limit exit) used to keep the keeper off the whole
+   symbol while it worked: all the shares were without a broker stop. Now the stop covers what is held minus what the
+   working sells still sell, and grows back when such a sell is cancelled.
+2. A halt that liquidates on its trip makes the keeper wait while the trip runs. A halted state that no trip carries out
+   (set by another process, or a trip that died half-way) kept it waiting for ever. Now the wait is bounded
+   (`SWINGTRADER_BROKER_STOP_HALT_WAIT` real seconds): then the stops go back and the keeper says why (log, audit).
+3. A protective stop that filled at the broker before an exit was sent drops the exit (the executor); the bot then kept
+   counting the position as held until the stop's fill update came. Now it re-reads the broker after a dropped exit (as
+   the agent runner does), and once more when the late fill arrives (the snapshot counted it already).
+
+Same rigs as tests/test_agent_stops.py (an agent runner on a simulated broker, manual clock) and
+tests/test_partial_exit_stop.py (a bot on a simulated broker, manual clock, one keeper cycle at a time)."""
+import asyncio
+from decimal import Decimal
+
+import test_partial_exit_stop as pes
+from test_agent_stops import Rig as AgentRig, market as agent_market
+from test_partial_exit_stop import check, protected_exactly, run, sells, stops
+from swingtrader.agent import AgentAction
+from swingtrader.models import OrderType, Side, SignalAction
+from swingtrader.stops import is_protective_key
+
+
+# -- 1. a sell of part of a position ----------------------------------------------------------------------------------
+
+def test_an_agent_offer_for_half_leaves_the_other_half_under_a_stop(tmp_path):
+    "The agent offers 5 of its 10 (resting): a stop covers the other 5 while it works, and all 10 again once it is cancelled."
+    bars = agent_market()
+    bars["high"] = bars["close"]                                # no trade above the close: the offer at the ask rests
+    r = AgentRig(tmp_path, bars=bars)
+    r.step(1, AgentAction("market", 1.0))
+    offer = r.step(2, AgentAction("limit_passive", -0.5))
+    assert offer.result == "placed" and r.broker.order(offer.order_id).is_open and r.held() == 10
+    (stop,) = r.stops()
+    assert (stop.qty, stop.side, stop.tif.value) == (5, Side.SELL, "gtc") and is_protective_key(stop.client_key)
+    work = sum((o.remaining_qty for o in r.broker.orders("open") if o.side is Side.SELL), Decimal(0))
+    assert work == r.held() == 10                               # the offer and the stop sell every share once, never more
+    assert r.step(3, AgentAction("market", 0.25)).result == "refused"   # the offer works (a CANCEL would cancel it)
+    assert [s.qty for s in r.stops()] == [5]                    # steady while the offer works
+    assert r.step(4, AgentAction("cancel")).result == "cancelled"
+    (stop,) = r.stops()                                         # the batch's sync grew it back to the whole position
+    assert stop.qty == r.held() == 10 and r.traded(Side.SELL) == 0
+
+
+def test_a_persons_limit_exit_of_part_leaves_the_rest_under_a_stop(tmp_path):
+    "A resting limit sell of 20 of 50 through the bot: the stop covers 30 while it works, and 50 again once it is cancelled."
+    async def scenario(r):
+        assert await r.protected("AAA") == 50
+        it = r.decide("AAA", SignalAction.EXIT_LONG, Decimal(20), type=OrderType.LIMIT, limit_price=Decimal("101"))
+        o = await r.send(it)
+        assert o is not None and o.is_open
+        await r.settled("the offer's acceptance", lambda: r.row(it.client_key).status in ("new", "accepted"))
+        assert stops(r.sim, "AAA") == []                                  # released for the sell
+        await r.keeper_cycle()
+        (st,) = stops(r.sim, "AAA")
+        assert st.remaining_qty == 30 and r.tr.protective["AAA"].order_id == st.id
+        check(r.sim, "the offer works under a stop for the rest")
+        assert await r.keeper_cycle() == 0                                # nothing more to do
+        await asyncio.to_thread(r.broker.cancel, o.id)
+        await r.settled("the offer's cancel", lambda: r.row(it.client_key).status == "cancelled" and not r.tr.exit_pending("AAA"))
+        await r.keeper_cycle()
+        assert protected_exactly(r, "AAA") == 50
+        check(r.sim, "after the cancel")
+    run("sim", tmp_path, scenario)
+
+
+def test_a_limit_exit_filling_bar_by_bar_keeps_the_rest_covered(tmp_path):
+    "A marketable limit sell of 40 of 50 fills 20 a bar: the stop covers the 10 it leaves throughout; nothing is sold twice."
+    async def scenario(r):
+        assert await r.protected("AAA") == 50
+        r.at(pes.THIN + 1)
+        it = r.decide("AAA", SignalAction.EXIT_LONG, Decimal(40), type=OrderType.LIMIT, limit_price=Decimal("99"))
+        assert await r.send(it) is not None
+        await r.settled("the first 20", lambda: r.tr.held("AAA") == 30)
+        await r.keeper_cycle()
+        (st,) = stops(r.sim, "AAA")
+        assert st.remaining_qty == 10 and [x.remaining_qty for x in sells(r.sim, "AAA") if x.id != st.id] == [20]
+        check(r.sim, "half the limit filled")
+        r.at(pes.THIN + 2)
+        await r.settled("the other 20", lambda: r.tr.held("AAA") == 10 and r.row(it.client_key).status == "filled")
+        await r.keeper_cycle()
+        assert protected_exactly(r, "AAA") == 10 and stops(r.sim, "AAA")[0].id == st.id   # the same stop: nothing to change
+        check(r.sim, "the limit filled")
+    run("sim", tmp_path, scenario)
