@@ -3435,6 +3435,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'swingtrader/protective.py'),
                                         'swingtrader.protective.ProtectiveStops._fraction': ( 'protective.html#protectivestops._fraction',
                                                                                               'swingtrader/protective.py'),
+                                        'swingtrader.protective.ProtectiveStops._given_up': ( 'protective.html#protectivestops._given_up',
+                                                                                              'swingtrader/protective.py'),
                                         'swingtrader.protective.ProtectiveStops._is_protective': ( 'protective.html#protectivestops._is_protective',
                                                                                                    'swingtrader/protective.py'),
                                         'swingtrader.protective.ProtectiveStops._liquidating': ( 'protective.html#protectivestops._liquidating',

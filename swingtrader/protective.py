@@ -83,6 +83,9 @@ class ProtectiveStops:
         self.remainders: dict[str, Decimal] = {}      # symbol -> what a liquidating halt left held (reported once per quantity)
         self.adopt_tried: dict[str, datetime] = {}    # symbol -> when an adopted position's trail could not be opened (no bars)
         self.unadopted: dict[str, Decimal] = {}       # symbol -> an adopted position reported unprotected (once per quantity)
+        self._halt_wait: tuple|None = None            # (halt, monotonic seconds): since when a liquidating halt's trip is awaited
+        self._waived: tuple|None = None               # the halt (time, who, why) whose trip the keeper stopped waiting for
+        self.monotonic: Callable[[], float] = time.monotonic   # real seconds (the bounded wait on a trip); a test may replace it
     def __repr__(self): return f"ProtectiveStops({sorted(self.stops)}, uncertain={self.uncertain})"
 
     def _now(self) -> datetime:
@@ -184,13 +187,30 @@ def _liquidating(self:ProtectiveStops) -> bool:
 
 @patch
 def _trip_done(self:ProtectiveStops) -> bool:
-    "Has the current halt's trip finished (its cancels and liquidation orders are in the ledger: its `kill_switch` event is)?"
+    """Has the current halt's trip finished (its cancels and liquidation orders are in the ledger: its `kill_switch` event is)?
+    Or has none come within `SWINGTRADER_BROKER_STOP_HALT_WAIT` real seconds (`_given_up`)?"""
     h = self.owner.ledger.halt_state()
     if h.at is not None and h.at == self._trip_seen: return True
-    if not (h.who or "").startswith("kill_switch:") or h.at is None: return False   # asked for, not tripped yet: its trip liquidates
+    if not (h.who or "").startswith("kill_switch:") or h.at is None: return self._given_up(h)   # asked for, not tripped yet: its trip liquidates
     at = datetime.fromisoformat(h.at)
-    if not any(datetime.fromisoformat(e["at"]) >= at for e in self.owner.ledger.events("kill_switch")): return False
+    if not any(datetime.fromisoformat(e["at"]) >= at for e in self.owner.ledger.events("kill_switch")): return self._given_up(h)
     self._trip_seen, self.remainders = h.at, {}      # a new trip: what it leaves is reported afresh
+    return True
+
+@patch
+def _given_up(self:ProtectiveStops, h) -> bool: # the halt state (`Ledger.halt_state`) no trip has carried out yet
+    "Has the keeper waited `SWINGTRADER_BROKER_STOP_HALT_WAIT` real seconds for halt `h`'s trip? Then it stops waiting, and says so once."
+    key = (h.at, h.who, h.reason)                    # a trip writes the state again (who: kill_switch:...), even in the same second
+    if key == self._waived: return True
+    now, wait = self.monotonic(), float(getattr(getattr(self.owner, "settings", None), "broker_stop_halt_wait", 120.0))
+    if self._halt_wait is None or self._halt_wait[0] != key: self._halt_wait = (key, now)   # a new halt: the wait starts
+    if now - self._halt_wait[1] < wait: return False
+    self._waived, self.remainders = key, {}          # no trip: the stops go back (a trip later is a new halt, waited for again)
+    msg = (f"trading is halted ({h.reason or 'no reason given'}; by {h.who} at {h.at}) and a halt sells every position "
+           f"(SWINGTRADER_LIQUIDATE_ON_HALT), but no kill-switch trip has carried it out after {wait:g} s "
+           f"(SWINGTRADER_BROKER_STOP_HALT_WAIT): the protective stops go back on every held position so none stays unprotected. "
+           f"Still halted (no entries). To sell the positions: swingtrader flatten (it releases the stops first).")
+    self._alert("halt_not_carried_out", "critical", None, msg, who=h.who, reason=h.reason, halted_at=h.at, waited=wait)
     return True
 
 @patch

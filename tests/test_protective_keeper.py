@@ -16,9 +16,11 @@ tests/test_partial_exit_stop.py (a bot on a simulated broker, manual clock, one 
 import asyncio
 from decimal import Decimal
 
+import pytest
+
 import test_partial_exit_stop as pes
 from test_agent_stops import Rig as AgentRig, market as agent_market
-from test_partial_exit_stop import check, protected_exactly, run, sells, stops
+from test_partial_exit_stop import check, held, protected_exactly, run, sells, stops
 from swingtrader.agent import AgentAction
 from swingtrader.models import OrderType, Side, SignalAction
 from swingtrader.stops import is_protective_key
@@ -85,3 +87,59 @@ def test_a_limit_exit_filling_bar_by_bar_keeps_the_rest_covered(tmp_path):
         assert protected_exactly(r, "AAA") == 10 and stops(r.sim, "AAA")[0].id == st.id   # the same stop: nothing to change
         check(r.sim, "the limit filled")
     run("sim", tmp_path, scenario)
+
+
+# -- 2. a halt that no trip carries out ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("who", ["agent", "kill_switch:daily_loss"])
+def test_a_halt_no_trip_carries_out_ends_the_keepers_wait(who, tmp_path):
+    """Liquidate-on-halt is on; the ledger says halted, but no trip follows: set by another process (an agent following
+    this ledger, a dashboard) with no command, or a trip that died after writing the state. The keeper waits (the trip's
+    market sells may still come), but only `broker_stop_halt_wait` real seconds: then the stop goes back, said once."""
+    async def scenario(r):
+        assert await r.protected("AAA") == 50
+        r.bot.kill_switch.liquidate = True
+        r.ledger.set_halt("halted", who, "the day's loss")
+        t = [1000.0]
+        r.tr.protection.monotonic = lambda: t[0]                      # real seconds, made to pass by the test
+        await asyncio.to_thread(r.broker.cancel, r.tr.protective["AAA"].order_id)   # the stop is gone (a cancel_all)
+        await r.settled("the stop's cancel", lambda: r.tr.protective["AAA"].order_id is None)
+        await r.keeper_cycle()
+        assert stops(r.sim, "AAA") == []                              # a trip's liquidation may still come: wait
+        wait = getattr(r.tr.settings, "broker_stop_halt_wait", 120.0)
+        t[0] += wait - 1
+        await r.keeper_cycle()
+        assert stops(r.sim, "AAA") == []
+        t[0] += 2
+        await r.keeper_cycle()
+        assert protected_exactly(r, "AAA") == 50                      # no trip within the wait: protected again
+        check(r.sim, "after the wait")
+        assert r.ledger.halt_state().state == "halted"                 # still halted: entries stay blocked
+        said = lambda: [x for x in r.audit.read("health", r.clock.now().date()) if x["details"]["what"] == "halt_not_carried_out"]
+        (rec,) = said()
+        assert rec["details"]["level"] == "critical" and "SWINGTRADER_BROKER_STOP_HALT_WAIT" in rec["details"]["message"]
+        assert rec["details"]["who"] == who
+        await r.keeper_cycle()
+        assert len(said()) == 1                                       # said once per halt
+    run("sim", tmp_path, scenario)
+
+
+def test_a_trip_after_the_wait_is_still_waited_for(tmp_path):
+    "The keeper gave up waiting, then the bot obeys the halt after all: its trip (a new halt) is waited for again, and it sells once."
+    async def scenario(r):
+        assert await r.protected("AAA") == 50
+        r.bot.kill_switch.liquidate = True
+        from swingtrader.risk import halt
+        halt(r.ledger, "news", who="tester")                          # the command waits for the bot's command loop
+        t = [0.0]
+        r.tr.protection.monotonic = lambda: t[0]
+        await r.keeper_cycle()
+        t[0] += getattr(r.tr.settings, "broker_stop_halt_wait", 120.0) + 1
+        await r.keeper_cycle()
+        assert protected_exactly(r, "AAA") == 50                      # the stop stays: no trip came within the wait
+        await r.bot.obey_commands()                                   # the trip: cancel all, liquidate 50 (heavy volume: all filled)
+        await r.settled("the liquidation", lambda: r.tr.held("AAA") == 0)
+        await r.keeper_cycle()
+        assert held(r.sim, "AAA") == 0 and r.sim.orders("open") == []
+        assert sum((o.filled_qty for o in r.sim.orders() if o.side is Side.SELL), Decimal(0)) == 50
+    run("sim", tmp_path, scenario, volume=1e6)
