@@ -22,7 +22,7 @@ import test_partial_exit_stop as pes
 from test_agent_stops import Rig as AgentRig, market as agent_market
 from test_partial_exit_stop import check, held, protected_exactly, run, sells, stops
 from swingtrader.agent import AgentAction
-from swingtrader.models import OrderType, Side, SignalAction
+from swingtrader.models import OrderStatus, OrderType, Side, Signal, SignalAction
 from swingtrader.stops import is_protective_key
 
 
@@ -143,3 +143,45 @@ def test_a_trip_after_the_wait_is_still_waited_for(tmp_path):
         assert held(r.sim, "AAA") == 0 and r.sim.orders("open") == []
         assert sum((o.filled_qty for o in r.sim.orders() if o.side is Side.SELL), Decimal(0)) == 50
     run("sim", tmp_path, scenario, volume=1e6)
+
+
+# -- 3. a dropped exit: the broker's position at once ------------------------------------------------------------------
+
+@pytest.fixture
+def dip(monkeypatch):
+    "The rig's market dips to 90 within the bar at minute 5 (the close stays 100): a protective stop fills there."
+    flat = pes.market
+    def market(n=390, volume=200.0):
+        m = flat(n, volume)
+        m.loc[m.index[5], "low"] = 90.0
+        return m
+    monkeypatch.setattr(pes, "market", market)
+
+
+def test_a_dropped_exit_rereads_the_broker(dip, tmp_path):
+    """The stop fills at the broker (its update is late); the exit decided meanwhile is dropped (nothing sold twice). The bot
+    re-reads the broker at once: the trader no longer counts the 50 as held, so a second exit is not even decided. When
+    the late fill arrives the snapshot had counted it already: the bot re-reads once more, and a new position is whole."""
+    async def scenario(r):
+        assert await r.protected("AAA") == 50
+        stop = r.tr.protective["AAA"].order_id
+        r.at(6)                                                           # the dip: the stop fills; its update waits in the stream
+        assert r.sim.order(stop).status is OrderStatus.FILLED and held(r.sim, "AAA") == 0
+        it = r.decide("AAA", SignalAction.EXIT_LONG)
+        assert it.request.qty == 50                                       # decided on the late view
+        assert await r.send(it) is None and r.row(it.client_key).status == "rejected"   # dropped: the stop sold them
+        assert r.tr.held("AAA") == 0                                      # the broker's view at once
+        r.at(7)                                                           # a bar later, the fill still on its way
+        r.tr.last["AAA"], r.tr.last_time = 100.0, r.clock.now()
+        assert r.tr.decide(Signal("AAA", SignalAction.EXIT_LONG, r.clock.now(), 100.0, 1.0)) == []   # no second sell (a short)
+        check(r.sim, "after the dropped exit")
+        await r.deliver()                                                 # the stop's fill arrives at last
+        assert r.tr.held("AAA") == 0 and r.row(r.tr.ledger.order_by_broker_id(stop).client_key).status == "filled"
+        await r.keeper_cycle()                                            # the keeper, woken by the fill
+        assert stops(r.sim, "AAA") == []
+        r.at(8)                                                           # a new position: held and protected whole
+        q = await r.protected("AAA")
+        assert q > 0 and r.tr.held("AAA") == held(r.sim, "AAA") == q
+        assert protected_exactly(r, "AAA") == q
+        check(r.sim, "a new position")
+    run("sim", tmp_path, scenario, consumer=False, volume=1e6)
