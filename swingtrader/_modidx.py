@@ -3461,6 +3461,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'swingtrader/protective.py'),
                                         'swingtrader.protective.ProtectiveStops.bars_window': ( 'protective.html#protectivestops.bars_window',
                                                                                                 'swingtrader/protective.py'),
+                                        'swingtrader.protective.ProtectiveStops.halt_wait_left': ( 'protective.html#protectivestops.halt_wait_left',
+                                                                                                   'swingtrader/protective.py'),
                                         'swingtrader.protective.ProtectiveStops.note_halt': ( 'protective.html#protectivestops.note_halt',
                                                                                               'swingtrader/protective.py'),
                                         'swingtrader.protective.ProtectiveStops.protect': ( 'protective.html#protectivestops.protect',

@@ -40,7 +40,10 @@ async def _send_stops(self:BotStops, calls) -> int:
 async def _stop_keeper(self:BotStops):
     "Sync the protective stops whenever an order update asks for it (a task: the update stream never waits on the broker)."
     while True:
-        await self._stop_wake.wait(); self._stop_wake.clear()
+        left = self.trader.protection.halt_wait_left()     # waiting on a halt's trip: sync when the wait ends, woken or not
+        try: await asyncio.wait_for(self._stop_wake.wait(), None if left is None else left + 0.05)
+        except asyncio.TimeoutError: pass
+        self._stop_wake.clear()
         try: await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
         except asyncio.CancelledError: raise
         except Exception as e: self._fail("protective stops", e)

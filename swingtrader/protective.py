@@ -214,6 +214,16 @@ def _given_up(self:ProtectiveStops, h) -> bool: # the halt state (`Ledger.halt_s
     return True
 
 @patch
+def halt_wait_left(self:ProtectiveStops) -> float|None:
+    "Real seconds until the keeper stops waiting for the current halt's trip (0: due now); None when it is not waiting."
+    if self._halt_wait is None or not self._liquidating(): return None
+    h = self.owner.ledger.halt_state()
+    key = (h.at, h.who, h.reason)
+    if key != self._halt_wait[0] or key == self._waived or h.at == self._trip_seen: return None   # another halt, given up, or tripped
+    wait = float(getattr(getattr(self.owner, "settings", None), "broker_stop_halt_wait", 120.0))
+    return max(0.0, wait - (self.monotonic() - self._halt_wait[1]))
+
+@patch
 def _alert(self:ProtectiveStops, kind:str, # the audit health record's name
            level:str, # warning | critical
            symbol:str, msg:str, **details):

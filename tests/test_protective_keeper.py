@@ -127,6 +127,24 @@ def test_a_halt_no_trip_carries_out_ends_the_keepers_wait(who, tmp_path):
     run("sim", tmp_path, scenario)
 
 
+def test_the_running_keeper_wakes_by_itself_when_the_wait_ends(tmp_path):
+    """The bot's stop keeper task sleeps until an update wakes it; waiting on a trip, it also wakes when the wait ends (here
+    5 real seconds), with no update or bar to wake it: the stop is back about then, not at the next event."""
+    async def scenario(r):
+        assert await r.protected("AAA") == 50
+        r.tr.settings = r.tr.settings.model_copy(update={"broker_stop_halt_wait": 5.0})
+        r.bot.kill_switch.liquidate = True
+        keeper = asyncio.create_task(r.bot._stop_keeper())
+        r.bot._tasks.append(keeper)
+        r.ledger.set_halt("halted", "agent", "followed another ledger")
+        await asyncio.to_thread(r.broker.cancel, r.tr.protective["AAA"].order_id)   # its update wakes the keeper: the wait starts
+        await r.settled("the keeper's first look at the halt", lambda: r.tr.protection._halt_wait is not None)
+        await r.settled("the stop back after the wait", lambda: len(stops(r.sim, "AAA")) == 1, timeout=120)
+        assert protected_exactly(r, "AAA") == 50
+        check(r.sim, "after the wait")
+    run("sim", tmp_path, scenario)
+
+
 def test_a_trip_after_the_wait_is_still_waited_for(tmp_path):
     "The keeper gave up waiting, then the bot obeys the halt after all: its trip (a new halt) is waited for again, and it sells once."
     async def scenario(r):
