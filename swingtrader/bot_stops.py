@@ -41,7 +41,8 @@ async def _stop_keeper(self:BotStops):
     "Sync the protective stops whenever an order update asks for it (a task: the update stream never waits on the broker)."
     while True:
         left = self.trader.protection.halt_wait_left()     # waiting on a halt's trip: sync when the wait ends, woken or not
-        try: await asyncio.wait_for(self._stop_wake.wait(), None if left is None else left + 0.05)
+        timeout = left + 0.05 if left else None             # (once: a sync that failed before it got there waits for an event)
+        try: await asyncio.wait_for(self._stop_wake.wait(), timeout)
         except asyncio.TimeoutError: pass
         self._stop_wake.clear()
         try: await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
