@@ -47,7 +47,7 @@ class AgentStops:
         return row is not None and not row.adopted
 
     def _cancel_orphans(self, open_orders:list) -> list[str]: # this trader's open orders at the broker
-        "Cancel the agent orders a run before a restart left working (no runner knows them; a sell keeps the keeper off its shares); their ids."
+        "Cancel the agent orders a run before a restart left working (no runner knows them; a sell keeps the stop off its shares); their ids."
         tr, out = self.trader, []
         for o in open_orders:
             if o.type in (OrderType.STOP, OrderType.STOP_LIMIT) or o.client_key in tr.pending: continue   # a stop, or an order of this run

@@ -40,7 +40,11 @@ async def _send_stops(self:BotStops, calls) -> int:
 async def _stop_keeper(self:BotStops):
     "Sync the protective stops whenever an order update asks for it (a task: the update stream never waits on the broker)."
     while True:
-        await self._stop_wake.wait(); self._stop_wake.clear()
+        left = self.trader.protection.halt_wait_left()     # waiting on a halt's trip: sync when the wait ends, woken or not
+        timeout = left + 0.05 if left else None             # (once: a sync that failed before it got there waits for an event)
+        try: await asyncio.wait_for(self._stop_wake.wait(), timeout)
+        except asyncio.TimeoutError: pass
+        self._stop_wake.clear()
         try: await asyncio.shield(asyncio.ensure_future(self.sync_stops()))
         except asyncio.CancelledError: raise
         except Exception as e: self._fail("protective stops", e)
@@ -49,6 +53,7 @@ async def _stop_keeper(self:BotStops):
 async def sync_stops(self:BotStops, reconcile:bool=False) -> int: # first compare with the broker's open orders (always when unsure)
     "Bring the broker's protective stops in line with the trader's positions and trailing stops; returns the calls made."
     tr = self.trader
+    if self._reread_due: await self._read_broker()                # a dropped exit's stop fill arrived: the broker's view first
     if not tr.broker_stops and not tr.protective: return 0
     n = 0
     async with self._order_gate:
@@ -60,6 +65,23 @@ async def sync_stops(self:BotStops, reconcile:bool=False) -> int: # first compar
         await self._adopt_stops()
         n += await self._send_stops(tr.protect(self.clock.now()))
     return n
+
+@patch
+async def reread_after_drop(self:BotStops, symbol:str):
+    "An exit of `symbol` was dropped (its protective stop filled, or could not be cancelled, first): read the broker's account and positions now."
+    self._reread.add(symbol)                       # its stop's fill may still be on its way: read again when it comes
+    await self._read_broker()
+
+@patch
+def note_late_fill(self:BotStops, u):
+    "A fill of a symbol whose exit was dropped: the snapshot taken then counted it already, so the stop keeper reads the broker again."
+    if u.order.symbol in self._reread: self._reread.discard(u.order.symbol); self._reread_due = True
+
+@patch
+async def _read_broker(self:BotStops):
+    self._reread_due = False
+    try: await self.refresh_account()
+    except Exception as e: self._fail("account after a dropped exit", e)   # the periodic refresh tries again
 
 @patch
 async def _adopt_stops(self:BotStops) -> list[str]:

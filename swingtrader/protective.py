@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .clock import UTC
 from .models import Order, OrderEvent, OrderRequest, OrderType, OrderUpdate, Side, Signal, SignalAction, TimeInForce
 from .stops import PROTECTIVE, ProtectiveStop, protective_key, is_protective_key, stop_price, min_move, worth_moving
-from .ledger import UNRESOLVED, OPEN_STATUSES
+from .ledger import UNRESOLVED, OPEN_STATUSES, INTENT_PENDING
 from .broker import OrderRejected, OrderNotFound
 from .executor import Executor
 from .indicators import atr as _atr
@@ -83,6 +83,9 @@ class ProtectiveStops:
         self.remainders: dict[str, Decimal] = {}      # symbol -> what a liquidating halt left held (reported once per quantity)
         self.adopt_tried: dict[str, datetime] = {}    # symbol -> when an adopted position's trail could not be opened (no bars)
         self.unadopted: dict[str, Decimal] = {}       # symbol -> an adopted position reported unprotected (once per quantity)
+        self._halt_wait: tuple|None = None            # (halt, monotonic seconds): since when a liquidating halt's trip is awaited
+        self._waived: tuple|None = None               # the halt (time, who, why) whose trip the keeper stopped waiting for
+        self.monotonic: Callable[[], float] = time.monotonic   # real seconds (the bounded wait on a trip); a test may replace it
     def __repr__(self): return f"ProtectiveStops({sorted(self.stops)}, uncertain={self.uncertain})"
 
     def _now(self) -> datetime:
@@ -110,11 +113,15 @@ class ProtectiveStops:
             else: q = cap
         return _whole(q)
 
-    def _other_sell(self, symbol:str) -> bool:
-        "Is a sell that is not a protective stop working or unresolved for `symbol` (an exit, a flatten)?"
-        if self.owner.exit_pending(symbol): return True
-        return any(o.side is Side.SELL and o.signal_id != PROTECTIVE
-                   for o in self.owner.ledger.orders((*OPEN_STATUSES, *UNRESOLVED), symbol=symbol))
+    def selling(self, symbol:str) -> Decimal|None:
+        """The shares of `symbol` that sells other than its protective stop still sell: working at the broker (an agent's
+        offer, a person's limit exit, the rest of an exit, a liquidation) or unknown there (`submit_unknown`: counted whole).
+        None while one is not at the broker yet (decided: its exit releases the stop next) or is for an amount of money."""
+        rows = [o for o in self.owner.ledger.orders((*OPEN_STATUSES, *UNRESOLVED), symbol=symbol)
+                if o.side is Side.SELL and o.signal_id != PROTECTIVE]
+        if any(o.qty is None or o.status == INTENT_PENDING for o in rows): return None
+        if not rows and self.owner.exit_pending(symbol): return None   # an exit the ledger does not show working: keep off
+        return sum((max(o.qty - o.filled_qty, Decimal(0)) for o in rows), Decimal(0))
 
 # %% ../nbs/55a_protective.ipynb #a4439f43
 @patch
@@ -142,9 +149,13 @@ def protect(self:ProtectiveStops, now:datetime|None=None,
         if qty <= 0: self._fraction(sym, ts is not None); continue      # under one share: reported (an adopted one too)
         if ts is None and ps is None: continue                        # no level yet (adopted: `unprotected` opens its trail first)
         self.fractions.pop(sym, None)
-        if self._other_sell(sym): continue                               # an exit, a liquidation still working: it sells
+        selling = self.selling(sym)                                      # other sells working for it (an exit, an offer, a liquidation)
+        if selling is None: continue                                     # one is on its way to the broker: its release comes first
+        if selling > 0:
+            qty = min(qty, _whole(t.held(sym) - selling))                # the stop covers what they leave, never more
+            if qty <= 0: continue                                        # they sell it all
         if hold is not None and hold(sym): continue                      # the caller's reason (a buy opposite it: a wash trade)
-        if liquidating: self._remainder(sym, qty)                        # the liquidation ended short: the rest is kept under a stop
+        if liquidating and selling == 0: self._remainder(sym, qty)       # the liquidation ended short: the rest is kept under a stop
         if ps is None: ps = self.stops[sym] = ProtectiveStop(sym, self._opened_at(sym))
         if ps.key is not None and ps.order_id is None: continue          # outcome unknown: reconcile first
         if ts is None and ps.order_id is None: continue                  # no code-side level to place a stop at
@@ -176,14 +187,41 @@ def _liquidating(self:ProtectiveStops) -> bool:
 
 @patch
 def _trip_done(self:ProtectiveStops) -> bool:
-    "Has the current halt's trip finished (its cancels and liquidation orders are in the ledger: its `kill_switch` event is)?"
+    """Has the current halt's trip finished (its cancels and liquidation orders are in the ledger: its `kill_switch` event is)?
+    Or has none come within `SWINGTRADER_BROKER_STOP_HALT_WAIT` real seconds (`_given_up`)?"""
     h = self.owner.ledger.halt_state()
     if h.at is not None and h.at == self._trip_seen: return True
-    if not (h.who or "").startswith("kill_switch:") or h.at is None: return False   # asked for, not tripped yet: its trip liquidates
+    if not (h.who or "").startswith("kill_switch:") or h.at is None: return self._given_up(h)   # asked for, not tripped yet: its trip liquidates
     at = datetime.fromisoformat(h.at)
-    if not any(datetime.fromisoformat(e["at"]) >= at for e in self.owner.ledger.events("kill_switch")): return False
+    if not any(datetime.fromisoformat(e["at"]) >= at for e in self.owner.ledger.events("kill_switch")): return self._given_up(h)
     self._trip_seen, self.remainders = h.at, {}      # a new trip: what it leaves is reported afresh
     return True
+
+@patch
+def _given_up(self:ProtectiveStops, h) -> bool: # the halt state (`Ledger.halt_state`) no trip has carried out yet
+    "Has the keeper waited `SWINGTRADER_BROKER_STOP_HALT_WAIT` real seconds for halt `h`'s trip? Then it stops waiting, and says so once."
+    key = (h.at, h.who, h.reason)                    # a trip writes the state again (who: kill_switch:...), even in the same second
+    if key == self._waived: return True
+    now, wait = self.monotonic(), float(getattr(getattr(self.owner, "settings", None), "broker_stop_halt_wait", 120.0))
+    if self._halt_wait is None or self._halt_wait[0] != key: self._halt_wait = (key, now)   # a new halt: the wait starts
+    if now - self._halt_wait[1] < wait: return False
+    self._waived, self.remainders = key, {}          # no trip: the stops go back (a trip later is a new halt, waited for again)
+    msg = (f"trading is halted ({h.reason or 'no reason given'}; by {h.who} at {h.at}) and a halt sells every position "
+           f"(SWINGTRADER_LIQUIDATE_ON_HALT), but no kill-switch trip has carried it out after {wait:g} s "
+           f"(SWINGTRADER_BROKER_STOP_HALT_WAIT): the protective stops go back on every held position so none stays unprotected. "
+           f"Still halted (no entries). To sell the positions: swingtrader flatten (it releases the stops first).")
+    self._alert("halt_not_carried_out", "critical", None, msg, who=h.who, reason=h.reason, halted_at=h.at, waited=wait)
+    return True
+
+@patch
+def halt_wait_left(self:ProtectiveStops) -> float|None:
+    "Real seconds until the keeper stops waiting for the current halt's trip (0: due now); None when it is not waiting."
+    if self._halt_wait is None or not self._liquidating(): return None
+    h = self.owner.ledger.halt_state()
+    key = (h.at, h.who, h.reason)
+    if key != self._halt_wait[0] or key == self._waived or h.at == self._trip_seen: return None   # another halt, given up, or tripped
+    wait = float(getattr(getattr(self.owner, "settings", None), "broker_stop_halt_wait", 120.0))
+    return max(0.0, wait - (self.monotonic() - self._halt_wait[1]))
 
 @patch
 def _alert(self:ProtectiveStops, kind:str, # the audit health record's name
@@ -343,7 +381,8 @@ def unprotected(self:ProtectiveStops, now:datetime|None=None) -> list[str]:
         if any(p.entry and p.symbol == sym for p in t.pending.values()): continue            # its entry's fill opens the trail
         tried = self.adopt_tried.get(sym)
         if tried is not None and now - tried < timeframe_delta(t.settings.timeframe): continue   # no bars lately: a bar later
-        if self._other_sell(sym): continue
+        selling = self.selling(sym)
+        if selling is None or t.held(sym) - selling < 1: continue                           # other sells sell it (all but a fraction)
         out.append(sym)
     return out
 
