@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from .indicators import compact
 from .models import OrderUpdate
 from .executor import Executor
 from .backtest_fast import CloseFillBroker, send
@@ -49,15 +48,12 @@ def _symbols(trader, tape, k0:int, j:int) -> tuple[dict, np.ndarray]:
         x.tix = np.flatnonzero(sym_run == s) + k0
         x.n = len(x.tix)
         loc[x.tix - k0] = np.arange(len(x.tix))
-        h, l = (np.asarray(v[x.tix], dtype=float) for v in (tape.h, tape.l))
-        x.ser = trader.strategy.series(x.name, h, l, tape.c[x.tix])
-        x.h, x.l = compact(h), compact(l)                       # compact; an item is a float
-        x.days, ends = _days(tape.close[x.tix])
-        c = np.asarray(x.ser.close)
-        base = trader.daily_base(x.name, _EPOCH + timedelta(days=int(x.days[0])))
+        x.h, x.l, c = (np.asarray(v[x.tix], dtype=float) for v in (tape.h, tape.l, tape.c))   # read by `.item`: Python floats
+        x.ser = trader.strategy.series(x.name, x.h, x.l, c)
+        x.days, ends = _days(tape.close[x.tix])                  # read by `.item`: Python ints
+        base = trader.daily_base(x.name, _EPOCH + timedelta(days=x.days.item(0)))
         x.dl = base + c[ends].tolist()                           # daily closes as each bar leaves them: dl[:ndx[i]]
-        x.ndx = (len(base) + np.r_[0, np.cumsum(ends)[:-1]]).tolist()
-        x.days = compact(x.days, "q")                                   # an item is an int (a day number)
+        x.ndx = len(base) + np.r_[0, np.cumsum(ends)[:-1]]
         x.seen, x.told, x.tn, x.sched = 0, -1, None, -1
         syms[s] = x
     return syms, loc
@@ -91,7 +87,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
 
     def tell(x, i):                                              # the trader's bookkeeping for x as after its bar i
         if i < 0 or i == x.told: return
-        n, dd = x.ndx[i], x.days[i]
+        n, dd = x.ndx.item(i), x.days.item(i)
         day = days.get(dd)
         if day is None: day = days[dd] = _EPOCH + timedelta(days=dd)
         trader.catch_up(x.name, day, x.ser.close[i], x.dl[:n] if n != x.tn else None)
@@ -161,8 +157,8 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
                     elif g > g0:
                         if prev is None: prev = held_at[g - g0 - 1].tolist()
                         tell(syms[h], prev[h])
-            intents = trader.step(x.name, T, x.h[i], x.l[i], x.ser.close[i])
-            x.seen, x.told, x.tn = i + 1, i, x.ndx[i]
+            intents = trader.step(x.name, T, x.h.item(i), x.l.item(i), x.ser.close[i])
+            x.seen, x.told, x.tn = i + 1, i, x.ndx.item(i)
             if intents:
                 if g != tg: tg, tn = g, to_ns(T)
                 if broker.synced_ns < tn or clock.now() < T: broker.advance_to(T)
