@@ -173,7 +173,8 @@ def _tape(self:Backtest):
     new = np.r_[True, self._close[1:] != self._close[:-1]] if len(self._close) else np.zeros(0, bool)   # sorted: a new time
     self._times_ns, self._g = self._close[new], np.cumsum(new) - 1     # as np.unique(close, return_inverse=True)
     self._times = list(pd.DatetimeIndex(self._times_ns, tz=UTC).to_pydatetime())
-    self.tape = SimpleNamespace(names=names, sym=self._sym, g=self._g, times=self._times, h=self._h, l=self._l, c=self._c, close=self._close)
+    self.tape = SimpleNamespace(names=names, sym=self._sym, g=self._g, times=self._times, h=self._h, l=self._l, c=self._c, close=self._close,
+                                positions=bt.positions)
 
 @patch
 def _sync(self:Backtest, t:datetime):

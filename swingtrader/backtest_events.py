@@ -43,9 +43,14 @@ def _symbols(trader, tape, k0:int, j:int) -> tuple[dict, np.ndarray]:
     sym_run = tape.sym[k0:j]
     loc = np.empty(j - k0, dtype=np.int64)
     syms = {}
-    for s in np.unique(sym_run).tolist():
+    at = getattr(tape, "positions", None)                       # each symbol's tape positions, made once (`BarTape.positions`)
+    for s in (range(len(tape.names)) if at is not None else np.unique(sym_run).tolist()):
         x = _Sym(); x.name = tape.names[s]
-        x.tix = np.flatnonzero(sym_run == s) + k0
+        if at is None: x.tix = np.flatnonzero(sym_run == s) + k0
+        else:
+            p = at()[s]
+            x.tix = p[np.searchsorted(p, k0):np.searchsorted(p, j)]
+            if not len(x.tix): continue                         # no bar in the run
         x.n = len(x.tix)
         loc[x.tix - k0] = np.arange(len(x.tix))
         x.h, x.l, c = (np.asarray(v[x.tix], dtype=float) for v in (tape.h, tape.l, tape.c))   # read by `.item`: Python floats

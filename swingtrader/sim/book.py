@@ -147,6 +147,7 @@ class BarTape:
         self.index = {s: i for i, s in enumerate(self.symbols)}   # symbol -> its number in `sym`
         self._closes = None                 # closing prices as a Python array: `closes`
         self._by_sym = None                 # symbol -> (its bars' close times, their tape positions) as Python lists: `by_symbol`
+        self._positions = None              # each symbol's tape positions (numpy): `positions`
 
     def __len__(self): return len(self.t)
 
@@ -193,13 +194,15 @@ class BarTape:
         self.pos = end
         return end - start
 
+    def positions(self) -> list[np.ndarray]:
+        "Each symbol's tape positions in time order, by its number in `sym` (numpy), made once."
+        if self._positions is None: self._positions = [np.flatnonzero(self.sym == i) for i in range(len(self.symbols))]
+        return self._positions
+
     def by_symbol(self) -> dict[str, tuple[array, array]]:
         "Each symbol's bars as (close times in ns, tape positions), in time order, made once: `bisect` finds a symbol's last bar by a time."
         if self._by_sym is None:
-            self._by_sym = {}
-            for i, s in enumerate(self.symbols):
-                ks = np.flatnonzero(self.sym == i)          # its positions, in tape (= time) order
-                self._by_sym[s] = (compact(self.close[ks], "q"), compact(ks, "q"))
+            self._by_sym = {s: (compact(self.close[ks], "q"), compact(ks, "q")) for s, ks in zip(self.symbols, self.positions())}
         return self._by_sym
 
     def last_bar(self, symbol:str, until_ns:int) -> int:
