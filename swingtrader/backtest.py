@@ -214,8 +214,6 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     if self.progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=j - k0, unit="bar", unit_scale=True, mininterval=0.5, desc="backtest")
-    starts = [k0] + (np.flatnonzero(np.diff(self._g[k0:j])) + 1 + k0).tolist()   # where each bar time's bars start
-    ends = starts[1:] + [j]
     led, T, nxt = self.ledger, None, k0
     db = led.db
     if self.book is not None: self.book.flush()                     # an earlier run's rows, lazy until now: an error below discards only this run's
@@ -233,6 +231,8 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
         if self.events and can_skip(trader, broker):                # only the bars where the trader can act (`backtest_events`)
             T = run_events(trader, broker, self.tape, k0, j, commit=commit if per_time else None, progress=bar)
         else:
+            starts = [k0] + (np.flatnonzero(np.diff(self._g[k0:j])) + 1 + k0).tolist()   # where each bar time's bars start
+            ends = starts[1:] + [j]
             s0 = 0
             while s0 < len(starts):                                  # blocks of whole bar times, ~_BLOCK bars each: Python
                 s1 = max(bisect.bisect_right(ends, starts[s0] + _BLOCK), s0 + 1)   # lists of one block at a time (memory)
@@ -355,17 +355,20 @@ def _equity(self:Backtest, fills:pd.DataFrame, known:tuple|None=None) -> pd.Data
         sign = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0)
         qs, ps = fills["qty"].tolist(), fills["price"].tolist()          # Decimals: their products exact, each made a float once
         q = np.array(qs, dtype=float) * sign
-        flow = -np.array([a * b for a, b in zip(qs, ps)], dtype=float) * sign - np.array(fills["commission"].tolist(), dtype=float)
+        cs = fills["commission"].tolist()
+        one = set(cs)                                                  # usually one commission (0): made a float once
+        com = np.full(len(cs), float(one.pop())) if len(one) == 1 else np.array(cs, dtype=float)
+        flow = -np.array([a * b for a, b in zip(qs, ps)], dtype=float) * sign - com
         ok = at < G
         sc = pd.Index(self.names).get_indexer(fills["symbol"])           # each fill's symbol's column (-1: not one of the run's)
         if (sc < 0).any(): sc = fills["symbol"].map(col).to_numpy()
         dpos = np.zeros((G, S)); np.add.at(dpos, (at[ok], sc[ok]), q[ok])
         dcash = np.zeros(G); np.add.at(dcash, at[ok], flow[ok])
-        pos, cash = np.cumsum(dpos, axis=0), float(self.initial_cash) + np.cumsum(dcash)
+        pos, cash = np.cumsum(dpos, axis=0, out=dpos), float(self.initial_cash) + np.cumsum(dcash)
         pos[np.abs(pos) < 1e-9] = 0.0
-    mv = pos * closes
+    mv = np.multiply(pos, closes, out=pos)                             # in place: one G x S array, not three more
     eq = cash + mv.sum(axis=1)
-    out = pd.DataFrame({"equity": eq, "cash": cash, "gross": np.abs(mv).sum(axis=1)}, index=pd.DatetimeIndex(upto, tz=UTC, name="time"))
+    out = pd.DataFrame({"equity": eq, "cash": cash, "gross": np.abs(mv, out=mv).sum(axis=1)}, index=pd.DatetimeIndex(upto, tz=UTC, name="time"))
     out["exposure"] = out["gross"] / out["equity"]
     out["drawdown"] = out["equity"] / out["equity"].cummax() - 1.0
     return out
