@@ -137,9 +137,11 @@ class BarTape:
         if parts:
             t = np.concatenate([df.index.as_unit("ns").asi8 if hasattr(df.index, "as_unit") else df.index.asi8 for _, df in parts])
             sym = np.concatenate([np.full(len(df), i, dtype=np.int32) for i, df in parts])
-            vals = np.concatenate([df[["open", "high", "low", "close", "volume"]].to_numpy(dtype=float) for _, df in parts])
             order = np.lexsort((sym, t))
-            self.t, self.sym, self.vals = t[order], sym[order], vals[order]
+            cols = np.empty((5, len(order)))        # column by column into tape order: one copy of the bars, no (bars x 5) in between
+            for k, c in enumerate(("open", "high", "low", "close", "volume")):
+                np.take(np.concatenate([df[c].to_numpy(dtype=float) for _, df in parts]), order, out=cols[k])
+            self.t, self.sym, self.vals = t[order], sym[order], cols.T   # vals[k]: bar k's (open, high, low, close, volume)
         else:
             self.t, self.sym, self.vals = np.empty(0, np.int64), np.empty(0, np.int32), np.empty((0, 5))
         self.close = self.t + self.bar_ns
