@@ -3788,6 +3788,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'swingtrader/sim/book.py'),
                                       'swingtrader.sim.book.BarTape.next_close_ns': ( 'sim_book.html#bartape.next_close_ns',
                                                                                       'swingtrader/sim/book.py'),
+                                      'swingtrader.sim.book.BarTape.positions': ( 'sim_book.html#bartape.positions',
+                                                                                  'swingtrader/sim/book.py'),
                                       'swingtrader.sim.book.BarTape.seek': ('sim_book.html#bartape.seek', 'swingtrader/sim/book.py'),
                                       'swingtrader.sim.book.Book': ('sim_book.html#book', 'swingtrader/sim/book.py'),
                                       'swingtrader.sim.book.Book.__init__': ('sim_book.html#book.__init__', 'swingtrader/sim/book.py'),

@@ -120,8 +120,7 @@ class Backtest:
         self.bars = frames
         self.universe = universe.loc[list(frames)] if universe is not None else _universe_for(frames)
         self.bar_ns = tf_min * 60 * 10**9
-        self._tape()
-        first = pd.Timestamp(self._t0[0], tz=UTC).to_pydatetime()
+        first = pd.Timestamp(min(int(df.index.as_unit("ns").asi8.min()) for df in frames.values()), tz=UTC).to_pydatetime()
         clock = SimClock(first, mode="fast")
         acct = s.account_type if s.account_type in ("cash", "margin") else "margin"
         opts = dict(fill_at=fill_at, bar_seconds=tf_min * 60, **engine_options)
@@ -133,6 +132,7 @@ class Backtest:
             self.broker = broker_cls(frames, self.universe, clock, cash=cash if cash is not None else s.sim_cash, account_type=acct,
                                     calendar=calendar, **opts)
         self.clock = clock
+        self._tape()                                 # the run's bars: the broker's tape, made once
         self.initial_cash = self.broker.initial_cash
         self.ledger = ledger if isinstance(ledger, Ledger) else RunLedger(ledger or ":memory:", clock=clock)
         # an in-memory ledger: the trader's orders, fills and positions in a `BacktestBook`, written when anything first reads or
@@ -159,20 +159,22 @@ class Backtest:
 
 # %% ../nbs/70_backtest.ipynb #1fe8d007
 from fastcore.basics import patch
+from .sim.book import BarTape
 
 @patch
 def _tape(self:Backtest):
-    names = list(self.bars)
-    t = np.concatenate([df.index.as_unit("ns").asi8 for df in self.bars.values()])
-    sym = np.concatenate([np.full(len(df), i, dtype=np.int32) for i, df in enumerate(self.bars.values())])
-    v = np.concatenate([df[["high", "low", "close"]].to_numpy(dtype=float) for df in self.bars.values()])
-    order = np.lexsort((sym, t))
-    self.names, self._t0, self._sym = names, t[order], sym[order]
-    self._h, self._l, self._c = v[order, 0], v[order, 1], v[order, 2]
-    self._close = self._t0 + self.bar_ns
-    self._times_ns, self._g = np.unique(self._close, return_inverse=True)
+    "The run's bars in time order (ties: symbol order) as columns, and their bar times: the broker's `BarTape` when it holds them."
+    names, tf_s = list(self.bars), self.bar_ns // 10**9
+    bt = getattr(self.broker, "tape", None)
+    if not (isinstance(bt, BarTape) and bt.symbols == names and bt.bar_ns == self.bar_ns and len(bt) == sum(map(len, self.bars.values()))):
+        bt = BarTape(self.bars, tf_s)                   # the same bars, in the same order
+    self.names, self._t0, self._sym, self._close = names, bt.t, bt.sym, bt.close
+    self._h, self._l, self._c = bt.vals[:, 1], bt.vals[:, 2], bt.vals[:, 3]   # views: open, HIGH, LOW, CLOSE, volume
+    new = np.r_[True, self._close[1:] != self._close[:-1]] if len(self._close) else np.zeros(0, bool)   # sorted: a new time
+    self._times_ns, self._g = self._close[new], np.cumsum(new) - 1     # as np.unique(close, return_inverse=True)
     self._times = list(pd.DatetimeIndex(self._times_ns, tz=UTC).to_pydatetime())
-    self.tape = SimpleNamespace(names=names, sym=self._sym, g=self._g, times=self._times, h=self._h, l=self._l, c=self._c, close=self._close)
+    self.tape = SimpleNamespace(names=names, sym=self._sym, g=self._g, times=self._times, h=self._h, l=self._l, c=self._c, close=self._close,
+                                positions=bt.positions)
 
 @patch
 def _sync(self:Backtest, t:datetime):
@@ -212,8 +214,6 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
     if self.progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=j - k0, unit="bar", unit_scale=True, mininterval=0.5, desc="backtest")
-    starts = [k0] + (np.flatnonzero(np.diff(self._g[k0:j])) + 1 + k0).tolist()   # where each bar time's bars start
-    ends = starts[1:] + [j]
     led, T, nxt = self.ledger, None, k0
     db = led.db
     if self.book is not None: self.book.flush()                     # an earlier run's rows, lazy until now: an error below discards only this run's
@@ -231,6 +231,8 @@ def run(self:Backtest, until:datetime|None=None, # stop after the bars closing a
         if self.events and can_skip(trader, broker):                # only the bars where the trader can act (`backtest_events`)
             T = run_events(trader, broker, self.tape, k0, j, commit=commit if per_time else None, progress=bar)
         else:
+            starts = [k0] + (np.flatnonzero(np.diff(self._g[k0:j])) + 1 + k0).tolist()   # where each bar time's bars start
+            ends = starts[1:] + [j]
             s0 = 0
             while s0 < len(starts):                                  # blocks of whole bar times, ~_BLOCK bars each: Python
                 s1 = max(bisect.bisect_right(ends, starts[s0] + _BLOCK), s0 + 1)   # lists of one block at a time (memory)
@@ -353,17 +355,20 @@ def _equity(self:Backtest, fills:pd.DataFrame, known:tuple|None=None) -> pd.Data
         sign = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0)
         qs, ps = fills["qty"].tolist(), fills["price"].tolist()          # Decimals: their products exact, each made a float once
         q = np.array(qs, dtype=float) * sign
-        flow = -np.array([a * b for a, b in zip(qs, ps)], dtype=float) * sign - np.array(fills["commission"].tolist(), dtype=float)
+        cs = fills["commission"].tolist()
+        one = set(cs)                                                  # usually one commission (0): made a float once
+        com = np.full(len(cs), float(one.pop())) if len(one) == 1 else np.array(cs, dtype=float)
+        flow = -np.array([a * b for a, b in zip(qs, ps)], dtype=float) * sign - com
         ok = at < G
         sc = pd.Index(self.names).get_indexer(fills["symbol"])           # each fill's symbol's column (-1: not one of the run's)
         if (sc < 0).any(): sc = fills["symbol"].map(col).to_numpy()
         dpos = np.zeros((G, S)); np.add.at(dpos, (at[ok], sc[ok]), q[ok])
         dcash = np.zeros(G); np.add.at(dcash, at[ok], flow[ok])
-        pos, cash = np.cumsum(dpos, axis=0), float(self.initial_cash) + np.cumsum(dcash)
+        pos, cash = np.cumsum(dpos, axis=0, out=dpos), float(self.initial_cash) + np.cumsum(dcash)
         pos[np.abs(pos) < 1e-9] = 0.0
-    mv = pos * closes
+    mv = np.multiply(pos, closes, out=pos)                             # in place: one G x S array, not three more
     eq = cash + mv.sum(axis=1)
-    out = pd.DataFrame({"equity": eq, "cash": cash, "gross": np.abs(mv).sum(axis=1)}, index=pd.DatetimeIndex(upto, tz=UTC, name="time"))
+    out = pd.DataFrame({"equity": eq, "cash": cash, "gross": np.abs(mv, out=mv).sum(axis=1)}, index=pd.DatetimeIndex(upto, tz=UTC, name="time"))
     out["exposure"] = out["gross"] / out["equity"]
     out["drawdown"] = out["equity"] / out["equity"].cummax() - 1.0
     return out

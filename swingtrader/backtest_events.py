@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from .indicators import compact
 from .models import OrderUpdate
 from .executor import Executor
 from .backtest_fast import CloseFillBroker, send
@@ -31,7 +30,7 @@ def can_skip(trader, broker) -> bool:
 # %% ../nbs/70b_backtest_events.ipynb #7849e893
 class _Sym:
     "One symbol's bars of the run: tape positions, the strategy's look-ahead series, days, and how far it was stepped."
-    __slots__ = ("name", "tix", "ser", "h", "l", "days", "dl", "ndx", "seen", "told", "tn", "sched")
+    __slots__ = ("name", "tix", "n", "ser", "h", "l", "days", "dl", "ndx", "seen", "told", "tn", "sched")
 
 def _days(close_ns:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Each bar's UTC day number, and where a day ends (bar i is the last of its day and another bar follows)."
@@ -44,19 +43,22 @@ def _symbols(trader, tape, k0:int, j:int) -> tuple[dict, np.ndarray]:
     sym_run = tape.sym[k0:j]
     loc = np.empty(j - k0, dtype=np.int64)
     syms = {}
-    for s in np.unique(sym_run).tolist():
+    at = getattr(tape, "positions", None)                       # each symbol's tape positions, made once (`BarTape.positions`)
+    for s in (range(len(tape.names)) if at is not None else np.unique(sym_run).tolist()):
         x = _Sym(); x.name = tape.names[s]
-        x.tix = np.flatnonzero(sym_run == s) + k0
+        if at is None: x.tix = np.flatnonzero(sym_run == s) + k0
+        else:
+            p = at()[s]
+            x.tix = p[np.searchsorted(p, k0):np.searchsorted(p, j)]
+            if not len(x.tix): continue                         # no bar in the run
+        x.n = len(x.tix)
         loc[x.tix - k0] = np.arange(len(x.tix))
-        h, l = (np.asarray(v[x.tix], dtype=float) for v in (tape.h, tape.l))
-        x.ser = trader.strategy.series(x.name, h, l, tape.c[x.tix])
-        x.h, x.l = compact(h), compact(l)                       # compact; an item is a float
-        x.days, ends = _days(tape.close[x.tix])
-        c = np.asarray(x.ser.close)
-        base = trader.daily_base(x.name, _EPOCH + timedelta(days=int(x.days[0])))
+        x.h, x.l, c = (np.asarray(v[x.tix], dtype=float) for v in (tape.h, tape.l, tape.c))   # read by `.item`: Python floats
+        x.ser = trader.strategy.series(x.name, x.h, x.l, c)
+        x.days, ends = _days(tape.close[x.tix])                  # read by `.item`: Python ints
+        base = trader.daily_base(x.name, _EPOCH + timedelta(days=x.days.item(0)))
         x.dl = base + c[ends].tolist()                           # daily closes as each bar leaves them: dl[:ndx[i]]
-        x.ndx = (len(base) + np.r_[0, np.cumsum(ends)[:-1]]).tolist()
-        x.days = compact(x.days, "q")                                   # an item is an int (a day number)
+        x.ndx = len(base) + np.r_[0, np.cumsum(ends)[:-1]]
         x.seen, x.told, x.tn, x.sched = 0, -1, None, -1
         syms[s] = x
     return syms, loc
@@ -71,7 +73,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
     strat, pending, stops, clock = trader.strategy, trader.pending, trader.stops, broker.clock
     names, SYM, G, times = tape.names, tape.sym, tape.g, tape.times
     ex = Executor(trader, broker)
-    submit = (lambda it: send(trader, broker, ex, it)) if isinstance(broker, CloseFillBroker) else ex.submit
+    fast = isinstance(broker, CloseFillBroker)                   # its orders go by `send`; others through the executor
     syms, loc = _symbols(trader, tape, k0, j)
     sym_run = SYM[k0:j]
     ups = [x.tix[x.ser.up] for x in syms.values()]
@@ -90,7 +92,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
 
     def tell(x, i):                                              # the trader's bookkeeping for x as after its bar i
         if i < 0 or i == x.told: return
-        n, dd = x.ndx[i], x.days[i]
+        n, dd = x.ndx.item(i), x.days.item(i)
         day = days.get(dd)
         if day is None: day = days[dd] = _EPOCH + timedelta(days=dd)
         trader.catch_up(x.name, day, x.ser.close[i], x.dl[:n] if n != x.tn else None)
@@ -103,12 +105,12 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
 
     def plan(s):                                                 # the next bar where held symbol s can exit
         x = syms.get(s)
-        if x is None or x.seen >= len(x.tix) or not strat.is_long(x.name): return
+        if x is None or x.seen >= x.n or not strat.is_long(x.name): return
         if stops is not None and x.name in stops.stops: nx = x.seen
         else:
             nx = strat.next_exit(x.name, x.ser, x.seen)
             if nx is None: return
-        k = int(x.tix[nx])
+        k = x.tix.item(nx)
         if k != x.sched: x.sched = k; heapq.heappush(heap, k)
 
     def replan():                                                # symbols whose orders moved: their next exit bar
@@ -126,6 +128,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
 
     for s in syms: plan(s)                                       # positions held when the run starts
     g_done, last_k, last_g = g0 - 1, -1, int(G[j - 1])
+    tg = tn = None                                               # the bar time of the last orders, and it in ns
     # The objects made before the run (bars, tape, series: millions) are set aside from the cyclic garbage collector
     # while it runs: its full passes would walk them all again and again and never find garbage among them. Only when
     # nothing was set aside already (a caller's own `gc.freeze` stays as it is); they rejoin the collector afterwards.
@@ -133,7 +136,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
     if freeze: gc.freeze()
     try:
         while heap:
-            k = heap[0]; g = int(G[k])
+            k = heap[0]; g = G.item(k)
             if g > g_done:                                       # a new bar time: the ones before it are done
                 if commit is not None and g_done >= g0: commit()
                 if pending: g_done += 1; advance(g_done); continue   # may plan an exit before k: look again
@@ -141,11 +144,13 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
             heapq.heappop(heap)
             if k == last_k: continue
             last_k = k
-            s = int(SYM[k])
-            x, i = syms[s], int(loc[k - k0])
+            s = SYM.item(k)
+            x, i = syms[s], loc.item(k - k0)
             if i < x.seen: continue
             T = times[g]
-            bring(x, i)
+            if i > x.seen:                                       # bring(x, i)
+                strat.seek(x.name, x.ser, i, x.seen); x.seen = i
+                tell(x, i - 1)
             if not strat.is_long(x.name):                        # an entry may be judged: value the positions as the loop would
                 row = prev = None
                 for name, p in trader.positions.items():
@@ -157,12 +162,17 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
                     elif g > g0:
                         if prev is None: prev = held_at[g - g0 - 1].tolist()
                         tell(syms[h], prev[h])
-            intents = trader.step(x.name, T, x.h[i], x.l[i], x.ser.close[i])
-            x.seen, x.told, x.tn = i + 1, i, x.ndx[i]
+            intents = trader.step(x.name, T, x.h.item(i), x.l.item(i), x.ser.close[i])
+            x.seen, x.told, x.tn = i + 1, i, x.ndx.item(i)
             if intents:
-                if broker.synced_ns < to_ns(T) or clock.now() < T: broker.advance_to(T)
-                for it in intents: submit(it)
-            touched.add(x.name); replan()
+                if g != tg: tg, tn = g, to_ns(T)
+                if broker.synced_ns < tn or clock.now() < T: broker.advance_to(T)
+                if fast:
+                    for it in intents: send(trader, broker, ex, it)
+                else:
+                    for it in intents: ex.submit(it)
+            touched.discard(x.name); plan(s)                     # its next exit; then any other symbol whose orders moved
+            if touched: replan()
             if progress is not None and k - k0 - progress.n >= 8192: progress.update(k - k0 - progress.n)
         while pending and g_done < last_g:                       # orders still working after the last event
             if commit is not None and g_done >= g0: commit()

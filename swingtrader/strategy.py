@@ -323,8 +323,8 @@ def series(self:MacdSwing, symbol:str, high, low, close) -> SimpleNamespace:
     n0 = s.n if warm else 0
     pm, ps = np.r_[s.pm if warm else np.nan, m[:-1]], np.r_[s.ps if warm else np.nan, g[:-1]]
     up = (np.arange(n0 + 1, n0 + len(c) + 1) > p.warmup) & (pm <= ps) & (m > g) & (c > et)
-    f = compact                                            # 8 bytes a value (an item is a float), 1 a flag; one copy
-    return SimpleNamespace(n0=n0, ef=f(ef), es=f(es), g=f(g), et=f(et), atr=f(atr), up=np.flatnonzero(up),
+    f = compact                                            # read bar by bar (`next_exit`): 8 bytes a value (an item is a float), 1 a flag
+    return SimpleNamespace(n0=n0, ef=ef, es=es, g=g, et=et, atr=atr, up=np.flatnonzero(up),   # read at `seek` only: numpy, no copy
                            close=f(c), katr=f(self._k * atr), down=((pm >= ps) & (m < g)).tobytes())
 
 @patch
@@ -336,7 +336,7 @@ def seek(self:MacdSwing, symbol:str, ser:SimpleNamespace, # `series` of a run of
     s = self.symbols.get(symbol)
     if s is None: s = self.symbols[symbol] = SymbolState()
     k = i - 1
-    s.n, s.ef, s.es, s.eg, s.et, s.atr = ser.n0 + i, ser.ef[k], ser.es[k], ser.g[k], ser.et[k], ser.atr[k]
+    s.n, s.ef, s.es, s.eg, s.et, s.atr = ser.n0 + i, ser.ef.item(k), ser.es.item(k), ser.g.item(k), ser.et.item(k), ser.atr.item(k)
     s.pc, s.pm, s.ps = ser.close[k], s.ef - s.es, s.eg
     if s.long:
         top = max(ser.close[since:i])

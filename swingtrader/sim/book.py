@@ -137,9 +137,11 @@ class BarTape:
         if parts:
             t = np.concatenate([df.index.as_unit("ns").asi8 if hasattr(df.index, "as_unit") else df.index.asi8 for _, df in parts])
             sym = np.concatenate([np.full(len(df), i, dtype=np.int32) for i, df in parts])
-            vals = np.concatenate([df[["open", "high", "low", "close", "volume"]].to_numpy(dtype=float) for _, df in parts])
             order = np.lexsort((sym, t))
-            self.t, self.sym, self.vals = t[order], sym[order], vals[order]
+            cols = np.empty((5, len(order)))        # column by column into tape order: one copy of the bars, no (bars x 5) in between
+            for k, c in enumerate(("open", "high", "low", "close", "volume")):
+                np.take(np.concatenate([df[c].to_numpy(dtype=float) for _, df in parts]), order, out=cols[k])
+            self.t, self.sym, self.vals = t[order], sym[order], cols.T   # vals[k]: bar k's (open, high, low, close, volume)
         else:
             self.t, self.sym, self.vals = np.empty(0, np.int64), np.empty(0, np.int32), np.empty((0, 5))
         self.close = self.t + self.bar_ns
@@ -147,6 +149,7 @@ class BarTape:
         self.index = {s: i for i, s in enumerate(self.symbols)}   # symbol -> its number in `sym`
         self._closes = None                 # closing prices as a Python array: `closes`
         self._by_sym = None                 # symbol -> (its bars' close times, their tape positions) as Python lists: `by_symbol`
+        self._positions = None              # each symbol's tape positions (numpy): `positions`
 
     def __len__(self): return len(self.t)
 
@@ -193,13 +196,15 @@ class BarTape:
         self.pos = end
         return end - start
 
+    def positions(self) -> list[np.ndarray]:
+        "Each symbol's tape positions in time order, by its number in `sym` (numpy), made once."
+        if self._positions is None: self._positions = [np.flatnonzero(self.sym == i) for i in range(len(self.symbols))]
+        return self._positions
+
     def by_symbol(self) -> dict[str, tuple[array, array]]:
         "Each symbol's bars as (close times in ns, tape positions), in time order, made once: `bisect` finds a symbol's last bar by a time."
         if self._by_sym is None:
-            self._by_sym = {}
-            for i, s in enumerate(self.symbols):
-                ks = np.flatnonzero(self.sym == i)          # its positions, in tape (= time) order
-                self._by_sym[s] = (compact(self.close[ks], "q"), compact(ks, "q"))
+            self._by_sym = {s: (compact(self.close[ks], "q"), compact(ks, "q")) for s, ks in zip(self.symbols, self.positions())}
         return self._by_sym
 
     def last_bar(self, symbol:str, until_ns:int) -> int:
