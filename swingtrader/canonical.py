@@ -11,6 +11,8 @@ import pandas as pd
 from .config import Settings
 from .models import Account, OrderUpdate, Side
 from .backtest import Backtest
+from .backtest_fast import CloseFillBroker
+from .sim.account import to_ns
 
 _ZERO = Decimal(0)
 
@@ -42,19 +44,35 @@ class CanonicalBacktest(Backtest):
         g, inf = self.trader.guard, Decimal("Infinity")
         g.daily_loss_halt = g.sector_cap = g.correlated_cap = inf    # the canonical rules have no loss halt and no portfolio caps
         self.trader.strategy.entries_until = self._times[-1]        # no entry on the data's last bar
+        b = self.broker
+        if isinstance(b, CloseFillBroker) and not b.account_state.count_day_trades:
+            b.keep_start = True                     # the slice's account as of its start, even when first asked after a fill in it …
+            self.trader.exit_hook = self._to_slice  # … so an exit, whose rules read no balance, does not ask (`BrokerView.context`)
 
     def _snapshot(self):
         "The account as of the slice's start: equity fixed, cash less the slice's purchases (sales not refunded)."
         t = self.trader.last_time
-        if self._slice is None or self._slice[0] != t:            # the slice's first decision: the broker's snapshot, once
-            self._slice, self._spent = (t, *super()._snapshot()), Decimal(0)
+        if self._slice is None or self._slice[0] != t:            # the slice's first account: the broker's, once
+            b = self.broker
+            if isinstance(b, CloseFillBroker) and b.keep_start:   # equity and cash only, as the slice started (`start_values`)
+                self._to_slice()
+                a = b.account_state
+                a0 = (a.account_id, *b.start_values(), a.account_type, None, "USD")   # (as `SimAccount.snapshot`: no day trades counted, see `__init__`)
+            else:
+                x = super()._snapshot()[0]
+                a0 = (x.account_id, x.equity, x.cash, x.account_type, x.day_trade_count, x.currency)
+            self._slice, self._spent = (t, a0), Decimal(0)
         sl, spent, last = self._slice, self._spent, self._last
         if last is None or last[0] is not sl or last[1] is not spent:   # a new slice, or a purchase since: the account anew
-            a0 = sl[1]
-            left = a0.cash - spent
-            last = self._last = (sl, spent, Account(a0.account_id, a0.equity, left, left, max(left, _ZERO), a0.account_type,
-                                                    a0.day_trade_count, a0.currency))
-        return last[2], sl[2]
+            aid, equity, cash, kind, dtc, cur = sl[1]
+            left = cash - spent
+            last = self._last = (sl, spent, Account(aid, equity, left, left, max(left, _ZERO), kind, dtc, cur))
+        return last[2], None                                       # positions: the trader's fill-tracked view (`Backtest._snapshot`)
+
+    def _to_slice(self):
+        "The broker moved to the slice's time, as asking for its account does (`Backtest._snapshot`; an exit's `exit_hook`)."
+        b, t = self.broker, self.trader.last_time
+        if b.synced_ns < to_ns(t) or self.clock.now() < t: b.advance_to(t)
 
     def _on_event(self, ev):
         f = ev.fill if isinstance(ev, OrderUpdate) else None
