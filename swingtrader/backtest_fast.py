@@ -30,8 +30,7 @@ _AVG, _NANO, _CENT = Decimal("0.0001"), Decimal("1e-9"), Decimal("0.01")
 class CloseFillBroker(SimBroker):
     "A `SimBroker` for close-mode backtests: a market order the engine would fill at once is booked directly (`fill_now`)."
     fast_fills = 0                                                  # orders booked by `fill_now`
-    keep_start = False    # keep the balances as of the start of each synced time (`start_values`): for a trader that may ask after a fill at it
-    _start = None         # (synced ns, fills booked by then, cash, `SimAccount.holdings`) at the start of that time (`keep_start`)
+    _start = None         # (synced ns, fills booked by then, cash, `SimAccount.holdings`): the balances `note_start` kept
 
     def __init__(self, *args, **kwargs): # as `SimBroker`
         super().__init__(*args, **kwargs)
@@ -52,7 +51,6 @@ class CloseFillBroker(SimBroker):
             e.on_time(now)                                         # proceeds due by now settle (no order is open to expire)
             e.account_changed = False                              # nobody to tell: no account updates
             self._synced_ns = now
-            if self.keep_start: self._note_start()
         return []                                                  # what `sync` would dispatch: no order, no bar, no balance
 
     def sync(self) -> list:
@@ -60,22 +58,21 @@ class CloseFillBroker(SimBroker):
         with self._lock:
             out = super().sync()
             self._fed_ns = self._synced_ns
-            if self.keep_start: self._note_start()
             return out
 
-    def _note_start(self):
-        "The balances as `synced_ns` starts (kept once per time: a later sync at it may come after fills at it)."
+    def note_start(self):
+        "Keep the balances now as those `synced_ns` started with (`start_values`): call it before the first fill at that time (the first call at a time counts)."
         st, now, n = self._start, self._synced_ns, self.engine.n_fills
         if st is None or st[0] != now:
             a = self.account_state                                 # cash and positions move only with a fill: no fill, the same holdings
             self._start = (now, n, a.cash, st[3] if st is not None and st[1] == n else a.holdings())
 
     def start_values(self) -> tuple[Decimal, Decimal]:
-        "(equity, cash) as `snapshot` gives them before any fill booked at `synced_ns` (with `keep_start`; else: now), at the marks of `synced_ns`."
+        "(equity, cash) as `snapshot` gave them before the fills booked at `synced_ns` since `note_start` (none: now), at the marks of `synced_ns`."
         with self._lock:
             a, st = self.account_state, self._start
             self._bring_held()
-            if st is None or st[0] != self._synced_ns or st[1] == self.engine.n_fills:   # no fill since the time started: the balances now
+            if st is None or st[0] != self._synced_ns or st[1] == self.engine.n_fills:   # no fill since: the balances now
                 cash = a.cash
                 return cash + a.value_held(), cash
             held = st[3]
