@@ -30,6 +30,7 @@ _AVG, _NANO, _CENT = Decimal("0.0001"), Decimal("1e-9"), Decimal("0.01")
 class CloseFillBroker(SimBroker):
     "A `SimBroker` for close-mode backtests: a market order the engine would fill at once is booked directly (`fill_now`)."
     fast_fills = 0                                                  # orders booked by `fill_now`
+    _start = None         # (synced ns, fills booked by then, cash, `SimAccount.holdings`): the balances `note_start` kept
 
     def __init__(self, *args, **kwargs): # as `SimBroker`
         super().__init__(*args, **kwargs)
@@ -59,6 +60,25 @@ class CloseFillBroker(SimBroker):
             self._fed_ns = self._synced_ns
             return out
 
+    def note_start(self):
+        "Keep the balances now as those `synced_ns` started with (`start_values`): call it before the first fill at that time (the first call at a time counts)."
+        st, now, n = self._start, self._synced_ns, self.engine.n_fills
+        if st is None or st[0] != now:
+            a = self.account_state                                 # cash and positions move only with a fill: no fill, the same holdings
+            self._start = (now, n, a.cash, st[3] if st is not None and st[1] == n else a.holdings())
+
+    def start_values(self) -> tuple[Decimal, Decimal]:
+        "(equity, cash) as `snapshot` gave them before the fills booked at `synced_ns` since `note_start` (none: now), at the marks of `synced_ns`."
+        with self._lock:
+            a, st = self.account_state, self._start
+            self._bring_held()
+            if st is None or st[0] != self._synced_ns or st[1] == self.engine.n_fills:   # no fill since: the balances now
+                cash = a.cash
+                return cash + a.value_held(), cash
+            held = st[3]
+            self._bring_marks([h[0] for h in held])              # (a symbol sold since: brought up by its sale already)
+            return st[2] + a.value_held(held), st[2]
+
     @property
     def behind(self) -> bool:
         "True when the engine has not been fed every bar closed by `synced_ns` yet (`sync` does)."
@@ -81,12 +101,18 @@ class CloseFillBroker(SimBroker):
         "The marks of every symbol held (equity, buying power), once per time: a position opened since was filled at a book brought up."
         now = self._synced_ns
         if now != self._held_ns and now > self._fed_ns:
-            tape, brought, marks = self.tape, self._brought, self.account_state.marks
-            last, closes = tape.last_bar, tape.closes()
-            for s in self.account_state.positions:               # the mark `_bring` would set (its book: when an order reads it)
-                k = last(s, now)
-                if k >= 0 and brought.get(s) != k: marks[s] = closes[k]
+            self._bring_marks(self.account_state.positions)
             self._held_ns = now
+
+    def _bring_marks(self, symbols):
+        "The marks of `symbols` as the engine has them after every bar closed by `synced_ns`."
+        now = self._synced_ns
+        if now <= self._fed_ns: return                           # fed every bar: the engine's marks are those
+        tape, brought, marks = self.tape, self._brought, self.account_state.marks
+        last, closes = tape.last_bar, tape.closes()
+        for s in symbols:                                        # the mark `_bring` would set (its book: when an order reads it)
+            k = last(s, now)
+            if k >= 0 and brought.get(s) != k: marks[s] = closes[k]
 
     def _snapshot(self, now_ns:int) -> Account:
         self._bring_held()

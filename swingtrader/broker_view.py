@@ -39,6 +39,9 @@ class BrokerView:
         self._marks: dict[str, tuple] = {}               # symbol -> (last close, position, its Decimal, the position marked at it)
         self._halt_of: tuple = (None, None)              # (ledger, its bound halt_state)
         self._day_of: tuple|None = None                  # (start, end, day): the trading day of the last context and its span (UTC)
+        self.exit_hook: Callable[[], None]|None = None   # set: an exit's context calls it instead of asking `account_provider` (whose account
+                                                         # must then be the same whenever it is asked at a decision time); it brings along
+                                                         # what asking would (a backtest's broker moved to the decision time)
 
 # %% ../nbs/55b_broker_view.ipynb #ee5a7978
 @patch
@@ -161,12 +164,15 @@ def context(self:BrokerView, symbol:str, # the signal's symbol
             at:datetime, # the decision time
             full:bool=True) -> RiskContext: # False: only `symbol`'s position, price, sector and returns (all an exit is judged on)
     "The `RiskContext` for a decision on `symbol` at `at`; sectors and returns are looked up when a rule reads them."
-    acct = self._account_view()
     d = self._day_of
     if at.utcoffset() is None: day = trading_day(at)          # a naive time: as `trading_day` reads it
     else:
         if d is None or not d[0] <= at < d[1]: d = self._day_of = _day_span(at)
         day = d[2]
+    acct, m = self.account, self._pl_marks
+    if full or self.exit_hook is None or acct is None or m.get("day", (None,))[0] != day or "week" not in m:
+        acct = self._account_view()
+    else: self.exit_hook()               # an exit with the day's P&L marks set: the view's account, as it is
     prices, positions, mark = {}, [], self._mark
     if full:
         syms = {symbol}

@@ -4,6 +4,7 @@
 
 # %% ../nbs/72_canonical.ipynb #fb32224b
 from __future__ import annotations
+from datetime import datetime
 from decimal import Decimal
 
 import pandas as pd
@@ -11,6 +12,8 @@ import pandas as pd
 from .config import Settings
 from .models import Account, OrderUpdate, Side
 from .backtest import Backtest
+from .backtest_fast import CloseFillBroker
+from .sim.account import to_ns
 
 _ZERO = Decimal(0)
 
@@ -36,25 +39,50 @@ class CanonicalBacktest(Backtest):
                  fast:bool=True, # the backtest's fast order path (same results; False: executor and matching engine for every order)
                  events:bool=True): # step only the bars where the trader can act (same results; False: every bar)
         self._slice, self._spent, self._last = None, Decimal(0), None   # _last: (slice, spent, the account they give)
+        self._starts, self._t_ns = False, (None, 0)   # the slice's account from `start_values`; the last slice time and its ns
         super().__init__(bars, canonical_settings(settings), universe=universe, start=start, end=end, fill_at="close", cash=cash,
                          ledger=ledger, stops=False, kill_switch=False, progress=progress, calendar=calendar,
                          fast=fast, events=events)
         g, inf = self.trader.guard, Decimal("Infinity")
         g.daily_loss_halt = g.sector_cap = g.correlated_cap = inf    # the canonical rules have no loss halt and no portfolio caps
         self.trader.strategy.entries_until = self._times[-1]        # no entry on the data's last bar
+        b = self.broker
+        if isinstance(b, CloseFillBroker) and not b.account_state.count_day_trades:
+            self._starts = True                       # the slice's account as of its start, even when first asked after a fill in it …
+            self.trader.exit_hook = self._exit_hook   # … so an exit, whose rules read no balance, does not ask (`BrokerView.context`)
 
     def _snapshot(self):
         "The account as of the slice's start: equity fixed, cash less the slice's purchases (sales not refunded)."
         t = self.trader.last_time
-        if self._slice is None or self._slice[0] != t:            # the slice's first decision: the broker's snapshot, once
-            self._slice, self._spent = (t, *super()._snapshot()), Decimal(0)
+        if self._slice is None or self._slice[0] != t:            # the slice's first account: the broker's, once
+            b = self.broker
+            if self._starts:                                       # equity and cash only, as the slice started (`start_values`)
+                self._to_slice()
+                a = b.account_state
+                a0 = (a.account_id, *b.start_values(), a.account_type, None, "USD")   # (as `SimAccount.snapshot`: no day trades counted, see `__init__`)
+            else:
+                x = super()._snapshot()[0]
+                a0 = (x.account_id, x.equity, x.cash, x.account_type, x.day_trade_count, x.currency)
+            self._slice, self._spent = (t, a0), Decimal(0)
         sl, spent, last = self._slice, self._spent, self._last
         if last is None or last[0] is not sl or last[1] is not spent:   # a new slice, or a purchase since: the account anew
-            a0 = sl[1]
-            left = a0.cash - spent
-            last = self._last = (sl, spent, Account(a0.account_id, a0.equity, left, left, max(left, _ZERO), a0.account_type,
-                                                    a0.day_trade_count, a0.currency))
-        return last[2], sl[2]
+            aid, equity, cash, kind, dtc, cur = sl[1]
+            left = cash - spent
+            last = self._last = (sl, spent, Account(aid, equity, left, left, max(left, _ZERO), kind, dtc, cur))
+        return last[2], None                                       # positions: the trader's fill-tracked view (`Backtest._snapshot`)
+
+    def _to_slice(self) -> datetime:
+        "The broker moved to the slice's time, as asking for its account does (`Backtest._snapshot`); the time."
+        b, t = self.broker, self.trader.last_time
+        tn = self._t_ns
+        if tn[0] is not t: tn = self._t_ns = (t, to_ns(t))
+        if b.synced_ns < tn[1] or self.clock.now() < t: b.advance_to(t)
+        return t
+
+    def _exit_hook(self):
+        "An exit's `BrokerView.exit_hook`: the broker at the slice's time, its balances kept before the exit's fill while the slice has no account yet."
+        t = self._to_slice()
+        if self._slice is None or self._slice[0] != t: self.broker.note_start()
 
     def _on_event(self, ev):
         f = ev.fill if isinstance(ev, OrderUpdate) else None

@@ -166,6 +166,25 @@ def _values(self:SimAccount) -> tuple[Decimal, Decimal]:
         mv += v; gx += abs(v)
     return mv, gx
 
+@patch
+def holdings(self:SimAccount) -> list[tuple]:
+    "What is held now as (symbol, qty, avg) triples, in the positions' order (`value_held` values them later)."
+    return [(s, p.qty, p.avg) for s, p in self.positions.items()]
+
+@patch
+def value_held(self:SimAccount, held:list|None=None) -> Decimal:
+    "The market value as `_values` adds it up, at the marks now: of the positions now, or of `held` (`holdings` of an earlier moment)."
+    mv, marks, known = _ZERO, self.marks, _DEC4.get
+    if held is None:
+        for s, p in self.positions.items():
+            m = marks.get(s)
+            mv += p.qty * (p.avg if m is None else known(m) or to_dec(m))
+    else:
+        for s, q, avg in held:
+            m = marks.get(s)
+            mv += q * (avg if m is None else known(m) or to_dec(m))
+    return mv
+
 @patch(as_prop=True)
 def market_value(self:SimAccount) -> Decimal: return sum((p.qty * self.mark(s) for s, p in self.positions.items()), _ZERO)
 @patch(as_prop=True)
