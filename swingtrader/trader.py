@@ -285,6 +285,7 @@ def submit(self:Trader, intent:Intent, broker) -> Order|None:
 
 # %% ../nbs/55_trader.ipynb #b856d7b2
 Trader._iso_at = (None, "")      # the last UTC time `_iso` formatted, and its text (each trader sets its own)
+_FINAL = frozenset(s for s in OrderStatus if s.is_terminal)   # `OrderStatus.is_terminal`, as a set
 
 @patch
 def _iso(self:Trader, t:datetime) -> str:
@@ -332,7 +333,7 @@ def on_update(self:Trader, u:OrderUpdate):
             else: closed = self._reduced(f, p, PROTECTIVE if prot else None)
     if closed and self.kill_switch is not None and self.account is not None:   # after the commit: a trip may call the broker
         self.kill_switch.check(self.account.equity, losing_streak=self.losing_streak)
-    if p is not None and o.status.is_terminal:
+    if p is not None and o.status in _FINAL:
         if self.audit is not None and o.status is not OrderStatus.FILLED:
             self.audit.cancel(o, self.broker_name, reason=o.reject_reason or o.status.value)
         self.close_intent(o.client_key, o.filled_qty)
