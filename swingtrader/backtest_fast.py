@@ -157,11 +157,12 @@ class CloseFillBroker(SimBroker):
             tn = to_ns(t)
             if tn > self._synced_ns: self.sync()                      # as `submit` does: every bar closed by now first
             self._seen, self._seen_ns = t, tn
-        self._bring(sym)
+        now = self._synced_ns
+        if now > self._fed_ns and not (now == self._bring_ns and sym == self._bring_sym): self._bring(sym)   # (`_bring`'s own test, inline)
         b = e.books[sym]
         if b.last_close is None: return None
-        now = self._synced_ns
-        opened = self._when(now)[4]
+        w = self._at
+        opened = (w if w[0] == now else self._when(now))[4]
         if opened is not None:
             if b.last_end <= opened: return None                      # no bar of this session yet: the order would rest
         elif e.at_bell(sym, now) < 0: return None                     # outside hours: queued or rejected by the engine
@@ -205,7 +206,8 @@ class CloseFillBroker(SimBroker):
     def _book(self, req, b, qty:Decimal) -> Order:
         "`fill_now` once `req`'s book `b` is brought up and its `qty` is known."
         e, now, sym, side, key = self.engine, self._synced_ns, req.symbol, req.side, req.client_key
-        _, t, session, settle_ns, _ = self._when(now)
+        w = self._at
+        _, t, session, settle_ns, _ = w if w[0] == now else self._when(now)
         if settle_ns is None: settle_ns = int(e.sessions.opens[session + 1])   # (past the calendar: its IndexError)
         e.n_orders += 1
         oid = f"sim-{e.n_orders:08d}"
@@ -381,8 +383,10 @@ def record_submitted(self:BacktestBook, client_key:str, order:Order) -> LedgerOr
 def note_submitted(self:BacktestBook, client_key:str, order:Order):
     "`record_submitted` without building the row's `LedgerOrder` (the backtest's shortcut does not read it)."
     r = self._rows.get(client_key)
-    if r is not None: self._log.append((r, order, None, self._at()))
-    else: self.record_submitted(client_key, order)
+    if r is None: self.record_submitted(client_key, order); return
+    lg, now = self._log, self.ledger.clock.now()
+    if lg and (e := lg[-1])[1] is order and e[0] is r and e[3] is now: return   # this very order was just noted at this time (its fill): again changes nothing
+    lg.append((r, order, None, now))
 
 @patch
 def _position(self:BacktestBook, sym:str) -> tuple:
