@@ -172,7 +172,7 @@ class CloseFillBroker(SimBroker):
             if qty is None: return None                               # a notional order not filled in one go
         elif req.side is Side.SELL and self._sell_passes(req): return b, qty
         if now != self._held_ns: self._bring_held()
-        if not market_buy_passes(e, req, now):                        # (True: `check_order` would say so)
+        if not market_buy_passes(e, req, now, open_now=True):         # (True: `check_order` would say so; its hours: as checked above)
             try: check_order(e, req, now, _NORMAL)
             except Reject: return None                                # the engine rejects it: let it say so
         return b, qty

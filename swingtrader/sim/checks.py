@@ -72,13 +72,15 @@ def check_order(engine, # a MatchingEngine
     return est, res_share, cost
 
 def market_buy_passes(engine, # a MatchingEngine with normal fills
-                      req:OrderRequest, now_ns:int) -> bool:
+                      req:OrderRequest, now_ns:int,
+                      open_now:bool=False) -> bool: # the caller found the session open at `now_ns`, or `req.symbol` at its closing bell
     "True when `check_order` surely accepts `req`, a market buy of `qty` shares, with its cost bounded from above (`buy_price_bound`); False: ask `check_order`."
     if (req.side is not Side.BUY or req.type is not OrderType.MARKET or req.qty is None or req.notional is not None
             or req.limit_price is not None or req.stop_price is not None): return False
     asset = engine.assets.get(req.symbol)
     if asset is None or not asset.tradable: return False
-    if not engine.config.queue_market_outside_rth and not engine.sessions.is_open(now_ns) and engine.at_bell(req.symbol, now_ns) < 0: return False
+    if (not open_now and not engine.config.queue_market_outside_rth and not engine.sessions.is_open(now_ns)
+            and engine.at_bell(req.symbol, now_ns) < 0): return False
     q = req.qty
     if q != q.to_integral_value() and (not asset.fractionable or req.tif is TimeInForce.GTC): return False
     px = engine.buy_price_bound(req.symbol)
