@@ -3881,6 +3881,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'swingtrader.sim.checks': { 'swingtrader.sim.checks.Reject': ('sim_checks.html#reject', 'swingtrader/sim/checks.py'),
                                         'swingtrader.sim.checks.Reject.__init__': ( 'sim_checks.html#reject.__init__',
                                                                                     'swingtrader/sim/checks.py'),
+                                        'swingtrader.sim.checks._long_only': ('sim_checks.html#_long_only', 'swingtrader/sim/checks.py'),
                                         'swingtrader.sim.checks.check_order': ('sim_checks.html#check_order', 'swingtrader/sim/checks.py'),
                                         'swingtrader.sim.checks.market_buy_passes': ( 'sim_checks.html#market_buy_passes',
                                                                                       'swingtrader/sim/checks.py'),

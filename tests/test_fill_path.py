@@ -137,3 +137,43 @@ def test_the_submitted_note_after_a_fill_changes_no_row():
         book.flush()
         return {tb: [tuple(r) for r in led.db.raw.execute(f"SELECT * FROM {tb} ORDER BY rowid")] for tb in ("orders", "fills", "positions", "trades")}
     assert run(True) == run(False)
+
+
+from swingtrader.models import Asset
+from swingtrader.sim import checks
+from swingtrader.sim.account import SessionTable, SimAccount, SimPosition, to_ns
+from swingtrader.sim.book import EngineConfig, FillMode
+from swingtrader.sim.checks import Reject, check_order, market_buy_passes
+from swingtrader.sim.engine import MatchingEngine
+
+_SESSIONS = SessionTable()
+holding = st.tuples(st.integers(-50, 200), st.sampled_from([None, 0.0, 3.5, 80.25, -1.0, float("inf"), float("nan")]), st.integers(1, 500))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["margin", "cash"]), st.sampled_from([1, 2, 4]), st.integers(0, 50_000), st.integers(0, 20_000),
+       st.lists(holding, max_size=4), st.integers(1, 3000))
+def test_market_buy_passes_long_only_shortcut_changes_no_answer(kind, mult, cash, reserved, holdings, qty):
+    "Margin buying power >= m x cash - reserved when all that is held is long at finite prices >= 0: the shortcut answers as valuing them does."
+    e = MatchingEngine({"XYZ": Asset("XYZ", fractionable=True, shortable=True)}, SimAccount(cash=cash, account_type=kind, margin_multiplier=mult),
+                       EngineConfig(), sessions=_SESSIONS, spread_bps={"XYZ": 10.0})
+    t0 = to_ns(T0)
+    bk = e.books["XYZ"]; bk.last_close, bk.last_vol, bk.last_end = 100.0, 5000.0, t0
+    e.reserved = Decimal(reserved)
+    for i, (q, mark, avg) in enumerate(holdings):
+        if q == 0: continue
+        s = f"H{i}"
+        e.account.positions[s] = SimPosition(Decimal(q), Decimal(avg))
+        if mark is not None: e.account.marks[s] = mark
+    req = OrderRequest("XYZ", Side.BUY, qty=Decimal(qty))
+    def answer():
+        try: return ("ok", market_buy_passes(e, req, t0))
+        except Exception as x: return ("raises", type(x))
+    got = answer()
+    keep, checks._long_only = checks._long_only, lambda acct: False             # every position valued, as before the shortcut
+    try: old = answer()
+    finally: checks._long_only = keep
+    assert got == old
+    if got == ("ok", True):                                                      # and the engine's own check agrees
+        try: check_order(e, req, t0, FillMode())
+        except Reject as r: raise AssertionError(f"market_buy_passes said yes, check_order: {r.code}")

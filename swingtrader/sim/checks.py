@@ -9,7 +9,7 @@ from decimal import Decimal
 from ..models import Side, OrderType, TimeInForce, OrderRequest
 from .book import FillMode, Working
 
-_ZERO, _CENT = Decimal(0), Decimal("0.01")
+_ZERO, _CENT, _INF = Decimal(0), Decimal("0.01"), float("inf")
 
 # %% auto #0
 __all__ = ['Reject', 'pending_sells', 'check_order', 'market_buy_passes']
@@ -86,4 +86,17 @@ def market_buy_passes(engine, # a MatchingEngine with normal fills
     px = engine.buy_price_bound(req.symbol)
     if px is None or not q > 0: return False
     need = (float(q) * px + float(engine.commission(q))) * (1 + 1e-9)   # >= `check_order`'s need (float rounding allowed for)
-    return need * (1 + 1e-9) <= float(engine.account.buying_power(engine.reserved))   # <= buying power, so not more than it
+    acct = engine.account
+    if (acct.account_type != "cash" and acct.margin_multiplier >= 1
+            and need * (1 + 1e-9) <= float(acct.margin_multiplier * acct.cash - engine.reserved) and _long_only(acct)):
+        return True                                # <= m × cash − reserved <= buying power: nothing held needs valuing
+    return need * (1 + 1e-9) <= float(acct.buying_power(engine.reserved))   # <= buying power, so not more than it
+
+def _long_only(acct) -> bool:
+    "Is every position of `acct` long and valued at a finite price of at least 0? (Then its market value is its gross exposure, at least 0.)"
+    marks = acct.marks
+    for s, p in acct.positions.items():
+        if not p.qty > 0: return False
+        m = marks.get(s)
+        if not 0 <= (p.avg if m is None else m) < _INF: return False
+    return True
