@@ -21,8 +21,22 @@ log = logging.getLogger("swingtrader.backtest")
 __all__ = ['log', 'CloseFillBroker', 'send', 'merge_status', 'BacktestBook']
 
 # %% ../nbs/70a_backtest_fast.ipynb #dfba04ad
+from bisect import bisect_right
+from dataclasses import fields
 from datetime import datetime
+from .clock import UTC
+from .indicators import compact
 from .models import Account
+
+def _maker(cls):
+    "A function that builds a `cls` (a frozen dataclass with slots and no `__post_init__`) from all its fields, in order, as `cls(...)` does, faster."
+    if hasattr(cls, "__post_init__"): return cls
+    names = [f.name for f in fields(cls)]
+    env = {"new": object.__new__, "cls": cls, **{f"set{i}": getattr(cls, n).__set__ for i, n in enumerate(names)}}
+    exec(f"def make({', '.join(names)}):\n    o = new(cls)\n" + "".join(f"    set{i}(o, {n})\n" for i, n in enumerate(names)) + "    return o\n", env)
+    return env["make"]
+
+_new_order, _new_fill, _new_update = _maker(Order), _maker(Fill), _maker(OrderUpdate)   # (every field given: no defaults)
 
 _NORMAL = FillMode()
 _AVG, _NANO, _CENT = Decimal("0.0001"), Decimal("1e-9"), Decimal("0.01")
@@ -38,7 +52,7 @@ class CloseFillBroker(SimBroker):
         self._brought:dict[str, int] = {} # symbol -> the tape position of the last bar `_bring` fed the engine
         self._held_ns = -1                # the held symbols' marks were brought up at this time
         self._bring_ns, self._bring_sym = -1, None   # the last `_bring`: its time and symbol
-        self._at = (None, None, 0, 0)     # (time ns, its datetime, session index, when its sales settle) of the last fill
+        self._at = (None,)                # `_when`'s facts of the last time it was asked about
         self._seen = None                 # the clock's last time `can_fill_now` saw (the broker is synced to it)
 
     def advance_to(self, t:datetime) -> list:
@@ -89,12 +103,32 @@ class CloseFillBroker(SimBroker):
         if self.behind: self.sync()
         return super().next_event_time()
 
+    _bars = None                          # `_bring`'s tape: ({symbol: (its bars' close times, tape positions)}, closes, volumes), made once
+    _seen_ns = -1                         # `_seen` in ns
+    _opens = None                         # (the sessions' opens, as a list): `_when`
+
     def _bring(self, symbol:str):
         "`symbol`'s book and mark as the engine has them after every bar closed by `synced_ns` (with no order open, its last bar is all it keeps)."
         now = self._synced_ns
         if now <= self._fed_ns or (now == self._bring_ns and symbol == self._bring_sym): return   # (fill_now after can_fill_now)
-        k = self.tape.last_bar(symbol, now)
-        if k >= 0 and self._brought.get(symbol) != k: self.tape.feed_bar(self.engine, k); self._brought[symbol] = k
+        bars = self._bars
+        if bars is None:
+            tape = self.tape
+            bars = self._bars = (tape.by_symbol(), tape.closes(), compact(tape.vals[:, 4]))
+        tk = bars[0].get(symbol)
+        j = bisect_right(tk[0], now) - 1 if tk is not None else -1      # (`BarTape.last_bar`)
+        if j >= 0:
+            k = tk[1][j]
+            if self._brought.get(symbol) != k:
+                e = self.engine
+                b = e.books.get(symbol)
+                if b is None or b.market or b.delayed or b.bl or b.sl or b.bs or b.ss or e.config.fill_at != "close":
+                    self.tape.feed_bar(e, k)
+                else:                                     # `on_bar` of a close-mode bar on a book without orders: all it keeps
+                    c = bars[1][k]
+                    b.last_close, b.last_vol, b.last_end = c, bars[2][k], tk[0][j]
+                    e.account.marks[symbol] = c
+                self._brought[symbol] = k
         self._bring_ns, self._bring_sym = now, symbol
 
     def _bring_held(self):
@@ -124,27 +158,50 @@ class CloseFillBroker(SimBroker):
 
     def can_fill_now(self, req) -> bool:
         "True when the engine would accept `req` now and fill all of it at the last close (then `fill_now` books it)."
-        e = self.engine
+        return self._fillable(req) is not None
+
+    def _when(self, now:int) -> tuple:
+        "(`now`, its datetime, its session's index, when its sales settle, the session's open when it is open at `now` else None): once per time."
+        w = self._at
+        if w[0] != now:
+            ss, t = self.engine.sessions, self._seen
+            opens = self._opens
+            if opens is None or opens[0] is not ss.opens: opens = self._opens = (ss.opens, ss.opens.tolist())
+            i = ss.index(now)
+            if not (self._seen_ns == now and type(t) is datetime and t.tzinfo is UTC): t = from_ns(now)   # (the clock's time: the same)
+            o = opens[1]
+            w = self._at = (now, t, i, o[i + 1] if i + 1 < len(o) else None, o[i] if ss.is_open(now) else None)
+        return w
+
+    def _fillable(self, req) -> tuple|None:
+        "`can_fill_now`: (the symbol's book, the shares `req` buys or sells) when it is True, else None."
+        e, sym = self.engine, req.symbol
         if (e.config.fill_at != "close" or req.type is not OrderType.MARKET or e.fill_modes or e.working or not e.quiet_accepts
-                or req.client_key in e.by_key or req.symbol not in e.books): return False
+                or req.client_key in e.by_key or sym not in e.books): return None
         t = self.clock.now()
         if t is not self._seen:                                       # (a clock that has not moved: synced already)
-            if to_ns(t) > self._synced_ns: self.sync()                # as `submit` does: every bar closed by now first
-            self._seen = t
-        self._bring(req.symbol)
-        b = e.books[req.symbol]
-        if b.last_close is None: return False
-        now, ss = self.synced_ns, e.sessions
-        if ss.is_open(now):
-            if b.last_end <= ss.opens[ss.index(now)]: return False     # no bar of this session yet: the order would rest
-        elif e.at_bell(req.symbol, now) < 0: return False             # outside hours: queued or rejected by the engine
-        if req.qty is None and self._notional_qty(req) is None: return False   # a notional order not filled in one go
-        if req.side is Side.SELL and req.qty is not None and self._sell_passes(req): return True
+            tn = to_ns(t)
+            if tn > self._synced_ns: self.sync()                      # as `submit` does: every bar closed by now first
+            self._seen, self._seen_ns = t, tn
+        now = self._synced_ns
+        if now > self._fed_ns and not (now == self._bring_ns and sym == self._bring_sym): self._bring(sym)   # (`_bring`'s own test, inline)
+        b = e.books[sym]
+        if b.last_close is None: return None
+        w = self._at
+        opened = (w if w[0] == now else self._when(now))[4]
+        if opened is not None:
+            if b.last_end <= opened: return None                      # no bar of this session yet: the order would rest
+        elif e.at_bell(sym, now) < 0: return None                     # outside hours: queued or rejected by the engine
+        qty = req.qty
+        if qty is None:
+            qty = self._notional_qty(req)
+            if qty is None: return None                               # a notional order not filled in one go
+        elif req.side is Side.SELL and self._sell_passes(req): return b, qty
         if now != self._held_ns: self._bring_held()
-        if market_buy_passes(e, req, now): return True               # (`check_order` would say so)
-        try: check_order(e, req, now, _NORMAL)
-        except Reject: return False                                   # the engine rejects it: let it say so
-        return True
+        if not market_buy_passes(e, req, now, open_now=True):         # (True: `check_order` would say so; its hours: as checked above)
+            try: check_order(e, req, now, _NORMAL)
+            except Reject: return None                                # the engine rejects it: let it say so
+        return b, qty
 
     def _sell_passes(self, req) -> bool:
         "`check_order`'s verdict on a sale of at most the shares held, with no open orders: it passes (what else it checks holds)."
@@ -162,34 +219,43 @@ class CloseFillBroker(SimBroker):
     def fill_now(self, req) -> Order:
         "Book `req` (for which `can_fill_now` is True) as the engine would: one fill at the last close, one `FILL` update."
         with self._lock:
-            e, now, sym, side, key = self.engine, self._synced_ns, req.symbol, req.side, req.client_key
-            self._bring(sym)
-            if self._at[0] != now:                                    # the fill time, its session and settlement: once per time
-                session = e.sessions.index(now)
-                self._at = (now, from_ns(now), session, int(e.sessions.opens[session + 1]))
-            _, t, session, settle_ns = self._at
-            e.n_orders += 1
-            oid = f"sim-{e.n_orders:08d}"
-            acct, px = e.account, to_dec(e.books[sym].last_close)
-            qty = req.qty if req.qty is not None else self._notional_qty(req)
-            commission = e.commission(qty)
-            acct.apply_fill(sym, side, qty, px, commission, now, session, settle_ns, oid)
-            if side is Side.SELL: e.next_due = min(e.next_due, settle_ns) if e.next_due else settle_ns
-            e.n_fills += 1
-            fill = Fill(f"simf-{e.n_fills:08d}", oid, sym, side, qty, px, t, key, commission)
-            e.fills.append(fill)
-            order = Order(oid, key, sym, side, req.type, req.tif, OrderStatus.FILLED, req.qty, req.notional, None, None,
-                          qty, px.quantize(_AVG), t, t, "filled")            # avg price: the one fill's (= qty * px / qty)
-            e.orders[oid] = order; e.by_key[key] = oid
-            self.fast_fills += 1
-            ev = OrderUpdate(OrderEvent.FILL, order, t, fill)        # what `SimBroker` would dispatch after this submit
-            events = (ev, AccountUpdate(t, self._snapshot(now), "fill")) if self.account_updates else (ev,)
-            e.account_changed = False
-            for ev in events:
-                for cb in list(self._listeners):                      # a failing listener is logged, as `SimBroker` does
-                    try: cb(ev)
-                    except Exception: log.exception("CloseFillBroker listener %r failed on %s", cb, type(ev).__name__)
-            return order
+            self._bring(req.symbol)
+            b = self.engine.books[req.symbol]
+            return self._book(req, b, req.qty if req.qty is not None else self._notional_qty(req))
+
+    def fill_if_now(self, req) -> Order|None:
+        "`fill_now(req)` when `can_fill_now(req)`, in one go; else None (nothing done: submit it)."
+        with self._lock:
+            ok = self._fillable(req)
+            return None if ok is None else self._book(req, *ok)
+
+    def _book(self, req, b, qty:Decimal) -> Order:
+        "`fill_now` once `req`'s book `b` is brought up and its `qty` is known."
+        e, now, sym, side, key = self.engine, self._synced_ns, req.symbol, req.side, req.client_key
+        w = self._at
+        _, t, session, settle_ns, _ = w if w[0] == now else self._when(now)
+        if settle_ns is None: settle_ns = int(e.sessions.opens[session + 1])   # (past the calendar: its IndexError)
+        e.n_orders += 1
+        oid = f"sim-{e.n_orders:08d}"
+        px = to_dec(b.last_close)
+        commission = e.commission(qty)
+        e.account.apply_fill(sym, side, qty, px, commission, now, session, settle_ns, oid)
+        if side is Side.SELL: e.next_due = min(e.next_due, settle_ns) if e.next_due else settle_ns
+        e.n_fills += 1
+        fill = _new_fill(f"simf-{e.n_fills:08d}", oid, sym, side, qty, px, t, key, commission)
+        e.fills.append(fill)
+        order = _new_order(oid, key, sym, side, req.type, req.tif, OrderStatus.FILLED, req.qty, req.notional, None, None,
+                           qty, px.quantize(_AVG), t, t, "filled", None, None, None)   # avg price: the one fill's (= qty * px / qty)
+        e.orders[oid] = order; e.by_key[key] = oid
+        self.fast_fills += 1
+        ev = _new_update(OrderEvent.FILL, order, t, fill)            # what `SimBroker` would dispatch after this submit
+        events = (ev, AccountUpdate(t, self._snapshot(now), "fill")) if self.account_updates else (ev,)
+        e.account_changed = False
+        for ev in events:
+            for cb in list(self._listeners):                          # a failing listener is logged, as `SimBroker` does
+                try: cb(ev)
+                except Exception: log.exception("CloseFillBroker listener %r failed on %s", cb, type(ev).__name__)
+        return order
 
 # %% ../nbs/70a_backtest_fast.ipynb #55994c5e
 def send(trader, # the `Trader` the intent is from
@@ -199,8 +265,7 @@ def send(trader, # the `Trader` the intent is from
     "Send `intent` the cheapest way that gives the executor's outcome; the broker's order, None when not placed."
     req = intent.request
     if (isinstance(broker, CloseFillBroker) and (intent.is_entry or not (trader.protective or trader.broker_stops))
-            and broker.can_fill_now(req)):
-        order = broker.fill_now(req)
+            and (order := broker.fill_if_now(req)) is not None):
         led = trader.ledger
         if isinstance(led, BacktestBook): led.note_submitted(req.client_key, order)
         else: led.record_submitted(req.client_key, order)
@@ -344,8 +409,10 @@ def record_submitted(self:BacktestBook, client_key:str, order:Order) -> LedgerOr
 def note_submitted(self:BacktestBook, client_key:str, order:Order):
     "`record_submitted` without building the row's `LedgerOrder` (the backtest's shortcut does not read it)."
     r = self._rows.get(client_key)
-    if r is not None: self._log.append((r, order, None, self._at()))
-    else: self.record_submitted(client_key, order)
+    if r is None: self.record_submitted(client_key, order); return
+    lg, now = self._log, self.ledger.clock.now()
+    if lg and (e := lg[-1])[1] is order and e[0] is r and e[3] is now: return   # this very order was just noted at this time (its fill): again changes nothing
+    lg.append((r, order, None, now))
 
 @patch
 def _position(self:BacktestBook, sym:str) -> tuple:

@@ -84,10 +84,11 @@ class CanonicalBacktest(Backtest):
         t = self._to_slice()
         if self._slice is None or self._slice[0] != t: self.broker.note_start()
 
-    def _on_event(self, ev):
-        f = ev.fill if isinstance(ev, OrderUpdate) else None
-        if f is not None and f.side is Side.BUY: self._spent += f.qty * f.price + f.commission
-        super()._on_event(ev)
+    def _on_event(self, ev):                                       # `Backtest._on_event`, noting the slice's purchases first
+        if isinstance(ev, OrderUpdate):
+            f = ev.fill
+            if f is not None and f.side is Side.BUY: self._spent += f.qty * f.price + f.commission
+            self.trader.on_update(ev)
 
     def open_positions(self) -> pd.DataFrame:
         "Positions still open at the end (the canonical rules do not force-close them)."

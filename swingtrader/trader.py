@@ -285,6 +285,7 @@ def submit(self:Trader, intent:Intent, broker) -> Order|None:
 
 # %% ../nbs/55_trader.ipynb #b856d7b2
 Trader._iso_at = (None, "")      # the last UTC time `_iso` formatted, and its text (each trader sets its own)
+_FINAL = frozenset(s for s in OrderStatus if s.is_terminal)   # `OrderStatus.is_terminal`, as a set
 
 @patch
 def _iso(self:Trader, t:datetime) -> str:
@@ -296,7 +297,7 @@ def _iso(self:Trader, t:datetime) -> str:
     return s
 
 @patch
-def _apply_fill(self:Trader, f:Fill):
+def _apply_fill(self:Trader, f:Fill) -> Position|None:
     sym, fq = f.symbol, f.qty
     p = self.positions.get(sym)
     q, avg = (p.qty, p.avg_entry_price) if p is not None else (_ZERO, _ZERO)
@@ -305,10 +306,11 @@ def _apply_fill(self:Trader, f:Fill):
         nq = q + fq
         avg = (avg * q + f.price * fq) / nq if nq else _ZERO
     else: nq = q - fq
-    if nq == 0: self.positions.pop(sym, None)
-    else: self.positions[sym] = Position(sym, nq, avg)
+    if nq == 0: self.positions.pop(sym, None); p = None
+    else: p = self.positions[sym] = Position(sym, nq, avg)
     if self.broker_held is not None: self.note_fill(sym, fq if buy else -fq)   # a snapshot that already counted it only errs high
     self._stale = True
+    return p                                                      # the position now (None: flat)
 
 @patch
 def on_update(self:Trader, u:OrderUpdate):
@@ -323,16 +325,16 @@ def on_update(self:Trader, u:OrderUpdate):
         prot = self.protection.update(u) if self.protection.stops or self.broker_stops else False   # nothing protected: nothing to do
         closed = False
         if f is not None and new_fill:
-            self._apply_fill(f)
+            pos = self._apply_fill(f)
             if self.audit is not None:
                 self.audit.fill(f, self.broker_name, expected_price=p.price if p else None, signal_id=p.signal_id if p else None,
                                 details={"purpose": PROTECTIVE} if prot else None)
             if p is not None: p.filled += f.qty
-            if f.side is Side.BUY: self._opened(f, p)
+            if f.side is Side.BUY: self._opened(f, p, pos)
             else: closed = self._reduced(f, p, PROTECTIVE if prot else None)
     if closed and self.kill_switch is not None and self.account is not None:   # after the commit: a trip may call the broker
         self.kill_switch.check(self.account.equity, losing_streak=self.losing_streak)
-    if p is not None and o.status.is_terminal:
+    if p is not None and o.status in _FINAL:
         if self.audit is not None and o.status is not OrderStatus.FILLED:
             self.audit.cancel(o, self.broker_name, reason=o.reject_reason or o.status.value)
         self.close_intent(o.client_key, o.filled_qty)
@@ -351,7 +353,7 @@ def close_intent(self:Trader, key:str, # the intent's client key
 
 # %% ../nbs/55_trader.ipynb #28512b46
 @patch
-def _opened(self:Trader, f:Fill, p:_Pending|None):
+def _opened(self:Trader, f:Fill, p:_Pending|None, pos:Position|None=None): # pos: the position the fill left (None: look it up)
     sym = f.symbol
     t = self.open_trades.get(sym)
     q0, c0, m0 = (_ZERO, _ZERO, _ZERO) if t is None else (Decimal(t["qty"]), Decimal(t["cost"]), Decimal(t["commission"]))
@@ -364,7 +366,7 @@ def _opened(self:Trader, f:Fill, p:_Pending|None):
             ts = self.stops.open(sym, f.price, atr, f.time)
             self.ledger.save_stop(sym, ts.to_dict())
     else: t["qty"], t["cost"], t["commission"] = qty, cost, com
-    self.strategy.mark_position(sym, True, float(self.positions[sym].avg_entry_price))
+    self.strategy.mark_position(sym, True, float((pos or self.positions[sym]).avg_entry_price))
 
 @patch
 def _reduced(self:Trader, f:Fill, p:_Pending|None, why:str|None=None) -> bool: # why: the reason of a sell the trader did not decide on

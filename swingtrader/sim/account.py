@@ -229,7 +229,7 @@ def apply_fill(self:SimAccount, symbol:str, side:Side, qty:Decimal, price:Decima
     buy = side is Side.BUY
     if buy:
         paid = value + commission
-        unsettled_used, funds_settle = _pay_from_unsettled(self, paid)
+        if self.pending or paid > self.cash: unsettled_used, funds_settle = _pay_from_unsettled(self, paid)   # (else settled cash covers it)
         self.cash -= paid
     else:
         got = value - commission

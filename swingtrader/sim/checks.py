@@ -9,7 +9,7 @@ from decimal import Decimal
 from ..models import Side, OrderType, TimeInForce, OrderRequest
 from .book import FillMode, Working
 
-_ZERO, _CENT = Decimal(0), Decimal("0.01")
+_ZERO, _CENT, _INF = Decimal(0), Decimal("0.01"), float("inf")
 
 # %% auto #0
 __all__ = ['Reject', 'pending_sells', 'check_order', 'market_buy_passes']
@@ -72,16 +72,31 @@ def check_order(engine, # a MatchingEngine
     return est, res_share, cost
 
 def market_buy_passes(engine, # a MatchingEngine with normal fills
-                      req:OrderRequest, now_ns:int) -> bool:
+                      req:OrderRequest, now_ns:int,
+                      open_now:bool=False) -> bool: # the caller found the session open at `now_ns`, or `req.symbol` at its closing bell
     "True when `check_order` surely accepts `req`, a market buy of `qty` shares, with its cost bounded from above (`buy_price_bound`); False: ask `check_order`."
     if (req.side is not Side.BUY or req.type is not OrderType.MARKET or req.qty is None or req.notional is not None
             or req.limit_price is not None or req.stop_price is not None): return False
     asset = engine.assets.get(req.symbol)
     if asset is None or not asset.tradable: return False
-    if not engine.config.queue_market_outside_rth and not engine.sessions.is_open(now_ns) and engine.at_bell(req.symbol, now_ns) < 0: return False
+    if (not open_now and not engine.config.queue_market_outside_rth and not engine.sessions.is_open(now_ns)
+            and engine.at_bell(req.symbol, now_ns) < 0): return False
     q = req.qty
     if q != q.to_integral_value() and (not asset.fractionable or req.tif is TimeInForce.GTC): return False
     px = engine.buy_price_bound(req.symbol)
     if px is None or not q > 0: return False
     need = (float(q) * px + float(engine.commission(q))) * (1 + 1e-9)   # >= `check_order`'s need (float rounding allowed for)
-    return need * (1 + 1e-9) <= float(engine.account.buying_power(engine.reserved))   # <= buying power, so not more than it
+    acct = engine.account
+    if (acct.account_type != "cash" and acct.margin_multiplier >= 1
+            and need * (1 + 1e-9) <= float(acct.margin_multiplier * acct.cash - engine.reserved) and _long_only(acct)):
+        return True                                # <= m × cash − reserved <= buying power: nothing held needs valuing
+    return need * (1 + 1e-9) <= float(acct.buying_power(engine.reserved))   # <= buying power, so not more than it
+
+def _long_only(acct) -> bool:
+    "Is every position of `acct` long and valued at a finite price of at least 0? (Then its market value is its gross exposure, at least 0.)"
+    marks = acct.marks
+    for s, p in acct.positions.items():
+        if not p.qty > 0: return False
+        m = marks.get(s)
+        if not 0 <= (p.avg if m is None else m) < _INF: return False
+    return True
