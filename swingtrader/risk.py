@@ -169,6 +169,13 @@ def _fit(rooms, want:Decimal, rules:list) -> tuple[Decimal, list[str]]:
             binding.append(rule); allowed = min(allowed, room)
     return allowed, binding
 
+def _loss(eq:Decimal, day_pl:Decimal) -> Decimal:
+    "The day's loss as a fraction of the day's start equity (0 without a positive start)."
+    start = eq - day_pl
+    return -day_pl / start if start > 0 else _ZERO
+
+def _loss_text(eq:Decimal, day_pl:Decimal, limit:Decimal) -> str: return f"day P&L {_loss(eq, day_pl):.2%} loss of {limit:.2%} allowed"
+
 def _kill_state(ctx:RiskContext) -> KillState:
     k = ctx.kill_state
     return _KILL.get(k) or KillState(k)
@@ -200,12 +207,14 @@ def _halting(self:RiskGuard, ctx:RiskContext, rules:list) -> Decision|None:
         return Decision(RiskAction.REJECT, None, None, rules, "kill switch allows exits only")
     rules.append(("kill_switch", True, _said, ("active",)))
     eq, day_pl, limit = ctx.account.equity, ctx.day_pl, self.daily_loss_halt
-    start = eq - day_pl
-    loss = -day_pl / start if start > 0 else _ZERO
-    if loss >= limit:
-        rules.append(("daily_loss", False, "day P&L {:,.2f} is {:.2%} of start equity, limit {:.2%}: halt".format, (day_pl, loss, limit)))
-        return Decision(RiskAction.HALT, None, None, rules, f"daily loss {loss:.2%} reached the {limit:.2%} halt")
-    rules.append(("daily_loss", True, "day P&L {:.2%} loss of {:.2%} allowed".format, (loss, limit)))
+    if limit == _INF:                    # no finite loss reaches an infinite limit: the loss is computed for the text only
+        rules.append(("daily_loss", True, _loss_text, (eq, day_pl, limit)))
+    else:
+        loss = _loss(eq, day_pl)
+        if loss >= limit:
+            rules.append(("daily_loss", False, "day P&L {:,.2f} is {:.2%} of start equity, limit {:.2%}: halt".format, (day_pl, loss, limit)))
+            return Decision(RiskAction.HALT, None, None, rules, f"daily loss {loss:.2%} reached the {limit:.2%} halt")
+        rules.append(("daily_loss", True, "day P&L {:.2%} loss of {:.2%} allowed".format, (loss, limit)))
     if self.day_trade_guard:
         n = ctx.day_trades if ctx.day_trades is not None else ctx.account.day_trade_count
         if eq >= self.pdt_equity:
@@ -228,24 +237,28 @@ def _rooms(self:RiskGuard, sym:str, ctx:RiskContext, price:Decimal,
     # an infinite sector cap leaves infinite room whatever the sector holds: the holdings are summed only for its text
     open_sector = type(sc) is Decimal and sc == _INF and eq > 0
     sector = None if open_sector else ctx.sectors.get(sym) or "unknown"
-    held = sect = corr = gross = Decimal(0)
+    held = sect = corr = gross = _ZERO
     n_corr = 0
     vals = []
     for p in ctx.positions:
-        if p.qty == 0: continue
-        px = prices.get(p.symbol)
-        if type(px) is not Decimal: px = _price(ctx, p.symbol, p.market_price or p.avg_entry_price)
-        v = abs(p.qty) * px
+        q = p.qty
+        if q == 0: continue
+        s = p.symbol
+        px = prices.get(s)
+        if type(px) is not Decimal: px = _price(ctx, s, p.market_price or p.avg_entry_price)
+        v = abs(q) * px
         gross += v
-        vals.append((p.symbol, v))
+        if s == sym: held += v
+        vals.append((s, v))
     # every position counted as correlated still leaves room: the rule cannot bind, so no correlation is needed
-    lazy = self.lazy_correlations and want is not None and want <= max(self.correlated_cap * eq - gross, Decimal(0))
-    for s, v in vals:
-        if s == sym: held += v; corr += v; continue
-        if not open_sector and (ctx.sectors.get(s) or "unknown") == sector: sect += v
-        if lazy: continue
-        c = self.corr(ctx, sym, s)
-        if c is not None and c > self.corr_threshold: corr += v; n_corr += 1
+    lazy = self.lazy_correlations and want is not None and want <= max(self.correlated_cap * eq - gross, _ZERO)
+    if not (lazy and open_sector):       # (else neither sector nor correlation needs a second look at the positions)
+        for s, v in vals:
+            if s == sym: corr += v; continue
+            if not open_sector and (ctx.sectors.get(s) or "unknown") == sector: sect += v
+            if lazy: continue
+            c = self.corr(ctx, sym, s)
+            if c is not None and c > self.corr_threshold: corr += v; n_corr += 1
     lev, cc = LEVERAGE[self.account_type], self.correlated_cap
     out = [("position_cap", self.position_cap * eq - held, "{} holds {:,.2f}, cap {:.0%} of {:,.2f}".format, (sym, held, self.position_cap, eq)),
            ("sector_cap", _INF, _open_sector_text, (sym, ctx.sectors, vals, sc)) if open_sector else

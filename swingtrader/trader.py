@@ -45,12 +45,12 @@ def _uuid5_hex(name:str) -> str:
 
 _ACTIONS = {a: a.value for a in SignalAction}
 
-def _decision_hex(sig:Signal, iso:str) -> str: # iso: `sig.time` in UTC, as ISO text
-    return _uuid5_hex(f"{sig.model_id}|{sig.symbol}|{_ACTIONS.get(sig.action) or sig.action.value}|{iso}")
+def _decision_hex(model_id:str, symbol:str, action:SignalAction, iso:str) -> str: # iso: the signal's time in UTC, as ISO text
+    return _uuid5_hex(f"{model_id}|{symbol}|{_ACTIONS.get(action) or action.value}|{iso}")
 
 def decision_id(signal:Signal) -> str:
     "A signal id that depends only on the decision (model, symbol, action, bar close time): 32 hex digits."
-    return _decision_hex(signal, signal.time.astimezone(UTC).isoformat())
+    return _decision_hex(signal.model_id, signal.symbol, signal.action, signal.time.astimezone(UTC).isoformat())
 
 def client_key_for(signal_id:str) -> str:
     "The order's client key for a signal id (deterministic, 32 hex digits: fits every broker)."
@@ -61,11 +61,24 @@ def _identified(sig:Signal) -> tuple[Signal, str]:
     t = sig.time
     u = t.astimezone(UTC)                                  # `t` itself when it is in UTC already
     iso = u.isoformat()
-    did = _decision_hex(sig, iso)                          # = decision_id(sig)
+    did = _decision_hex(sig.model_id, sig.symbol, sig.action, iso)   # = decision_id(sig)
     if sig.id != did:
         sig = (Signal(sig.symbol, sig.action, t, sig.price, sig.atr, sig.reason, sig.model_id, did) if type(sig) is Signal
                else _dc_replace(sig, id=did))
     return sig, (iso if u is t else t.isoformat())
+
+def _named(symbol:str, action:SignalAction, t:datetime, price:float, atr:float|None, reason:str, model_id:str) -> tuple[Signal, str]:
+    "`_identified` of the signal with these fields, made once: the `Signal` already carries its `decision_id`."
+    u = t.astimezone(UTC)
+    iso = u.isoformat()
+    return (Signal(symbol, action, t, price, atr, reason, model_id, _decision_hex(model_id, symbol, action, iso)),
+            iso if u is t else t.isoformat())
+
+def _takes_make(step) -> bool:
+    "Does a strategy's `step` take `make` (how to build its signals, as `MacdSwing.step` does)?"
+    from inspect import signature
+    try: return step is not None and "make" in signature(step).parameters
+    except (TypeError, ValueError): return False
 
 @dataclass(frozen=True, slots=True)
 class Intent:
@@ -121,6 +134,8 @@ class Trader(BrokerView):
         super().__init__(assets, account_provider)
         self.kill_switch = kill_switch
         self._step = getattr(strategy, "step", None)
+        self._makes = _takes_make(self._step)            # the strategy's signals are made once, named by their decision (`_made`)
+        self._last_made: tuple = (None, "")              # (the last signal `_made` made, its time as ISO text)
         self._sym_state = getattr(strategy, "symbols", None)     # MacdSwing's per-symbol indicators (ATR for the stops)
         self.pending: dict[str, _Pending] = {}
         self.last: dict[str, float] = {}                 # last close per symbol
@@ -152,8 +167,20 @@ class Trader(BrokerView):
 def step(self:Trader, symbol:str, close_time:datetime, # the bar's close time: the decision time
          high:float, low:float, close:float) -> list[Intent]:
     "Decide at the close of one bar (floats); returns the intents, already in the ledger."
-    sig = self._step(symbol, close_time, high, low, close)
+    sig = self._step(symbol, close_time, high, low, close, self._made) if self._makes else self._step(symbol, close_time, high, low, close)
     return self._after(symbol, close_time, close, sig)
+
+@patch
+def _made(self:Trader, *fields) -> Signal: # (symbol, action, time, price, atr, reason, model_id)
+    "The strategy's signal, made with its decision id (`_named`); remembered with its ISO time, so deciding on it names nothing again."
+    m = self._last_made = _named(*fields)
+    return m[0]
+
+@patch
+def _ident(self:Trader, sig:Signal) -> tuple[Signal, str]:
+    "`_identified(sig)`; the signal `_made` last is that already."
+    m = self._last_made
+    return m if m[0] is sig else _identified(sig)
 
 @patch
 def on_bar(self:Trader, bar:Bar) -> list[Intent]:
@@ -232,7 +259,7 @@ def _entry_pending(self:Trader, symbol:str) -> bool:
 
 @patch
 def _entry(self:Trader, sig:Signal) -> list[Intent]:
-    sig, at = _identified(sig)
+    sig, at = self._ident(sig)
     if self.audit is not None: self.audit.signal(sig)
     if self._entry_pending(sig.symbol): return self._skip(sig, f"an entry order for {sig.symbol} is still working")   # one position per symbol
     acct = self._account_view()
@@ -256,7 +283,7 @@ def _entry(self:Trader, sig:Signal) -> list[Intent]:
 # %% ../nbs/55_trader.ipynb #fd6d4a8a
 @patch
 def _exit(self:Trader, sig:Signal) -> list[Intent]:
-    sig, at = _identified(sig)
+    sig, at = self._ident(sig)
     if self.audit is not None: self.audit.signal(sig)
     held = self.held(sig.symbol)
     if held <= 0: return self._skip(sig, "nothing held to sell")
