@@ -4609,7 +4609,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'swingtrader.trader._Pending.to_dict': ('trader.html#_pending.to_dict', 'swingtrader/trader.py'),
                                     'swingtrader.trader._decision_hex': ('trader.html#_decision_hex', 'swingtrader/trader.py'),
                                     'swingtrader.trader._identified': ('trader.html#_identified', 'swingtrader/trader.py'),
-                                    'swingtrader.trader._named': ('trader.html#_named', 'swingtrader/trader.py'),
                                     'swingtrader.trader._takes_make': ('trader.html#_takes_make', 'swingtrader/trader.py'),
                                     'swingtrader.trader._uuid5_hex': ('trader.html#_uuid5_hex', 'swingtrader/trader.py'),
                                     'swingtrader.trader.client_key_for': ('trader.html#client_key_for', 'swingtrader/trader.py'),

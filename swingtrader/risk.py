@@ -198,7 +198,8 @@ def _exit(self:RiskGuard, signal:Signal, ctx:RiskContext, qty, notional, price) 
 
 @patch
 def _halting(self:RiskGuard, ctx:RiskContext, rules:list) -> Decision|None:
-    state = _kill_state(ctx)
+    k = ctx.kill_state
+    state = _KILL.get(k) or KillState(k)                 # `_kill_state(ctx)`
     if state is KillState.HALTED:
         rules.append(("kill_switch", False, _said, ("trading is HALTED: entries blocked until a manual reset",)))
         return Decision(RiskAction.HALT, None, None, rules, "kill switch is halted")
@@ -279,8 +280,11 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal
     "PASS, RESIZE (with the size that fits), REJECT or HALT, with every rule evaluated."
     if (qty is None) == (notional is None):
         raise SwingtraderError("RiskGuard.evaluate needs exactly one of qty and notional.", "pass the sizer's qty or notional.")
-    qty, notional = (None if qty is None else D(qty, "qty")), (None if notional is None else D(notional, "notional"))
-    price = _price(context, signal.symbol, signal.price)
+    # `D` and `_price` inline for what they return unchanged (a finite Decimal; the symbol's Decimal price)
+    if qty is not None and not (type(qty) is Decimal and qty.is_finite()): qty = D(qty, "qty")
+    if notional is not None and not (type(notional) is Decimal and notional.is_finite()): notional = D(notional, "notional")
+    price = context.prices.get(signal.symbol)
+    if type(price) is not Decimal: price = _price(context, signal.symbol, signal.price)
     if signal.action is SignalAction.EXIT_LONG: return self._exit(signal, context, qty, notional, price)
     rules = _Unwritten()
     if (d := self._halting(context, rules)) is not None: return d
@@ -544,7 +548,7 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal (an equity, 
              notional:Decimal|None=None) -> Decision: # … or proposed USD (equities only)
     "PASS, RESIZE, REJECT or HALT; option and futures positions and entries count by notional (contracts × price × multiplier)."
     mults = getattr(self, "multipliers", None)
-    m = _multiplier(signal.symbol, mults)
+    m = None if not mults and signal.symbol in _EQUITIES else _multiplier(signal.symbol, mults)   # a known equity: `_multiplier`'s None
     if m is None: return _evaluate_shares(self, signal, exposure_context(context, mults), qty, notional)
     if signal.action is SignalAction.EXIT_LONG: return _evaluate_shares(self, signal, context, qty, notional)   # contracts against contracts
     if qty is None or notional is not None:

@@ -67,13 +67,6 @@ def _identified(sig:Signal) -> tuple[Signal, str]:
                else _dc_replace(sig, id=did))
     return sig, (iso if u is t else t.isoformat())
 
-def _named(symbol:str, action:SignalAction, t:datetime, price:float, atr:float|None, reason:str, model_id:str) -> tuple[Signal, str]:
-    "`_identified` of the signal with these fields, made once: the `Signal` already carries its `decision_id`."
-    u = t.astimezone(UTC)
-    iso = u.isoformat()
-    return (Signal(symbol, action, t, price, atr, reason, model_id, _decision_hex(model_id, symbol, action, iso)),
-            iso if u is t else t.isoformat())
-
 def _takes_make(step) -> bool:
     "Does a strategy's `step` take `make` (how to build its signals, as `MacdSwing.step` does)?"
     from inspect import signature
@@ -136,6 +129,7 @@ class Trader(BrokerView):
         self._step = getattr(strategy, "step", None)
         self._makes = _takes_make(self._step)            # the strategy's signals are made once, named by their decision (`_made`)
         self._last_made: tuple = (None, "")              # (the last signal `_made` made, its time as ISO text)
+        self._iso_made: tuple = (None, "", "")           # (the time of that signal, as ISO text in UTC, as ISO text)
         self._sym_state = getattr(strategy, "symbols", None)     # MacdSwing's per-symbol indicators (ATR for the stops)
         self.pending: dict[str, _Pending] = {}
         self.last: dict[str, float] = {}                 # last close per symbol
@@ -171,10 +165,16 @@ def step(self:Trader, symbol:str, close_time:datetime, # the bar's close time: t
     return self._after(symbol, close_time, close, sig)
 
 @patch
-def _made(self:Trader, *fields) -> Signal: # (symbol, action, time, price, atr, reason, model_id)
-    "The strategy's signal, made with its decision id (`_named`); remembered with its ISO time, so deciding on it names nothing again."
-    m = self._last_made = _named(*fields)
-    return m[0]
+def _made(self:Trader, symbol:str, action:SignalAction, t:datetime, price:float, atr:float|None, reason:str, model_id:str) -> Signal:
+    "The strategy's signal made with its decision id, and remembered with its time as ISO text (`_identified`'s), so deciding on it names nothing again."
+    c = self._iso_made
+    if c[0] is not t:                                # (the signals of one bar time share its texts)
+        u = t.astimezone(UTC)
+        iso = u.isoformat()
+        c = self._iso_made = (t, iso, iso if u is t else t.isoformat())
+    sig = Signal(symbol, action, t, price, atr, reason, model_id, _decision_hex(model_id, symbol, action, c[1]))
+    self._last_made = (sig, c[2])
+    return sig
 
 @patch
 def _ident(self:Trader, sig:Signal) -> tuple[Signal, str]:
@@ -261,7 +261,7 @@ def _entry_pending(self:Trader, symbol:str) -> bool:
 def _entry(self:Trader, sig:Signal) -> list[Intent]:
     sig, at = self._ident(sig)
     if self.audit is not None: self.audit.signal(sig)
-    if self._entry_pending(sig.symbol): return self._skip(sig, f"an entry order for {sig.symbol} is still working")   # one position per symbol
+    if self.pending and self._entry_pending(sig.symbol): return self._skip(sig, f"an entry order for {sig.symbol} is still working")   # one position per symbol
     acct = self._account_view()
     size = self.sizer.size(sig, acct, self.asset(sig.symbol), self.committed(), whole=self.broker_stops)   # a broker stop covers whole shares
     if not size.ok:
@@ -287,7 +287,7 @@ def _exit(self:Trader, sig:Signal) -> list[Intent]:
     if self.audit is not None: self.audit.signal(sig)
     held = self.held(sig.symbol)
     if held <= 0: return self._skip(sig, "nothing held to sell")
-    if self.exit_pending(sig.symbol): return self._skip(sig, "an exit order is already working")
+    if self.pending and self.exit_pending(sig.symbol): return self._skip(sig, "an exit order is already working")
     decision = self.guard.evaluate(sig, self.context(sig.symbol, sig.time, full=False), qty=held)
     if self.audit is not None: self.audit.risk_check(sig, decision, held)
     if not decision.passed: return self._skip(sig, decision.reason, decision, long=True)
