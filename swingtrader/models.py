@@ -242,6 +242,12 @@ def _bad(msg, fix): raise InvalidOrder(msg, fix)
 _KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")    # a client key every broker accepts
 _TICKERS: dict[str, str] = {}                  # equity tickers as given → as parsed (a cache: orders repeat a few symbols)
 
+def _plain(side, qty, notional, key) -> bool:
+    "Are these a market order's side, amount and key in canonical form (a `Side`, one positive finite Decimal, a usable key)?"
+    amount = qty if notional is None else notional
+    return (type(side) is Side and (qty is None or notional is None) and type(amount) is Decimal and amount.is_finite() and amount > 0
+            and type(key) is str and _KEY.fullmatch(key) is not None)
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     "An intent to trade; validated on construction and always carrying a client key."
@@ -263,11 +269,8 @@ class OrderRequest:
             norm = str(sym) if not isinstance(sym, EquitySymbol) else sym.ticker
             if isinstance(sym, EquitySymbol) and len(_TICKERS) < 100_000: _TICKERS[s] = norm
         object.__setattr__(self, "symbol", norm)
-        q, n = self.qty, self.notional
-        amount = q if n is None else n
-        if (type(self.side) is Side and self.type is OrderType.MARKET and self.tif is TimeInForce.DAY and self.limit_price is None
-                and self.stop_price is None and (q is None or n is None) and type(amount) is Decimal and amount.is_finite() and amount > 0
-                and type(self.client_key) is str and _KEY.fullmatch(self.client_key)):
+        if (self.type is OrderType.MARKET and self.tif is TimeInForce.DAY and self.limit_price is None and self.stop_price is None
+                and _plain(self.side, self.qty, self.notional, self.client_key)):
             return                      # a day market order already in canonical form (the decision core's): every check below passes
         for name, enum in (("side", Side), ("type", OrderType), ("tif", TimeInForce)):
             v = getattr(self, name)
@@ -293,6 +296,21 @@ class OrderRequest:
         if not needs_stop and self.stop_price is not None: _bad(f"{self.type.value} order for {self.symbol} has a stop_price.", "drop stop_price or use a stop order.")
         if not isinstance(self.client_key, str) or not _KEY.fullmatch(self.client_key):
             _bad(f"client_key={self.client_key!r} is not usable.", "use 1-64 letters, digits or _.:- (or leave it out to generate one).")
+
+    @classmethod
+    def day_market(cls, symbol:str, side:Side, qty:Decimal|None, notional:Decimal|None, client_key:str) -> OrderRequest:
+        "`OrderRequest(symbol, side, qty=qty, notional=notional, client_key=client_key)`; parts already canonical (a ticker seen before, `_plain`) are set as they are, without the generic construction."
+        norm = _TICKERS.get(symbol) if type(symbol) is str else None
+        if norm is None or cls is not OrderRequest or not _plain(side, qty, notional, client_key):
+            return cls(symbol, side, qty=qty, notional=notional, client_key=client_key)   # the constructor: its checks, its errors
+        o = object.__new__(cls)
+        s_sym, s_side, s_qty, s_notional, s_type, s_tif, s_limit, s_stop, s_key = _REQUEST_SLOTS
+        s_sym(o, norm); s_side(o, side); s_qty(o, qty); s_notional(o, notional); s_type(o, OrderType.MARKET); s_tif(o, TimeInForce.DAY)
+        s_limit(o, None); s_stop(o, None); s_key(o, client_key)
+        return o
+
+_REQUEST_SLOTS = tuple(OrderRequest.__dict__[f].__set__ for f in OrderRequest.__match_args__)   # each field's slot, set past the frozen `__setattr__`
+assert OrderRequest.__match_args__ == ("symbol", "side", "qty", "notional", "type", "tif", "limit_price", "stop_price", "client_key")
 
 # %% ../nbs/01_models.ipynb #ae475277
 @dataclass(frozen=True, slots=True)

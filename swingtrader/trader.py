@@ -274,7 +274,7 @@ def _entry(self:Trader, sig:Signal) -> list[Intent]:
         if decision.action is RiskAction.HALT and self.kill_switch is not None and self.ledger.halt_state().state == "active":
             self.kill_switch.check(self.account.equity, *self._track_pl(self.account, trading_day(sig.time)))
         return self._skip(sig, decision.reason, decision)
-    req = OrderRequest(sig.symbol, Side.BUY, qty=decision.qty, notional=decision.notional, client_key=client_key_for(sig.id))
+    req = OrderRequest.day_market(sig.symbol, Side.BUY, decision.qty, decision.notional, client_key_for(sig.id))
     est = decision.notional if decision.notional is not None else decision.qty * D(sig.price)
     return self._record(sig, req, decision, size, est, at)
 
@@ -291,7 +291,7 @@ def _exit(self:Trader, sig:Signal) -> list[Intent]:
     decision = self.guard.evaluate(sig, self.context(sig.symbol, sig.time, full=False), qty=held)
     if self.audit is not None: self.audit.risk_check(sig, decision, held)
     if not decision.passed: return self._skip(sig, decision.reason, decision, long=True)
-    req = OrderRequest(sig.symbol, Side.SELL, qty=decision.qty, client_key=client_key_for(sig.id))
+    req = OrderRequest.day_market(sig.symbol, Side.SELL, decision.qty, None, client_key_for(sig.id))
     return self._record(sig, req, decision, None, _ZERO, at)
 
 
