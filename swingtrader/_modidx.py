@@ -3301,6 +3301,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'swingtrader.models.new_client_key': ('models.html#new_client_key', 'swingtrader/models.py'),
                                     'swingtrader.models.new_signal_id': ('models.html#new_signal_id', 'swingtrader/models.py'),
                                     'swingtrader.models.parse_symbol': ('models.html#parse_symbol', 'swingtrader/models.py'),
+                                    'swingtrader.models.slot_maker': ('models.html#slot_maker', 'swingtrader/models.py'),
                                     'swingtrader.models.underlying_of': ('models.html#underlying_of', 'swingtrader/models.py')},
             'swingtrader.notify': { 'swingtrader.notify.Alert': ('notify.html#alert', 'swingtrader/notify.py'),
                                     'swingtrader.notify.Alert.to_dict': ('notify.html#alert.to_dict', 'swingtrader/notify.py'),

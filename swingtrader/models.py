@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, date
 from decimal import Decimal, InvalidOperation
 from enum import Enum
+from typing import Callable
 
 from .config import SwingtraderError
 
 # %% auto #0
 __all__ = ['MONTH_CODES', 'INSTRUMENT_TYPES', 'LEG_EFFECTS', 'InvalidSymbol', 'InvalidOrder', 'D', 'EquitySymbol', 'OptionSymbol',
            'FutureSymbol', 'FutureOptionSymbol', 'parse_symbol', 'Bar', 'Quote', 'Trade', 'Asset', 'Side', 'OrderType',
-           'TimeInForce', 'OrderStatus', 'new_client_key', 'OrderRequest', 'Fill', 'Order', 'OrderEvent', 'OrderUpdate',
-           'OrderPreview', 'Position', 'Account', 'new_signal_id', 'SignalAction', 'Signal', 'instrument_type',
-           'is_derivative', 'underlying_of', 'OrderLeg', 'MultiLegRequest', 'DerivativeOrder', 'FrozenValue']
+           'TimeInForce', 'OrderStatus', 'new_client_key', 'slot_maker', 'OrderRequest', 'Fill', 'Order', 'OrderEvent',
+           'OrderUpdate', 'OrderPreview', 'Position', 'Account', 'new_signal_id', 'SignalAction', 'Signal',
+           'instrument_type', 'is_derivative', 'underlying_of', 'OrderLeg', 'MultiLegRequest', 'DerivativeOrder',
+           'FrozenValue']
 
 # %% ../nbs/01_models.ipynb #1344f44f
 class InvalidSymbol(SwingtraderError):
@@ -242,6 +244,14 @@ def _bad(msg, fix): raise InvalidOrder(msg, fix)
 _KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")    # a client key every broker accepts
 _TICKERS: dict[str, str] = {}                  # equity tickers as given → as parsed (a cache: orders repeat a few symbols)
 
+def slot_maker(cls) -> Callable:
+    "A function making a `cls` (a frozen slotted dataclass) from all its fields, in order: each set in its slot past the frozen `__setattr__` (no defaults, no `__post_init__`: for values the caller knows are canonical)."
+    names = cls.__match_args__
+    ns = {"_new": object.__new__, "_cls": cls, **{f"_set{i}": cls.__dict__[n].__set__ for i, n in enumerate(names)}}
+    body = "".join(f"    _set{i}(o, {n})\n" for i, n in enumerate(names))
+    exec(f"def make_{cls.__name__}({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", ns)
+    return ns[f"make_{cls.__name__}"]
+
 def _plain(side, qty, notional, key) -> bool:
     "Are these a market order's side, amount and key in canonical form (a `Side`, one positive finite Decimal, a usable key)?"
     amount = qty if notional is None else notional
@@ -303,14 +313,9 @@ class OrderRequest:
         norm = _TICKERS.get(symbol) if type(symbol) is str else None
         if norm is None or cls is not OrderRequest or not _plain(side, qty, notional, client_key):
             return cls(symbol, side, qty=qty, notional=notional, client_key=client_key)   # the constructor: its checks, its errors
-        o = object.__new__(cls)
-        s_sym, s_side, s_qty, s_notional, s_type, s_tif, s_limit, s_stop, s_key = _REQUEST_SLOTS
-        s_sym(o, norm); s_side(o, side); s_qty(o, qty); s_notional(o, notional); s_type(o, OrderType.MARKET); s_tif(o, TimeInForce.DAY)
-        s_limit(o, None); s_stop(o, None); s_key(o, client_key)
-        return o
+        return _make_request(norm, side, qty, notional, OrderType.MARKET, TimeInForce.DAY, None, None, client_key)
 
-_REQUEST_SLOTS = tuple(OrderRequest.__dict__[f].__set__ for f in OrderRequest.__match_args__)   # each field's slot, set past the frozen `__setattr__`
-assert OrderRequest.__match_args__ == ("symbol", "side", "qty", "notional", "type", "tif", "limit_price", "stop_price", "client_key")
+_make_request = slot_maker(OrderRequest)
 
 # %% ../nbs/01_models.ipynb #ae475277
 @dataclass(frozen=True, slots=True)

@@ -41,10 +41,22 @@ class RuleResult:
     def to_dict(self) -> dict: return {"rule": self.rule, "passed": self.passed, "detail": self.detail}
 
 class _Unwritten(list):
-    "Rule results as `RuleResult`s or `(rule, passed, text, args)`, whose detail `text(*args)` is written when first read."
+    "Rule results as `RuleResult`s, `(rule, passed, text, args)` whose detail `text(*args)` is written when first read, or `(_ROOMS, want, rooms)`: the sizing rules' results (`_fit`'s), judged again when read."
+
+_ROOMS = object()                        # marks the sizing rules' results in `_Unwritten`
 
 def _written(rules:_Unwritten) -> tuple[RuleResult, ...]:
-    return tuple(r if type(r) is RuleResult else RuleResult(r[0], r[1], r[2](*r[3])) for r in rules)
+    out = []
+    for r in rules:
+        if type(r) is RuleResult: out.append(r)
+        elif r[0] is _ROOMS:
+            want = r[1]
+            for rule, room, what, args in r[2]:
+                if room < _ZERO: room = _ZERO
+                ok = want <= room
+                out.append(RuleResult(rule, ok, _room_text(want, "fits" if ok else "exceeds", room, what, args)))
+        else: out.append(RuleResult(r[0], r[1], r[2](*r[3])))
+    return tuple(out)
 
 class Decision(FrozenValue):
     "What the risk guard decided about a signal, and why (a frozen value, like a frozen dataclass)."
@@ -159,14 +171,13 @@ def _open_sector_text(sym:str, sectors:Mapping, vals:list, cap:Decimal) -> str:
 def _room_text(want:Decimal, verb:str, room:Decimal, what, args) -> str: return f"{_fmt(want)} {verb} room {_fmt(room)}: {what(*args)}"
 
 def _fit(rooms, want:Decimal, rules:list) -> tuple[Decimal, list[str]]:
-    "Each sizing rule's room against `want` (a result per rule into `rules`): the amount allowed and the rules that bind."
+    "Each sizing rule's room against `want` (their results into `rules`, judged again and written when read): the amount allowed and the rules that bind."
     allowed, binding = want, []
-    for rule, room, what, args in rooms:
+    for r in rooms:
+        room = r[1]
         if room < _ZERO: room = _ZERO
-        if want <= room: rules.append((rule, True, _room_text, (want, "fits", room, what, args)))
-        else:
-            rules.append((rule, False, _room_text, (want, "exceeds", room, what, args)))
-            binding.append(rule); allowed = min(allowed, room)
+        if not want <= room: binding.append(r[0]); allowed = min(allowed, room)
+    rules.append((_ROOMS, want, rooms))
     return allowed, binding
 
 def _loss(eq:Decimal, day_pl:Decimal) -> Decimal:

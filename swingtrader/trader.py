@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .config import Settings
 from .clock import Clock, UTC
 from .models import (D, Asset, Bar, Fill, Order, OrderRequest, OrderStatus, OrderUpdate, Position,
-                                Side, Signal, SignalAction)
+                                Side, Signal, SignalAction, slot_maker)
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer, SizeDecision, contract_multiplier
 from .stops import StopBook, TrailingStop, PROTECTIVE, ProtectiveStop
@@ -84,6 +84,8 @@ class Intent:
     def is_entry(self) -> bool: return self.signal.action is SignalAction.ENTER_LONG
     @property
     def client_key(self) -> str: return self.request.client_key
+
+_make_signal, _make_intent = slot_maker(Signal), slot_maker(Intent)   # every field given: made slot by slot
 
 # %% ../nbs/55_trader.ipynb #7970ed19
 @dataclass(slots=True)
@@ -172,7 +174,7 @@ def _made(self:Trader, symbol:str, action:SignalAction, t:datetime, price:float,
         u = t.astimezone(UTC)
         iso = u.isoformat()
         c = self._iso_made = (t, iso, iso if u is t else t.isoformat())
-    sig = Signal(symbol, action, t, price, atr, reason, model_id, _decision_hex(model_id, symbol, action, c[1]))
+    sig = _make_signal(symbol, action, t, price, atr, reason, model_id, _decision_hex(model_id, symbol, action, c[1]))
     self._last_made = (sig, c[2])
     return sig
 
@@ -250,7 +252,7 @@ def _record(self:Trader, sig:Signal, req:OrderRequest, decision:Decision, size:S
         return []                                 # decided and sent before a restart: never twice
     self.pending[req.client_key] = _Pending(sig.symbol, sig.action is SignalAction.ENTER_LONG, sig.atr, sig.price, est, sig.id,
                                             sig.time.isoformat() if at is None else at, sig.reason)
-    return [Intent(sig, req, decision, size)]
+    return [_make_intent(sig, req, decision, size)]
 
 @patch
 def _entry_pending(self:Trader, symbol:str) -> bool:
