@@ -560,7 +560,12 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal (an equity, 
     "PASS, RESIZE, REJECT or HALT; option and futures positions and entries count by notional (contracts × price × multiplier)."
     mults = getattr(self, "multipliers", None)
     m = None if not mults and signal.symbol in _EQUITIES else _multiplier(signal.symbol, mults)   # a known equity: `_multiplier`'s None
-    if m is None: return _evaluate_shares(self, signal, exposure_context(context, mults), qty, notional)
+    if m is None:
+        if not mults:                    # known equities only: `exposure_context` would return `context` itself
+            for p in context.positions:
+                if p.symbol not in _EQUITIES: break
+            else: return _evaluate_shares(self, signal, context, qty, notional)
+        return _evaluate_shares(self, signal, exposure_context(context, mults), qty, notional)
     if signal.action is SignalAction.EXIT_LONG: return _evaluate_shares(self, signal, context, qty, notional)   # contracts against contracts
     if qty is None or notional is not None:
         raise SwingtraderError(f"RiskGuard.evaluate for {signal.symbol} needs qty in contracts.", "pass the sizer's qty; options and futures have no notional orders.")
