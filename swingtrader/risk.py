@@ -196,7 +196,9 @@ def _exit(self:RiskGuard, signal:Signal, ctx:RiskContext, qty, notional, price) 
     sym, held = signal.symbol, _ZERO
     for p in ctx.positions:
         if p.symbol == sym: held = p.qty; break
-    rules = _Unwritten((("exit_allowed", True, "exits reduce risk and are allowed in every kill-switch state (now {})".format, (_kill_state(ctx).value,)),))
+    k = ctx.kill_state
+    rules = _Unwritten((("exit_allowed", True, "exits reduce risk and are allowed in every kill-switch state (now {})".format,
+                         ((_KILL.get(k) or KillState(k)).value,)),))      # `_kill_state(ctx)`
     want = qty if qty is not None else notional / price
     if held <= 0:
         rules.append(("exit_within_position", False, "no long position in {} to exit".format, (sym,)))
