@@ -246,10 +246,13 @@ _TICKERS: dict[str, str] = {}                  # equity tickers as given → as 
 
 def slot_maker(cls) -> Callable:
     "A function making a `cls` (a frozen slotted dataclass) from all its fields, in order: each set in its slot past the frozen `__setattr__` (no defaults, no `__post_init__`: for values the caller knows are canonical)."
-    names = cls.__match_args__
+    from dataclasses import fields
+    names = tuple(f.name for f in fields(cls))
+    if not all(f.init for f in fields(cls)) or any(n.startswith("_") for n in names) or "__slots__" not in cls.__dict__:
+        raise TypeError(f"slot_maker needs a slotted dataclass whose fields are all public init fields, not {cls.__name__}.")
     ns = {"_new": object.__new__, "_cls": cls, **{f"_set{i}": cls.__dict__[n].__set__ for i, n in enumerate(names)}}
-    body = "".join(f"    _set{i}(o, {n})\n" for i, n in enumerate(names))
-    exec(f"def make_{cls.__name__}({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", ns)
+    body = "".join(f"    _set{i}(_o, {n})\n" for i, n in enumerate(names))
+    exec(f"def make_{cls.__name__}({', '.join(names)}):\n    _o = _new(_cls)\n{body}    return _o\n", ns)
     return ns[f"make_{cls.__name__}"]
 
 def _plain(side, qty, notional, key) -> bool:
