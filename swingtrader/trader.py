@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .config import Settings
 from .clock import Clock, UTC
 from .models import (D, Asset, Bar, Fill, Order, OrderRequest, OrderStatus, OrderUpdate, Position,
-                                Side, Signal, SignalAction, slot_maker)
+                                Side, Signal, SignalAction)
 from .strategy import MacdSwing, timeframe_delta
 from .sizer import Sizer, SizeDecision, contract_multiplier
 from .stops import StopBook, TrailingStop, PROTECTIVE, ProtectiveStop
@@ -85,6 +85,7 @@ class Intent:
     @property
     def client_key(self) -> str: return self.request.client_key
 
+from .models import slot_maker
 _make_signal, _make_intent = slot_maker(Signal), slot_maker(Intent)   # every field given: made slot by slot
 
 # %% ../nbs/55_trader.ipynb #7970ed19
