@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, date
 from decimal import Decimal, InvalidOperation
 from enum import Enum
+from typing import Callable
 
 from .config import SwingtraderError
 
 # %% auto #0
 __all__ = ['MONTH_CODES', 'INSTRUMENT_TYPES', 'LEG_EFFECTS', 'InvalidSymbol', 'InvalidOrder', 'D', 'EquitySymbol', 'OptionSymbol',
            'FutureSymbol', 'FutureOptionSymbol', 'parse_symbol', 'Bar', 'Quote', 'Trade', 'Asset', 'Side', 'OrderType',
-           'TimeInForce', 'OrderStatus', 'new_client_key', 'OrderRequest', 'Fill', 'Order', 'OrderEvent', 'OrderUpdate',
-           'OrderPreview', 'Position', 'Account', 'new_signal_id', 'SignalAction', 'Signal', 'instrument_type',
-           'is_derivative', 'underlying_of', 'OrderLeg', 'MultiLegRequest', 'DerivativeOrder', 'FrozenValue']
+           'TimeInForce', 'OrderStatus', 'new_client_key', 'slot_maker', 'OrderRequest', 'Fill', 'Order', 'OrderEvent',
+           'OrderUpdate', 'OrderPreview', 'Position', 'Account', 'new_signal_id', 'SignalAction', 'Signal',
+           'instrument_type', 'is_derivative', 'underlying_of', 'OrderLeg', 'MultiLegRequest', 'DerivativeOrder',
+           'FrozenValue']
 
 # %% ../nbs/01_models.ipynb #1344f44f
 class InvalidSymbol(SwingtraderError):
@@ -242,6 +244,23 @@ def _bad(msg, fix): raise InvalidOrder(msg, fix)
 _KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")    # a client key every broker accepts
 _TICKERS: dict[str, str] = {}                  # equity tickers as given → as parsed (a cache: orders repeat a few symbols)
 
+def slot_maker(cls) -> Callable:
+    "A function making a `cls` (a frozen slotted dataclass) from all its fields, in order: each set in its slot past the frozen `__setattr__` (no defaults, no `__post_init__`: for values the caller knows are canonical)."
+    from dataclasses import fields
+    names = tuple(f.name for f in fields(cls))
+    if not all(f.init for f in fields(cls)) or any(n.startswith("_") for n in names) or "__slots__" not in cls.__dict__:
+        raise TypeError(f"slot_maker needs a slotted dataclass whose fields are all public init fields, not {cls.__name__}.")
+    ns = {"_new": object.__new__, "_cls": cls, **{f"_set{i}": cls.__dict__[n].__set__ for i, n in enumerate(names)}}
+    body = "".join(f"    _set{i}(_o, {n})\n" for i, n in enumerate(names))
+    exec(f"def make_{cls.__name__}({', '.join(names)}):\n    _o = _new(_cls)\n{body}    return _o\n", ns)
+    return ns[f"make_{cls.__name__}"]
+
+def _plain(side, qty, notional, key) -> bool:
+    "Are these a market order's side, amount and key in canonical form (a `Side`, one positive finite Decimal, a usable key)?"
+    amount = qty if notional is None else notional
+    return (type(side) is Side and (qty is None or notional is None) and type(amount) is Decimal and amount.is_finite() and amount > 0
+            and type(key) is str and _KEY.fullmatch(key) is not None)
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     "An intent to trade; validated on construction and always carrying a client key."
@@ -263,11 +282,8 @@ class OrderRequest:
             norm = str(sym) if not isinstance(sym, EquitySymbol) else sym.ticker
             if isinstance(sym, EquitySymbol) and len(_TICKERS) < 100_000: _TICKERS[s] = norm
         object.__setattr__(self, "symbol", norm)
-        q, n = self.qty, self.notional
-        amount = q if n is None else n
-        if (type(self.side) is Side and self.type is OrderType.MARKET and self.tif is TimeInForce.DAY and self.limit_price is None
-                and self.stop_price is None and (q is None or n is None) and type(amount) is Decimal and amount.is_finite() and amount > 0
-                and type(self.client_key) is str and _KEY.fullmatch(self.client_key)):
+        if (self.type is OrderType.MARKET and self.tif is TimeInForce.DAY and self.limit_price is None and self.stop_price is None
+                and _plain(self.side, self.qty, self.notional, self.client_key)):
             return                      # a day market order already in canonical form (the decision core's): every check below passes
         for name, enum in (("side", Side), ("type", OrderType), ("tif", TimeInForce)):
             v = getattr(self, name)
@@ -293,6 +309,16 @@ class OrderRequest:
         if not needs_stop and self.stop_price is not None: _bad(f"{self.type.value} order for {self.symbol} has a stop_price.", "drop stop_price or use a stop order.")
         if not isinstance(self.client_key, str) or not _KEY.fullmatch(self.client_key):
             _bad(f"client_key={self.client_key!r} is not usable.", "use 1-64 letters, digits or _.:- (or leave it out to generate one).")
+
+    @classmethod
+    def day_market(cls, symbol:str, side:Side, qty:Decimal|None, notional:Decimal|None, client_key:str) -> OrderRequest:
+        "`OrderRequest(symbol, side, qty=qty, notional=notional, client_key=client_key)`; parts already canonical (a ticker seen before, `_plain`) are set as they are, without the generic construction."
+        norm = _TICKERS.get(symbol) if type(symbol) is str else None
+        if norm is None or cls is not OrderRequest or not _plain(side, qty, notional, client_key):
+            return cls(symbol, side, qty=qty, notional=notional, client_key=client_key)   # the constructor: its checks, its errors
+        return _make_request(norm, side, qty, notional, OrderType.MARKET, TimeInForce.DAY, None, None, client_key)
+
+_make_request = slot_maker(OrderRequest)
 
 # %% ../nbs/01_models.ipynb #ae475277
 @dataclass(frozen=True, slots=True)

@@ -41,10 +41,22 @@ class RuleResult:
     def to_dict(self) -> dict: return {"rule": self.rule, "passed": self.passed, "detail": self.detail}
 
 class _Unwritten(list):
-    "Rule results as `RuleResult`s or `(rule, passed, text, args)`, whose detail `text(*args)` is written when first read."
+    "Rule results as `RuleResult`s, `(rule, passed, text, args)` whose detail `text(*args)` is written when first read, or `(_ROOMS, want, rooms)`: the sizing rules' results (`_fit`'s), judged again when read."
+
+_ROOMS = object()                        # marks the sizing rules' results in `_Unwritten`
 
 def _written(rules:_Unwritten) -> tuple[RuleResult, ...]:
-    return tuple(r if type(r) is RuleResult else RuleResult(r[0], r[1], r[2](*r[3])) for r in rules)
+    out = []
+    for r in rules:
+        if type(r) is RuleResult: out.append(r)
+        elif r[0] is _ROOMS:
+            want = r[1]
+            for rule, room, what, args in r[2]:
+                if room < _ZERO: room = _ZERO
+                ok = want <= room
+                out.append(RuleResult(rule, ok, _room_text(want, "fits" if ok else "exceeds", room, what, args)))
+        else: out.append(RuleResult(r[0], r[1], r[2](*r[3])))
+    return tuple(out)
 
 class Decision(FrozenValue):
     "What the risk guard decided about a signal, and why (a frozen value, like a frozen dataclass)."
@@ -159,15 +171,21 @@ def _open_sector_text(sym:str, sectors:Mapping, vals:list, cap:Decimal) -> str:
 def _room_text(want:Decimal, verb:str, room:Decimal, what, args) -> str: return f"{_fmt(want)} {verb} room {_fmt(room)}: {what(*args)}"
 
 def _fit(rooms, want:Decimal, rules:list) -> tuple[Decimal, list[str]]:
-    "Each sizing rule's room against `want` (a result per rule into `rules`): the amount allowed and the rules that bind."
+    "Each sizing rule's room against `want` (their results into `rules`, judged again and written when read): the amount allowed and the rules that bind."
     allowed, binding = want, []
-    for rule, room, what, args in rooms:
+    for r in rooms:
+        room = r[1]
         if room < _ZERO: room = _ZERO
-        if want <= room: rules.append((rule, True, _room_text, (want, "fits", room, what, args)))
-        else:
-            rules.append((rule, False, _room_text, (want, "exceeds", room, what, args)))
-            binding.append(rule); allowed = min(allowed, room)
+        if not want <= room: binding.append(r[0]); allowed = min(allowed, room)
+    rules.append((_ROOMS, want, rooms))
     return allowed, binding
+
+def _loss(eq:Decimal, day_pl:Decimal) -> Decimal:
+    "The day's loss as a fraction of the day's start equity (0 without a positive start)."
+    start = eq - day_pl
+    return -day_pl / start if start > 0 else _ZERO
+
+def _loss_text(eq:Decimal, day_pl:Decimal, limit:Decimal) -> str: return f"day P&L {_loss(eq, day_pl):.2%} loss of {limit:.2%} allowed"
 
 def _kill_state(ctx:RiskContext) -> KillState:
     k = ctx.kill_state
@@ -178,7 +196,9 @@ def _exit(self:RiskGuard, signal:Signal, ctx:RiskContext, qty, notional, price) 
     sym, held = signal.symbol, _ZERO
     for p in ctx.positions:
         if p.symbol == sym: held = p.qty; break
-    rules = _Unwritten((("exit_allowed", True, "exits reduce risk and are allowed in every kill-switch state (now {})".format, (_kill_state(ctx).value,)),))
+    k = ctx.kill_state
+    rules = _Unwritten((("exit_allowed", True, "exits reduce risk and are allowed in every kill-switch state (now {})".format,
+                         ((_KILL.get(k) or KillState(k)).value,)),))      # `_kill_state(ctx)`
     want = qty if qty is not None else notional / price
     if held <= 0:
         rules.append(("exit_within_position", False, "no long position in {} to exit".format, (sym,)))
@@ -191,7 +211,8 @@ def _exit(self:RiskGuard, signal:Signal, ctx:RiskContext, qty, notional, price) 
 
 @patch
 def _halting(self:RiskGuard, ctx:RiskContext, rules:list) -> Decision|None:
-    state = _kill_state(ctx)
+    k = ctx.kill_state
+    state = _KILL.get(k) or KillState(k)                 # `_kill_state(ctx)`
     if state is KillState.HALTED:
         rules.append(("kill_switch", False, _said, ("trading is HALTED: entries blocked until a manual reset",)))
         return Decision(RiskAction.HALT, None, None, rules, "kill switch is halted")
@@ -200,12 +221,14 @@ def _halting(self:RiskGuard, ctx:RiskContext, rules:list) -> Decision|None:
         return Decision(RiskAction.REJECT, None, None, rules, "kill switch allows exits only")
     rules.append(("kill_switch", True, _said, ("active",)))
     eq, day_pl, limit = ctx.account.equity, ctx.day_pl, self.daily_loss_halt
-    start = eq - day_pl
-    loss = -day_pl / start if start > 0 else _ZERO
-    if loss >= limit:
-        rules.append(("daily_loss", False, "day P&L {:,.2f} is {:.2%} of start equity, limit {:.2%}: halt".format, (day_pl, loss, limit)))
-        return Decision(RiskAction.HALT, None, None, rules, f"daily loss {loss:.2%} reached the {limit:.2%} halt")
-    rules.append(("daily_loss", True, "day P&L {:.2%} loss of {:.2%} allowed".format, (loss, limit)))
+    if limit == _INF:                    # no finite loss reaches an infinite limit: the loss is computed for the text only
+        rules.append(("daily_loss", True, _loss_text, (eq, day_pl, limit)))
+    else:
+        loss = _loss(eq, day_pl)
+        if loss >= limit:
+            rules.append(("daily_loss", False, "day P&L {:,.2f} is {:.2%} of start equity, limit {:.2%}: halt".format, (day_pl, loss, limit)))
+            return Decision(RiskAction.HALT, None, None, rules, f"daily loss {loss:.2%} reached the {limit:.2%} halt")
+        rules.append(("daily_loss", True, "day P&L {:.2%} loss of {:.2%} allowed".format, (loss, limit)))
     if self.day_trade_guard:
         n = ctx.day_trades if ctx.day_trades is not None else ctx.account.day_trade_count
         if eq >= self.pdt_equity:
@@ -228,24 +251,28 @@ def _rooms(self:RiskGuard, sym:str, ctx:RiskContext, price:Decimal,
     # an infinite sector cap leaves infinite room whatever the sector holds: the holdings are summed only for its text
     open_sector = type(sc) is Decimal and sc == _INF and eq > 0
     sector = None if open_sector else ctx.sectors.get(sym) or "unknown"
-    held = sect = corr = gross = Decimal(0)
+    held = sect = corr = gross = _ZERO
     n_corr = 0
     vals = []
     for p in ctx.positions:
-        if p.qty == 0: continue
-        px = prices.get(p.symbol)
-        if type(px) is not Decimal: px = _price(ctx, p.symbol, p.market_price or p.avg_entry_price)
-        v = abs(p.qty) * px
+        q = p.qty
+        if q == 0: continue
+        s = p.symbol
+        px = prices.get(s)
+        if type(px) is not Decimal: px = _price(ctx, s, p.market_price or p.avg_entry_price)
+        v = abs(q) * px
         gross += v
-        vals.append((p.symbol, v))
+        if s == sym: held += v
+        vals.append((s, v))
     # every position counted as correlated still leaves room: the rule cannot bind, so no correlation is needed
-    lazy = self.lazy_correlations and want is not None and want <= max(self.correlated_cap * eq - gross, Decimal(0))
-    for s, v in vals:
-        if s == sym: held += v; corr += v; continue
-        if not open_sector and (ctx.sectors.get(s) or "unknown") == sector: sect += v
-        if lazy: continue
-        c = self.corr(ctx, sym, s)
-        if c is not None and c > self.corr_threshold: corr += v; n_corr += 1
+    lazy = self.lazy_correlations and want is not None and want <= max(self.correlated_cap * eq - gross, _ZERO)
+    if not (lazy and open_sector):       # (else neither sector nor correlation needs a second look at the positions)
+        for s, v in vals:
+            if s == sym: corr += v; continue
+            if not open_sector and (ctx.sectors.get(s) or "unknown") == sector: sect += v
+            if lazy: continue
+            c = self.corr(ctx, sym, s)
+            if c is not None and c > self.corr_threshold: corr += v; n_corr += 1
     lev, cc = LEVERAGE[self.account_type], self.correlated_cap
     out = [("position_cap", self.position_cap * eq - held, "{} holds {:,.2f}, cap {:.0%} of {:,.2f}".format, (sym, held, self.position_cap, eq)),
            ("sector_cap", _INF, _open_sector_text, (sym, ctx.sectors, vals, sc)) if open_sector else
@@ -266,8 +293,11 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal
     "PASS, RESIZE (with the size that fits), REJECT or HALT, with every rule evaluated."
     if (qty is None) == (notional is None):
         raise SwingtraderError("RiskGuard.evaluate needs exactly one of qty and notional.", "pass the sizer's qty or notional.")
-    qty, notional = (None if qty is None else D(qty, "qty")), (None if notional is None else D(notional, "notional"))
-    price = _price(context, signal.symbol, signal.price)
+    # `D` and `_price` inline for what they return unchanged (a finite Decimal; the symbol's Decimal price)
+    if qty is not None and not (type(qty) is Decimal and qty.is_finite()): qty = D(qty, "qty")
+    if notional is not None and not (type(notional) is Decimal and notional.is_finite()): notional = D(notional, "notional")
+    price = context.prices.get(signal.symbol)
+    if type(price) is not Decimal: price = _price(context, signal.symbol, signal.price)
     if signal.action is SignalAction.EXIT_LONG: return self._exit(signal, context, qty, notional, price)
     rules = _Unwritten()
     if (d := self._halting(context, rules)) is not None: return d
@@ -531,8 +561,13 @@ def evaluate(self:RiskGuard, signal:Signal, # the strategy's signal (an equity, 
              notional:Decimal|None=None) -> Decision: # … or proposed USD (equities only)
     "PASS, RESIZE, REJECT or HALT; option and futures positions and entries count by notional (contracts × price × multiplier)."
     mults = getattr(self, "multipliers", None)
-    m = _multiplier(signal.symbol, mults)
-    if m is None: return _evaluate_shares(self, signal, exposure_context(context, mults), qty, notional)
+    m = None if not mults and signal.symbol in _EQUITIES else _multiplier(signal.symbol, mults)   # a known equity: `_multiplier`'s None
+    if m is None:
+        if not mults:                    # known equities only: `exposure_context` would return `context` itself
+            for p in context.positions:
+                if p.symbol not in _EQUITIES: break
+            else: return _evaluate_shares(self, signal, context, qty, notional)
+        return _evaluate_shares(self, signal, exposure_context(context, mults), qty, notional)
     if signal.action is SignalAction.EXIT_LONG: return _evaluate_shares(self, signal, context, qty, notional)   # contracts against contracts
     if qty is None or notional is not None:
         raise SwingtraderError(f"RiskGuard.evaluate for {signal.symbol} needs qty in contracts.", "pass the sizer's qty; options and futures have no notional orders.")

@@ -92,22 +92,33 @@ def available_funds(self:Sizer, account:Account, committed:Decimal=Decimal(0)) -
     return max(Decimal(0), account.buying_power - committed), "buying power"
 
 # %% ../nbs/42_sizer.ipynb #036fe50b
-def _least(caps:dict) -> tuple[str, Decimal]:
-    "The first of the caps (risk, position_cap, funds) with the smallest amount, and the amount."
-    b, n = "risk", caps["risk"]
-    if caps["position_cap"] < n: b, n = "position_cap", caps["position_cap"]
-    if caps["funds"] < n: b, n = "funds", caps["funds"]
+_CAPS = ("risk", "position_cap", "funds")
+
+def _least(r:Decimal, c:Decimal, f:Decimal) -> tuple[str, Decimal]:
+    "The first of the caps (risk `r`, position_cap `c`, funds `f`) with the smallest amount, and the amount."
+    b, n = "risk", r
+    if c < n: b, n = "position_cap", c
+    if f < n: b, n = "funds", f
     return b, n
 
-def _reasons(texts:tuple, caps:dict, binding:str, shares:bool, notes:tuple) -> tuple[str, ...]:
-    "The sizer's reasons: the binding cap first, then the risk budget and any cap below it, then `notes`."
+def _notes(frac:bool, fractional:bool, fractionable:bool, sym:str) -> tuple[str, ...]:
+    "Why the size is in whole shares (nothing when it may be fractional)."
+    if frac: return ()
+    return (("fractional sizing is off in the settings" if not fractional else f"{sym} is not fractionable"
+             if not fractionable else "broker-side stops cover whole shares only") + ": whole shares.",)
+
+def _reasons(texts:tuple, amounts:tuple, binding:str, shares:bool, notes:tuple) -> tuple[str, ...]:
+    "The sizer's reasons: the binding cap first, then the risk budget and any cap below it, then `notes` (`_notes`' arguments)."
     risk, E, risk_usd, k, dist, cap, cap_usd, price, source, funds = texts
+    caps = dict(zip(_CAPS, amounts))
     said = {"risk": f"risk {_pct(risk)} of equity {_usd(E)} = {_usd(risk_usd)} over a {k.normalize():f}×ATR stop distance of {_usd(dist)}/share",
             "position_cap": f"position cap {_pct(cap)} of equity = {_usd(cap_usd)} at {_usd(price)}",
             "funds": f"{source} {_usd(funds)} at {_usd(price)}"}
     amount = (lambda v: f"{v} shares") if shares else _usd
     return (f"{said[binding]} → {amount(caps[binding])} (binding)",
-            *(f"{said[c]} → {amount(v)}" for c, v in caps.items() if c != binding and (c == "risk" or v < caps["risk"])), *notes)
+            *(f"{said[c]} → {amount(v)}" for c, v in caps.items() if c != binding and (c == "risk" or v < caps["risk"])), *_notes(*notes))
+
+def _zero(why:str, *reasons:str) -> SizeDecision: return SizeDecision(_ZERO, None, why, reasons)   # nothing to buy, and why
 
 @patch
 def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR at the decision)
@@ -119,39 +130,44 @@ def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR
     if signal.action is not SignalAction.ENTER_LONG:
         raise SizingError(f"Sizer.size got a {signal.action.value} signal for {signal.symbol}.", "size entries only; an exit sells the position's quantity.")
     sym = signal.symbol
-    zero = lambda why, *r: SizeDecision(Decimal(0), None, why, tuple(r))
-    if not asset.tradable: return zero("not_tradable", f"{sym} is not tradable at the broker.")
-    price = D(signal.price, "price")
-    if price <= 0: return zero("price", f"{sym} price {signal.price} is not positive.")
-    if signal.atr is None or not signal.atr > 0: return zero("atr", f"{sym} signal has no positive ATR ({signal.atr}): the risk per share is unknown.")
+    if not asset.tradable: return _zero("not_tradable", f"{sym} is not tradable at the broker.")
+    p, atr = signal.price, signal.atr
+    price = Decimal(repr(p)) if type(p) is float and p - p == 0 else D(p, "price")   # `D` of a finite float, without the call
+    if price <= 0: return _zero("price", f"{sym} price {signal.price} is not positive.")
+    if atr is None or not atr > 0: return _zero("atr", f"{sym} signal has no positive ATR ({signal.atr}): the risk per share is unknown.")
     E = account.equity
-    if E <= 0: return zero("equity", f"equity {_usd(E)} is not positive.")
+    if E <= 0: return _zero("equity", f"equity {_usd(E)} is not positive.")
     funds, source = self.available_funds(account, committed)
-    dist = self.k * D(signal.atr, "atr")
+    dist = self.k * (Decimal(repr(atr)) if type(atr) is float and atr - atr == 0 else D(atr, "atr"))
     risk_usd, cap_usd = self.risk * E, self.cap * E
-    frac = self.fractional and asset.fractionable and not whole
-    notes = () if frac else (("fractional sizing is off in the settings" if not self.fractional else f"{sym} is not fractionable"
-                              if not asset.fractionable else "broker-side stops cover whole shares only") + ": whole shares.",)
-    # the three caps, in shares (whole) or USD (cents); their texts
-    texts = (self.risk, E, risk_usd, self.k, dist, self.cap, cap_usd, price, source, funds)   # the caps' texts, written when read
+    # the three caps, in shares (whole) or USD (cents); their texts (and the notes), written when read
+    texts = (self.risk, E, risk_usd, self.k, dist, self.cap, cap_usd, price, source, funds)
+    frac, fractionable = self.fractional and asset.fractionable and not whole, asset.fractionable
     if frac:
-        usd = {"risk": _floor(risk_usd / dist * price, _CENT), "position_cap": _floor(cap_usd, _CENT), "funds": _floor(funds, _CENT)}
-        binding, n = _least(usd)
-        reasons = partial(_reasons, texts, usd, binding, False, ())
+        usd = (_floor(risk_usd / dist * price, _CENT), _floor(cap_usd, _CENT), _floor(funds, _CENT))
+        binding, n = _least(*usd)
+        reasons = partial(_reasons, texts, usd, binding, False, (True, self.fractional, fractionable, sym))
         if n < self.min_notional:
             why = {"risk": f"ATR stop distance too wide for {_pct(self.risk)} risk", "position_cap": "position cap too small",
                    "funds": f"not enough {source}"}[binding]
-            return zero(binding, f"{why}: {_usd(n)} is below the {_usd(self.min_notional)} minimum notional.", *reasons())
+            return _zero(binding, f"{why}: {_usd(n)} is below the {_usd(self.min_notional)} minimum notional.", *reasons())
         return SizeDecision(None, n, binding, reasons)
-    qty = {"risk": max(_ZERO, _floor_quotient(risk_usd / dist)), "position_cap": max(_ZERO, _floor_quotient(cap_usd / price)),
-           "funds": max(_ZERO, _floor_quotient(funds / price))}
-    binding, n = _least(qty)
-    reasons = partial(_reasons, texts, qty, binding, True, notes)
+    r = (risk_usd / dist).to_integral_value(ROUND_FLOOR).quantize(_ONE)    # `_floor_quotient`s, inline
+    c = (cap_usd / price).to_integral_value(ROUND_FLOOR).quantize(_ONE)
+    f = (funds / price).to_integral_value(ROUND_FLOOR).quantize(_ONE)
+    if not r > _ZERO: r = _ZERO                                              # max(0, x), 0 itself when x is 0
+    if not c > _ZERO: c = _ZERO
+    if not f > _ZERO: f = _ZERO
+    binding, n = "risk", r                                                   # `_least`, inline
+    if c < n: binding, n = "position_cap", c
+    if f < n: binding, n = "funds", f
+    qty = (r, c, f)
+    reasons = partial(_reasons, texts, qty, binding, True, (False, self.fractional, fractionable, sym))
     if n == 0:
         why = {"risk": f"ATR stop distance too wide for {_pct(self.risk)} risk: {_usd(dist)}/share > {_usd(risk_usd)} budget",
                "position_cap": f"one share at {_usd(price)} is above the {_pct(self.cap)} position cap {_usd(cap_usd)}",
                "funds": f"{source} {_usd(funds)} does not buy one share at {_usd(price)}"}[binding]
-        return zero(binding, f"below one whole share: {why}", *reasons())
+        return _zero(binding, f"below one whole share: {why}", *reasons())
     return SizeDecision(n, None, binding, reasons)
 
 # %% ../nbs/42_sizer.ipynb #28555b8d

@@ -140,7 +140,8 @@ from fastcore.basics import patch
 @patch
 def step(self:MacdSwing, symbol:str, # the bar's symbol
          close_time:datetime, # the bar's close time (the signal's time)
-         high:float, low:float, close:float) -> Signal|None:
+         high:float, low:float, close:float,
+         make=Signal) -> Signal|None: # builds the signal from (symbol, action, time, price, atr, reason, model_id): the trader's names it once, by its decision
     "Apply one bar's high/low/close and decide at its close (the hot path)."
     s = self.symbols.get(symbol)
     if s is None: s = self.symbols[symbol] = SymbolState()
@@ -171,12 +172,12 @@ def step(self:MacdSwing, symbol:str, # the bar's symbol
         elif close <= s.hi - self._k * s.atr: code = "trailing_stop"
         else: return None
         s.long = False
-        return Signal(symbol, SignalAction.EXIT_LONG, close_time, close, s.atr,
-                      _exit_reason(code, m, g, close, s.hi, s.atr, self._k), self.model_id)
+        return make(symbol, SignalAction.EXIT_LONG, close_time, close, s.atr,
+                    _exit_reason(code, m, g, close, s.hi, s.atr, self._k), self.model_id)
     if n > self._warm and pm <= ps and m > g and close > s.et and (self.entries_until is None or close_time < self.entries_until):
         s.long, s.hi, s.entry = True, close, close
-        return Signal(symbol, SignalAction.ENTER_LONG, close_time, close, s.atr,
-                      _entry_reason(m, g, close, s.et, self.params.trend), self.model_id)
+        return make(symbol, SignalAction.ENTER_LONG, close_time, close, s.atr,
+                    _entry_reason(m, g, close, s.et, self.params.trend), self.model_id)
     return None
 
 @patch

@@ -45,12 +45,12 @@ def _uuid5_hex(name:str) -> str:
 
 _ACTIONS = {a: a.value for a in SignalAction}
 
-def _decision_hex(sig:Signal, iso:str) -> str: # iso: `sig.time` in UTC, as ISO text
-    return _uuid5_hex(f"{sig.model_id}|{sig.symbol}|{_ACTIONS.get(sig.action) or sig.action.value}|{iso}")
+def _decision_hex(model_id:str, symbol:str, action:SignalAction, iso:str) -> str: # iso: the signal's time in UTC, as ISO text
+    return _uuid5_hex(f"{model_id}|{symbol}|{_ACTIONS.get(action) or action.value}|{iso}")
 
 def decision_id(signal:Signal) -> str:
     "A signal id that depends only on the decision (model, symbol, action, bar close time): 32 hex digits."
-    return _decision_hex(signal, signal.time.astimezone(UTC).isoformat())
+    return _decision_hex(signal.model_id, signal.symbol, signal.action, signal.time.astimezone(UTC).isoformat())
 
 def client_key_for(signal_id:str) -> str:
     "The order's client key for a signal id (deterministic, 32 hex digits: fits every broker)."
@@ -61,11 +61,17 @@ def _identified(sig:Signal) -> tuple[Signal, str]:
     t = sig.time
     u = t.astimezone(UTC)                                  # `t` itself when it is in UTC already
     iso = u.isoformat()
-    did = _decision_hex(sig, iso)                          # = decision_id(sig)
+    did = _decision_hex(sig.model_id, sig.symbol, sig.action, iso)   # = decision_id(sig)
     if sig.id != did:
         sig = (Signal(sig.symbol, sig.action, t, sig.price, sig.atr, sig.reason, sig.model_id, did) if type(sig) is Signal
                else _dc_replace(sig, id=did))
     return sig, (iso if u is t else t.isoformat())
+
+def _takes_make(step) -> bool:
+    "Does a strategy's `step` take `make` (how to build its signals, as `MacdSwing.step` does)?"
+    from inspect import signature
+    try: return step is not None and "make" in signature(step).parameters
+    except (TypeError, ValueError): return False
 
 @dataclass(frozen=True, slots=True)
 class Intent:
@@ -78,6 +84,9 @@ class Intent:
     def is_entry(self) -> bool: return self.signal.action is SignalAction.ENTER_LONG
     @property
     def client_key(self) -> str: return self.request.client_key
+
+from .models import slot_maker
+_make_signal, _make_intent = slot_maker(Signal), slot_maker(Intent)   # every field given: made slot by slot
 
 # %% ../nbs/55_trader.ipynb #7970ed19
 @dataclass(slots=True)
@@ -121,6 +130,9 @@ class Trader(BrokerView):
         super().__init__(assets, account_provider)
         self.kill_switch = kill_switch
         self._step = getattr(strategy, "step", None)
+        self._makes = _takes_make(self._step)            # the strategy's signals are made once, named by their decision (`_made`)
+        self._last_made: tuple = (None, "")              # (the last signal `_made` made, its time as ISO text)
+        self._iso_made: tuple = (None, "", "")           # (the time of that signal, as ISO text in UTC, as ISO text)
         self._sym_state = getattr(strategy, "symbols", None)     # MacdSwing's per-symbol indicators (ATR for the stops)
         self.pending: dict[str, _Pending] = {}
         self.last: dict[str, float] = {}                 # last close per symbol
@@ -152,8 +164,26 @@ class Trader(BrokerView):
 def step(self:Trader, symbol:str, close_time:datetime, # the bar's close time: the decision time
          high:float, low:float, close:float) -> list[Intent]:
     "Decide at the close of one bar (floats); returns the intents, already in the ledger."
-    sig = self._step(symbol, close_time, high, low, close)
+    sig = self._step(symbol, close_time, high, low, close, self._made) if self._makes else self._step(symbol, close_time, high, low, close)
     return self._after(symbol, close_time, close, sig)
+
+@patch
+def _made(self:Trader, symbol:str, action:SignalAction, t:datetime, price:float, atr:float|None, reason:str, model_id:str) -> Signal:
+    "The strategy's signal made with its decision id, and remembered with its time as ISO text (`_identified`'s), so deciding on it names nothing again."
+    c = self._iso_made
+    if c[0] is not t:                                # (the signals of one bar time share its texts)
+        u = t.astimezone(UTC)
+        iso = u.isoformat()
+        c = self._iso_made = (t, iso, iso if u is t else t.isoformat())
+    sig = _make_signal(symbol, action, t, price, atr, reason, model_id, _decision_hex(model_id, symbol, action, c[1]))
+    self._last_made = (sig, c[2])
+    return sig
+
+@patch
+def _ident(self:Trader, sig:Signal) -> tuple[Signal, str]:
+    "`_identified(sig)`; the signal `_made` last is that already."
+    m = self._last_made
+    return m if m[0] is sig else _identified(sig)
 
 @patch
 def on_bar(self:Trader, bar:Bar) -> list[Intent]:
@@ -223,7 +253,7 @@ def _record(self:Trader, sig:Signal, req:OrderRequest, decision:Decision, size:S
         return []                                 # decided and sent before a restart: never twice
     self.pending[req.client_key] = _Pending(sig.symbol, sig.action is SignalAction.ENTER_LONG, sig.atr, sig.price, est, sig.id,
                                             sig.time.isoformat() if at is None else at, sig.reason)
-    return [Intent(sig, req, decision, size)]
+    return [_make_intent(sig, req, decision, size)]
 
 @patch
 def _entry_pending(self:Trader, symbol:str) -> bool:
@@ -232,9 +262,9 @@ def _entry_pending(self:Trader, symbol:str) -> bool:
 
 @patch
 def _entry(self:Trader, sig:Signal) -> list[Intent]:
-    sig, at = _identified(sig)
+    sig, at = self._ident(sig)
     if self.audit is not None: self.audit.signal(sig)
-    if self._entry_pending(sig.symbol): return self._skip(sig, f"an entry order for {sig.symbol} is still working")   # one position per symbol
+    if self.pending and self._entry_pending(sig.symbol): return self._skip(sig, f"an entry order for {sig.symbol} is still working")   # one position per symbol
     acct = self._account_view()
     size = self.sizer.size(sig, acct, self.asset(sig.symbol), self.committed(), whole=self.broker_stops)   # a broker stop covers whole shares
     if not size.ok:
@@ -247,7 +277,7 @@ def _entry(self:Trader, sig:Signal) -> list[Intent]:
         if decision.action is RiskAction.HALT and self.kill_switch is not None and self.ledger.halt_state().state == "active":
             self.kill_switch.check(self.account.equity, *self._track_pl(self.account, trading_day(sig.time)))
         return self._skip(sig, decision.reason, decision)
-    req = OrderRequest(sig.symbol, Side.BUY, qty=decision.qty, notional=decision.notional, client_key=client_key_for(sig.id))
+    req = OrderRequest.day_market(sig.symbol, Side.BUY, decision.qty, decision.notional, client_key_for(sig.id))
     est = decision.notional if decision.notional is not None else decision.qty * D(sig.price)
     return self._record(sig, req, decision, size, est, at)
 
@@ -256,15 +286,15 @@ def _entry(self:Trader, sig:Signal) -> list[Intent]:
 # %% ../nbs/55_trader.ipynb #fd6d4a8a
 @patch
 def _exit(self:Trader, sig:Signal) -> list[Intent]:
-    sig, at = _identified(sig)
+    sig, at = self._ident(sig)
     if self.audit is not None: self.audit.signal(sig)
     held = self.held(sig.symbol)
     if held <= 0: return self._skip(sig, "nothing held to sell")
-    if self.exit_pending(sig.symbol): return self._skip(sig, "an exit order is already working")
+    if self.pending and self.exit_pending(sig.symbol): return self._skip(sig, "an exit order is already working")
     decision = self.guard.evaluate(sig, self.context(sig.symbol, sig.time, full=False), qty=held)
     if self.audit is not None: self.audit.risk_check(sig, decision, held)
     if not decision.passed: return self._skip(sig, decision.reason, decision, long=True)
-    req = OrderRequest(sig.symbol, Side.SELL, qty=decision.qty, client_key=client_key_for(sig.id))
+    req = OrderRequest.day_market(sig.symbol, Side.SELL, decision.qty, None, client_key_for(sig.id))
     return self._record(sig, req, decision, None, _ZERO, at)
 
 
