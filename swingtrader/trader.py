@@ -253,6 +253,7 @@ def _record(self:Trader, sig:Signal, req:OrderRequest, decision:Decision, size:S
         return []                                 # decided and sent before a restart: never twice
     self.pending[req.client_key] = _Pending(sig.symbol, sig.action is SignalAction.ENTER_LONG, sig.atr, sig.price, est, sig.id,
                                             sig.time.isoformat() if at is None else at, sig.reason)
+    if at is not None and sig.time.tzinfo is UTC: self._iso_at = (sig.time, at)   # its fill at the decision time: `_iso` has the text
     return [_make_intent(sig, req, decision, size)]
 
 @patch
