@@ -3800,6 +3800,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account._pay_from_unsettled': ( 'sim_account.html#_pay_from_unsettled',
                                                                                           'swingtrader/sim/account.py'),
+                                         'swingtrader.sim.account._session_arrays': ( 'sim_account.html#_session_arrays',
+                                                                                      'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.from_ns': ('sim_account.html#from_ns', 'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.to_dec': ('sim_account.html#to_dec', 'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.to_ns': ('sim_account.html#to_ns', 'swingtrader/sim/account.py')},

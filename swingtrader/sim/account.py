@@ -32,14 +32,29 @@ def from_ns(ns:int) -> datetime:
     return _EPOCH + timedelta(microseconds=int(ns) // 1000)
 
 # %% ../../nbs/10a_sim_account.ipynb #51a043c3
+import weakref
+
+_SESSION_ARRAYS:weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # calendar -> (dates, opens, closes), read-only
+_DEFAULT_SESSIONS:list = []                                                # the default calendar's, once
+
+def _session_arrays(cal:MarketCalendar) -> tuple:
+    "`cal`'s sessions (1990-2100, as far as it covers them) as (dates tuple, opens ns, closes ns), the arrays read-only."
+    s = cal.sessions(date(1990, 1, 1), date(2100, 1, 1))
+    opens = pd.DatetimeIndex(s["open"]).tz_convert("UTC").as_unit("ns").asi8.copy()
+    closes = pd.DatetimeIndex(s["close"]).tz_convert("UTC").as_unit("ns").asi8.copy()
+    opens.flags.writeable = closes.flags.writeable = False
+    return tuple(s.index), opens, closes
+
 class SessionTable:
     "NYSE regular sessions as integer nanoseconds, for quick lookups in the matching loop."
     def __init__(self, calendar:MarketCalendar|None=None):
-        cal = calendar or MarketCalendar()
-        s = cal.sessions(date(1990, 1, 1), date(2100, 1, 1))
-        self.dates = list(s.index)
-        self.opens = pd.DatetimeIndex(s["open"]).tz_convert("UTC").as_unit("ns").asi8
-        self.closes = pd.DatetimeIndex(s["close"]).tz_convert("UTC").as_unit("ns").asi8
+        if calendar is None:                       # the default calendar's table is built once per process
+            if not _DEFAULT_SESSIONS: _DEFAULT_SESSIONS.append(_session_arrays(MarketCalendar()))
+            arrays = _DEFAULT_SESSIONS[0]
+        else:                                      # and a given calendar's once per calendar (tables are only read)
+            arrays = _SESSION_ARRAYS.get(calendar)
+            if arrays is None: arrays = _SESSION_ARRAYS[calendar] = _session_arrays(calendar)
+        self.dates, self.opens, self.closes = arrays
         self._hit = (0, -1, -1, -1)                # (open, next open, index, close) of the last session looked up
 
     def _lookup(self, t:int) -> tuple:

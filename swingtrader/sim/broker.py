@@ -57,7 +57,7 @@ class SimBroker:
         self.clock, self.universe = clock, universe
         self.market_bars = dict(market_bars)
         self.calendar = calendar or MarketCalendar()
-        self.sessions = SessionTable(self.calendar)
+        self.sessions = SessionTable(calendar)          # (None: the default calendar's table, built once per process)
         self.assets = {s: asset_for(universe, s) for s in universe.index}
         for s in self.market_bars:
             self.assets.setdefault(s, Asset(s))
