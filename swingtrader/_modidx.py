@@ -3802,6 +3802,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account._session_arrays': ( 'sim_account.html#_session_arrays',
                                                                                       'swingtrader/sim/account.py'),
+                                         'swingtrader.sim.account.default_calendar': ( 'sim_account.html#default_calendar',
+                                                                                       'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.from_ns': ('sim_account.html#from_ns', 'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.to_dec': ('sim_account.html#to_dec', 'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.to_ns': ('sim_account.html#to_ns', 'swingtrader/sim/account.py')},

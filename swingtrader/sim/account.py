@@ -16,7 +16,8 @@ from ..clock import MarketCalendar
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['to_ns', 'from_ns', 'SessionTable', 'Lot', 'SimPosition', 'GoodFaithViolation', 'SimAccount', 'to_dec']
+__all__ = ['to_ns', 'from_ns', 'default_calendar', 'SessionTable', 'Lot', 'SimPosition', 'GoodFaithViolation', 'SimAccount',
+           'to_dec']
 
 # %% ../../nbs/10a_sim_account.ipynb #484ef47f
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -35,26 +36,28 @@ def from_ns(ns:int) -> datetime:
 import weakref
 
 _SESSION_ARRAYS:weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # calendar -> (dates, opens, closes), read-only
-_DEFAULT_SESSIONS:list = []                                                # the default calendar's, once
+_DEFAULT_CALENDAR:list = []
+
+def default_calendar() -> MarketCalendar:
+    "The default `MarketCalendar()`, made once per process and shared (a calendar is only read)."
+    if not _DEFAULT_CALENDAR: _DEFAULT_CALENDAR.append(MarketCalendar())
+    return _DEFAULT_CALENDAR[0]
 
 def _session_arrays(cal:MarketCalendar) -> tuple:
-    "`cal`'s sessions (1990-2100, as far as it covers them) as (dates tuple, opens ns, closes ns), the arrays read-only."
-    s = cal.sessions(date(1990, 1, 1), date(2100, 1, 1))
-    opens = pd.DatetimeIndex(s["open"]).tz_convert("UTC").as_unit("ns").asi8.copy()
-    closes = pd.DatetimeIndex(s["close"]).tz_convert("UTC").as_unit("ns").asi8.copy()
-    opens.flags.writeable = closes.flags.writeable = False
-    return tuple(s.index), opens, closes
+    "`cal`'s sessions (1990-2100, as far as it covers them) as (dates tuple, opens ns, closes ns), the arrays read-only: once per calendar."
+    arrays = _SESSION_ARRAYS.get(cal)
+    if arrays is None:
+        s = cal.sessions(date(1990, 1, 1), date(2100, 1, 1))
+        opens = pd.DatetimeIndex(s["open"]).tz_convert("UTC").as_unit("ns").asi8.copy()
+        closes = pd.DatetimeIndex(s["close"]).tz_convert("UTC").as_unit("ns").asi8.copy()
+        opens.flags.writeable = closes.flags.writeable = False
+        arrays = _SESSION_ARRAYS[cal] = (tuple(s.index), opens, closes)
+    return arrays
 
 class SessionTable:
     "NYSE regular sessions as integer nanoseconds, for quick lookups in the matching loop."
-    def __init__(self, calendar:MarketCalendar|None=None):
-        if calendar is None:                       # the default calendar's table is built once per process
-            if not _DEFAULT_SESSIONS: _DEFAULT_SESSIONS.append(_session_arrays(MarketCalendar()))
-            arrays = _DEFAULT_SESSIONS[0]
-        else:                                      # and a given calendar's once per calendar (tables are only read)
-            arrays = _SESSION_ARRAYS.get(calendar)
-            if arrays is None: arrays = _SESSION_ARRAYS[calendar] = _session_arrays(calendar)
-        self.dates, self.opens, self.closes = arrays
+    def __init__(self, calendar:MarketCalendar|None=None): # None: `default_calendar()`
+        self.dates, self.opens, self.closes = _session_arrays(calendar or default_calendar())   # (shared: only read)
         self._hit = (0, -1, -1, -1)                # (open, next open, index, close) of the last session looked up
 
     def _lookup(self, t:int) -> tuple:
