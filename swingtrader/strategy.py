@@ -347,9 +347,10 @@ def seek(self:MacdSwing, symbol:str, ser:SimpleNamespace, # `series` of a run of
 def next_exit(self:MacdSwing, symbol:str, ser:SimpleNamespace, i:int) -> int|None:
     "The first bar from `i` on where `symbol`'s held position exits (as `step` judges it, state just before bar `i`); None: none in the run."
     hi = self.symbols[symbol].hi
-    down, close, katr = ser.down, ser.close, ser.katr
-    for j in range(i, len(close)):
+    close, katr = ser.close, ser.katr
+    d = ser.down.find(b"\x01", i)                         # the first cross down from `i` (C speed): the walk stops there
+    for j in range(i, d if d >= 0 else len(close)):        # before it only the trailing stop can exit
         c = close[j]
         if c > hi: hi = c
-        if down[j] or c <= hi - katr[j]: return j
-    return None
+        if c <= hi - katr[j]: return j
+    return d if d >= 0 else None

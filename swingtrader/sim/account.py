@@ -16,7 +16,8 @@ from ..clock import MarketCalendar
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['to_ns', 'from_ns', 'SessionTable', 'Lot', 'SimPosition', 'GoodFaithViolation', 'SimAccount', 'to_dec']
+__all__ = ['to_ns', 'from_ns', 'default_calendar', 'SessionTable', 'Lot', 'SimPosition', 'GoodFaithViolation', 'SimAccount',
+           'to_dec']
 
 # %% ../../nbs/10a_sim_account.ipynb #484ef47f
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -32,14 +33,31 @@ def from_ns(ns:int) -> datetime:
     return _EPOCH + timedelta(microseconds=int(ns) // 1000)
 
 # %% ../../nbs/10a_sim_account.ipynb #51a043c3
+import weakref
+
+_SESSION_ARRAYS:weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # calendar -> (dates, opens, closes), read-only
+_DEFAULT_CALENDAR:list = []
+
+def default_calendar() -> MarketCalendar:
+    "The default `MarketCalendar()`, made once per process and shared (a calendar is only read)."
+    if not _DEFAULT_CALENDAR: _DEFAULT_CALENDAR.append(MarketCalendar())
+    return _DEFAULT_CALENDAR[0]
+
+def _session_arrays(cal:MarketCalendar) -> tuple:
+    "`cal`'s sessions (1990-2100, as far as it covers them) as (dates tuple, opens ns, closes ns), the arrays read-only: once per calendar."
+    arrays = _SESSION_ARRAYS.get(cal)
+    if arrays is None:
+        s = cal.sessions(date(1990, 1, 1), date(2100, 1, 1))
+        opens = pd.DatetimeIndex(s["open"]).tz_convert("UTC").as_unit("ns").asi8.copy()
+        closes = pd.DatetimeIndex(s["close"]).tz_convert("UTC").as_unit("ns").asi8.copy()
+        opens.flags.writeable = closes.flags.writeable = False
+        arrays = _SESSION_ARRAYS[cal] = (tuple(s.index), opens, closes)
+    return arrays
+
 class SessionTable:
     "NYSE regular sessions as integer nanoseconds, for quick lookups in the matching loop."
-    def __init__(self, calendar:MarketCalendar|None=None):
-        cal = calendar or MarketCalendar()
-        s = cal.sessions(date(1990, 1, 1), date(2100, 1, 1))
-        self.dates = list(s.index)
-        self.opens = pd.DatetimeIndex(s["open"]).tz_convert("UTC").as_unit("ns").asi8
-        self.closes = pd.DatetimeIndex(s["close"]).tz_convert("UTC").as_unit("ns").asi8
+    def __init__(self, calendar:MarketCalendar|None=None): # None: `default_calendar()`
+        self.dates, self.opens, self.closes = _session_arrays(calendar or default_calendar())   # (shared: only read)
         self._hit = (0, -1, -1, -1)                # (open, next open, index, close) of the last session looked up
 
     def _lookup(self, t:int) -> tuple:

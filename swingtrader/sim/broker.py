@@ -20,7 +20,7 @@ from ..models import (Account, Asset, Bar, Quote, Order, OrderRequest, OrderStat
                                 Position, Fill, Side, OrderType, TimeInForce)
 from ..broker import BrokerError, UnknownSymbol, empty_bars, BAR_COLUMNS
 from ..clock import Clock, SimClock, MarketCalendar
-from .account import SimAccount, SimPosition, Lot, GoodFaithViolation, SessionTable, to_ns, from_ns
+from .account import SimAccount, SimPosition, Lot, GoodFaithViolation, SessionTable, to_ns, from_ns, default_calendar
 from .book import EngineConfig, FillMode, BarTape, Working
 from .engine import MatchingEngine, LimitFillModel
 from .data import make_universe, generate_bars, resample_bars, asset_for, parse_timeframe
@@ -56,8 +56,8 @@ class SimBroker:
                                        f"use {', '.join(f.name for f in fields(EngineConfig))}.")
         self.clock, self.universe = clock, universe
         self.market_bars = dict(market_bars)
-        self.calendar = calendar or MarketCalendar()
-        self.sessions = SessionTable(self.calendar)
+        self.calendar = calendar or default_calendar()  # (the default one is made once per process: a calendar is only read)
+        self.sessions = SessionTable(self.calendar)      # (its arrays made once per calendar)
         self.assets = {s: asset_for(universe, s) for s in universe.index}
         for s in self.market_bars:
             self.assets.setdefault(s, Asset(s))
@@ -102,7 +102,7 @@ def from_seed(cls:SimBroker, seed:int=42, symbols:int=40, start:date=date(2026, 
               clock:Clock|None=None, # default: SimClock at the first session open, manual
               cash:Decimal|str|int=Decimal("100000"), account_type:str="margin", **options) -> SimBroker:
     "A simulator over `symbols` seeded symbols from `start` to `end` (sessions inclusive)."
-    cal = options.pop("calendar", None) or MarketCalendar()
+    cal = options.pop("calendar", None) or default_calendar()
     universe = make_universe(symbols, seed)
     bars = generate_bars(universe, start, end, seed, calendar=cal)
     if clock is None:
@@ -498,7 +498,7 @@ def restore(cls:SimBroker, path, market_bars:dict|None=None, universe:pd.DataFra
     try: st = json.loads(path.read_text())
     except (OSError, ValueError) as x: raise SwingtraderError(f"Cannot read simulator state {path}: {x}.", "give the file written by SimBroker.save.") from None
     if st.get("version") != 1: raise SwingtraderError(f"{path} has state version {st.get('version')!r}.", "restore it with the swingtrader version that saved it.")
-    cal = calendar or MarketCalendar()
+    cal = calendar or default_calendar()
     seed = st["seed"]
     if market_bars is None or universe is None:
         if not seed: raise SwingtraderError(f"{path} was not made by SimBroker.from_seed.", "pass market_bars and universe to restore.")
