@@ -4,7 +4,7 @@ fills, orders that rest at the engine, cancels and rejections it must be indisti
 sees every bar: the same orders, fills, updates and balances at every step, and the same engine, account and saved state
 once synced."""
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -13,7 +13,8 @@ from swingtrader.backtest_fast import CloseFillBroker
 from swingtrader.broker import OrderRejected
 from swingtrader.clock import SimClock
 from swingtrader.models import OrderRequest, OrderType, Side
-from swingtrader.sim.broker import SimBroker
+
+from close_fill_support import broker_pair
 
 UTC = timezone.utc
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
@@ -21,14 +22,7 @@ T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
 def pair():
     "A SimBroker and a CloseFillBroker over the same market, run as a backtest runs them."
-    out = []
-    for cls in (SimBroker, CloseFillBroker):
-        b = cls.from_seed(5, 4, start=date(2026, 3, 2), end=date(2026, 3, 6), clock=SimClock(T0, mode="manual"), fill_at="close")
-        b.engine.quiet_accepts, b.account_updates = True, False
-        seen = []
-        b.add_listener(seen.append)
-        out.append((b, seen))
-    return out
+    return broker_pair(T0)
 
 
 def engine_state(b) -> dict:

@@ -4,18 +4,19 @@
 oversized orders, in margin and cash accounts (sales' proceeds pending, paid from unsettled funds), the same orders, fills,
 updates, balances, lots and pending proceeds at every step. And the book's submitted note after a fill's leaves the
 same rows as noting it again."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from swingtrader.backtest import RunLedger
-from swingtrader.backtest_fast import BacktestBook, CloseFillBroker
+from swingtrader.backtest_fast import BacktestBook
 from swingtrader.broker import OrderRejected
 from swingtrader.clock import SimClock
 from swingtrader.models import Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderUpdate, Side, Signal, SignalAction
-from swingtrader.sim.broker import SimBroker
+
+from close_fill_support import broker_pair
 
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
@@ -24,15 +25,7 @@ T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)                          # 10:00 Ne
 
 def pair(account_type:str):
     "A SimBroker and a CloseFillBroker over the same market, run as a backtest runs them."
-    out = []
-    for cls in (SimBroker, CloseFillBroker):
-        b = cls.from_seed(5, 4, start=date(2026, 3, 2), end=date(2026, 3, 6), clock=SimClock(T0, mode="manual"), fill_at="close",
-                          account_type=account_type, cash=Decimal(20_000))
-        b.engine.quiet_accepts, b.account_updates = True, False
-        seen = []
-        b.add_listener(seen.append)
-        out.append((b, seen))
-    return out
+    return broker_pair(T0, account_type=account_type, cash=Decimal(20_000))
 
 
 def account_state(b) -> dict:
