@@ -702,8 +702,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast._iso_texts': ( 'backtest_fast.html#_iso_texts',
                                                                                      'swingtrader/backtest_fast.py'),
-                                           'swingtrader.backtest_fast._maker': ( 'backtest_fast.html#_maker',
-                                                                                 'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.merge_status': ( 'backtest_fast.html#merge_status',
                                                                                        'swingtrader/backtest_fast.py'),
                                            'swingtrader.backtest_fast.send': ('backtest_fast.html#send', 'swingtrader/backtest_fast.py')},

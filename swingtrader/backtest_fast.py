@@ -22,21 +22,12 @@ __all__ = ['log', 'CloseFillBroker', 'send', 'merge_status', 'BacktestBook']
 
 # %% ../nbs/70a_backtest_fast.ipynb #dfba04ad
 from bisect import bisect_right
-from dataclasses import fields
 from datetime import datetime
 from .clock import UTC
 from .indicators import compact
-from .models import Account
+from .models import Account, slot_maker
 
-def _maker(cls):
-    "A function that builds a `cls` (a frozen dataclass with slots and no `__post_init__`) from all its fields, in order, as `cls(...)` does, faster."
-    if hasattr(cls, "__post_init__"): return cls
-    names = [f.name for f in fields(cls)]
-    env = {"new": object.__new__, "cls": cls, **{f"set{i}": getattr(cls, n).__set__ for i, n in enumerate(names)}}
-    exec(f"def make({', '.join(names)}):\n    o = new(cls)\n" + "".join(f"    set{i}(o, {n})\n" for i, n in enumerate(names)) + "    return o\n", env)
-    return env["make"]
-
-_new_order, _new_fill, _new_update = _maker(Order), _maker(Fill), _maker(OrderUpdate)   # (every field given: no defaults)
+_new_order, _new_fill, _new_update = slot_maker(Order), slot_maker(Fill), slot_maker(OrderUpdate)   # (every field given: no defaults)
 
 _NORMAL = FillMode()
 _AVG, _NANO, _CENT = Decimal("0.0001"), Decimal("1e-9"), Decimal("0.01")
