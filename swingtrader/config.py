@@ -202,7 +202,7 @@ class Settings(BaseSettings):
     health_error_window: float = _f(300.0, "give seconds above 0 and at most 86400, e.g. 300: the window failed broker calls are counted over.", gt=0, le=86_400)
     health_auto_resume: bool = _f(True, "use true or false: leave preservation mode by itself once broker calls recover (false: only a person's reset-halt resumes).")
     # -- keeper (protective stops on a halt)
-    broker_stop_halt_wait: float = _f(120.0, "give the real seconds, between 5 and 3600, e.g. 120, the stop keeper waits on a halt that liquidates (SWINGTRADER_LIQUIDATE_ON_HALT) for its kill-switch trip to sell the positions; when no trip has carried the halt out by then (set by another process, or a trip that died), the protective stops go back on every held position.", ge=5, le=3600)
+    broker_stop_halt_wait: float = _f(120.0, "give the real seconds, between 5 and 3600, e.g. 120, the stop keeper waits for a liquidating halt's trip to sell before it puts the protective stops back.", ge=5, le=3600)
 
 
     @model_validator(mode="before")
