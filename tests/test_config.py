@@ -62,7 +62,7 @@ INVALID = {
     "SWINGTRADER_HEALTH_ERROR_THRESHOLD": ("-1", "failed broker calls"),
     "SWINGTRADER_HEALTH_ERROR_WINDOW": ("0", "seconds above 0"),
     "SWINGTRADER_HEALTH_AUTO_RESUME": ("sometimes", "true or false"),
-    "SWINGTRADER_BROKER_STOP_HALT_WAIT": ("1", "waits on a halt that liquidates"),
+    "SWINGTRADER_BROKER_STOP_HALT_WAIT": ("1", "waits for a liquidating halt"),
 }
 
 @pytest.mark.parametrize("var", sorted(INVALID))
