@@ -44,6 +44,9 @@ def test_broker_errors_above_the_threshold_reduce_and_recovery_resumes(env, tmp_
     try:
         assert call(broker.positions, what="positions")[1] is None and ks.state is KillState.ACTIVE
         faults = env.server.emu.faults
+        # the failures happen at one simulated instant: how long they take in real time (alpaca-py's retries, a loaded
+        # machine) must not also run the 60x clock past the kill switch's connectivity timeout (30 simulated s = 0.5 s real)
+        env.server.call(lambda: env.clock.set_mode("manual"))
         env.server.call(lambda: faults.update(server_error_next=2, retry_after=0.05))
         errs = [call(broker.positions, what="positions")[1] for _ in range(2)]
         env.server.call(lambda: faults.update(rate_limit_next=20))    # more 429s than alpaca-py retries
@@ -56,6 +59,7 @@ def test_broker_errors_above_the_threshold_reduce_and_recovery_resumes(env, tmp_
         assert ledger.halt_state().who == "health_monitor" and hm.levels["broker_errors"] == "critical"
         assert any("preservation mode" in a.body for a in note.history)
         env.server.call(lambda: faults.update(rate_limit_next=0, server_error_next=0))
+        env.server.call(lambda: env.clock.set_mode("scaled", 60.0))   # time runs again: the failures age out of the window
         last = env.clock.now()
         assert call(broker.positions, what="positions")[1] is None
         assert ks.state is KillState.REDUCING                          # the failures are still in the window
