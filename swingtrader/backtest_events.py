@@ -148,9 +148,7 @@ def run_events(trader, broker, tape, # the backtest's `Trader`, broker and tape 
             x, i = syms[s], loc.item(k - k0)
             if i < x.seen: continue
             T = times[g]
-            if i > x.seen:                                       # bring(x, i)
-                strat.seek(x.name, x.ser, i, x.seen); x.seen = i
-                tell(x, i - 1)
+            bring(x, i)
             if not strat.is_long(x.name):                        # an entry may be judged: value the positions as the loop would
                 row = prev = None
                 for name, p in trader.positions.items():

@@ -196,9 +196,8 @@ def _exit(self:RiskGuard, signal:Signal, ctx:RiskContext, qty, notional, price) 
     sym, held = signal.symbol, _ZERO
     for p in ctx.positions:
         if p.symbol == sym: held = p.qty; break
-    k = ctx.kill_state
     rules = _Unwritten((("exit_allowed", True, "exits reduce risk and are allowed in every kill-switch state (now {})".format,
-                         ((_KILL.get(k) or KillState(k)).value,)),))      # `_kill_state(ctx)`
+                         (_kill_state(ctx).value,)),))
     want = qty if qty is not None else notional / price
     if held <= 0:
         rules.append(("exit_within_position", False, "no long position in {} to exit".format, (sym,)))
@@ -211,8 +210,7 @@ def _exit(self:RiskGuard, signal:Signal, ctx:RiskContext, qty, notional, price) 
 
 @patch
 def _halting(self:RiskGuard, ctx:RiskContext, rules:list) -> Decision|None:
-    k = ctx.kill_state
-    state = _KILL.get(k) or KillState(k)                 # `_kill_state(ctx)`
+    state = _kill_state(ctx)
     if state is KillState.HALTED:
         rules.append(("kill_switch", False, _said, ("trading is HALTED: entries blocked until a manual reset",)))
         return Decision(RiskAction.HALT, None, None, rules, "kill switch is halted")

@@ -131,14 +131,14 @@ def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR
         raise SizingError(f"Sizer.size got a {signal.action.value} signal for {signal.symbol}.", "size entries only; an exit sells the position's quantity.")
     sym = signal.symbol
     if not asset.tradable: return _zero("not_tradable", f"{sym} is not tradable at the broker.")
-    p, atr = signal.price, signal.atr
-    price = Decimal(repr(p)) if type(p) is float and p - p == 0 else D(p, "price")   # `D` of a finite float, without the call
+    atr = signal.atr
+    price = D(signal.price, "price")
     if price <= 0: return _zero("price", f"{sym} price {signal.price} is not positive.")
     if atr is None or not atr > 0: return _zero("atr", f"{sym} signal has no positive ATR ({signal.atr}): the risk per share is unknown.")
     E = account.equity
     if E <= 0: return _zero("equity", f"equity {_usd(E)} is not positive.")
     funds, source = self.available_funds(account, committed)
-    dist = self.k * (Decimal(repr(atr)) if type(atr) is float and atr - atr == 0 else D(atr, "atr"))
+    dist = self.k * D(atr, "atr")
     risk_usd, cap_usd = self.risk * E, self.cap * E
     # the three caps, in shares (whole) or USD (cents); their texts (and the notes), written when read
     texts = (self.risk, E, risk_usd, self.k, dist, self.cap, cap_usd, price, source, funds)
@@ -152,16 +152,8 @@ def size(self:Sizer, signal:Signal, # the entry signal (price = close, atr = ATR
                    "funds": f"not enough {source}"}[binding]
             return _zero(binding, f"{why}: {_usd(n)} is below the {_usd(self.min_notional)} minimum notional.", *reasons())
         return SizeDecision(None, n, binding, reasons)
-    r = (risk_usd / dist).to_integral_value(ROUND_FLOOR).quantize(_ONE)    # `_floor_quotient`s, inline
-    c = (cap_usd / price).to_integral_value(ROUND_FLOOR).quantize(_ONE)
-    f = (funds / price).to_integral_value(ROUND_FLOOR).quantize(_ONE)
-    if not r > _ZERO: r = _ZERO                                              # max(0, x), 0 itself when x is 0
-    if not c > _ZERO: c = _ZERO
-    if not f > _ZERO: f = _ZERO
-    binding, n = "risk", r                                                   # `_least`, inline
-    if c < n: binding, n = "position_cap", c
-    if f < n: binding, n = "funds", f
-    qty = (r, c, f)
+    qty = (max(_ZERO, _floor_quotient(risk_usd / dist)), max(_ZERO, _floor_quotient(cap_usd / price)), max(_ZERO, _floor_quotient(funds / price)))
+    binding, n = _least(*qty)
     reasons = partial(_reasons, texts, qty, binding, True, (False, self.fractional, fractionable, sym))
     if n == 0:
         why = {"risk": f"ATR stop distance too wide for {_pct(self.risk)} risk: {_usd(dist)}/share > {_usd(risk_usd)} budget",
