@@ -3756,6 +3756,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.SessionTable.next_open': ( 'sim_account.html#sessiontable.next_open',
                                                                                              'swingtrader/sim/account.py'),
+                                         'swingtrader.sim.account.SessionTable.open_after': ( 'sim_account.html#sessiontable.open_after',
+                                                                                              'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.SessionTable.working': ( 'sim_account.html#sessiontable.working',
                                                                                            'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.SimAccount': ( 'sim_account.html#simaccount',

@@ -175,11 +175,10 @@ class CloseFillBroker(SimBroker):
             if tn > self._synced_ns: self.sync()                      # as `submit` does: every bar closed by now first
             self._seen, self._seen_ns = t, tn
         now = self._synced_ns
-        if now > self._fed_ns and not (now == self._bring_ns and sym == self._bring_sym): self._bring(sym)   # (`_bring`'s own test, inline)
+        self._bring(sym)
         b = e.books[sym]
         if b.last_close is None: return None
-        w = self._at
-        opened = (w if w[0] == now else self._when(now))[4]
+        opened = self._when(now)[4]
         if opened is not None:
             if b.last_end <= opened: return None                      # no bar of this session yet: the order would rest
         elif e.at_bell(sym, now) < 0: return None                     # outside hours: queued or rejected by the engine
@@ -223,9 +222,8 @@ class CloseFillBroker(SimBroker):
     def _book(self, req, b, qty:Decimal) -> Order:
         "`fill_now` once `req`'s book `b` is brought up and its `qty` is known."
         e, now, sym, side, key = self.engine, self._synced_ns, req.symbol, req.side, req.client_key
-        w = self._at
-        _, t, session, settle_ns, _ = w if w[0] == now else self._when(now)
-        if settle_ns is None: settle_ns = int(e.sessions.opens[session + 1])   # (past the calendar: its IndexError)
+        _, t, session, settle_ns, _ = self._when(now)
+        if settle_ns is None: settle_ns = e.sessions.open_after(session, now)   # (past the calendar: its clear error)
         e.n_orders += 1
         oid = f"sim-{e.n_orders:08d}"
         px = to_dec(b.last_close)

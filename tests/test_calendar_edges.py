@@ -64,3 +64,26 @@ def test_emulator_start_outside_the_calendar_is_one_error(start):
     stop = threading.Event(); stop.set()
     with pytest.raises(SwingtraderError) as e: run_emulator(port=0, symbols=2, days=1, start=start, stop=stop)
     assert "market calendar" in str(e.value) and "2015-01-01" in str(e.value)
+
+
+@pytest.mark.parametrize("cls", ["SimBroker", "CloseFillBroker"])
+def test_a_fill_in_the_last_session_is_one_error(cls):
+    """A fill in the calendar's last session settles at the next open, which the calendar does not have: one clear error
+    from the engine and from the backtest's close-fill broker alike (was: IndexError from `opens[session + 1]`)."""
+    from datetime import date
+    from decimal import Decimal
+    from swingtrader.backtest_fast import CloseFillBroker
+    from swingtrader.clock import SimClock
+    from swingtrader.models import OrderRequest
+    from swingtrader.sim.broker import SimBroker
+    day = date(2030, 12, 31)
+    t0 = CAL.session(day)[0] + timedelta(minutes=30)
+    b = {"SimBroker": SimBroker, "CloseFillBroker": CloseFillBroker}[cls].from_seed(
+        5, 2, start=day, end=day, clock=SimClock(t0, mode="manual"), fill_at="close")
+    b.engine.quiet_accepts, b.account_updates = True, False
+    b.advance_to(t0)
+    sym = b.symbols[0]
+    with pytest.raises(SwingtraderError) as e:
+        b.submit(OrderRequest(sym, "buy", qty=Decimal(1))) if cls == "SimBroker" else b.fill_now(OrderRequest(sym, "buy", qty=Decimal(1)))
+        b.advance_to(t0 + timedelta(minutes=5))
+    assert "past the market calendar's last session (2030-12-31)" in str(e.value)

@@ -89,9 +89,13 @@ class SessionTable:
 
     def next_open(self, t:int) -> int:
         "The first session open strictly after `t` (an error past the last session)."
-        i = self.index(t) + 1
-        if i >= len(self.opens): raise self._past(t, "the open after")
-        return int(self.opens[i])
+        return self.open_after(self.index(t), t)
+
+    def open_after(self, i:int, # a session's index
+                   t:int|None=None) -> int: # the time asked about (for the error; default: session `i`'s open)
+        "The open of the session after session `i` (when a sale in session `i` settles; an error past the last session)."
+        if i + 1 >= len(self.opens): raise self._past(int(self.opens[i]) if t is None else t, "the open after")
+        return int(self.opens[i + 1])
 
     def _past(self, t:int, what:str) -> SwingtraderError:
         last = self.dates[-1] if self.dates else None
@@ -193,14 +197,9 @@ def holdings(self:SimAccount) -> list[tuple]:
 def value_held(self:SimAccount, held:list|None=None) -> Decimal:
     "The market value as `_values` adds it up, at the marks now: of the positions now, or of `held` (`holdings` of an earlier moment)."
     mv, marks, known = _ZERO, self.marks, _DEC4.get
-    if held is None:
-        for s, p in self.positions.items():
-            m = marks.get(s)
-            mv += p.qty * (p.avg if m is None else known(m) or to_dec(m))
-    else:
-        for s, q, avg in held:
-            m = marks.get(s)
-            mv += q * (avg if m is None else known(m) or to_dec(m))
+    for s, q, avg in (self.holdings() if held is None else held):
+        m = marks.get(s)
+        mv += q * (avg if m is None else known(m) or to_dec(m))
     return mv
 
 @patch(as_prop=True)

@@ -254,7 +254,7 @@ def _execute(self:MatchingEngine, w:Working, qty:Decimal, price:Decimal, t_ns:in
     commission = self.commission(qty) if costs else _ZERO
     ss = self.sessions
     session = ss.index(t_ns) if ss.is_open(t_ns) or self.at_bell(w.symbol, t_ns) >= 0 else ss.working(t_ns)
-    settle_ns = int(ss.opens[session + 1])
+    settle_ns = ss.open_after(session)
     self.account.apply_fill(w.symbol, w.side, qty, price, commission, t_ns, session, settle_ns, w.order.id)
     if w.side is Side.SELL: self.next_due = min(self.next_due, settle_ns) if self.next_due else settle_ns
     w.filled += qty; w.cost += qty * price
