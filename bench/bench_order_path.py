@@ -9,6 +9,8 @@ One run, one process, on the issue's data (20 generated symbols x 252 days of 5-
    distinct inputs per call: the signal and its ids, sizing, the risk context and verdict, the request, the in-memory
    ledger (intent, fill, submit), the simulated account's fill, the fill/order/update values, the account snapshot.
 The parts alone (no glue between them) against the budget show how far a pure-Python decision core can go.
+4. one instrumented run: the wall time of the trader's decisions (`Trader.step`, the strategy's signals in it), of the
+   fill path (`send`) and of the rest, and so the best ratio a fill path that cost nothing would give.
 Run: python bench/bench_order_path.py [--days 252] [--n 4000]
 """
 import argparse
@@ -35,6 +37,31 @@ def per_call(fn, inputs) -> float:
         for x in inputs: fn(x)
         best = min(best, time.perf_counter() - c)
     return best / len(inputs) * 1e6
+
+
+def where_time_goes(bars, universe) -> dict:
+    "Wall seconds of one canonical run (construction, run, result) and of its parts: `Trader.step` (the decisions, with the strategy's `step` in them) and `send` (the fill path)."
+    import swingtrader.backtest_events as be
+    from swingtrader.canonical import CanonicalBacktest
+    acc = {"decisions": 0.0, "strategy": 0.0, "fills": 0.0}
+    def timed(fn, part):
+        pc = time.perf_counter
+        def w(*a):
+            c = pc()
+            try: return fn(*a)
+            finally: acc[part] += pc() - c
+        return w
+    send0 = be.send
+    c = time.perf_counter()
+    bt = CanonicalBacktest(bars, universe=universe)
+    tr = bt.trader
+    tr.step, tr._step = timed(tr.step, "decisions"), timed(tr._step, "strategy")   # instance attributes: the run calls these
+    be.send = timed(send0, "fills")
+    try: r = bt.run()
+    finally: be.send = send0
+    float(r.equity["equity"].iloc[-1])
+    acc["total"] = time.perf_counter() - c
+    return acc
 
 
 def main():
@@ -67,6 +94,17 @@ def main():
           f"canonical {t_full:.2f} s with {orders:,} orders (ratio {t_ref / t_full:.3f})")
     print(f"per order now: {now:.0f} us; the 0.5x target leaves {budget:.0f} us per order "
           f"(2 x {t_ref:.2f} s - {t_none:.2f} s without orders, over {orders:,} orders)")
+
+    split = where_time_goes(bars, u)
+    dec, strat, fills, total = split["decisions"], split["strategy"], split["fills"], split["total"]
+    print(f"\nwhere the canonical run's time goes (one instrumented run, wall {total:.2f} s): the trader's decisions "
+          f"{dec:.2f} s ({dec / total:.0%}), of which the strategy's signals {strat:.2f} s; the fill path (`send`) {fills:.2f} s "
+          f"({fills / total:.0%}); the rest (construction, event loop, result) {total - dec - fills:.2f} s ({(total - dec - fills) / total:.0%})")
+    rest_cpu = t_full * (total - fills) / total                         # the decisions and the rest, in the uninstrumented run's CPU
+    left = 2 * t_ref - rest_cpu
+    print(f"the decisions alone take {dec / total * t_full / t_ref:.2f}x the reference's whole run; with a fill path that cost "
+          f"nothing the ratio would be at most {t_ref / rest_cpu:.3f}; within the 0.5x target the decisions and the rest leave "
+          f"{left:.2f} s for the fill path ({left / orders * 1e6:.1f} us per order; it takes {fills / total * t_full / orders * 1e6:.1f} us now)")
 
     from swingtrader.backtest import RunLedger
     from swingtrader.backtest_fast import BacktestBook
