@@ -110,13 +110,14 @@ def handle(self:ChatEngine, user:str, # the sender's id
            channel:str, # the channel id, or 'dm'
            text:str,
            reply_to:str|None=None) -> Reply|None: # where fills and chase steps of its order go (a DM's channel id; default: `channel`)
-    "The reply to `text` from `user` in `channel`; None when the channel is not one of the configured ones."
+    "The reply to `text` from `user` in `channel`; None when the channel is not one of the configured ones, or when text that is no command comes from someone with no role in it."
     user, channel = str(user), str(channel)
     if channel not in self.allow.channels: return None
     with self._lock:
         self._route = str(reply_to) if reply_to else channel
         try: cmd = parse(text)
         except ChatError as e:
+            if not self.allow.roles(user, channel): return None     # chatter from someone with no role here: not a word (no usage shown, nothing logged)
             self.record("invalid", user, channel, {"text": text[:200], "problem": e.problem})
             return self._reply(f"{e.problem} {e.fix}", "invalid")
         need = NEEDS[cmd.verb]

@@ -88,10 +88,12 @@ def test_permissions_deny_by_default_and_are_audited(tmp_path):
     assert r.kind == "denied" and r.text.startswith("[SANDBOX] sorry")
     assert e.handle("8", "100", f"buy {sym} 1").kind == "denied"      # read role cannot trade
     assert e.handle("7", "100", "halt x").kind == "denied"            # trade role cannot halt
+    assert e.handle("42", "100", "anyone around?") is None             # chatter from someone with no role: silence, nothing logged
+    assert e.handle("42", "dm", "frobnicate") is None
     assert e.handle("7", "dm", "status").kind == "ok"                 # DMs from an allowlisted user
     assert e.handle("8", "dm", "status").kind == "denied"
     audit = "".join(f.read_text() for f in (tmp_path / "audit").rglob("*.jsonl"))
-    assert audit.count("chat_denied") == 4
+    assert audit.count("chat_denied") == 4 and "anyone around" not in audit and "frobnicate" not in audit
     empty, _, _ = _engine(tmp_path / "e", allow="")
     assert empty.handle("7", "100", "status") is None and empty.allow.channels == set()
     nobody = ChatEngine(Settings(), e.trader, b, allow=Allowlist.parse("100:read:1"))
