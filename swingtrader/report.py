@@ -363,10 +363,15 @@ def halt_section(self:DayReport) -> Html:
     return Html("".join(out))
 
 def health_section(self:DayReport) -> Html:
-    "Health records of the day that are not 'ok' (warnings, errors, critical)."
-    rows = [{"time": ny_time(h.get("timestamp")), "what": (h.get("details") or {}).get("what", ""), "level": (h.get("details") or {}).get("level", "critical" if (h.get("details") or {}).get("what") == "kill_switch" else ""),
-             "message": (h.get("details") or {}).get("message", "")[:300]} for h in self.health
-            if (h.get("details") or {}).get("level", "critical") not in ("ok", "info")]
+    "Health records of the day that are not 'ok' or 'info' (warnings, errors, critical; a record without a level is shown); a record without a message shows its details."
+    rows = []
+    for h in self.health:
+        d = dict(h.get("details") or {})
+        what, level = d.pop("what", ""), d.pop("level", None)
+        if level in ("ok", "info"): continue
+        msg = d.pop("message", None) or ", ".join(f"{k}={v}" for k, v in d.items())
+        rows.append({"time": ny_time(h.get("timestamp")), "what": what, "level": level or ("critical" if what == "kill_switch" else ""),
+                     "message": str(msg)[:300]})
     return table(pd.DataFrame(rows), empty="no health alerts today", wrap=("message",))
 
 def charts_section(self:DayReport) -> Html:

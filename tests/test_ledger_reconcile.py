@@ -199,6 +199,26 @@ def test_unknown_broker_order_and_position_are_adopted_explicitly(env):
     assert len(alerts) == 2 and ledger.check() == []
     assert rec.reconcile_once().adopted_positions == ()         # adopted once, then in sync
 
+def test_health_records_say_their_level_and_what_happened(env):
+    "Each reconciliation record has a level and a one-line message, so the day's report and the dashboard can show it as it is."
+    from types import SimpleNamespace
+    from swingtrader.report import health_section
+    clock, ledger, book, ks, rec, audit, alerts = env
+    book.submit(OrderRequest("TSLA", Side.BUY, qty=Decimal(2), client_key="manual-1"))
+    book.pos["NVDA"] = Position("NVDA", Decimal(3), Decimal(120))
+    rec.reconcile_once()
+    recs = {x["details"]["what"]: x["details"] for x in audit.read("health", T0.date())}
+    assert recs["adopt_position"]["level"] == recs["adopt_order"]["level"] == "warning"
+    assert recs["adopt_position"]["message"] == "adopted a position at the broker, unknown to the ledger: 3 NVDA at 120"
+    assert "unknown to the ledger: buy 2 TSLA" in recs["adopt_order"]["message"]
+    pending = {"what": "reconcile_pending", "level": "info", "symbol": "BNK", "ledger_qty": 334.0, "broker_qty": 0.0, "message": "in flight"}
+    old_style = {"what": "adopt_position", "symbol": "X", "qty": 1.0}          # a record written before levels: shown, with its details
+    html = health_section(SimpleNamespace(health=[{"timestamp": "2026-03-02T15:48:08Z", "details": d}
+                                                  for d in (recs["adopt_position"], pending, old_style)])).text()
+    assert "unknown to the ledger: 3 NVDA at 120" in html and "warning" in html
+    assert "reconcile_pending" not in html                       # a difference in flight is information, not an alert
+    assert "symbol=X, qty=1.0" in html                           # no message: its details, never an empty cell
+
 def test_ledger_order_unknown_to_broker_trips(env):
     clock, ledger, book, ks, rec, audit, alerts = env
     o = send(ledger, book, "AAPL", Side.BUY, 10)

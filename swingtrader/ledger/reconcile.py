@@ -71,7 +71,8 @@ def _resolve_intents(self:Reconciler, out:dict):
         bo = self.broker.order_by_client_key(o.client_key)
         self.ledger.resolve_intent(o.client_key, bo)
         out["resolved_intents"].append(o.client_key)
-        self._health("intent_resolved", client_key=o.client_key, symbol=o.symbol, found=bo is not None)
+        self._health("intent_resolved", client_key=o.client_key, symbol=o.symbol, found=bo is not None, level="info",
+                     message=f"an order to {o.side.value} {o.symbol} whose submit had no answer: " + ("found at the broker" if bo is not None else "not at the broker (never placed)"))
 
 @patch
 def _orders(self:Reconciler, out:dict):
@@ -82,7 +83,8 @@ def _orders(self:Reconciler, out:dict):
             out["mismatches"].append(f"broker has open order {bo.id} ({bo.side.value} {bo.qty} {bo.symbol}) unknown to the ledger"); continue
         self.ledger.adopt_order(bo, "open at the broker, unknown to the ledger")
         out["adopted_orders"].append(bo.id)
-        self._health("adopt_order", symbol=bo.symbol, broker_order_id=bo.id, client_key=bo.client_key, side=bo.side.value, qty=bo.qty)
+        self._health("adopt_order", symbol=bo.symbol, broker_order_id=bo.id, client_key=bo.client_key, side=bo.side.value, qty=bo.qty,
+                     level="warning", message=f"adopted open order {bo.id} at the broker, unknown to the ledger: {bo.side.value} {bo.qty} {bo.symbol}")
         self._alert(f"adopted unknown broker order {bo.id}: {bo.side.value} {bo.qty} {bo.symbol}")
     for lo in self.ledger.orders("open"):
         if lo.broker_order_id in broker_open: continue
@@ -165,7 +167,8 @@ def _positions(self:Reconciler, out:dict):
             out["mismatches"].append(f"position {sym}: ledger {lq}, broker {bq} (difference {usd:.2f} USD), unsettled for {age:.0f} s")
         else:
             out["pending"].append(sym)
-            self._health("reconcile_pending", symbol=sym, ledger_qty=lq, broker_qty=bq)
+            self._health("reconcile_pending", symbol=sym, ledger_qty=lq, broker_qty=bq, level="info",
+                         message=f"{sym}: ledger {lq}, broker {bq} while an order of it is working or its fill is on the way; read again next time")
 
 @patch
 def _adopt_position(self:Reconciler, p:Position):
@@ -177,7 +180,8 @@ def _adopt_position(self:Reconciler, p:Position):
     with self.ledger.transaction():
         self.ledger.adopt_order(o, "position at the broker, unknown to the ledger")
         self.ledger.record_fill(Fill(oid, oid, p.symbol, side, abs(p.qty), p.avg_entry_price, t, oid))
-    self._health("adopt_position", symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price)
+    self._health("adopt_position", symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_entry_price, level="warning",
+                 message=f"adopted a position at the broker, unknown to the ledger: {p.qty} {p.symbol} at {p.avg_entry_price}")
     self._alert(f"adopted unknown broker position {p.qty} {p.symbol} @ {p.avg_entry_price}")
 
 # %% ../../nbs/46e_ledger_reconcile.ipynb #c28ad69b
@@ -192,7 +196,7 @@ def reconcile_once(self:Reconciler) -> ReconcileReport:
     if out["mismatches"]:
         detail = "; ".join(out["mismatches"])
         self.ledger.log_event("reconcile_mismatch", {"mismatches": out["mismatches"]})
-        self._health("reconcile_mismatch", mismatches=out["mismatches"])
+        self._health("reconcile_mismatch", mismatches=out["mismatches"], level="critical", message=f"ledger and broker disagree: {detail}")
         self._alert(f"ledger and broker disagree: {detail}")
         self.kill_switch.trip("reconciliation_mismatch", detail); tripped = True
     self.last = ReconcileReport(self.clock.now(), tripped=tripped, **{k: tuple(v) for k, v in out.items()})
@@ -206,5 +210,5 @@ async def run(self:Reconciler, interval:float=60.0): # seconds between runs (Set
         except asyncio.CancelledError: raise
         except Exception as e:
             log.error("reconcile failed: %s", e)
-            self._health("reconcile_error", error=str(e))
+            self._health("reconcile_error", error=str(e), level="error", message=f"reconciliation failed: {e}; retried in {interval:g} s")
         await self.clock.sleep(interval)
