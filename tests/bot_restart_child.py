@@ -3,32 +3,35 @@ test process, with a file ledger and audit log in the data directory (so a `kill
 
     python tests/bot_restart_child.py CONFIG.json RUN_NAME
 
-CONFIG.json: settings (plain values), the emulator's clock anchor (`sim_now`, `monotonic`, `speed`: the bot's SimClock runs
-in step with the emulator's, CLOCK_MONOTONIC being system-wide), `scan_url`, `last_day`, and optionally `kill` =
+CONFIG.json: settings (plain values), the emulator's control API (`api_url`, `control_token`: the bot's clock follows the
+emulator's simulated time, and the run publishes its progress to `<data_dir>/progress-<RUN_NAME>.json` for the test to pace the
+emulator by, see `lockstep.py`), `scan_url`, `last_day`, and optionally `kill` =
 {"run": RUN_NAME, "when": "before_submit"|"after_submit", "nth": N, "side": "buy"|None}: on the Nth broker submit (of that
 side) of that run the process
 SIGKILLs itself, before the broker got the order or after it got it but before the ledger heard the answer.
 After start-up (resume + reconcile) the run writes `<data_dir>/startup-<RUN_NAME>.json`: the stops, pending intents and
 reconcile report the restarted bot works from.
 """
-import asyncio, json, os, signal, sys, time
-from datetime import date, datetime, timedelta
+import asyncio, json, os, signal, sys
+from datetime import date
 from pathlib import Path
+
+from lockstep import EmulatorFollower
 
 
 def main(cfg_path: str, run: str):
     cfg = json.loads(Path(cfg_path).read_text())
     from swingtrader.config import Settings
-    from swingtrader.clock import SimClock, MarketCalendar
+    from swingtrader.clock import MarketCalendar
     from swingtrader.ledger import Ledger
     from swingtrader.audit import AuditLog
     from swingtrader.session import tastytrade_bot, _run_with_signals
 
     settings = Settings(_env_file=None, **cfg["settings"])
-    speed = cfg["speed"]
-    start = datetime.fromisoformat(cfg["sim_now"]) + timedelta(seconds=(time.monotonic() - cfg["monotonic"]) * speed)
-    clock = SimClock(start, mode="scaled", speed=speed)
     data = Path(settings.data_dir)
+    # a manual clock that the follower keeps at the emulator's simulated time (no real-time anchor of its own)
+    follower = EmulatorFollower(cfg["api_url"], cfg["control_token"], data / f"progress-{run}.json")
+    clock = follower.clock
     ledger = Ledger(data / "ledger.sqlite", clock=clock)
     audit = AuditLog(data / "audit", clock, settings.secret_values())
     bot = tastytrade_bot(settings, clock, ledger, audit, scan_url=cfg["scan_url"], calendar=MarketCalendar(),
@@ -50,6 +53,16 @@ def main(cfg_path: str, run: str):
             return order if after else real(req)
         bot.broker.submit = submit
 
+    # progress for the pacer: where the session began (the emulator may run `lead` past it), then each bar handled
+    session, on_bar = bot.session, bot.on_bar
+    async def session_reported(open_t, close_t):
+        follower.reached(clock.now())
+        return await session(open_t, close_t)
+    async def on_bar_reported(bar, close_t):
+        try: return await on_bar(bar, close_t)
+        finally: follower.reached(bar.start + bot.period)
+    bot.session, bot.on_bar = session_reported, on_bar_reported
+
     startup = bot.startup
     async def startup_and_report():
         rep = await startup()
@@ -62,9 +75,12 @@ def main(cfg_path: str, run: str):
             "unresolved": [o.client_key for o in ledger.unresolved_intents()], "halt": ledger.halt_state().state, "at": clock.now().isoformat()}, default=str))
         return rep
     bot.startup = startup_and_report
-    try: asyncio.run(_run_with_signals(bot))
+    async def run_following():
+        follower.start(asyncio.get_running_loop())
+        return await _run_with_signals(bot)
+    try: asyncio.run(run_following())
     finally:
-        bot.broker.close(); ledger.close(); audit.close()
+        follower.close(); bot.broker.close(); ledger.close(); audit.close()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ process, so it outlives the bot) with a file ledger; it is SIGKILLed three times
 After each restart: no client key is sent twice, every intent is settled, the stops the restarted bot works from are the ones
 in the ledger at the kill (and only ratchet up afterwards), positions reconcile without a mismatch; at the end (the last run
 trades to the close) the ledger equals the emulator's account order by order, `ledger.check()` is clean and the audit's order
-stream has one order per signal. No timed assertions: every wait polls with a generous limit on simulated progress."""
+stream has one order per signal. No timed assertions: every wait polls with a generous limit on simulated progress.
+
+Simulated time moves in lockstep with the bot, not with real time (`lockstep.py`): the bot's clock follows the emulator's, and the
+emulator's runs at most 15 simulated minutes past the bars the bot has handled (while no bot runs, only as far as the test
+steps it). A loaded machine makes the test slower, never shorter of session: the choreography fits whatever the machine's speed."""
 import json, signal, subprocess, sys, time
 from datetime import date, timedelta
 from decimal import Decimal
@@ -22,7 +26,10 @@ from swingtrader.ledger import Ledger, LedgerError
 from swingtrader.audit import AuditLog
 from swingtrader.session import emulated_tastytrade
 
-SPEED = 600.0                      # simulated seconds per real second: the session's last 6 hours in ~40 s
+from lockstep import EmulatorPacer
+
+SPEED = 600.0                      # simulated seconds per real second at most (the emulator waits for the bot): ~40 s a session
+PATIENCE = 300.0                   # real seconds a wait gives a condition: only a bound on a hang (simulated time waits for the bot)
 DAY = date(2026, 3, 2)
 CHILD = Path(__file__).with_name("bot_restart_child.py")
 BASE = dict(sim_symbols=10, sim_seed=42, scan_top=10, scan_min_avg_volume=0, macd_fast=6, macd_slow=13, macd_signal=5,
@@ -37,18 +44,20 @@ class Harness:
         self.env = emulated_tastytrade(Settings(_env_file=None, data_dir=tmp, **BASE), DAY, DAY, SPEED, start=op + timedelta(minutes=20))
         # every order works for 15 one-minute bars of its symbol before it fills: there are always orders pending
         self.env.server.call(lambda: self.env.sim.set_fill_mode("delayed:15"))
+        self.pacer = EmulatorPacer(self.env.clock)     # from now the emulator's clock runs only as far as the bot (or the test) lets it
         tt = self.env.settings
         self.cfg = dict(settings=BASE | dict(data_dir=str(tmp), broker="tastytrade", environment="sandbox",
                                              tt_client_secret="emulator-client-secret", tt_refresh_token="emulator-refresh-token",
                                              tt_api_url=tt.tt_api_url, tt_streamer_url=tt.tt_streamer_url,
                                              tt_account_number=tt.tt_account_number),
-                        speed=SPEED, scan_url=self.env.scan_url(), last_day=DAY.isoformat())
+                        api_url=self.env.server.api_url, control_token=self.env.server.emu.control_token,
+                        scan_url=self.env.scan_url(), last_day=DAY.isoformat())
 
     def start(self, run:str, kill:dict|None=None) -> subprocess.Popen:
-        cfg = self.cfg | {"sim_now": self.env.clock.now().isoformat(), "monotonic": time.monotonic(),
-                          "kill": ({"run": run} | kill) if kill else None}
+        cfg = self.cfg | {"kill": ({"run": run} | kill) if kill else None}
         path = self.tmp / f"cfg-{run}.json"
         path.write_text(json.dumps(cfg))
+        self.pacer.follow(self.tmp / f"progress-{run}.json")
         p = subprocess.Popen([sys.executable, str(CHILD), str(path), run], cwd=self.tmp, stdout=open(self.tmp / f"{run}.log", "w"),
                              stderr=subprocess.STDOUT)
         self.procs[run] = p
@@ -60,14 +69,15 @@ class Harness:
         if self.led is None: self.led = Ledger(self.tmp / "ledger.sqlite", readonly=True)
         return self.led
 
-    def wait(self, pred, what:str, run:str|None=None, limit:float=60.0, in_session:bool=True):
-        "Poll `pred` until true; fail (with the bot's log) if the limit passes or (`in_session`) the session is over."
+    def wait(self, pred, what:str, run:str|None=None, limit:float=PATIENCE, in_session:bool=True, step:bool=False):
+        "Poll `pred` until true (`step`: no bot runs, move simulated time on a minute at a time meanwhile); fail (with the bot's log) if the limit passes or (`in_session`) the session is over."
         end = time.monotonic() + limit
         while time.monotonic() < end:
             try:
                 if (r := pred()): return r
             except (LedgerError, FileNotFoundError): pass   # the bot has not created its ledger yet
             if in_session and self.env.clock.now() >= MarketCalendar().session(DAY)[1]: break
+            if step: self.pacer.step()
             time.sleep(0.05)
         pytest.fail(f"waited in vain for {what} (sim time {self.env.clock.now():%H:%M})\n" + (self.log(run) if run else ""))
 
@@ -81,13 +91,19 @@ class Harness:
 
     def killed_by_hook(self, run:str) -> dict:
         p = self.procs[run]
-        self.wait(lambda: p.poll() is not None, f"{run} to reach its kill point", run, limit=80)
+        self.wait(lambda: p.poll() is not None, f"{run} to reach its kill point", run)
+        self.pacer.release()
         assert p.returncode == -signal.SIGKILL, (p.returncode, self.log(run))
         return json.loads((self.tmp / f"killed-{run}.json").read_text())
+
+    def kill(self, run:str):
+        self.procs[run].send_signal(signal.SIGKILL); self.procs[run].wait(10)
+        self.pacer.release()
 
     def close(self):
         for p in self.procs.values():
             if p.poll() is None: p.kill(); p.wait(10)
+        self.pacer.close()
         if self.led is not None: self.led.close()
         self.env.close()
 
@@ -110,19 +126,20 @@ def crash(tmp_path_factory):
             open_ = [o for o in led.orders("open") if o.broker_order_id and o.signal_id != "protective-stop"]   # stops rest
             return open_ if held & set(stops) and open_ else None
         h.wait(working, "a stopped position and a working order", "r1")
-        h.procs["r1"].send_signal(signal.SIGKILL); h.procs["r1"].wait(10)
+        h.kill("r1")
         led = h.ledger()
         out["r1"] = dict(stops=led.stops(), open=[o.client_key for o in led.orders("open") if o.signal_id != "protective-stop"],
                          positions={p.symbol: p.qty for p in led.positions()}, orders=len(led.orders()))
         # while the bot is down, its working orders fill at the broker
-        h.wait(lambda: all(h.sim_order(k).status.is_terminal for k in out["r1"]["open"]), "the working orders to fill while down")
+        h.wait(lambda: all(h.sim_order(k).status.is_terminal for k in out["r1"]["open"]), "the working orders to fill while down", step=True)
         # run 2: restart; on its first submit the broker gets the order, then the process dies before the ledger hears
         h.start("r2", {"when": "after_submit", "nth": 1, "side": "buy"})
         out["s2"] = h.startup("r2")
         out["k2"] = h.killed_by_hook("r2")
         out["r2"] = dict(stops=h.ledger().stops(), order=h.ledger().order(out["k2"]["client_key"]),
                          positions={p.symbol: p.qty for p in h.ledger().positions()})
-        h.wait(lambda: (o := h.sim_order(out["k2"]["client_key"])) is not None and o.status.is_terminal, "the unacknowledged order to fill")
+        h.wait(lambda: (o := h.sim_order(out["k2"]["client_key"])) is not None and o.status.is_terminal, "the unacknowledged order to fill",
+               step=True)
         # run 3: restart; on its first submit the process dies after the intent is written, before the broker call
         # (once restarted, the entry that filled while the bot was down gets its stop)
         k2 = out["k2"]["client_key"]
@@ -130,14 +147,14 @@ def crash(tmp_path_factory):
         out["s3"] = h.startup("r3")
         h.wait(lambda: h.ledger().fills(client_key=k2), "the fill of the unacknowledged entry to reach the ledger", "r3")
         out["k2_stop"] = h.wait(lambda: h.ledger().stops().get(out["k2"]["symbol"]) or (h.ledger().position(out["k2"]["symbol"]) is None and "closed"),
-                                "a stop for the entry that filled while the bot was down", "r3", limit=20)
+                                "a stop for the entry that filled while the bot was down", "r3")
         out["k3"] = h.killed_by_hook("r3")
         out["r3"] = dict(stops=h.ledger().stops(), order=h.ledger().order(out["k3"]["client_key"]),
                          positions={p.symbol: p.qty for p in h.ledger().positions()})
         # run 4: restart and trade to the close (the bot ends by itself after the session)
         p = h.start("r4")
         out["s4"] = h.startup("r4")
-        h.wait(lambda: p.poll() is not None, "the last run to end after the close", "r4", limit=90, in_session=False)
+        h.wait(lambda: p.poll() is not None, "the last run to end after the close", "r4", in_session=False)
         assert p.returncode == 0, h.log("r4")
         led = h.ledger()
         out.update(sim_orders=h.sim_orders(), sim_positions=h.sim(lambda: h.env.sim.positions()),
