@@ -3750,6 +3750,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.SessionTable._past': ( 'sim_account.html#sessiontable._past',
                                                                                          'swingtrader/sim/account.py'),
+                                         'swingtrader.sim.account.SessionTable.check_known': ( 'sim_account.html#sessiontable.check_known',
+                                                                                               'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.SessionTable.index': ( 'sim_account.html#sessiontable.index',
                                                                                          'swingtrader/sim/account.py'),
                                          'swingtrader.sim.account.SessionTable.is_open': ( 'sim_account.html#sessiontable.is_open',
