@@ -95,11 +95,15 @@ def test_emulator_sends_nothing_of_a_removed_candle_not_even_what_was_queued():
                 sess = next(iter(srv.dx.sessions))
                 remove = W.dumps(W.feed_subscription(1, remove=[{"type": "Candle", "symbol": ca, "fromTime": frm}]))
                 def burst_then_remove():                                # one turn of the server loop: the writer has not run
+                    sub_a, n0 = sess.channels[1].subs[("Candle", ca)], sess.q.qsize()
+                    bar0 = sub_a.last_bar                               # the start of A's last bar handed to the session
                     srv.broker.advance_to(srv.clock.now() + timedelta(minutes=3))
-                    queued = sum(1 for it in sess.q._queue if it[0] == "ev" and it[3]["eventSymbol"] == ca)
+                    grown, moved = sess.q.qsize() - n0, sub_a.last_bar - bar0
                     sess.handle_text(remove)
-                    return queued
-                assert srv.srv.call(burst_then_remove) == 3             # A's three updates were queued ...
+                    return grown, moved, sub_a.live
+                # A's three updates were queued (a candle update per minute for each of the three symbols, none written
+                # yet; A's three of them: its session advanced three bars) and A's subscription died with the remove ...
+                assert srv.srv.call(burst_then_remove) == (9, timedelta(minutes=3), False)
                 await send(W.feed_subscription(1, remove=[{"type": "Candle", "symbol": cc}]))   # tastyware's shape: no fromTime
                 await send(W.keepalive())
                 while ("Candle", cc) in srv.srv.call(lambda: set(sess.channels[1].subs)): await asyncio.sleep(0.01)
