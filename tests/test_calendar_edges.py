@@ -95,7 +95,7 @@ def test_a_fill_in_the_last_session_is_one_error(cls):
 BEFORE = datetime(2014, 12, 31, 15, 0, tzinfo=UTC)             # a real trading day the calendar does not know
 
 
-def old_data_broker(t0, **options):
+def old_data_broker(t0, cls="SimBroker", **options):
     "A simulator over one symbol with 1-minute bars on 2014-12-30, 2014-12-31 (before the calendar) and 2015-01-02."
     import pandas as pd
     from swingtrader.clock import SimClock
@@ -105,9 +105,10 @@ def old_data_broker(t0, **options):
     def day(d):
         idx = pd.date_range(pd.Timestamp(f"{d} 14:30", tz="UTC"), periods=390, freq="1min", name="start")
         return pd.DataFrame({"open": 10.0, "high": 10.1, "low": 9.9, "close": 10.0, "volume": 1000.0}, index=idx)
+    from swingtrader.backtest_fast import CloseFillBroker
     u = make_universe(1)
     sym = str(u.index[0])
-    b = SimBroker({sym: pd.concat([day("2014-12-30"), day("2014-12-31"), day("2015-01-02")])}, u,
+    b = {"SimBroker": SimBroker, "CloseFillBroker": CloseFillBroker}[cls]({sym: pd.concat([day("2014-12-30"), day("2014-12-31"), day("2015-01-02")])}, u,
                   SimClock(t0, mode="manual"), **options)
     b.advance_to(t0)
     return b, sym
@@ -125,14 +126,15 @@ def test_session_table_before_the_calendar_is_one_error():
 
 
 @pytest.mark.parametrize("kind", ["market", "limit"])
-@pytest.mark.parametrize("fill_at", ["bar", "close"])
-def test_an_order_before_the_calendar_is_one_error(kind, fill_at):
+@pytest.mark.parametrize("fill_at,cls", [("bar", "SimBroker"), ("close", "SimBroker"), ("close", "CloseFillBroker")])
+def test_an_order_before_the_calendar_is_one_error(kind, fill_at, cls):
     """An order at a time the calendar does not know: one clear error naming the calendar (was: a limit order accepted
     to work from 2015-01-02's open, a market order rejected as 'outside regular trading hours' on a trading day)."""
     from decimal import Decimal
     from swingtrader.models import OrderRequest
-    b, sym = old_data_broker(BEFORE, fill_at=fill_at)
+    b, sym = old_data_broker(BEFORE, cls, fill_at=fill_at)
     req = OrderRequest(sym, "buy", qty=Decimal(1), **({"type": "limit", "limit_price": Decimal("10.05")} if kind == "limit" else {}))
+    if cls == "CloseFillBroker": assert b.fill_if_now(req) is None     # the backtest's fast path declines: the engine says why
     with pytest.raises(SwingtraderError) as e: b.submit(req)
     assert "before the market calendar's first day (2015-01-01)" in str(e.value)
     assert not b.engine.working and not b.account_state.positions
