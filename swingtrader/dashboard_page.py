@@ -212,14 +212,18 @@ def _ny_trades(trades:pd.DataFrame) -> pd.DataFrame:
 
 @patch
 def refresh(self:Dashboard):
-    "Re-read the ledger, the price/sector files and the health stream; update the page."
-    if not self.ledger_path.exists():
-        return self._show_missing(f"No ledger at `{self.ledger_path}`. The dashboard shows the bot that writes its ledger in "
-                                  f"**{env_name('data_dir')}** (now `{self.data_dir}`). Start the bot with `swingtrader run` "
-                                  f"(or `make run`), or set {env_name('data_dir')} to the bot's data directory and reload. "
-                                  f"This page checks again every {self.refresh_s:g} s.")
+    "Re-read the ledger, the price/sector files and the health stream; update the page (a failure: its message on the page)."
     try:
-        with Ledger(self.ledger_path, readonly=True) as lg:
+        path, missing = self.ledger_path, None    # the current run's: a broken current.json is an error shown, not raised
+        if not path.exists():
+            missing = (f"No ledger at `{path}`. The dashboard shows the bot that writes its ledger in "
+                       f"**{env_name('data_dir')}** (now `{self.data_dir}`). Start the bot with `swingtrader run` "
+                       f"(or `make run`), or set {env_name('data_dir')} to the bot's data directory and reload. "
+                       f"This page checks again every {self.refresh_s:g} s.")
+    except SwingtraderError as e: return self._show_missing(self.scrub.text(str(e)))
+    if missing is not None: return self._show_missing(missing)
+    try:
+        with Ledger(path, readonly=True) as lg:
             prices, sectors = market_state(lg, self.data_dir)   # the bot's market state, then side files; unpriced: last fill
             acct, pos = account_view(lg, prices), positions_view(lg, prices, sectors)
             rv, ords, fls = risk_view(lg, self.settings, prices, sectors), orders_view(lg), fills_view(lg)
@@ -263,10 +267,14 @@ def refresh(self:Dashboard):
 @patch
 def _draw_chart(self:Dashboard, prices:dict|None=None):
     "Draw the chosen symbol's prices, entries, exits and stop."
-    sym = self.chart_symbol.value
-    if not sym or not self.ledger_path.exists(): data = {k: pd.DataFrame(columns=["time", "price"]) for k in self._px}
-    else:
-        with Ledger(self.ledger_path, readonly=True) as lg: data = symbol_chart(lg, sym, self.run.audit_dir, prices)
+    sym, data = self.chart_symbol.value, None
+    if sym:
+        try:
+            path = self.ledger_path
+            if path.exists():
+                with Ledger(path, readonly=True) as lg: data = symbol_chart(lg, sym, self.run.audit_dir, prices)
+        except SwingtraderError: data = None            # (e.g. a broken current.json: `refresh` shows it on the page)
+    if data is None: data = {k: pd.DataFrame(columns=["time", "price"]) for k in self._px}
     for k, df in data.items():
         new = dict(time=_ny(df.time), price=df.price.tolist())
         if new != dict(self._px[k].data): self._px[k].data = new
@@ -286,7 +294,9 @@ def _typed(w) -> str: return (w.value_input or w.value or "").strip()
 def _control_block(self:Dashboard) -> str|None:
     "Why the kill-switch buttons are off on this page, or None when they may act."
     if self.require_auth and not self.user: return "Controls are off: this page is not signed in."
-    if self.last_state is None: return f"Controls are off: there is no ledger at `{self.ledger_path}` to act on."
+    if self.last_state is None:
+        try: return f"Controls are off: there is no ledger at `{self.ledger_path}` to act on."
+        except SwingtraderError: return "Controls are off: the current run is unknown (the message above says why)."
     return None
 
 @patch

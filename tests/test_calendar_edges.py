@@ -45,7 +45,7 @@ def test_session_table_next_open_past_the_last_session_is_one_error():
     with pytest.raises(SwingtraderError) as e: st.next_open(to_ns(LAST_CLOSE))
     assert "2030-12-31" in str(e.value) and "\n" not in str(e.value)
     assert st.next_open(to_ns(LAST_CLOSE - timedelta(days=1))) == to_ns(datetime(2030, 12, 31, 9, 30, tzinfo=NY))
-    assert st.next_open(to_ns(FIRST_OPEN - timedelta(days=3))) == to_ns(FIRST_OPEN)     # before the first: the first
+    assert st.next_open(to_ns(FIRST_OPEN - timedelta(days=1))) == to_ns(FIRST_OPEN)     # the calendar's first day: the first
 
 
 def test_session_table_working_past_the_last_close_is_one_error():
@@ -87,3 +87,71 @@ def test_a_fill_in_the_last_session_is_one_error(cls):
         b.submit(OrderRequest(sym, "buy", qty=Decimal(1))) if cls == "SimBroker" else b.fill_now(OrderRequest(sym, "buy", qty=Decimal(1)))
         b.advance_to(t0 + timedelta(minutes=5))
     assert "past the market calendar's last session (2030-12-31)" in str(e.value)
+
+
+# -- before the calendar's first day (2015-01-01): the table knows no session there, so an order or a next open asked
+#    about such a time is one clear error (as past the last session); bars from then are history known at their own end.
+
+BEFORE = datetime(2014, 12, 31, 15, 0, tzinfo=UTC)             # a real trading day the calendar does not know
+
+
+def old_data_broker(t0, cls="SimBroker", **options):
+    "A simulator over one symbol with 1-minute bars on 2014-12-30, 2014-12-31 (before the calendar) and 2015-01-02."
+    import pandas as pd
+    from swingtrader.clock import SimClock
+    from swingtrader.sim.broker import SimBroker
+    from swingtrader.sim.data import make_universe
+
+    def day(d):
+        idx = pd.date_range(pd.Timestamp(f"{d} 14:30", tz="UTC"), periods=390, freq="1min", name="start")
+        return pd.DataFrame({"open": 10.0, "high": 10.1, "low": 9.9, "close": 10.0, "volume": 1000.0}, index=idx)
+    from swingtrader.backtest_fast import CloseFillBroker
+    u = make_universe(1)
+    sym = str(u.index[0])
+    b = {"SimBroker": SimBroker, "CloseFillBroker": CloseFillBroker}[cls]({sym: pd.concat([day("2014-12-30"), day("2014-12-31"), day("2015-01-02")])}, u,
+                  SimClock(t0, mode="manual"), **options)
+    b.advance_to(t0)
+    return b, sym
+
+
+def test_session_table_before_the_calendar_is_one_error():
+    st = SessionTable()
+    for ask in (lambda: st.working(to_ns(BEFORE)), lambda: st.next_open(to_ns(BEFORE))):
+        with pytest.raises(SwingtraderError) as e: ask()
+        assert "before the market calendar's first day (2015-01-01)" in str(e.value) and "\n" not in str(e.value)
+        assert "2014-12-31T15:00:00+00:00" in str(e.value)
+    assert not st.is_open(to_ns(BEFORE)) and st.index(to_ns(BEFORE)) == -1       # the cheap questions: no session there
+    jan1 = to_ns(datetime(2015, 1, 1, 12, tzinfo=NY))                            # the calendar's first day (a holiday)
+    assert st.working(jan1) == 0 and st.next_open(jan1) == to_ns(FIRST_OPEN)
+
+
+@pytest.mark.parametrize("kind", ["market", "limit"])
+@pytest.mark.parametrize("fill_at,cls", [("bar", "SimBroker"), ("close", "SimBroker"), ("close", "CloseFillBroker")])
+def test_an_order_before_the_calendar_is_one_error(kind, fill_at, cls):
+    """An order at a time the calendar does not know: one clear error naming the calendar (was: a limit order accepted
+    to work from 2015-01-02's open, a market order rejected as 'outside regular trading hours' on a trading day)."""
+    from decimal import Decimal
+    from swingtrader.models import OrderRequest
+    b, sym = old_data_broker(BEFORE, cls, fill_at=fill_at)
+    req = OrderRequest(sym, "buy", qty=Decimal(1), **({"type": "limit", "limit_price": Decimal("10.05")} if kind == "limit" else {}))
+    if cls == "CloseFillBroker": assert b.fill_if_now(req) is None     # the backtest's fast path declines: the engine says why
+    with pytest.raises(SwingtraderError) as e: b.submit(req)
+    assert "before the market calendar's first day (2015-01-01)" in str(e.value)
+    assert not b.engine.working and not b.account_state.positions
+
+
+def test_no_live_quote_before_the_first_session():
+    "Before the calendar's first session no session is open: the engine has no live quote (not the last session's)."
+    b, sym = old_data_broker(BEFORE, fill_at="quote")
+    assert b.engine.quote(sym) is not None                      # bars have traded ...
+    assert b.engine._live_quote(sym, b.synced_ns) is None       # ... but no session the calendar knows is open
+
+
+def test_bars_before_the_calendar_are_known_at_their_own_end():
+    """Daily bars from before the calendar are history known a day after they start (was: all of them dated to end at the
+    first session's close, so a warm-up on 2015-01-02 saw none of them)."""
+    t0 = FIRST_OPEN + timedelta(minutes=5)
+    b, sym = old_data_broker(t0)
+    days = b.bars(sym, "1d", datetime(2014, 12, 1, tzinfo=UTC), t0)
+    assert [t.date().isoformat() for t in days.index] == ["2014-12-30", "2014-12-31"]
+    assert len(b.bars(sym, "1m", datetime(2014, 12, 31, tzinfo=UTC), t0)) == 390 + 5

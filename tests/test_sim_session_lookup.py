@@ -1,7 +1,9 @@
 "SessionTable answers from its last-session cache exactly what a fresh search answers, in any order of queries."
 import random
 
+import pytest
 
+from swingtrader.config import SwingtraderError
 from swingtrader.sim.account import SessionTable
 
 def test_cached_session_lookups_match_a_search():
@@ -14,4 +16,7 @@ def test_cached_session_lookups_match_a_search():
         for t in seq:
             i = int(o.searchsorted(t, side="right")) - 1
             is_open = i >= 0 and t < c[i]
-            assert (ss.index(t), ss.is_open(t), ss.working(t)) == (i, bool(is_open), i if is_open else i + 1), t
+            assert (ss.index(t), ss.is_open(t)) == (i, bool(is_open)), t
+            if t < ss.start_ns:                                 # before the calendar's first day: which session is unknown
+                with pytest.raises(SwingtraderError): ss.working(t)
+            else: assert ss.working(t) == (i if is_open else i + 1), t

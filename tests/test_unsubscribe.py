@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from swingtrader.audit import AuditLog
-from swingtrader.clock import MarketCalendar
+from swingtrader.clock import NY, MarketCalendar
 from swingtrader.config import Settings
 from swingtrader.dxlink import wire as W
 from swingtrader.dxlink.events import candle_symbol
@@ -95,11 +95,15 @@ def test_emulator_sends_nothing_of_a_removed_candle_not_even_what_was_queued():
                 sess = next(iter(srv.dx.sessions))
                 remove = W.dumps(W.feed_subscription(1, remove=[{"type": "Candle", "symbol": ca, "fromTime": frm}]))
                 def burst_then_remove():                                # one turn of the server loop: the writer has not run
+                    sub_a, n0 = sess.channels[1].subs[("Candle", ca)], sess.q.qsize()
+                    bar0 = sub_a.last_bar                               # the start of A's last bar handed to the session
                     srv.broker.advance_to(srv.clock.now() + timedelta(minutes=3))
-                    queued = sum(1 for it in sess.q._queue if it[0] == "ev" and it[3]["eventSymbol"] == ca)
+                    grown, moved = sess.q.qsize() - n0, sub_a.last_bar - bar0
                     sess.handle_text(remove)
-                    return queued
-                assert srv.srv.call(burst_then_remove) == 3             # A's three updates were queued ...
+                    return grown, moved, sub_a.live
+                # A's three updates were queued (a candle update per minute for each of the three symbols, none written
+                # yet; A's three of them: its session advanced three bars) and A's subscription died with the remove ...
+                assert srv.srv.call(burst_then_remove) == (9, timedelta(minutes=3), False)
                 await send(W.feed_subscription(1, remove=[{"type": "Candle", "symbol": cc}]))   # tastyware's shape: no fromTime
                 await send(W.keepalive())
                 while ("Candle", cc) in srv.srv.call(lambda: set(sess.channels[1].subs)): await asyncio.sleep(0.01)
@@ -115,6 +119,43 @@ def test_emulator_sends_nothing_of_a_removed_candle_not_even_what_was_queued():
                 assert seen[ca] == 0 and seen[cb] >= 5, seen              # ... and none went out; B's five did
                 assert seen[cc] <= 3, seen                                # C: at most what was in flight before its remove
                 assert srv.srv.call(lambda: (set(sess.channels[1].subs), set(sess.by_base))) == ({("Candle", cb)}, {b})
+                await ws.close()
+    asyncio.run(asyncio.wait_for(go(), 120))
+
+
+def test_a_released_symbol_added_again_counts_its_whole_day_volume():
+    "Released after its remove, A is fed again on a new add: its live Trade's dayVolume is the whole session's, gap included."
+    TRF = list(W.EVENT_FIELDS["Trade"])
+    async def go():
+        with live() as srv:
+            async with aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(srv.url)
+                async def send(m): await ws.send_str(W.dumps(m))
+                async def trade_of(sym, after=-1):
+                    while True:
+                        m = W.loads((await ws.receive(timeout=10)).data)
+                        if m["type"] == "FEED_DATA":
+                            for e in W.decode_compact(m["data"], {"Trade": TRF}):
+                                if e.eventSymbol == sym and e.time > after: return e
+                await send(W.setup()); await send(W.auth(srv.token()))
+                await send(W.channel_request(1, "AUTO"))
+                await send(W.feed_setup(1, {"Trade": TRF}, "COMPACT", 0.1))
+                a = srv.broker.symbols[0]
+                fed = lambda: srv.srv.call(lambda: set(srv.dx.fed))
+                await send(W.feed_subscription(1, add=[{"type": "Trade", "symbol": a}]))
+                await trade_of(a)
+                assert a in fed()
+                await send(W.feed_subscription(1, remove=[{"type": "Trade", "symbol": a}]))
+                while a in fed(): await asyncio.sleep(0.01)             # released: nobody streams it
+                srv.step(3)                                            # its bars go on in the simulator, unsent
+                await send(W.feed_subscription(1, add=[{"type": "Trade", "symbol": a}]))
+                first = await trade_of(a)                              # the snapshot of its last trade
+                srv.step(1)
+                e = await trade_of(a, first.time)                      # the next live trade
+                now = srv.clock.now()
+                bars = srv.srv.call(lambda: srv.broker.bars(a, "1m", now - timedelta(hours=12), now))
+                today = bars[[t.astimezone(NY).date() == now.astimezone(NY).date() for t in bars.index]]
+                assert e.dayVolume == pytest.approx(float(today["volume"].sum())) and len(today) > 10
                 await ws.close()
     asyncio.run(asyncio.wait_for(go(), 120))
 
@@ -166,6 +207,50 @@ def test_dxlink_drop_stops_the_traffic_and_releases_the_symbol(tt):
         finally: await md.close()
     hist, bars = asyncio.run(main())
     assert_exact(env, hist, bars, kept, env.open_t)               # the kept symbols lost nothing
+
+
+def test_the_emulator_stops_making_a_symbol_no_client_streams(tt):
+    """Two DXLink clients stream A. One removes it: the emulator goes on making A's bars and quotes for the other. The
+    last removes it: the emulator no longer tracks A and makes none of its bars or quotes any more (it made them for
+    nobody), while the others go on; not one more candle of A reaches that client."""
+    env = tt
+    syms = list(env.sim.symbols)
+    a, kept = syms[0], syms[1:]
+    ca, ck = candle_symbol(a, TF), candle_symbol(kept[0], TF)
+    dx = env.server.app[DXLINK_KEY]
+    made = []                                                    # the symbol of every bar and quote the simulator makes
+    env.server.call(lambda: env.sim.add_listener(lambda ev: made.append(ev.symbol) if type(ev).__name__ in ("Bar", "Quote") else None))
+    fed = lambda: env.server.call(lambda: set(dx.fed))
+    holders = lambda: sum(("Candle", ca) in subs for subs in dx_subscriptions(env))
+    async def main():
+        md1 = broker_parts(env.settings, env.clock, env.calendar).market_data
+        md2 = broker_parts(env.settings, env.clock, env.calendar).market_data
+        try:
+            await md1.backfill(syms, env.open_t, TF)
+            await md2.backfill([a, kept[0]], env.open_t, TF)
+            raw = md2.streamer.mailbox({"Candle"}, maxsize=10**6)   # every Candle record the second client receives
+            await until(lambda: holders() == 2, 60)
+            assert fed() == set(syms)
+            await md1.drop([a], TF)
+            await until(lambda: holders() == 1, 60)
+            n = len(made)
+            await advance(env, 5)
+            assert a in fed() and made[n:].count(a) > 0              # the second client still streams A: still made
+            await md2.drop([a], TF)
+            await until(lambda: holders() == 0, 60)
+            assert fed() == set(kept)                               # the emulator no longer tracks A
+            count = lambda sym: sum(1 for r in raw.q if r.eventSymbol == sym)
+            n, k0 = len(made), count(ck)
+            await advance(env, 5)
+            assert made[n:].count(a) == 0 and all(made[n:].count(s) > 0 for s in kept)   # A is not made any more
+            await until(lambda: count(ck) > k0, 60)                  # the ordered stream: A's in-flight candles are in
+            before, k1 = count(ca), count(ck)
+            await advance(env, 5)
+            await until(lambda: count(ck) > k1, 60)
+            assert count(ca) == before and made.count(a) == made[:n].count(a)
+        finally:
+            await md1.close(); await md2.close()
+    asyncio.run(main())
 
 
 # -- a symbol comes back gap-free (both brokers) -------------------------------------------------------------------------

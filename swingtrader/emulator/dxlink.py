@@ -124,12 +124,30 @@ class DXLinkServer:
         self.conflate_at, self.max_pending = conflate_at, max_pending
         self.packing = packing or getattr(emu, "dxlink_packing", "flat")
         self.sessions: set = set()
-        self.fed: set = set()         # symbols the broker was asked to stream
+        self.fed: set = set()         # symbols the broker was asked to stream (while some session subscribes them)
         self._day_volume: dict = {}   # symbol -> (session date, volume)
         self.rng = random.Random(7)   # decides which messages `faults.ws_drop_rate` drops (seeded: runs repeat)
 
     @property
     def broker(self): return self.emu.broker
+
+    def feed(self, base:str):
+        "Have the simulator stream `base`'s bars and quotes (once); its day volume so far from the session's bars."
+        sub = getattr(self.broker, "subscribe", None)     # SimBroker emits market events only for subscriptions
+        if sub is None or base in self.fed: return
+        sub([base], timeframes=(self.base_timeframe,), quotes=True); self.fed.add(base)
+        now = self.emu.clock.now()
+        day = now.astimezone(NY).date()
+        mb = _bars(self.broker, base, "1m", datetime(day.year, day.month, day.day, tzinfo=NY), now)   # (after the sync it does)
+        self._day_volume[base] = (day, float(mb["volume"].sum()) if len(mb) else 0.0)
+
+    def release(self, bases):
+        "Stop the simulator streaming those of `bases` no session subscribes any more: nothing of them would be sent."
+        unsub = getattr(self.broker, "unsubscribe", None)
+        for base in set(bases) & self.fed:
+            if any(base in s.by_base for s in self.sessions): continue
+            if unsub is not None: unsub([base], timeframes=(self.base_timeframe,), quotes=True)
+            self.fed.discard(base); self._day_volume.pop(base, None)
 
 # %% ../../nbs/18_emulator_dxlink.ipynb #20640d86
 def _quote_event(q) -> dict:
@@ -297,7 +315,7 @@ def _on_channel_request(self:DXLinkSession, m):
 
 def _on_channel_cancel(self:DXLinkSession, m):
     ch = self.channels.pop(m["channel"], None)
-    if ch is not None: self._unindex(m["channel"])
+    if ch is not None: self.server.release(self._unindex(m["channel"]))
     self.send(W.channel_closed(m["channel"]))
 
 def _on_feed_setup(self:DXLinkSession, m):
@@ -316,16 +334,18 @@ def _channel(self:DXLinkSession, m) -> _Channel:
                                              code="BAD_ACTION", channel=m["channel"])
     return ch
 
-def _unindex(self:DXLinkSession, chn:int, key=None):
-    "Forget channel `chn`'s subscription `key` (all of them if None): nothing of it is sent any more, queued or not."
+def _unindex(self:DXLinkSession, chn:int, key=None) -> set:
+    "Forget channel `chn`'s subscription `key` (all of them if None): nothing of it is sent any more, queued or not; the bases it touched."
+    touched = set()
     for base in list(self.by_base):
         keep = []
         for c, s in self.by_base[base]:
             if c == chn and (key is None or (s.type, s.symbol) == key):
-                s.live = False; self.pending_quotes.pop((c, s.type, s.symbol), None)
+                s.live = False; self.pending_quotes.pop((c, s.type, s.symbol), None); touched.add(base)
             else: keep.append((c, s))
         if keep: self.by_base[base] = keep
         else: del self.by_base[base]
+    return touched
 
 for f in (_on_setup, _on_auth, _on_channel_request, _on_channel_cancel, _on_feed_setup, _channel, _unindex):
     setattr(DXLinkSession, f.__name__, f)
@@ -333,11 +353,16 @@ for f in (_on_setup, _on_auth, _on_channel_request, _on_channel_cancel, _on_feed
 # %% ../../nbs/18_emulator_dxlink.ipynb #39ec7110
 def _on_feed_subscription(self:DXLinkSession, m):
     chn = m["channel"]; ch = self._channel(m)
-    if m["reset"]: ch.subs.clear(); self._unindex(chn)
+    gone = set()                                  # bases whose subscriptions went: released below unless still wanted
+    if m["reset"]: ch.subs.clear(); gone |= self._unindex(chn)
     for it in m["remove"]:
         key = (it["type"], it["symbol"])
-        if ch.subs.pop(key, None) is not None: self._unindex(chn, key)
-    for it in m["add"]:
+        if ch.subs.pop(key, None) is not None: gone |= self._unindex(chn, key)
+    try: self._add_subscriptions(chn, ch, m["add"])
+    finally: self.server.release(gone)
+
+def _add_subscriptions(self:DXLinkSession, chn:int, ch:_Channel, adds:list):
+    for it in adds:
         etype, sym = it["type"], it["symbol"]
         if etype not in KNOWN_EVENTS: raise DXLinkProtocolError(f"Unknown event type {etype!r}.", "use Quote, Trade, Candle, ...")
         cs = W.parse_candle_symbol(sym) if etype == "Candle" else None
@@ -351,9 +376,7 @@ def _on_feed_subscription(self:DXLinkSession, m):
             continue
         try: self.server.broker.asset(base)
         except Exception: continue  # unknown symbol: silently ignored
-        sub_fn = getattr(self.server.broker, "subscribe", None)  # SimBroker emits market events only for subscriptions
-        if sub_fn is not None and base not in self.server.fed:
-            sub_fn([base], timeframes=(self.server.base_timeframe,), quotes=True); self.server.fed.add(base)
+        self.server.feed(base)
         key = (etype, sym)
         if key in ch.subs: self._unindex(chn, key)
         sub = _Sub(etype, sym, base, cs, it.get("fromTime"))
@@ -361,7 +384,7 @@ def _on_feed_subscription(self:DXLinkSession, m):
         self.by_base.setdefault(base, []).append((chn, sub))
         for ev in self._initial_events(sub): self.q.put_nowait(("ev", chn, etype, ev, sub))
 
-setattr(DXLinkSession, _on_feed_subscription.__name__, _on_feed_subscription)
+for f in (_on_feed_subscription, _add_subscriptions): setattr(DXLinkSession, f.__name__, f)
 
 # %% ../../nbs/18_emulator_dxlink.ipynb #012e0574
 def _bars(broker, sym, tf, start, end) -> pd.DataFrame:
@@ -510,6 +533,7 @@ def setup_dxlink(app:web.Application, emu,
         try: await session.run()
         finally:
             server.sessions.discard(session)
+            server.release(list(session.by_base))   # what only this client streamed: the simulator stops making it
             if hasattr(emu, "untrack_ws"): emu.untrack_ws(ws)
             if not ws.closed: await ws.close()
         return ws

@@ -57,7 +57,10 @@ def _session_arrays(cal:MarketCalendar) -> tuple:
 class SessionTable:
     "NYSE regular sessions as integer nanoseconds, for quick lookups in the matching loop."
     def __init__(self, calendar:MarketCalendar|None=None): # None: `default_calendar()`
-        self.dates, self.opens, self.closes = _session_arrays(calendar or default_calendar())   # (shared: only read)
+        cal = calendar or default_calendar()
+        self.dates, self.opens, self.closes = _session_arrays(cal)   # (shared: only read)
+        self.first_day = max(cal.start, date(1990, 1, 1))           # the calendar knows no day before it (sessions or not)
+        self.start_ns = int(pd.Timestamp(self.first_day).tz_localize("America/New_York").value)   # its New York midnight
         self._hit = (0, -1, -1, -1)                # (open, next open, index, close) of the last session looked up
 
     def _lookup(self, t:int) -> tuple:
@@ -81,15 +84,25 @@ class SessionTable:
         return h[2] >= 0 and t < h[3]
 
     def working(self, t:int) -> int:
-        "Index of the session an order placed at `t` works in: the open one, else the next (an error past the last session)."
+        "Index of the session an order placed at `t` works in: the open one, else the next (an error before the calendar or past its last session)."
         h = self._lookup(t)
         if h[2] >= 0 and t < h[3]: return h[2]
+        if h[2] < 0: self.check_known(t, "an order placed at")
         if h[2] + 1 >= len(self.opens): raise self._past(t, "the session an order placed at")
         return h[2] + 1
 
     def next_open(self, t:int) -> int:
-        "The first session open strictly after `t` (an error past the last session)."
-        return self.open_after(self.index(t), t)
+        "The first session open strictly after `t` (an error before the calendar or past its last session)."
+        i = self.index(t)
+        if i < 0: self.check_known(t, "the next open after")
+        return self.open_after(i, t)
+
+    def check_known(self, t:int, what:str="the time") -> int:
+        "`t`, or one clear error when it is before the calendar's first day (which sessions the market had then it does not know)."
+        if t < self.start_ns:
+            raise SwingtraderError(f"{what} {from_ns(t).isoformat()} is before the market calendar's first day ({self.first_day}).",
+                                   f"simulate from {self.first_day} on (the calendar starts there; older bars serve as history only).")
+        return t
 
     def open_after(self, i:int, # a session's index
                    t:int|None=None) -> int: # the time asked about (for the error; default: session `i`'s open)

@@ -247,7 +247,8 @@ def bars(self:SimBroker, symbol:str, timeframe:str, start:datetime, end:datetime
         agg = df[BAR_COLUMNS] if unit == "min" and n * 60 * 10**9 <= base else resample_bars(df, timeframe, calendar=self.calendar)
         starts = agg.index.as_unit("ns").asi8
         ss = self.sessions
-        closes = ss.closes[np.clip(ss.opens.searchsorted(starts, side="right") - 1, 0, None)]
+        i = ss.opens.searchsorted(starts, side="right") - 1
+        closes = np.where(i >= 0, ss.closes[np.maximum(i, 0)], starts)   # before the first session: in none (not the first's close)
         span = 86400 * 10**9 if unit == "d" else max(n * 60 * 10**9, base)   # a bar is known at its close
         in_session = closes > starts                        # extended-hours bars: their own span
         ends = np.where(in_session, closes if unit == "d" else np.minimum(starts + span, closes), starts + span)

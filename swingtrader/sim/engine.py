@@ -99,8 +99,9 @@ def _live_quote(self:MatchingEngine, symbol:str, now_ns:int, bell:bool=False) ->
     b = self.books[symbol]
     if b.last_close is None: return None
     if bell: return self.quote(symbol) if self.at_bell(symbol, now_ns) >= 0 else None
-    if not self.sessions.is_open(now_ns): return None
-    if b.last_end <= self.sessions.opens[self.sessions.index(now_ns)]: return None
+    ss = self.sessions
+    i = ss.index(now_ns)                       # -1 before the first session: none is open (never `opens[-1]`, the last one)
+    if i < 0 or now_ns >= ss.closes[i] or b.last_end <= ss.opens[i]: return None
     return self.quote(symbol)
 
 @patch
@@ -165,6 +166,7 @@ def reserve(self:MatchingEngine, w:Working):
 def submit(self:MatchingEngine, req:OrderRequest, now_ns:int, replaces:str|None=None, exclude:Working|None=None) -> Order:
     "Accept (and possibly fill at once) or reject `req` at time `now_ns`."
     if req.client_key in self.by_key: return self.orders[self.by_key[req.client_key]]
+    if now_ns < self.sessions.start_ns: self.sessions.check_known(now_ns, f"an order for {req.symbol} placed at")
     mode = self.mode_for(req.client_key, req.symbol)
     self.n_orders += 1
     oid = f"sim-{self.n_orders:08d}"
