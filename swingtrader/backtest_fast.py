@@ -14,6 +14,7 @@ from .sim.broker import AccountUpdate, SimBroker
 from .sim.account import from_ns, to_dec, to_ns
 from .sim.book import FillMode
 from .sim.checks import Reject, check_order, market_buy_passes
+from .broker import BrokerError
 
 log = logging.getLogger("swingtrader.backtest")
 
@@ -207,11 +208,12 @@ class CloseFillBroker(SimBroker):
         return q if q > 0 and req.notional - q * px < _CENT else None
 
     def fill_now(self, req) -> Order:
-        "Book `req` (for which `can_fill_now` is True) as the engine would: one fill at the last close, one `FILL` update."
+        "Book `req` as the engine would: one fill at the last close, one `FILL` update; `BrokerError` when `can_fill_now(req)` is False (submit it)."
         with self._lock:
-            self._bring(req.symbol)
-            b = self.engine.books[req.symbol]
-            return self._book(req, b, req.qty if req.qty is not None else self._notional_qty(req))
+            ok = self._fillable(req)          # (what `fill_if_now` books: never a fill the engine would not make now)
+            if ok is None: raise BrokerError(f"the order for {req.symbol} cannot be filled at once at the last close now.",
+                                             "check can_fill_now first, or submit it to the engine.")
+            return self._book(req, *ok)
 
     def fill_if_now(self, req) -> Order|None:
         "`fill_now(req)` when `can_fill_now(req)`, in one go; else None (nothing done: submit it)."

@@ -134,7 +134,10 @@ def test_an_order_before_the_calendar_is_one_error(kind, fill_at, cls):
     from swingtrader.models import OrderRequest
     b, sym = old_data_broker(BEFORE, cls, fill_at=fill_at)
     req = OrderRequest(sym, "buy", qty=Decimal(1), **({"type": "limit", "limit_price": Decimal("10.05")} if kind == "limit" else {}))
-    if cls == "CloseFillBroker": assert b.fill_if_now(req) is None     # the backtest's fast path declines: the engine says why
+    if cls == "CloseFillBroker":
+        assert b.fill_if_now(req) is None                              # the backtest's fast path declines: the engine says why
+        with pytest.raises(SwingtraderError) as e: b.fill_now(req)     # and its direct call books nothing (was: a fill in session -1)
+        assert "cannot be filled at once" in str(e.value) and b.engine.n_fills == 0
     with pytest.raises(SwingtraderError) as e: b.submit(req)
     assert "before the market calendar's first day (2015-01-01)" in str(e.value)
     assert not b.engine.working and not b.account_state.positions
