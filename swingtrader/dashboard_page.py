@@ -190,7 +190,10 @@ class Dashboard:
         self.flatten_cancel.on_click(lambda e: setattr(self.confirm_row, "visible", False))
         self.flatten_confirm.on_click(lambda e: self.do_flatten())
 
-    def __repr__(self): return f"Dashboard({str(self.ledger_path)!r}, state={self.last_state}, user={self.user!r})"
+    def __repr__(self):
+        try: where = repr(str(self.ledger_path))
+        except SwingtraderError: where = "current run unknown"      # (a broken current.json: a repr never raises)
+        return f"Dashboard({where}, state={self.last_state}, user={self.user!r})"
 
 # %% ../nbs/80a_dashboard_page.ipynb #4c866d60
 def _set(w, df:pd.DataFrame):
@@ -321,7 +324,7 @@ def _say(self:Dashboard, msg:str, kind:str) -> bool:
     return kind == "success"
 
 @patch
-def _act(self:Dashboard, f, *args) -> bool:
+def _act(self:Dashboard, f, *args) -> bool: # f(the current run's ledger, *args): the action
     if (block := self._control_block()) is not None:
         self.refresh()                                           # the ledger may have appeared since
         if (block := self._control_block()) is not None: return self._say(block, "danger")
@@ -329,7 +332,7 @@ def _act(self:Dashboard, f, *args) -> bool:
     if self._last_action is not None and (wait := self._last_action + self.action_interval_s - now) > 0:
         return self._say(f"Refused: this page allows one kill-switch action every {self.action_interval_s:g} s. "
                          f"Try again in {max(wait, 1):.0f} s.", "warning")
-    try: msg, kind = f(*args), "success"
+    try: msg, kind = f(self.ledger_path, *args), "success"     # (the path inside: a broken current.json is a message, not a raise)
     except SwingtraderError as e: msg, kind = str(e), "danger"
     except Exception as e:
         log.exception("dashboard action failed")
@@ -342,7 +345,7 @@ def _act(self:Dashboard, f, *args) -> bool:
 @patch
 def do_halt(self:Dashboard) -> bool:
     "Halt with the typed reason."
-    ok = self._act(dashboard_halt, self.ledger_path, _typed(self.halt_reason), self.via)
+    ok = self._act(dashboard_halt, _typed(self.halt_reason), self.via)
     if ok: self.halt_reason.value = self.halt_reason.value_input = ""
     return ok
 
@@ -352,7 +355,7 @@ def do_resume(self:Dashboard) -> bool:
     who, why = _typed(self.resume_who), _typed(self.resume_reason)
     if self.last_state == "active": return self._say("Trading is already active: nothing to resume.", "warning")
     if not (who and why): return self._say("Resuming needs your name and the reason it is safe: type both, then press Resume.", "danger")
-    ok = self._act(dashboard_resume, self.ledger_path, who, why, self.via)
+    ok = self._act(dashboard_resume, who, why, self.via)
     if ok: self.resume_who.value = self.resume_who.value_input = self.resume_reason.value = self.resume_reason.value_input = ""
     return ok
 
@@ -371,14 +374,14 @@ def do_close(self:Dashboard) -> bool:
     "Queue the close of the chosen position (only after the confirmation step)."
     if not self.close_row.visible: return self._say("Closing a position needs its confirmation: press Close position, then confirm.", "danger")
     self.close_row.visible = False
-    return self._act(dashboard_close, self.ledger_path, self.close_symbol.value or "", self.via)
+    return self._act(dashboard_close, self.close_symbol.value or "", self.via)
 
 @patch
 def do_flatten(self:Dashboard) -> bool:
     "Queue a flatten (only after the confirmation step)."
     if not self.confirm_row.visible: return self._say("Flatten needs its confirmation: press Flatten, then confirm.", "danger")
     self.confirm_row.visible = False
-    return self._act(dashboard_flatten, self.ledger_path, "", self.via)
+    return self._act(dashboard_flatten, "", self.via)
 
 # %% ../nbs/80a_dashboard_page.ipynb #69fc54b5
 @patch

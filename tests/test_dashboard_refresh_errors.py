@@ -50,3 +50,14 @@ def test_a_broken_current_json_is_shown_and_the_page_recovers(page, broken, says
     current.write_text(good)                                      # repaired
     d.refresh()
     assert not d.missing.visible and d.last_state == "active" and not d.halt_btn.disabled
+
+
+def test_a_button_pressed_after_current_json_broke_says_why(page):
+    "The page was drawn on a good run; current.json breaks before the next refresh: a kill-switch button shows the error, and no repr raises."
+    d, current = page
+    current.write_text("{half a record")
+    assert "current run unknown" in repr(d)
+    d.halt_reason.value = "checking"
+    assert d.do_halt() is False                                   # (was: the SwingtraderError raised in the button's callback)
+    assert d.result.visible and d.result.alert_type == "danger" and "current.json" in d.result.object
+    assert d.missing.visible and d.last_state is None              # the refresh after the action shows it on the page too
