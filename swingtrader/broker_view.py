@@ -61,6 +61,9 @@ def asset(self:BrokerView, symbol:str) -> Asset:
 
 
 # %% ../nbs/55b_broker_view.ipynb #09c0e07c
+BrokerView.recount = frozenset()     # symbols whose count may read low: read the broker again (set by each snapshot)
+BrokerView._short_of = frozenset()   # symbols the last snapshot showed the ledger above the broker in
+
 @patch
 def set_account(self:BrokerView, account:Account, # the broker's balances now
                 positions:list[Position]|None=None): # the broker's positions now, for their marks (None: keep the view)
@@ -71,7 +74,10 @@ def set_account(self:BrokerView, account:Account, # the broker's balances now
         # update has not arrived yet, and adding that fill on arrival would count it twice (and sell it twice).
         marks = {p.symbol: p.market_price for p in positions}
         self.positions = {p.symbol: _dc_replace(p, market_price=marks.get(p.symbol, p.market_price)) for p in self.ledger.positions()}
-        self.broker_held = {p.symbol: p.qty for p in positions}
+        bh = self.broker_held = {p.symbol: p.qty for p in positions}
+        # where the ledger counts more than the broker holds, a sale arriving later may be one this snapshot counted
+        self._short_of = {s for s, p in self.positions.items() if p.qty > bh.get(s, _ZERO)}
+        self.recount = set()
     for p in self.pending.values(): p.fresh = False
     self._stale, self._snap_time = False, self.last_time
 
@@ -83,7 +89,7 @@ def committed(self:BrokerView) -> Decimal:
 
 @patch
 def _account_view(self:BrokerView) -> Account:
-    if self.account_provider is not None and (self._stale or self._snap_time != self.last_time):
+    if self.account_provider is not None and (self._stale or self.recount or self._snap_time != self.last_time):
         self.set_account(*self.account_provider())
     if self.account is None: raise TraderError("the trader has no account snapshot yet.", "call trader.set_account(broker.account(), broker.positions()) before feeding bars.")
     return self.account
@@ -98,8 +104,11 @@ def held(self:BrokerView, symbol:str) -> Decimal:
 
 @patch
 def note_fill(self:BrokerView, symbol:str, signed_qty:Decimal):
-    "A fill applied since the last snapshot moves the broker-side count too (bought: +, sold: -)."
-    if self.broker_held is not None: self.broker_held[symbol] = self.broker_held.get(symbol, Decimal(0)) + signed_qty
+    "A fill applied since the last snapshot moves the broker-side count too (bought: +, sold: -); a sale the snapshot may have counted asks for a `recount`."
+    bh = self.broker_held
+    if bh is None: return
+    bh[symbol] = bh.get(symbol, _ZERO) + signed_qty
+    if signed_qty < 0 and symbol in self._short_of: self.recount.add(symbol)
 
 # %% ../nbs/55b_broker_view.ipynb #491175ec
 def _returns(closes:list[float]) -> list[float]:
