@@ -272,3 +272,4 @@ def test_a_view_with_an_account_provider_reads_again(tmp_path):
         r.tr.context("AAA", r.clock.now())
         assert r.tr.held("AAA") == 6 and recount(r) == set()
     run("sim", tmp_path, scenario, consumer=False, volume=1e6)
+
