@@ -273,3 +273,51 @@ def test_a_view_with_an_account_provider_reads_again(tmp_path):
         assert r.tr.held("AAA") == 6 and recount(r) == set()
     run("sim", tmp_path, scenario, consumer=False, volume=1e6)
 
+
+def updates_during_the_read(r, fill_after_read:bool):
+    """The bot's refresh awaits the broker's positions (a thread) while its update consumer keeps applying updates: the
+    queued updates reach the bot after the positions were read and before the trader takes them (`fill_after_read`: the
+    broker fills the working sale just after the read, as a bar closes)."""
+    read, call = r.broker.positions, r.bot.call
+    def positions():
+        p = read()
+        if fill_after_read: r.at(RISE + 2)
+        return p
+    async def during(fn, *a, **kw):
+        out = await call(fn, *a, **kw)
+        if fn is positions: await r.deliver()
+        return out
+    r.broker.positions, r.bot.call = positions, during
+
+
+def test_a_sale_applied_while_the_snapshot_is_read_after_an_outside_sale(tmp_path):
+    """Someone sold 4 of 10 at the broker (the bot never hears of it); the bot's own sale of 4 fills just after the
+    snapshot's positions were read, and its update is applied before the snapshot reaches the trader. The broker holds 2;
+    the snapshot says 6 and so does the ledger. Before the fix the trader counted 6 held: an exit sold 4 short."""
+    async def scenario(r):
+        assert await r.protected("AAA", Decimal(10)) == 10
+        it = await send_sell(r, 4)
+        await outside_sale(r, 4)
+        updates_during_the_read(r, fill_after_read=True)
+        await r.bot.refresh_account()
+        assert r.row(it.client_key).status == "filled" and held(r.sim, "AAA") == 2
+        safe(r, "the snapshot")                                    # 2 at most, never 6
+        await r.keeper_cycle()
+        assert r.tr.held("AAA") == held(r.sim, "AAA") == 2 and recount(r) == set()
+        await exit_all(r)
+    run("sim", tmp_path, scenario, consumer=False, volume=1e6)
+
+
+def test_a_sale_applied_while_the_snapshot_is_read(tmp_path):
+    "The other order: the sale filled before the read (the snapshot counts it), its update applied during it: low, then exact."
+    async def scenario(r):
+        assert await r.protected("AAA", Decimal(10)) == 10
+        it = await sell(r, 4)
+        updates_during_the_read(r, fill_after_read=False)
+        await r.bot.refresh_account()
+        assert r.row(it.client_key).status == "filled" and held(r.sim, "AAA") == 6
+        safe(r, "the snapshot")
+        await r.keeper_cycle()
+        assert protected_exactly(r, "AAA") == 6 and recount(r) == set()
+        await exit_all(r)
+    run("sim", tmp_path, scenario, consumer=False, volume=1e6)
