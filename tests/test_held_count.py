@@ -13,6 +13,11 @@ Reading 6 there sells 4 short. So the count stays on the safe side (it may read 
 the symbol to be read again (`Trader.recount`); the bot's stop keeper reads the broker before it sizes a stop, so the
 stop and the exits after it are for what the broker holds.
 
+The other way round, an update applied while a snapshot is being read (the bot's refresh awaits the broker while its
+update consumer runs) left the count high: the ledger already counts the sale, the snapshot may not. With an outside
+sale too, the trader counted 6 held of 2 (`test_a_sale_applied_while_the_snapshot_is_read_after_an_outside_sale`). The
+refresh now marks its read (`snapshot_mark`, `set_account(since=)`): such fills are taken low, and read again.
+
 Same rig as tests/test_partial_exit_stop.py: a bot on a simulated broker with a manual clock (through the emulator with
 the real tastytrade and Alpaca clients where marked), its order updates held back in the stream's queue until the test
 delivers them, one stop-keeper cycle at a time."""
