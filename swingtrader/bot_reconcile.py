@@ -110,9 +110,10 @@ async def reconcile_async(self:BotReconcile, grace:float=30.0) -> object|None:
 @patch
 async def refresh_account(self:BotReconcile):
     "Fresh account and positions for the Trader; equity mark; loss triggers of the kill switch."
+    mark = self.trader.snapshot_mark()            # updates applied while the broker is read count once
     acct = await self.call(self.broker.account, what="account")
     positions = await self.call(self.broker.positions, what="positions")
-    self.trader.set_account(acct, positions)
+    self.trader.set_account(acct, positions, since=mark)
     self.ledger.record_equity(acct.equity, acct.cash)
     if self.kill_switch.state is KillState.ACTIVE:
         self.kill_switch.check(acct.equity, self.ledger.day_pl(), self.ledger.week_pl(), self.ledger.losing_streak())

@@ -53,7 +53,7 @@ async def _stop_keeper(self:BotStops):
 async def sync_stops(self:BotStops, reconcile:bool=False) -> int: # first compare with the broker's open orders (always when unsure)
     "Bring the broker's protective stops in line with the trader's positions and trailing stops; returns the calls made."
     tr = self.trader
-    if self._reread_due: await self._read_broker()                # a dropped exit's stop fill arrived: the broker's view first
+    if self._reread_due or tr.recount: await self._read_broker()  # a sale the last snapshot may have counted arrived: the broker's view first
     if not tr.broker_stops and not tr.protective: return 0
     n = 0
     async with self._order_gate:
@@ -69,19 +69,18 @@ async def sync_stops(self:BotStops, reconcile:bool=False) -> int: # first compar
 @patch
 async def reread_after_drop(self:BotStops, symbol:str):
     "An exit of `symbol` was dropped (its protective stop filled, or could not be cancelled, first): read the broker's account and positions now."
-    self._reread.add(symbol)                       # its stop's fill may still be on its way: read again when it comes
-    await self._read_broker()
+    await self._read_broker()                      # the stop's fill on its way: its arrival marks `symbol` in `trader.recount`
 
 @patch
 def note_late_fill(self:BotStops, u):
-    "A fill of a symbol whose exit was dropped: the snapshot taken then counted it already, so the stop keeper reads the broker again."
+    "Kept for `Bot.on_update`'s call (nothing adds to `_reread` any more): the trader's `recount` marks such a fill."
     if u.order.symbol in self._reread: self._reread.discard(u.order.symbol); self._reread_due = True
 
 @patch
 async def _read_broker(self:BotStops):
     self._reread_due = False
     try: await self.refresh_account()
-    except Exception as e: self._fail("account after a dropped exit", e)   # the periodic refresh tries again
+    except Exception as e: self._fail("account after a dropped exit or a late sale", e)   # `recount` stays: the next sync reads again
 
 @patch
 async def _adopt_stops(self:BotStops) -> list[str]:

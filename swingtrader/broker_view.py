@@ -61,19 +61,50 @@ def asset(self:BrokerView, symbol:str) -> Asset:
 
 
 # %% ../nbs/55b_broker_view.ipynb #09c0e07c
+from collections import deque
+
+BrokerView.recount = frozenset()     # symbols whose count may read low: read the broker again (set by each snapshot)
+BrokerView._short_of = frozenset()   # symbols the last snapshot showed the ledger above the broker in
+BrokerView._reading, BrokerView._fill_seq, BrokerView._fill_log = 0, 0, ()   # reads marked and not yet taken; fills applied meanwhile
+
+@patch
+def snapshot_mark(self:BrokerView) -> int:
+    "Call before reading the broker's account and positions; pass the result to `set_account(since=)` (fills applied meanwhile count once)."
+    if not self._reading: self._fill_log = deque(maxlen=1024)
+    self._reading += 1
+    return self._fill_seq
+
 @patch
 def set_account(self:BrokerView, account:Account, # the broker's balances now
-                positions:list[Position]|None=None): # the broker's positions now, for their marks (None: keep the view)
+                positions:list[Position]|None=None, # the broker's positions now, for their marks (None: keep the view)
+                since:int|None=None): # `snapshot_mark()` taken before the broker was read (None: no fill was applied since)
     "Refresh the view of the broker; funds of pending entries count as in the snapshot from now on."
     self.account = account
+    if since is not None: self._reading = max(self._reading - 1, 0)
     if positions is not None:
         # Quantities come from the ledger, never from the snapshot: the broker may already count a fill whose
         # update has not arrived yet, and adding that fill on arrival would count it twice (and sell it twice).
         marks = {p.symbol: p.market_price for p in positions}
         self.positions = {p.symbol: _dc_replace(p, market_price=marks.get(p.symbol, p.market_price)) for p in self.ledger.positions()}
-        self.broker_held = {p.symbol: p.qty for p in positions}
+        bh = self.broker_held = {p.symbol: p.qty for p in positions}
+        self.recount = set()
+        if since is not None and self._fill_seq > since: self._read_meanwhile(since)
+        # where the ledger counts more than the broker holds, a sale arriving later may be one this snapshot counted
+        self._short_of = {s for s, p in self.positions.items() if p.qty > bh.get(s, _ZERO)}
     for p in self.pending.values(): p.fresh = False
     self._stale, self._snap_time = False, self.last_time
+
+@patch
+def _read_meanwhile(self:BrokerView, since:int):
+    "Fills applied while the snapshot was read: a sale is subtracted, a buy is not added (so the count can only read low), and both are read again."
+    log, bh = self._fill_log, self.broker_held
+    if not log or log[0][0] > since + 1:            # some rolled out of the log: nothing of this snapshot can be trusted
+        for s in bh: bh[s] = _ZERO
+        self.recount.update(self.positions)
+    for n, s, q in log:
+        if n <= since: continue
+        if q < 0: bh[s] = bh.get(s, _ZERO) + q
+        self.recount.add(s)
 
 @patch
 def committed(self:BrokerView) -> Decimal:
@@ -83,7 +114,7 @@ def committed(self:BrokerView) -> Decimal:
 
 @patch
 def _account_view(self:BrokerView) -> Account:
-    if self.account_provider is not None and (self._stale or self._snap_time != self.last_time):
+    if self.account_provider is not None and (self._stale or self.recount or self._snap_time != self.last_time):
         self.set_account(*self.account_provider())
     if self.account is None: raise TraderError("the trader has no account snapshot yet.", "call trader.set_account(broker.account(), broker.positions()) before feeding bars.")
     return self.account
@@ -98,8 +129,13 @@ def held(self:BrokerView, symbol:str) -> Decimal:
 
 @patch
 def note_fill(self:BrokerView, symbol:str, signed_qty:Decimal):
-    "A fill applied since the last snapshot moves the broker-side count too (bought: +, sold: -)."
-    if self.broker_held is not None: self.broker_held[symbol] = self.broker_held.get(symbol, Decimal(0)) + signed_qty
+    "A fill applied since the last snapshot moves the broker-side count too (bought: +, sold: -); a sale the snapshot may have counted asks for a `recount`."
+    bh = self.broker_held
+    if self._reading:                               # a snapshot is being read: `set_account(since=)` looks at this fill
+        self._fill_seq += 1; self._fill_log.append((self._fill_seq, symbol, signed_qty))
+    if bh is None: return
+    bh[symbol] = bh.get(symbol, _ZERO) + signed_qty
+    if signed_qty < 0 and symbol in self._short_of: self.recount.add(symbol)
 
 # %% ../nbs/55b_broker_view.ipynb #491175ec
 def _returns(closes:list[float]) -> list[float]:

@@ -339,7 +339,7 @@ def _apply_fill(self:Trader, f:Fill) -> Position|None:
     else: nq = q - fq
     if nq == 0: self.positions.pop(sym, None); p = None
     else: p = self.positions[sym] = Position(sym, nq, avg)
-    if self.broker_held is not None: self.note_fill(sym, fq if buy else -fq)   # a snapshot that already counted it only errs high
+    self.note_fill(sym, fq if buy else -fq)          # the broker-side count (a sale a snapshot may have counted: `recount`)
     self._stale = True
     return p                                                      # the position now (None: flat)
 
