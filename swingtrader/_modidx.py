@@ -825,8 +825,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'swingtrader/bot_stops.py'),
                                        'swingtrader.bot_stops.BotStops.flatten_now': ( 'bot_stops.html#botstops.flatten_now',
                                                                                        'swingtrader/bot_stops.py'),
-                                       'swingtrader.bot_stops.BotStops.note_late_fill': ( 'bot_stops.html#botstops.note_late_fill',
-                                                                                          'swingtrader/bot_stops.py'),
                                        'swingtrader.bot_stops.BotStops.release_all_stops': ( 'bot_stops.html#botstops.release_all_stops',
                                                                                              'swingtrader/bot_stops.py'),
                                        'swingtrader.bot_stops.BotStops.reread_after_drop': ( 'bot_stops.html#botstops.reread_after_drop',

@@ -107,8 +107,6 @@ class Bot(BotStops, BotReconcile, BotClose):
         self._tasks: list[asyncio.Task] = []
         self._last_check: datetime|None = None
         self._inflight = 0
-        self._reread: set[str] = set()          # symbols whose exit was dropped: their stop's fill may still be on its way
-        self._reread_due = False                # such a fill arrived: the broker's view again (the last snapshot counted it)
         self._last_call: float|None = None    # seconds the last successful broker call took (thread hop included)
         self._order_gate = asyncio.Lock()    # held by each submit, and by a reconcile while it runs (see `reconcile_async`)
         self._busy: set[str] = set()         # client keys being submitted right now (the reconciler leaves them alone)
@@ -292,7 +290,6 @@ def on_update(self:Bot, u:OrderUpdate):
         raise BotError(f"order-update stream delivered a malformed message: {str(u)[:200]}", "the update was dropped; check the fills adapter.")
     self.health.stream_event("orders")
     self.trader.on_update(u)
-    if self._reread and u.fill is not None: self.note_late_fill(u)
     if u.fill is not None and self.day is not None: self.day.fills += 1
     if u.event is OrderEvent.REJECTED: self.health.order_result(True, u.order.reject_reason or "")
 

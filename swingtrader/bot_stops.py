@@ -53,7 +53,7 @@ async def _stop_keeper(self:BotStops):
 async def sync_stops(self:BotStops, reconcile:bool=False) -> int: # first compare with the broker's open orders (always when unsure)
     "Bring the broker's protective stops in line with the trader's positions and trailing stops; returns the calls made."
     tr = self.trader
-    if self._reread_due or tr.recount: await self._read_broker()  # a sale the last snapshot may have counted arrived: the broker's view first
+    if tr.recount: await self._read_broker()                # a sale the last snapshot may have counted arrived: the broker's view first
     if not tr.broker_stops and not tr.protective: return 0
     n = 0
     async with self._order_gate:
@@ -72,13 +72,7 @@ async def reread_after_drop(self:BotStops, symbol:str):
     await self._read_broker()                      # the stop's fill on its way: its arrival marks `symbol` in `trader.recount`
 
 @patch
-def note_late_fill(self:BotStops, u):
-    "Kept for `Bot.on_update`'s call (nothing adds to `_reread` any more): the trader's `recount` marks such a fill."
-    if u.order.symbol in self._reread: self._reread.discard(u.order.symbol); self._reread_due = True
-
-@patch
 async def _read_broker(self:BotStops):
-    self._reread_due = False
     try: await self.refresh_account()
     except Exception as e: self._fail("account after a dropped exit or a late sale", e)   # `recount` stays: the next sync reads again
 
