@@ -959,6 +959,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'swingtrader.chat.ChatEngine._judge': ('chat.html#chatengine._judge', 'swingtrader/chat.py'),
                                   'swingtrader.chat.ChatEngine._order_cmd': ('chat.html#chatengine._order_cmd', 'swingtrader/chat.py'),
                                   'swingtrader.chat.ChatEngine._orders_doc': ('chat.html#chatengine._orders_doc', 'swingtrader/chat.py'),
+                                  'swingtrader.chat.ChatEngine._read_account': ( 'chat.html#chatengine._read_account',
+                                                                                 'swingtrader/chat.py'),
                                   'swingtrader.chat.ChatEngine._remember': ('chat.html#chatengine._remember', 'swingtrader/chat.py'),
                                   'swingtrader.chat.ChatEngine._reply': ('chat.html#chatengine._reply', 'swingtrader/chat.py'),
                                   'swingtrader.chat.ChatEngine._save_orders': ('chat.html#chatengine._save_orders', 'swingtrader/chat.py'),

@@ -178,8 +178,10 @@ from fastcore.basics import patch
 @patch
 def _refresh_account(self:AgentRunner, force:bool=False):
     now = self.perf()
-    if force or now - self._acct_at >= self.ttl or self.trader.account is None:
-        self.trader.set_account(self.broker.account(), self.broker.positions())
+    tr = self.trader
+    if force or now - self._acct_at >= self.ttl or tr.account is None or tr.recount:   # (recount: a sale the last read may have counted)
+        mark = tr.snapshot_mark()                                # fills applied while the broker is read count once
+        tr.set_account(self.broker.account(), self.broker.positions(), since=mark)
         self._acct_at = p = self.perf()
         self._reads_ms += _ms(now, p)
 

@@ -244,7 +244,7 @@ def _build(self:ChatEngine, user:str, cmd:Command) -> tuple[Signal, OrderRequest
     if contract: self._check_contract(sym)
     q = None if contract else self.broker.latest_quote(sym)
     if cmd.verb == "close":
-        self.trader.set_account(self.broker.account(), self.broker.positions())
+        self.trader.set_account(*self._read_account())
         qty = self.trader.held(sym)
         if qty <= 0: raise ChatError(f"the bot holds no {display_symbol(sym)}.", "say positions for what is held.")
         if contract and instrument_of(sym).kind in OPTIONS:
@@ -275,8 +275,14 @@ def _build(self:ChatEngine, user:str, cmd:Command) -> tuple[Signal, OrderRequest
 
 # %% ../nbs/75_chat.ipynb #dded4a52
 @patch
+def _read_account(self:ChatEngine) -> tuple:
+    "The broker's account and positions, and the mark taken before reading them (`set_account(since=)`: fills applied meanwhile count once)."
+    mark = self.trader.snapshot_mark()
+    return self.broker.account(), self.broker.positions(), mark
+
+@patch
 def _judge(self:ChatEngine, sig:Signal, req:OrderRequest, record:bool):
-    self.trader.set_account(self.broker.account(), self.broker.positions())
+    self.trader.set_account(*self._read_account())
     got = self.trader.decide_order(sig, req, record=record)
     if not got: raise ChatError(f"the risk guard refused {describe(req)}: {self.trader.skipped[-1]['why']}.", "")
     return got[0]

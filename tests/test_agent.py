@@ -289,3 +289,19 @@ def test_a_halt_of_the_bots_ledger_stops_the_agent(tmp_path):
     assert [o.status.value for o in b.orders()] == ["cancelled"]
     cancels = [x for x in _records(a, "health") if x["details"]["what"] == "agent_action" and x["details"]["result"] == "cancelled"]
     assert len(cancels) == 1 and cancels[0]["model_id"] == "bidder@sha256:" + "2" * 64
+
+
+def test_a_recount_makes_the_runner_read_the_broker_again(tmp_path):
+    """A sale the last account read may already have counted arrived (`Trader.recount`): the runner reads the broker again on
+    its next refresh even inside its cache time, and the held count is the broker's again (was: low until the cache ran out)."""
+    b, tr, r, pol, a = _setup(tmp_path, mode="paper")
+    r._refresh_account()
+    reads = []
+    account = b.account
+    b.account = lambda: (reads.append(1), account())[1]
+    r._refresh_account()
+    assert reads == []                                            # cached: no broker call inside the cache time
+    sym = b.symbols[0]
+    tr.recount = {sym}
+    r._refresh_account()
+    assert reads == [1] and not tr.recount                         # read again, and the fresh read clears it

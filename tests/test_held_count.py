@@ -49,11 +49,26 @@ def recount(r) -> set:
     return getattr(r.tr, "recount", set())
 
 
+def taken(q) -> list:
+    "Every item of asyncio queue `q`, taken out in order (public API only: `get_nowait`)."
+    items = []
+    while True:
+        try: items.append(q.get_nowait())
+        except asyncio.QueueEmpty: return items
+
+
+def peek(q) -> list:
+    "The items waiting in `q`, left there in the same order (nothing else runs in between: one event loop)."
+    items = taken(q)
+    for x in items: q.put_nowait(x)
+    return items
+
+
 async def queued(r, pred, what:str):
     "Wait (generous bound, never a fixed sleep) until an update `pred` accepts sits in the stream's queue; nothing is delivered."
     for _ in range(3000):
         for _ in range(20): await asyncio.sleep(0)
-        if any(pred(u) for u in list(r.bot.order_updates.queue._queue)): return
+        if any(pred(u) for u in peek(r.bot.order_updates.queue)): return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{r.kind}: {what} never reached the stream")
 
@@ -208,8 +223,8 @@ async def outside_sale(r, qty, sym="AAA"):
     out = r.sim.submit(OrderRequest(sym, Side.SELL, qty=Decimal(qty), client_key="outside-sale"))
     await queued(r, lambda u: u.order.client_key == out.client_key and u.fill is not None, "the outside sale's fill")
     q = r.bot.order_updates.queue
-    keep = [u for u in list(q._queue) if u.order.client_key != out.client_key]
-    q._queue.clear(); q._queue.extend(keep)
+    for u in taken(q):
+        if u.order.client_key != out.client_key: q.put_nowait(u)
 
 
 def test_an_outside_sale_still_caps_held(tmp_path):
