@@ -13,10 +13,10 @@ import swingtrader
 from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
-__all__ = ['SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main',
-           'version', 'config', 'Number', 'settles_in_calendar', 'market', 'open_ledger', 'printable', 'halt',
-           'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'sim_day_room', 'smoke',
-           'backtest', 'dashboard', 'sweep', 'pd_options', 'add_broker_options']
+__all__ = ['CALENDAR', 'SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings',
+           'main', 'version', 'config', 'Number', 'AnyCase', 'settles_in_calendar', 'market', 'open_ledger',
+           'printable', 'halt', 'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily',
+           'sim_day_room', 'smoke', 'backtest', 'dashboard', 'sweep', 'pd_options', 'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -156,6 +156,14 @@ class Number(click.ParamType):
             self.fail(f"{value!r} is out of range: give {self.range}", param, ctx)
         return self.kind(v)
 
+class AnyCase(click.Choice):
+    "A choice taken in any case, shown and named in its own case (click shows a case-insensitive choice lower-cased)."
+    def __init__(self, choices): super().__init__(choices, case_sensitive=False)
+    def get_metavar(self, param, ctx=None): return f"[{'|'.join(map(str, self.choices))}]"
+    def get_invalid_choice_message(self, value, ctx=None): return f"{value!r} is not one of {', '.join(map(repr, self.choices))}."
+
+CALENDAR = AnyCase(["XNYS", "weekdays", "24x7", "none"])   # the sessions a --data set follows (`datasets.CALENDARS`)
+
 SPEED = Number(float, 0, 1e6, lo_open=True)     # simulated seconds per real second
 SEED = Number(int, 0, 2**32 - 1)                # market seeds
 
@@ -213,6 +221,14 @@ def open_ledger(s:Settings, readonly:bool=False):
     except sqlite3.DatabaseError as e:
         raise SwingtraderError(f"the ledger {p} is damaged or not a swingtrader ledger ({e}).",
                                "restore it from a backup, or move it aside to start a new ledger (never while positions are open).") from None
+
+_IDLE = "no bot is running on the current run:"
+
+def _bot_running(s:Settings) -> bool:
+    "Does a live process run the current run (the one `status`, `halt` and `flatten` act on)?"
+    from swingtrader import runs
+    r = runs.Run.from_dict(runs.read_json(runs.current_run(s)/runs.RUN_FILE))
+    return r is not None and r.running
 
 def _run_line(s:Settings) -> str:
     "Which run a command acts on, e.g. `run: sim-runs/2026-03-02-... (daily on sim, running, pid 123)`."
@@ -280,7 +296,11 @@ def flatten(who):
     s = load_settings()
     from swingtrader import risk
     with open_ledger(s) as lg: cid = risk.flatten(lg, who)
-    click.echo(f"flatten requested (command {cid}); the running bot carries it out within a second")
+    if _bot_running(s): click.echo(f"flatten requested (command {cid}); the running bot carries it out within a second")
+    else:
+        click.echo(f"flatten queued (command {cid})")
+        click.echo(f"warning: {_IDLE} nothing is sold now: the command waits in the ledger and the next bot started on this run closes "
+                   "every position as it starts. Start the bot (or close the positions at the broker).", err=True)
     click.echo(_run_line(s))
 
 @main.command()
@@ -296,7 +316,8 @@ def status(n_runs):
         st = lg.halt_state()
         click.echo(f"trading state: {st.state}" + (f" (by {printable(st.who)}" + (f" at {st.at}" if st.at else "") + f": {printable(st.reason)})" if st.who else ""))
         pend = [c for c in lg.commands(20) if c.status in ("pending", "taken")]
-        click.echo(f"pending commands: {', '.join(f'{c.kind}#{c.id}' for c in pend) or 'none'}")
+        idle = f" ({_IDLE} they run when a bot starts on this run)" if pend and not _bot_running(s) else ""
+        click.echo(f"pending commands: {', '.join(f'{c.kind}#{c.id}' for c in pend) or 'none'}{idle}")
         pos = lg.positions()
         click.echo(f"positions: {len(pos)}")
         for p in pos: click.echo(f"  {p.symbol:<8} {p.qty:>10} @ {p.avg_entry_price}")
@@ -479,7 +500,7 @@ def _check_count(symbols:str|None):
 @click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/backtest-...).")
 @click.option("--data", default=None, help="Your bars instead of the simulated market: a CSV/Parquet file or a folder of them.")
 @click.option("--sectors", default=None, help="CSV symbol,sector[,industry] for --data (a symbol not in it is a sector of its own).")
-@click.option("--calendar", default="XNYS", show_default=True, type=click.Choice(["XNYS", "weekdays", "24x7", "none"], case_sensitive=False),
+@click.option("--calendar", default="XNYS", show_default=True, type=CALENDAR,
               help="The sessions --data follows (none: no session or gap checks).")
 @click.option("--tz", default="America/New_York", show_default=True, help="Time zone of --data's timestamps without an offset.")
 @click.option("--gaps", default="warn", show_default=True, type=click.Choice(["warn", "error"]), help="Missing bars in --data: a warning, or an error.")
@@ -558,7 +579,8 @@ def dashboard(port, address):
 @click.option("--seed", default=None, type=SEED, help="Market seed (default SWINGTRADER_SIM_SEED).")
 @click.option("--data", default=None, help="Your bars instead of the simulated market: a CSV/Parquet file or a folder of them.")
 @click.option("--sectors", default=None, help="CSV symbol,sector[,industry] for --data.")
-@click.option("--calendar", default="XNYS", show_default=True, type=click.Choice(["XNYS", "weekdays", "24x7", "none"], case_sensitive=False))
+@click.option("--calendar", default="XNYS", show_default=True, type=CALENDAR,
+              help="The sessions --data follows (none: no session or gap checks).")
 @click.option("--tz", default="America/New_York", show_default=True, help="Time zone of --data's timestamps without an offset.")
 @click.option("--cash", default=None, type=Number(float, 0, 1e12, lo_open=True), help="Starting cash in USD (default SWINGTRADER_SIM_CASH).")
 @click.option("--split", default=0.7, show_default=True, type=Number(float, 0, 1, lo_open=True), help="Fraction of the sessions in sample (the rest: out of sample).")
@@ -601,7 +623,7 @@ def sweep(params, start, end, symbols, seed, data, sectors, calendar, tz, cash, 
                          cash=Decimal(str(cash)) if cash is not None else None, calendar=cal, trials=trials, progress=sys.stderr.isatty())
     for p, e in r.failed: click.echo(f"warning: {p} failed: {e}", err=True)
     if len(r.table):
-        with pd_options(): click.echo(r.table.head(top).to_string(float_format=lambda x: f"{x:,.4f}"))
+        with pd_options(): click.echo(sw.table_text(r.table, top))
     click.echo(f"{len(r.table)} parameter sets ({r.computed} computed, {r.reused} reused) in {r.seconds:.1f} s")
     click.echo(f"results: {r.out}")
 

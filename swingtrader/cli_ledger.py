@@ -34,7 +34,7 @@ def ledger_check(file):
     if not r.ok: sys.exit(1)
 
 @ledger.command("backup")
-@click.option("--to", "to", default=None, help="Backup file (default: DATA_DIR/backups/ledger-<UTC time>.sqlite).")
+@click.option("--to", "to", default=None, help="Backup file (default: backups/ledger-<UTC time>.sqlite beside the ledger; `swingtrader status` names it).")
 @friendly
 def ledger_backup(to):
     "Copy the ledger (safe while the bot runs); a corrupt ledger is copied byte for byte."

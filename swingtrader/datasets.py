@@ -407,5 +407,7 @@ def load_dataset(path:str|Path, # a CSV/Parquet file, or a folder of them (one p
             if e: keep &= d <= pd.Timestamp(e)
             df = df[keep]
         if len(df): bars[sym] = df
-    if not bars: raise SwingtraderError(f"no bars between {s or t0} and {e or t1} (the data runs {t0}..{t1}).", "widen --start/--end.")
+    if not bars:
+        a, b = (s or f"the data's first day ({t0})"), (e or f"the data's last day ({t1})")     # a bound not given is the data's own, named as such
+        raise SwingtraderError(f"no bars between {a} and {b} (the data runs {t0} to {t1}).", f"give --start/--end within {t0} to {t1}.")
     return Dataset(bars, universe_for(bars, sec), cal, name, pd.Timedelta(period), gp.loc[list(bars)], s, e)

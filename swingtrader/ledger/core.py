@@ -104,12 +104,14 @@ def check_ledger(path:str|Path) -> LedgerCheck:
 def _stamp() -> str: return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 def _online_copy(src:Path, dest:Path):
-    "Copy a healthy ledger with SQLite's online backup API (consistent while another process writes) into a new file."
+    "Copy a healthy ledger with SQLite's online backup API (consistent while another process writes) into a new file: one file, no -wal/-shm."
     tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     s = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
     try:
-        d = sqlite3.connect(tmp)
-        try: s.backup(d)
+        d = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            s.backup(d)
+            d.execute("PRAGMA journal_mode=DELETE")           # the copy carries the ledger's WAL mode: every later open (a check) would leave -wal/-shm beside it
         finally: d.close()
     finally: s.close()
     os.replace(tmp, dest)
@@ -151,7 +153,7 @@ def ledger_in_use(path:str|Path) -> list[str]:
         db.execute("PRAGMA locking_mode=EXCLUSIVE"); db.execute("BEGIN EXCLUSIVE")
         db.execute("SELECT count(*) FROM sqlite_master").fetchone(); db.execute("ROLLBACK")
     except sqlite3.OperationalError as e:
-        if "locked" in str(e) or "busy" in str(e): who.append("another connection (SQLite lock held)" if not who else "(locked)")
+        if ("locked" in str(e) or "busy" in str(e)) and not who: who.append("another connection (SQLite lock held)")
     except sqlite3.DatabaseError: pass
     finally: db.close()
     return who
@@ -161,7 +163,7 @@ def restore_ledger(backup:str|Path, # a backup made by `backup_ledger` (or any h
     "Put a verified backup in place of the ledger at `path`; the replaced file is kept beside it (returned). Refused while the ledger is open."
     b, p = Path(backup), Path(path)
     chk = check_ledger(b)
-    if not chk.ok: raise LedgerError(f"backup {b} is not a healthy ledger ({'; '.join(chk.problems[:2])}).", "restore another backup (`swingtrader ledger check FILE` checks one).")
+    if not chk.ok: raise LedgerError(f"backup {b} is not a healthy ledger ({'; '.join(x.rstrip('.') for x in chk.problems[:2])}).", "restore another backup (`swingtrader ledger check FILE` checks one).")
     if chk.version != len(MIGRATIONS):
         raise LedgerError(f"backup {b} is at schema version {chk.version}, this swingtrader uses {len(MIGRATIONS)}.", "restore a backup made by this version of swingtrader.")
     if p.exists() and (who := ledger_in_use(p)):
