@@ -3089,6 +3089,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'swingtrader/ledger/core.py'),
                                          'swingtrader.ledger.core.LedgerCheck.ok': ( 'ledger_core.html#ledgercheck.ok',
                                                                                      'swingtrader/ledger/core.py'),
+                                         'swingtrader.ledger.core._drop_commands': ( 'ledger_core.html#_drop_commands',
+                                                                                     'swingtrader/ledger/core.py'),
                                          'swingtrader.ledger.core._online_copy': ( 'ledger_core.html#_online_copy',
                                                                                    'swingtrader/ledger/core.py'),
                                          'swingtrader.ledger.core._stamp': ('ledger_core.html#_stamp', 'swingtrader/ledger/core.py'),

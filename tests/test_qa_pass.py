@@ -126,3 +126,22 @@ def test_data_start_after_its_end_names_the_data(tmp_path):
     pd.DataFrame({"time": t, "open": 10.0, "high": 10.1, "low": 9.9, "close": 10.0, "volume": 1000}).to_csv(tmp_path/"AAA.csv", index=False)
     line = one_line(run(["backtest", "--data", "AAA.csv", "--start", "2026-03-20"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"d")))
     assert "between 2026-03-20 and 2026-03-02" not in line and "2026-03-20" in line and "2026-03-02" in line, line
+
+# -- a restored backup brought its pending commands back to life: a flatten queued when the backup was made (and never
+#    carried out) closed every position when the next bot started on the restored ledger, maybe days later
+
+def test_restore_drops_the_backups_pending_commands(tmp_path, data):
+    assert run(["halt", "--reason", "qa"], tmp_path, **data).returncode == 0
+    assert run(["flatten"], tmp_path, **data).returncode == 0                  # no bot: flatten#2 waits in the ledger
+    bk = tmp_path/"bk.sqlite"
+    assert run(["ledger", "backup", "--to", str(bk)], tmp_path, **data).returncode == 0
+    other = {**data, "SWINGTRADER_DATA_DIR": str(tmp_path/"other")}
+    r = run(["ledger", "restore", str(bk)], tmp_path, **other)
+    assert r.returncode == 0 and "halt#1, flatten#2" in r.stdout and "not carried out" in r.stdout, (r.stdout, r.stderr)
+    st = run(["status"], tmp_path, **other)
+    assert st.returncode == 0 and "pending commands: none" in st.stdout, st.stdout
+    assert "trading state: halted (by cli" in st.stdout                        # the halt itself is state, and is kept
+    with sqlite3.connect(tmp_path/"other"/"ledger.sqlite") as db:
+        rows = db.execute("SELECT kind, status, result FROM commands ORDER BY id").fetchall()
+    assert [(k, s) for k, s, _ in rows] == [("halt", "failed"), ("flatten", "failed")] and all("restored" in x for *_, x in rows), rows
+    assert run(["ledger", "check"], tmp_path, **other).returncode == 0
