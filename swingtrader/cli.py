@@ -14,7 +14,7 @@ from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
 __all__ = ['CALENDAR', 'SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings',
-           'main', 'version', 'config', 'Number', 'AnyCase', 'settles_in_calendar', 'market', 'open_ledger',
+           'main', 'version', 'config', 'Number', 'AnyCase', 'settles_in_calendar', 'market', 'open_ledger', 'when',
            'printable', 'halt', 'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily',
            'sim_day_room', 'smoke', 'backtest', 'dashboard', 'sweep', 'pd_options', 'add_broker_options']
 
@@ -236,7 +236,14 @@ def _run_line(s:Settings) -> str:
     here = runs.current_run(s)
     r = runs.Run.from_dict(runs.read_json(here/runs.RUN_FILE))
     if r is None: return f"run: {here} (no run recorded)"
-    return f"run: {here} ({r.kind} on {r.broker}, {r.state}" + (f", pid {r.pid}" if r.state == "running" else "") + f", started {r.started_at})"
+    return f"run: {here} ({r.kind} on {r.broker}, {r.state}" + (f", pid {r.pid}" if r.state == "running" else "") + f", started {when(r.started_at)})"
+
+def when(iso) -> str:
+    "An ISO time as the terminal shows it: to the second, in UTC, the zone named (`2026-03-02 14:36:35 UTC`); anything else as given."
+    from datetime import timezone
+    try: t = datetime.fromisoformat(str(iso))
+    except ValueError: return printable(iso)
+    return f"{(t if t.tzinfo else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 # %% ../nbs/90_cli.ipynb #7f844a87
 MAX_NOTE = 500   # characters of a --reason or --who
@@ -314,16 +321,17 @@ def status(n_runs):
     with open_ledger(s, readonly=True) as lg:
         click.echo(f"ledger: {lg.path}")
         st = lg.halt_state()
-        click.echo(f"trading state: {st.state}" + (f" (by {printable(st.who)}" + (f" at {st.at}" if st.at else "") + f": {printable(st.reason)})" if st.who else ""))
+        click.echo(f"trading state: {st.state}" + (f" (by {printable(st.who)}" + (f" at {when(st.at)}" if st.at else "") + f": {printable(st.reason)})" if st.who else ""))
         pend = [c for c in lg.commands(20) if c.status in ("pending", "taken")]
         idle = f" ({_IDLE} they run when a bot starts on this run)" if pend and not _bot_running(s) else ""
         click.echo(f"pending commands: {', '.join(f'{c.kind}#{c.id}' for c in pend) or 'none'}{idle}")
         pos = lg.positions()
         click.echo(f"positions: {len(pos)}")
-        for p in pos: click.echo(f"  {p.symbol:<8} {p.qty:>10} @ {p.avg_entry_price}")
+        from swingtrader.report_format import price, shares
+        for p in pos: click.echo(f"  {p.symbol:<8} {shares(p.qty):>10} @ {price(p.avg_entry_price)}")
     past = runs.past_runs(s, n_runs)
     if past: click.echo("runs (newest first):")
-    for r in past: click.echo(f"  {r.started_at:<29} {r.kind:<6} {r.broker:<10} {r.state:<11} {r.path}")
+    for r in past: click.echo(f"  {when(r.started_at):<23} {r.kind:<6} {r.broker:<10} {r.state:<11} {r.path}")
 
 # %% ../nbs/90_cli.ipynb #1b7dd6a1
 @main.command("audit-prune")
@@ -336,7 +344,8 @@ def audit_prune(today):
     s = load_settings()
     d = _parse_date(today, "--today") if today else WallClock().now().astimezone(NY).date()
     gone = AuditLog.from_settings(s, WallClock()).prune(d)
-    click.echo(f"pruned {len(gone)} audit files under {s.audit_dir}")
+    from swingtrader.report_format import count
+    click.echo(f"pruned {count(len(gone), 'audit file')} under {s.audit_dir}")
 
 # %% ../nbs/90_cli.ipynb #17d28413
 @main.command()
@@ -452,8 +461,9 @@ def _day_result(run:Settings) -> str|None:
     if not run.ledger_path.exists(): return None
     with Ledger(run.ledger_path, readonly=True) as lg:
         n, ok, why = order_outcomes(lg)
-        click.echo(f"result:  {n} orders ({ok} accepted, {n - ok} not), {len(lg.fills())} fills, realized P&L {lg.realized_pl():,.2f} USD, "
-                   f"{len(lg.positions())} open positions, trading state {lg.halt_state().state}")
+        from swingtrader.report_format import count
+        click.echo(f"result:  {n} orders ({ok} accepted, {n - ok} not), {count(len(lg.fills()), 'fill')}, realized P&L {lg.realized_pl():,.2f} USD, "
+                   f"{count(len(lg.positions()), 'open position')}, trading state {lg.halt_state().state}")
     if n and not ok:
         return str(SwingtraderError(f"the broker accepted none of the run's {n} orders" + (f" (first refusal: {why})." if why else "."),
                                     f"see the audit log in {run.audit_dir}, and fix the account or the settings before trading again."))

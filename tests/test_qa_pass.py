@@ -145,3 +145,23 @@ def test_restore_drops_the_backups_pending_commands(tmp_path, data):
         rows = db.execute("SELECT kind, status, result FROM commands ORDER BY id").fetchall()
     assert [(k, s) for k, s, _ in rows] == [("halt", "failed"), ("flatten", "failed")] and all("restored" in x for *_, x in rows), rows
     assert run(["ledger", "check"], tmp_path, **other).returncode == 0
+
+# -- status printed raw ISO times with microseconds ("at 2026-12-05T21:39:00.201923+00:00")
+
+def test_status_times_are_to_the_second_with_their_zone(tmp_path, data):
+    assert run(["halt", "--reason", "qa"], tmp_path, **data).returncode == 0
+    st = run(["status"], tmp_path, **data)
+    assert st.returncode == 0 and re.search(r"halted \(by cli at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: qa\)", st.stdout), st.stdout
+    assert not re.search(r"\d\d:\d\d:\d\d\.\d+", st.stdout), st.stdout
+
+# -- "pruned 1 audit files", "1 positions fetched"
+
+def test_counts_of_one_are_singular(tmp_path, data):
+    old = Path(data["SWINGTRADER_DATA_DIR"])/"audit"/"health"/"2026-01-01.jsonl"
+    old.parent.mkdir(parents=True); old.write_text("")
+    r = run(["audit-prune", "--today", "2026-06-01"], tmp_path, **data)
+    assert r.returncode == 0 and "pruned 1 audit file under" in r.stdout and not old.exists(), r.stdout + r.stderr
+    csv = tmp_path/"pos.csv"
+    csv.write_text("Symbol,Type,Quantity,Mark\nAAPL,Equity,10,190.00\n")
+    r = run(["positions", "--csv", str(csv)], tmp_path, **data)
+    assert r.returncode == 0 and "1 position fetched" in r.stdout, r.stdout + r.stderr
