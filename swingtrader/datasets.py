@@ -272,7 +272,8 @@ def check_sessions(f:pd.DataFrame, path, cal:MarketCalendar, name:str, period:in
         k = int(np.flatnonzero(~ok)[0])
         when = pd.Timestamp(int(t[k]), tz="UTC").tz_convert(NY)
         raise DataFileError(path, f"{f['symbol'].iloc[k]} has a bar at {when:%a %Y-%m-%d %H:%M %Z} ({_row(f['row'].iloc[k])}), outside the {name} sessions.",
-                            "times must be bar open times; drop bars outside the sessions, or pick the data's calendar: --calendar "
+                            "times must be bar open times; give the zone of times written without an offset (--tz UTC if they are UTC: "
+                            "they are read as New York time by default), drop bars outside the sessions, or pick the data's calendar: --calendar "
                             + " or ".join(c for c in CALENDARS[1:] if c != name) + ".")
     same = (f["symbol"].to_numpy()[1:] == f["symbol"].to_numpy()[:-1]) & (sess[1:] == sess[:-1])
     d = np.diff(t)

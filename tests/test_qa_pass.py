@@ -165,3 +165,13 @@ def test_counts_of_one_are_singular(tmp_path, data):
     csv.write_text("Symbol,Type,Quantity,Mark\nAAPL,Equity,10,190.00\n")
     r = run(["positions", "--csv", str(csv)], tmp_path, **data)
     assert r.returncode == 0 and "1 position fetched" in r.stdout, r.stdout + r.stderr
+
+# -- UTC times written without an offset (read as New York time): the error named only the calendar as the way out, and
+#    a user who took it ran the backtest on bars shifted by five hours
+
+def test_naive_utc_times_point_at_tz(tmp_path):
+    import pandas as pd
+    t = pd.date_range("2026-03-02 14:30", periods=78, freq="5min")          # UTC, without an offset
+    pd.DataFrame({"time": t.strftime("%Y-%m-%d %H:%M:%S"), "open": 10.0, "high": 10.1, "low": 9.9, "close": 10.0, "volume": 1000}).to_csv(tmp_path/"AAA.csv", index=False)
+    line = one_line(run(["backtest", "--data", "AAA.csv"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"d")))
+    assert "outside the XNYS sessions" in line and "--tz UTC" in line, line
