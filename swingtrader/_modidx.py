@@ -1121,6 +1121,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'swingtrader.cli.dashboard': ('cli.html#dashboard', 'swingtrader/cli.py'),
                                  'swingtrader.cli.emulator': ('cli.html#emulator', 'swingtrader/cli.py'),
                                  'swingtrader.cli.flatten': ('cli.html#flatten', 'swingtrader/cli.py'),
+                                 'swingtrader.cli.fresh_dir': ('cli.html#fresh_dir', 'swingtrader/cli.py'),
                                  'swingtrader.cli.friendly': ('cli.html#friendly', 'swingtrader/cli.py'),
                                  'swingtrader.cli.halt': ('cli.html#halt', 'swingtrader/cli.py'),
                                  'swingtrader.cli.load_settings': ('cli.html#load_settings', 'swingtrader/cli.py'),

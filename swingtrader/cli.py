@@ -14,9 +14,10 @@ from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
 __all__ = ['CALENDAR', 'SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings',
-           'main', 'version', 'config', 'Number', 'AnyCase', 'settles_in_calendar', 'market', 'open_ledger', 'when',
-           'printable', 'halt', 'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily',
-           'sim_day_room', 'smoke', 'backtest', 'dashboard', 'sweep', 'pd_options', 'add_broker_options']
+           'main', 'version', 'config', 'Number', 'AnyCase', 'settles_in_calendar', 'market', 'fresh_dir',
+           'open_ledger', 'when', 'printable', 'halt', 'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator',
+           'run', 'daily', 'sim_day_room', 'smoke', 'backtest', 'dashboard', 'sweep', 'pd_options',
+           'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -205,6 +206,14 @@ def _parse_time(s:str, name:str) -> datetime:
 def _parse_date(s:str, name:str) -> date:
     try: return date.fromisoformat(s)
     except ValueError: raise SwingtraderError(f"{name} {s!r} is not a date.", "use YYYY-MM-DD, e.g. 2026-03-02.") from None
+
+def fresh_dir(p):
+    "`p`, or `p-2`, `p-3`, ... when it exists: a default results directory never receives a second run's files over the first's."
+    from pathlib import Path
+    p, n = Path(p), 2
+    q = p
+    while q.exists(): q, n = p.with_name(f"{p.name}-{n}"), n + 1
+    return q
 
 
 
@@ -507,7 +516,7 @@ def _check_count(symbols:str|None):
 @click.option("--seed", default=None, type=SEED, help="Market seed, 0 to 2**32-1 (default SWINGTRADER_SIM_SEED).")
 @click.option("--fill-at", "fill_at", default="close", show_default=True, type=click.Choice(["close", "quote", "bar"]),
               help="close: at the decision bar's close, no costs (comparable with other frameworks).")
-@click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/backtest-...).")
+@click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/backtest-..., a new one per run).")
 @click.option("--data", default=None, help="Your bars instead of the simulated market: a CSV/Parquet file or a folder of them.")
 @click.option("--sectors", default=None, help="CSV symbol,sector[,industry] for --data (a symbol not in it is a sector of its own).")
 @click.option("--calendar", default="XNYS", show_default=True, type=CALENDAR,
@@ -559,7 +568,7 @@ def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, t
     if chart and chart.strip().upper() not in r.bars:
         raise SwingtraderError(f"--chart {chart} is not one of the backtest's symbols.", f"use one of {', '.join(list(r.bars)[:8])}.")
     fill_at = "canonical" if canonical else fill_at
-    path = r.save(out or s.reports_dir/f"backtest-{a}-{b}-{fill_at}", symbol=chart.strip().upper() if chart else None)
+    path = r.save(out or fresh_dir(s.reports_dir/f"backtest-{a}-{b}-{fill_at}"), symbol=chart.strip().upper() if chart else None)
     click.echo(r.summary_text())
     click.echo("wrote:")
     for f in r.files: click.echo(f"  {f}")

@@ -175,3 +175,15 @@ def test_naive_utc_times_point_at_tz(tmp_path):
     pd.DataFrame({"time": t.strftime("%Y-%m-%d %H:%M:%S"), "open": 10.0, "high": 10.1, "low": 9.9, "close": 10.0, "volume": 1000}).to_csv(tmp_path/"AAA.csv", index=False)
     line = one_line(run(["backtest", "--data", "AAA.csv"], tmp_path, SWINGTRADER_DATA_DIR=str(tmp_path/"d")))
     assert "outside the XNYS sessions" in line and "--tz UTC" in line, line
+
+# -- a second backtest of the same dates (other symbols, other data) wrote its files over the first's, without a word
+
+def test_a_second_backtest_keeps_the_first(tmp_path, data):
+    args = ["backtest", "--start", "2026-03-02", "--end", "2026-03-04"]
+    r1 = run([*args, "--symbols", "1"], tmp_path, **data)
+    r2 = run([*args, "--symbols", "2"], tmp_path, **data)
+    assert r1.returncode == 0 and r2.returncode == 0, r1.stderr + r2.stderr
+    p1, p2 = (Path(r.stdout.strip().rsplit("results: ", 1)[1]) for r in (r1, r2))
+    assert p1 != p2 and p2.name == p1.name + "-2", (p1, p2)
+    import json
+    assert json.loads((p1/"summary.json").read_text())["symbols"] == 1 and json.loads((p2/"summary.json").read_text())["symbols"] == 2
