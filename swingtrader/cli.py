@@ -13,10 +13,11 @@ import swingtrader
 from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
-__all__ = ['SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings', 'main',
-           'version', 'config', 'Number', 'settles_in_calendar', 'market', 'open_ledger', 'printable', 'halt',
-           'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator', 'run', 'daily', 'sim_day_room', 'smoke',
-           'backtest', 'dashboard', 'sweep', 'pd_options', 'add_broker_options']
+__all__ = ['CALENDAR', 'SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings',
+           'main', 'version', 'config', 'Number', 'AnyCase', 'settles_in_calendar', 'market', 'fresh_dir',
+           'open_ledger', 'when', 'printable', 'halt', 'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator',
+           'run', 'daily', 'sim_day_room', 'smoke', 'backtest', 'dashboard', 'sweep', 'pd_options',
+           'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -156,6 +157,14 @@ class Number(click.ParamType):
             self.fail(f"{value!r} is out of range: give {self.range}", param, ctx)
         return self.kind(v)
 
+class AnyCase(click.Choice):
+    "A choice taken in any case, shown and named in its own case (click shows a case-insensitive choice lower-cased)."
+    def __init__(self, choices): super().__init__(choices, case_sensitive=False)
+    def get_metavar(self, param, ctx=None): return f"[{'|'.join(map(str, self.choices))}]"
+    def get_invalid_choice_message(self, value, ctx=None): return f"{value!r} is not one of {', '.join(map(repr, self.choices))}."
+
+CALENDAR = AnyCase(["XNYS", "weekdays", "24x7", "none"])   # the sessions a --data set follows (`datasets.CALENDARS`)
+
 SPEED = Number(float, 0, 1e6, lo_open=True)     # simulated seconds per real second
 SEED = Number(int, 0, 2**32 - 1)                # market seeds
 
@@ -198,6 +207,14 @@ def _parse_date(s:str, name:str) -> date:
     try: return date.fromisoformat(s)
     except ValueError: raise SwingtraderError(f"{name} {s!r} is not a date.", "use YYYY-MM-DD, e.g. 2026-03-02.") from None
 
+def fresh_dir(p):
+    "`p`, or `p-2`, `p-3`, ... when it exists: a default results directory never receives a second run's files over the first's."
+    from pathlib import Path
+    p, n = Path(p), 2
+    q = p
+    while q.exists(): q, n = p.with_name(f"{p.name}-{n}"), n + 1
+    return q
+
 
 
 # %% ../nbs/90_cli.ipynb #8bc6fa67
@@ -214,13 +231,28 @@ def open_ledger(s:Settings, readonly:bool=False):
         raise SwingtraderError(f"the ledger {p} is damaged or not a swingtrader ledger ({e}).",
                                "restore it from a backup, or move it aside to start a new ledger (never while positions are open).") from None
 
+_IDLE = "no bot is running on the current run:"
+
+def _bot_running(s:Settings) -> bool:
+    "Does a live process run the current run (the one `status`, `halt` and `flatten` act on)?"
+    from swingtrader import runs
+    r = runs.Run.from_dict(runs.read_json(runs.current_run(s)/runs.RUN_FILE))
+    return r is not None and r.running
+
 def _run_line(s:Settings) -> str:
     "Which run a command acts on, e.g. `run: sim-runs/2026-03-02-... (daily on sim, running, pid 123)`."
     from swingtrader import runs
     here = runs.current_run(s)
     r = runs.Run.from_dict(runs.read_json(here/runs.RUN_FILE))
     if r is None: return f"run: {here} (no run recorded)"
-    return f"run: {here} ({r.kind} on {r.broker}, {r.state}" + (f", pid {r.pid}" if r.state == "running" else "") + f", started {r.started_at})"
+    return f"run: {here} ({r.kind} on {r.broker}, {r.state}" + (f", pid {r.pid}" if r.state == "running" else "") + f", started {when(r.started_at)})"
+
+def when(iso) -> str:
+    "An ISO time as the terminal shows it: to the second, in UTC, the zone named (`2026-03-02 14:36:35 UTC`); anything else as given."
+    from datetime import timezone
+    try: t = datetime.fromisoformat(str(iso))
+    except ValueError: return printable(iso)
+    return f"{(t if t.tzinfo else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 # %% ../nbs/90_cli.ipynb #7f844a87
 MAX_NOTE = 500   # characters of a --reason or --who
@@ -280,7 +312,11 @@ def flatten(who):
     s = load_settings()
     from swingtrader import risk
     with open_ledger(s) as lg: cid = risk.flatten(lg, who)
-    click.echo(f"flatten requested (command {cid}); the running bot carries it out within a second")
+    if _bot_running(s): click.echo(f"flatten requested (command {cid}); the running bot carries it out within a second")
+    else:
+        click.echo(f"flatten queued (command {cid})")
+        click.echo(f"warning: {_IDLE} nothing is sold now: the command waits in the ledger and the next bot started on this run closes "
+                   "every position as it starts. Start the bot (or close the positions at the broker).", err=True)
     click.echo(_run_line(s))
 
 @main.command()
@@ -294,15 +330,17 @@ def status(n_runs):
     with open_ledger(s, readonly=True) as lg:
         click.echo(f"ledger: {lg.path}")
         st = lg.halt_state()
-        click.echo(f"trading state: {st.state}" + (f" (by {printable(st.who)}" + (f" at {st.at}" if st.at else "") + f": {printable(st.reason)})" if st.who else ""))
+        click.echo(f"trading state: {st.state}" + (f" (by {printable(st.who)}" + (f" at {when(st.at)}" if st.at else "") + f": {printable(st.reason)})" if st.who else ""))
         pend = [c for c in lg.commands(20) if c.status in ("pending", "taken")]
-        click.echo(f"pending commands: {', '.join(f'{c.kind}#{c.id}' for c in pend) or 'none'}")
+        idle = f" ({_IDLE} they run when a bot starts on this run)" if pend and not _bot_running(s) else ""
+        click.echo(f"pending commands: {', '.join(f'{c.kind}#{c.id}' for c in pend) or 'none'}{idle}")
         pos = lg.positions()
         click.echo(f"positions: {len(pos)}")
-        for p in pos: click.echo(f"  {p.symbol:<8} {p.qty:>10} @ {p.avg_entry_price}")
+        from swingtrader.report_format import price, shares
+        for p in pos: click.echo(f"  {p.symbol:<8} {shares(p.qty):>10} @ {price(p.avg_entry_price)}")
     past = runs.past_runs(s, n_runs)
     if past: click.echo("runs (newest first):")
-    for r in past: click.echo(f"  {r.started_at:<29} {r.kind:<6} {r.broker:<10} {r.state:<11} {r.path}")
+    for r in past: click.echo(f"  {when(r.started_at):<23} {r.kind:<6} {r.broker:<10} {r.state:<11} {r.path}")
 
 # %% ../nbs/90_cli.ipynb #1b7dd6a1
 @main.command("audit-prune")
@@ -315,7 +353,8 @@ def audit_prune(today):
     s = load_settings()
     d = _parse_date(today, "--today") if today else WallClock().now().astimezone(NY).date()
     gone = AuditLog.from_settings(s, WallClock()).prune(d)
-    click.echo(f"pruned {len(gone)} audit files under {s.audit_dir}")
+    from swingtrader.report_format import count
+    click.echo(f"pruned {count(len(gone), 'audit file')} under {s.audit_dir}")
 
 # %% ../nbs/90_cli.ipynb #17d28413
 @main.command()
@@ -431,8 +470,9 @@ def _day_result(run:Settings) -> str|None:
     if not run.ledger_path.exists(): return None
     with Ledger(run.ledger_path, readonly=True) as lg:
         n, ok, why = order_outcomes(lg)
-        click.echo(f"result:  {n} orders ({ok} accepted, {n - ok} not), {len(lg.fills())} fills, realized P&L {lg.realized_pl():,.2f} USD, "
-                   f"{len(lg.positions())} open positions, trading state {lg.halt_state().state}")
+        from swingtrader.report_format import count
+        click.echo(f"result:  {n} orders ({ok} accepted, {n - ok} not), {count(len(lg.fills()), 'fill')}, realized P&L {lg.realized_pl():,.2f} USD, "
+                   f"{count(len(lg.positions()), 'open position')}, trading state {lg.halt_state().state}")
     if n and not ok:
         return str(SwingtraderError(f"the broker accepted none of the run's {n} orders" + (f" (first refusal: {why})." if why else "."),
                                     f"see the audit log in {run.audit_dir}, and fix the account or the settings before trading again."))
@@ -476,10 +516,10 @@ def _check_count(symbols:str|None):
 @click.option("--seed", default=None, type=SEED, help="Market seed, 0 to 2**32-1 (default SWINGTRADER_SIM_SEED).")
 @click.option("--fill-at", "fill_at", default="close", show_default=True, type=click.Choice(["close", "quote", "bar"]),
               help="close: at the decision bar's close, no costs (comparable with other frameworks).")
-@click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/backtest-...).")
+@click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/backtest-..., a new one per run).")
 @click.option("--data", default=None, help="Your bars instead of the simulated market: a CSV/Parquet file or a folder of them.")
 @click.option("--sectors", default=None, help="CSV symbol,sector[,industry] for --data (a symbol not in it is a sector of its own).")
-@click.option("--calendar", default="XNYS", show_default=True, type=click.Choice(["XNYS", "weekdays", "24x7", "none"], case_sensitive=False),
+@click.option("--calendar", default="XNYS", show_default=True, type=CALENDAR,
               help="The sessions --data follows (none: no session or gap checks).")
 @click.option("--tz", default="America/New_York", show_default=True, help="Time zone of --data's timestamps without an offset.")
 @click.option("--gaps", default="warn", show_default=True, type=click.Choice(["warn", "error"]), help="Missing bars in --data: a warning, or an error.")
@@ -528,7 +568,7 @@ def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, t
     if chart and chart.strip().upper() not in r.bars:
         raise SwingtraderError(f"--chart {chart} is not one of the backtest's symbols.", f"use one of {', '.join(list(r.bars)[:8])}.")
     fill_at = "canonical" if canonical else fill_at
-    path = r.save(out or s.reports_dir/f"backtest-{a}-{b}-{fill_at}", symbol=chart.strip().upper() if chart else None)
+    path = r.save(out or fresh_dir(s.reports_dir/f"backtest-{a}-{b}-{fill_at}"), symbol=chart.strip().upper() if chart else None)
     click.echo(r.summary_text())
     click.echo("wrote:")
     for f in r.files: click.echo(f"  {f}")
@@ -558,7 +598,8 @@ def dashboard(port, address):
 @click.option("--seed", default=None, type=SEED, help="Market seed (default SWINGTRADER_SIM_SEED).")
 @click.option("--data", default=None, help="Your bars instead of the simulated market: a CSV/Parquet file or a folder of them.")
 @click.option("--sectors", default=None, help="CSV symbol,sector[,industry] for --data.")
-@click.option("--calendar", default="XNYS", show_default=True, type=click.Choice(["XNYS", "weekdays", "24x7", "none"], case_sensitive=False))
+@click.option("--calendar", default="XNYS", show_default=True, type=CALENDAR,
+              help="The sessions --data follows (none: no session or gap checks).")
 @click.option("--tz", default="America/New_York", show_default=True, help="Time zone of --data's timestamps without an offset.")
 @click.option("--cash", default=None, type=Number(float, 0, 1e12, lo_open=True), help="Starting cash in USD (default SWINGTRADER_SIM_CASH).")
 @click.option("--split", default=0.7, show_default=True, type=Number(float, 0, 1, lo_open=True), help="Fraction of the sessions in sample (the rest: out of sample).")
@@ -601,7 +642,7 @@ def sweep(params, start, end, symbols, seed, data, sectors, calendar, tz, cash, 
                          cash=Decimal(str(cash)) if cash is not None else None, calendar=cal, trials=trials, progress=sys.stderr.isatty())
     for p, e in r.failed: click.echo(f"warning: {p} failed: {e}", err=True)
     if len(r.table):
-        with pd_options(): click.echo(r.table.head(top).to_string(float_format=lambda x: f"{x:,.4f}"))
+        with pd_options(): click.echo(sw.table_text(r.table, top))
     click.echo(f"{len(r.table)} parameter sets ({r.computed} computed, {r.reused} reused) in {r.seconds:.1f} s")
     click.echo(f"results: {r.out}")
 

@@ -24,6 +24,7 @@ __all__ = ['positions', 'api', 'chat', 'agent', 'agent_run', 'agent_evaluate']
 def positions(account, csv_file, demo, as_json):
     "Positions with greeks and β-weighted delta: the table, totals by underlying and expiry, and a band warning."
     import json as _json
+    from swingtrader.report_format import count as n_of
     from swingtrader.positions import (Portfolio, read_positions_csv, fetch_portfolio, demo_portfolio, band_warning,
                                        format_table, format_totals, format_balances, to_json)
     s = load_settings(**({"tt_account_number": account} if account else {}))
@@ -38,7 +39,7 @@ def positions(account, csv_file, demo, as_json):
     if as_json:
         click.echo(_json.dumps(to_json(pf, warn), indent=2, default=str))
         return
-    click.echo(f"account {pf.account} ({pf.source}): {pf.fetched} positions fetched, {pf.normalised} normalised")
+    click.echo(f"account {pf.account} ({pf.source}): {n_of(pf.fetched, 'position')} fetched, {pf.normalised} normalised")
     if pf.balances is not None: click.echo(format_balances(pf.balances))
     for sym, why in pf.problems: click.echo(f"  {sym}: {why}")
     if pf.table.empty:
@@ -169,13 +170,14 @@ def agent_evaluate(policy_file, int8, start, end, symbols, count, out):
     "Backtest an execution policy on held-out simulator sessions; print the backtest's statistics."
     from datetime import date as _date
     from swingtrader.agent_runner import evaluate_policy
+    from swingtrader.report_format import count as n_of
     from swingtrader.config import SwingtraderError
     try: a, b = _date.fromisoformat(start), _date.fromisoformat(end)
     except ValueError: raise SwingtraderError(f"--start {start} / --end {end} is not a date.", "give dates as YYYY-MM-DD.") from None
     settles_in_calendar(b, "--end")
     syms = [x.strip().upper() for x in symbols.split(",") if x.strip()] if symbols else None
     res, rn = evaluate_policy(load_settings(), policy_file, a, b, symbols=syms, count=count, int8=int8)
-    click.echo(f"agent {rn.policy.model_id} (sha256 {rn.policy.sha256[:12]}…) evaluated: {len(rn.steps)} actions, {len(res.fills)} fills")
+    click.echo(f"agent {rn.policy.model_id} (sha256 {rn.policy.sha256[:12]}…) evaluated: {n_of(len(rn.steps), 'action')}, {n_of(len(res.fills), 'fill')}")
     click.echo(res.summary_text())
     if out is not None:
         res.save(out)

@@ -34,7 +34,7 @@ def ledger_check(file):
     if not r.ok: sys.exit(1)
 
 @ledger.command("backup")
-@click.option("--to", "to", default=None, help="Backup file (default: DATA_DIR/backups/ledger-<UTC time>.sqlite).")
+@click.option("--to", "to", default=None, help="Backup file (default: backups/ledger-<UTC time>.sqlite beside the ledger; `swingtrader status` names it).")
 @friendly
 def ledger_backup(to):
     "Copy the ledger (safe while the bot runs); a corrupt ledger is copied byte for byte."
@@ -51,3 +51,6 @@ def ledger_restore(file):
     target = _ledger_path(None)
     kept = restore_ledger(file, target)
     click.echo(f"ledger restored from {file} to {target}" + (f"; the replaced file is kept as {kept}" if kept else ""))
+    from swingtrader.ledger import Ledger
+    with Ledger(target, readonly=True) as lg: dropped = (lg.events("ledger_restored") or [{}])[-1].get("dropped_commands") or []
+    if dropped: click.echo(f"commands pending in the backup, not carried out: {', '.join(dropped)} (ask again if they still apply)")

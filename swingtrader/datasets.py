@@ -272,7 +272,8 @@ def check_sessions(f:pd.DataFrame, path, cal:MarketCalendar, name:str, period:in
         k = int(np.flatnonzero(~ok)[0])
         when = pd.Timestamp(int(t[k]), tz="UTC").tz_convert(NY)
         raise DataFileError(path, f"{f['symbol'].iloc[k]} has a bar at {when:%a %Y-%m-%d %H:%M %Z} ({_row(f['row'].iloc[k])}), outside the {name} sessions.",
-                            "times must be bar open times; drop bars outside the sessions, or pick the data's calendar: --calendar "
+                            "times must be bar open times; give the zone of times written without an offset (--tz UTC if they are UTC: "
+                            "they are read as New York time by default), drop bars outside the sessions, or pick the data's calendar: --calendar "
                             + " or ".join(c for c in CALENDARS[1:] if c != name) + ".")
     same = (f["symbol"].to_numpy()[1:] == f["symbol"].to_numpy()[:-1]) & (sess[1:] == sess[:-1])
     d = np.diff(t)
@@ -407,5 +408,7 @@ def load_dataset(path:str|Path, # a CSV/Parquet file, or a folder of them (one p
             if e: keep &= d <= pd.Timestamp(e)
             df = df[keep]
         if len(df): bars[sym] = df
-    if not bars: raise SwingtraderError(f"no bars between {s or t0} and {e or t1} (the data runs {t0}..{t1}).", "widen --start/--end.")
+    if not bars:
+        a, b = (s or f"the data's first day ({t0})"), (e or f"the data's last day ({t1})")     # a bound not given is the data's own, named as such
+        raise SwingtraderError(f"no bars between {a} and {b} (the data runs {t0} to {t1}).", f"give --start/--end within {t0} to {t1}.")
     return Dataset(bars, universe_for(bars, sec), cal, name, pd.Timedelta(period), gp.loc[list(bars)], s, e)

@@ -11,8 +11,8 @@ import pandas as pd
 from .clock import NY, UTC
 
 # %% auto #0
-__all__ = ['REASONS', 'as_float', 'money', 'pct', 'ny_time', 'price', 'shares', 'reason_words', 'Html', 'esc', 'table', 'cards',
-           'plotly_js', 'figure_html', 'market_rangebreaks', 'ny_index', 'fig_equity_drawdown', 'fig_candles']
+__all__ = ['REASONS', 'as_float', 'money', 'pct', 'ny_time', 'price', 'shares', 'count', 'reason_words', 'Html', 'esc', 'table',
+           'cards', 'plotly_js', 'figure_html', 'market_rangebreaks', 'ny_index', 'fig_equity_drawdown', 'fig_candles']
 
 # %% ../nbs/66a_report_format.ipynb #36506cc0
 def as_float(x) -> float|None:
@@ -56,6 +56,10 @@ def shares(x) -> str:
     v = as_float(x)
     if v is None: return "—"
     return f"{v:,.0f}" if abs(v - round(v)) < 1e-9 else f"{v:,.3f}"
+
+def count(n, word:str, words:str|None=None) -> str:
+    "`n` things in words: `1 symbol`, `3 symbols`, `1,200 trades` (`words`: an irregular plural)."
+    return f"{n:,} {word if n == 1 else words or word + 's'}" if isinstance(n, int) else f"{n} {words or word + 's'}"
 
 # %% ../nbs/66a_report_format.ipynb #c737a332
 REASONS = {"macd_cross_up": "MACD crossed above its signal line in an uptrend",

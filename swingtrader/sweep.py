@@ -15,8 +15,8 @@ from .config import Settings, SwingtraderError
 
 # %% auto #0
 __all__ = ['SWEEPABLE', 'MAX_GRID', 'METRICS', 'SweepError', 'setting_name', 'Param', 'parse_param', 'settings_for', 'grid',
-           'Window', 'split', 'walk_forward', 'task_key', 'run_task', 'ResultStore', 'table', 'heatmap', 'sessions_of',
-           'cluster', 'close_cluster', 'SweepResult', 'run_sweep', 'run_notebook_task', 'notebook_sweep']
+           'Window', 'split', 'walk_forward', 'task_key', 'run_task', 'ResultStore', 'table', 'table_text', 'heatmap',
+           'sessions_of', 'cluster', 'close_cluster', 'SweepResult', 'run_sweep', 'run_notebook_task', 'notebook_sweep']
 
 # %% ../nbs/73_sweep.ipynb #67b91b57
 class SweepError(SwingtraderError):
@@ -208,6 +208,23 @@ def table(results:list[dict], metric:str="sharpe") -> pd.DataFrame:
     df = df.sort_values(col, ascending=False, kind="stable").reset_index(drop=True)   # every metric: higher is better (drawdowns are negative)
     df.index = df.index + 1; df.index.name = "rank"
     return df
+
+# %% ../nbs/73_sweep.ipynb #c3a8a729
+def _fmt_figure(metric:str|None):
+    "The formatter of one column of the ranked table (`metric` None: a swept setting)."
+    def f(x):
+        if x is None or (isinstance(x, float) and x != x): return "—"
+        if metric in ("total_return", "max_drawdown", "win_rate"): return f"{x:.2%}"
+        if metric == "final_equity": return f"${x:,.2f}"
+        if metric == "trades": return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
+        if metric == "sharpe": return f"{x:.2f}"
+        return f"{x:g}" if isinstance(x, float) else str(x)
+    return f
+
+def table_text(df:pd.DataFrame, top:int=10) -> str:
+    "The first `top` rows of the ranked table as aligned text, each figure in its own unit."
+    metric = lambda c: c.split("_", 1)[1] if c.startswith(("is_", "oos_")) and c.split("_", 1)[1] in METRICS else None
+    return df.head(top).to_string(formatters={c: _fmt_figure(metric(c)) for c in df.columns}, na_rep="—")
 
 # %% ../nbs/73_sweep.ipynb #d048f862
 def heatmap(df:pd.DataFrame, params:list[str], metric:str="sharpe"):

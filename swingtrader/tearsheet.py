@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .clock import NY
-from .report_format import (Html, esc, money, pct, table, cards, plotly_js, figure_html, ny_index, ny_time,
+from .report_format import (Html, esc, count, money, pct, table, cards, plotly_js, figure_html, ny_index, ny_time,
                                        fig_candles)
 from .report import CSS
 
@@ -227,7 +227,7 @@ def tearsheet_html(result, symbol:str|None=None, title:str="Backtest") -> str:
     tr = result.trades
     if symbol is None and len(tr): symbol = tr["symbol"].value_counts().index[0]
     if symbol is None and getattr(result, "bars", None): symbol = next(iter(result.bars))
-    head = (f"<h1>{esc(title)}</h1><p>{esc(info.get('start'))} to {esc(info.get('end'))}, {info.get('symbols')} symbols, "
+    head = (f"<h1>{esc(title)}</h1><p>{esc(info.get('start'))} to {esc(info.get('end'))}, {esc(count(info.get('symbols'), 'symbol'))}, "
             f"{esc(info.get('timeframe'))} bars, fills at {esc(info.get('fill_at'))}, starting cash {money(info.get('initial_cash'))}. "
             "Times are New York; nights, weekends and holidays are left out of the time axes.</p>")
     body = [head, str(plotly_js()), "<h2>Statistics</h2>", cards(stats_table(st)[:8]), table(pd.DataFrame(stats_table(st), columns=["statistic", "value"])),

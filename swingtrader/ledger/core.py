@@ -4,7 +4,7 @@
 
 # %% ../../nbs/46d_ledger_core.ipynb #3d46be21
 from __future__ import annotations
-import os, shutil, sqlite3
+import json, os, shutil, sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,7 +19,7 @@ from .book import Book, step_position
 from .state import State
 
 # %% auto #0
-__all__ = ['Ledger', 'LedgerCheck', 'check_ledger', 'backup_ledger', 'ledger_in_use', 'restore_ledger']
+__all__ = ['RESTORE_DROPPED', 'Ledger', 'LedgerCheck', 'check_ledger', 'backup_ledger', 'ledger_in_use', 'restore_ledger']
 
 # %% ../../nbs/46d_ledger_core.ipynb #d15dd490
 class Ledger(Book, State, Store):
@@ -104,12 +104,14 @@ def check_ledger(path:str|Path) -> LedgerCheck:
 def _stamp() -> str: return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 def _online_copy(src:Path, dest:Path):
-    "Copy a healthy ledger with SQLite's online backup API (consistent while another process writes) into a new file."
+    "Copy a healthy ledger with SQLite's online backup API (consistent while another process writes) into a new file: one file, no -wal/-shm."
     tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     s = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
     try:
-        d = sqlite3.connect(tmp)
-        try: s.backup(d)
+        d = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            s.backup(d)
+            d.execute("PRAGMA journal_mode=DELETE")           # the copy carries the ledger's WAL mode: every later open (a check) would leave -wal/-shm beside it
         finally: d.close()
     finally: s.close()
     os.replace(tmp, dest)
@@ -151,17 +153,28 @@ def ledger_in_use(path:str|Path) -> list[str]:
         db.execute("PRAGMA locking_mode=EXCLUSIVE"); db.execute("BEGIN EXCLUSIVE")
         db.execute("SELECT count(*) FROM sqlite_master").fetchone(); db.execute("ROLLBACK")
     except sqlite3.OperationalError as e:
-        if "locked" in str(e) or "busy" in str(e): who.append("another connection (SQLite lock held)" if not who else "(locked)")
+        if ("locked" in str(e) or "busy" in str(e)) and not who: who.append("another connection (SQLite lock held)")
     except sqlite3.DatabaseError: pass
     finally: db.close()
     return who
 
+RESTORE_DROPPED = "not carried out: the ledger was restored from a backup (ask again if it still applies)"
+
+def _drop_commands(db:sqlite3.Connection) -> list[str]:
+    "Close the commands a restored copy still has pending (asked for when the backup was made, not now); record the restore as an event."
+    now = datetime.now(UTC).isoformat()
+    rows = db.execute("UPDATE commands SET status='failed', completed_at=?, result=? WHERE status IN ('pending', 'taken') RETURNING id, kind",
+                      (now, RESTORE_DROPPED)).fetchall()
+    names = [f"{k}#{i}" for i, k in sorted(rows)]
+    db.execute("INSERT INTO events(at, kind, symbol, detail) VALUES (?,?,?,?)", (now, "ledger_restored", None, json.dumps({"dropped_commands": names})))
+    return names
+
 def restore_ledger(backup:str|Path, # a backup made by `backup_ledger` (or any healthy ledger file)
                    path:str|Path) -> Path|None: # the ledger to replace
-    "Put a verified backup in place of the ledger at `path`; the replaced file is kept beside it (returned). Refused while the ledger is open."
+    "Put a verified backup in place of the ledger at `path`; the replaced file is kept beside it (returned). Refused while the ledger is open. The backup's pending commands are closed, not carried out (event `ledger_restored` names them)."
     b, p = Path(backup), Path(path)
     chk = check_ledger(b)
-    if not chk.ok: raise LedgerError(f"backup {b} is not a healthy ledger ({'; '.join(chk.problems[:2])}).", "restore another backup (`swingtrader ledger check FILE` checks one).")
+    if not chk.ok: raise LedgerError(f"backup {b} is not a healthy ledger ({'; '.join(x.rstrip('.') for x in chk.problems[:2])}).", "restore another backup (`swingtrader ledger check FILE` checks one).")
     if chk.version != len(MIGRATIONS):
         raise LedgerError(f"backup {b} is at schema version {chk.version}, this swingtrader uses {len(MIGRATIONS)}.", "restore a backup made by this version of swingtrader.")
     if p.exists() and (who := ledger_in_use(p)):
@@ -170,7 +183,9 @@ def restore_ledger(backup:str|Path, # a backup made by `backup_ledger` (or any h
     new = p.with_name(f".{p.name}.restore-{os.getpid()}")
     _online_copy(b, new)
     d = sqlite3.connect(new, isolation_level=None)
-    try: d.execute("PRAGMA journal_mode=WAL")
+    try:
+        d.execute("PRAGMA journal_mode=WAL")
+        _drop_commands(d)
     finally: d.close()
     kept = None
     if p.exists():
