@@ -546,6 +546,7 @@ STOP_GRACE = 30.0   # real seconds the trading days get after a stop before they
 @patch
 async def run(self:Bot) -> list[DaySummary]:
     "Trade until stopped (or past `last_day`); returns the daily summaries."
+    self.drop_queued_flattens()              # asked for while no bot ran: never a sale at start by surprise (halts and resumes apply)
     self._tasks.append(asyncio.create_task(self._command_loop(), name="commands"))
     days = asyncio.create_task(self._days(), name="days")
     try: await self._until_stopped(days)

@@ -12,9 +12,11 @@ from fastcore.basics import patch
 from .models import Order, OrderEvent, OrderStatus, OrderUpdate
 from .broker import OrderNotFound
 from .notify import alert, daily_summary
+import logging
+log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['BotClose']
+__all__ = ['log', 'QUEUED_FLATTEN', 'BotClose']
 
 # %% ../nbs/60c_bot_close.ipynb #b01c25e8
 class BotClose:
@@ -81,6 +83,23 @@ async def at_close(self:BotClose, day:date):
     self.days.append(d)
 
 # %% ../nbs/60c_bot_close.ipynb #d0618a4f
+QUEUED_FLATTEN = ("not carried out: asked for at {at} while no bot was running on this run; a bot that starts does not "
+                  "sell on an old request. Flatten again now if it still applies.")
+
+@patch
+def drop_queued_flattens(self:BotClose) -> list:
+    "Close, without selling, the flattens pending when the bot starts (asked for while no bot ran: maybe days ago); returns them."
+    gone = [self.ledger.complete_command(c.id, False, QUEUED_FLATTEN.format(at=c.requested_at)) for c in
+            self.ledger.drop_pending_commands("flatten", "")]
+    for c in gone:
+        msg = f"flatten #{c.id} by {c.requested_by} {c.result}"
+        log.warning("bot: %s", msg)
+        if self.audit is not None:
+            self.audit.health("command", {"level": "warning", "kind": c.kind, "requested_by": c.requested_by, "result": c.result,
+                                          "message": msg}, broker=self.broker_name)
+        alert(getattr(self.kill_switch, "notifier", None), "Flatten not carried out", msg, "warning", who="queued flatten notification")
+    return gone
+
 @patch
 async def obey_commands(self:BotClose) -> list:
     "Execute the pending commands now; returns them, completed."

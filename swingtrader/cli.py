@@ -315,8 +315,8 @@ def flatten(who):
     if _bot_running(s): click.echo(f"flatten requested (command {cid}); the running bot carries it out within a second")
     else:
         click.echo(f"flatten queued (command {cid})")
-        click.echo(f"warning: {_IDLE} nothing is sold now: the command waits in the ledger and the next bot started on this run closes "
-                   "every position as it starts. Start the bot (or close the positions at the broker).", err=True)
+        click.echo(f"warning: {_IDLE} nothing is sold now, and a bot started later closes this flatten without selling (no sale on an "
+                   "old request). Start the bot and flatten again, or close the positions at the broker.", err=True)
     click.echo(_run_line(s))
 
 @main.command()
@@ -332,7 +332,7 @@ def status(n_runs):
         st = lg.halt_state()
         click.echo(f"trading state: {st.state}" + (f" (by {printable(st.who)}" + (f" at {when(st.at)}" if st.at else "") + f": {printable(st.reason)})" if st.who else ""))
         pend = [c for c in lg.commands(20) if c.status in ("pending", "taken")]
-        idle = f" ({_IDLE} they run when a bot starts on this run)" if pend and not _bot_running(s) else ""
+        idle = f" ({_IDLE} a bot that starts carries out halts and resumes, and closes flattens without selling)" if pend and not _bot_running(s) else ""
         click.echo(f"pending commands: {', '.join(f'{c.kind}#{c.id}' for c in pend) or 'none'}{idle}")
         pos = lg.positions()
         click.echo(f"positions: {len(pos)}")

@@ -33,6 +33,25 @@ def parts(tmp_path):
 def health(audit, clock):
     return [r["details"] for r in audit.read("health", clock.now().date())]
 
+def test_a_flatten_asked_for_while_no_bot_ran_is_closed_without_selling(parts):
+    """A flatten queued while no bot ran (the CLI or dashboard with the bot off, maybe days ago) is closed, not carried out,
+    when a bot starts: no sale starts on an old request; it is logged, audited and named. A halt queued then still applies."""
+    from swingtrader.risk import flatten
+    clock, sim, ledger, audit, bot = parts
+    halt(ledger, "news", who="alice")
+    fid = flatten(ledger, who="bob", reason="get out")
+    async def go():
+        task = asyncio.create_task(bot.run())
+        t0 = time.monotonic()
+        while any(c.status in ("pending", "taken") for c in ledger.commands()) and time.monotonic() - t0 < 60: await asyncio.sleep(0.02)
+        bot.stop(); await asyncio.wait_for(task, 60)
+    asyncio.run(go())
+    got = {c.kind: c for c in ledger.commands()}
+    assert got["flatten"].id == fid and got["flatten"].status == "failed" and "not carried out" in got["flatten"].result
+    assert "Flatten again now" in got["flatten"].result and got["halt"].status == "done"
+    assert [o for o in sim.orders() if o.side.value == "sell"] == []
+    assert any(d.get("kind") == "flatten" and d.get("level") == "warning" and "not carried out" in d.get("message", "") for d in health(audit, clock))
+
 def test_commands_obeyed_within_a_second(parts):
     clock, sim, ledger, audit, bot = parts
     async def go():

@@ -22,8 +22,8 @@ def data(tmp_path):
     d = tmp_path/"data"
     return {"SWINGTRADER_DATA_DIR": str(d), "SWINGTRADER_LOCK_DIR": str(tmp_path/"locks")}
 
-# -- flatten with no bot running said "the running bot carries it out within a second": nothing sold, the command waits
-#    in the ledger for whatever bot starts on it next (for a live account: a sale at that bot's start, maybe days later)
+# -- flatten with no bot running said "the running bot carries it out within a second": nothing is sold, and a bot started
+#    later closes the command without selling (tests/test_bot_unit.py: no sale on an old request)
 
 def test_flatten_without_a_running_bot_says_nothing_is_sold_now(tmp_path, data):
     r = run(["flatten"], tmp_path, **data)
@@ -31,9 +31,11 @@ def test_flatten_without_a_running_bot_says_nothing_is_sold_now(tmp_path, data):
     assert "the running bot carries it out" not in r.stdout, r.stdout
     warn = r.stderr.strip().splitlines()
     assert len(warn) == 1 and warn[0].startswith("warning: ") and "no bot is running" in warn[0] and "nothing is sold now" in warn[0], r.stderr
+    assert "closes this flatten without selling" in warn[0] and "flatten again" in warn[0], r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     st = run(["status"], tmp_path, **data)
     assert st.returncode == 0 and "pending commands: flatten#1 (no bot is running" in st.stdout, st.stdout
+    assert "closes flattens without selling" in st.stdout, st.stdout
 
 def test_flatten_with_a_running_bot_still_says_it_is_carried_out(tmp_path, data):
     "A run held by a live process (this test's child) is a running bot: flatten says the bot carries it out."
@@ -132,7 +134,7 @@ def test_data_start_after_its_end_names_the_data(tmp_path):
 
 def test_restore_drops_the_backups_pending_commands(tmp_path, data):
     assert run(["halt", "--reason", "qa"], tmp_path, **data).returncode == 0
-    assert run(["flatten"], tmp_path, **data).returncode == 0                  # no bot: flatten#2 waits in the ledger
+    assert run(["flatten"], tmp_path, **data).returncode == 0                  # no bot: flatten#2 is pending in the ledger
     bk = tmp_path/"bk.sqlite"
     assert run(["ledger", "backup", "--to", str(bk)], tmp_path, **data).returncode == 0
     other = {**data, "SWINGTRADER_DATA_DIR": str(tmp_path/"other")}

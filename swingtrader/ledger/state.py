@@ -173,6 +173,16 @@ def enqueue_command(self:State, kind:str, # halt | resume | flatten
                           (kind, json.dumps(args or {}), requested_by, iso_now(self.clock))).lastrowid
 
 @patch
+def drop_pending_commands(self:State, kind:str, # halt | resume | flatten
+                          result:str) -> list[Command]: # why they were not carried out
+    "Close every pending command of `kind` as failed with `result`, without carrying it out; returns them, oldest first."
+    with self._tx() as db:
+        now = iso_now(self.clock)
+        rows = db.execute("UPDATE commands SET status='failed', taken_at=?, completed_at=?, result=? WHERE status='pending' AND kind=? RETURNING *",
+                          (now, now, result, kind)).fetchall()
+    return sorted(map(_command, rows), key=lambda c: c.id)
+
+@patch
 def take_pending_commands(self:State) -> list[Command]:
     "Mark every pending command taken and return them, oldest first."
     with self._tx() as db:
