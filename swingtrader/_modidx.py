@@ -1291,6 +1291,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'swingtrader/dashboard.py'),
                                        'swingtrader.dashboard.ledger_file': ('dashboard.html#ledger_file', 'swingtrader/dashboard.py'),
                                        'swingtrader.dashboard.market_state': ('dashboard.html#market_state', 'swingtrader/dashboard.py'),
+                                       'swingtrader.dashboard.no_bot_note': ('dashboard.html#no_bot_note', 'swingtrader/dashboard.py'),
                                        'swingtrader.dashboard.orders_view': ('dashboard.html#orders_view', 'swingtrader/dashboard.py'),
                                        'swingtrader.dashboard.positions_view': ( 'dashboard.html#positions_view',
                                                                                  'swingtrader/dashboard.py'),

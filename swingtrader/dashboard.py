@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'POSITION_COLUMNS', 'ORDER_COLUMNS', 'FILL_COLUMNS', 'RISK_COLUMNS', 'ALERT_COLUMNS', 'read_sectors',
            'read_prices', 'last_fill_prices', 'market_state', 'account_view', 'positions_view', 'orders_view',
            'fills_view', 'risk_view', 'equity_view', 'equity_curve', 'alerts_view', 'ledger_file', 'dashboard_halt',
-           'dashboard_resume', 'dashboard_flatten']
+           'dashboard_resume', 'no_bot_note', 'dashboard_flatten']
 
 # %% ../nbs/80_dashboard.ipynb #a600d2f0
 def _read_json_map(path:Path) -> dict:
@@ -210,10 +210,19 @@ def dashboard_resume(ledger_path:Path, who:str, reason:str, via:str="dashboard")
     with _writer(ledger_path) as lg: st = risk.reset_halt(lg, reason, f"{who.strip()} ({via})")
     return f"Trading ACTIVE again, reset by {st.who}: {st.reason}."
 
+def no_bot_note(ledger_path:Path) -> str|None:
+    "What a sale asked for now comes to when no live bot runs the run of `ledger_path` (its `run.json`); None while one does."
+    from swingtrader import runs
+    r = runs.Run.from_dict(runs.read_json(Path(ledger_path).parent/runs.RUN_FILE))
+    if r is not None and r.running: return None
+    return ("No bot is running on this run: nothing is sold now, and a bot started later closes this request without selling. "
+            "Start the bot and ask again, or close the position at the broker.")
+
 def dashboard_flatten(ledger_path:Path, reason:str="", via:str="dashboard") -> str:
-    "Ask the running bot to close every position at market."
+    "Ask the running bot to close every position at market (with no bot running: said so)."
     with _writer(ledger_path) as lg: cid = risk.flatten(lg, via, reason)
-    return f"Flatten requested (command #{cid}): the running bot sends market orders closing every position."
+    return (f"Flatten requested (command #{cid}): " +
+            (no_bot_note(ledger_path) or "the running bot sends market orders closing every position."))
 
 def _writer(path:Path) -> Ledger:
     if not Path(path).exists():

@@ -16,7 +16,7 @@ from .config import Settings, SwingtraderError, env_name
 from .ledger import Ledger
 from .models import OrderType
 from .risk import LEVERAGE
-from .dashboard import account_view, positions_view
+from .dashboard import account_view, positions_view, no_bot_note
 
 NY = ZoneInfo("America/New_York")
 
@@ -263,4 +263,5 @@ def dashboard_close(ledger_path:Path, symbol:str, via:str="dashboard") -> str:
         from swingtrader.risk import flatten
         cid = flatten(lg, via, f"close {sym} from the dashboard", symbols=[sym])
     qty = f"{abs(p.qty):,.4f}".rstrip("0").rstrip(".")
-    return f"Close {sym} requested (command #{cid}): the running bot cancels its {sym} orders and {'sells' if p.qty > 0 else 'buys back'} {qty} at market."
+    idle = no_bot_note(ledger_path)
+    return f"Close {sym} requested (command #{cid}): " + (idle or f"the running bot cancels its {sym} orders and {'sells' if p.qty > 0 else 'buys back'} {qty} at market.")

@@ -163,7 +163,8 @@ def test_kill_switch_actions(ledger, tmp_path):
     assert ledger.halt_state().state == "halted"
     db.dashboard_resume(path, "Ann", "reviewed")
     assert (ledger.halt_state().state, ledger.halt_state().who) == ("active", "Ann (dashboard)")
-    db.dashboard_flatten(path)
+    said = db.dashboard_flatten(path)                              # no run.json here: no bot runs this ledger
+    assert "No bot is running on this run: nothing is sold now" in said and "the running bot sends" not in said, said
     assert [(c.kind, c.requested_by) for c in ledger.commands()] == [("flatten", "dashboard"), ("resume", "Ann (dashboard)"), ("halt", "dashboard")]
     with pytest.raises(Exception, match="SWINGTRADER_DATA_DIR"): db.dashboard_flatten(tmp_path / "none" / "ledger.sqlite")
     assert not (tmp_path / "none").exists()
