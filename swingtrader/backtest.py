@@ -470,10 +470,11 @@ def summary(self:BacktestResult) -> dict:
 def summary_text(self:BacktestResult) -> str:
     "The run, its rules and the statistics as aligned text (the backtest command prints it)."
     from swingtrader.tearsheet import stats_text
+    from swingtrader.report_format import count
     s, i = self.summary(), self.info
     r = i.get("rules", {})
     onoff = lambda k: "on" if r.get(k) else "OFF"
-    lines = [f"backtest {i['start']} to {i['end']}: {i['symbols']} symbols, {i['timeframe']} bars, fills at {i['fill_at']}, "
+    lines = [f"backtest {i['start']} to {i['end']}: {count(i['symbols'], 'symbol')}, {i['timeframe']} bars, fills at {i['fill_at']}, "
              f"starting cash ${i['initial_cash']:,.2f}",
              f"rules: kill switch {onoff('kill_switch')} (losing streak > {r.get('max_losing_streak')}, weekly loss {r.get('weekly_loss_halt', 0):.1%}), "
              f"stops {onoff('stops')}, daily loss {r.get('daily_loss_halt', 0):.1%}, caps: position {r.get('position_cap', 0):.0%} / "
@@ -486,6 +487,7 @@ def summary_text(self:BacktestResult) -> str:
 @patch
 def fig_equity(self:BacktestResult):
     "Equity, and cash on its own axis (plotly; New York time, closed hours left out)."
+    from swingtrader.report_format import count
     import plotly.graph_objects as go
     from swingtrader.report_format import ny_index
     from swingtrader.tearsheet import gap_rangebreaks
@@ -494,7 +496,7 @@ def fig_equity(self:BacktestResult):
     fig = go.Figure([go.Scatter(x=x, y=e["equity"].round(2), name="equity"),
                      go.Scatter(x=x, y=e["cash"].round(2), name="cash", line=dict(dash="dot", color="#aaa"), yaxis="y2")])
     fig.update_xaxes(rangebreaks=gap_rangebreaks(x), title_text="New York time")
-    return fig.update_layout(title=f"Equity ({self.info['fill_at']} fills, {self.info['symbols']} symbols)", yaxis=dict(title="equity (USD)", tickprefix="$"),
+    return fig.update_layout(title=f"Equity ({self.info['fill_at']} fills, {count(self.info['symbols'], 'symbol')})", yaxis=dict(title="equity (USD)", tickprefix="$"),
                              yaxis2=dict(title="cash (USD)", overlaying="y", side="right", showgrid=False, tickprefix="$"))
 
 @patch

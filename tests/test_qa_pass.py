@@ -107,6 +107,7 @@ def test_tearsheet_says_one_symbol(tmp_path, data):
     assert r.returncode == 0, r.stderr
     html = (out/"tearsheet.html").read_text()
     assert "1 symbols" not in html and "1 symbol," in html
+    assert "1 symbols" not in r.stdout and ": 1 symbol," in r.stdout, r.stdout     # the summary the command prints
 
 # -- --calendar was shown and refused lower-cased ('xnys'), and sweep's --calendar had no help
 
