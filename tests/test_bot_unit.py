@@ -52,21 +52,25 @@ def test_a_flatten_asked_for_while_no_bot_ran_is_closed_without_selling(parts):
     assert [o for o in sim.orders() if o.side.value == "sell"] == []
     assert any(d.get("kind") == "flatten" and d.get("level") == "warning" and "not carried out" in d.get("message", "") for d in health(audit, clock))
 
-def test_commands_obeyed_within_a_second(parts):
+def test_commands_obeyed_by_the_running_bot(parts):
+    "A halt and a resume asked for while the bot runs are carried out (how fast: bench/bench_command_latency.py; no timed assertion here)."
     clock, sim, ledger, audit, bot = parts
+    def settled():
+        return all(c.status not in ("pending", "taken") for c in ledger.commands())
+    async def until(pred, what):
+        t0 = time.monotonic()
+        while not pred():
+            assert time.monotonic() - t0 < 60, f"the bot never {what}"      # a hang, not a speed limit
+            await asyncio.sleep(0.02)
     async def go():
         task = asyncio.create_task(bot.run())
-        await asyncio.sleep(0.3)
-        t0 = time.monotonic()
+        await until(lambda: task.done() or bot._tasks, "started")
         halt(ledger, "news", who="alice")
-        while ledger.commands(1)[0].status == "pending" and time.monotonic() - t0 < 5: await asyncio.sleep(0.02)
-        took = time.monotonic() - t0
+        await until(settled, "carried out the halt")
         resume(ledger, "news priced in", who="alice")
-        await asyncio.sleep(0.4)
-        bot.stop(); await asyncio.wait_for(task, 10)
-        return took
-    took = asyncio.run(go())
-    assert took < 1.0
+        await until(settled, "carried out the resume")
+        bot.stop(); await asyncio.wait_for(task, 60)
+    asyncio.run(go())
     kinds = [(c.kind, c.status) for c in ledger.commands()]
     assert ("halt", "done") in kinds and ("resume", "done") in kinds
     assert ledger.halt_state().state == "active"
