@@ -16,14 +16,13 @@ from .ledger import Ledger
 from .dashboard import (POSITION_COLUMNS, ORDER_COLUMNS, FILL_COLUMNS, RISK_COLUMNS, ALERT_COLUMNS, ledger_file,
                                    market_state, account_view, positions_view, orders_view, fills_view, risk_view,
                                    alerts_view, dashboard_halt, dashboard_resume, dashboard_flatten)
-from .dashboard_trading import (TRADE_COLUMNS, rule_use, closed_trades, intraday_equity, symbol_chart, chart_symbols,
+from .dashboard_trading import (rule_bars_html, TRADE_COLUMNS, rule_use, closed_trades, intraday_equity, symbol_chart, chart_symbols,
                                            dashboard_close, money, ny_time)
 
 log = logging.getLogger("swingtrader.dashboard")   # one logger for the dashboard's rooms
 
 # %% auto #0
-__all__ = ['log', 'STATE_COLORS', 'ACTION_INTERVAL_S', 'TOKEN_USER', 'state_badge', 'kpi_html', 'rule_bars_html', 'Dashboard',
-           'make_app']
+__all__ = ['log', 'STATE_COLORS', 'ACTION_INTERVAL_S', 'TOKEN_USER', 'state_badge', 'kpi_html', 'Dashboard', 'make_app']
 
 # %% ../nbs/80a_dashboard_page.ipynb #a5fabbab
 import panel as pn
@@ -57,25 +56,6 @@ def kpi_html(acct:dict) -> str:
                     card("Exposure", _money(acct["exposure"])), card("Positions", acct["positions"]),
                     card("Working orders", acct["open_orders"]),
                     card("Marked at (New York)", html.escape(ny_time(acct["as_of"]) if acct["as_of"] else "no mark yet"))])
-
-# %% ../nbs/80a_dashboard_page.ipynb #ab880233
-def _rule_color(use) -> str: return "#888" if use is None or pd.isna(use) else "#c62828" if use >= 1 else "#b26a00" if use >= .75 else "#1a7f37"
-
-def rule_bars_html(rules:pd.DataFrame) -> str:
-    "HTML use bars for `rule_use`'s rows: title, use / limit, a bar with the limit marked, the rule's detail and setting."
-    out = []
-    for r in rules.itertuples():
-        u = None if r.use is None or pd.isna(r.use) else float(r.use)
-        w = 0 if u is None else min(u, 1.25) / 1.25 * 100
-        flag = ' <b style="color:#c62828">TRIPPED</b>' if r.tripped else ""
-        out.append(f'<div class="st-rule" data-rule="{r.rule}" data-use="{"" if u is None else round(u, 4)}" data-tripped="{str(bool(r.tripped)).lower()}" '
-                   f'style="margin:0 0 10px 0"><div style="display:flex;justify-content:space-between"><b>{html.escape(r.title)}</b>'
-                   f'<span class="st-rule-text">{html.escape(r.text)}{flag}</span></div>'
-                   f'<div style="position:relative;height:14px;background:rgba(128,128,128,.25);border-radius:4px">'
-                   f'<div style="width:{w:.1f}%;height:100%;background:{_rule_color(u)};border-radius:4px"></div>'
-                   f'<div title="limit" style="position:absolute;left:80%;top:-2px;bottom:-2px;border-left:2px dashed #c62828"></div></div>'
-                   f'<div style="font-size:.8em;opacity:.75">{html.escape(r.detail)} <code>{html.escape(r.setting)}</code></div></div>')
-    return "".join(out)
 
 # %% ../nbs/80a_dashboard_page.ipynb #5ce63a60
 _MONEY_COLS = {"avg_price", "last", "market_value", "unrealized_pl", "realized_pl", "stop", "notional", "limit_price", "stop_price",

@@ -22,7 +22,8 @@ NY = ZoneInfo("America/New_York")
 
 # %% auto #0
 __all__ = ['NY', 'TRADE_COLUMNS', 'RULE_COLUMNS', 'EVENTS', 'TRIP_RULES', 'money', 'pct', 'ny_time', 'closed_trades',
-           'longest_losing_run', 'intraday_equity', 'rule_use', 'symbol_chart', 'chart_symbols', 'dashboard_close']
+           'longest_losing_run', 'intraday_equity', 'rule_use', 'symbol_chart', 'chart_symbols', 'dashboard_close',
+           'rule_bars_html']
 
 # %% ../nbs/80c_dashboard_trading.ipynb #46e101ae
 def _missing(x) -> bool: return x is None or (isinstance(x, float) and x != x)
@@ -265,3 +266,24 @@ def dashboard_close(ledger_path:Path, symbol:str, via:str="dashboard") -> str:
     qty = f"{abs(p.qty):,.4f}".rstrip("0").rstrip(".")
     idle = no_bot_note(ledger_path)
     return f"Close {sym} requested (command #{cid}): " + (idle or f"the running bot cancels its {sym} orders and {'sells' if p.qty > 0 else 'buys back'} {qty} at market.")
+
+# %% ../nbs/80c_dashboard_trading.ipynb #ab880233
+import html
+
+def _rule_color(use) -> str: return "#888" if use is None or pd.isna(use) else "#c62828" if use >= 1 else "#b26a00" if use >= .75 else "#1a7f37"
+
+def rule_bars_html(rules:pd.DataFrame) -> str:
+    "HTML use bars for `rule_use`'s rows: title, use / limit, a bar with the limit marked, the rule's detail and setting."
+    out = []
+    for r in rules.itertuples():
+        u = None if r.use is None or pd.isna(r.use) else float(r.use)
+        w = 0 if u is None else min(u, 1.25) / 1.25 * 100
+        flag = ' <b style="color:#c62828">TRIPPED</b>' if r.tripped else ""
+        out.append(f'<div class="st-rule" data-rule="{r.rule}" data-use="{"" if u is None else round(u, 4)}" data-tripped="{str(bool(r.tripped)).lower()}" '
+                   f'style="margin:0 0 10px 0"><div style="display:flex;justify-content:space-between"><b>{html.escape(r.title)}</b>'
+                   f'<span class="st-rule-text">{html.escape(r.text)}{flag}</span></div>'
+                   f'<div style="position:relative;height:14px;background:rgba(128,128,128,.25);border-radius:4px">'
+                   f'<div style="width:{w:.1f}%;height:100%;background:{_rule_color(u)};border-radius:4px"></div>'
+                   f'<div title="limit" style="position:absolute;left:80%;top:-2px;bottom:-2px;border-left:2px dashed #c62828"></div></div>'
+                   f'<div style="font-size:.8em;opacity:.75">{html.escape(r.detail)} <code>{html.escape(r.setting)}</code></div></div>')
+    return "".join(out)
