@@ -13,11 +13,10 @@ import swingtrader
 from .config import ConfigError, Settings, SwingtraderError
 
 # %% auto #0
-__all__ = ['CALENDAR', 'SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'MAX_SIM_SYMBOLS', 'friendly', 'os_error', 'load_settings',
-           'main', 'version', 'config', 'Number', 'AnyCase', 'settles_in_calendar', 'market', 'fresh_dir',
+__all__ = ['CALENDAR', 'SPEED', 'SEED', 'MAX_NOTE', 'SIM_HISTORY', 'friendly', 'os_error', 'load_settings', 'main', 'version',
+           'config', 'Number', 'AnyCase', 'in_calendar', 'settles_in_calendar', 'market', 'parse_date', 'fresh_dir',
            'open_ledger', 'when', 'printable', 'halt', 'reset_halt', 'flatten', 'status', 'audit_prune', 'emulator',
-           'run', 'daily', 'sim_day_room', 'smoke', 'backtest', 'dashboard', 'sweep', 'pd_options',
-           'add_broker_options']
+           'run', 'daily', 'sim_day_room', 'smoke', 'dashboard', 'add_broker_options']
 
 # %% ../nbs/90_cli.ipynb #000a1169
 def _fail(e:SwingtraderError):
@@ -96,7 +95,8 @@ class _Main(click.Group):
 
     # commands whose module loads only when they run (heavier dependencies: DXLink greeks, FastAPI, discord.py, gymnasium)
     LAZY = {"positions": "swingtrader.cli_interfaces", "api": "swingtrader.cli_interfaces", "chat": "swingtrader.cli_interfaces",
-            "agent": "swingtrader.cli_interfaces", "ledger": "swingtrader.cli_ledger"}
+            "agent": "swingtrader.cli_interfaces", "ledger": "swingtrader.cli_ledger",
+            "backtest": "swingtrader.cli_research", "sweep": "swingtrader.cli_research"}
     def list_commands(self, ctx): return sorted({*super().list_commands(ctx), *self.LAZY})
     def get_command(self, ctx, name):
         if name in self.LAZY and name not in self.commands:
@@ -168,7 +168,7 @@ CALENDAR = AnyCase(["XNYS", "weekdays", "24x7", "none"])   # the sessions a --da
 SPEED = Number(float, 0, 1e6, lo_open=True)     # simulated seconds per real second
 SEED = Number(int, 0, 2**32 - 1)                # market seeds
 
-def _in_calendar(d:date, name:str) -> date:
+def in_calendar(d:date, name:str) -> date:
     "`d`, or a clear error naming the option when it lies outside the market calendar."
     from swingtrader.clock import MarketCalendar
     return MarketCalendar().check_day(d, f"{name} {d}")
@@ -203,7 +203,7 @@ def _parse_time(s:str, name:str) -> datetime:
     except ValueError: raise SwingtraderError(f"{name} {s!r} is not a date/time.", "use ISO format, e.g. 2026-07-02T15:00 or 2026-07-02T15:00-04:00.") from None
     return t if t.tzinfo else t.replace(tzinfo=NY)
 
-def _parse_date(s:str, name:str) -> date:
+def parse_date(s:str, name:str) -> date:
     try: return date.fromisoformat(s)
     except ValueError: raise SwingtraderError(f"{name} {s!r} is not a date.", "use YYYY-MM-DD, e.g. 2026-03-02.") from None
 
@@ -351,7 +351,7 @@ def audit_prune(today):
     from swingtrader.audit import AuditLog
     from swingtrader.clock import WallClock, NY
     s = load_settings()
-    d = _parse_date(today, "--today") if today else WallClock().now().astimezone(NY).date()
+    d = parse_date(today, "--today") if today else WallClock().now().astimezone(NY).date()
     gone = AuditLog.from_settings(s, WallClock()).prune(d)
     from swingtrader.report_format import count
     click.echo(f"pruned {count(len(gone), 'audit file')} under {s.audit_dir}")
@@ -417,7 +417,7 @@ def daily(day, speed, report):
     from swingtrader.clock import WallClock, NY
     from swingtrader import jobs, runs
     s = jobs.preflight(load_settings(), "daily run")
-    d = _in_calendar(_parse_date(day, "--day"), "--day") if day else None
+    d = in_calendar(parse_date(day, "--day"), "--day") if day else None
     if d is not None and s.broker != "sim": raise SwingtraderError(f"--day {d} only applies to the simulator.", "drop --day: a live daily run trades today.")
     now = WallClock().now().astimezone(NY)
     if s.broker == "sim":
@@ -500,80 +500,6 @@ def smoke(symbol, report):
 
 
 
-# %% ../nbs/90_cli.ipynb #04c6f6e4
-MAX_SIM_SYMBOLS = 500   # the simulator's universe at most (SWINGTRADER_SIM_SYMBOLS, emulator --symbols, sweep --symbols)
-
-def _check_count(symbols:str|None):
-    "A `--symbols` that is a number must be a number of symbols the simulator makes (names are checked against its universe later)."
-    t = (symbols or "").strip()
-    if t.lstrip("+-").isdigit() and not 1 <= int(t) <= MAX_SIM_SYMBOLS:
-        raise SwingtraderError(f"--symbols {t} is out of range.", f"give a number of symbols from 1 to {MAX_SIM_SYMBOLS}, or names such as AAA,BBB.")
-
-@main.command()
-@click.option("--start", default=None, help="First session, YYYY-MM-DD (with --data: default its first).")
-@click.option("--end", default=None, help="Last session, YYYY-MM-DD (with --data: default its last).")
-@click.option("--symbols", default=None, help="How many simulated symbols, 1 to 500 (e.g. 20), or names (AAA,BBB).")
-@click.option("--seed", default=None, type=SEED, help="Market seed, 0 to 2**32-1 (default SWINGTRADER_SIM_SEED).")
-@click.option("--fill-at", "fill_at", default="close", show_default=True, type=click.Choice(["close", "quote", "bar"]),
-              help="close: at the decision bar's close, no costs (comparable with other frameworks).")
-@click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/backtest-..., a new one per run).")
-@click.option("--data", default=None, help="Your bars instead of the simulated market: a CSV/Parquet file or a folder of them.")
-@click.option("--sectors", default=None, help="CSV symbol,sector[,industry] for --data (a symbol not in it is a sector of its own).")
-@click.option("--calendar", default="XNYS", show_default=True, type=CALENDAR,
-              help="The sessions --data follows (none: no session or gap checks).")
-@click.option("--tz", default="America/New_York", show_default=True, help="Time zone of --data's timestamps without an offset.")
-@click.option("--gaps", default="warn", show_default=True, type=click.Choice(["warn", "error"]), help="Missing bars in --data: a warning, or an error.")
-@click.option("--cash", default=None, type=Number(float, 0, 1e12, lo_open=True), help="Starting cash in USD (default SWINGTRADER_SIM_CASH).")
-@click.option("--canonical", is_flag=True, help="Run the fixed canonical rule set, comparable trade for trade with other frameworks.")
-@click.option("--no-kill-switch", "no_kill_switch", is_flag=True, help="Leave out the kill switch (losing streak, weekly loss: on in the bot and by default here).")
-@click.option("--no-stops", "no_stops", is_flag=True, help="Leave out the trailing stops (on in the bot and by default here).")
-@click.option("--no-caps", "no_caps", is_flag=True, help="Open the position, sector and correlated caps to 100% of equity.")
-@click.option("--chart", "chart", default=None, help="Symbol whose candles and trades the tearsheet shows (default: the most traded).")
-@friendly
-def backtest(start, end, symbols, seed, fill_at, out, data, sectors, calendar, tz, gaps, cash, canonical, no_kill_switch, no_stops, no_caps, chart):
-    "Backtest the bot (strategy, sizing, risk rules, stops, kill switch) on the simulator or on your bars (--data); print the statistics and the files written."
-    import logging
-    from decimal import Decimal
-    from swingtrader.backtest import Backtest, run_backtest
-    from swingtrader.canonical import CanonicalBacktest
-    s = load_settings()
-    _check_count(symbols)
-    if canonical and fill_at != "close": raise SwingtraderError(f"--canonical fills at the close, not --fill-at {fill_at}.", "drop --fill-at.")
-    if canonical and (no_kill_switch or no_stops or no_caps):
-        raise SwingtraderError("--canonical runs a fixed rule set; --no-kill-switch, --no-stops and --no-caps do not apply.", "drop them, or drop --canonical.")
-    if no_caps: s = s.model_copy(update=dict(position_cap=1.0, sector_cap=1.0, correlated_cap=1.0))
-    logging.getLogger("swingtrader.risk").setLevel(logging.CRITICAL + 1)   # a trip is in the results, not a live alert
-    kw = {"cash": Decimal(str(cash))} if cash is not None else {}
-    rules = {} if canonical else dict(kill_switch=not no_kill_switch, stops=not no_stops)
-    if data is not None:
-        from swingtrader.datasets import load_dataset
-        if symbols is not None or seed is not None: raise SwingtraderError("--symbols and --seed pick simulated data, not --data.", "drop them (the data's files say which symbols).")
-        ds = load_dataset(data, tz=tz, calendar=calendar, start=start and _parse_date(start, "--start"), end=end and _parse_date(end, "--end"),
-                          sectors=sectors, gaps=gaps)
-        if (w := ds.gap_warning()): click.echo(f"warning: {w}", err=True)
-        cls, fill = (CanonicalBacktest, {}) if canonical else (Backtest, {"fill_at": fill_at})
-        r = cls.from_dataset(ds, s, progress=sys.stderr.isatty(), **fill, **kw, **rules).run()
-        a, b = r.info["start"], r.info["end"]
-    else:
-        if start is None or end is None: raise SwingtraderError("--start and --end are needed for the simulated market.", "give both, or --data PATH for your own bars.")
-        if sectors is not None: raise SwingtraderError("--sectors describes --data.", "give --data too, or drop --sectors.")
-        a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
-        if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
-        settles_in_calendar(b, "--end")
-        if canonical:
-            n = symbols or s.sim_symbols
-            n = int(n) if str(n).strip().isdigit() else [x for x in str(n).split(",") if x.strip()]
-            r = CanonicalBacktest.from_seed(s, n, a, b, seed, progress=sys.stderr.isatty(), **kw).run()
-        else: r = run_backtest(s, a, b, symbols=symbols, seed=seed, fill_at=fill_at, progress=sys.stderr.isatty(), **kw, **rules)
-    if chart and chart.strip().upper() not in r.bars:
-        raise SwingtraderError(f"--chart {chart} is not one of the backtest's symbols.", f"use one of {', '.join(list(r.bars)[:8])}.")
-    fill_at = "canonical" if canonical else fill_at
-    path = r.save(out or fresh_dir(s.reports_dir/f"backtest-{a}-{b}-{fill_at}"), symbol=chart.strip().upper() if chart else None)
-    click.echo(r.summary_text())
-    click.echo("wrote:")
-    for f in r.files: click.echo(f"  {f}")
-    click.echo(f"results: {path}")
-
 # %% ../nbs/90_cli.ipynb #6e23a486
 @main.command()
 @click.option("--port", default=5006, show_default=True, type=Number(int, 0, 65535), help="Port (0 picks a free one).")
@@ -588,68 +514,6 @@ def dashboard(port, address):
                                "use 127.0.0.1 (or an IPv4 address or host name of this machine).")
     s = load_settings()
     serve(s, port=port, address=address, announce=lambda line: click.echo(line) or sys.stdout.flush())
-
-# %% ../nbs/90_cli.ipynb #9ee8245b
-@main.command()
-@click.option("--param", "params", multiple=True, help="A setting and its values: name=v1,v2 or name=lo:hi[:step] (repeat the option).")
-@click.option("--start", default=None, help="First session, YYYY-MM-DD (with --data: default its first).")
-@click.option("--end", default=None, help="Last session, YYYY-MM-DD (with --data: default its last).")
-@click.option("--symbols", default=None, type=Number(int, 1, 500), help="How many simulated symbols (default SWINGTRADER_SIM_SYMBOLS).")
-@click.option("--seed", default=None, type=SEED, help="Market seed (default SWINGTRADER_SIM_SEED).")
-@click.option("--data", default=None, help="Your bars instead of the simulated market: a CSV/Parquet file or a folder of them.")
-@click.option("--sectors", default=None, help="CSV symbol,sector[,industry] for --data.")
-@click.option("--calendar", default="XNYS", show_default=True, type=CALENDAR,
-              help="The sessions --data follows (none: no session or gap checks).")
-@click.option("--tz", default="America/New_York", show_default=True, help="Time zone of --data's timestamps without an offset.")
-@click.option("--cash", default=None, type=Number(float, 0, 1e12, lo_open=True), help="Starting cash in USD (default SWINGTRADER_SIM_CASH).")
-@click.option("--split", default=0.7, show_default=True, type=Number(float, 0, 1, lo_open=True), help="Fraction of the sessions in sample (the rest: out of sample).")
-@click.option("--walk-forward", "folds", default=None, type=Number(int, 1, 50), help="Rolling walk-forward folds instead of one split.")
-@click.option("--metric", default="sharpe", show_default=True, type=click.Choice(["total_return", "sharpe", "max_drawdown", "trades", "win_rate", "final_equity"]))
-@click.option("--workers", default=2, show_default=True, type=Number(int, 1, 256), help="Local Dask worker processes (without --scheduler).")
-@click.option("--scheduler", default=None, help="A Dask scheduler, tcp://HOST:8786 (default: a private LocalCluster).")
-@click.option("--optuna", "trials", default=None, type=Number(int, 1, 100000), help="An Optuna search of this many trials instead of the grid.")
-@click.option("--notebook", default=None, help="Sweep a papermill notebook instead of the backtest (one kernel per task).")
-@click.option("--out", default=None, help="Results directory (default SWINGTRADER_DATA_DIR/reports/sweep-...); a rerun resumes it.")
-@click.option("--top", default=10, show_default=True, type=Number(int, 1, 10000), help="Rows of the ranked table to print.")
-@friendly
-def sweep(params, start, end, symbols, seed, data, sectors, calendar, tz, cash, split, folds, metric, workers, scheduler, trials, notebook, out, top):
-    "Backtest a grid (or Optuna search) of settings on Dask, in sample and out of sample; rank and store the results."
-    from decimal import Decimal
-    from swingtrader import sweep as sw
-    s = load_settings()
-    if not params: raise SwingtraderError("no --param given.", "give at least one, e.g. --param macd_fast=8,12,16.")
-    ps = [sw.parse_param(p, setting=notebook is None) for p in params]
-    dest = out or s.reports_dir / f"sweep-{'-'.join(p.name for p in ps)}"
-    if notebook is not None:
-        r = sw.notebook_sweep(notebook, ps, dest, metric=metric, workers=workers, scheduler=scheduler, progress=sys.stderr.isatty())
-    else:
-        if data is not None:
-            from swingtrader.datasets import load_dataset
-            if symbols is not None or seed is not None: raise SwingtraderError("--symbols and --seed pick simulated data, not --data.", "drop them.")
-            ds = load_dataset(data, tz=tz, calendar=calendar, start=start and _parse_date(start, "--start"), end=end and _parse_date(end, "--end"), sectors=sectors)
-            bars, universe, cal, a, b = ds.bars, ds.universe, ds.calendar, ds.start, ds.end
-        else:
-            from swingtrader.sim.data import make_universe, generate_bars
-            if start is None or end is None: raise SwingtraderError("--start and --end are needed for the simulated market.", "give both, or --data PATH.")
-            a, b = _in_calendar(_parse_date(start, "--start"), "--start"), _in_calendar(_parse_date(end, "--end"), "--end")
-            if b < a: raise SwingtraderError(f"--end {b} is before --start {a}.", "give the earlier date as --start.")
-            settles_in_calendar(b, "--end")
-            universe = make_universe(symbols or s.sim_symbols, s.sim_seed if seed is None else seed)
-            bars, cal = generate_bars(universe, a, b, s.sim_seed if seed is None else seed), None
-        days = sw.sessions_of(bars, a, b)
-        windows = sw.walk_forward(days, folds) if folds else sw.split(days, split)
-        r = sw.run_sweep(bars, universe, s, ps, windows, dest, metric=metric, workers=workers, scheduler=scheduler,
-                         cash=Decimal(str(cash)) if cash is not None else None, calendar=cal, trials=trials, progress=sys.stderr.isatty())
-    for p, e in r.failed: click.echo(f"warning: {p} failed: {e}", err=True)
-    if len(r.table):
-        with pd_options(): click.echo(sw.table_text(r.table, top))
-    click.echo(f"{len(r.table)} parameter sets ({r.computed} computed, {r.reused} reused) in {r.seconds:.1f} s")
-    click.echo(f"results: {r.out}")
-
-def pd_options():
-    "Wide pandas output for the ranked table."
-    import pandas as pd
-    return pd.option_context("display.width", 200, "display.max_columns", 30)
 
 # %% ../nbs/90_cli.ipynb #5bcc440d
 def _env_option(var:str):
