@@ -3,19 +3,12 @@ import os, re, sqlite3, subprocess, sys
 from pathlib import Path
 import pytest
 
-EXE = str(Path(sys.executable).parent/"swingtrader")
+import test_acceptance_cli as acceptance
+from test_acceptance_cli import one_line                         # exit 2, one `error:` line naming the problem and the fix
 
 def run(args, cwd, timeout=180, **env):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SWINGTRADER_", "TT_", "ALPACA_"))}
-    return subprocess.run([EXE, *args], capture_output=True, text=True, env={**base, **env}, cwd=cwd, timeout=timeout)
-
-def one_line(r, marker=" Fix: "):
-    "Exit 2, one `error:` line on stderr naming the problem and the fix, no traceback."
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and marker in lines[0], r.stderr
-    assert "Traceback" not in r.stdout + r.stderr
-    return lines[0]
+    "The installed command with a clean environment (as the acceptance pass runs it), given longer for a sweep."
+    return acceptance.run(args, cwd, timeout=timeout, **env)
 
 @pytest.fixture
 def data(tmp_path):
