@@ -134,7 +134,9 @@ REQUIRED = {"--start": "2026-03-02", "--end": "2026-03-04"}
 def _numeric_options():
     out = []
     def walk(grp, path):
-        for name, cmd in sorted(grp.commands.items()):
+        ctx = click.Context(grp)
+        for name in sorted(grp.list_commands(ctx)):              # the lazily loaded commands too (ledger, backtest, sweep, ...)
+            cmd = grp.get_command(ctx, name)
             if isinstance(cmd, click.Group): walk(cmd, path + [name]); continue
             for p in cmd.params:
                 if isinstance(p, click.Option) and isinstance(p.type, (_cli.Number, click.IntRange, click.FloatRange, click.types.IntParamType, click.types.FloatParamType)):
