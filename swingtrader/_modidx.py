@@ -3696,6 +3696,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'swingtrader.risk.halt': ('risk.html#halt', 'swingtrader/risk.py'),
                                   'swingtrader.risk.reset_halt': ('risk.html#reset_halt', 'swingtrader/risk.py')},
             'swingtrader.runs': { 'swingtrader.runs.Run': ('runs.html#run', 'swingtrader/runs.py'),
+                                  'swingtrader.runs.Run.at': ('runs.html#run.at', 'swingtrader/runs.py'),
                                   'swingtrader.runs.Run.dir': ('runs.html#run.dir', 'swingtrader/runs.py'),
                                   'swingtrader.runs.Run.from_dict': ('runs.html#run.from_dict', 'swingtrader/runs.py'),
                                   'swingtrader.runs.Run.running': ('runs.html#run.running', 'swingtrader/runs.py'),

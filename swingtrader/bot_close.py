@@ -83,16 +83,15 @@ async def at_close(self:BotClose, day:date):
     self.days.append(d)
 
 # %% ../nbs/60c_bot_close.ipynb #d0618a4f
-QUEUED_FLATTEN = ("not carried out: asked for at {at} while no bot was running on this run; a bot that starts does not "
-                  "sell on an old request. Flatten again now if it still applies.")
+QUEUED_FLATTEN = ("not carried out: asked for while no bot was running on this run (requested_at says when); a bot that starts "
+                  "does not sell on an old request. Flatten again now if it still applies.")
 
 @patch
 def drop_queued_flattens(self:BotClose) -> list:
     "Close, without selling, the flattens pending when the bot starts (asked for while no bot ran: maybe days ago); returns them."
-    gone = [self.ledger.complete_command(c.id, False, QUEUED_FLATTEN.format(at=c.requested_at)) for c in
-            self.ledger.drop_pending_commands("flatten", "")]
+    gone = self.ledger.drop_pending_commands("flatten", QUEUED_FLATTEN)
     for c in gone:
-        msg = f"flatten #{c.id} by {c.requested_by} {c.result}"
+        msg = f"flatten #{c.id} by {c.requested_by} at {c.requested_at} {c.result}"
         log.warning("bot: %s", msg)
         if self.audit is not None:
             self.audit.health("command", {"level": "warning", "kind": c.kind, "requested_by": c.requested_by, "result": c.result,

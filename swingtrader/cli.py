@@ -236,14 +236,14 @@ _IDLE = "no bot is running on the current run:"
 def _bot_running(s:Settings) -> bool:
     "Does a live process run the current run (the one `status`, `halt` and `flatten` act on)?"
     from swingtrader import runs
-    r = runs.Run.from_dict(runs.read_json(runs.current_run(s)/runs.RUN_FILE))
+    r = runs.Run.at(runs.current_run(s))
     return r is not None and r.running
 
 def _run_line(s:Settings) -> str:
     "Which run a command acts on, e.g. `run: sim-runs/2026-03-02-... (daily on sim, running, pid 123)`."
     from swingtrader import runs
     here = runs.current_run(s)
-    r = runs.Run.from_dict(runs.read_json(here/runs.RUN_FILE))
+    r = runs.Run.at(here)
     if r is None: return f"run: {here} (no run recorded)"
     return f"run: {here} ({r.kind} on {r.broker}, {r.state}" + (f", pid {r.pid}" if r.state == "running" else "") + f", started {when(r.started_at)})"
 

@@ -213,7 +213,7 @@ def dashboard_resume(ledger_path:Path, who:str, reason:str, via:str="dashboard")
 def no_bot_note(ledger_path:Path) -> str|None:
     "What a sale asked for now comes to when no live bot runs the run of `ledger_path` (its `run.json`); None while one does."
     from swingtrader import runs
-    r = runs.Run.from_dict(runs.read_json(Path(ledger_path).parent/runs.RUN_FILE))
+    r = runs.Run.at(Path(ledger_path).parent)
     if r is not None and r.running: return None
     return ("No bot is running on this run: nothing is sold now, and a bot started later closes this request without selling. "
             "Start the bot and ask again, or close the position at the broker.")

@@ -87,6 +87,10 @@ class Run:
         if not d or "path" not in d or "kind" not in d or "broker" not in d: return None
         try: return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
         except TypeError: return None
+    @classmethod
+    def at(cls, d:Path) -> Run|None:
+        "The run recorded in run directory `d` (its `run.json`), or None."
+        return cls.from_dict(read_json(Path(d)/RUN_FILE))
 
 # %% ../nbs/62a_runs.ipynb #fbeffa5c
 class RunLocked(SwingtraderError):
@@ -211,7 +215,7 @@ def start_run(settings:Settings, kind:str, # run | daily
         run = Run(_rel(d, base), kind, settings.broker, settings.environment,
                   settings.tt_account_number if settings.broker == "tastytrade" else None, os.getpid(), info["started_at"], label,
                   token=secrets.token_hex(8), create_time=_create_time(os.getpid()))
-        _check_owner(run, Run.from_dict(read_json(d/RUN_FILE)), d)
+        _check_owner(run, Run.at(d), d)
         _record(base, run)
         _ACTIVE[str(base)], old_tok = run, os.environ.get(RUN_TOKEN)
         os.environ[RUN_TOKEN] = run.token
