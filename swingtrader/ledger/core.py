@@ -4,7 +4,7 @@
 
 # %% ../../nbs/46d_ledger_core.ipynb #3d46be21
 from __future__ import annotations
-import json, os, shutil, sqlite3
+import os, shutil, sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -160,13 +160,11 @@ def ledger_in_use(path:str|Path) -> list[str]:
 
 RESTORE_DROPPED = "not carried out: the ledger was restored from a backup (ask again if it still applies)"
 
-def _drop_commands(db:sqlite3.Connection) -> list[str]:
-    "Close the commands a restored copy still has pending (asked for when the backup was made, not now); record the restore as an event."
-    now = datetime.now(UTC).isoformat()
-    rows = db.execute("UPDATE commands SET status='failed', completed_at=?, result=? WHERE status IN ('pending', 'taken') RETURNING id, kind",
-                      (now, RESTORE_DROPPED)).fetchall()
-    names = [f"{k}#{i}" for i, k in sorted(rows)]
-    db.execute("INSERT INTO events(at, kind, symbol, detail) VALUES (?,?,?,?)", (now, "ledger_restored", None, json.dumps({"dropped_commands": names})))
+def _drop_commands(path:Path) -> list[str]:
+    "Close the commands a restored copy still has pending or taken (asked for when the backup was made, not now); record the restore as an event."
+    with Ledger(path) as lg:
+        names = [f"{c.kind}#{c.id}" for c in lg.drop_pending_commands(None, RESTORE_DROPPED, taken=True)]
+        lg.log_event("ledger_restored", {"dropped_commands": names})
     return names
 
 def restore_ledger(backup:str|Path, # a backup made by `backup_ledger` (or any healthy ledger file)
@@ -183,10 +181,9 @@ def restore_ledger(backup:str|Path, # a backup made by `backup_ledger` (or any h
     new = p.with_name(f".{p.name}.restore-{os.getpid()}")
     _online_copy(b, new)
     d = sqlite3.connect(new, isolation_level=None)
-    try:
-        d.execute("PRAGMA journal_mode=WAL")
-        _drop_commands(d)
+    try: d.execute("PRAGMA journal_mode=WAL")
     finally: d.close()
+    _drop_commands(new)
     kept = None
     if p.exists():
         kept = p.with_name(f"{p.name}.replaced-{_stamp()}")

@@ -173,13 +173,16 @@ def enqueue_command(self:State, kind:str, # halt | resume | flatten
                           (kind, json.dumps(args or {}), requested_by, iso_now(self.clock))).lastrowid
 
 @patch
-def drop_pending_commands(self:State, kind:str, # halt | resume | flatten
-                          result:str) -> list[Command]: # why they were not carried out
+def drop_pending_commands(self:State, kind:str|None, # halt | resume | flatten (None: every kind)
+                          result:str, # why they were not carried out
+                          taken:bool=False) -> list[Command]: # True: also those taken and never completed
     "Close every pending command of `kind` as failed with `result`, without carrying it out; returns them, oldest first."
+    states = ("pending", "taken") if taken else ("pending",)
     with self._tx() as db:
         now = iso_now(self.clock)
-        rows = db.execute("UPDATE commands SET status='failed', taken_at=?, completed_at=?, result=? WHERE status='pending' AND kind=? RETURNING *",
-                          (now, now, result, kind)).fetchall()
+        rows = db.execute(f"UPDATE commands SET status='failed', taken_at=COALESCE(taken_at, ?), completed_at=?, result=? "
+                          f"WHERE status IN ({','.join('?' * len(states))}) AND (? IS NULL OR kind=?) RETURNING *",
+                          (now, now, result, *states, kind, kind)).fetchall()
     return sorted(map(_command, rows), key=lambda c: c.id)
 
 @patch
